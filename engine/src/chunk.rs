@@ -1,0 +1,115 @@
+//! Chunks: runs of rows in key order, each stored as one complete Parquet file.
+//!
+//! Where a chunk ends is decided by the keys alone: after at least `min_rows` rows, a row
+//! ends its chunk when the xxh3 hash of its encoded key falls below a threshold that makes
+//! the average chunk `avg_rows` long; a chunk never exceeds `max_rows`. Chunking therefore
+//! starts afresh at every boundary, so the same rows always give the same chunks, and an
+//! edit changes only the chunks around it until the boundaries line up again.
+
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use serde::{Deserialize, Serialize};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+
+/// Chunking parameters, stored with each table so that changing the defaults never
+/// changes how an existing table is cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkParams {
+    pub min_rows: u32,
+    pub avg_rows: u32,
+    pub max_rows: u32,
+}
+
+impl Default for ChunkParams {
+    /// Chosen by measurement (see docs/architecture.md, "Chunk size").
+    fn default() -> Self {
+        ChunkParams::with_average(8192)
+    }
+}
+
+impl ChunkParams {
+    pub fn with_average(avg_rows: u32) -> Self {
+        let avg = avg_rows.max(4);
+        ChunkParams {
+            min_rows: avg / 4,
+            avg_rows: avg,
+            max_rows: avg.saturating_mul(4),
+        }
+    }
+
+    /// Whether the row with encoded key `key`, the `count`-th row of the current chunk,
+    /// ends that chunk.
+    #[inline]
+    pub fn is_boundary(&self, key: &[u8], count: u32) -> bool {
+        if count >= self.max_rows {
+            return true;
+        }
+        if count < self.min_rows {
+            return false;
+        }
+        let spread = u64::from((self.avg_rows - self.min_rows).max(1));
+        xxhash_rust::xxh3::xxh3_64(key) % spread == 0
+    }
+}
+
+/// The writer name recorded in every chunk, fixed so that chunk bytes (and so ids) do not
+/// depend on the Parquet library's version string.
+const CREATED_BY: &str = "strata chunk format 1";
+
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_created_by(CREATED_BY.to_string())
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("valid level"),
+        ))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(1 << 20))
+        .build()
+}
+
+/// Encodes one chunk as a Parquet file.
+pub fn encode_chunk(batch: &RecordBatch) -> Result<Bytes> {
+    let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 1024);
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(writer_properties()))
+        .map_err(|e| Error::parquet("encoding a chunk", e))?;
+    writer
+        .write(batch)
+        .map_err(|e| Error::parquet("encoding a chunk", e))?;
+    writer
+        .close()
+        .map_err(|e| Error::parquet("encoding a chunk", e))?;
+    Ok(Bytes::from(buf))
+}
+
+/// Decodes a chunk's Parquet bytes into one batch with the table's schema.
+pub fn decode_chunk(id: &ObjectId, bytes: Bytes, schema: &SchemaRef) -> Result<RecordBatch> {
+    let corrupt = |e: String| Error::CorruptObject {
+        id: id.to_hex(),
+        reason: format!("the chunk does not decode: {e}"),
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| corrupt(e.to_string()))?
+        .with_batch_size(1 << 20)
+        .build()
+        .map_err(|e| corrupt(e.to_string()))?;
+    let mut batches = Vec::new();
+    for b in reader {
+        batches.push(b.map_err(|e| corrupt(e.to_string()))?);
+    }
+    let file_schema = match batches.first() {
+        Some(b) => b.schema(),
+        None => return Ok(RecordBatch::new_empty(schema.clone())),
+    };
+    let batch = arrow::compute::concat_batches(&file_schema, &batches)
+        .map_err(|e| corrupt(e.to_string()))?;
+    RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+        .map_err(|e| corrupt(format!("its columns are not the table's: {e}")))
+}

@@ -1,0 +1,231 @@
+//! Row-level comparison of two versions of a table. Chunks with the same id hold the same
+//! rows, so only chunks that differ are read: the cost follows the size of the change.
+
+use std::collections::HashSet;
+
+use arrow::array::{make_comparator, Array, RecordBatch};
+use arrow::compute::SortOptions;
+use arrow::datatypes::SchemaRef;
+
+use crate::error::{Error, Result};
+use crate::key::Rows;
+use crate::store::Objects;
+use crate::table::{read_chunk, TableObject};
+use crate::tree::Entry;
+
+/// One changed row, by primary key.
+pub enum RowChange<'a> {
+    Added {
+        new: &'a Rows,
+        row: usize,
+    },
+    Removed {
+        old: &'a Rows,
+        row: usize,
+    },
+    Modified {
+        old: &'a Rows,
+        old_row: usize,
+        new: &'a Rows,
+        new_row: usize,
+    },
+}
+
+/// Counts of changed rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DiffCounts {
+    pub added: u64,
+    pub removed: u64,
+    pub modified: u64,
+}
+
+impl DiffCounts {
+    pub fn is_empty(&self) -> bool {
+        self.added == 0 && self.removed == 0 && self.modified == 0
+    }
+}
+
+struct Side<'a> {
+    objects: &'a Objects,
+    entries: std::vec::IntoIter<Entry>,
+    schema: SchemaRef,
+    key_idx: Vec<usize>,
+    rows: Option<Rows>,
+    pos: usize,
+}
+
+impl<'a> Side<'a> {
+    fn new(objects: &'a Objects, table: Option<&TableObject>, entries: Vec<Entry>) -> Result<Self> {
+        let (schema, key_idx) = match table {
+            Some(t) => (t.schema.arrow()?, t.schema.key_indices()),
+            None => (
+                std::sync::Arc::new(arrow::datatypes::Schema::empty()),
+                Vec::new(),
+            ),
+        };
+        Ok(Side {
+            objects,
+            entries: entries.into_iter(),
+            schema,
+            key_idx,
+            rows: None,
+            pos: 0,
+        })
+    }
+
+    /// Makes sure a current row exists; false at the end.
+    async fn ready(&mut self) -> Result<bool> {
+        loop {
+            if let Some(r) = &self.rows {
+                if self.pos < r.len() {
+                    return Ok(true);
+                }
+            }
+            match self.entries.next() {
+                Some(e) => {
+                    self.rows =
+                        Some(read_chunk(self.objects, &e, &self.schema, &self.key_idx).await?);
+                    self.pos = 0;
+                }
+                None => return Ok(false),
+            }
+        }
+    }
+
+    fn key(&self) -> &[u8] {
+        self.rows.as_ref().expect("ready").keys.get(self.pos)
+    }
+}
+
+/// Whether row `i` of `a` and row `j` of `b` hold the same values, column by column (by
+/// name); rows of tables with different columns always differ.
+pub fn rows_equal(a: &RecordBatch, i: usize, b: &RecordBatch, j: usize) -> Result<bool> {
+    Ok(changed_columns(a, i, b, j)?.is_empty())
+}
+
+/// The names of the columns whose values differ between row `i` of `a` and row `j` of `b`.
+/// Columns present on one side only count as changed.
+pub fn changed_columns(
+    a: &RecordBatch,
+    i: usize,
+    b: &RecordBatch,
+    j: usize,
+) -> Result<Vec<String>> {
+    let sa = a.schema();
+    let sb = b.schema();
+    let mut out = Vec::new();
+    for (ai, f) in sa.fields().iter().enumerate() {
+        let Ok(bi) = sb.index_of(f.name()) else {
+            out.push(f.name().clone());
+            continue;
+        };
+        let (ca, cb) = (a.column(ai), b.column(bi));
+        let same = match (ca.is_null(i), cb.is_null(j)) {
+            (true, true) => true,
+            (false, false) if ca.data_type() == cb.data_type() => {
+                let cmp = make_comparator(ca.as_ref(), cb.as_ref(), SortOptions::default())
+                    .map_err(|e| Error::arrow("comparing rows", e))?;
+                cmp(i, j).is_eq()
+            }
+            _ => false,
+        };
+        if !same {
+            out.push(f.name().clone());
+        }
+    }
+    for f in sb.fields() {
+        if sa.index_of(f.name()).is_err() {
+            out.push(f.name().clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Compares two versions of a table (either may be absent) and calls `visit` for every
+/// changed row, in key order.
+pub async fn diff_tables(
+    objects: &Objects,
+    old: Option<&TableObject>,
+    new: Option<&TableObject>,
+    visit: &mut dyn FnMut(RowChange<'_>) -> Result<()>,
+) -> Result<DiffCounts> {
+    let old_entries = match old {
+        Some(t) => t.chunks(objects).await?,
+        None => Vec::new(),
+    };
+    let new_entries = match new {
+        Some(t) => t.chunks(objects).await?,
+        None => Vec::new(),
+    };
+    let same_key = match (old, new) {
+        (Some(a), Some(b)) => a.schema.primary_key == b.schema.primary_key,
+        _ => true,
+    };
+    let (old_only, new_only) = if same_key {
+        let old_ids: HashSet<_> = old_entries.iter().map(|e| e.id).collect();
+        let new_ids: HashSet<_> = new_entries.iter().map(|e| e.id).collect();
+        (
+            old_entries
+                .into_iter()
+                .filter(|e| !new_ids.contains(&e.id))
+                .collect(),
+            new_entries
+                .into_iter()
+                .filter(|e| !old_ids.contains(&e.id))
+                .collect(),
+        )
+    } else {
+        (old_entries, new_entries)
+    };
+    let mut a = Side::new(objects, old, old_only)?;
+    let mut b = Side::new(objects, new, new_only)?;
+    let mut counts = DiffCounts::default();
+    loop {
+        let ra = a.ready().await?;
+        let rb = b.ready().await?;
+        let order = match (ra, rb) {
+            (false, false) => break,
+            (true, false) => std::cmp::Ordering::Less,
+            (false, true) => std::cmp::Ordering::Greater,
+            (true, true) if same_key => a.key().cmp(b.key()),
+            // Different keys: rows cannot be matched; report all as removed then added.
+            (true, true) => std::cmp::Ordering::Less,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                counts.removed += 1;
+                visit(RowChange::Removed {
+                    old: a.rows.as_ref().expect("ready"),
+                    row: a.pos,
+                })?;
+                a.pos += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                counts.added += 1;
+                visit(RowChange::Added {
+                    new: b.rows.as_ref().expect("ready"),
+                    row: b.pos,
+                })?;
+                b.pos += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                let (ar, br) = (
+                    a.rows.as_ref().expect("ready"),
+                    b.rows.as_ref().expect("ready"),
+                );
+                if !rows_equal(&ar.batch, a.pos, &br.batch, b.pos)? {
+                    counts.modified += 1;
+                    visit(RowChange::Modified {
+                        old: ar,
+                        old_row: a.pos,
+                        new: br,
+                        new_row: b.pos,
+                    })?;
+                }
+                a.pos += 1;
+                b.pos += 1;
+            }
+        }
+    }
+    Ok(counts)
+}

@@ -1,0 +1,254 @@
+//! Changing the working tables from files: import (create, replace, append, upsert) and
+//! delete by key. New chunks are stored first and the working state is switched in one
+//! atomic write at the end, so an interrupted import leaves the previous state intact.
+
+use std::path::Path;
+
+use crate::chunk::ChunkParams;
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::import::{sort_file, BatchReader, Input, SortedFile};
+use crate::names::validate_name;
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::schema::TableSchema;
+use crate::table::{apply, store_table, ApplyStats, ChangeOp, ChangeSource, TableObject};
+
+/// How an import treats the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    /// Create a new table; fails if it exists.
+    Create,
+    /// Replace all rows (and the schema) with the file's.
+    Replace,
+    /// Add rows; fails on a key that exists.
+    Append,
+    /// Add rows, replacing rows with the same key.
+    Upsert,
+}
+
+impl ImportMode {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "create" => Ok(ImportMode::Create),
+            "replace" => Ok(ImportMode::Replace),
+            "append" => Ok(ImportMode::Append),
+            "upsert" => Ok(ImportMode::Upsert),
+            other => Err(Error::Invalid(format!(
+                "unknown mode '{other}'; use create, replace, append or upsert"
+            ))),
+        }
+    }
+}
+
+/// Options of an import.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub mode: Option<ImportMode>,
+    pub primary_key: Option<Vec<String>>,
+    pub format: Option<crate::import::Format>,
+    /// Average rows per chunk for a new table (default: [`ChunkParams::default`]).
+    pub chunk_rows: Option<u32>,
+}
+
+/// What an import or delete did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditSummary {
+    pub table: String,
+    pub table_id: ObjectId,
+    pub rows: u64,
+    pub stats: ApplyStats,
+    pub created: bool,
+}
+
+impl Repository {
+    /// Imports a file into a working table.
+    pub async fn import(
+        &self,
+        table: &str,
+        path: &Path,
+        opts: &ImportOptions,
+        progress: &dyn Progress,
+    ) -> Result<EditSummary> {
+        validate_name("table", table)?;
+        let input = Input::new(path, opts.format)?;
+        let existing = match self.working().await?.tables.get(table) {
+            Some(id) => Some(TableObject::read(self.objects(), id).await?),
+            None => None,
+        };
+        let mode = match (opts.mode, &existing) {
+            (None, None) => ImportMode::Create,
+            (Some(ImportMode::Create) | None, Some(_)) => {
+                return Err(Error::TableExists { name: table.into() })
+            }
+            (Some(ImportMode::Append | ImportMode::Upsert), None) => {
+                return Err(Error::Invalid(format!(
+                    "table '{table}' does not exist; import without --mode (and with --primary-key) to create it"
+                )))
+            }
+            (Some(m), _) => m,
+        };
+        let (schema, base, op, chunking) = match mode {
+            ImportMode::Create | ImportMode::Replace => {
+                let key = match (&opts.primary_key, &existing) {
+                    (Some(k), _) => k.clone(),
+                    (None, Some(t)) => t.schema.primary_key.clone(),
+                    (None, None) => {
+                        return Err(Error::InvalidPrimaryKey {
+                            reason: format!(
+                                "table '{table}' is new: name its key columns with --primary-key COL[,COL...]"
+                            ),
+                        })
+                    }
+                };
+                let schema = TableSchema::from_arrow(&input.schema()?, &key)?;
+                let chunking = match (opts.chunk_rows, &existing) {
+                    (Some(n), _) => ChunkParams::with_average(n),
+                    (None, Some(t)) => t.chunking,
+                    (None, None) => ChunkParams::default(),
+                };
+                (schema, None, ChangeOp::Upsert, chunking)
+            }
+            ImportMode::Append | ImportMode::Upsert => {
+                let t = existing.as_ref().expect("checked above");
+                if let Some(k) = &opts.primary_key {
+                    if *k != t.schema.primary_key {
+                        return Err(Error::InvalidPrimaryKey {
+                            reason: format!(
+                                "table '{table}' has key {}; --primary-key {} differs",
+                                t.schema.primary_key.join(","),
+                                k.join(",")
+                            ),
+                        });
+                    }
+                }
+                let op = if mode == ImportMode::Append {
+                    ChangeOp::Insert
+                } else {
+                    ChangeOp::Upsert
+                };
+                (t.schema.clone(), Some(t), op, t.chunking)
+            }
+        };
+        let (object, stats) = self
+            .apply_file(table, &input, &schema, base, op, chunking, progress)
+            .await?;
+        let id = store_table(self.objects(), &object).await?;
+        self.set_working_table(table, Some(id)).await?;
+        Ok(EditSummary {
+            table: table.into(),
+            table_id: id,
+            rows: object.rows,
+            stats,
+            created: existing.is_none(),
+        })
+    }
+
+    /// Deletes the rows whose keys are listed in a file (CSV, Parquet or JSON Lines with
+    /// exactly the key columns).
+    pub async fn delete_keys(
+        &self,
+        table: &str,
+        path: &Path,
+        format: Option<crate::import::Format>,
+        progress: &dyn Progress,
+    ) -> Result<EditSummary> {
+        let input = Input::new(path, format)?;
+        let (_, t) = self.table(table, None).await?;
+        let key_schema = TableSchema {
+            columns: t
+                .schema
+                .primary_key
+                .iter()
+                .filter_map(|k| t.schema.columns.iter().find(|c| &c.name == k).cloned())
+                .collect(),
+            primary_key: t.schema.primary_key.clone(),
+        };
+        let (object, stats) = self
+            .apply_keys(table, &input, &key_schema, &t, progress)
+            .await?;
+        let id = store_table(self.objects(), &object).await?;
+        self.set_working_table(table, Some(id)).await?;
+        Ok(EditSummary {
+            table: table.into(),
+            table_id: id,
+            rows: object.rows,
+            stats,
+            created: false,
+        })
+    }
+
+    async fn apply_keys(
+        &self,
+        table: &str,
+        input: &Input,
+        key_schema: &TableSchema,
+        base: &TableObject,
+        progress: &dyn Progress,
+    ) -> Result<(TableObject, ApplyStats)> {
+        let arrow = key_schema.arrow()?;
+        let key_idx: Vec<usize> = (0..key_schema.columns.len()).collect();
+        let tmp = self.tmp_dir()?;
+        let reader = BatchReader::open(input, table, arrow, &key_idx)?;
+        let mut source = sort_file(reader, key_idx, tmp.path(), progress)?;
+        apply(
+            self.objects(),
+            table,
+            Some(base),
+            base.schema.clone(),
+            base.chunking,
+            ChangeOp::Delete,
+            source.as_mut(),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_file(
+        &self,
+        table: &str,
+        input: &Input,
+        schema: &TableSchema,
+        base: Option<&TableObject>,
+        op: ChangeOp,
+        chunking: ChunkParams,
+        progress: &dyn Progress,
+    ) -> Result<(TableObject, ApplyStats)> {
+        let arrow = schema.arrow()?;
+        let key_idx = schema.key_indices();
+        // First try streaming: most files are already in key order.
+        let reader = BatchReader::open(input, table, arrow.clone(), &key_idx)?;
+        let mut sorted = SortedFile::new(reader, key_idx.clone(), progress);
+        match apply(
+            self.objects(),
+            table,
+            base,
+            schema.clone(),
+            chunking,
+            op,
+            &mut sorted,
+        )
+        .await
+        {
+            Err(Error::NotSorted) => {
+                tracing::debug!(table, "input is not sorted by key; sorting it");
+            }
+            other => return other,
+        }
+        // The chunks written so far are unreferenced; `gc` removes them.
+        progress.set_total(0);
+        let tmp = self.tmp_dir()?;
+        let reader = BatchReader::open(input, table, arrow, &key_idx)?;
+        let mut source: Box<dyn ChangeSource> = sort_file(reader, key_idx, tmp.path(), progress)?;
+        apply(
+            self.objects(),
+            table,
+            base,
+            schema.clone(),
+            chunking,
+            op,
+            source.as_mut(),
+        )
+        .await
+    }
+}

@@ -1,0 +1,33 @@
+//! Strata's engine: versioned tables whose rows, sorted by primary key, are stored as
+//! content-addressed Parquet chunks cut by the keys themselves, with commits, branches,
+//! tags and history, all kept in an `object_store`.
+//!
+//! The engine knows nothing about remotes: a remote is another store with the same layout
+//! (see `store::layout` and docs/protocol.md).
+
+pub mod chunk;
+pub mod clock;
+pub mod commit;
+pub mod diff;
+pub mod edit;
+pub mod error;
+pub mod export;
+pub mod id;
+pub mod import;
+pub mod key;
+pub mod names;
+pub mod progress;
+pub mod repo;
+pub mod schema;
+pub mod store;
+pub mod table;
+pub mod tree;
+
+pub use chunk::ChunkParams;
+pub use commit::Commit;
+pub use error::{Error, Result};
+pub use id::ObjectId;
+pub use progress::Progress;
+pub use repo::Repository;
+pub use schema::TableSchema;
+pub use table::TableObject;

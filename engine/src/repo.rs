@@ -1,0 +1,708 @@
+//! A repository on the local disk: the shared layout under `.strata/` plus per-checkout
+//! state (`local/HEAD`, `local/WORKING`). Working changes are table versions that are
+//! stored already but not yet committed; there is no staging step.
+
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::local::LocalFileSystem;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{Clock, SystemClock};
+use crate::commit::Commit;
+use crate::diff::{diff_tables, DiffCounts};
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::names::validate_name;
+use crate::store::objects::{check_format, encode_json};
+use crate::store::{layout, storage_error, Objects, RefKind, RefLog, RefName};
+use crate::table::TableObject;
+
+/// Name of the folder that holds a repository's data.
+pub const DOT_DIR: &str = ".strata";
+/// Repository format written and understood by this build.
+pub const REPO_FORMAT: u32 = 1;
+/// The first branch of a new repository.
+pub const DEFAULT_BRANCH: &str = "main";
+
+/// The repository marker object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Marker {
+    pub format: u32,
+    pub kind: String,
+}
+
+/// What HEAD names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Head {
+    Branch(String),
+    Detached(ObjectId),
+}
+
+/// The working tables: what `commit` would record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Working {
+    pub tables: BTreeMap<String, ObjectId>,
+}
+
+/// Per-checkout settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LocalConfig {
+    writer: String,
+}
+
+/// How one table differs from HEAD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableStatus {
+    pub table: String,
+    /// `added`, `removed` or `modified`.
+    pub state: &'static str,
+    pub rows: DiffCounts,
+    pub schema_changed: bool,
+}
+
+/// A repository opened from disk.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    root: PathBuf,
+    store: Arc<dyn ObjectStore>,
+    objects: Objects,
+    refs: RefLog,
+    clock: Arc<dyn Clock>,
+}
+
+fn local_store(dot: &Path) -> Result<Arc<dyn ObjectStore>> {
+    let fs = LocalFileSystem::new_with_prefix(dot).map_err(|e| Error::Storage {
+        path: dot.display().to_string(),
+        source: e,
+    })?;
+    Ok(Arc::new(fs))
+}
+
+async fn get_opt(
+    store: &Arc<dyn ObjectStore>,
+    path: &object_store::path::Path,
+) -> Result<Option<Bytes>> {
+    match store.get(path).await {
+        Ok(r) => Ok(Some(r.bytes().await.map_err(|e| storage_error(path, e))?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(storage_error(path, e)),
+    }
+}
+
+impl Repository {
+    /// Creates a repository in `dir` (made if missing).
+    pub async fn init(dir: &Path) -> Result<Self> {
+        let dot = dir.join(DOT_DIR);
+        if dot.join(layout::MARKER).exists() {
+            return Err(Error::RepositoryExists {
+                path: dir.to_path_buf(),
+            });
+        }
+        std::fs::create_dir_all(&dot).map_err(|e| Error::Io {
+            path: dot.clone(),
+            source: e,
+        })?;
+        let store = local_store(&dot)?;
+        let config = LocalConfig {
+            writer: uuid::Uuid::new_v4().to_string(),
+        };
+        put_json(&store, &layout::local("config.json"), &config).await?;
+        put_json(
+            &store,
+            &layout::local("HEAD"),
+            &Head::Branch(DEFAULT_BRANCH.into()),
+        )
+        .await?;
+        // The marker goes last: a half-made repository is not mistaken for a whole one.
+        let marker = Marker {
+            format: REPO_FORMAT,
+            kind: "strata-repository".into(),
+        };
+        put_json(&store, &layout::marker(), &marker).await?;
+        Self::open_at(dir.to_path_buf(), store, config).await
+    }
+
+    /// Opens the repository containing `start` (searching parent folders like git).
+    pub async fn open(start: &Path) -> Result<Self> {
+        let start = std::path::absolute(start).map_err(|e| Error::Io {
+            path: start.to_path_buf(),
+            source: e,
+        })?;
+        let mut dir = start.as_path();
+        loop {
+            if dir.join(DOT_DIR).join(layout::MARKER).is_file() {
+                break;
+            }
+            dir = match dir.parent() {
+                Some(p) => p,
+                None => {
+                    return Err(Error::NotARepository {
+                        path: start.clone(),
+                    })
+                }
+            };
+        }
+        let store = local_store(&dir.join(DOT_DIR))?;
+        let marker: Marker =
+            read_json(&store, &layout::marker())
+                .await?
+                .ok_or_else(|| Error::NotARepository {
+                    path: start.clone(),
+                })?;
+        check_format("this repository", marker.format, REPO_FORMAT)?;
+        let config: LocalConfig = match read_json(&store, &layout::local("config.json")).await? {
+            Some(c) => c,
+            None => {
+                let c = LocalConfig {
+                    writer: uuid::Uuid::new_v4().to_string(),
+                };
+                put_json(&store, &layout::local("config.json"), &c).await?;
+                c
+            }
+        };
+        Self::open_at(dir.to_path_buf(), store, config).await
+    }
+
+    async fn open_at(
+        root: PathBuf,
+        store: Arc<dyn ObjectStore>,
+        config: LocalConfig,
+    ) -> Result<Self> {
+        let location = root.join(DOT_DIR).display().to_string();
+        Ok(Repository {
+            objects: Objects::new(store.clone(), location),
+            refs: RefLog::new(store.clone(), config.writer),
+            store,
+            root,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// Replaces the clock (for reproducible commits).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The folder that contains `.strata`.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn objects(&self) -> &Objects {
+        &self.objects
+    }
+
+    pub fn refs(&self) -> &RefLog {
+        &self.refs
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// A folder for temporary files of this repository (removed by its owner).
+    pub fn tmp_dir(&self) -> Result<tempfile::TempDir> {
+        let base = self.root.join(DOT_DIR).join(layout::TMP_DIR);
+        std::fs::create_dir_all(&base).map_err(|e| Error::Io {
+            path: base.clone(),
+            source: e,
+        })?;
+        tempfile::tempdir_in(&base).map_err(|e| Error::Io {
+            path: base,
+            source: e,
+        })
+    }
+
+    // ---- HEAD and working state ----
+
+    pub async fn head(&self) -> Result<Head> {
+        Ok(read_json(&self.store, &layout::local("HEAD"))
+            .await?
+            .unwrap_or(Head::Branch(DEFAULT_BRANCH.into())))
+    }
+
+    pub async fn set_head(&self, head: &Head) -> Result<()> {
+        put_json(&self.store, &layout::local("HEAD"), head).await
+    }
+
+    /// The commit HEAD points at; `None` on a branch with no commits yet.
+    pub async fn head_commit(&self) -> Result<Option<ObjectId>> {
+        match self.head().await? {
+            Head::Detached(id) => Ok(Some(id)),
+            Head::Branch(b) => Ok(self.refs.read(&RefName::branch(&b)?).await?.commit()),
+        }
+    }
+
+    /// The tables of a commit (none for `None`).
+    pub async fn commit_tables(
+        &self,
+        commit: Option<ObjectId>,
+    ) -> Result<BTreeMap<String, ObjectId>> {
+        match commit {
+            Some(id) => Ok(Commit::read(&self.objects, &id).await?.tables),
+            None => Ok(BTreeMap::new()),
+        }
+    }
+
+    pub async fn working(&self) -> Result<Working> {
+        match read_json(&self.store, &layout::local("WORKING")).await? {
+            Some(w) => Ok(w),
+            None => Ok(Working {
+                tables: self.commit_tables(self.head_commit().await?).await?,
+            }),
+        }
+    }
+
+    /// Replaces the working state in one atomic write (so a crash leaves the old one).
+    pub async fn set_working(&self, working: &Working) -> Result<()> {
+        put_json(&self.store, &layout::local("WORKING"), working).await
+    }
+
+    /// A table of the working state, or of revision `rev`.
+    pub async fn table(&self, name: &str, rev: Option<&str>) -> Result<(ObjectId, TableObject)> {
+        let tables = match rev {
+            None => self.working().await?.tables,
+            Some(r) => self.commit_tables(Some(self.resolve(r).await?)).await?,
+        };
+        let id = *tables
+            .get(name)
+            .ok_or_else(|| Error::UnknownTable { name: name.into() })?;
+        Ok((id, TableObject::read(&self.objects, &id).await?))
+    }
+
+    /// Tables whose working version differs from HEAD.
+    pub async fn changed_tables(&self) -> Result<Vec<String>> {
+        let head = self.commit_tables(self.head_commit().await?).await?;
+        let working = self.working().await?.tables;
+        let names: std::collections::BTreeSet<&String> =
+            head.keys().chain(working.keys()).collect();
+        Ok(names
+            .into_iter()
+            .filter(|n| head.get(*n) != working.get(*n))
+            .cloned()
+            .collect())
+    }
+
+    /// Row counts of what changed in each table since HEAD.
+    pub async fn status(&self) -> Result<Vec<TableStatus>> {
+        let head = self.commit_tables(self.head_commit().await?).await?;
+        let working = self.working().await?.tables;
+        self.compare_tables(&head, &working).await
+    }
+
+    /// Compares two sets of tables, table by table.
+    pub async fn compare_tables(
+        &self,
+        old: &BTreeMap<String, ObjectId>,
+        new: &BTreeMap<String, ObjectId>,
+    ) -> Result<Vec<TableStatus>> {
+        let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        let mut out = Vec::new();
+        for name in names {
+            let (a, b) = (old.get(name), new.get(name));
+            if a == b {
+                continue;
+            }
+            let ta = match a {
+                Some(id) => Some(TableObject::read(&self.objects, id).await?),
+                None => None,
+            };
+            let tb = match b {
+                Some(id) => Some(TableObject::read(&self.objects, id).await?),
+                None => None,
+            };
+            let rows =
+                diff_tables(&self.objects, ta.as_ref(), tb.as_ref(), &mut |_| Ok(())).await?;
+            let state = match (a, b) {
+                (None, _) => "added",
+                (_, None) => "removed",
+                _ => "modified",
+            };
+            let schema_changed = match (&ta, &tb) {
+                (Some(x), Some(y)) => x.schema != y.schema,
+                _ => false,
+            };
+            out.push(TableStatus {
+                table: name.clone(),
+                state,
+                rows,
+                schema_changed,
+            });
+        }
+        Ok(out)
+    }
+
+    // ---- commits and history ----
+
+    /// Commits the working tables on the current branch (or detached HEAD).
+    pub async fn commit(&self, message: &str, author: &str) -> Result<ObjectId> {
+        if message.trim().is_empty() {
+            return Err(Error::Invalid(
+                "empty commit message; give one with -m".into(),
+            ));
+        }
+        let head = self.head().await?;
+        let parent = self.head_commit().await?;
+        let working = self.working().await?;
+        if working.tables == self.commit_tables(parent).await? {
+            return Err(Error::NothingToCommit);
+        }
+        let commit = Commit::new(
+            parent.into_iter().collect(),
+            working.tables.clone(),
+            author.to_string(),
+            self.clock.now(),
+            message.to_string(),
+        );
+        let id = self.objects.put_json(&commit).await?;
+        match head {
+            Head::Branch(b) => {
+                self.move_branch(&RefName::branch(&b)?, parent, Some(id))
+                    .await?;
+            }
+            Head::Detached(_) => self.set_head(&Head::Detached(id)).await?,
+        }
+        self.set_working(&working).await?;
+        Ok(id)
+    }
+
+    /// Moves a branch from `expected` to `new` by a compare-and-swap on its ref log.
+    pub async fn move_branch(
+        &self,
+        name: &RefName,
+        expected: Option<ObjectId>,
+        new: Option<ObjectId>,
+    ) -> Result<()> {
+        let state = self.refs.read(name).await?;
+        if state.commit() != expected {
+            return Err(Error::RefConflict {
+                name: name.to_string(),
+                expected: expected.map_or("nothing".into(), |c| c.short()),
+                actual: state.commit().map_or("nothing".into(), |c| c.short()),
+            });
+        }
+        self.refs.update(&state, new, self.clock.now()).await?;
+        Ok(())
+    }
+
+    /// Commits reachable from `start`, newest first (by time, then id), at most `limit`.
+    pub async fn log(
+        &self,
+        start: ObjectId,
+        limit: Option<usize>,
+    ) -> Result<Vec<(ObjectId, Commit)>> {
+        let mut seen = HashSet::new();
+        let mut pending = BTreeMap::new();
+        let mut heap = BinaryHeap::new();
+        let first = Commit::read(&self.objects, &start).await?;
+        seen.insert(start);
+        heap.push((first.time, start));
+        pending.insert(start, first);
+        let mut out = Vec::new();
+        while let Some((_, id)) = heap.pop() {
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+            let commit = pending.remove(&id).expect("queued commits are pending");
+            for p in &commit.parents {
+                if seen.insert(*p) {
+                    let c = Commit::read(&self.objects, p).await?;
+                    heap.push((c.time, *p));
+                    pending.insert(*p, c);
+                }
+            }
+            out.push((id, commit));
+        }
+        Ok(out)
+    }
+
+    // ---- revisions ----
+
+    /// Resolves a revision: `HEAD`, a branch, a tag, a full or unique-prefix commit id,
+    /// a remote-tracking branch `REMOTE/BRANCH`, each optionally followed by `~N`, `^` or `^N`.
+    pub async fn resolve(&self, rev: &str) -> Result<ObjectId> {
+        let unknown = || Error::UnknownRevision {
+            rev: rev.to_string(),
+        };
+        let split = rev.find(['~', '^']).unwrap_or(rev.len());
+        let (base, mut suffix) = rev.split_at(split);
+        let mut id = self.resolve_base(base, rev).await?;
+        while !suffix.is_empty() {
+            let op = suffix.as_bytes()[0];
+            let rest = &suffix[1..];
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let n: usize = if digits == 0 {
+                1
+            } else {
+                rest[..digits].parse().map_err(|_| unknown())?
+            };
+            suffix = &rest[digits..];
+            match op {
+                b'~' => {
+                    for _ in 0..n {
+                        let c = Commit::read(&self.objects, &id).await?;
+                        id = *c.parents.first().ok_or_else(unknown)?;
+                    }
+                }
+                b'^' => {
+                    if n == 0 {
+                        continue;
+                    }
+                    let c = Commit::read(&self.objects, &id).await?;
+                    id = *c.parents.get(n - 1).ok_or_else(unknown)?;
+                }
+                _ => return Err(unknown()),
+            }
+        }
+        Ok(id)
+    }
+
+    async fn resolve_base(&self, base: &str, rev: &str) -> Result<ObjectId> {
+        let unknown = || Error::UnknownRevision {
+            rev: rev.to_string(),
+        };
+        if base == "HEAD" || base == "@" {
+            return self.head_commit().await?.ok_or_else(|| {
+                Error::Invalid("HEAD has no commits yet; commit something first".into())
+            });
+        }
+        if validate_name("branch", base).is_ok() {
+            for kind in [RefKind::Branch, RefKind::Tag] {
+                if let Some(c) = self.refs.read(&RefName::new(kind, base)?).await?.commit() {
+                    return Ok(c);
+                }
+            }
+        }
+        if let Some((remote, branch)) = base.split_once('/') {
+            if let Some(c) = self.remote_tracking(remote, branch).await? {
+                return Ok(c);
+            }
+        }
+        if base.len() >= 4 && base.len() <= 64 && base.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let lower = base.to_ascii_lowercase();
+            if let Ok(id) = lower.parse::<ObjectId>() {
+                Commit::read(&self.objects, &id)
+                    .await
+                    .map_err(|_| unknown())?;
+                return Ok(id);
+            }
+            let mut found = Vec::new();
+            let dir = layout::object_dir(&lower[..2]);
+            let listing = self
+                .store
+                .list_with_delimiter(Some(&dir))
+                .await
+                .map_err(|e| storage_error(&dir, e))?;
+            for o in listing.objects {
+                let Some(name) = o.location.filename() else {
+                    continue;
+                };
+                if name.starts_with(&lower[2..]) {
+                    let full = format!("{}{}", &lower[..2], name);
+                    if let Ok(id) = full.parse::<ObjectId>() {
+                        if Commit::read(&self.objects, &id).await.is_ok() {
+                            found.push(id);
+                        }
+                    }
+                }
+            }
+            return match found.len() {
+                0 => Err(unknown()),
+                1 => Ok(found[0]),
+                count => Err(Error::AmbiguousRevision {
+                    rev: rev.to_string(),
+                    count,
+                }),
+            };
+        }
+        Err(unknown())
+    }
+
+    /// The last fetched position of `remote`'s `branch`, if any.
+    pub async fn remote_tracking(&self, remote: &str, branch: &str) -> Result<Option<ObjectId>> {
+        if validate_name("remote", remote).is_err() || validate_name("branch", branch).is_err() {
+            return Ok(None);
+        }
+        let path = layout::local(&format!("remotes/{remote}/{branch}"));
+        Ok(read_json::<ObjectId>(&self.store, &path).await?)
+    }
+
+    // ---- branches and tags ----
+
+    pub async fn list_refs(&self, kind: RefKind) -> Result<Vec<(String, ObjectId)>> {
+        self.refs.list(kind).await
+    }
+
+    /// Creates a branch or tag at `start` (default HEAD). Fails if it exists.
+    pub async fn create_ref(
+        &self,
+        kind: RefKind,
+        name: &str,
+        start: Option<&str>,
+    ) -> Result<ObjectId> {
+        let ref_name = RefName::new(kind, name)?;
+        let target = self.resolve(start.unwrap_or("HEAD")).await?;
+        let state = self.refs.read(&ref_name).await?;
+        if state.commit().is_some() {
+            return Err(Error::RefExists {
+                kind: kind.noun().into(),
+                name: name.into(),
+            });
+        }
+        self.refs
+            .update(&state, Some(target), self.clock.now())
+            .await?;
+        Ok(target)
+    }
+
+    /// Deletes a branch or tag (a branch that is checked out cannot be deleted).
+    pub async fn delete_ref(&self, kind: RefKind, name: &str) -> Result<ObjectId> {
+        let ref_name = RefName::new(kind, name)?;
+        if kind == RefKind::Branch && self.head().await? == Head::Branch(name.into()) {
+            return Err(Error::DeleteCurrentBranch { name: name.into() });
+        }
+        let state = self.refs.read(&ref_name).await?;
+        let Some(old) = state.commit() else {
+            return Err(match kind {
+                RefKind::Branch => Error::UnknownBranch { name: name.into() },
+                RefKind::Tag => Error::UnknownRevision { rev: name.into() },
+            });
+        };
+        self.refs.update(&state, None, self.clock.now()).await?;
+        Ok(old)
+    }
+
+    /// Switches to a branch (or detaches at a revision), replacing the working tables.
+    /// Refuses over uncommitted changes unless `force`.
+    pub async fn checkout(&self, target: &str, force: bool) -> Result<Head> {
+        let is_branch = validate_name("branch", target).is_ok()
+            && self
+                .refs
+                .read(&RefName::branch(target)?)
+                .await?
+                .commit()
+                .is_some();
+        let (head, commit) = if is_branch {
+            let c = self.refs.read(&RefName::branch(target)?).await?.commit();
+            (Head::Branch(target.into()), c)
+        } else {
+            let id = self.resolve(target).await?;
+            (Head::Detached(id), Some(id))
+        };
+        self.ensure_clean(force).await?;
+        let tables = self.commit_tables(commit).await?;
+        self.set_head(&head).await?;
+        self.set_working(&Working { tables }).await?;
+        Ok(head)
+    }
+
+    /// Fails with [`Error::UncommittedChanges`] when the working tables differ from HEAD.
+    pub async fn ensure_clean(&self, force: bool) -> Result<()> {
+        if force {
+            return Ok(());
+        }
+        let changed = self.changed_tables().await?;
+        if !changed.is_empty() {
+            return Err(Error::UncommittedChanges {
+                tables: changed.join(", "),
+            });
+        }
+        Ok(())
+    }
+
+    /// Moves the current branch (or detached HEAD) to `rev` and discards working changes.
+    pub async fn reset_hard(&self, rev: &str) -> Result<ObjectId> {
+        let target = self.resolve(rev).await?;
+        match self.head().await? {
+            Head::Branch(b) => {
+                let name = RefName::branch(&b)?;
+                let state = self.refs.read(&name).await?;
+                if state.commit() != Some(target) {
+                    self.refs
+                        .update(&state, Some(target), self.clock.now())
+                        .await?;
+                }
+            }
+            Head::Detached(_) => self.set_head(&Head::Detached(target)).await?,
+        }
+        let tables = self.commit_tables(Some(target)).await?;
+        self.set_working(&Working { tables }).await?;
+        Ok(target)
+    }
+
+    // ---- tables ----
+
+    /// Removes a table from the working state.
+    pub async fn drop_table(&self, name: &str) -> Result<()> {
+        let mut w = self.working().await?;
+        if w.tables.remove(name).is_none() {
+            return Err(Error::UnknownTable { name: name.into() });
+        }
+        self.set_working(&w).await
+    }
+
+    /// Renames a table in the working state.
+    pub async fn rename_table(&self, from: &str, to: &str) -> Result<()> {
+        validate_name("table", to)?;
+        let mut w = self.working().await?;
+        if w.tables.contains_key(to) {
+            return Err(Error::Invalid(format!(
+                "table '{to}' already exists; drop it first or choose another name"
+            )));
+        }
+        let id = w
+            .tables
+            .remove(from)
+            .ok_or_else(|| Error::UnknownTable { name: from.into() })?;
+        w.tables.insert(to.into(), id);
+        self.set_working(&w).await
+    }
+
+    /// Sets one table of the working state (`None` removes it).
+    pub async fn set_working_table(&self, name: &str, table: Option<ObjectId>) -> Result<()> {
+        let mut w = self.working().await?;
+        match table {
+            Some(id) => w.tables.insert(name.into(), id),
+            None => w.tables.remove(name),
+        };
+        self.set_working(&w).await
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    store: &Arc<dyn ObjectStore>,
+    path: &object_store::path::Path,
+) -> Result<Option<T>> {
+    match get_opt(store, path).await? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::CorruptObject {
+                id: path.to_string(),
+                reason: format!("it does not decode: {e}"),
+            }),
+    }
+}
+
+async fn put_json<T: Serialize>(
+    store: &Arc<dyn ObjectStore>,
+    path: &object_store::path::Path,
+    value: &T,
+) -> Result<()> {
+    let bytes = encode_json(value)?;
+    store
+        .put(path, PutPayload::from_bytes(bytes))
+        .await
+        .map_err(|e| storage_error(path, e))?;
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! The one place that knows the object-key layout (docs/protocol.md shows the same tree):
+//!
+//! ```text
+//! strata.json                          repository marker and format version
+//! objects/ab/cdef...                   JSON objects (commits, tables, index nodes) by BLAKE3 id
+//! chunks/ab/cdef....parquet            Parquet chunks by BLAKE3 id
+//! refs/heads/<branch>/<seq:020>        branch ref log: immutable numbered records
+//! refs/heads/<branch>/latest           advisory copy of the newest record (never trusted alone)
+//! refs/tags/<tag>/...                  the same for tags
+//! local/...                            per-checkout state; never part of a remote
+//! ```
+
+use object_store::path::Path;
+
+use crate::id::ObjectId;
+use crate::store::refs::RefKind;
+
+/// The repository marker, holding the format version.
+pub const MARKER: &str = "strata.json";
+
+pub fn marker() -> Path {
+    Path::from(MARKER)
+}
+
+pub fn object(id: &ObjectId) -> Path {
+    let hex = id.to_hex();
+    Path::from(format!("objects/{}/{}", &hex[..2], &hex[2..]))
+}
+
+pub fn chunk(id: &ObjectId) -> Path {
+    let hex = id.to_hex();
+    Path::from(format!("chunks/{}/{}.parquet", &hex[..2], &hex[2..]))
+}
+
+/// The folder of all objects whose id starts with the two hex digits `prefix2`.
+pub fn object_dir(prefix2: &str) -> Path {
+    Path::from(format!("objects/{prefix2}"))
+}
+
+pub fn refs_dir(kind: RefKind) -> Path {
+    Path::from(format!("refs/{}", kind.dir()))
+}
+
+pub fn ref_dir(kind: RefKind, name: &str) -> Path {
+    Path::from(format!("refs/{}/{name}", kind.dir()))
+}
+
+pub fn ref_record(kind: RefKind, name: &str, seq: u64) -> Path {
+    Path::from(format!("refs/{}/{name}/{seq:020}", kind.dir()))
+}
+
+pub fn ref_hint(kind: RefKind, name: &str) -> Path {
+    Path::from(format!("refs/{}/{name}/latest", kind.dir()))
+}
+
+/// Parses the sequence number out of a record's file name; `None` for the hint.
+pub fn parse_record_seq(file_name: &str) -> Option<u64> {
+    if file_name.len() == 20 && file_name.bytes().all(|b| b.is_ascii_digit()) {
+        file_name.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Local (per-checkout) state, never pushed.
+pub fn local(name: &str) -> Path {
+    Path::from(format!("local/{name}"))
+}
+
+/// Temporary files of a running import (spilled sort runs).
+pub const TMP_DIR: &str = "tmp";

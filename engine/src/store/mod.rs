@@ -1,0 +1,23 @@
+//! The storage layer: one object-key layout, immutable content-addressed objects, and
+//! per-ref logs of immutable numbered records. Everything is written through `object_store`,
+//! so a local repository and a remote differ only in which `ObjectStore` they use.
+
+pub mod layout;
+pub mod objects;
+pub mod refs;
+
+pub use objects::{ObjectKind, Objects};
+pub use refs::{RefKind, RefLog, RefName, RefRecord, RefState};
+
+use object_store::path::Path;
+
+use crate::error::Error;
+
+/// Maps an `object_store` error at `path` into the engine's error. `NotFound` is handled
+/// by the callers that expect it; everything else is a storage error naming the key.
+pub(crate) fn storage_error(path: &Path, source: object_store::Error) -> Error {
+    Error::Storage {
+        path: path.to_string(),
+        source,
+    }
+}

@@ -1,0 +1,486 @@
+//! Tables as stored: a table object (schema, key, chunking, index root) and the one
+//! algorithm that changes a table, by merging a sorted stream of changes into its chunks.
+
+use std::collections::{HashSet, VecDeque};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::stream::{self, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+
+use crate::chunk::{decode_chunk, encode_chunk, ChunkParams};
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::key::{encode_keys, format_key, Keys, Rows};
+use crate::schema::TableSchema;
+use crate::store::objects::check_format;
+use crate::store::{ObjectKind, Objects};
+use crate::tree::{self, encode_hex, Entry};
+
+/// Table object format understood by this build.
+pub const TABLE_FORMAT: u32 = 1;
+
+/// Chunks encoded and stored at once while writing.
+const WRITE_CONCURRENCY: usize = 4;
+/// Chunks read ahead while scanning.
+const READ_AHEAD: usize = 4;
+
+/// A table as stored: the object a commit names for each table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableObject {
+    pub format: u32,
+    pub kind: String,
+    pub schema: TableSchema,
+    pub chunking: ChunkParams,
+    /// Root of the index tree over the chunks.
+    pub index: ObjectId,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+impl TableObject {
+    pub async fn read(objects: &Objects, id: &ObjectId) -> Result<Self> {
+        let t: TableObject = objects.get_json(id).await?;
+        check_format(&format!("table {id}"), t.format, TABLE_FORMAT)?;
+        if t.kind != "table" {
+            return Err(Error::CorruptObject {
+                id: id.to_hex(),
+                reason: format!("expected a table, found a {}", t.kind),
+            });
+        }
+        Ok(t)
+    }
+
+    /// The table's chunk entries in key order.
+    pub async fn chunks(&self, objects: &Objects) -> Result<Vec<Entry>> {
+        Ok(tree::load(objects, &self.index).await?.0)
+    }
+}
+
+/// What a change stream does to the rows it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    /// Insert rows; a key that exists already is an error.
+    Insert,
+    /// Insert rows, replacing those with the same key.
+    Upsert,
+    /// Remove the rows with these keys (the batches hold only key columns).
+    Delete,
+}
+
+/// A source of changes sorted by key, each key at most once.
+pub trait ChangeSource {
+    /// The next run of changes, or `None` at the end.
+    fn next_rows(&mut self) -> Result<Option<Rows>>;
+}
+
+/// A `ChangeSource` over rows already in memory.
+pub struct VecSource(pub VecDeque<Rows>);
+
+impl ChangeSource for VecSource {
+    fn next_rows(&mut self) -> Result<Option<Rows>> {
+        Ok(self.0.pop_front())
+    }
+}
+
+/// Buffers a change source so that changes can be taken up to a key.
+struct Cursor<'a> {
+    source: &'a mut dyn ChangeSource,
+    current: Option<Rows>,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(source: &'a mut dyn ChangeSource) -> Self {
+        Cursor {
+            source,
+            current: None,
+            pos: 0,
+        }
+    }
+
+    fn fill(&mut self) -> Result<bool> {
+        while self.current.as_ref().is_none_or(|c| self.pos >= c.len()) {
+            match self.source.next_rows()? {
+                Some(rows) => {
+                    self.current = Some(rows);
+                    self.pos = 0;
+                }
+                None => {
+                    self.current = None;
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn peek_key(&mut self) -> Result<Option<&[u8]>> {
+        if !self.fill()? {
+            return Ok(None);
+        }
+        Ok(self.current.as_ref().map(|c| c.keys.get(self.pos)))
+    }
+
+    /// All changes with keys `<= bound` (all remaining ones when `bound` is `None`).
+    fn take_until(&mut self, bound: Option<&[u8]>) -> Result<Vec<Rows>> {
+        let mut out = Vec::new();
+        while self.fill()? {
+            let cur = self.current.as_ref().expect("filled");
+            let end = match bound {
+                Some(b) => cur.keys.partition_point_le(b),
+                None => cur.len(),
+            };
+            if end <= self.pos {
+                break;
+            }
+            out.push(cur.slice(self.pos, end));
+            self.pos = end;
+            if end < cur.len() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Counts of what applying changes did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    /// Delete keys that matched no row.
+    pub missing: u64,
+    pub chunks_written: u64,
+    pub chunks_reused: u64,
+}
+
+/// Cuts a stream of sorted rows into chunks and stores them.
+struct Chunker<'a> {
+    objects: &'a Objects,
+    params: ChunkParams,
+    schema: SchemaRef,
+    pending: Vec<RecordBatch>,
+    pending_rows: u32,
+    last_key: Vec<u8>,
+    out: Vec<PendingEntry>,
+    in_flight: usize,
+    written: u64,
+}
+
+enum PendingEntry {
+    Ready(Entry),
+    Writing(JoinHandle<Result<Entry>>),
+}
+
+impl<'a> Chunker<'a> {
+    fn at_boundary(&self) -> bool {
+        self.pending_rows == 0
+    }
+
+    fn keep(&mut self, entry: Entry) {
+        debug_assert!(self.at_boundary());
+        self.out.push(PendingEntry::Ready(entry));
+    }
+
+    async fn push(&mut self, rows: &Rows) -> Result<()> {
+        let mut start = 0;
+        for i in 0..rows.len() {
+            self.pending_rows += 1;
+            if self.params.is_boundary(rows.keys.get(i), self.pending_rows) {
+                self.pending.push(rows.batch.slice(start, i + 1 - start));
+                self.last_key.clear();
+                self.last_key.extend_from_slice(rows.keys.get(i));
+                self.emit().await?;
+                start = i + 1;
+            }
+        }
+        if start < rows.len() {
+            self.pending
+                .push(rows.batch.slice(start, rows.len() - start));
+            self.last_key.clear();
+            self.last_key
+                .extend_from_slice(rows.keys.get(rows.len() - 1));
+        }
+        Ok(())
+    }
+
+    async fn emit(&mut self) -> Result<()> {
+        if self.pending_rows == 0 {
+            return Ok(());
+        }
+        let batches = std::mem::take(&mut self.pending);
+        let rows = u64::from(self.pending_rows);
+        self.pending_rows = 0;
+        let last_key = encode_hex(&self.last_key);
+        let schema = self.schema.clone();
+        let objects = self.objects.clone();
+        let task = tokio::spawn(async move {
+            let (bytes, id) = tokio::task::spawn_blocking(move || -> Result<_> {
+                let batch = arrow::compute::concat_batches(&schema, &batches)
+                    .map_err(|e| Error::arrow("assembling a chunk", e))?;
+                let bytes = encode_chunk(&batch)?;
+                let id = ObjectId::of(&bytes);
+                Ok((bytes, id))
+            })
+            .await
+            .map_err(|e| Error::Invalid(format!("chunk encoder failed: {e}")))??;
+            let len = bytes.len() as u64;
+            objects.put_with_id(ObjectKind::Chunk, id, bytes).await?;
+            Ok(Entry {
+                id,
+                rows,
+                bytes: len,
+                last_key,
+            })
+        });
+        self.out.push(PendingEntry::Writing(task));
+        self.in_flight += 1;
+        self.written += 1;
+        if self.in_flight > WRITE_CONCURRENCY {
+            self.settle(WRITE_CONCURRENCY).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for writes until at most `limit` are in flight.
+    async fn settle(&mut self, limit: usize) -> Result<()> {
+        for slot in self.out.iter_mut() {
+            if self.in_flight <= limit {
+                break;
+            }
+            if let PendingEntry::Writing(handle) = slot {
+                let entry = handle
+                    .await
+                    .map_err(|e| Error::Invalid(format!("chunk writer failed: {e}")))??;
+                *slot = PendingEntry::Ready(entry);
+                self.in_flight -= 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<(Vec<Entry>, u64)> {
+        self.emit().await?;
+        self.settle(0).await?;
+        let entries = self
+            .out
+            .into_iter()
+            .map(|p| match p {
+                PendingEntry::Ready(e) => e,
+                PendingEntry::Writing(_) => unreachable!("settled"),
+            })
+            .collect();
+        Ok((entries, self.written))
+    }
+}
+
+/// Reads one chunk's rows with their keys.
+pub async fn read_chunk(
+    objects: &Objects,
+    entry: &Entry,
+    schema: &SchemaRef,
+    key_idx: &[usize],
+) -> Result<Rows> {
+    let bytes = objects.get(ObjectKind::Chunk, &entry.id).await?;
+    let id = entry.id;
+    let schema = schema.clone();
+    let key_idx = key_idx.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let batch = decode_chunk(&id, bytes, &schema)?;
+        let keys = encode_keys(&batch, &key_idx)?.map_err(|_| Error::CorruptObject {
+            id: id.to_hex(),
+            reason: "a key column holds a null".into(),
+        })?;
+        Ok(Rows { batch, keys })
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
+}
+
+/// Merges sorted `changes` into one chunk's sorted `old` rows.
+fn merge_rows(
+    table: &str,
+    old: &Rows,
+    changes: &[Rows],
+    op: ChangeOp,
+    key_idx: &[usize],
+    stats: &mut ApplyStats,
+) -> Result<Rows> {
+    use arrow::compute::interleave_record_batch;
+    let mut batches: Vec<&RecordBatch> = vec![&old.batch];
+    if op != ChangeOp::Delete {
+        batches.extend(changes.iter().map(|c| &c.batch));
+    }
+    let mut indices: Vec<(usize, usize)> = Vec::with_capacity(old.len() + 16);
+    let mut keys = Keys::with_capacity(old.len() + 16, 0);
+    let mut i = 0;
+    let push_old = |i: usize, indices: &mut Vec<(usize, usize)>, keys: &mut Keys| {
+        indices.push((0, i));
+        keys.push(old.keys.get(i));
+    };
+    for (ci, change) in changes.iter().enumerate() {
+        for j in 0..change.len() {
+            let key = change.keys.get(j);
+            while i < old.len() && old.keys.get(i) < key {
+                push_old(i, &mut indices, &mut keys);
+                i += 1;
+            }
+            let exists = i < old.len() && old.keys.get(i) == key;
+            match op {
+                ChangeOp::Insert if exists => {
+                    return Err(Error::KeyExists {
+                        table: table.to_string(),
+                        key: format_key(&change.batch, key_idx, j),
+                    })
+                }
+                ChangeOp::Delete => {
+                    if exists {
+                        stats.deleted += 1;
+                        i += 1;
+                    } else {
+                        stats.missing += 1;
+                    }
+                }
+                ChangeOp::Insert | ChangeOp::Upsert => {
+                    if exists {
+                        stats.updated += 1;
+                        i += 1;
+                    } else {
+                        stats.inserted += 1;
+                    }
+                    indices.push((ci + 1, j));
+                    keys.push(key);
+                }
+            }
+        }
+    }
+    while i < old.len() {
+        push_old(i, &mut indices, &mut keys);
+        i += 1;
+    }
+    let batch = interleave_record_batch(&batches, &indices)
+        .map_err(|e| Error::arrow(format!("merging rows of table '{table}'"), e))?;
+    Ok(Rows { batch, keys })
+}
+
+/// Applies sorted changes to a table (or creates one when `base` is `None`) and stores the
+/// result. Chunks before the first change and after the chunking lines up again are reused
+/// without being read.
+pub async fn apply(
+    objects: &Objects,
+    table: &str,
+    base: Option<&TableObject>,
+    schema: TableSchema,
+    chunking: ChunkParams,
+    op: ChangeOp,
+    source: &mut dyn ChangeSource,
+) -> Result<(TableObject, ApplyStats)> {
+    let arrow_schema = schema.arrow()?;
+    let key_idx = schema.key_indices();
+    let (old_entries, known) = match base {
+        Some(t) => tree::load(objects, &t.index).await?,
+        None => (Vec::new(), HashSet::new()),
+    };
+    let mut stats = ApplyStats::default();
+    let mut cursor = Cursor::new(source);
+    let mut chunker = Chunker {
+        objects,
+        params: chunking,
+        schema: arrow_schema.clone(),
+        pending: Vec::new(),
+        pending_rows: 0,
+        last_key: Vec::new(),
+        out: Vec::new(),
+        in_flight: 0,
+        written: 0,
+    };
+    let n = old_entries.len();
+    for (idx, entry) in old_entries.into_iter().enumerate() {
+        let is_last = idx + 1 == n;
+        let last_key = entry.last_key_bytes()?;
+        let touched = match cursor.peek_key()? {
+            Some(k) => k <= last_key.as_slice() || is_last,
+            None => false,
+        };
+        if chunker.at_boundary() && !touched {
+            stats.chunks_reused += 1;
+            chunker.keep(entry);
+            continue;
+        }
+        let old = read_chunk(objects, &entry, &arrow_schema, &key_idx).await?;
+        let bound = if is_last {
+            None
+        } else {
+            Some(last_key.as_slice())
+        };
+        let changes = cursor.take_until(bound)?;
+        let merged = if changes.is_empty() {
+            old
+        } else {
+            merge_rows(table, &old, &changes, op, &key_idx, &mut stats)?
+        };
+        chunker.push(&merged).await?;
+    }
+    // Changes past the end of the table (or into an empty one).
+    loop {
+        let changes = cursor.take_until(None)?;
+        if changes.is_empty() {
+            break;
+        }
+        for rows in changes {
+            match op {
+                ChangeOp::Delete => stats.missing += rows.len() as u64,
+                ChangeOp::Insert | ChangeOp::Upsert => {
+                    stats.inserted += rows.len() as u64;
+                    chunker.push(&rows).await?;
+                }
+            }
+        }
+    }
+    let (entries, written) = chunker.finish().await?;
+    stats.chunks_written = written;
+    let rows = entries.iter().map(|e| e.rows).sum();
+    let bytes = entries.iter().map(|e| e.bytes).sum();
+    let built = tree::build(entries, &known)?;
+    let index = tree::store(objects, built).await?;
+    Ok((
+        TableObject {
+            format: TABLE_FORMAT,
+            kind: "table".into(),
+            schema,
+            chunking,
+            index,
+            rows,
+            bytes,
+        },
+        stats,
+    ))
+}
+
+/// Stores a table object and returns its id.
+pub async fn store_table(objects: &Objects, table: &TableObject) -> Result<ObjectId> {
+    objects.put_json(table).await
+}
+
+/// Streams a table's rows in key order, chunk by chunk, reading a few chunks ahead.
+pub fn scan<'a>(
+    objects: &'a Objects,
+    table: &'a TableObject,
+    entries: Vec<Entry>,
+) -> Result<impl Stream<Item = Result<RecordBatch>> + 'a> {
+    let schema = table.schema.arrow()?;
+    Ok(stream::iter(entries)
+        .map(move |entry| {
+            let schema = schema.clone();
+            async move {
+                let bytes = objects.get(ObjectKind::Chunk, &entry.id).await?;
+                tokio::task::spawn_blocking(move || decode_chunk(&entry.id, bytes, &schema))
+                    .await
+                    .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
+            }
+        })
+        .buffered(READ_AHEAD))
+}
