@@ -1,0 +1,178 @@
+//! The command line, declared with clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Version control for tables, with remotes in object storage.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, long_about = None, disable_help_subcommand = true)]
+#[command(
+    after_help = "Exit status: 0 on success, 1 when the command failed, 2 on a usage error.\n\
+Run 'strata <command> --help' for the options of a command."
+)]
+pub struct Cli {
+    /// Run as if strata was started in DIR.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Show what strata does (repeat for more detail).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an empty repository.
+    Init {
+        /// Where to create it (default: the current folder).
+        dir: Option<PathBuf>,
+    },
+    /// Import rows from a CSV, Parquet or JSON Lines file into a table.
+    Import(ImportArgs),
+    /// Delete the rows whose keys a file lists.
+    Delete {
+        table: String,
+        /// File with the key columns (CSV with header, Parquet or JSON Lines).
+        #[arg(long, value_name = "FILE")]
+        keys: PathBuf,
+        /// Format of the keys file (default: from its extension).
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// List, show, drop or rename tables.
+    #[command(subcommand)]
+    Table(TableCommand),
+    /// Show which tables changed since HEAD, with rows added, removed and modified.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record all working changes as a new commit.
+    Commit {
+        /// The commit message.
+        #[arg(short, long)]
+        message: String,
+        /// Author as "Name <email>" (default: $STRATA_AUTHOR).
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// Show the commit history.
+    Log {
+        /// Start from this revision (default: HEAD).
+        rev: Option<String>,
+        /// One line per commit.
+        #[arg(long)]
+        oneline: bool,
+        /// Show at most N commits.
+        #[arg(short = 'n', long = "max-count", value_name = "N")]
+        max_count: Option<usize>,
+        /// JSON Lines, one commit per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a commit and what it changed.
+    Show {
+        #[arg(default_value = "HEAD")]
+        rev: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List branches, create one, or delete one with -d.
+    Branch {
+        /// Name of the branch to create.
+        name: Option<String>,
+        /// Where it starts (default: HEAD).
+        start: Option<String>,
+        /// Delete the named branch.
+        #[arg(short, long, value_name = "NAME", conflicts_with_all = ["name", "start"])]
+        delete: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Switch to a branch, or to any revision (detached).
+    Checkout {
+        /// Branch or revision.
+        target: String,
+        /// Create a branch named TARGET at START (default: HEAD) and switch to it.
+        #[arg(short = 'b', value_name = "START", num_args = 0..=1, default_missing_value = "HEAD")]
+        create: Option<String>,
+        /// Discard uncommitted changes.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List tags, create one, or delete one with -d.
+    Tag {
+        name: Option<String>,
+        /// Revision to tag (default: HEAD).
+        rev: Option<String>,
+        #[arg(short, long, value_name = "NAME", conflicts_with_all = ["name", "rev"])]
+        delete: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move the current branch to a revision and discard working changes.
+    Reset {
+        /// Required: discard working changes.
+        #[arg(long, required = true)]
+        hard: bool,
+        #[arg(default_value = "HEAD")]
+        rev: String,
+    },
+    /// Write a table, at any revision, to a Parquet, CSV, JSON Lines or Arrow file.
+    Export {
+        table: String,
+        /// Output file, or - for standard output.
+        out: PathBuf,
+        /// parquet, csv, jsonl or arrow (default: from the extension).
+        #[arg(long)]
+        format: Option<String>,
+        /// The revision to export (default: the working version).
+        #[arg(long)]
+        rev: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    pub table: String,
+    pub file: PathBuf,
+    /// Key columns, comma-separated (required to create a table).
+    #[arg(long, short = 'k', value_delimiter = ',', value_name = "COLS")]
+    pub primary_key: Option<Vec<String>>,
+    /// create (default), replace, append or upsert.
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// csv, parquet or jsonl (default: from the extension).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Average rows per chunk for a new table.
+    #[arg(long, hide = true)]
+    pub chunk_rows: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TableCommand {
+    /// List tables with their row counts.
+    List {
+        #[arg(long)]
+        rev: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a table's columns, key and size.
+    Show {
+        table: String,
+        #[arg(long)]
+        rev: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a table (a working change).
+    Drop { table: String },
+    /// Rename a table (a working change).
+    Rename { from: String, to: String },
+}

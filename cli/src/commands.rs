@@ -1,0 +1,504 @@
+//! One function per command: call the engine, render for people or as JSON.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use strata_engine::clock::FixedClock;
+use strata_engine::edit::{ImportMode, ImportOptions};
+use strata_engine::export::{Destination, ExportFormat};
+use strata_engine::import::Format;
+use strata_engine::repo::{Head, TableStatus};
+use strata_engine::store::RefKind;
+use strata_engine::{Commit, ObjectId, Repository, TableObject};
+
+use crate::args::{Cli, Command, ImportArgs, TableCommand};
+use crate::render::{self, Bar};
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let cwd = match &cli.dir {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("cannot read the current folder")?,
+    };
+    if let Command::Init { dir } = &cli.command {
+        let target = match dir {
+            Some(d) => cwd.join(d),
+            None => cwd.clone(),
+        };
+        Repository::init(&target).await?;
+        println!(
+            "Initialized empty strata repository in {}",
+            target.join(strata_engine::repo::DOT_DIR).display()
+        );
+        return Ok(());
+    }
+    let repo = open(&cwd).await?;
+    match cli.command {
+        Command::Init { .. } => unreachable!("handled above"),
+        Command::Import(args) => import(&repo, args).await,
+        Command::Delete {
+            table,
+            keys,
+            format,
+        } => delete(&repo, &table, &keys, format).await,
+        Command::Table(cmd) => table(&repo, cmd).await,
+        Command::Status { json } => status(&repo, json).await,
+        Command::Commit { message, author } => commit(&repo, &message, author).await,
+        Command::Log {
+            rev,
+            oneline,
+            max_count,
+            json,
+        } => log(&repo, rev, oneline, max_count, json).await,
+        Command::Show { rev, json } => show(&repo, &rev, json).await,
+        Command::Branch {
+            name,
+            start,
+            delete,
+            json,
+        } => branch(&repo, name, start, delete, json).await,
+        Command::Checkout {
+            target,
+            create,
+            force,
+        } => checkout(&repo, &target, create, force).await,
+        Command::Tag {
+            name,
+            rev,
+            delete,
+            json,
+        } => tag(&repo, name, rev, delete, json).await,
+        Command::Reset { hard: _, rev } => {
+            let id = repo.reset_hard(&rev).await?;
+            let c = Commit::read(repo.objects(), &id).await?;
+            println!("HEAD is now at {} {}", id.short(), c.summary());
+            Ok(())
+        }
+        Command::Export {
+            table,
+            out,
+            format,
+            rev,
+        } => export(&repo, &table, &out, format, rev).await,
+    }
+}
+
+async fn open(cwd: &Path) -> Result<Repository> {
+    let repo = Repository::open(cwd).await?;
+    Ok(match std::env::var("STRATA_COMMIT_TIME") {
+        Ok(t) => {
+            let secs: i64 = t
+                .parse()
+                .with_context(|| format!("STRATA_COMMIT_TIME='{t}' is not a number of seconds"))?;
+            repo.with_clock(Arc::new(FixedClock(secs)))
+        }
+        Err(_) => repo,
+    })
+}
+
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+async fn import(repo: &Repository, args: ImportArgs) -> Result<()> {
+    let opts = ImportOptions {
+        mode: args.mode.as_deref().map(ImportMode::parse).transpose()?,
+        primary_key: args.primary_key,
+        format: args.format.as_deref().map(Format::parse).transpose()?,
+        chunk_rows: args.chunk_rows,
+    };
+    let bar = Bar::new(&format!("importing {}", args.table));
+    let result = repo.import(&args.table, &args.file, &opts, &bar).await;
+    bar.done();
+    let s = result?;
+    let verb = if s.created { "Created" } else { "Updated" };
+    println!(
+        "{verb} table '{}': {} inserted, {} updated; {} rows in all ({} chunks written, {} reused)",
+        s.table,
+        s.stats.inserted,
+        s.stats.updated,
+        s.rows,
+        s.stats.chunks_written,
+        s.stats.chunks_reused
+    );
+    Ok(())
+}
+
+async fn delete(repo: &Repository, table: &str, keys: &Path, format: Option<String>) -> Result<()> {
+    let format = format.as_deref().map(Format::parse).transpose()?;
+    let bar = Bar::new(&format!("deleting from {table}"));
+    let result = repo.delete_keys(table, keys, format, &bar).await;
+    bar.done();
+    let s = result?;
+    print!(
+        "Deleted {} rows from '{}'; {} rows left",
+        s.stats.deleted, s.table, s.rows
+    );
+    if s.stats.missing > 0 {
+        print!(" ({} keys matched no row)", s.stats.missing);
+    }
+    println!();
+    Ok(())
+}
+
+async fn table_object(
+    repo: &Repository,
+    name: &str,
+    rev: Option<&str>,
+) -> Result<(ObjectId, TableObject)> {
+    Ok(repo.table(name, rev).await?)
+}
+
+async fn table(repo: &Repository, cmd: TableCommand) -> Result<()> {
+    match cmd {
+        TableCommand::List { rev, json } => {
+            let tables = match &rev {
+                None => repo.working().await?.tables,
+                Some(r) => repo.commit_tables(Some(repo.resolve(r).await?)).await?,
+            };
+            let mut t = render::table(&["table", "rows", "columns", "key"]);
+            for (name, id) in &tables {
+                let obj = TableObject::read(repo.objects(), id).await?;
+                if json {
+                    print_json(&json!({
+                        "table": name, "id": id, "rows": obj.rows,
+                        "columns": obj.schema.columns.len(), "primary_key": obj.schema.primary_key,
+                    }))?;
+                } else {
+                    t.add_row(vec![
+                        name.clone(),
+                        obj.rows.to_string(),
+                        obj.schema.columns.len().to_string(),
+                        obj.schema.primary_key.join(", "),
+                    ]);
+                }
+            }
+            if !json {
+                if tables.is_empty() {
+                    println!("No tables yet; add one with 'strata import TABLE FILE --primary-key COLS'.");
+                } else {
+                    println!("{t}");
+                }
+            }
+        }
+        TableCommand::Show { table, rev, json } => {
+            let (id, obj) = table_object(repo, &table, rev.as_deref()).await?;
+            let chunks = obj.chunks(repo.objects()).await?;
+            if json {
+                print_json(&json!({
+                    "table": table, "id": id, "rows": obj.rows, "bytes": obj.bytes,
+                    "chunks": chunks.len(), "primary_key": obj.schema.primary_key,
+                    "columns": obj.schema.columns, "chunking": obj.chunking,
+                }))?;
+            } else {
+                println!("table:       {table}");
+                println!("id:          {id}");
+                println!("primary key: {}", obj.schema.primary_key.join(", "));
+                println!("rows:        {}", obj.rows);
+                println!("chunks:      {} ({} bytes)", chunks.len(), obj.bytes);
+                let mut t = render::table(&["column", "type", "nullable"]);
+                for c in &obj.schema.columns {
+                    t.add_row(vec![
+                        c.name.clone(),
+                        c.data_type.clone(),
+                        c.nullable.to_string(),
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
+        TableCommand::Drop { table } => {
+            repo.drop_table(&table).await?;
+            println!("Dropped table '{table}' (commit to record it)");
+        }
+        TableCommand::Rename { from, to } => {
+            repo.rename_table(&from, &to).await?;
+            println!("Renamed table '{from}' to '{to}' (commit to record it)");
+        }
+    }
+    Ok(())
+}
+
+fn status_json(s: &TableStatus) -> serde_json::Value {
+    json!({
+        "table": s.table, "state": s.state, "added": s.rows.added,
+        "removed": s.rows.removed, "modified": s.rows.modified, "schema_changed": s.schema_changed,
+    })
+}
+
+async fn status(repo: &Repository, as_json: bool) -> Result<()> {
+    let head = repo.head().await?;
+    let head_commit = repo.head_commit().await?;
+    let changes = repo.status().await?;
+    if as_json {
+        let (branch, detached) = match &head {
+            Head::Branch(b) => (Some(b.clone()), None),
+            Head::Detached(id) => (None, Some(*id)),
+        };
+        return print_json(&json!({
+            "branch": branch, "detached": detached, "head": head_commit,
+            "tables": changes.iter().map(status_json).collect::<Vec<_>>(),
+        }));
+    }
+    match &head {
+        Head::Branch(b) => println!("On branch {b}"),
+        Head::Detached(id) => println!("HEAD detached at {}", id.short()),
+    }
+    if head_commit.is_none() {
+        println!("No commits yet");
+    }
+    if changes.is_empty() {
+        println!("nothing to commit, working tables clean");
+        return Ok(());
+    }
+    println!("Changes not yet committed:");
+    let mut t = render::table(&["table", "state", "added", "removed", "modified"]);
+    for s in &changes {
+        let state = if s.schema_changed {
+            format!("{} (schema)", s.state)
+        } else {
+            s.state.to_string()
+        };
+        t.add_row(vec![
+            s.table.clone(),
+            state,
+            s.rows.added.to_string(),
+            s.rows.removed.to_string(),
+            s.rows.modified.to_string(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+fn author(given: Option<String>) -> Result<String> {
+    let author = match given.or_else(|| std::env::var("STRATA_AUTHOR").ok()) {
+        Some(a) => a,
+        None => {
+            let user = std::env::var("USER").unwrap_or_else(|_| "strata".into());
+            format!("{user} <{user}@localhost>")
+        }
+    };
+    let well_formed = author.split_once(" <").is_some_and(|(name, rest)| {
+        !name.trim().is_empty() && rest.ends_with('>') && rest.len() > 1
+    });
+    if !well_formed || author.chars().any(char::is_control) {
+        bail!(
+            "author '{}' is not of the form \"Name <email>\"",
+            author.escape_default()
+        );
+    }
+    Ok(author)
+}
+
+async fn commit(repo: &Repository, message: &str, given_author: Option<String>) -> Result<()> {
+    let author = author(given_author)?;
+    let id = repo.commit(message, &author).await?;
+    let branch = match repo.head().await? {
+        Head::Branch(b) => b,
+        Head::Detached(_) => "detached HEAD".into(),
+    };
+    let summary = message.lines().next().unwrap_or("");
+    println!("[{branch} {}] {summary}", id.short());
+    Ok(())
+}
+
+fn commit_json(id: &ObjectId, c: &Commit) -> serde_json::Value {
+    json!({
+        "id": id, "parents": c.parents, "author": c.author, "time": c.time,
+        "message": c.message, "tables": c.tables,
+    })
+}
+
+async fn log(
+    repo: &Repository,
+    rev: Option<String>,
+    oneline: bool,
+    max_count: Option<usize>,
+    as_json: bool,
+) -> Result<()> {
+    let start = match &rev {
+        Some(r) => repo.resolve(r).await?,
+        None => match repo.head_commit().await? {
+            Some(id) => id,
+            None => bail!("no commits yet on this branch; commit something first"),
+        },
+    };
+    for (id, c) in repo.log(start, max_count).await? {
+        if as_json {
+            print_json(&commit_json(&id, &c))?;
+        } else if oneline {
+            println!("{} {}", id.short(), c.summary());
+        } else {
+            println!("commit {id}");
+            if c.parents.len() > 1 {
+                let ps: Vec<String> = c.parents.iter().map(|p| p.short()).collect();
+                println!("Merge: {}", ps.join(" "));
+            }
+            println!("Author: {}", c.author);
+            println!("Date:   {}", render::date(c.time));
+            println!();
+            for line in c.message.lines() {
+                println!("    {line}");
+            }
+            println!();
+        }
+    }
+    Ok(())
+}
+
+async fn show(repo: &Repository, rev: &str, as_json: bool) -> Result<()> {
+    let id = repo.resolve(rev).await?;
+    let c = Commit::read(repo.objects(), &id).await?;
+    let parent_tables = repo.commit_tables(c.parents.first().copied()).await?;
+    let changes = repo.compare_tables(&parent_tables, &c.tables).await?;
+    if as_json {
+        let mut v = commit_json(&id, &c);
+        v["changes"] = changes.iter().map(status_json).collect::<Vec<_>>().into();
+        return print_json(&v);
+    }
+    println!("commit {id}");
+    println!("Author: {}", c.author);
+    println!("Date:   {}", render::date(c.time));
+    println!();
+    for line in c.message.lines() {
+        println!("    {line}");
+    }
+    println!();
+    if changes.is_empty() {
+        println!("No table changes.");
+    } else {
+        let mut t = render::table(&["table", "state", "added", "removed", "modified"]);
+        for s in &changes {
+            t.add_row(vec![
+                s.table.clone(),
+                s.state.to_string(),
+                s.rows.added.to_string(),
+                s.rows.removed.to_string(),
+                s.rows.modified.to_string(),
+            ]);
+        }
+        println!("{t}");
+    }
+    Ok(())
+}
+
+async fn list_refs(repo: &Repository, kind: RefKind, as_json: bool) -> Result<()> {
+    let current = match repo.head().await? {
+        Head::Branch(b) if kind == RefKind::Branch => Some(b),
+        _ => None,
+    };
+    for (name, id) in repo.list_refs(kind).await? {
+        let is_current = current.as_deref() == Some(name.as_str());
+        if as_json {
+            print_json(&json!({ "name": name, "commit": id, "current": is_current }))?;
+        } else {
+            let mark = if is_current { "*" } else { " " };
+            println!("{mark} {name:<24} {}", id.short());
+        }
+    }
+    Ok(())
+}
+
+async fn branch(
+    repo: &Repository,
+    name: Option<String>,
+    start: Option<String>,
+    delete: Option<String>,
+    as_json: bool,
+) -> Result<()> {
+    if let Some(d) = delete {
+        let old = repo.delete_ref(RefKind::Branch, &d).await?;
+        println!("Deleted branch {d} (was {})", old.short());
+        return Ok(());
+    }
+    match name {
+        None => list_refs(repo, RefKind::Branch, as_json).await,
+        Some(n) => {
+            let at = repo
+                .create_ref(RefKind::Branch, &n, start.as_deref())
+                .await?;
+            println!("Created branch {n} at {}", at.short());
+            Ok(())
+        }
+    }
+}
+
+async fn tag(
+    repo: &Repository,
+    name: Option<String>,
+    rev: Option<String>,
+    delete: Option<String>,
+    as_json: bool,
+) -> Result<()> {
+    if let Some(d) = delete {
+        let old = repo.delete_ref(RefKind::Tag, &d).await?;
+        println!("Deleted tag {d} (was {})", old.short());
+        return Ok(());
+    }
+    match name {
+        None => list_refs(repo, RefKind::Tag, as_json).await,
+        Some(n) => {
+            let at = repo.create_ref(RefKind::Tag, &n, rev.as_deref()).await?;
+            println!("Created tag {n} at {}", at.short());
+            Ok(())
+        }
+    }
+}
+
+async fn checkout(
+    repo: &Repository,
+    target: &str,
+    create: Option<String>,
+    force: bool,
+) -> Result<()> {
+    if let Some(start) = create {
+        repo.ensure_clean(force).await?;
+        repo.create_ref(RefKind::Branch, target, Some(&start))
+            .await?;
+    }
+    match repo.checkout(target, force).await? {
+        Head::Branch(b) => println!("Switched to branch '{b}'"),
+        Head::Detached(id) => println!("HEAD is now at {} (detached)", id.short()),
+    }
+    Ok(())
+}
+
+async fn export(
+    repo: &Repository,
+    table: &str,
+    out: &PathBuf,
+    format: Option<String>,
+    rev: Option<String>,
+) -> Result<()> {
+    let format = match format {
+        Some(f) => ExportFormat::parse(&f)?,
+        None => match ExportFormat::from_path(out) {
+            Some(f) => f,
+            None if out.as_os_str() == "-" => ExportFormat::Csv,
+            None => bail!(
+                "cannot tell the format from '{}'; pass --format parquet|csv|jsonl|arrow",
+                out.display()
+            ),
+        },
+    };
+    let (_, obj) = table_object(repo, table, rev.as_deref()).await?;
+    let dest = if out.as_os_str() == "-" {
+        Destination::Stdout
+    } else {
+        Destination::File(out.clone())
+    };
+    let bar = Bar::new(&format!("exporting {table}"));
+    let result = strata_engine::export::export(repo.objects(), &obj, &dest, format, &bar).await;
+    bar.done();
+    let rows = result?;
+    if let Destination::File(p) = dest {
+        eprintln!("Exported {rows} rows of '{table}' to {}", p.display());
+    }
+    Ok(())
+}
