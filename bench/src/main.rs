@@ -1,1 +1,334 @@
-fn main() {}
+//! Benchmark harness: prints figures for import, one-row edits, export and memory over a
+//! deterministic table (id int64 key 0..N-1, name utf8 of 12-20 letters, qty int64,
+//! price float64, tag utf8 with 100 values).
+//!
+//! Usage: strata-bench [--rows N] [--python PATH] [--chunk-sweep] [--keep DIR]
+//! `bench/run.sh` builds it in release mode, installs pyarrow, and runs it for 1M and 10M rows.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use strata_engine::edit::{ImportMode, ImportOptions};
+use strata_engine::export::{export, Destination, ExportFormat};
+use strata_engine::progress::NoProgress;
+use strata_engine::Repository;
+
+const BATCH: usize = 64 * 1024;
+
+struct Args {
+    rows: u64,
+    python: String,
+    chunk_sweep: bool,
+    child_import: Option<(PathBuf, PathBuf, Option<u32>)>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        rows: 1_000_000,
+        python: std::env::var("STRATA_BENCH_PYTHON").unwrap_or_else(|_| "python3".into()),
+        chunk_sweep: false,
+        child_import: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rows" => args.rows = it.next().context("--rows needs a number")?.parse()?,
+            "--python" => args.python = it.next().context("--python needs a path")?,
+            "--chunk-sweep" => args.chunk_sweep = true,
+            "--child-import" => {
+                let repo = PathBuf::from(it.next().context("repo")?);
+                let file = PathBuf::from(it.next().context("file")?);
+                let avg = it.next().map(|s| s.parse()).transpose()?;
+                args.child_import = Some((repo, file, avg));
+            }
+            other => bail!("unknown argument {other}; see the header of bench/src/main.rs"),
+        }
+    }
+    Ok(args)
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("qty", DataType::Int64, true),
+        Field::new("price", DataType::Float64, true),
+        Field::new("tag", DataType::Utf8, true),
+    ]))
+}
+
+/// A deterministic pseudo-random number for row `i` and stream `s` (splitmix64).
+fn mix(i: u64, s: u64) -> u64 {
+    let mut z = i.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(s.wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn name(i: u64) -> String {
+    let len = 12 + (mix(i, 1) % 9) as usize;
+    (0..len)
+        .map(|j| (b'a' + (mix(i, 100 + j as u64) % 26) as u8) as char)
+        .collect()
+}
+
+fn batch(start: u64, len: u64) -> Result<RecordBatch> {
+    let ids: Vec<i64> = (start..start + len).map(|i| i as i64).collect();
+    let names: Vec<String> = (start..start + len).map(name).collect();
+    let qty: Vec<i64> = (start..start + len).map(|i| (mix(i, 2) % 1000) as i64).collect();
+    let price: Vec<f64> = (start..start + len)
+        .map(|i| (mix(i, 3) % 100_000) as f64 / 100.0)
+        .collect();
+    let tags: Vec<String> = (start..start + len).map(|i| format!("tag{:02}", mix(i, 4) % 100)).collect();
+    Ok(RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(ids)) as ArrayRef,
+            Arc::new(StringArray::from(names)),
+            Arc::new(Int64Array::from(qty)),
+            Arc::new(Float64Array::from(price)),
+            Arc::new(StringArray::from(tags)),
+        ],
+    )?)
+}
+
+/// Writes the benchmark table as an uncompressed Parquet file (the import input).
+fn write_input(path: &Path, rows: u64) -> Result<()> {
+    let file = std::fs::File::create(path)?;
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::UNCOMPRESSED)
+        .build();
+    let mut w = ArrowWriter::try_new(file, schema(), Some(props))?;
+    let mut start = 0;
+    while start < rows {
+        let len = (BATCH as u64).min(rows - start);
+        w.write(&batch(start, len)?)?;
+        start += len;
+    }
+    w.close()?;
+    Ok(())
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(path) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                total += dir_bytes(&p);
+            } else if let Ok(m) = e.metadata() {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Runs in a child process so that its peak memory is the import's alone.
+async fn child_import(repo: &Path, file: &Path, avg: Option<u32>) -> Result<()> {
+    let r = Repository::init(repo).await?;
+    let opts = ImportOptions {
+        mode: None,
+        primary_key: Some(vec!["id".into()]),
+        format: None,
+        chunk_rows: avg,
+    };
+    let t = Instant::now();
+    r.import("bench", file, &opts, &NoProgress).await?;
+    r.commit("import", "Bench <bench@localhost>").await?;
+    println!("{:.3} {:.1}", t.elapsed().as_secs_f64(), peak_rss_mib());
+    Ok(())
+}
+
+struct ImportRun {
+    secs: f64,
+    peak_mib: f64,
+}
+
+fn run_child_import(repo: &Path, file: &Path, avg: Option<u32>) -> Result<ImportRun> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--child-import").arg(repo).arg(file);
+    if let Some(a) = avg {
+        cmd.arg(a.to_string());
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8(out.stdout)?;
+    let mut parts = text.split_whitespace();
+    Ok(ImportRun {
+        secs: parts.next().context("time")?.parse()?,
+        peak_mib: parts.next().context("rss")?.parse()?,
+    })
+}
+
+fn pyarrow_write_secs(python: &str, input: &Path, out: &Path) -> Result<f64> {
+    let script = r#"
+import sys, time
+import pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+start = time.perf_counter()
+pq.write_table(t, sys.argv[2], compression="zstd")
+print(time.perf_counter() - start)
+"#;
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(input)
+        .arg(out)
+        .output()
+        .with_context(|| format!("cannot run {python}"))?;
+    if !out.status.success() {
+        bail!(
+            "pyarrow failed (run bench/run.sh, which installs it): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().parse()?)
+}
+
+async fn one_row_upsert(repo: &Repository, dir: &Path, row: u64) -> Result<(f64, u64)> {
+    let file = dir.join("one.csv");
+    std::fs::write(&file, format!("id,name,qty,price,tag\n{row},changedname,1,1.5,tag01\n"))?;
+    let before = dir_bytes(&repo.root().join(".strata"));
+    let opts = ImportOptions {
+        mode: Some(ImportMode::Upsert),
+        ..Default::default()
+    };
+    let t = Instant::now();
+    repo.import("bench", &file, &opts, &NoProgress).await?;
+    repo.commit("one row", "Bench <bench@localhost>").await?;
+    let secs = t.elapsed().as_secs_f64();
+    Ok((secs, dir_bytes(&repo.root().join(".strata")) - before))
+}
+
+async fn export_secs(repo: &Repository, rev: &str, out: &Path) -> Result<f64> {
+    let (_, table) = repo.table("bench", Some(rev)).await?;
+    let t = Instant::now();
+    export(
+        repo.objects(),
+        &table,
+        &Destination::File(out.to_path_buf()),
+        ExportFormat::Parquet,
+        &NoProgress,
+    )
+    .await?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+async fn bench(args: &Args) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let input = tmp.path().join("input.parquet");
+    let n = args.rows;
+    write_input(&input, n)?;
+    println!("== {n} rows (input {:.1} MiB uncompressed Parquet)", mib(std::fs::metadata(&input)?.len()));
+    let py = pyarrow_write_secs(&args.python, &input, &tmp.path().join("pyarrow.parquet"))?;
+    let py_size = std::fs::metadata(tmp.path().join("pyarrow.parquet"))?.len();
+    let repo_dir = tmp.path().join("repo");
+    let run = run_child_import(&repo_dir, &input, None)?;
+    let repo = Repository::open(&repo_dir).await?;
+    let size = dir_bytes(&repo_dir.join(".strata"));
+    println!(
+        "import: {:.2} s vs pyarrow zstd write {:.2} s = {:.2}x (target <= 1.5x); {:.0} rows/s",
+        run.secs,
+        py,
+        run.secs / py,
+        n as f64 / run.secs
+    );
+    println!(
+        "size: repository {:.1} MiB vs pyarrow file {:.1} MiB; peak memory of the import {:.0} MiB (target <= 1024)",
+        mib(size),
+        mib(py_size),
+        run.peak_mib
+    );
+    let mut times = Vec::new();
+    let mut bytes = Vec::new();
+    for k in 0..5u64 {
+        let (secs, added) = one_row_upsert(&repo, tmp.path(), (n / 7) * (k + 1) % n).await?;
+        times.push(secs);
+        bytes.push(added);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "one-row upsert + commit: median {:.0} ms (max {:.0} ms; target <= 300), bytes added {:.1} KiB median (max {:.1} KiB; target <= 1024)",
+        times[2] * 1000.0,
+        times[4] * 1000.0,
+        {
+            let mut b = bytes.clone();
+            b.sort();
+            b[2] as f64 / 1024.0
+        },
+        *bytes.iter().max().unwrap_or(&0) as f64 / 1024.0
+    );
+    let newest = export_secs(&repo, "HEAD", &tmp.path().join("newest.parquet")).await?;
+    let first = export_secs(&repo, "HEAD~5", &tmp.path().join("first.parquet")).await?;
+    println!(
+        "export to Parquet: newest commit {:.2} s, first commit {:.2} s ({:.0} rows/s)",
+        newest,
+        first,
+        n as f64 / newest
+    );
+    Ok(())
+}
+
+async fn sweep(args: &Args) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let input = tmp.path().join("input.parquet");
+    write_input(&input, args.rows)?;
+    println!("== chunk size sweep over {} rows", args.rows);
+    println!("avg rows | chunks | import s | export s | one-row upsert ms | KiB added");
+    for avg in [1024u32, 4096, 8192, 16384, 65536] {
+        let dir = tmp.path().join(format!("r{avg}"));
+        let run = run_child_import(&dir, &input, Some(avg))?;
+        let repo = Repository::open(&dir).await?;
+        let (_, t) = repo.table("bench", None).await?;
+        let chunks = t.chunks(repo.objects()).await?.len();
+        let exp = export_secs(&repo, "HEAD", &tmp.path().join("e.parquet")).await?;
+        let (secs, added) = one_row_upsert(&repo, tmp.path(), args.rows / 2).await?;
+        println!(
+            "{avg:>8} | {chunks:>6} | {:>8.2} | {:>8.2} | {:>17.0} | {:>9.1}",
+            run.secs,
+            exp,
+            secs * 1000.0,
+            added as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = parse_args()?;
+    if let Some((repo, file, avg)) = &args.child_import {
+        return child_import(repo, file, *avg).await;
+    }
+    if args.chunk_sweep {
+        sweep(&args).await
+    } else {
+        bench(&args).await
+    }
+}
