@@ -24,32 +24,45 @@ s3_secs() { # start_ms -> "12.3"
 # True when something accepts TCP connections on 127.0.0.1:$1.
 s3_port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# True while process $1 exists and is not a zombie waiting to be reaped.
+s3_proc_running() {
+  local stat
+  kill -0 "$1" 2>/dev/null || return 1
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
 s3_pid_alive() { # pid file
   local pid
   [ -s "$1" ] || return 1
   pid=$(cat "$1")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+  [ -n "$pid" ] && s3_proc_running "$pid"
 }
 
-# Stop the processes named by pid files, in the order given: TERM, wait, then KILL.
+# Stop the processes named by pid files: TERM to all, wait up to 10 s, then KILL.
 s3_stop_pids() {
-  local f pid i
+  local f pid i live=()
   for f in "$@"; do
-    [ -s "$f" ] || { rm -f "$f"; continue; }
-    pid=$(cat "$f")
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-      done
-      if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-        sleep 0.2
+    if [ -s "$f" ]; then
+      pid=$(cat "$f")
+      if [ -n "$pid" ] && s3_proc_running "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        live+=("$pid")
       fi
     fi
-    rm -f "$f"
   done
+  for i in $(seq 1 100); do
+    [ ${#live[@]} -gt 0 ] || break
+    local still=()
+    for pid in "${live[@]}"; do s3_proc_running "$pid" && still+=("$pid"); done
+    live=(${still[@]+"${still[@]}"})
+    [ ${#live[@]} -gt 0 ] || break
+    sleep 0.1
+  done
+  for pid in ${live[@]+"${live[@]}"}; do kill -KILL "$pid" 2>/dev/null || true; done
+  [ ${#live[@]} -gt 0 ] && sleep 0.2
+  rm -f "$@"
 }
 
 # Run a command while holding an exclusive lock (serialises installs when
@@ -63,7 +76,6 @@ s3_locked() { # lockfile cmd...
   ) 9>"$lock"
 }
 
-S3_APT_UPDATED=${S3_APT_UPDATED:-0}
 _s3_apt_install() {
   local log=/tmp/strata-s3-apt.log
   export DEBIAN_FRONTEND=noninteractive

@@ -43,7 +43,9 @@ any_pid_file() {
 }
 
 do_stop() {
-  s3_stop_pids "${PIDS[@]}"
+  # radosgw first: it shuts down slowly once the cluster under it is gone
+  s3_stop_pids "$DIR/rgw.pid"
+  s3_stop_pids "$DIR/osd.pid" "$DIR/mon.pid"
 }
 
 install_packages() {
@@ -97,6 +99,10 @@ osd data = $DIR/osd/\$id
 osd max object name len = 460
 osd max object namespace len = 64
 mon data = $DIR/mon/\$id
+# commit monitor map changes at once instead of batching them for 1 s
+# (radosgw creates several pools on its first start)
+paxos propose interval = 0.01
+paxos min wait = 0.001
 
 [client.rgw.strata]
 ms mon client mode = crc
@@ -146,7 +152,7 @@ start_cluster() {
     sleep 0.2
   done
   s3_port_busy "$PORT" || fail "radosgw did not open 127.0.0.1:$PORT within $TIMEOUT s"
-  timeout 60 radosgw-admin -n client.rgw.strata user create --uid=strata --display-name=strata \
+  timeout 60 radosgw-admin user create --uid=strata --display-name=strata \
     --access-key="$S3_ACCESS_KEY" --secret-key="$S3_SECRET_KEY" >>log/setup.out 2>&1 ||
     fail "radosgw-admin user create failed"
 }

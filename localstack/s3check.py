@@ -68,8 +68,10 @@ def pid_alive(path):
         with open(path) as f:
             pid = int(f.read().strip())
         os.kill(pid, 0)
-        return True
-    except (OSError, ValueError):
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, ValueError, IndexError):
         return False
 
 

@@ -65,7 +65,9 @@ fn schema() -> SchemaRef {
 
 /// A deterministic pseudo-random number for row `i` and stream `s` (splitmix64).
 fn mix(i: u64, s: u64) -> u64 {
-    let mut z = i.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(s.wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    let mut z = i
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(s.wrapping_mul(0xBF58_476D_1CE4_E5B9));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -81,11 +83,15 @@ fn name(i: u64) -> String {
 fn batch(start: u64, len: u64) -> Result<RecordBatch> {
     let ids: Vec<i64> = (start..start + len).map(|i| i as i64).collect();
     let names: Vec<String> = (start..start + len).map(name).collect();
-    let qty: Vec<i64> = (start..start + len).map(|i| (mix(i, 2) % 1000) as i64).collect();
+    let qty: Vec<i64> = (start..start + len)
+        .map(|i| (mix(i, 2) % 1000) as i64)
+        .collect();
     let price: Vec<f64> = (start..start + len)
         .map(|i| (mix(i, 3) % 100_000) as f64 / 100.0)
         .collect();
-    let tags: Vec<String> = (start..start + len).map(|i| format!("tag{:02}", mix(i, 4) % 100)).collect();
+    let tags: Vec<String> = (start..start + len)
+        .map(|i| format!("tag{:02}", mix(i, 4) % 100))
+        .collect();
     Ok(RecordBatch::try_new(
         schema(),
         vec![
@@ -134,9 +140,11 @@ fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
@@ -213,7 +221,10 @@ print(time.perf_counter() - start)
 
 async fn one_row_upsert(repo: &Repository, dir: &Path, row: u64) -> Result<(f64, u64)> {
     let file = dir.join("one.csv");
-    std::fs::write(&file, format!("id,name,qty,price,tag\n{row},changedname,1,1.5,tag01\n"))?;
+    std::fs::write(
+        &file,
+        format!("id,name,qty,price,tag\n{row},changedname,1,1.5,tag01\n"),
+    )?;
     let before = dir_bytes(&repo.root().join(".strata"));
     let opts = ImportOptions {
         mode: Some(ImportMode::Upsert),
@@ -245,7 +256,10 @@ async fn bench(args: &Args) -> Result<()> {
     let input = tmp.path().join("input.parquet");
     let n = args.rows;
     write_input(&input, n)?;
-    println!("== {n} rows (input {:.1} MiB uncompressed Parquet)", mib(std::fs::metadata(&input)?.len()));
+    println!(
+        "== {n} rows (input {:.1} MiB uncompressed Parquet)",
+        mib(std::fs::metadata(&input)?.len())
+    );
     let py = pyarrow_write_secs(&args.python, &input, &tmp.path().join("pyarrow.parquet"))?;
     let py_size = std::fs::metadata(tmp.path().join("pyarrow.parquet"))?.len();
     let repo_dir = tmp.path().join("repo");

@@ -51,6 +51,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show changed rows and cells: working vs HEAD, REV vs working, or FROM vs TO.
+    Diff {
+        from: Option<String>,
+        to: Option<String>,
+        /// Only this table.
+        #[arg(long)]
+        table: Option<String>,
+        /// Counts per table instead of rows.
+        #[arg(long)]
+        stat: bool,
+        /// JSON Lines, one object per changed row (format in README).
+        #[arg(long)]
+        json: bool,
+    },
     /// Record all working changes as a new commit.
     Commit {
         /// The commit message.

@@ -44,6 +44,22 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => delete(&repo, &table, &keys, format).await,
         Command::Table(cmd) => table(&repo, cmd).await,
         Command::Status { json } => status(&repo, json).await,
+        Command::Diff {
+            from,
+            to,
+            table,
+            stat,
+            json,
+        } => {
+            let args = crate::diff::DiffArgs {
+                from,
+                to,
+                table,
+                stat,
+                json,
+            };
+            crate::diff::run(&repo, args).await
+        }
         Command::Commit { message, author } => commit(&repo, &message, author).await,
         Command::Log {
             rev,

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod diff;
 mod render;
 
 use std::io::Write;

@@ -229,3 +229,106 @@ pub async fn diff_tables(
     }
     Ok(counts)
 }
+
+/// How a table's schema changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SchemaChange {
+    pub added: Vec<String>,
+    pub dropped: Vec<String>,
+    /// `column: old type -> new type`.
+    pub retyped: Vec<String>,
+    pub key_changed: bool,
+}
+
+impl SchemaChange {
+    pub fn between(old: &crate::schema::TableSchema, new: &crate::schema::TableSchema) -> Self {
+        let mut c = SchemaChange::default();
+        for o in &old.columns {
+            match new.columns.iter().find(|n| n.name == o.name) {
+                None => c.dropped.push(o.name.clone()),
+                Some(n) if n.data_type != o.data_type => c
+                    .retyped
+                    .push(format!("{}: {} -> {}", o.name, o.data_type, n.data_type)),
+                Some(_) => {}
+            }
+        }
+        for n in &new.columns {
+            if !old.columns.iter().any(|o| o.name == n.name) {
+                c.added.push(n.name.clone());
+            }
+        }
+        c.key_changed = old.primary_key != new.primary_key;
+        c
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.dropped.is_empty()
+            && self.retyped.is_empty()
+            && !self.key_changed
+    }
+}
+
+/// One cell as JSON: numbers and booleans as JSON values, everything else as its text.
+pub fn value_json(col: &dyn Array, row: usize) -> serde_json::Value {
+    use arrow::array::AsArray;
+    use arrow::datatypes::*;
+    use serde_json::Value;
+    if col.is_null(row) {
+        return Value::Null;
+    }
+    match col.data_type() {
+        DataType::Int8 => col.as_primitive::<Int8Type>().value(row).into(),
+        DataType::Int16 => col.as_primitive::<Int16Type>().value(row).into(),
+        DataType::Int32 => col.as_primitive::<Int32Type>().value(row).into(),
+        DataType::Int64 => col.as_primitive::<Int64Type>().value(row).into(),
+        DataType::UInt8 => col.as_primitive::<UInt8Type>().value(row).into(),
+        DataType::UInt16 => col.as_primitive::<UInt16Type>().value(row).into(),
+        DataType::UInt32 => col.as_primitive::<UInt32Type>().value(row).into(),
+        DataType::UInt64 => col.as_primitive::<UInt64Type>().value(row).into(),
+        DataType::Float32 => {
+            serde_json::Number::from_f64(f64::from(col.as_primitive::<Float32Type>().value(row)))
+                .map_or(Value::Null, Value::Number)
+        }
+        DataType::Float64 => {
+            serde_json::Number::from_f64(col.as_primitive::<Float64Type>().value(row))
+                .map_or(Value::Null, Value::Number)
+        }
+        DataType::Boolean => col.as_boolean().value(row).into(),
+        DataType::Utf8 => col.as_string::<i32>().value(row).into(),
+        _ => {
+            let opts = arrow::util::display::FormatOptions::default();
+            arrow::util::display::ArrayFormatter::try_new(col, &opts)
+                .map(|f| Value::String(f.value(row).to_string()))
+                .unwrap_or(Value::Null)
+        }
+    }
+}
+
+/// A whole row as a JSON object, columns in schema order.
+pub fn row_json(batch: &RecordBatch, row: usize) -> serde_json::Map<String, serde_json::Value> {
+    let schema = batch.schema();
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name().clone(), value_json(batch.column(i).as_ref(), row)))
+        .collect()
+}
+
+/// The key columns of a row as a JSON object.
+pub fn key_json(
+    batch: &RecordBatch,
+    key: &[String],
+    row: usize,
+) -> serde_json::Map<String, serde_json::Value> {
+    let schema = batch.schema();
+    key.iter()
+        .filter_map(|k| {
+            schema
+                .index_of(k)
+                .ok()
+                .map(|i| (k.clone(), value_json(batch.column(i).as_ref(), row)))
+        })
+        .collect()
+}

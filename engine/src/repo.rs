@@ -268,6 +268,14 @@ impl Repository {
         put_json(&self.store, &layout::local("WORKING"), working).await
     }
 
+    /// The tables of revision `rev`, or the working tables for `None`.
+    pub async fn tables_at(&self, rev: Option<&str>) -> Result<BTreeMap<String, ObjectId>> {
+        match rev {
+            None => Ok(self.working().await?.tables),
+            Some(r) => self.commit_tables(Some(self.resolve(r).await?)).await,
+        }
+    }
+
     /// A table of the working state, or of revision `rev`.
     pub async fn table(&self, name: &str, rev: Option<&str>) -> Result<(ObjectId, TableObject)> {
         let tables = match rev {

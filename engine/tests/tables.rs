@@ -53,8 +53,11 @@ fn keys_source(ids: &[i64]) -> VecSource {
         arrow::datatypes::DataType::Int64,
         false,
     )]);
-    let b = RecordBatch::try_new(Arc::new(s), vec![Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef])
-        .expect("batch");
+    let b = RecordBatch::try_new(
+        Arc::new(s),
+        vec![Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef],
+    )
+    .expect("batch");
     let keys = encode_keys(&b, &[0]).expect("types").expect("no nulls");
     VecSource(VecDeque::from([Rows { batch: b, keys }]))
 }
@@ -66,10 +69,18 @@ const PARAMS: ChunkParams = ChunkParams {
 };
 
 async fn create(objects: &Objects, rows: &BTreeMap<i64, String>, batch: usize) -> TableObject {
-    apply(objects, "t", None, schema(), PARAMS, ChangeOp::Upsert, &mut source(rows, batch))
-        .await
-        .expect("create")
-        .0
+    apply(
+        objects,
+        "t",
+        None,
+        schema(),
+        PARAMS,
+        ChangeOp::Upsert,
+        &mut source(rows, batch),
+    )
+    .await
+    .expect("create")
+    .0
 }
 
 async fn read_all(objects: &Objects, t: &TableObject) -> BTreeMap<i64, String> {
@@ -82,8 +93,16 @@ async fn read_all(objects: &Objects, t: &TableObject) -> BTreeMap<i64, String> {
     let mut out = BTreeMap::new();
     let mut last = None;
     for b in batches {
-        let ids = b.column(0).as_any().downcast_ref::<Int64Array>().expect("ids");
-        let vs = b.column(1).as_any().downcast_ref::<StringArray>().expect("values");
+        let ids = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("ids");
+        let vs = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("values");
         for i in 0..b.num_rows() {
             assert!(last < Some(ids.value(i)), "rows come out in key order");
             last = Some(ids.value(i));
@@ -160,14 +179,26 @@ fn changing_one_value_rewrites_exactly_one_chunk() {
         let before = t.chunks(&objects).await.expect("chunks");
         assert!(before.len() > 500, "{} chunks", before.len());
         let change: BTreeMap<i64, String> = [(12_345, "changed".to_string())].into();
-        let (t2, stats) = apply(&objects, "t", Some(&t), schema(), PARAMS, ChangeOp::Upsert, &mut source(&change, 1))
-            .await
-            .expect("upsert");
+        let (t2, stats) = apply(
+            &objects,
+            "t",
+            Some(&t),
+            schema(),
+            PARAMS,
+            ChangeOp::Upsert,
+            &mut source(&change, 1),
+        )
+        .await
+        .expect("upsert");
         assert_eq!(stats.updated, 1);
         assert_eq!(stats.chunks_written, 1);
         let after = t2.chunks(&objects).await.expect("chunks");
         assert_eq!(before.len(), after.len());
-        let differing = before.iter().zip(&after).filter(|(a, b)| a.id != b.id).count();
+        let differing = before
+            .iter()
+            .zip(&after)
+            .filter(|(a, b)| a.id != b.id)
+            .count();
         assert_eq!(differing, 1);
     });
 }
@@ -178,20 +209,59 @@ fn inserting_or_deleting_one_row_rewrites_at_most_a_few_chunks() {
         let objects = objects();
         let rows: BTreeMap<i64, String> = (0..20_000).map(|i| (i * 2, format!("v{i}"))).collect();
         let t = create(&objects, &rows, 1000).await;
-        let before: std::collections::HashSet<_> =
-            t.chunks(&objects).await.expect("chunks").into_iter().map(|e| e.id).collect();
+        let before: std::collections::HashSet<_> = t
+            .chunks(&objects)
+            .await
+            .expect("chunks")
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
         let insert: BTreeMap<i64, String> = [(20_001, "new".to_string())].into();
-        let (t2, _) = apply(&objects, "t", Some(&t), schema(), PARAMS, ChangeOp::Insert, &mut source(&insert, 1))
+        let (t2, _) = apply(
+            &objects,
+            "t",
+            Some(&t),
+            schema(),
+            PARAMS,
+            ChangeOp::Insert,
+            &mut source(&insert, 1),
+        )
+        .await
+        .expect("insert");
+        let new_chunks = t2
+            .chunks(&objects)
             .await
-            .expect("insert");
-        let new_chunks = t2.chunks(&objects).await.expect("chunks").into_iter().filter(|e| !before.contains(&e.id)).count();
-        assert!(new_chunks <= 3, "{new_chunks} chunks rewritten by one insert");
-        let (t3, stats) = apply(&objects, "t", Some(&t), schema(), PARAMS, ChangeOp::Delete, &mut keys_source(&[30_000]))
-            .await
-            .expect("delete");
+            .expect("chunks")
+            .into_iter()
+            .filter(|e| !before.contains(&e.id))
+            .count();
+        assert!(
+            new_chunks <= 3,
+            "{new_chunks} chunks rewritten by one insert"
+        );
+        let (t3, stats) = apply(
+            &objects,
+            "t",
+            Some(&t),
+            schema(),
+            PARAMS,
+            ChangeOp::Delete,
+            &mut keys_source(&[30_000]),
+        )
+        .await
+        .expect("delete");
         assert_eq!(stats.deleted, 1);
-        let new_chunks = t3.chunks(&objects).await.expect("chunks").into_iter().filter(|e| !before.contains(&e.id)).count();
-        assert!(new_chunks <= 3, "{new_chunks} chunks rewritten by one delete");
+        let new_chunks = t3
+            .chunks(&objects)
+            .await
+            .expect("chunks")
+            .into_iter()
+            .filter(|e| !before.contains(&e.id))
+            .count();
+        assert!(
+            new_chunks <= 3,
+            "{new_chunks} chunks rewritten by one delete"
+        );
     });
 }
 
@@ -202,9 +272,17 @@ fn appending_an_existing_key_is_refused_with_the_key() {
         let rows: BTreeMap<i64, String> = (0..100).map(|i| (i, "x".to_string())).collect();
         let t = create(&objects, &rows, 10).await;
         let dup: BTreeMap<i64, String> = [(42, "y".to_string())].into();
-        let err = apply(&objects, "t", Some(&t), schema(), PARAMS, ChangeOp::Insert, &mut source(&dup, 1))
-            .await
-            .expect_err("duplicate");
+        let err = apply(
+            &objects,
+            "t",
+            Some(&t),
+            schema(),
+            PARAMS,
+            ChangeOp::Insert,
+            &mut source(&dup, 1),
+        )
+        .await
+        .expect_err("duplicate");
         assert!(err.to_string().contains("id=42"), "{err}");
     });
 }

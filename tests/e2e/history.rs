@@ -1,0 +1,266 @@
+//! Status, commit, log and show.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+/// A repository with three commits on main: people as in [`PEOPLE_CSV`], then bob renamed
+/// and dee added, then ann removed.
+pub fn three_commits() -> Dir {
+    let dir = Dir::with_people();
+    dir.write("up.csv", "id,name,score\n2,bobby,2.5\n4,dee,4.5\n");
+    dir.strata(&["import", "people", "up.csv", "--mode", "upsert"])
+        .ok();
+    dir.strata(&["commit", "-m", "second"]).ok();
+    dir.write("gone.csv", "id\n1\n");
+    dir.strata(&["delete", "people", "--keys", "gone.csv"]).ok();
+    dir.strata(&["commit", "-m", "third\n\nwith a body"]).ok();
+    dir
+}
+
+#[test]
+fn status_counts_added_removed_and_modified_rows_in_json_and_for_people() {
+    let dir = Dir::with_people();
+    dir.write("up.csv", "id,name,score\n2,bobby,2.5\n4,dee,4.5\n5,eve,5.5\n");
+    dir.strata(&["import", "people", "up.csv", "--mode", "upsert"])
+        .ok();
+    dir.write("gone.csv", "id\n1\n");
+    dir.strata(&["delete", "people", "--keys", "gone.csv"]).ok();
+    dir.write("cities.csv", "city,pop\noslo,1\nrome,2\n");
+    dir.strata(&["import", "cities", "cities.csv", "-k", "city"]).ok();
+
+    let json = dir.strata(&["status", "--json"]).ok().json();
+    assert_eq!(json["branch"], "main");
+    assert_eq!(json["head"], dir.rev_id("HEAD"));
+    assert_eq!(
+        json["tables"],
+        json!([
+            {"table": "cities", "state": "added", "added": 2, "removed": 0, "modified": 0,
+             "schema_changed": false},
+            {"table": "people", "state": "modified", "added": 2, "removed": 1, "modified": 1,
+             "schema_changed": false},
+        ])
+    );
+
+    let human = dir.strata(&["status"]).ok().stdout;
+    assert_mentions(&human, &["On branch main", "Changes not yet committed"]);
+    assert_eq!(
+        table_row(&human, "table"),
+        ["table", "state", "added", "removed", "modified"]
+    );
+    assert_eq!(table_row(&human, "people"), ["people", "modified", "2", "1", "1"]);
+    assert_eq!(table_row(&human, "cities"), ["cities", "added", "2", "0", "0"]);
+}
+
+#[test]
+fn status_reports_a_dropped_table_as_removed() {
+    let dir = Dir::with_people();
+    dir.strata(&["table", "drop", "people"]).ok();
+    let json = dir.strata(&["status", "--json"]).ok().json();
+    assert_eq!(json["tables"][0]["state"], "removed");
+    assert_eq!(json["tables"][0]["removed"], 3);
+}
+
+#[test]
+fn commit_records_the_working_tables_and_leaves_status_clean() {
+    let dir = Dir::repo();
+    dir.write("people.csv", PEOPLE_CSV);
+    dir.strata(&["import", "people", "people.csv", "-k", "id"]).ok();
+    let out = dir.strata(&["commit", "-m", "add people"]).ok();
+    let id = dir.rev_id("HEAD");
+    assert_eq!(out.stdout, format!("[main {}] add people\n", &id[..12]));
+    let status = dir.strata(&["status"]).ok();
+    assert_mentions(&status.stdout, &["nothing to commit, working tables clean"]);
+    let json = dir.strata(&["status", "--json"]).ok().json();
+    assert_eq!(json["tables"], json!([]));
+    assert_eq!(json["head"], id);
+}
+
+#[test]
+fn commit_uses_the_author_and_time_from_the_environment_or_the_author_flag() {
+    let dir = Dir::with_people();
+    let first = dir.strata(&["log", "--json"]).ok().json_lines();
+    assert_eq!(first[0]["author"], AUTHOR);
+    assert_eq!(first[0]["time"], COMMIT_TIME);
+    dir.write("more.csv", "id,name,score\n4,dee,4.5\n");
+    dir.strata(&["import", "people", "more.csv", "--mode", "append"])
+        .ok();
+    dir.strata(&["commit", "-m", "more", "--author", "Other <o@example.com>"])
+        .ok();
+    let log = dir.strata(&["log", "--json", "-n", "1"]).ok().json_lines();
+    assert_eq!(log[0]["author"], "Other <o@example.com>");
+}
+
+#[test]
+fn identical_work_gives_identical_commit_ids_in_two_repositories() {
+    let a = Dir::with_people();
+    let b = Dir::with_people();
+    assert_eq!(a.rev_id("HEAD"), b.rev_id("HEAD"));
+}
+
+#[test]
+fn commit_with_nothing_changed_is_refused_and_changes_nothing() {
+    let dir = Dir::with_people();
+    let line = dir.refused(&["commit", "-m", "again"]);
+    assert_mentions(&line, &["nothing to commit"]);
+}
+
+#[test]
+fn commit_with_an_empty_message_is_refused_and_changes_nothing() {
+    let dir = Dir::repo();
+    dir.write("people.csv", PEOPLE_CSV);
+    dir.strata(&["import", "people", "people.csv", "-k", "id"]).ok();
+    let line = dir.refused(&["commit", "-m", "  "]);
+    assert_mentions(&line, &["empty commit message"]);
+}
+
+#[test]
+fn commit_with_a_malformed_author_is_refused_and_changes_nothing() {
+    let dir = Dir::repo();
+    dir.write("people.csv", PEOPLE_CSV);
+    dir.strata(&["import", "people", "people.csv", "-k", "id"]).ok();
+    let line = dir.refused(&["commit", "-m", "x", "--author", "nobody"]);
+    assert_mentions(&line, &["author 'nobody'", "Name <email>"]);
+}
+
+#[test]
+fn a_commit_time_that_is_not_a_number_is_refused_and_changes_nothing() {
+    let dir = Dir::repo();
+    dir.write("people.csv", PEOPLE_CSV);
+    dir.strata(&["import", "people", "people.csv", "-k", "id"]).ok();
+    let before = dir.snapshot();
+    let out = dir
+        .command(&["commit", "-m", "x"])
+        .env("STRATA_COMMIT_TIME", "yesterday")
+        .output()
+        .expect("strata should start");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_mentions(&stderr, &["STRATA_COMMIT_TIME", "yesterday"]);
+    before.assert_same(&dir.snapshot(), "a commit with a bad STRATA_COMMIT_TIME");
+}
+
+#[test]
+fn log_lists_commits_newest_first_in_full_form() {
+    let dir = history_dir();
+    let ids = all_ids(&dir);
+    let out = dir.strata(&["log"]).ok().stdout;
+    let expected = format!(
+        "commit {}\nAuthor: {AUTHOR}\nDate:   2023-11-14 22:13:20 UTC\n\n    third\n    \n    with a body\n\n\
+         commit {}\nAuthor: {AUTHOR}\nDate:   2023-11-14 22:13:20 UTC\n\n    second\n\n\
+         commit {}\nAuthor: {AUTHOR}\nDate:   2023-11-14 22:13:20 UTC\n\n    add people\n\n",
+        ids[0], ids[1], ids[2]
+    );
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn log_oneline_shows_short_ids_and_summaries_and_n_limits_the_count() {
+    let dir = history_dir();
+    let ids = all_ids(&dir);
+    let out = dir.strata(&["log", "--oneline"]).ok().stdout;
+    assert_eq!(
+        out,
+        format!(
+            "{} third\n{} second\n{} add people\n",
+            &ids[0][..12],
+            &ids[1][..12],
+            &ids[2][..12]
+        )
+    );
+    let two = dir.strata(&["log", "--oneline", "-n", "2"]).ok();
+    assert_eq!(two.lines().len(), 2);
+    let one = dir.strata(&["log", "--oneline", "--max-count", "1"]).ok();
+    assert_eq!(one.lines(), [format!("{} third", &ids[0][..12])]);
+    let from = dir.strata(&["log", "--oneline", "HEAD~1"]).ok();
+    assert_eq!(from.lines().len(), 2);
+    assert!(from.lines()[0].ends_with(" second"));
+}
+
+#[test]
+fn log_json_gives_one_object_per_commit_linked_by_parents() {
+    let dir = history_dir();
+    let log = dir.strata(&["log", "--json"]).ok().json_lines();
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[0]["message"], "third\n\nwith a body");
+    assert_eq!(log[0]["parents"], json!([log[1]["id"]]));
+    assert_eq!(log[1]["parents"], json!([log[2]["id"]]));
+    assert_eq!(log[2]["parents"], json!([]));
+    for c in &log {
+        assert_eq!(c["author"], AUTHOR);
+        assert_eq!(c["time"], COMMIT_TIME);
+        assert!(c["tables"]["people"].is_string(), "{c}");
+    }
+    let limited = dir.strata(&["log", "--json", "-n", "2"]).ok().json_lines();
+    assert_eq!(limited.len(), 2);
+}
+
+#[test]
+fn log_before_the_first_commit_says_there_are_no_commits() {
+    let dir = Dir::repo();
+    let line = dir.refused(&["log"]);
+    assert_mentions(&line, &["no commits yet"]);
+}
+
+#[test]
+fn show_prints_a_commit_and_the_rows_it_changed() {
+    let dir = history_dir();
+    let id = dir.rev_id("HEAD~1");
+    let out = dir.strata(&["show", "HEAD~1"]).ok().stdout;
+    assert!(out.starts_with(&format!("commit {id}\nAuthor: {AUTHOR}\n")), "{out}");
+    assert_mentions(&out, &["    second"]);
+    assert_eq!(table_row(&out, "people"), ["people", "modified", "1", "0", "1"]);
+    let head = dir.strata(&["show"]).ok().stdout;
+    assert_eq!(table_row(&head, "people"), ["people", "modified", "0", "1", "0"]);
+    let first = dir.strata(&["show", "HEAD~2"]).ok().stdout;
+    assert_eq!(table_row(&first, "people"), ["people", "added", "3", "0", "0"]);
+}
+
+#[test]
+fn show_json_adds_the_changes_to_the_commit() {
+    let dir = history_dir();
+    let show = dir.strata(&["show", "--json", "HEAD~1"]).ok().json();
+    assert_eq!(show["id"], dir.rev_id("HEAD~1"));
+    assert_eq!(show["message"], "second");
+    assert_eq!(
+        show["changes"],
+        json!([{"table": "people", "state": "modified", "added": 1, "removed": 0,
+                "modified": 1, "schema_changed": false}])
+    );
+}
+
+#[test]
+fn show_of_a_commit_that_only_renamed_a_table_lists_both_names() {
+    let dir = Dir::with_people();
+    dir.strata(&["table", "rename", "people", "folks"]).ok();
+    dir.strata(&["commit", "-m", "rename"]).ok();
+    let show = dir.strata(&["show", "--json"]).ok().json();
+    let states: Vec<(String, String)> = show["changes"]
+        .as_array()
+        .expect("changes is a list")
+        .iter()
+        .map(|c| (c["table"].to_string(), c["state"].to_string()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("\"folks\"".to_string(), "\"added\"".to_string()),
+            ("\"people\"".to_string(), "\"removed\"".to_string())
+        ]
+    );
+}
+
+fn history_dir() -> Dir {
+    three_commits()
+}
+
+/// The ids of every commit from HEAD, newest first.
+fn all_ids(dir: &Dir) -> Vec<String> {
+    dir.strata(&["log", "--json"])
+        .ok()
+        .json_lines()
+        .iter()
+        .map(|c| c["id"].as_str().expect("ids are strings").to_string())
+        .collect()
+}

@@ -1,0 +1,250 @@
+//! Importing CSV, Parquet and JSON Lines files in every mode, and deleting by key.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+#[test]
+fn a_csv_import_creates_a_table_with_inferred_types_and_a_non_null_key() {
+    let dir = Dir::repo();
+    dir.write("people.csv", PEOPLE_CSV);
+    let out = dir
+        .strata(&["import", "people", "people.csv", "--primary-key", "id"])
+        .ok();
+    assert_mentions(
+        &out.stdout,
+        &["Created table 'people'", "3 inserted", "0 updated", "3 rows in all"],
+    );
+    let show = dir.strata(&["table", "show", "people", "--json"]).ok().json();
+    assert_eq!(show["rows"], 3);
+    assert_eq!(show["primary_key"], json!(["id"]));
+    assert_eq!(
+        show["columns"],
+        json!([
+            {"name": "id", "type": "int64", "nullable": false},
+            {"name": "name", "type": "utf8", "nullable": true},
+            {"name": "score", "type": "float64", "nullable": true},
+        ])
+    );
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+}
+
+#[test]
+fn the_short_key_flag_and_a_composite_key_order_rows_by_every_key_column() {
+    let dir = Dir::repo();
+    dir.write(
+        "sales.csv",
+        "region,year,amount\nwest,2024,5\neast,2024,3\nwest,2023,4\neast,2023,1\n",
+    );
+    dir.strata(&["import", "sales", "sales.csv", "-k", "region,year"])
+        .ok();
+    assert_eq!(
+        dir.export_csv("sales", None),
+        "region,year,amount\neast,2023,1\neast,2024,3\nwest,2023,4\nwest,2024,5\n"
+    );
+    let show = dir.strata(&["table", "show", "sales", "--json"]).ok().json();
+    assert_eq!(show["primary_key"], json!(["region", "year"]));
+}
+
+#[test]
+fn rows_given_out_of_key_order_are_stored_and_exported_in_key_order() {
+    let dir = Dir::repo();
+    dir.write(
+        "people.csv",
+        "id,name,score\n3,cy,3.0\n1,ann,1.5\n2,bob,2.5\n",
+    );
+    dir.strata(&["import", "people", "people.csv", "-k", "id"]).ok();
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+}
+
+#[test]
+fn a_parquet_file_exported_from_one_table_imports_into_another_with_the_same_rows() {
+    let dir = Dir::with_people();
+    dir.strata(&["export", "people", "people.parquet"]).ok();
+    let out = dir
+        .strata(&["import", "copy", "people.parquet", "-k", "id"])
+        .ok();
+    assert_mentions(&out.stdout, &["Created table 'copy'", "3 rows in all"]);
+    assert_eq!(dir.export_csv("copy", None), PEOPLE_CSV);
+    let a = dir.strata(&["table", "show", "people", "--json"]).ok().json();
+    let b = dir.strata(&["table", "show", "copy", "--json"]).ok().json();
+    assert_eq!(a["columns"], b["columns"]);
+}
+
+#[test]
+fn a_json_lines_file_imports_with_the_same_rows_as_the_csv() {
+    let dir = Dir::repo();
+    dir.write(
+        "people.jsonl",
+        concat!(
+            r#"{"id":1,"name":"ann","score":1.5}"#,
+            "\n",
+            r#"{"id":2,"name":"bob","score":2.5}"#,
+            "\n",
+            r#"{"id":3,"name":"cy","score":3.0}"#,
+            "\n",
+        ),
+    );
+    dir.strata(&["import", "people", "people.jsonl", "-k", "id"])
+        .ok();
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+    let show = dir.strata(&["table", "show", "people", "--json"]).ok().json();
+    assert_eq!(show["columns"][0]["type"], "int64");
+    assert_eq!(show["columns"][2]["type"], "float64");
+}
+
+#[test]
+fn the_format_flag_reads_a_file_whose_extension_says_nothing() {
+    let dir = Dir::repo();
+    dir.write("people.txt", PEOPLE_CSV);
+    dir.strata(&["import", "people", "people.txt", "-k", "id", "--format", "csv"])
+        .ok();
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+}
+
+#[test]
+fn mode_create_makes_a_new_table_like_no_mode_at_all() {
+    let dir = Dir::repo();
+    dir.write("people.csv", PEOPLE_CSV);
+    dir.strata(&["import", "people", "people.csv", "-k", "id", "--mode", "create"])
+        .ok();
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+}
+
+#[test]
+fn mode_replace_swaps_every_row_and_may_change_the_schema() {
+    let dir = Dir::with_people();
+    dir.write("new.csv", "id,name,city\n7,gus,oslo\n8,hal,rome\n");
+    let out = dir
+        .strata(&["import", "people", "new.csv", "--mode", "replace"])
+        .ok();
+    assert_mentions(&out.stdout, &["Updated table 'people'", "2 rows in all"]);
+    assert_eq!(
+        dir.export_csv("people", None),
+        "id,name,city\n7,gus,oslo\n8,hal,rome\n"
+    );
+    let status = dir.strata(&["status", "--json"]).ok().json();
+    let t = &status["tables"][0];
+    assert_eq!(t["table"], "people");
+    assert_eq!(t["state"], "modified");
+    assert_eq!(t["schema_changed"], true);
+    let human = dir.strata(&["status"]).ok();
+    assert_mentions(&human.stdout, &["modified (schema)"]);
+}
+
+#[test]
+fn mode_append_adds_new_keys() {
+    let dir = Dir::with_people();
+    dir.write("more.csv", "id,name,score\n4,dee,4.5\n5,eve,5.5\n");
+    let out = dir
+        .strata(&["import", "people", "more.csv", "--mode", "append"])
+        .ok();
+    assert_mentions(&out.stdout, &["2 inserted", "0 updated", "5 rows in all"]);
+    assert_eq!(
+        dir.export_csv("people", None),
+        format!("{PEOPLE_CSV}4,dee,4.5\n5,eve,5.5\n")
+    );
+}
+
+#[test]
+fn mode_append_refuses_a_key_that_exists_and_names_it() {
+    let dir = Dir::with_people();
+    dir.write("more.csv", "id,name,score\n4,dee,4.5\n2,bobby,9.5\n");
+    let line = dir.refused(&["import", "people", "more.csv", "--mode", "append"]);
+    assert_mentions(&line, &["people", "id=2", "already exists", "--mode upsert"]);
+}
+
+#[test]
+fn mode_upsert_inserts_new_keys_and_overwrites_existing_ones() {
+    let dir = Dir::with_people();
+    dir.write("up.csv", "id,name,score\n2,bobby,2.5\n4,dee,4.5\n");
+    let out = dir
+        .strata(&["import", "people", "up.csv", "--mode", "upsert"])
+        .ok();
+    assert_mentions(&out.stdout, &["1 inserted", "1 updated", "4 rows in all"]);
+    assert_eq!(
+        dir.export_csv("people", None),
+        "id,name,score\n1,ann,1.5\n2,bobby,2.5\n3,cy,3.0\n4,dee,4.5\n"
+    );
+}
+
+#[test]
+fn columns_may_come_in_any_order_when_changing_a_table() {
+    let dir = Dir::with_people();
+    dir.write("up.csv", "score,id,name\n9.5,3,cyd\n");
+    dir.strata(&["import", "people", "up.csv", "--mode", "upsert"])
+        .ok();
+    assert_eq!(
+        dir.export_csv("people", None),
+        "id,name,score\n1,ann,1.5\n2,bob,2.5\n3,cyd,9.5\n"
+    );
+}
+
+#[test]
+fn delete_keys_removes_the_listed_rows_and_counts_keys_that_matched_nothing() {
+    let dir = Dir::with_people();
+    dir.write("gone.csv", "id\n3\n1\n9\n");
+    let out = dir
+        .strata(&["delete", "people", "--keys", "gone.csv"])
+        .ok();
+    assert_mentions(
+        &out.stdout,
+        &["Deleted 2 rows from 'people'", "1 rows left", "1 keys matched no row"],
+    );
+    assert_eq!(dir.export_csv("people", None), "id,name,score\n2,bob,2.5\n");
+    let status = dir.strata(&["status", "--json"]).ok().json();
+    assert_eq!(status["tables"][0]["removed"], 2);
+}
+
+#[test]
+fn delete_keys_reads_json_lines_too() {
+    let dir = Dir::with_people();
+    dir.write("gone.jsonl", "{\"id\":2}\n");
+    dir.strata(&["delete", "people", "--keys", "gone.jsonl"]).ok();
+    assert_eq!(
+        dir.export_csv("people", None),
+        "id,name,score\n1,ann,1.5\n3,cy,3.0\n"
+    );
+}
+
+#[test]
+fn a_csv_with_only_a_header_makes_an_empty_table() {
+    let dir = Dir::repo();
+    dir.write("empty.csv", "id,name\n");
+    dir.strata(&["import", "nobody", "empty.csv", "-k", "id"]).ok();
+    let list = dir.strata(&["table", "list", "--json"]).ok().json_lines();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["table"], "nobody");
+    assert_eq!(list[0]["rows"], 0);
+}
+
+#[test]
+fn an_import_over_many_chunks_keeps_every_row() {
+    let dir = Dir::repo();
+    let mut csv = String::from("id,name,score\n");
+    for i in 0..5000 {
+        csv.push_str(&format!("{i},n{i},{}.5\n", i % 97));
+    }
+    dir.write("many.csv", &csv);
+    dir.strata(&["import", "many", "many.csv", "-k", "id", "--chunk-rows", "256"])
+        .ok();
+    let show = dir.strata(&["table", "show", "many", "--json"]).ok().json();
+    assert_eq!(show["rows"], 5000);
+    assert!(
+        show["chunks"].as_u64().expect("chunks is a number") > 5,
+        "expected several chunks: {show}"
+    );
+    assert_eq!(dir.export_csv("many", None), csv);
+    dir.write("edit.csv", "id,name,score\n2500,changed,0.5\n");
+    let out = dir
+        .strata(&["import", "many", "edit.csv", "--mode", "upsert"])
+        .ok();
+    assert_mentions(&out.stdout, &["1 updated", "5000 rows in all"]);
+    let reused = out
+        .stdout
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" reused)"))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no reused count in {:?}", out.stdout));
+    assert!(reused > 0, "an edit of one row should reuse the other chunks:\n{out:?}");
+}
