@@ -109,12 +109,14 @@ pub enum Command {
     },
     /// Switch to a branch, or to any revision (detached).
     Checkout {
-        /// Branch or revision.
+        /// Branch or revision (with -b: the new branch's name).
         target: String,
-        /// Create a branch named TARGET at START (default: HEAD) and switch to it.
-        #[arg(short = 'b', value_name = "START", num_args = 0..=1, default_missing_value = "HEAD")]
-        create: Option<String>,
-        /// Discard uncommitted changes.
+        /// With -b: where the new branch starts (default: HEAD).
+        start: Option<String>,
+        /// Create a branch named TARGET and switch to it.
+        #[arg(short = 'b')]
+        create: bool,
+        /// Discard uncommitted changes (and a merge in progress).
         #[arg(short, long)]
         force: bool,
     },
@@ -136,6 +138,29 @@ pub enum Command {
         #[arg(default_value = "HEAD")]
         rev: String,
     },
+    /// Join another branch's history into the current branch.
+    Merge {
+        /// Branch or revision to merge.
+        #[arg(required_unless_present = "abort")]
+        rev: Option<String>,
+        /// Message of the merge commit.
+        #[arg(short, long)]
+        message: Option<String>,
+        /// Make a merge commit even when a fast-forward is possible.
+        #[arg(long, conflicts_with = "ff_only")]
+        no_ff: bool,
+        /// Refuse unless the merge is a fast-forward.
+        #[arg(long)]
+        ff_only: bool,
+        /// Undo a merge that stopped on conflicts.
+        #[arg(long, conflicts_with_all = ["rev", "message", "no_ff", "ff_only"])]
+        abort: bool,
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// Show or resolve the conflicts of a merge in progress.
+    #[command(subcommand)]
+    Conflicts(ConflictsCommand),
     /// Write a table, at any revision, to a Parquet, CSV, JSON Lines or Arrow file.
     Export {
         table: String,
@@ -189,4 +214,22 @@ pub enum TableCommand {
     Drop { table: String },
     /// Rename a table (a working change).
     Rename { from: String, to: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConflictsCommand {
+    /// List conflicting cells with their base, our and their values.
+    Show {
+        table: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resolve conflicts by taking our or their version of each conflicting row.
+    Resolve {
+        table: Option<String>,
+        #[arg(long, conflicts_with = "theirs", required_unless_present = "theirs")]
+        ours: bool,
+        #[arg(long)]
+        theirs: bool,
+    },
 }

@@ -13,7 +13,7 @@ use strata_engine::repo::{Head, TableStatus};
 use strata_engine::store::RefKind;
 use strata_engine::{Commit, ObjectId, Repository, TableObject};
 
-use crate::args::{Cli, Command, ImportArgs, TableCommand};
+use crate::args::{Cli, Command, ConflictsCommand, ImportArgs, TableCommand};
 use crate::render::{self, Bar};
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -76,9 +76,16 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => branch(&repo, name, start, delete, json).await,
         Command::Checkout {
             target,
+            start,
             create,
             force,
-        } => checkout(&repo, &target, create, force).await,
+        } => {
+            if start.is_some() && !create {
+                bail!("checkout takes one branch or revision; to create a branch at a start point use 'checkout -b NAME START'");
+            }
+            let create = create.then(|| start.unwrap_or_else(|| "HEAD".into()));
+            checkout(&repo, &target, create, force).await
+        }
         Command::Tag {
             name,
             rev,
@@ -91,6 +98,28 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("HEAD is now at {} {}", id.short(), c.summary());
             Ok(())
         }
+        Command::Merge {
+            rev,
+            message,
+            no_ff,
+            ff_only,
+            abort,
+            author: given,
+        } => {
+            if abort {
+                repo.merge_abort().await?;
+                println!("Merge aborted; the working tables are as they were before it");
+                return Ok(());
+            }
+            let rev = rev.context("name the branch or revision to merge")?;
+            let opts = strata_engine::merging::MergeOptions {
+                message,
+                no_ff,
+                ff_only,
+            };
+            merge(&repo, &rev, &author(given)?, &opts).await
+        }
+        Command::Conflicts(cmd) => conflicts(&repo, cmd).await,
         Command::Export {
             table,
             out,
@@ -251,13 +280,20 @@ async fn status(repo: &Repository, as_json: bool) -> Result<()> {
     let head = repo.head().await?;
     let head_commit = repo.head_commit().await?;
     let changes = repo.status().await?;
+    let merge = repo.merge_state().await?;
     if as_json {
         let (branch, detached) = match &head {
             Head::Branch(b) => (Some(b.clone()), None),
             Head::Detached(id) => (None, Some(*id)),
         };
+        let merging = merge.as_ref().map(|m| {
+            json!({
+                "theirs": m.theirs, "name": m.theirs_name,
+                "conflicts": m.tables.iter().map(|(t, c)| (t.clone(), json!(c.conflicts.len()))).collect::<serde_json::Map<_, _>>(),
+            })
+        });
         return print_json(&json!({
-            "branch": branch, "detached": detached, "head": head_commit,
+            "branch": branch, "detached": detached, "head": head_commit, "merging": merging,
             "tables": changes.iter().map(status_json).collect::<Vec<_>>(),
         }));
     }
@@ -265,11 +301,28 @@ async fn status(repo: &Repository, as_json: bool) -> Result<()> {
         Head::Branch(b) => println!("On branch {b}"),
         Head::Detached(id) => println!("HEAD detached at {}", id.short()),
     }
+    if let Some(m) = &merge {
+        println!("You are merging '{}'.", m.theirs_name);
+        if m.conflict_count() > 0 {
+            for (t, tc) in &m.tables {
+                println!("  {t}: {} conflicting rows", tc.conflicts.len());
+            }
+            println!("  (see them with 'strata conflicts show'; resolve with 'strata conflicts resolve --ours|--theirs'");
+            println!(
+                "   or by importing/deleting the rows; 'strata merge --abort' undoes the merge)"
+            );
+        } else {
+            println!("  All conflicts resolved: run 'strata commit' to finish the merge.");
+        }
+    }
     if head_commit.is_none() {
         println!("No commits yet");
     }
-    if changes.is_empty() {
+    if changes.is_empty() && merge.is_none() {
         println!("nothing to commit, working tables clean");
+        return Ok(());
+    }
+    if changes.is_empty() {
         return Ok(());
     }
     println!("Changes not yet committed:");
@@ -515,6 +568,79 @@ async fn export(
     let rows = result?;
     if let Destination::File(p) = dest {
         eprintln!("Exported {rows} rows of '{table}' to {}", p.display());
+    }
+    Ok(())
+}
+
+async fn merge(
+    repo: &Repository,
+    rev: &str,
+    author: &str,
+    opts: &strata_engine::merging::MergeOptions,
+) -> Result<()> {
+    use strata_engine::merging::MergeOutcome;
+    match repo.merge(rev, author, opts).await? {
+        MergeOutcome::UpToDate => println!("Already up to date."),
+        MergeOutcome::FastForward(id) => println!("Fast-forward to {}", id.short()),
+        MergeOutcome::Merged(id) => println!("Merged '{rev}': commit {}", id.short()),
+        MergeOutcome::Conflicts(n, tables) => bail!(
+            "merge of '{rev}' stopped with {n} conflicting rows in {}; see them with 'strata conflicts show', \
+             resolve with 'strata conflicts resolve --ours|--theirs' (or import/delete the rows), then 'strata commit'; \
+             'strata merge --abort' undoes the merge",
+            tables.join(", ")
+        ),
+    }
+    Ok(())
+}
+
+async fn conflicts(repo: &Repository, cmd: ConflictsCommand) -> Result<()> {
+    use strata_engine::merging::Side;
+    match cmd {
+        ConflictsCommand::Show { table, json } => {
+            let Some(state) = repo.merge_state().await? else {
+                bail!("there is no merge in progress");
+            };
+            for (name, tc) in &state.tables {
+                if table.as_ref().is_some_and(|t| t != name) {
+                    continue;
+                }
+                for c in &tc.conflicts {
+                    if json {
+                        print_json(&json!({
+                            "table": name, "kind": c.kind, "key": c.key, "cells": c.cells,
+                        }))?;
+                    } else {
+                        let key: Vec<String> =
+                            c.key.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        println!("{name} ({}) {}", key.join(", "), c.kind);
+                        for cell in &c.cells {
+                            println!(
+                                "    {}: base {} | ours {} | theirs {}",
+                                cell.column, cell.base, cell.ours, cell.theirs
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        ConflictsCommand::Resolve {
+            table,
+            ours,
+            theirs: _,
+        } => {
+            let side = if ours { Side::Ours } else { Side::Theirs };
+            let n = repo.resolve_conflicts(table.as_deref(), side).await?;
+            let left = repo.merge_state().await?.map_or(0, |m| m.conflict_count());
+            println!(
+                "Resolved {n} conflicts with {} version; {left} remain{}",
+                if ours { "our" } else { "their" },
+                if left == 0 {
+                    ": run 'strata commit' to finish the merge"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     Ok(())
 }

@@ -2,17 +2,44 @@
 //! delete by key. New chunks are stored first and the working state is switched in one
 //! atomic write at the end, so an interrupted import leaves the previous state intact.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use crate::chunk::ChunkParams;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::import::{sort_file, BatchReader, Input, SortedFile};
+use crate::key::Rows;
 use crate::names::validate_name;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::schema::TableSchema;
 use crate::table::{apply, store_table, ApplyStats, ChangeOp, ChangeSource, TableObject};
+use crate::tree::decode_hex;
+
+/// Passes changes through, noting which of the `watch` keys they touch (used to resolve
+/// merge conflicts by importing or deleting the conflicting rows).
+struct Recorder<'a> {
+    inner: &'a mut dyn ChangeSource,
+    watch: &'a HashSet<Vec<u8>>,
+    hit: &'a mut HashSet<Vec<u8>>,
+}
+
+impl ChangeSource for Recorder<'_> {
+    fn next_rows(&mut self) -> Result<Option<Rows>> {
+        let rows = self.inner.next_rows()?;
+        if let Some(r) = &rows {
+            if !self.watch.is_empty() {
+                for i in 0..r.keys.len() {
+                    if self.watch.contains(r.keys.get(i)) {
+                        self.hit.insert(r.keys.get(i).to_vec());
+                    }
+                }
+            }
+        }
+        Ok(rows)
+    }
+}
 
 /// How an import treats the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +205,21 @@ impl Repository {
         })
     }
 
+    /// Encoded keys of the rows of `table` that conflict in a merge in progress.
+    async fn conflict_keys(&self, table: &str) -> Result<HashSet<Vec<u8>>> {
+        Ok(self
+            .merge_state()
+            .await?
+            .and_then(|mut m| m.tables.remove(table))
+            .map(|tc| {
+                tc.conflicts
+                    .iter()
+                    .filter_map(|c| decode_hex(&c.key_hex))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     async fn apply_keys(
         &self,
         table: &str,
@@ -191,16 +233,27 @@ impl Repository {
         let tmp = self.tmp_dir()?;
         let reader = BatchReader::open(input, table, arrow, &key_idx)?;
         let mut source = sort_file(reader, key_idx, tmp.path(), progress)?;
-        apply(
+        let watch = self.conflict_keys(table).await?;
+        let mut hit = HashSet::new();
+        let mut recorder = Recorder {
+            inner: source.as_mut(),
+            watch: &watch,
+            hit: &mut hit,
+        };
+        let result = apply(
             self.objects(),
             table,
             Some(base),
             base.schema.clone(),
             base.chunking,
             ChangeOp::Delete,
-            source.as_mut(),
+            &mut recorder,
         )
-        .await
+        .await?;
+        if !hit.is_empty() {
+            self.resolve_keys(table, &hit).await?;
+        }
+        Ok(result)
     }
 
     #[allow(clippy::too_many_arguments)]

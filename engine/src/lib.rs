@@ -15,6 +15,8 @@ pub mod export;
 pub mod id;
 pub mod import;
 pub mod key;
+pub mod merge;
+pub mod merging;
 pub mod names;
 pub mod progress;
 pub mod repo;

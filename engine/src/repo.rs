@@ -223,6 +223,27 @@ impl Repository {
         })
     }
 
+    // ---- local state ----
+
+    pub(crate) async fn read_local<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>> {
+        read_json(&self.store, &layout::local(name)).await
+    }
+
+    pub(crate) async fn write_local<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        put_json(&self.store, &layout::local(name), value).await
+    }
+
+    pub(crate) async fn delete_local(&self, name: &str) -> Result<()> {
+        let path = layout::local(name);
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(storage_error(&path, e)),
+        }
+    }
+
     // ---- HEAD and working state ----
 
     pub async fn head(&self) -> Result<Head> {
@@ -362,11 +383,16 @@ impl Repository {
         let head = self.head().await?;
         let parent = self.head_commit().await?;
         let working = self.working().await?;
-        if working.tables == self.commit_tables(parent).await? {
+        let merging = self.merge_parent().await?;
+        if merging.is_none() && working.tables == self.commit_tables(parent).await? {
             return Err(Error::NothingToCommit);
         }
+        let parents: Vec<ObjectId> = parent
+            .into_iter()
+            .chain(merging.as_ref().map(|(theirs, _)| *theirs))
+            .collect();
         let commit = Commit::new(
-            parent.into_iter().collect(),
+            parents,
             working.tables.clone(),
             author.to_string(),
             self.clock.now(),
@@ -381,6 +407,9 @@ impl Repository {
             Head::Detached(_) => self.set_head(&Head::Detached(id)).await?,
         }
         self.set_working(&working).await?;
+        if merging.is_some() {
+            self.clear_merge().await?;
+        }
         Ok(id)
     }
 
@@ -607,6 +636,11 @@ impl Repository {
             let id = self.resolve(target).await?;
             (Head::Detached(id), Some(id))
         };
+        if force {
+            self.delete_local("MERGE").await?;
+        } else {
+            self.ensure_no_merge().await?;
+        }
         self.ensure_clean(force).await?;
         let tables = self.commit_tables(commit).await?;
         self.set_head(&head).await?;
@@ -645,6 +679,7 @@ impl Repository {
         }
         let tables = self.commit_tables(Some(target)).await?;
         self.set_working(&Working { tables }).await?;
+        self.delete_local("MERGE").await?;
         Ok(target)
     }
 

@@ -1,0 +1,396 @@
+//! Merging branches in a repository: merge base, fast-forward, three-way merge with
+//! conflicts recorded in the working state, resolution, abort.
+
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::commit::Commit;
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::merge::{key_rows, merge_tables, Conflict};
+use crate::repo::{Head, Repository, Working};
+use crate::store::layout;
+use crate::store::RefName;
+use crate::table::{apply, store_table, ChangeOp, TableObject, VecSource};
+use crate::tree::decode_hex;
+
+/// A merge that stopped on conflicts (`local/MERGE`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergeState {
+    /// The commit being merged in.
+    pub theirs: ObjectId,
+    /// What the user called it.
+    pub theirs_name: String,
+    pub base: Option<ObjectId>,
+    /// HEAD's commit when the merge started.
+    pub head: Option<ObjectId>,
+    /// The working tables before the merge (restored by `--abort`).
+    pub pre_merge: Working,
+    pub message: String,
+    pub tables: BTreeMap<String, TableConflicts>,
+}
+
+/// Conflicts in one table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableConflicts {
+    pub conflicts: Vec<Conflict>,
+    /// A table holding their versions of the conflicting rows they did not delete.
+    pub theirs_rows: Option<ObjectId>,
+}
+
+impl MergeState {
+    pub fn conflict_count(&self) -> usize {
+        self.tables.values().map(|t| t.conflicts.len()).sum()
+    }
+}
+
+/// Options of `merge`.
+#[derive(Debug, Clone, Default)]
+pub struct MergeOptions {
+    pub message: Option<String>,
+    pub no_ff: bool,
+    pub ff_only: bool,
+}
+
+/// What `merge` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeOutcome {
+    UpToDate,
+    FastForward(ObjectId),
+    Merged(ObjectId),
+    /// Stopped with this many conflicting rows, in these tables.
+    Conflicts(usize, Vec<String>),
+}
+
+/// Which side wins when resolving conflicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Ours,
+    Theirs,
+}
+
+impl Repository {
+    pub async fn merge_state(&self) -> Result<Option<MergeState>> {
+        self.read_local("MERGE").await
+    }
+
+    async fn set_merge_state(&self, state: Option<&MergeState>) -> Result<()> {
+        match state {
+            Some(s) => self.write_local("MERGE", s).await,
+            None => self.delete_local("MERGE").await,
+        }
+    }
+
+    /// Fails when a merge is in progress.
+    pub async fn ensure_no_merge(&self) -> Result<()> {
+        if let Some(m) = self.merge_state().await? {
+            return Err(Error::Invalid(format!(
+                "a merge of '{}' is in progress; finish it with 'strata commit' or undo it with 'strata merge --abort'",
+                m.theirs_name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every ancestor of `id`, itself included.
+    async fn ancestors(&self, id: ObjectId) -> Result<HashSet<ObjectId>> {
+        let mut seen = HashSet::from([id]);
+        let mut queue = VecDeque::from([id]);
+        while let Some(c) = queue.pop_front() {
+            for p in Commit::read(self.objects(), &c).await?.parents {
+                if seen.insert(p) {
+                    queue.push_back(p);
+                }
+            }
+        }
+        Ok(seen)
+    }
+
+    /// The merge base of two commits: their common ancestor that is newest by commit time.
+    /// With several best common ancestors (criss-cross history) that one is used.
+    pub async fn merge_base(&self, a: ObjectId, b: ObjectId) -> Result<Option<ObjectId>> {
+        let ours = self.ancestors(a).await?;
+        let mut heap = BinaryHeap::new();
+        let mut seen = HashSet::from([b]);
+        heap.push((Commit::read(self.objects(), &b).await?.time, b));
+        while let Some((_, c)) = heap.pop() {
+            if ours.contains(&c) {
+                return Ok(Some(c));
+            }
+            for p in Commit::read(self.objects(), &c).await?.parents {
+                if seen.insert(p) {
+                    heap.push((Commit::read(self.objects(), &p).await?.time, p));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Merges revision `rev` into the current branch.
+    pub async fn merge(
+        &self,
+        rev: &str,
+        author: &str,
+        opts: &MergeOptions,
+    ) -> Result<MergeOutcome> {
+        self.ensure_no_merge().await?;
+        self.ensure_clean(false).await?;
+        let theirs = self.resolve(rev).await?;
+        let head = self.head().await?;
+        let ours = self.head_commit().await?;
+        let Some(ours) = ours else {
+            // An unborn branch simply takes their history.
+            self.move_head(&head, None, theirs).await?;
+            return Ok(MergeOutcome::FastForward(theirs));
+        };
+        let base = self.merge_base(ours, theirs).await?;
+        if base == Some(theirs) {
+            return Ok(MergeOutcome::UpToDate);
+        }
+        let can_ff = base == Some(ours);
+        if opts.ff_only && !can_ff {
+            return Err(Error::Invalid(format!(
+                "cannot fast-forward to '{rev}': the histories have diverged; merge without --ff-only"
+            )));
+        }
+        if can_ff && !opts.no_ff {
+            self.move_head(&head, Some(ours), theirs).await?;
+            return Ok(MergeOutcome::FastForward(theirs));
+        }
+        let branch = match &head {
+            Head::Branch(b) => b.clone(),
+            Head::Detached(_) => "HEAD".into(),
+        };
+        let message = opts
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("Merge '{rev}' into {branch}"));
+        let base_tables = self.commit_tables(base).await?;
+        let ours_tables = self.commit_tables(Some(ours)).await?;
+        let theirs_tables = self.commit_tables(Some(theirs)).await?;
+        let mut merged = BTreeMap::new();
+        let mut conflicts = BTreeMap::new();
+        let names: BTreeSet<&String> = ours_tables.keys().chain(theirs_tables.keys()).collect();
+        for name in names {
+            let (b, o, t) = (
+                base_tables.get(name),
+                ours_tables.get(name),
+                theirs_tables.get(name),
+            );
+            let result = if o == t || b == t {
+                o.copied()
+            } else if b == o {
+                t.copied()
+            } else {
+                let (Some(o), Some(t)) = (o, t) else {
+                    return Err(Error::Invalid(format!(
+                        "cannot merge table '{name}': it was deleted on one side and changed on the other; \
+                         restore or drop it on one side, commit, and merge again"
+                    )));
+                };
+                let objects = self.objects();
+                let base_t = match b {
+                    Some(b) => Some(TableObject::read(objects, b).await?),
+                    None => None,
+                };
+                let ours_t = TableObject::read(objects, o).await?;
+                let theirs_t = TableObject::read(objects, t).await?;
+                let m =
+                    merge_tables(self.objects(), name, base_t.as_ref(), &ours_t, &theirs_t).await?;
+                if !m.conflicts.is_empty() {
+                    let theirs_rows = match m.theirs_rows.into_iter().next() {
+                        Some(rows) => {
+                            let (t, _) = apply(
+                                self.objects(),
+                                name,
+                                None,
+                                m.table.schema.clone(),
+                                m.table.chunking,
+                                ChangeOp::Upsert,
+                                &mut VecSource(VecDeque::from([rows])),
+                            )
+                            .await?;
+                            Some(store_table(self.objects(), &t).await?)
+                        }
+                        None => None,
+                    };
+                    conflicts.insert(
+                        name.clone(),
+                        TableConflicts {
+                            conflicts: m.conflicts,
+                            theirs_rows,
+                        },
+                    );
+                }
+                Some(store_table(self.objects(), &m.table).await?)
+            };
+            if let Some(id) = result {
+                merged.insert(name.clone(), id);
+            }
+        }
+        let working = Working { tables: merged };
+        if conflicts.is_empty() {
+            let commit = Commit::new(
+                vec![ours, theirs],
+                working.tables.clone(),
+                author.into(),
+                self.now(),
+                message,
+            );
+            let id = self.objects().put_json(&commit).await?;
+            self.move_head(&head, Some(ours), id).await?;
+            return Ok(MergeOutcome::Merged(id));
+        }
+        let state = MergeState {
+            theirs,
+            theirs_name: rev.into(),
+            base,
+            head: Some(ours),
+            pre_merge: Working {
+                tables: ours_tables,
+            },
+            message,
+            tables: conflicts,
+        };
+        // The state goes first: a crash before the working tables change leaves a merge
+        // that `--abort` undoes.
+        self.set_merge_state(Some(&state)).await?;
+        self.set_working(&working).await?;
+        Ok(MergeOutcome::Conflicts(
+            state.conflict_count(),
+            state.tables.keys().cloned().collect(),
+        ))
+    }
+
+    /// Moves HEAD's branch (or detached HEAD) from `expected` to `to`, and the working tables.
+    async fn move_head(&self, head: &Head, expected: Option<ObjectId>, to: ObjectId) -> Result<()> {
+        match head {
+            Head::Branch(b) => {
+                self.move_branch(&RefName::branch(b)?, expected, Some(to))
+                    .await?
+            }
+            Head::Detached(_) => self.set_head(&Head::Detached(to)).await?,
+        }
+        let tables = self.commit_tables(Some(to)).await?;
+        self.set_working(&Working { tables }).await
+    }
+
+    /// Undoes a merge that stopped on conflicts, restoring the working tables exactly.
+    pub async fn merge_abort(&self) -> Result<()> {
+        let Some(state) = self.merge_state().await? else {
+            return Err(Error::Invalid("there is no merge to abort".into()));
+        };
+        self.set_working(&state.pre_merge).await?;
+        self.set_merge_state(None).await
+    }
+
+    /// Resolves the conflicts of `table` (all tables when `None`) by taking one side.
+    pub async fn resolve_conflicts(&self, table: Option<&str>, side: Side) -> Result<usize> {
+        let Some(mut state) = self.merge_state().await? else {
+            return Err(Error::Invalid("there is no merge in progress".into()));
+        };
+        let names: Vec<String> = match table {
+            Some(t) if state.tables.contains_key(t) => vec![t.to_string()],
+            Some(t) => return Err(Error::Invalid(format!("table '{t}' has no conflicts"))),
+            None => state.tables.keys().cloned().collect(),
+        };
+        let mut resolved = 0;
+        for name in names {
+            let tc = state.tables.remove(&name).expect("listed above");
+            resolved += tc.conflicts.len();
+            if side == Side::Ours {
+                continue;
+            }
+            let (_, mut current) = self.table(&name, None).await?;
+            if let Some(rows_id) = tc.theirs_rows {
+                let rows_table = TableObject::read(self.objects(), &rows_id).await?;
+                let entries = rows_table.chunks(self.objects()).await?;
+                let schema = rows_table.schema.arrow()?;
+                let key_idx = rows_table.schema.key_indices();
+                let mut parts = VecDeque::new();
+                for e in &entries {
+                    parts.push_back(
+                        crate::table::read_chunk(self.objects(), e, &schema, &key_idx).await?,
+                    );
+                }
+                current = apply(
+                    self.objects(),
+                    &name,
+                    Some(&current),
+                    current.schema.clone(),
+                    current.chunking,
+                    ChangeOp::Upsert,
+                    &mut VecSource(parts),
+                )
+                .await?
+                .0;
+            }
+            let mut deleted: Vec<Vec<u8>> = tc
+                .conflicts
+                .iter()
+                .filter(|c| c.theirs.is_none())
+                .filter_map(|c| decode_hex(&c.key_hex))
+                .collect();
+            if !deleted.is_empty() {
+                deleted.sort();
+                let rows = key_rows(&current.schema, &current.schema.arrow()?, &deleted)?;
+                current = apply(
+                    self.objects(),
+                    &name,
+                    Some(&current),
+                    current.schema.clone(),
+                    current.chunking,
+                    ChangeOp::Delete,
+                    &mut VecSource(VecDeque::from([rows])),
+                )
+                .await?
+                .0;
+            }
+            let id = store_table(self.objects(), &current).await?;
+            self.set_working_table(&name, Some(id)).await?;
+        }
+        self.set_merge_state(Some(&state)).await?;
+        Ok(resolved)
+    }
+
+    /// Marks the conflicts of `table` whose encoded keys are in `keys` as resolved.
+    pub async fn resolve_keys(&self, table: &str, keys: &HashSet<Vec<u8>>) -> Result<()> {
+        let Some(mut state) = self.merge_state().await? else {
+            return Ok(());
+        };
+        let Some(tc) = state.tables.get_mut(table) else {
+            return Ok(());
+        };
+        tc.conflicts
+            .retain(|c| decode_hex(&c.key_hex).is_none_or(|k| !keys.contains(&k)));
+        if tc.conflicts.is_empty() {
+            state.tables.remove(table);
+        }
+        self.set_merge_state(Some(&state)).await
+    }
+
+    /// Called by `commit`: the extra parent of a merge in progress, after checking that no
+    /// conflict remains. Clears the state once the commit is recorded.
+    pub(crate) async fn merge_parent(&self) -> Result<Option<(ObjectId, String)>> {
+        match self.merge_state().await? {
+            None => Ok(None),
+            Some(s) if s.conflict_count() > 0 => Err(Error::Invalid(format!(
+                "{} conflicts remain in {}; resolve them ('strata conflicts show', 'strata conflicts resolve --ours|--theirs', \
+                 or fix the rows with import/delete), or undo the merge with 'strata merge --abort'",
+                s.conflict_count(),
+                s.tables.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))),
+            Some(s) => Ok(Some((s.theirs, s.message))),
+        }
+    }
+
+    pub(crate) async fn clear_merge(&self) -> Result<()> {
+        self.set_merge_state(None).await
+    }
+}
+
+/// Where the merge state lives.
+pub fn merge_state_path() -> object_store::path::Path {
+    layout::local("MERGE")
+}
