@@ -1,128 +1,13 @@
 //! Properties of key-chunked tables: chunking depends on the rows alone, an edit rewrites
 //! only the chunks around it, and what goes in comes out in key order.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+mod common;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use futures::TryStreamExt;
+use std::collections::BTreeMap;
+
+use common::*;
 use proptest::prelude::*;
-use strata_engine::chunk::ChunkParams;
-use strata_engine::key::{encode_keys, Rows};
-use strata_engine::schema::TableSchema;
-use strata_engine::store::Objects;
-use strata_engine::table::{apply, scan, ChangeOp, TableObject, VecSource};
-
-fn objects() -> Objects {
-    Objects::new(Arc::new(object_store::memory::InMemory::new()), "memory")
-}
-
-fn schema() -> TableSchema {
-    let s = arrow::datatypes::Schema::new(vec![
-        arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
-        arrow::datatypes::Field::new("v", arrow::datatypes::DataType::Utf8, true),
-    ]);
-    TableSchema::from_arrow(&s, &["id".to_string()]).expect("schema")
-}
-
-/// Rows from a sorted map, in batches of `batch` rows.
-fn source(rows: &BTreeMap<i64, String>, batch: usize) -> VecSource {
-    let arrow_schema = schema().arrow().expect("arrow schema");
-    let items: Vec<(&i64, &String)> = rows.iter().collect();
-    let mut out = VecDeque::new();
-    for part in items.chunks(batch.max(1)) {
-        let ids: Vec<i64> = part.iter().map(|(k, _)| **k).collect();
-        let vs: Vec<&str> = part.iter().map(|(_, v)| v.as_str()).collect();
-        let b = RecordBatch::try_new(
-            arrow_schema.clone(),
-            vec![
-                Arc::new(Int64Array::from(ids)) as ArrayRef,
-                Arc::new(StringArray::from(vs)) as ArrayRef,
-            ],
-        )
-        .expect("batch");
-        let keys = encode_keys(&b, &[0]).expect("types").expect("no nulls");
-        out.push_back(Rows { batch: b, keys });
-    }
-    VecSource(out)
-}
-
-fn keys_source(ids: &[i64]) -> VecSource {
-    let s = arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-        "id",
-        arrow::datatypes::DataType::Int64,
-        false,
-    )]);
-    let b = RecordBatch::try_new(
-        Arc::new(s),
-        vec![Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef],
-    )
-    .expect("batch");
-    let keys = encode_keys(&b, &[0]).expect("types").expect("no nulls");
-    VecSource(VecDeque::from([Rows { batch: b, keys }]))
-}
-
-const PARAMS: ChunkParams = ChunkParams {
-    min_rows: 4,
-    avg_rows: 16,
-    max_rows: 64,
-};
-
-async fn create(objects: &Objects, rows: &BTreeMap<i64, String>, batch: usize) -> TableObject {
-    apply(
-        objects,
-        "t",
-        None,
-        schema(),
-        PARAMS,
-        ChangeOp::Upsert,
-        &mut source(rows, batch),
-    )
-    .await
-    .expect("create")
-    .0
-}
-
-async fn read_all(objects: &Objects, t: &TableObject) -> BTreeMap<i64, String> {
-    let entries = t.chunks(objects).await.expect("chunks");
-    let batches: Vec<RecordBatch> = scan(objects, t, entries)
-        .expect("scan")
-        .try_collect()
-        .await
-        .expect("read");
-    let mut out = BTreeMap::new();
-    let mut last = None;
-    for b in batches {
-        let ids = b
-            .column(0)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("ids");
-        let vs = b
-            .column(1)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("values");
-        for i in 0..b.num_rows() {
-            assert!(last < Some(ids.value(i)), "rows come out in key order");
-            last = Some(ids.value(i));
-            out.insert(ids.value(i), vs.value(i).to_string());
-        }
-    }
-    out
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn table_strategy() -> impl Strategy<Value = BTreeMap<i64, String>> {
-    prop::collection::btree_map(0i64..5000, "[a-z]{0,5}", 0..400)
-}
+use strata_engine::table::{apply, ChangeOp};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
