@@ -8,7 +8,7 @@ if ! "$venv/bin/python" -c 'import pyarrow' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q pyarrow
 fi
-cargo build --release -q -p strata-bench
+cargo build --release -q -p strata-bench -p strata-cli
 bin=target/release/strata-bench
 if [ "${1:-}" = "--sweep" ]; then
   "$bin" --python "$venv/bin/python" --rows 1000000 --chunk-sweep

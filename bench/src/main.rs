@@ -306,6 +306,60 @@ async fn bench(args: &Args) -> Result<()> {
         first,
         n as f64 / newest
     );
+    diff_bench(&repo, tmp.path(), n).await
+}
+
+/// One updated row plus 1,000 appended rows, diffed in-process and through the CLI.
+async fn diff_bench(repo: &Repository, dir: &Path, n: u64) -> Result<()> {
+    let file = dir.join("diff.csv");
+    let mut text = String::from("id,name,qty,price,tag\n");
+    text.push_str(&format!("{},updated,2,2.5,tag02\n", n / 3));
+    for i in n..n + 1000 {
+        text.push_str(&format!("{i},{},{},1.0,tag03\n", name(i), i % 1000));
+    }
+    std::fs::write(&file, text)?;
+    let opts = ImportOptions {
+        mode: Some(ImportMode::Upsert),
+        ..Default::default()
+    };
+    repo.import("bench", &file, &opts, &NoProgress).await?;
+    repo.commit("diff bench", "Bench <bench@localhost>").await?;
+    let (_, old) = repo.table("bench", Some("HEAD~1")).await?;
+    let (_, new) = repo.table("bench", Some("HEAD")).await?;
+    let mut times = Vec::new();
+    let mut counts = Default::default();
+    for _ in 0..7 {
+        let t = Instant::now();
+        counts = strata_engine::diff::diff_tables(repo.objects(), Some(&old), Some(&new), &mut |_| Ok(())).await?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    print!(
+        "diff of 1 updated + 1000 appended rows: in-process median {:.1} ms (target <= 50; {} added, {} modified)",
+        times[3] * 1000.0,
+        counts.added,
+        counts.modified
+    );
+    let cli = std::env::current_exe()?.with_file_name("strata");
+    if cli.exists() {
+        let mut cli_times = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            let out = Command::new(&cli)
+                .arg("-C")
+                .arg(repo.root())
+                .args(["diff", "HEAD~1", "HEAD", "--stat"])
+                .output()?;
+            if !out.status.success() {
+                bail!("strata diff failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            cli_times.push(t.elapsed().as_secs_f64());
+        }
+        cli_times.sort_by(f64::total_cmp);
+        println!("; CLI 'strata diff --stat' median {:.1} ms (target <= 100)", cli_times[2] * 1000.0);
+    } else {
+        println!("; CLI not built (cargo build --release -p strata-cli)");
+    }
     Ok(())
 }
 

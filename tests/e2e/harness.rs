@@ -34,10 +34,7 @@ pub fn strata_command<S: AsRef<OsStr>>(cwd: &Path, args: &[S]) -> Command {
 
 /// Runs `strata` with `args` in `cwd` and waits for it.
 pub fn run_in<S: AsRef<OsStr>>(cwd: &Path, args: &[S]) -> Output {
-    let shown: Vec<String> = args
-        .iter()
-        .map(|a| format!("{:?}", a.as_ref()))
-        .collect();
+    let shown: Vec<String> = args.iter().map(|a| format!("{:?}", a.as_ref())).collect();
     let out = strata_command(cwd, args)
         .output()
         .expect("the strata binary should start");
@@ -93,7 +90,11 @@ impl Output {
     /// Asserts the command failed with the usage-error status (2); returns its standard error.
     #[track_caller]
     pub fn usage_error(self) -> String {
-        assert_eq!(self.status.code(), Some(2), "expected a usage error:\n{self:?}");
+        assert_eq!(
+            self.status.code(),
+            Some(2),
+            "expected a usage error:\n{self:?}"
+        );
         self.stderr
     }
 
@@ -228,8 +229,8 @@ impl Snapshot {
 }
 
 fn walk(root: &Path, dir: &Path, map: &mut BTreeMap<PathBuf, Entry>) {
-    let entries = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
     for entry in entries {
         let entry = entry.expect("a folder entry should be readable");
         let path = entry.path();

@@ -21,13 +21,17 @@ pub fn three_commits() -> Dir {
 #[test]
 fn status_counts_added_removed_and_modified_rows_in_json_and_for_people() {
     let dir = Dir::with_people();
-    dir.write("up.csv", "id,name,score\n2,bobby,2.5\n4,dee,4.5\n5,eve,5.5\n");
+    dir.write(
+        "up.csv",
+        "id,name,score\n2,bobby,2.5\n4,dee,4.5\n5,eve,5.5\n",
+    );
     dir.strata(&["import", "people", "up.csv", "--mode", "upsert"])
         .ok();
     dir.write("gone.csv", "id\n1\n");
     dir.strata(&["delete", "people", "--keys", "gone.csv"]).ok();
     dir.write("cities.csv", "city,pop\noslo,1\nrome,2\n");
-    dir.strata(&["import", "cities", "cities.csv", "-k", "city"]).ok();
+    dir.strata(&["import", "cities", "cities.csv", "-k", "city"])
+        .ok();
 
     let json = dir.strata(&["status", "--json"]).ok().json();
     assert_eq!(json["branch"], "main");
@@ -48,8 +52,14 @@ fn status_counts_added_removed_and_modified_rows_in_json_and_for_people() {
         table_row(&human, "table"),
         ["table", "state", "added", "removed", "modified"]
     );
-    assert_eq!(table_row(&human, "people"), ["people", "modified", "2", "1", "1"]);
-    assert_eq!(table_row(&human, "cities"), ["cities", "added", "2", "0", "0"]);
+    assert_eq!(
+        table_row(&human, "people"),
+        ["people", "modified", "2", "1", "1"]
+    );
+    assert_eq!(
+        table_row(&human, "cities"),
+        ["cities", "added", "2", "0", "0"]
+    );
 }
 
 #[test]
@@ -65,7 +75,8 @@ fn status_reports_a_dropped_table_as_removed() {
 fn commit_records_the_working_tables_and_leaves_status_clean() {
     let dir = Dir::repo();
     dir.write("people.csv", PEOPLE_CSV);
-    dir.strata(&["import", "people", "people.csv", "-k", "id"]).ok();
+    dir.strata(&["import", "people", "people.csv", "-k", "id"])
+        .ok();
     let out = dir.strata(&["commit", "-m", "add people"]).ok();
     let id = dir.rev_id("HEAD");
     assert_eq!(out.stdout, format!("[main {}] add people\n", &id[..12]));
@@ -109,7 +120,8 @@ fn commit_with_nothing_changed_is_refused_and_changes_nothing() {
 fn commit_with_an_empty_message_is_refused_and_changes_nothing() {
     let dir = Dir::repo();
     dir.write("people.csv", PEOPLE_CSV);
-    dir.strata(&["import", "people", "people.csv", "-k", "id"]).ok();
+    dir.strata(&["import", "people", "people.csv", "-k", "id"])
+        .ok();
     let line = dir.refused(&["commit", "-m", "  "]);
     assert_mentions(&line, &["empty commit message"]);
 }
@@ -118,7 +130,8 @@ fn commit_with_an_empty_message_is_refused_and_changes_nothing() {
 fn commit_with_a_malformed_author_is_refused_and_changes_nothing() {
     let dir = Dir::repo();
     dir.write("people.csv", PEOPLE_CSV);
-    dir.strata(&["import", "people", "people.csv", "-k", "id"]).ok();
+    dir.strata(&["import", "people", "people.csv", "-k", "id"])
+        .ok();
     let line = dir.refused(&["commit", "-m", "x", "--author", "nobody"]);
     assert_mentions(&line, &["author 'nobody'", "Name <email>"]);
 }
@@ -127,7 +140,8 @@ fn commit_with_a_malformed_author_is_refused_and_changes_nothing() {
 fn a_commit_time_that_is_not_a_number_is_refused_and_changes_nothing() {
     let dir = Dir::repo();
     dir.write("people.csv", PEOPLE_CSV);
-    dir.strata(&["import", "people", "people.csv", "-k", "id"]).ok();
+    dir.strata(&["import", "people", "people.csv", "-k", "id"])
+        .ok();
     let before = dir.snapshot();
     let out = dir
         .command(&["commit", "-m", "x"])
@@ -143,7 +157,7 @@ fn a_commit_time_that_is_not_a_number_is_refused_and_changes_nothing() {
 
 #[test]
 fn log_lists_commits_newest_first_in_full_form() {
-    let dir = history_dir();
+    let dir = three_commits();
     let ids = all_ids(&dir);
     let out = dir.strata(&["log"]).ok().stdout;
     let expected = format!(
@@ -157,7 +171,7 @@ fn log_lists_commits_newest_first_in_full_form() {
 
 #[test]
 fn log_oneline_shows_short_ids_and_summaries_and_n_limits_the_count() {
-    let dir = history_dir();
+    let dir = three_commits();
     let ids = all_ids(&dir);
     let out = dir.strata(&["log", "--oneline"]).ok().stdout;
     assert_eq!(
@@ -180,7 +194,7 @@ fn log_oneline_shows_short_ids_and_summaries_and_n_limits_the_count() {
 
 #[test]
 fn log_json_gives_one_object_per_commit_linked_by_parents() {
-    let dir = history_dir();
+    let dir = three_commits();
     let log = dir.strata(&["log", "--json"]).ok().json_lines();
     assert_eq!(log.len(), 3);
     assert_eq!(log[0]["message"], "third\n\nwith a body");
@@ -205,21 +219,33 @@ fn log_before_the_first_commit_says_there_are_no_commits() {
 
 #[test]
 fn show_prints_a_commit_and_the_rows_it_changed() {
-    let dir = history_dir();
+    let dir = three_commits();
     let id = dir.rev_id("HEAD~1");
     let out = dir.strata(&["show", "HEAD~1"]).ok().stdout;
-    assert!(out.starts_with(&format!("commit {id}\nAuthor: {AUTHOR}\n")), "{out}");
+    assert!(
+        out.starts_with(&format!("commit {id}\nAuthor: {AUTHOR}\n")),
+        "{out}"
+    );
     assert_mentions(&out, &["    second"]);
-    assert_eq!(table_row(&out, "people"), ["people", "modified", "1", "0", "1"]);
+    assert_eq!(
+        table_row(&out, "people"),
+        ["people", "modified", "1", "0", "1"]
+    );
     let head = dir.strata(&["show"]).ok().stdout;
-    assert_eq!(table_row(&head, "people"), ["people", "modified", "0", "1", "0"]);
+    assert_eq!(
+        table_row(&head, "people"),
+        ["people", "modified", "0", "1", "0"]
+    );
     let first = dir.strata(&["show", "HEAD~2"]).ok().stdout;
-    assert_eq!(table_row(&first, "people"), ["people", "added", "3", "0", "0"]);
+    assert_eq!(
+        table_row(&first, "people"),
+        ["people", "added", "3", "0", "0"]
+    );
 }
 
 #[test]
 fn show_json_adds_the_changes_to_the_commit() {
-    let dir = history_dir();
+    let dir = three_commits();
     let show = dir.strata(&["show", "--json", "HEAD~1"]).ok().json();
     assert_eq!(show["id"], dir.rev_id("HEAD~1"));
     assert_eq!(show["message"], "second");
@@ -249,10 +275,6 @@ fn show_of_a_commit_that_only_renamed_a_table_lists_both_names() {
             ("\"people\"".to_string(), "\"removed\"".to_string())
         ]
     );
-}
-
-fn history_dir() -> Dir {
-    three_commits()
 }
 
 /// The ids of every commit from HEAD, newest first.

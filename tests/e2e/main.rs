@@ -1,1 +1,17 @@
-//! End-to-end tests.
+//! End-to-end tests: the real `strata` binary, run in temporary folders as people run it.
+
+mod harness;
+
+mod bad_files;
+mod corruption;
+mod export;
+mod history;
+mod import;
+mod init;
+mod interrupted;
+mod names;
+mod other_readers;
+mod refs;
+mod refusals;
+mod revisions;
+mod tables;

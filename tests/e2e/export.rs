@@ -1,0 +1,168 @@
+//! Exporting tables to files and to standard output.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+#[test]
+fn export_to_a_csv_file_writes_the_rows_and_reports_on_stderr() {
+    let dir = Dir::with_people();
+    let out = dir.strata(&["export", "people", "out.csv"]).ok();
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert_eq!(out.stderr, "Exported 3 rows of 'people' to out.csv\n");
+    assert_eq!(dir.read_string("out.csv"), PEOPLE_CSV);
+}
+
+#[test]
+fn export_to_json_lines_writes_one_object_per_row() {
+    let dir = Dir::with_people();
+    dir.strata(&["export", "people", "out.jsonl"]).ok();
+    let rows: Vec<serde_json::Value> = dir
+        .read_string("out.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            json!({"id": 1, "name": "ann", "score": 1.5}),
+            json!({"id": 2, "name": "bob", "score": 2.5}),
+            json!({"id": 3, "name": "cy", "score": 3.0}),
+        ]
+    );
+}
+
+#[test]
+fn export_to_parquet_writes_a_parquet_file_that_imports_back() {
+    let dir = Dir::with_people();
+    dir.strata(&["export", "people", "out.parquet"]).ok();
+    let bytes = dir.read("out.parquet");
+    assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"));
+    dir.strata(&["import", "back", "out.parquet", "-k", "id"])
+        .ok();
+    assert_eq!(dir.export_csv("back", None), PEOPLE_CSV);
+}
+
+#[test]
+fn export_to_arrow_writes_an_arrow_ipc_file() {
+    let dir = Dir::with_people();
+    dir.strata(&["export", "people", "out.arrow"]).ok();
+    let bytes = dir.read("out.arrow");
+    assert!(
+        bytes.starts_with(b"ARROW1") && bytes.ends_with(b"ARROW1"),
+        "not an Arrow IPC file: {:?}",
+        &bytes[..bytes.len().min(16)]
+    );
+}
+
+#[test]
+fn the_format_flag_overrides_the_extension() {
+    let dir = Dir::with_people();
+    dir.strata(&["export", "people", "out.data", "--format", "jsonl"])
+        .ok();
+    assert_eq!(dir.read_string("out.data").lines().count(), 3);
+    assert!(dir.read_string("out.data").starts_with("{\"id\":1,"));
+    dir.strata(&["export", "people", "out.csv", "--format", "parquet"])
+        .ok();
+    assert!(dir.read("out.csv").starts_with(b"PAR1"));
+}
+
+#[test]
+fn export_to_dash_writes_csv_to_stdout_and_nothing_else() {
+    let dir = Dir::with_people();
+    let out = dir.strata(&["export", "people", "-"]).ok();
+    assert_eq!(out.stdout, PEOPLE_CSV);
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert_eq!(
+        std::fs::read_dir(dir.path())
+            .expect("the folder is readable")
+            .count(),
+        2,
+        "only .strata and people.csv should be in the folder"
+    );
+}
+
+#[test]
+fn export_to_dash_honours_the_format_flag() {
+    let dir = Dir::with_people();
+    let jsonl = dir
+        .strata(&["export", "people", "-", "--format", "jsonl"])
+        .ok();
+    assert_eq!(jsonl.json_lines().len(), 3);
+    let parquet = dir
+        .strata(&["export", "people", "-", "--format", "parquet"])
+        .ok();
+    assert!(parquet.stdout_bytes.starts_with(b"PAR1"));
+    assert!(parquet.stdout_bytes.ends_with(b"PAR1"));
+    let arrow = dir
+        .strata(&["export", "people", "-", "--format", "arrow"])
+        .ok();
+    assert!(arrow.stdout_bytes.starts_with(b"ARROW1"));
+}
+
+#[test]
+fn export_overwrites_an_existing_file() {
+    let dir = Dir::with_people();
+    dir.write(
+        "out.csv",
+        "old contents that are longer than the export itself\n".repeat(10),
+    );
+    dir.strata(&["export", "people", "out.csv"]).ok();
+    assert_eq!(dir.read_string("out.csv"), PEOPLE_CSV);
+}
+
+#[test]
+fn export_of_an_empty_table_writes_just_the_header() {
+    let dir = Dir::repo();
+    dir.write("empty.csv", "id,name\n");
+    dir.strata(&["import", "nobody", "empty.csv", "-k", "id"])
+        .ok();
+    dir.strata(&["export", "nobody", "out.parquet"]).ok();
+    dir.strata(&["import", "again", "out.parquet", "-k", "id"])
+        .ok();
+    let list = dir.strata(&["table", "list", "--json"]).ok().json_lines();
+    assert!(list.iter().all(|t| t["rows"] == 0), "{list:?}");
+}
+
+#[test]
+fn exported_files_get_the_same_permissions_as_other_new_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Dir::with_people();
+    dir.strata(&["export", "people", "out.csv"]).ok();
+    let reference = dir.write("reference.txt", "x");
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .expect("the file exists")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(
+        format!("{:o}", mode(&dir.join("out.csv"))),
+        format!("{:o}", mode(&reference)),
+        "an exported file should be as readable as any file the user creates"
+    );
+}
+
+#[test]
+fn export_with_no_format_and_an_unknown_extension_is_refused_and_writes_nothing() {
+    let dir = Dir::with_people();
+    let line = dir.refused(&["export", "people", "out.data"]);
+    assert_mentions(&line, &["out.data", "--format"]);
+    assert!(!dir.join("out.data").exists());
+}
+
+#[test]
+fn export_with_an_unknown_format_is_refused() {
+    let dir = Dir::with_people();
+    let line = dir.refused(&["export", "people", "out.csv", "--format", "xlsx"]);
+    assert_mentions(&line, &["unknown format 'xlsx'"]);
+    assert!(!dir.join("out.csv").exists());
+}
+
+#[test]
+fn export_into_a_missing_folder_is_refused_and_names_it() {
+    let dir = Dir::with_people();
+    let line = dir.refused(&["export", "people", "no/such/dir/out.csv"]);
+    assert_mentions(&line, &["no/such/dir"]);
+}

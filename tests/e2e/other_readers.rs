@@ -1,0 +1,118 @@
+//! Strata's Parquet files are read by a Parquet reader other than the one that wrote them:
+//! pyarrow, run by the Python in `STRATA_TEST_PYTHON` (or `python3`).
+
+use std::process::Command;
+
+use crate::harness::*;
+
+const ROWS: u64 = 3000;
+
+/// The Python to run: `STRATA_TEST_PYTHON`, else `python3`. Fails the test, with what to do,
+/// when it cannot import pyarrow.
+fn python_with_pyarrow() -> String {
+    let python = std::env::var("STRATA_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let advice = "run the README's test command, ./test.sh, which installs pyarrow into .venv \
+                  and sets STRATA_TEST_PYTHON to its python";
+    let out = Command::new(&python)
+        .args(["-c", "import pyarrow.parquet; print(pyarrow.__version__)"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python:?} ({e}); {advice}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let reason = stderr.lines().last().unwrap_or("no output");
+    assert!(
+        out.status.success(),
+        "{python:?} cannot import pyarrow ({reason}); {advice}"
+    );
+    python
+}
+
+const CHECK_CHUNKS: &str = r#"
+import glob, json, os, sys
+import pyarrow.parquet as pq
+
+root, exported = sys.argv[1], sys.argv[2]
+files = sorted(glob.glob(os.path.join(root, ".strata", "chunks", "**", "*.parquet"), recursive=True))
+report = {"files": len(files), "rows": 0, "without_statistics": [], "columns": None}
+for f in files:
+    meta = pq.ParquetFile(f).metadata
+    report["rows"] += meta.num_rows
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    if report["columns"] is None:
+        report["columns"] = names
+    for g in range(meta.num_row_groups):
+        for i in range(meta.num_columns):
+            if meta.row_group(g).column(i).statistics is None:
+                report["without_statistics"].append([f, g, names[i]])
+    pq.read_table(f)
+table = pq.read_table(exported)
+report["exported_rows"] = table.num_rows
+report["exported_columns"] = table.column_names
+report["exported_first"] = table.slice(0, 1).to_pylist()[0]
+report["exported_last"] = table.slice(table.num_rows - 1, 1).to_pylist()[0]
+print(json.dumps(report))
+"#;
+
+#[test]
+fn pyarrow_reads_every_chunk_with_statistics_and_the_exported_parquet_file() {
+    let python = python_with_pyarrow();
+    let dir = Dir::repo();
+    let mut csv = String::from("id,name,score\n");
+    for i in 0..ROWS {
+        csv.push_str(&format!("{i},name{i},{}.25\n", i % 50));
+    }
+    dir.write("rows.csv", &csv);
+    dir.strata(&[
+        "import",
+        "rows",
+        "rows.csv",
+        "-k",
+        "id",
+        "--chunk-rows",
+        "200",
+    ])
+    .ok();
+    dir.strata(&["commit", "-m", "rows"]).ok();
+    let show = dir.strata(&["table", "show", "rows", "--json"]).ok().json();
+    assert_eq!(show["rows"], ROWS);
+    let chunks = show["chunks"].as_u64().expect("chunks is a number");
+    assert!(chunks > 3, "expected several chunks: {show}");
+    dir.strata(&["export", "rows", "rows.parquet"]).ok();
+
+    let out = Command::new(&python)
+        .args(["-c", CHECK_CHUNKS])
+        .arg(dir.path())
+        .arg(dir.join("rows.parquet"))
+        .output()
+        .expect("python should start");
+    assert!(
+        out.status.success(),
+        "pyarrow could not read strata's files:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the check prints one JSON object");
+    assert_eq!(report["files"], chunks, "{report}");
+    assert_eq!(report["rows"], ROWS, "{report}");
+    assert_eq!(
+        report["columns"],
+        serde_json::json!(["id", "name", "score"])
+    );
+    assert_eq!(
+        report["without_statistics"],
+        serde_json::json!([]),
+        "every column chunk should carry statistics"
+    );
+    assert_eq!(report["exported_rows"], ROWS);
+    assert_eq!(
+        report["exported_columns"],
+        serde_json::json!(["id", "name", "score"])
+    );
+    assert_eq!(
+        report["exported_first"],
+        serde_json::json!({"id": 0, "name": "name0", "score": 0.25})
+    );
+    assert_eq!(
+        report["exported_last"],
+        serde_json::json!({"id": ROWS - 1, "name": format!("name{}", ROWS - 1), "score": 49.25})
+    );
+}

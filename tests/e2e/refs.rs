@@ -1,0 +1,316 @@
+//! Branches, tags, checkout and reset.
+
+use serde_json::json;
+
+use crate::harness::*;
+use crate::history::three_commits;
+
+const BOBBY_CSV: &str = "id,name,score\n1,ann,1.5\n2,bobby,2.5\n3,cy,3.0\n";
+
+/// Changes bob's name in the working `people` table.
+fn rename_bob(dir: &Dir) {
+    dir.write("bobby.csv", "id,name,score\n2,bobby,2.5\n");
+    dir.strata(&["import", "people", "bobby.csv", "--mode", "upsert"])
+        .ok();
+}
+
+#[test]
+fn branch_creates_lists_and_deletes_branches() {
+    let dir = three_commits();
+    let head = dir.rev_id("HEAD");
+    let out = dir.strata(&["branch", "feature"]).ok();
+    assert_eq!(
+        out.stdout,
+        format!("Created branch feature at {}\n", &head[..12])
+    );
+    let old = dir.rev_id("HEAD~2");
+    dir.strata(&["branch", "old", "HEAD~2"]).ok();
+    assert_eq!(dir.rev_id("old"), old);
+
+    let list = dir.strata(&["branch"]).ok();
+    assert_eq!(
+        list.lines(),
+        [
+            format!("  {:<24} {}", "feature", &head[..12]),
+            format!("* {:<24} {}", "main", &head[..12]),
+            format!("  {:<24} {}", "old", &old[..12]),
+        ]
+    );
+    let json = dir.strata(&["branch", "--json"]).ok().json_lines();
+    assert_eq!(
+        json,
+        [
+            json!({"name": "feature", "commit": head, "current": false}),
+            json!({"name": "main", "commit": head, "current": true}),
+            json!({"name": "old", "commit": old, "current": false}),
+        ]
+    );
+
+    let deleted = dir.strata(&["branch", "-d", "feature"]).ok();
+    assert_eq!(
+        deleted.stdout,
+        format!("Deleted branch feature (was {})\n", &head[..12])
+    );
+    let names: Vec<String> = dir
+        .strata(&["branch", "--json"])
+        .ok()
+        .json_lines()
+        .iter()
+        .map(|b| b["name"].as_str().expect("names are strings").to_string())
+        .collect();
+    assert_eq!(names, ["main", "old"]);
+    let line = dir.refused(&["log", "feature"]);
+    assert_mentions(&line, &["unknown revision 'feature'"]);
+}
+
+#[test]
+fn a_deleted_branch_can_be_created_again() {
+    let dir = three_commits();
+    dir.strata(&["branch", "topic", "HEAD~1"]).ok();
+    dir.strata(&["branch", "-d", "topic"]).ok();
+    dir.strata(&["branch", "topic"]).ok();
+    assert_eq!(dir.rev_id("topic"), dir.rev_id("HEAD"));
+}
+
+#[test]
+fn a_branch_that_exists_cannot_be_created_again() {
+    let dir = Dir::with_people();
+    dir.strata(&["branch", "feature"]).ok();
+    let line = dir.refused(&["branch", "feature"]);
+    assert_mentions(&line, &["branch 'feature' already exists"]);
+}
+
+#[test]
+fn the_checked_out_branch_cannot_be_deleted() {
+    let dir = Dir::with_people();
+    let line = dir.refused(&["branch", "-d", "main"]);
+    assert_mentions(&line, &["cannot delete branch 'main'", "checked out"]);
+}
+
+#[test]
+fn checkout_switches_between_branches_and_their_tables() {
+    let dir = Dir::with_people();
+    dir.strata(&["branch", "feature"]).ok();
+    let out = dir.strata(&["checkout", "feature"]).ok();
+    assert_eq!(out.stdout, "Switched to branch 'feature'\n");
+    rename_bob(&dir);
+    dir.strata(&["commit", "-m", "bobby"]).ok();
+    assert_eq!(dir.export_csv("people", None), BOBBY_CSV);
+
+    dir.strata(&["checkout", "main"]).ok();
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+    let status = dir.strata(&["status", "--json"]).ok().json();
+    assert_eq!(status["branch"], "main");
+    assert_eq!(status["tables"], json!([]));
+    assert_eq!(dir.strata(&["log", "--oneline"]).ok().lines().len(), 1);
+
+    dir.strata(&["checkout", "feature"]).ok();
+    assert_eq!(dir.export_csv("people", None), BOBBY_CSV);
+    assert_eq!(dir.strata(&["log", "--oneline"]).ok().lines().len(), 2);
+}
+
+#[test]
+fn checkout_of_a_revision_detaches_head_and_commits_there_move_only_head() {
+    let dir = three_commits();
+    let main = dir.rev_id("main");
+    let target = dir.rev_id("HEAD~1");
+    let out = dir.strata(&["checkout", "HEAD~1"]).ok();
+    assert_eq!(
+        out.stdout,
+        format!("HEAD is now at {} (detached)\n", &target[..12])
+    );
+    let status = dir.strata(&["status"]).ok();
+    assert_mentions(
+        &status.stdout,
+        &[&format!("HEAD detached at {}", &target[..12])],
+    );
+    let json = dir.strata(&["status", "--json"]).ok().json();
+    assert_eq!(json["branch"], serde_json::Value::Null);
+    assert_eq!(json["detached"], target);
+    assert_eq!(json["head"], target);
+
+    dir.write("eve.csv", "id,name,score\n5,eve,5.5\n");
+    dir.strata(&["import", "people", "eve.csv", "--mode", "append"])
+        .ok();
+    let commit = dir.strata(&["commit", "-m", "detached work"]).ok();
+    assert!(commit.stdout.starts_with("[detached HEAD "), "{commit:?}");
+    let detached = dir.rev_id("HEAD");
+    assert_eq!(
+        dir.strata(&["log", "--json", "-n", "1"]).ok().json_lines()[0]["parents"],
+        json!([target])
+    );
+    assert_eq!(dir.rev_id("main"), main, "main must not move");
+    dir.strata(&["branch", "rescued", &detached]).ok();
+    dir.strata(&["checkout", "main"]).ok();
+    assert_eq!(dir.rev_id("rescued"), detached);
+}
+
+#[test]
+fn checkout_of_a_tag_detaches_head_at_the_tagged_commit() {
+    let dir = three_commits();
+    dir.strata(&["tag", "v1", "HEAD~2"]).ok();
+    dir.strata(&["checkout", "v1"]).ok();
+    let json = dir.strata(&["status", "--json"]).ok().json();
+    assert_eq!(json["detached"], dir.rev_id("v1"));
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+}
+
+#[test]
+fn checkout_refuses_over_uncommitted_changes_and_changes_nothing() {
+    let dir = Dir::with_people();
+    dir.strata(&["branch", "feature"]).ok();
+    rename_bob(&dir);
+    let line = dir.refused(&["checkout", "feature"]);
+    assert_mentions(&line, &["uncommitted changes in people", "--force"]);
+    let line = dir.refused(&["checkout", "HEAD"]);
+    assert_mentions(&line, &["uncommitted changes in people"]);
+    assert_eq!(dir.export_csv("people", None), BOBBY_CSV);
+}
+
+#[test]
+fn checkout_force_discards_uncommitted_changes() {
+    let dir = Dir::with_people();
+    dir.strata(&["branch", "feature"]).ok();
+    rename_bob(&dir);
+    dir.write("cities.csv", "city,pop\noslo,1\n");
+    dir.strata(&["import", "cities", "cities.csv", "-k", "city"])
+        .ok();
+    dir.strata(&["checkout", "--force", "feature"]).ok();
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+    let status = dir.strata(&["status", "--json"]).ok().json();
+    assert_eq!(status["branch"], "feature");
+    assert_eq!(status["tables"], json!([]));
+    let line = dir.refused(&["export", "cities", "-"]);
+    assert_mentions(&line, &["unknown table 'cities'"]);
+    rename_bob(&dir);
+    dir.strata(&["checkout", "-f", "main"]).ok();
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+}
+
+#[test]
+fn checkout_b_creates_a_branch_at_head_and_switches_to_it() {
+    let dir = Dir::with_people();
+    let out = dir.strata(&["checkout", "-b", "feature"]).ok();
+    assert_eq!(out.stdout, "Switched to branch 'feature'\n");
+    let json = dir.strata(&["status", "--json"]).ok().json();
+    assert_eq!(json["branch"], "feature");
+    assert_eq!(dir.rev_id("feature"), dir.rev_id("main"));
+}
+
+#[test]
+fn checkout_b_with_a_start_revision_creates_the_branch_there() {
+    let dir = three_commits();
+    let start = dir.rev_id("HEAD~2");
+    let out = dir.strata(&["checkout", "-b", "old", "HEAD~2"]).ok();
+    assert_eq!(out.stdout, "Switched to branch 'old'\n");
+    assert_eq!(dir.rev_id("old"), start);
+    assert_eq!(dir.rev_id("HEAD"), start);
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+    let json = dir.strata(&["status", "--json"]).ok().json();
+    assert_eq!(json["branch"], "old");
+}
+
+#[test]
+fn checkout_b_refuses_over_uncommitted_changes_without_creating_the_branch() {
+    let dir = Dir::with_people();
+    rename_bob(&dir);
+    let line = dir.refused(&["checkout", "-b", "feature"]);
+    assert_mentions(&line, &["uncommitted changes in people"]);
+    let line = dir.refused(&["log", "feature"]);
+    assert_mentions(&line, &["unknown revision 'feature'"]);
+}
+
+#[test]
+fn checkout_b_of_a_branch_that_exists_is_refused_and_changes_nothing() {
+    let dir = Dir::with_people();
+    dir.strata(&["branch", "feature"]).ok();
+    let line = dir.refused(&["checkout", "-b", "feature"]);
+    assert_mentions(&line, &["branch 'feature' already exists"]);
+}
+
+#[test]
+fn a_tag_stays_where_it_was_made_while_the_branch_moves_on() {
+    let dir = Dir::with_people();
+    let first = dir.rev_id("HEAD");
+    let out = dir.strata(&["tag", "v1"]).ok();
+    assert_eq!(out.stdout, format!("Created tag v1 at {}\n", &first[..12]));
+    rename_bob(&dir);
+    dir.strata(&["commit", "-m", "bobby"]).ok();
+    assert_eq!(dir.rev_id("v1"), first);
+    assert_ne!(dir.rev_id("HEAD"), first);
+    dir.strata(&["tag", "v2"]).ok();
+    dir.strata(&["tag", "v0", "HEAD~1"]).ok();
+
+    let list = dir.strata(&["tag"]).ok();
+    assert_eq!(list.lines().len(), 3);
+    assert_eq!(list.lines()[0], format!("  {:<24} {}", "v0", &first[..12]));
+    let json = dir.strata(&["tag", "--json"]).ok().json_lines();
+    let names: Vec<&str> = json
+        .iter()
+        .map(|t| t["name"].as_str().expect("names are strings"))
+        .collect();
+    assert_eq!(names, ["v0", "v1", "v2"]);
+    assert!(json.iter().all(|t| t["current"] == false));
+
+    assert_eq!(dir.export_csv("people", Some("v1")), PEOPLE_CSV);
+    assert_eq!(dir.export_csv("people", Some("v2")), BOBBY_CSV);
+
+    let deleted = dir.strata(&["tag", "-d", "v1"]).ok();
+    assert_eq!(
+        deleted.stdout,
+        format!("Deleted tag v1 (was {})\n", &first[..12])
+    );
+    assert_eq!(dir.strata(&["tag"]).ok().lines().len(), 2);
+}
+
+#[test]
+fn a_tag_that_exists_cannot_be_created_again() {
+    let dir = Dir::with_people();
+    dir.strata(&["tag", "v1"]).ok();
+    let line = dir.refused(&["tag", "v1"]);
+    assert_mentions(&line, &["tag 'v1' already exists"]);
+}
+
+#[test]
+fn reset_hard_moves_the_branch_back_and_discards_working_changes() {
+    let dir = three_commits();
+    let target = dir.rev_id("HEAD~2");
+    dir.write("eve.csv", "id,name,score\n5,eve,5.5\n");
+    dir.strata(&["import", "people", "eve.csv", "--mode", "append"])
+        .ok();
+    let out = dir.strata(&["reset", "--hard", "HEAD~2"]).ok();
+    assert_eq!(
+        out.stdout,
+        format!("HEAD is now at {} add people\n", &target[..12])
+    );
+    assert_eq!(dir.rev_id("main"), target);
+    assert_eq!(dir.strata(&["log", "--oneline"]).ok().lines().len(), 1);
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+    let status = dir.strata(&["status", "--json"]).ok().json();
+    assert_eq!(status["tables"], json!([]));
+}
+
+#[test]
+fn reset_hard_without_a_revision_discards_working_changes_only() {
+    let dir = Dir::with_people();
+    let head = dir.rev_id("HEAD");
+    rename_bob(&dir);
+    dir.strata(&["table", "rename", "people", "folks"]).ok();
+    dir.strata(&["reset", "--hard"]).ok();
+    assert_eq!(dir.rev_id("HEAD"), head);
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+    assert_eq!(
+        dir.strata(&["status", "--json"]).ok().json()["tables"],
+        json!([])
+    );
+}
+
+#[test]
+fn reset_without_hard_is_a_usage_error_that_changes_nothing() {
+    let dir = Dir::with_people();
+    rename_bob(&dir);
+    let before = dir.snapshot();
+    let stderr = dir.strata(&["reset", "HEAD"]).usage_error();
+    assert_mentions(&stderr, &["--hard"]);
+    before.assert_same(&dir.snapshot(), "reset without --hard");
+}
