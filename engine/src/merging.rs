@@ -93,24 +93,10 @@ impl Repository {
         Ok(())
     }
 
-    /// Every ancestor of `id`, itself included.
-    async fn ancestors(&self, id: ObjectId) -> Result<HashSet<ObjectId>> {
-        let mut seen = HashSet::from([id]);
-        let mut queue = VecDeque::from([id]);
-        while let Some(c) = queue.pop_front() {
-            for p in Commit::read(self.objects(), &c).await?.parents {
-                if seen.insert(p) {
-                    queue.push_back(p);
-                }
-            }
-        }
-        Ok(seen)
-    }
-
     /// The merge base of two commits: their common ancestor that is newest by commit time.
     /// With several best common ancestors (criss-cross history) that one is used.
     pub async fn merge_base(&self, a: ObjectId, b: ObjectId) -> Result<Option<ObjectId>> {
-        let ours = self.ancestors(a).await?;
+        let ours = self.reachable(a).await?;
         let mut heap = BinaryHeap::new();
         let mut seen = HashSet::from([b]);
         heap.push((Commit::read(self.objects(), &b).await?.time, b));

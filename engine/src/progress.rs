@@ -6,6 +6,10 @@ pub trait Progress: Send + Sync {
     fn set_total(&self, _total: u64) {}
     /// `n` more units are done.
     fn advance(&self, _n: u64) {}
+    /// One more object of `bytes` bytes was transferred (push, fetch, clone).
+    fn object(&self, bytes: u64) {
+        self.advance(bytes);
+    }
 }
 
 /// Reports nothing.

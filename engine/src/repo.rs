@@ -225,18 +225,18 @@ impl Repository {
 
     // ---- local state ----
 
-    pub(crate) async fn read_local<T: serde::de::DeserializeOwned>(
+    pub async fn read_local<T: serde::de::DeserializeOwned>(
         &self,
         name: &str,
     ) -> Result<Option<T>> {
         read_json(&self.store, &layout::local(name)).await
     }
 
-    pub(crate) async fn write_local<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+    pub async fn write_local<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
         put_json(&self.store, &layout::local(name), value).await
     }
 
-    pub(crate) async fn delete_local(&self, name: &str) -> Result<()> {
+    pub async fn delete_local(&self, name: &str) -> Result<()> {
         let path = layout::local(name);
         match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -563,6 +563,57 @@ impl Repository {
             };
         }
         Err(unknown())
+    }
+
+    /// Records (or, with `None`, removes) the last fetched position of `remote`'s `branch`.
+    pub async fn set_remote_tracking(&self, remote: &str, branch: &str, commit: Option<ObjectId>) -> Result<()> {
+        validate_name("remote", remote)?;
+        validate_name("branch", branch)?;
+        let name = format!("remotes/{remote}/{branch}");
+        match commit {
+            Some(c) => self.write_local(&name, &c).await,
+            None => self.delete_local(&name).await,
+        }
+    }
+
+    /// All remote-tracking branches of `remote`.
+    pub async fn remote_tracking_list(&self, remote: &str) -> Result<Vec<(String, ObjectId)>> {
+        let dir = layout::local(&format!("remotes/{remote}"));
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&dir))
+            .await
+            .map_err(|e| storage_error(&dir, e))?;
+        let mut out = Vec::new();
+        for o in listing.objects {
+            let Some(branch) = o.location.filename() else { continue };
+            if let Some(c) = self.remote_tracking(remote, branch).await? {
+                out.push((branch.to_string(), c));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Commits reachable from `a` but not from `b`, and from `b` but not from `a`.
+    pub async fn ahead_behind(&self, a: ObjectId, b: ObjectId) -> Result<(usize, usize)> {
+        let ra = self.reachable(a).await?;
+        let rb = self.reachable(b).await?;
+        Ok((ra.difference(&rb).count(), rb.difference(&ra).count()))
+    }
+
+    /// Every commit reachable from `id` (itself included).
+    pub async fn reachable(&self, id: ObjectId) -> Result<HashSet<ObjectId>> {
+        let mut seen = HashSet::from([id]);
+        let mut queue = std::collections::VecDeque::from([id]);
+        while let Some(c) = queue.pop_front() {
+            for p in Commit::read(&self.objects, &c).await?.parents {
+                if seen.insert(p) {
+                    queue.push_back(p);
+                }
+            }
+        }
+        Ok(seen)
     }
 
     /// The last fetched position of `remote`'s `branch`, if any.

@@ -140,6 +140,11 @@ impl RefLog {
         }
     }
 
+    /// The writer id this log puts in the records it writes.
+    pub fn writer(&self) -> &str {
+        &self.writer
+    }
+
     async fn get_record(&self, path: &Path) -> Result<Option<RefRecord>> {
         let bytes = match self.store.get(path).await {
             Ok(r) => r.bytes().await.map_err(|e| storage_error(path, e))?,

@@ -1,0 +1,263 @@
+//! Push: upload what the remote lacks, then move each ref by compare-and-swap
+//! (docs/protocol.md, section 6).
+
+use std::collections::{HashMap, HashSet};
+
+use strata_engine::store::{RefKind, RefName, RefState};
+use strata_engine::{ObjectId, Progress, Repository};
+
+use crate::config::{self, Upstream};
+use crate::error::{Error, Result};
+use crate::remote::Remote;
+use crate::transfer::{Transfer, TransferStats};
+
+/// How the remote's current value must look for a forced update to proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// The remote branch must be where `REMOTE/BRANCH` says it was at the last fetch.
+    Tracking,
+    /// The remote branch must be at this commit (`None`: must not exist).
+    Expected(String, Option<ObjectId>),
+}
+
+/// Options of a push.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    pub force: bool,
+    pub lease: Option<Lease>,
+    pub atomic: bool,
+    pub tags: bool,
+    pub set_upstream: bool,
+}
+
+/// What happened to one ref.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateKind {
+    UpToDate,
+    Created,
+    FastForward,
+    Forced,
+    Deleted,
+}
+
+/// One ref's update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    pub name: RefName,
+    pub old: Option<ObjectId>,
+    pub new: Option<ObjectId>,
+    pub kind: UpdateKind,
+}
+
+/// The outcome of a push: the refs that moved (or were up to date) and those rejected.
+#[derive(Debug, Default)]
+pub struct PushReport {
+    pub updates: Vec<RefUpdate>,
+    pub rejected: Vec<Error>,
+    pub transferred: TransferStats,
+}
+
+struct Planned {
+    state: RefState,
+    new: Option<ObjectId>,
+    kind: UpdateKind,
+}
+
+/// Pushes local `branches` (and with `opts.tags`, all tags), and deletes `deletes` on the remote.
+pub async fn push(
+    repo: &Repository,
+    remote: &Remote,
+    branches: &[String],
+    deletes: &[String],
+    opts: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<PushReport> {
+    remote.ensure_initialized().await?;
+    let mut wanted: Vec<(RefName, Option<ObjectId>)> = Vec::new();
+    for b in branches {
+        let name = RefName::branch(b)?;
+        let commit = repo
+            .refs()
+            .read(&name)
+            .await?
+            .commit()
+            .ok_or_else(|| strata_engine::Error::UnknownBranch { name: b.clone() })?;
+        wanted.push((name, Some(commit)));
+    }
+    for d in deletes {
+        wanted.push((RefName::branch(d)?, None));
+    }
+    if opts.tags {
+        for (t, c) in repo.list_refs(RefKind::Tag).await? {
+            wanted.push((RefName::tag(&t)?, Some(c)));
+        }
+    }
+
+    // 1-2. Read every target ref afresh and check its update.
+    let mut report = PushReport::default();
+    let mut planned: Vec<Planned> = Vec::new();
+    let mut reach_cache: HashMap<ObjectId, HashSet<ObjectId>> = HashMap::new();
+    for (name, new) in wanted {
+        let state = remote.refs.read(&name).await?;
+        let old = state.commit();
+        match check(repo, remote, &name, old, new, opts, &mut reach_cache).await {
+            Ok(UpdateKind::UpToDate) => report.updates.push(RefUpdate {
+                name,
+                old,
+                new,
+                kind: UpdateKind::UpToDate,
+            }),
+            Ok(kind) => planned.push(Planned { state, new, kind }),
+            Err(e) if e.is_rejection() || matches!(e, Error::UnknownRemoteBranch { .. }) => {
+                report.rejected.push(e)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if opts.atomic && !report.rejected.is_empty() {
+        return Ok(report);
+    }
+
+    // 3-4. Upload everything the new values reach, oldest first.
+    let tips: Vec<ObjectId> = planned.iter().filter_map(|p| p.new).collect();
+    let mut known = HashSet::new();
+    for p in &planned {
+        if let Some(old) = p.state.commit() {
+            if repo
+                .objects()
+                .exists(strata_engine::store::ObjectKind::Meta, &old)
+                .await?
+            {
+                known.extend(repo.reachable(old).await?);
+            }
+        }
+    }
+    let transfer = Transfer::new(repo.objects(), &remote.objects, repo.objects(), progress);
+    let missing = transfer.missing_commits(&tips, &known).await?;
+    tracing::info!(remote = %remote.url, commits = missing.len(), "uploading");
+    transfer.copy_commits(missing).await?;
+    report.transferred = transfer.stats();
+
+    // 5. Move the refs.
+    let mut moved: Vec<(RefState, Option<ObjectId>)> = Vec::new();
+    for p in planned {
+        let name = p.state.name.clone();
+        match remote.refs.update(&p.state, p.new, repo.now()).await {
+            Ok(after) => {
+                moved.push((after, p.state.commit()));
+                report.updates.push(RefUpdate {
+                    name,
+                    old: p.state.commit(),
+                    new: p.new,
+                    kind: p.kind,
+                });
+            }
+            Err(e) if e.is_conflict() => {
+                let rejection = Error::Moved {
+                    branch: name.name.clone(),
+                };
+                if opts.atomic {
+                    roll_back(repo, remote, moved).await;
+                    report.updates.clear();
+                    report.rejected.push(rejection);
+                    return Ok(report);
+                }
+                report.rejected.push(rejection);
+            }
+            Err(e) => {
+                if opts.atomic {
+                    roll_back(repo, remote, moved).await;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+
+    // 6. Remember where the remote branches are now.
+    for u in &report.updates {
+        if u.name.kind == RefKind::Branch {
+            repo.set_remote_tracking(&remote.name, &u.name.name, u.new)
+                .await?;
+            if opts.set_upstream && u.new.is_some() {
+                let up = Upstream {
+                    remote: remote.name.clone(),
+                    branch: u.name.name.clone(),
+                };
+                config::set_upstream(repo, &u.name.name, up).await?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn check(
+    repo: &Repository,
+    remote: &Remote,
+    name: &RefName,
+    old: Option<ObjectId>,
+    new: Option<ObjectId>,
+    opts: &PushOptions,
+    reach_cache: &mut HashMap<ObjectId, HashSet<ObjectId>>,
+) -> Result<UpdateKind> {
+    if old == new {
+        return if new.is_none() {
+            Err(Error::UnknownRemoteBranch {
+                remote: remote.name.clone(),
+                branch: name.name.clone(),
+            })
+        } else {
+            Ok(UpdateKind::UpToDate)
+        };
+    }
+    if let Some(lease) = &opts.lease {
+        let expected = match lease {
+            Lease::Tracking => repo.remote_tracking(&remote.name, &name.name).await?,
+            Lease::Expected(b, e) if *b == name.name => *e,
+            Lease::Expected(..) => old,
+        };
+        if expected != old {
+            return Err(Error::StaleLease {
+                branch: name.name.clone(),
+                expected: expected.map_or("nothing".into(), |c| c.short()),
+                actual: old.map_or("nothing".into(), |c| c.short()),
+            });
+        }
+    }
+    let Some(new) = new else {
+        return Ok(UpdateKind::Deleted);
+    };
+    let Some(old) = old else {
+        return Ok(UpdateKind::Created);
+    };
+    if name.kind == RefKind::Tag && !opts.force {
+        return Err(Error::TagExists {
+            tag: name.name.clone(),
+        });
+    }
+    if opts.force || opts.lease.is_some() {
+        return Ok(UpdateKind::Forced);
+    }
+    let reachable = match reach_cache.get(&new) {
+        Some(r) => r,
+        None => {
+            let r = repo.reachable(new).await?;
+            reach_cache.entry(new).or_insert(r)
+        }
+    };
+    if reachable.contains(&old) {
+        Ok(UpdateKind::FastForward)
+    } else {
+        Err(Error::NonFastForward {
+            branch: name.name.clone(),
+        })
+    }
+}
+
+/// Moves refs that an atomic push already moved back to their old values (new records).
+async fn roll_back(repo: &Repository, remote: &Remote, moved: Vec<(RefState, Option<ObjectId>)>) {
+    for (state, old) in moved {
+        if let Err(e) = remote.refs.update(&state, old, repo.now()).await {
+            tracing::warn!(r#ref = %state.name, error = %e, "could not roll back an atomic push");
+        }
+    }
+}

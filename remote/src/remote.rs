@@ -1,0 +1,134 @@
+//! An opened remote: its store, objects and ref logs.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use strata_engine::repo::{Marker, REPO_FORMAT};
+use strata_engine::store::layout;
+use strata_engine::store::objects::{check_format, encode_json};
+use strata_engine::store::{Objects, RefLog};
+use strata_engine::Repository;
+
+use crate::config::{self, RemoteConfig};
+use crate::error::{Error, Result};
+use crate::url::{open, Location};
+
+/// A remote repository reached through an `ObjectStore`.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub name: String,
+    pub url: String,
+    pub store: Arc<dyn ObjectStore>,
+    pub objects: Objects,
+    pub refs: RefLog,
+}
+
+impl Remote {
+    /// A remote over an already opened store (tests wrap stores with fault injection).
+    pub fn from_store(name: &str, url: &str, store: Arc<dyn ObjectStore>, writer: &str) -> Self {
+        Remote {
+            name: name.into(),
+            url: url.into(),
+            objects: Objects::new(store.clone(), url),
+            refs: RefLog::new(store.clone(), writer),
+            store,
+        }
+    }
+
+    /// Opens a URL. `create`: a missing folder is made (push and clone targets).
+    pub fn open_url(
+        name: &str,
+        url: &str,
+        config: &RemoteConfig,
+        cwd: &Path,
+        writer: &str,
+        create: bool,
+    ) -> Result<Self> {
+        let location = Location::parse(url, cwd)?;
+        let store = open(&location, &config.options, create)?;
+        Ok(Self::from_store(name, &location.to_url(), store, writer))
+    }
+
+    /// Opens the remote configured under `name` in `repo`.
+    pub async fn configured(repo: &Repository, name: &str, create: bool) -> Result<Self> {
+        let config = config::remote(repo, name).await?;
+        let writer = repo.refs().writer().to_string();
+        Self::open_url(name, &config.url, &config, repo.root(), &writer, create)
+    }
+
+    /// Checks that the remote holds a strata repository this build can read.
+    pub async fn check(&self) -> Result<()> {
+        let path = layout::marker();
+        let bytes = match self.store.get(&path).await {
+            Ok(r) => r.bytes().await.map_err(|e| self.storage(&path, e))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::NotARepository {
+                    url: self.url.clone(),
+                    reason: if self.is_empty().await? {
+                        "it is empty; push to it first".into()
+                    } else {
+                        format!("it holds other data and no {}", layout::MARKER)
+                    },
+                })
+            }
+            Err(e) => return Err(self.storage(&path, e)),
+        };
+        let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| Error::NotARepository {
+            url: self.url.clone(),
+            reason: format!("{} does not decode: {e}", layout::MARKER),
+        })?;
+        check_format(
+            &format!("the remote {}", self.url),
+            marker.format,
+            REPO_FORMAT,
+        )?;
+        Ok(())
+    }
+
+    /// Makes an empty location a repository (create-only, so racing pushers agree); refuses a
+    /// location that holds something else.
+    pub async fn ensure_initialized(&self) -> Result<()> {
+        match self.check().await {
+            Ok(()) => return Ok(()),
+            Err(Error::NotARepository { .. }) if self.is_empty().await? => {}
+            Err(e) => return Err(e),
+        }
+        let marker = Marker {
+            format: REPO_FORMAT,
+            kind: "strata-repository".into(),
+        };
+        let bytes: Bytes = encode_json(&marker)?;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let path = layout::marker();
+        match self
+            .store
+            .put_opts(&path, PutPayload::from_bytes(bytes), opts)
+            .await
+        {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => self.check().await,
+            Err(e) => Err(self.storage(&path, e)),
+        }
+    }
+
+    async fn is_empty(&self) -> Result<bool> {
+        use futures::StreamExt;
+        let mut listing = self.store.list(None);
+        match listing.next().await {
+            None => Ok(true),
+            Some(Ok(_)) => Ok(false),
+            Some(Err(e)) => Err(self.storage(&object_store::path::Path::from(""), e)),
+        }
+    }
+
+    fn storage(&self, path: &object_store::path::Path, e: object_store::Error) -> Error {
+        Error::Engine(strata_engine::Error::Storage {
+            path: format!("{}/{}", self.url.trim_end_matches('/'), path),
+            source: e,
+        })
+    }
+}

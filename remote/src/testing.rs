@@ -1,0 +1,285 @@
+//! Store wrappers for tests: fault injection and request counting. Each wraps any
+//! `ObjectStore` and is one itself, so push, fetch and the conformance suite run on top.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+};
+
+/// What a [`FaultStore`] does to the call it targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Fail the call without performing it.
+    Fail,
+    /// Perform the call, then report an error (the response was lost).
+    LoseResponse,
+}
+
+/// Fails, or loses the response of, the `k`-th storage call (1-based), once.
+#[derive(Debug)]
+pub struct FaultStore {
+    inner: Arc<dyn ObjectStore>,
+    target: u64,
+    fault: Fault,
+    calls: AtomicU64,
+    /// Set once the fault has fired.
+    pub fired: Mutex<Option<String>>,
+}
+
+impl FaultStore {
+    pub fn new(inner: Arc<dyn ObjectStore>, target: u64, fault: Fault) -> Self {
+        FaultStore {
+            inner,
+            target,
+            fault,
+            calls: AtomicU64::new(0),
+            fired: Mutex::new(None),
+        }
+    }
+
+    /// Calls seen so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn has_fired(&self) -> bool {
+        self.fired.lock().map(|f| f.is_some()).unwrap_or(false)
+    }
+
+    /// Whether this call is the targeted one (and so what to do).
+    fn next(&self, what: &str, path: &Path) -> Option<Fault> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.target {
+            if let Ok(mut f) = self.fired.lock() {
+                *f = Some(format!("{what} {path}"));
+            }
+            Some(self.fault)
+        } else {
+            None
+        }
+    }
+
+    fn error(path: &Path) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "fault",
+            source: format!("injected fault at {path}").into(),
+        }
+    }
+}
+
+impl fmt::Display for FaultStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        match self.next("put", location) {
+            Some(Fault::Fail) => Err(Self::error(location)),
+            Some(Fault::LoseResponse) => {
+                self.inner.put_opts(location, payload, opts).await?;
+                Err(Self::error(location))
+            }
+            None => self.inner.put_opts(location, payload, opts).await,
+        }
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        match self.next("put_multipart", location) {
+            Some(_) => Err(Self::error(location)),
+            None => self.inner.put_multipart_opts(location, opts).await,
+        }
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        match self.next("get", location) {
+            Some(_) => Err(Self::error(location)),
+            None => self.inner.get_opts(location, options).await,
+        }
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        match self.next("get_ranges", location) {
+            Some(_) => Err(Self::error(location)),
+            None => self.inner.get_ranges(location, ranges).await,
+        }
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        let p = prefix.cloned().unwrap_or_default();
+        match self.next("list", &p) {
+            Some(_) => Box::pin(futures::stream::once(async move { Err(Self::error(&p)) })),
+            None => self.inner.list(prefix),
+        }
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        let p = prefix.cloned().unwrap_or_default();
+        match self.next("list_with_delimiter", &p) {
+            Some(_) => Err(Self::error(&p)),
+            None => self.inner.list_with_delimiter(prefix).await,
+        }
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        match self.next("copy", to) {
+            Some(_) => Err(Self::error(to)),
+            None => self.inner.copy_opts(from, to, options).await,
+        }
+    }
+}
+
+/// Counts requests by kind, and bytes written and read.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub puts: AtomicU64,
+    pub gets: AtomicU64,
+    pub heads: AtomicU64,
+    pub lists: AtomicU64,
+    pub bytes_put: AtomicU64,
+    pub bytes_got: AtomicU64,
+}
+
+impl Counts {
+    pub fn requests(&self) -> u64 {
+        self.puts.load(Ordering::SeqCst)
+            + self.gets.load(Ordering::SeqCst)
+            + self.heads.load(Ordering::SeqCst)
+            + self.lists.load(Ordering::SeqCst)
+    }
+
+    pub fn reset(&self) {
+        for c in [
+            &self.puts,
+            &self.gets,
+            &self.heads,
+            &self.lists,
+            &self.bytes_put,
+            &self.bytes_got,
+        ] {
+            c.store(0, Ordering::SeqCst);
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "{} requests ({} PUT, {} GET, {} HEAD, {} LIST), {} bytes up, {} bytes down",
+            self.requests(),
+            self.puts.load(Ordering::SeqCst),
+            self.gets.load(Ordering::SeqCst),
+            self.heads.load(Ordering::SeqCst),
+            self.lists.load(Ordering::SeqCst),
+            self.bytes_put.load(Ordering::SeqCst),
+            self.bytes_got.load(Ordering::SeqCst)
+        )
+    }
+}
+
+/// Counts the requests made through it.
+#[derive(Debug)]
+pub struct CountingStore {
+    inner: Arc<dyn ObjectStore>,
+    pub counts: Arc<Counts>,
+}
+
+impl CountingStore {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        CountingStore {
+            inner,
+            counts: Arc::new(Counts::default()),
+        }
+    }
+}
+
+impl fmt::Display for CountingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CountingStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for CountingStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.counts.puts.fetch_add(1, Ordering::SeqCst);
+        self.counts
+            .bytes_put
+            .fetch_add(payload.content_length() as u64, Ordering::SeqCst);
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.counts.puts.fetch_add(1, Ordering::SeqCst);
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        if options.head {
+            self.counts.heads.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.counts.gets.fetch_add(1, Ordering::SeqCst);
+        }
+        let result = self.inner.get_opts(location, options).await?;
+        self.counts
+            .bytes_got
+            .fetch_add(result.meta.size, Ordering::SeqCst);
+        Ok(result)
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.counts.lists.fetch_add(1, Ordering::SeqCst);
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.counts.lists.fetch_add(1, Ordering::SeqCst);
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.counts.puts.fetch_add(1, Ordering::SeqCst);
+        self.inner.copy_opts(from, to, options).await
+    }
+}

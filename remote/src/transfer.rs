@@ -1,0 +1,219 @@
+//! Copying the objects of commits from one store to another, dependencies first, skipping
+//! everything the destination has (docs/protocol.md, section 6, "the completeness invariant").
+
+use std::collections::{HashMap, HashSet};
+
+use futures::future::BoxFuture;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use strata_engine::store::{ObjectKind, Objects};
+use strata_engine::tree::{self, Node};
+use strata_engine::{Commit, ObjectId, Progress, TableObject};
+
+use crate::error::Result;
+
+/// Objects copied at once.
+const CONCURRENCY: usize = 8;
+
+/// Counts of what a transfer copied.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TransferStats {
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// Copies from `src` to `dst`. `local` is the local repository's store, where the trees of
+/// commits known to be complete on both sides are read from (cheaply).
+pub struct Transfer<'a> {
+    pub src: &'a Objects,
+    pub dst: &'a Objects,
+    pub local: &'a Objects,
+    pub progress: &'a dyn Progress,
+    stats: std::sync::Mutex<TransferStats>,
+}
+
+impl<'a> Transfer<'a> {
+    pub fn new(
+        src: &'a Objects,
+        dst: &'a Objects,
+        local: &'a Objects,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        Transfer {
+            src,
+            dst,
+            local,
+            progress,
+            stats: Default::default(),
+        }
+    }
+
+    pub fn stats(&self) -> TransferStats {
+        *self.stats.lock().expect("stats lock")
+    }
+
+    fn count(&self, bytes: usize) {
+        let mut s = self.stats.lock().expect("stats lock");
+        s.objects += 1;
+        s.bytes += bytes as u64;
+        self.progress.object(bytes as u64);
+    }
+
+    /// The commits reachable from `tips` that `dst` lacks, parents before children. Paths stop
+    /// at commits in `known` (complete on `dst`) or present on `dst`.
+    pub async fn missing_commits(
+        &self,
+        tips: &[ObjectId],
+        known: &HashSet<ObjectId>,
+    ) -> Result<Vec<(ObjectId, Commit)>> {
+        let mut found: HashMap<ObjectId, Commit> = HashMap::new();
+        let mut seen: HashSet<ObjectId> = HashSet::new();
+        let mut stack: Vec<ObjectId> = tips.to_vec();
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) || known.contains(&id) {
+                continue;
+            }
+            if self.dst.exists(ObjectKind::Meta, &id).await? {
+                continue;
+            }
+            let commit = Commit::read(self.src, &id).await?;
+            stack.extend(commit.parents.iter().copied());
+            found.insert(id, commit);
+        }
+        // Parents first: a depth-first post-order over the missing commits.
+        let mut order = Vec::with_capacity(found.len());
+        let mut done: HashSet<ObjectId> = HashSet::new();
+        let mut roots: Vec<ObjectId> = found.keys().copied().collect();
+        roots.sort();
+        for root in roots {
+            let mut work = vec![(root, false)];
+            while let Some((id, expanded)) = work.pop() {
+                if done.contains(&id) {
+                    continue;
+                }
+                if expanded {
+                    done.insert(id);
+                    order.push(id);
+                    continue;
+                }
+                work.push((id, true));
+                if let Some(c) = found.get(&id) {
+                    for p in &c.parents {
+                        if found.contains_key(p) && !done.contains(p) {
+                            work.push((*p, false));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(order
+            .into_iter()
+            .map(|id| {
+                let c = found.remove(&id).expect("ordered ids are found");
+                (id, c)
+            })
+            .collect())
+    }
+
+    /// Copies the given commits (parents first) with everything they reach.
+    pub async fn copy_commits(&self, commits: Vec<(ObjectId, Commit)>) -> Result<()> {
+        for (id, commit) in commits {
+            let mut parent_tables: HashMap<String, Vec<ObjectId>> = HashMap::new();
+            for p in &commit.parents {
+                // Parents are complete locally: they were there, or were copied just before.
+                let pc = match Commit::read(self.local, p).await {
+                    Ok(c) => c,
+                    Err(_) => Commit::read(self.src, p).await?,
+                };
+                for (name, t) in pc.tables {
+                    parent_tables.entry(name).or_default().push(t);
+                }
+            }
+            for (name, table) in &commit.tables {
+                let parents = parent_tables.get(name).cloned().unwrap_or_default();
+                if parents.contains(table) {
+                    continue;
+                }
+                self.copy_table(table, &parents).await?;
+            }
+            self.copy_object(ObjectKind::Meta, id).await?;
+        }
+        Ok(())
+    }
+
+    /// Copies one object's bytes (read and hash-checked from `src`).
+    async fn copy_object(&self, kind: ObjectKind, id: ObjectId) -> Result<()> {
+        let bytes = self.src.get(kind, &id).await?;
+        let len = bytes.len();
+        self.dst.put_with_id(kind, id, bytes).await?;
+        self.count(len);
+        Ok(())
+    }
+
+    /// Copies a table object and the parts of its index and chunks that `dst` lacks.
+    pub async fn copy_table(&self, id: &ObjectId, parents: &[ObjectId]) -> Result<()> {
+        if self.dst.exists(ObjectKind::Meta, id).await? {
+            return Ok(());
+        }
+        let table = TableObject::read(self.src, id).await?;
+        let mut present_nodes = HashSet::new();
+        let mut present_chunks = HashSet::new();
+        for p in parents {
+            let pt = TableObject::read(self.local, p).await?;
+            let (entries, nodes) = tree::load(self.local, &pt.index).await?;
+            present_nodes.extend(nodes);
+            present_chunks.extend(entries.into_iter().map(|e| e.id));
+        }
+        let present = Present {
+            nodes: present_nodes,
+            chunks: present_chunks,
+        };
+        self.copy_node(table.index, &present).await?;
+        self.copy_object(ObjectKind::Meta, *id).await
+    }
+
+    fn copy_node<'b>(&'b self, id: ObjectId, present: &'b Present) -> BoxFuture<'b, Result<()>> {
+        Box::pin(async move {
+            if present.nodes.contains(&id) || self.dst.exists(ObjectKind::Meta, &id).await? {
+                return Ok(());
+            }
+            let bytes = self.src.get(ObjectKind::Meta, &id).await?;
+            let node: Node = serde_json::from_slice(&bytes).map_err(|e| {
+                strata_engine::Error::CorruptObject {
+                    id: id.to_hex(),
+                    reason: format!("the index node does not decode: {e}"),
+                }
+            })?;
+            if node.level == 0 {
+                let chunks: Vec<ObjectId> = node
+                    .entries
+                    .iter()
+                    .map(|e| e.id)
+                    .filter(|c| !present.chunks.contains(c))
+                    .collect();
+                stream::iter(chunks)
+                    .map(|c| async move {
+                        if !self.dst.exists(ObjectKind::Chunk, &c).await? {
+                            self.copy_object(ObjectKind::Chunk, c).await?;
+                        }
+                        Ok::<_, crate::Error>(())
+                    })
+                    .buffer_unordered(CONCURRENCY)
+                    .try_collect::<Vec<()>>()
+                    .await?;
+            } else {
+                for e in &node.entries {
+                    self.copy_node(e.id, present).await?;
+                }
+            }
+            let len = bytes.len();
+            self.dst.put_with_id(ObjectKind::Meta, id, bytes).await?;
+            self.count(len);
+            Ok(())
+        })
+    }
+}
+
+struct Present {
+    nodes: HashSet<ObjectId>,
+    chunks: HashSet<ObjectId>,
+}
