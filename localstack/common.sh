@@ -40,7 +40,8 @@ s3_pid_alive() { # pid file
   [ -n "$pid" ] && s3_proc_running "$pid"
 }
 
-# Stop the processes named by pid files: TERM to all, wait up to 10 s, then KILL.
+# Stop the processes named by pid files: TERM to all, wait up to
+# S3_STOP_WAIT tenths of a second (default 100), then KILL.
 s3_stop_pids() {
   local f pid i live=()
   for f in "$@"; do
@@ -52,7 +53,7 @@ s3_stop_pids() {
       fi
     fi
   done
-  for i in $(seq 1 100); do
+  for i in $(seq 1 "${S3_STOP_WAIT:-100}"); do
     [ ${#live[@]} -gt 0 ] || break
     local still=()
     for pid in "${live[@]}"; do s3_proc_running "$pid" && still+=("$pid"); done
@@ -69,6 +70,7 @@ s3_stop_pids() {
 # the servers are started in parallel).
 s3_locked() { # lockfile cmd...
   local lock=$1; shift
+  if ! command -v flock >/dev/null 2>&1; then "$@"; return; fi
   mkdir -p "$(dirname "$lock")"
   (
     flock -w 900 9 || { echo "$S3_NAME: error: timed out waiting for $lock" >&2; exit 1; }
@@ -124,6 +126,9 @@ _s3_make_venv() {
   printf '%s' "$want" >"$stamp"
 }
 s3_make_venv() {
+  mkdir -p "$S3_VENV_ROOT"
+  # generated files: keep them out of version control
+  [ -f "$S3_VENV_ROOT/.gitignore" ] || echo '*' >"$S3_VENV_ROOT/.gitignore"
   s3_locked "$S3_VENV_ROOT/.lock" _s3_make_venv "$@"
 }
 
@@ -165,7 +170,7 @@ s3_tail_logs() {
   for f in "$@"; do
     [ -s "$f" ] || continue
     echo "----- last lines of $f -----" >&2
-    tail -n 25 "$f" >&2
+    tail -n 15 "$f" >&2
   done
 }
 

@@ -56,16 +56,14 @@ install_packages() {
   command -v radosgw >/dev/null || missing+=(radosgw)
   command -v ceph >/dev/null && command -v ceph-authtool >/dev/null && command -v monmaptool >/dev/null ||
     missing+=(ceph-common)
-  command -v flock >/dev/null || missing+=(util-linux)
   if [ ${#missing[@]} -gt 0 ]; then
     s3_log "installing Debian packages: ${missing[*]}"
     s3_apt_install "${missing[@]}" || s3_die "apt-get install ${missing[*]} failed"
     s3_log "packages installed in $(s3_secs "$t0") s"
   fi
-  t0=$(s3_now_ms)
   if [ ! -x "$S3_TOOLS_VENV/bin/python" ]; then s3_log "creating $S3_TOOLS_VENV (boto3)"; fi
   s3_tools_venv
-  s3_log "install step done in $(s3_secs "$t0") s"
+  s3_log "dependencies ready ($(s3_secs "$t0") s)"
 }
 
 write_conf() {
@@ -107,6 +105,9 @@ paxos min wait = 0.001
 [client.rgw.strata]
 ms mon client mode = crc
 # tcp_nodelay: without it small GETs wait on delayed ACKs (~40 ms each).
+# radosgw's first requests may go out before the OSD is up; it resends them
+# on its objecter tick (default every 5 s)
+objecter tick interval = 0.5
 rgw frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw data = $DIR/rgw
 # overwritten objects go to garbage collection after 60 s instead of 2 h
@@ -170,6 +171,7 @@ wait_ready() { # timeout
 
 do_start() {
   local t0
+  [ -x "$S3_TOOLS_VENV/bin/python" ] || s3_tools_venv
   if all_alive; then
     if wait_ready 15; then
       s3_log "already running on $ENDPOINT, bucket $S3_BUCKET"
@@ -177,6 +179,8 @@ do_start() {
     fi
     s3_log "running but not answering; restarting"
   fi
+  # Leftovers of a broken run hold no data worth a clean shutdown.
+  export S3_STOP_WAIT=10
   any_pid_file && do_stop
   install_packages
   t0=$(s3_now_ms)

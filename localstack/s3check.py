@@ -40,8 +40,7 @@ def client(read_timeout=10):
             retries={"max_attempts": 1, "mode": "standard"},
             connect_timeout=2,
             read_timeout=read_timeout,
-            # Ceph 16 does not understand the aws-chunked trailing checksums
-            # that recent SDKs send by default.
+            # checksums only where S3 requires them, as older SDKs do
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         ),

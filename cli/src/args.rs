@@ -13,8 +13,8 @@ Run 'strata <command> --help' for the options of a command."
 )]
 pub struct Cli {
     /// Run as if strata was started in DIR.
-    #[arg(short = 'C', global = true, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[arg(short = 'C', global = true, value_name = "DIR", id = "chdir")]
+    pub chdir: Option<PathBuf>,
 
     /// Show what strata does (repeat for more detail).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -161,6 +161,8 @@ pub enum Command {
     /// Show or resolve the conflicts of a merge in progress.
     #[command(subcommand)]
     Conflicts(ConflictsCommand),
+    #[command(flatten)]
+    Sync(crate::sync::SyncCommand),
     /// Write a table, at any revision, to a Parquet, CSV, JSON Lines or Arrow file.
     Export {
         table: String,

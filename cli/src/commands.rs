@@ -17,9 +17,11 @@ use crate::args::{Cli, Command, ConflictsCommand, ImportArgs, TableCommand};
 use crate::render::{self, Bar};
 
 pub async fn run(cli: Cli) -> Result<()> {
-    let cwd = match &cli.dir {
-        Some(d) => d.clone(),
-        None => std::env::current_dir().context("cannot read the current folder")?,
+    let here = std::env::current_dir().context("cannot read the current folder")?;
+    let cwd = match &cli.chdir {
+        Some(d) if d.is_dir() => here.join(d),
+        Some(d) => bail!("cannot change to '{}': no such folder", d.display()),
+        None => here,
     };
     if let Command::Init { dir } = &cli.command {
         let target = match dir {
@@ -32,6 +34,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             target.join(strata_engine::repo::DOT_DIR).display()
         );
         return Ok(());
+    }
+    if let Command::Sync(crate::sync::SyncCommand::Clone {
+        url,
+        dir,
+        branch,
+        options,
+    }) = cli.command
+    {
+        return crate::sync::clone(&cwd, &url, dir, branch, &options).await;
     }
     let repo = open(&cwd).await?;
     match cli.command {
@@ -120,6 +131,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             merge(&repo, &rev, &author(given)?, &opts).await
         }
         Command::Conflicts(cmd) => conflicts(&repo, cmd).await,
+        Command::Sync(cmd) => crate::sync::run(&repo, cmd).await,
         Command::Export {
             table,
             out,
@@ -142,7 +154,7 @@ async fn open(cwd: &Path) -> Result<Repository> {
     })
 }
 
-fn print_json(value: &serde_json::Value) -> Result<()> {
+pub(crate) fn print_json(value: &serde_json::Value) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, value)?;
@@ -281,6 +293,18 @@ async fn status(repo: &Repository, as_json: bool) -> Result<()> {
     let head_commit = repo.head_commit().await?;
     let changes = repo.status().await?;
     let merge = repo.merge_state().await?;
+    // Ahead/behind the upstream, as of the last fetch.
+    let mut upstream = None;
+    if let (Head::Branch(b), Some(local)) = (&head, head_commit) {
+        if let Some(u) = strata_remote::config::upstream(repo, b).await? {
+            let name = format!("{}/{}", u.remote, u.branch);
+            let counts = match repo.remote_tracking(&u.remote, &u.branch).await? {
+                Some(t) => Some(repo.ahead_behind(local, t).await?),
+                None => None,
+            };
+            upstream = Some((name, counts));
+        }
+    }
     if as_json {
         let (branch, detached) = match &head {
             Head::Branch(b) => (Some(b.clone()), None),
@@ -292,14 +316,31 @@ async fn status(repo: &Repository, as_json: bool) -> Result<()> {
                 "conflicts": m.tables.iter().map(|(t, c)| (t.clone(), json!(c.conflicts.len()))).collect::<serde_json::Map<_, _>>(),
             })
         });
+        let upstream = upstream.as_ref().map(|(name, c)| {
+            json!({"name": name, "ahead": c.map(|c| c.0), "behind": c.map(|c| c.1), "gone": c.is_none()})
+        });
         return print_json(&json!({
-            "branch": branch, "detached": detached, "head": head_commit, "merging": merging,
+            "branch": branch, "detached": detached, "head": head_commit, "merging": merging, "upstream": upstream,
             "tables": changes.iter().map(status_json).collect::<Vec<_>>(),
         }));
     }
     match &head {
         Head::Branch(b) => println!("On branch {b}"),
         Head::Detached(id) => println!("HEAD detached at {}", id.short()),
+    }
+    match &upstream {
+        Some((name, None)) => println!("Your branch is based on '{name}', but the upstream is gone."),
+        Some((name, Some((0, 0)))) => println!("Your branch is up to date with '{name}'."),
+        Some((name, Some((a, 0)))) => {
+            println!("Your branch is ahead of '{name}' by {a} commits; 'strata push' publishes them.")
+        }
+        Some((name, Some((0, b)))) => {
+            println!("Your branch is behind '{name}' by {b} commits; 'strata pull' brings them in.")
+        }
+        Some((name, Some((a, b)))) => println!(
+            "Your branch and '{name}' have diverged: {a} and {b} different commits; 'strata pull' merges them."
+        ),
+        None => {}
     }
     if let Some(m) = &merge {
         println!("You are merging '{}'.", m.theirs_name);
@@ -345,7 +386,7 @@ async fn status(repo: &Repository, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-fn author(given: Option<String>) -> Result<String> {
+pub(crate) fn author(given: Option<String>) -> Result<String> {
     let author = match given.or_else(|| std::env::var("STRATA_AUTHOR").ok()) {
         Some(a) => a,
         None => {

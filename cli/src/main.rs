@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod diff;
 mod render;
+mod sync;
 
 use std::io::Write;
 use std::process::ExitCode;

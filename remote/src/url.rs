@@ -43,7 +43,7 @@ impl Location {
             let path = parsed
                 .to_file_path()
                 .map_err(|_| bad("a file URL needs an absolute path: file:///abs/path"))?;
-            return Ok(Location::File(path));
+            return Ok(Location::File(normalize(&path)));
         }
         if let Some((scheme, _)) = url.split_once("://") {
             let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
@@ -63,11 +63,11 @@ impl Location {
             };
         }
         let path = Path::new(url);
-        Ok(Location::File(if path.is_absolute() {
+        Ok(Location::File(normalize(&if path.is_absolute() {
             path.to_path_buf()
         } else {
             cwd.join(path)
-        }))
+        })))
     }
 
     /// The canonical form stored in the configuration.
@@ -80,6 +80,22 @@ impl Location {
             Location::Cloud { url, .. } => url.clone(),
         }
     }
+}
+
+/// Removes `.` and `..` components without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {

@@ -1,0 +1,534 @@
+//! Remote commands: remote, clone, fetch, push, pull, fsck.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use strata_engine::merging::{MergeOptions, MergeOutcome};
+use strata_engine::repo::Head;
+use strata_engine::store::RefKind;
+use strata_engine::{ObjectId, Repository};
+use strata_remote::config::{self, RemoteConfig};
+use strata_remote::push::{Lease, PushOptions, UpdateKind};
+use strata_remote::Remote;
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Manage remotes: add, remove, list, show.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+    /// Copy a remote repository into a new folder.
+    Clone {
+        /// A path, file:///abs/path, or s3://bucket/prefix.
+        url: String,
+        /// Folder to create (default: the last part of the URL).
+        dir: Option<PathBuf>,
+        /// Branch to check out (default: main, or the only branch).
+        #[arg(short, long)]
+        branch: Option<String>,
+        /// A remote option KEY=VALUE (repeatable).
+        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE")]
+        options: Vec<String>,
+    },
+    /// Download branches and tags from a remote; update REMOTE/BRANCH refs.
+    Fetch {
+        remote: Option<String>,
+        /// Remove REMOTE/BRANCH refs of branches deleted on the remote.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Upload branches (default: the current one) and move them on the remote.
+    Push {
+        remote: Option<String>,
+        branches: Vec<String>,
+        /// Remember REMOTE/BRANCH as the upstream of each pushed branch.
+        #[arg(short = 'u', long = "set-upstream")]
+        set_upstream: bool,
+        /// Move the remote branch even when it is not a fast-forward.
+        #[arg(short, long)]
+        force: bool,
+        /// Force, but only if the remote branch is where REMOTE/BRANCH (or EXPECTED) says.
+        #[arg(long, value_name = "BRANCH:EXPECTED", num_args = 0..=1, default_missing_value = "")]
+        force_with_lease: Option<String>,
+        /// All refs move, or none.
+        #[arg(long)]
+        atomic: bool,
+        /// Push all tags too.
+        #[arg(long)]
+        tags: bool,
+        /// Delete this branch on the remote (repeatable).
+        #[arg(long, value_name = "BRANCH")]
+        delete: Vec<String>,
+    },
+    /// Fetch, then merge the upstream branch (fast-forward when possible).
+    Pull {
+        remote: Option<String>,
+        branch: Option<String>,
+        /// Refuse unless the merge is a fast-forward.
+        #[arg(long)]
+        ff_only: bool,
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// Check that every object reachable from the refs exists, matches its id and decodes.
+    Fsck {
+        /// Check this remote instead of the local repository.
+        #[arg(long)]
+        remote: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Add a remote (checked for a repository on first fetch or push).
+    Add {
+        name: String,
+        url: String,
+        /// A remote option KEY=VALUE (repeatable), e.g. endpoint=http://127.0.0.1:7480.
+        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE")]
+        options: Vec<String>,
+    },
+    /// Remove a remote and its remote-tracking refs.
+    Remove { name: String },
+    /// List remotes.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a remote's URL, options and branches (read from the remote now).
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Progress of a transfer, in objects and bytes, on standard error when it is a terminal.
+struct TransferBar {
+    bar: ProgressBar,
+    objects: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl TransferBar {
+    fn new(what: &str) -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(what.to_string());
+        TransferBar {
+            bar,
+            objects: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    fn done(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl strata_engine::Progress for TransferBar {
+    fn object(&self, bytes: u64) {
+        let n = self.objects.fetch_add(1, Ordering::Relaxed) + 1;
+        let b = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.bar
+            .set_message(format!("{n} objects, {}", indicatif::HumanBytes(b)));
+        self.bar.tick();
+    }
+}
+
+fn parse_options(options: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for o in options {
+        let (k, v) = o
+            .split_once('=')
+            .with_context(|| format!("option '{o}' is not KEY=VALUE"))?;
+        let key = k.trim().to_ascii_lowercase();
+        if [
+            "secret_access_key",
+            "aws_secret_access_key",
+            "session_token",
+            "aws_session_token",
+            "password",
+            "token",
+        ]
+        .iter()
+        .any(|s| key.contains(s))
+        {
+            bail!("option '{k}' is a secret; secrets are read from the environment or a profile, never stored");
+        }
+        out.insert(key, v.trim().to_string());
+    }
+    Ok(out)
+}
+
+fn short(id: Option<ObjectId>) -> String {
+    id.map_or_else(|| "(none)".into(), |c| c.short())
+}
+
+/// `strata clone`: runs without a repository.
+pub async fn clone(
+    cwd: &Path,
+    url: &str,
+    dir: Option<PathBuf>,
+    branch: Option<String>,
+    options: &[String],
+) -> Result<()> {
+    let dir = match dir {
+        Some(d) => cwd.join(d),
+        None => {
+            let last = url
+                .trim_end_matches('/')
+                .rsplit(['/', '\\'])
+                .next()
+                .filter(|s| !s.is_empty() && !s.contains(':'))
+                .context(
+                    "cannot pick a folder name from the URL; give one: strata clone URL DIR",
+                )?;
+            cwd.join(last)
+        }
+    };
+    let config = RemoteConfig {
+        url: url.to_string(),
+        options: parse_options(options)?,
+    };
+    let bar = TransferBar::new("cloning");
+    let result = strata_remote::fetch::clone(url, &dir, branch.as_deref(), config, &bar).await;
+    bar.done();
+    let (_, checked_out) = result?;
+    println!("Cloned into '{}'", dir.display());
+    match checked_out {
+        Some(b) => println!("Checked out branch '{b}'"),
+        None => println!("The remote has no branches yet: you cloned an empty repository."),
+    }
+    Ok(())
+}
+
+pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
+    match cmd {
+        SyncCommand::Remote(cmd) => remote(repo, cmd).await,
+        SyncCommand::Clone { .. } => unreachable!("clone runs without a repository"),
+        SyncCommand::Fetch { remote, prune } => {
+            let name = match remote {
+                Some(r) => r,
+                None => config::default_remote(repo).await?,
+            };
+            fetch(repo, &name, prune).await
+        }
+        SyncCommand::Push {
+            remote,
+            branches,
+            set_upstream,
+            force,
+            force_with_lease,
+            atomic,
+            tags,
+            delete,
+        } => {
+            let lease = match force_with_lease.as_deref() {
+                None => None,
+                Some("") => Some(Lease::Tracking),
+                Some(spec) => {
+                    let (b, e) = spec
+                        .split_once(':')
+                        .context("--force-with-lease takes BRANCH:EXPECTED (a commit, or empty for 'must not exist')")?;
+                    let expected = if e.is_empty() {
+                        None
+                    } else {
+                        Some(repo.resolve(e).await?)
+                    };
+                    Some(Lease::Expected(b.to_string(), expected))
+                }
+            };
+            let opts = PushOptions {
+                force,
+                lease,
+                atomic,
+                tags,
+                set_upstream,
+            };
+            push(repo, remote, branches, delete, opts).await
+        }
+        SyncCommand::Pull {
+            remote,
+            branch,
+            ff_only,
+            author,
+        } => pull(repo, remote, branch, ff_only, author).await,
+        SyncCommand::Fsck { remote, json } => fsck(repo, remote, json).await,
+    }
+}
+
+async fn remote(repo: &Repository, cmd: RemoteCommand) -> Result<()> {
+    match cmd {
+        RemoteCommand::Add { name, url, options } => {
+            let location = strata_remote::url::Location::parse(&url, repo.root())?;
+            let config = RemoteConfig {
+                url: location.to_url(),
+                options: parse_options(&options)?,
+            };
+            config::add_remote(repo, &name, config).await?;
+            println!("Added remote '{name}' -> {}", location.to_url());
+        }
+        RemoteCommand::Remove { name } => {
+            config::remove_remote(repo, &name).await?;
+            println!("Removed remote '{name}'");
+        }
+        RemoteCommand::List { json } => {
+            for (name, c) in config::remotes(repo).await? {
+                if json {
+                    crate::commands::print_json(
+                        &json!({"name": name, "url": c.url, "options": c.options}),
+                    )?;
+                } else {
+                    println!("{name}\t{}", c.url);
+                }
+            }
+        }
+        RemoteCommand::Show { name, json } => {
+            let c = config::remote(repo, &name).await?;
+            let r = Remote::configured(repo, &name, false).await?;
+            r.check().await?;
+            let branches = r.refs.list(RefKind::Branch).await?;
+            let tags = r.refs.list(RefKind::Tag).await?;
+            if json {
+                return crate::commands::print_json(&json!({
+                    "name": name, "url": c.url, "options": c.options,
+                    "branches": branches.iter().map(|(b, id)| json!({"name": b, "commit": id})).collect::<Vec<_>>(),
+                    "tags": tags.iter().map(|(t, id)| json!({"name": t, "commit": id})).collect::<Vec<_>>(),
+                }));
+            }
+            println!("remote {name}");
+            println!("  URL: {}", c.url);
+            for (k, v) in &c.options {
+                println!("  option {k} = {v}");
+            }
+            println!("  branches:");
+            for (b, id) in &branches {
+                println!("    {b:<24} {}", id.short());
+            }
+            if !tags.is_empty() {
+                println!("  tags:");
+                for (t, id) in &tags {
+                    println!("    {t:<24} {}", id.short());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn fetch(repo: &Repository, name: &str, prune: bool) -> Result<()> {
+    let r = Remote::configured(repo, name, false).await?;
+    let bar = TransferBar::new("fetching");
+    let result = strata_remote::fetch::fetch(repo, &r, prune, &bar).await;
+    bar.done();
+    let report = result?;
+    if report.updated.is_empty() && report.pruned.is_empty() && report.new_tags.is_empty() {
+        return Ok(());
+    }
+    eprintln!("From {}", r.url);
+    for (b, old, new) in &report.updated {
+        match old {
+            None => eprintln!(" * [new branch]      {b:<16} -> {name}/{b}"),
+            Some(o) => eprintln!("   {}..{}  {b:<16} -> {name}/{b}", o.short(), new.short()),
+        }
+    }
+    for b in &report.pruned {
+        eprintln!(" - [deleted]         (none)           -> {name}/{b}");
+    }
+    for t in &report.new_tags {
+        eprintln!(" * [new tag]         {t}");
+    }
+    Ok(())
+}
+
+async fn push(
+    repo: &Repository,
+    remote: Option<String>,
+    mut branches: Vec<String>,
+    delete: Vec<String>,
+    opts: PushOptions,
+) -> Result<()> {
+    let name = match remote {
+        Some(r) => r,
+        None => config::default_remote(repo).await?,
+    };
+    if branches.is_empty() && delete.is_empty() && !opts.tags {
+        match repo.head().await? {
+            Head::Branch(b) => branches.push(b),
+            Head::Detached(_) => bail!("HEAD is detached: name the branch to push"),
+        }
+    }
+    let r = Remote::configured(repo, &name, true).await?;
+    let bar = TransferBar::new("pushing");
+    let result = strata_remote::push::push(repo, &r, &branches, &delete, &opts, &bar).await;
+    bar.done();
+    let report = result?;
+    eprintln!("To {}", r.url);
+    for u in &report.updates {
+        let n = &u.name.name;
+        match u.kind {
+            UpdateKind::UpToDate => eprintln!(" = [up to date]      {n} -> {n}"),
+            UpdateKind::Created => eprintln!(
+                " * [new {}]{}{n} -> {n}",
+                u.name.kind.noun(),
+                if u.name.kind == RefKind::Tag {
+                    "         "
+                } else {
+                    "      "
+                }
+            ),
+            UpdateKind::FastForward => {
+                eprintln!("   {}..{}  {n} -> {n}", short(u.old), short(u.new))
+            }
+            UpdateKind::Forced => eprintln!(
+                " + {}...{} {n} -> {n} (forced update)",
+                short(u.old),
+                short(u.new)
+            ),
+            UpdateKind::Deleted => eprintln!(" - [deleted]         {n}"),
+        }
+    }
+    if let Some(first) = report.rejected.first() {
+        for e in &report.rejected {
+            eprintln!(" ! {e}");
+        }
+        if opts.atomic {
+            bail!("atomic push refused: no ref was moved ({first})");
+        }
+        return Err(anyhow::anyhow!("{first}"));
+    }
+    Ok(())
+}
+
+async fn pull(
+    repo: &Repository,
+    remote: Option<String>,
+    branch: Option<String>,
+    ff_only: bool,
+    author: Option<String>,
+) -> Result<()> {
+    let current = match repo.head().await? {
+        Head::Branch(b) => Some(b),
+        Head::Detached(_) => None,
+    };
+    let upstream = match &current {
+        Some(b) => config::upstream(repo, b).await?,
+        None => None,
+    };
+    let name = match (remote, &upstream) {
+        (Some(r), _) => r,
+        (None, Some(u)) => u.remote.clone(),
+        (None, None) => config::default_remote(repo).await?,
+    };
+    let branch = match (branch, &upstream, &current) {
+        (Some(b), _, _) => b,
+        (None, Some(u), _) if u.remote == name => u.branch.clone(),
+        (None, _, Some(c)) => c.clone(),
+        (None, _, None) => bail!("HEAD is detached: name the branch to pull"),
+    };
+    fetch(repo, &name, false).await?;
+    let tracking = format!("{name}/{branch}");
+    if repo.remote_tracking(&name, &branch).await?.is_none() {
+        bail!("branch '{branch}' does not exist on remote '{name}'");
+    }
+    let opts = MergeOptions {
+        message: Some(format!("Merge {tracking}")),
+        no_ff: false,
+        ff_only,
+    };
+    let author = crate::commands::author(author)?;
+    match repo.merge(&tracking, &author, &opts).await? {
+        MergeOutcome::UpToDate => println!("Already up to date."),
+        MergeOutcome::FastForward(id) => println!("Fast-forward to {}", id.short()),
+        MergeOutcome::Merged(id) => println!("Merged {tracking}: commit {}", id.short()),
+        MergeOutcome::Conflicts(n, tables) => bail!(
+            "pull stopped with {n} conflicting rows in {}; see them with 'strata conflicts show', resolve with \
+             'strata conflicts resolve --ours|--theirs' (or import/delete the rows), then 'strata commit' and push; \
+             'strata merge --abort' undoes it",
+            tables.join(", ")
+        ),
+    }
+    Ok(())
+}
+
+async fn fsck(repo: &Repository, remote: Option<String>, as_json: bool) -> Result<()> {
+    let (objects, roots, tables, location) = match &remote {
+        Some(name) => {
+            let r = Remote::configured(repo, name, false).await?;
+            r.check().await?;
+            let mut roots = Vec::new();
+            for kind in [RefKind::Branch, RefKind::Tag] {
+                for (n, c) in r.refs.list(kind).await? {
+                    roots.push((format!("{name}: refs/{}/{n}", kind.dir()), c));
+                }
+            }
+            (r.objects.clone(), roots, Vec::new(), r.url.clone())
+        }
+        None => {
+            let mut roots = Vec::new();
+            for kind in [RefKind::Branch, RefKind::Tag] {
+                for (n, c) in repo.list_refs(kind).await? {
+                    roots.push((format!("refs/{}/{n}", kind.dir()), c));
+                }
+            }
+            for (r, _) in config::remotes(repo).await? {
+                for (b, c) in repo.remote_tracking_list(&r).await? {
+                    roots.push((format!("{r}/{b}"), c));
+                }
+            }
+            if let Some(h) = repo.head_commit().await? {
+                roots.push(("HEAD".into(), h));
+            }
+            let tables: Vec<(String, ObjectId)> = repo
+                .working()
+                .await?
+                .tables
+                .into_iter()
+                .map(|(t, id)| (format!("working table {t}"), id))
+                .collect();
+            (
+                repo.objects().clone(),
+                roots,
+                tables,
+                repo.root().display().to_string(),
+            )
+        }
+    };
+    let (problems, checked) = strata_remote::fsck::fsck(&objects, &roots, &tables).await;
+    if as_json {
+        for p in &problems {
+            crate::commands::print_json(&serde_json::to_value(p)?)?;
+        }
+    } else {
+        for p in &problems {
+            println!(
+                "{} (reached from {}): {}",
+                p.object, p.reached_from, p.message
+            );
+        }
+    }
+    if problems.is_empty() {
+        if !as_json {
+            println!("{location}: {checked} objects checked, no problems");
+        }
+        Ok(())
+    } else {
+        let hint = if remote.is_some() {
+            "push again from a complete repository to restore the missing objects"
+        } else {
+            "fetch again from a remote that has them ('strata fetch'), or clone afresh"
+        };
+        bail!("{} problems in {location}; {hint}", problems.len())
+    }
+}
