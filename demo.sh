@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Strata's main job end to end, on this machine alone: a repository, a change, history,
-# and time travel. Run from anywhere: ./demo.sh  (builds strata first).
+# Strata's main job end to end on this machine: a repository, a file remote, two clones
+# exchanging changes, a merge, history and time travel. Run from anywhere: ./demo.sh  (builds strata first).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cargo build -q --release -p strata-cli --manifest-path "$here/Cargo.toml"
@@ -20,24 +20,40 @@ step init
 step import orders ../orders.csv --primary-key order_id
 step commit -m "Import 100k orders"
 
-# Ship two orders, cancel one, add one.
+# Share it through a remote: here a folder, the same protocol as S3.
+step remote add origin ../shared-remote
+step push -u origin main
+
+# A second machine clones it and ships two orders, cancels one, adds one.
+cd .. && step clone shared-remote warehouse && cd warehouse
 printf 'order_id,customer,amount,status\n10,cust0790,3.70,shipped\n20,cust3380,7.40,shipped\n100001,cust0001,99.99,open\n' > ../changes.csv
 printf 'order_id\n30\n' > ../cancel.csv
 step import orders ../changes.csv --mode upsert
 step delete orders --keys ../cancel.csv
 step status
 step commit -m "Ship 10 and 20, cancel 30, add 100001"
+step push
+
+# Meanwhile the analyst fixes an amount; pulling merges both changes, cell by cell.
+cd ../analyst
+printf 'order_id,customer,amount,status\n40,cust1760,41.80,open\n' > ../fix.csv
+step import orders ../fix.csv --mode upsert
+step commit -m "Fix the amount of order 40"
+step status
+step pull
 step log --oneline
-step show HEAD
+step diff HEAD~2 HEAD
 
 # Time travel: any revision exports at full speed, in key order.
+step export orders ../before.csv --rev HEAD~2
 step export orders ../now.csv
-step export orders ../before.csv --rev HEAD~1
 printf '\n\033[1m$ diff before.csv now.csv\033[0m\n'
 diff ../before.csv ../now.csv || true
-step tag v1 HEAD~1
+step push
+step tag v1 HEAD~2
 step checkout v1
 step table show orders
 step checkout main
+step fsck --remote origin
 echo
-echo "Done: the repository is in $work/analyst (removed on exit)."
+echo "Done: the repositories are in $work (removed on exit)."
