@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit, property and end-to-end tests. Installs what the
-# tests need (pyarrow, to read Strata's chunks with a second Parquet reader) into .venv.
+# Runs every test: formatting, lints, unit, property, end-to-end and S3 tests. Installs and
+# starts what the tests need: pyarrow (a second Parquet reader) in .venv, and two real S3
+# servers bound to 127.0.0.1 (Ceph radosgw and LocalStack, see localstack/README.md), which
+# are stopped again at the end.
 set -euo pipefail
 cd "$(dirname "$0")"
 start=$(date +%s)
@@ -17,6 +19,17 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -q -- -D warnings
+echo "== building the tests"
+cargo test --workspace --no-run -q
+
+echo "== starting the S3 servers (radosgw, LocalStack)"
+trap 'bash localstack/all.sh stop >/dev/null 2>&1 || true' EXIT
+if ! bash localstack/all.sh start; then
+  echo "error: the S3 servers did not start (see above); the S3 tests cannot run" >&2
+  exit 1
+fi
+eval "$(bash localstack/all.sh env)"
+
 echo "== cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log
 echo "== all tests passed in $(( $(date +%s) - start )) s"

@@ -25,6 +25,8 @@ struct Args {
     rows: u64,
     python: String,
     chunk_sweep: bool,
+    /// Remote benchmark against this S3 endpoint ("file" for a local folder).
+    remote: Option<String>,
     child_import: Option<(PathBuf, PathBuf, Option<u32>)>,
 }
 
@@ -33,6 +35,7 @@ fn parse_args() -> Result<Args> {
         rows: 1_000_000,
         python: std::env::var("STRATA_BENCH_PYTHON").unwrap_or_else(|_| "python3".into()),
         chunk_sweep: false,
+        remote: None,
         child_import: None,
     };
     let mut it = std::env::args().skip(1);
@@ -41,6 +44,12 @@ fn parse_args() -> Result<Args> {
             "--rows" => args.rows = it.next().context("--rows needs a number")?.parse()?,
             "--python" => args.python = it.next().context("--python needs a path")?,
             "--chunk-sweep" => args.chunk_sweep = true,
+            "--remote" => {
+                args.remote = Some(
+                    it.next()
+                        .context("--remote needs an S3 endpoint URL or 'file'")?,
+                )
+            }
             "--child-import" => {
                 let repo = PathBuf::from(it.next().context("repo")?);
                 let file = PathBuf::from(it.next().context("file")?);
@@ -330,7 +339,11 @@ async fn diff_bench(repo: &Repository, dir: &Path, n: u64) -> Result<()> {
     let mut counts = Default::default();
     for _ in 0..7 {
         let t = Instant::now();
-        counts = strata_engine::diff::diff_tables(repo.objects(), Some(&old), Some(&new), &mut |_| Ok(())).await?;
+        counts =
+            strata_engine::diff::diff_tables(repo.objects(), Some(&old), Some(&new), &mut |_| {
+                Ok(())
+            })
+            .await?;
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
@@ -351,12 +364,18 @@ async fn diff_bench(repo: &Repository, dir: &Path, n: u64) -> Result<()> {
                 .args(["diff", "HEAD~1", "HEAD", "--stat"])
                 .output()?;
             if !out.status.success() {
-                bail!("strata diff failed: {}", String::from_utf8_lossy(&out.stderr));
+                bail!(
+                    "strata diff failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             cli_times.push(t.elapsed().as_secs_f64());
         }
         cli_times.sort_by(f64::total_cmp);
-        println!("; CLI 'strata diff --stat' median {:.1} ms (target <= 100)", cli_times[2] * 1000.0);
+        println!(
+            "; CLI 'strata diff --stat' median {:.1} ms (target <= 100)",
+            cli_times[2] * 1000.0
+        );
     } else {
         println!("; CLI not built (cargo build --release -p strata-cli)");
     }
@@ -394,9 +413,133 @@ async fn main() -> Result<()> {
     if let Some((repo, file, avg)) = &args.child_import {
         return child_import(repo, file, *avg).await;
     }
-    if args.chunk_sweep {
+    if let Some(endpoint) = &args.remote {
+        remote_bench(&args, endpoint).await
+    } else if args.chunk_sweep {
         sweep(&args).await
     } else {
         bench(&args).await
     }
+}
+
+fn remote_store(
+    endpoint: &str,
+    dir: &Path,
+    name: &str,
+) -> Result<Arc<dyn object_store::ObjectStore>> {
+    if endpoint == "file" {
+        let path = dir.join(name);
+        std::fs::create_dir_all(&path)?;
+        return Ok(Arc::new(
+            object_store::local::LocalFileSystem::new_with_prefix(path)?,
+        ));
+    }
+    let bucket = std::env::var("STRATA_TEST_BUCKET").unwrap_or_else(|_| "strata".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let options = std::collections::BTreeMap::from([
+        ("endpoint".to_string(), endpoint.to_string()),
+        ("allow_http".to_string(), "true".to_string()),
+    ]);
+    Ok(strata_remote::cloud::open(
+        "s3",
+        &format!("s3://{bucket}/bench/{name}-{nanos:x}"),
+        &options,
+    )?)
+}
+
+/// Push, fetch and clone costs against a remote (requests and bytes through a counting
+/// wrapper), and clone throughput against a plain object_store copy loop.
+async fn remote_bench(args: &Args, endpoint: &str) -> Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    use std::sync::atomic::Ordering;
+    use strata_remote::testing::CountingStore;
+    use strata_remote::Remote;
+    let tmp = tempfile::tempdir()?;
+    let n = args.rows;
+    let input = tmp.path().join("input.parquet");
+    write_input(&input, n)?;
+    let repo_dir = tmp.path().join("repo");
+    run_child_import(&repo_dir, &input, None)?;
+    let repo = Repository::open(&repo_dir).await?;
+    println!(
+        "== remote {endpoint}, {n} rows ({:.1} MiB in the repository)",
+        mib(dir_bytes(&repo_dir.join(".strata")))
+    );
+    let store = remote_store(endpoint, tmp.path(), "remote")?;
+    let counting = Arc::new(CountingStore::new(store.clone()));
+    let remote = Remote::from_store("origin", endpoint, counting.clone(), "bench");
+    let main = ["main".to_string()];
+    let opts = strata_remote::push::PushOptions::default();
+    let t = Instant::now();
+    strata_remote::push::push(&repo, &remote, &main, &[], &opts, &NoProgress).await?;
+    let secs = t.elapsed().as_secs_f64();
+    let up = counting.counts.bytes_put.load(Ordering::SeqCst);
+    println!(
+        "first push: {:.2} s, {:.1} MiB/s; {}",
+        secs,
+        mib(up) / secs,
+        counting.counts.summary()
+    );
+
+    one_row_upsert(&repo, tmp.path(), n / 2).await?;
+    counting.counts.reset();
+    let t = Instant::now();
+    strata_remote::push::push(&repo, &remote, &main, &[], &opts, &NoProgress).await?;
+    println!(
+        "push of a one-row change: {:.0} ms; {}",
+        t.elapsed().as_secs_f64() * 1000.0,
+        counting.counts.summary()
+    );
+
+    // Clone: a fresh repository fetching everything.
+    let clone_dir = tmp.path().join("clone");
+    let clone = Repository::init(&clone_dir).await?;
+    counting.counts.reset();
+    let t = Instant::now();
+    strata_remote::fetch::fetch(&clone, &remote, false, &NoProgress).await?;
+    let clone_secs = t.elapsed().as_secs_f64();
+    let down = counting.counts.bytes_got.load(Ordering::SeqCst);
+    println!(
+        "clone (fetch into an empty repository): {:.2} s, {:.1} MiB/s; {}",
+        clone_secs,
+        mib(down) / clone_secs,
+        counting.counts.summary()
+    );
+    counting.counts.reset();
+    strata_remote::fetch::fetch(&clone, &remote, false, &NoProgress).await?;
+    println!("up-to-date fetch: {}", counting.counts.summary());
+
+    // The same objects through a plain copy loop (list, then get and put, 8 at a time).
+    let target: Arc<dyn object_store::ObjectStore> = {
+        let p = tmp.path().join("plain");
+        std::fs::create_dir_all(&p)?;
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(p)?)
+    };
+    let t = Instant::now();
+    let metas: Vec<object_store::ObjectMeta> = store.list(None).try_collect().await?;
+    let bytes: u64 = futures::stream::iter(metas)
+        .map(|m| {
+            let store = store.clone();
+            let target = target.clone();
+            async move {
+                use object_store::ObjectStoreExt;
+                let data = store.get(&m.location).await?.bytes().await?;
+                let len = data.len() as u64;
+                target.put(&m.location, data.into()).await?;
+                Ok::<u64, object_store::Error>(len)
+            }
+        })
+        .buffer_unordered(8)
+        .try_fold(0u64, |a, b| async move { Ok(a + b) })
+        .await?;
+    let plain = t.elapsed().as_secs_f64();
+    println!(
+        "plain object_store copy loop of the same objects: {:.2} s, {:.1} MiB/s (clone takes {:.2}x its time)",
+        plain,
+        mib(bytes) / plain,
+        clone_secs / plain
+    );
+    Ok(())
 }

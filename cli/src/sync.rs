@@ -200,6 +200,7 @@ pub async fn clone(
     let config = RemoteConfig {
         url: url.to_string(),
         options: parse_options(options)?,
+        verified: false,
     };
     let bar = TransferBar::new("cloning");
     let result = strata_remote::fetch::clone(url, &dir, branch.as_deref(), config, &bar).await;
@@ -272,10 +273,22 @@ async fn remote(repo: &Repository, cmd: RemoteCommand) -> Result<()> {
     match cmd {
         RemoteCommand::Add { name, url, options } => {
             let location = strata_remote::url::Location::parse(&url, repo.root())?;
-            let config = RemoteConfig {
+            let mut config = RemoteConfig {
                 url: location.to_url(),
                 options: parse_options(&options)?,
+                verified: false,
             };
+            strata_engine::names::validate_name("remote", &name)?;
+            if config::remotes(repo).await?.contains_key(&name) {
+                bail!("remote '{name}' already exists; 'strata remote remove {name}' first to change it");
+            }
+            // Cloud stores are checked now: reachable, and enforcing conditional writes.
+            if matches!(location, strata_remote::url::Location::Cloud { .. }) {
+                let writer = repo.refs().writer().to_string();
+                let remote =
+                    Remote::open_url(&name, &config.url, &config, repo.root(), &writer, false)?;
+                config.verified = remote.ensure_trusted().await?;
+            }
             config::add_remote(repo, &name, config).await?;
             println!("Added remote '{name}' -> {}", location.to_url());
         }

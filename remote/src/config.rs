@@ -16,6 +16,9 @@ pub struct RemoteConfig {
     /// Non-secret options (endpoint, region, ...).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// The store passed the conditional-write probe.
+    #[serde(default)]
+    pub verified: bool,
 }
 
 /// The remote branch a local branch tracks.
@@ -47,6 +50,16 @@ pub async fn add_remote(repo: &Repository, name: &str, config: RemoteConfig) -> 
     }
     all.insert(name.into(), config);
     Ok(repo.write_local(REMOTES, &all).await?)
+}
+
+/// Records that a remote passed the conditional-write probe.
+pub async fn mark_verified(repo: &Repository, name: &str) -> Result<()> {
+    let mut all = remotes(repo).await?;
+    if let Some(c) = all.get_mut(name) {
+        c.verified = true;
+        repo.write_local(REMOTES, &all).await?;
+    }
+    Ok(())
 }
 
 pub async fn remove_remote(repo: &Repository, name: &str) -> Result<()> {

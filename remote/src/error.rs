@@ -48,6 +48,9 @@ pub enum Error {
         source: strata_engine::Error,
     },
 
+    #[error("refusing {url}: the store does not enforce conditional writes ({detail}), so concurrent pushes could silently overwrite each other; use a store that does (S3, MinIO, Ceph, GCS, Azure, a local folder), or accept the risk with --option allow_unsafe_store=true")]
+    UnsafeStore { url: String, detail: String },
+
     #[error("{0}")]
     Invalid(String),
 }

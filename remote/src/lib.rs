@@ -4,11 +4,13 @@
 //! dependencies-first, and refs move only by the compare-and-swap of the engine's ref logs,
 //! on every backend alike.
 
+pub mod cloud;
 pub mod config;
 pub mod conformance;
 pub mod error;
 pub mod fetch;
 pub mod fsck;
+pub mod probe;
 pub mod push;
 pub mod remote;
 pub mod testing;

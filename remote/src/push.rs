@@ -73,6 +73,9 @@ pub async fn push(
     progress: &dyn Progress,
 ) -> Result<PushReport> {
     remote.ensure_initialized().await?;
+    if remote.ensure_trusted().await? {
+        config::mark_verified(repo, &remote.name).await?;
+    }
     let mut wanted: Vec<(RefName, Option<ObjectId>)> = Vec::new();
     for b in branches {
         let name = RefName::branch(b)?;

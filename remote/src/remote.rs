@@ -1,6 +1,7 @@
 //! An opened remote: its store, objects and ref logs.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,6 +24,10 @@ pub struct Remote {
     pub store: Arc<dyn ObjectStore>,
     pub objects: Objects,
     pub refs: RefLog,
+    /// The store passed the conditional-write probe (in this process or recorded earlier).
+    verified: Arc<AtomicBool>,
+    /// The user accepted a store that fails the probe.
+    allow_unsafe: bool,
 }
 
 impl Remote {
@@ -34,6 +39,8 @@ impl Remote {
             objects: Objects::new(store.clone(), url),
             refs: RefLog::new(store.clone(), writer),
             store,
+            verified: Arc::new(AtomicBool::new(false)),
+            allow_unsafe: false,
         }
     }
 
@@ -48,7 +55,34 @@ impl Remote {
     ) -> Result<Self> {
         let location = Location::parse(url, cwd)?;
         let store = open(&location, &config.options, create)?;
-        Ok(Self::from_store(name, &location.to_url(), store, writer))
+        let mut remote = Self::from_store(name, &location.to_url(), store, writer);
+        remote.verified.store(config.verified, Ordering::SeqCst);
+        remote.allow_unsafe = config
+            .options
+            .get(crate::cloud::ALLOW_UNSAFE_STORE)
+            .is_some_and(|v| v == "true");
+        Ok(remote)
+    }
+
+    /// Probes the store's conditional writes unless it passed before; refuses a store that
+    /// fails, unless the remote allows it explicitly (then warns, on every push).
+    /// Returns true when the probe ran and passed now (so the caller may record it).
+    pub async fn ensure_trusted(&self) -> Result<bool> {
+        if self.allow_unsafe {
+            tracing::warn!(
+                remote = %self.name,
+                "remote '{}' is used with allow_unsafe_store=true: its conditional writes are not verified, and concurrent pushes may overwrite each other",
+                self.name
+            );
+            return Ok(false);
+        }
+        if self.verified.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let nonce = uuid::Uuid::new_v4().to_string();
+        crate::probe::probe(&self.store, &self.url, &nonce).await?;
+        self.verified.store(true, Ordering::SeqCst);
+        Ok(true)
     }
 
     /// Opens the remote configured under `name` in `repo`.

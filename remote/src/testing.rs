@@ -283,3 +283,66 @@ impl ObjectStore for CountingStore {
         self.inner.copy_opts(from, to, options).await
     }
 }
+
+/// A store that pretends to support conditional writes: create-only puts overwrite (the way
+/// some S3-compatible services silently ignore `If-None-Match`). The probe must refuse it.
+#[derive(Debug)]
+pub struct IgnoresConditionsStore {
+    inner: Arc<dyn ObjectStore>,
+}
+
+impl IgnoresConditionsStore {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        IgnoresConditionsStore { inner }
+    }
+}
+
+impl fmt::Display for IgnoresConditionsStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IgnoresConditionsStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for IgnoresConditionsStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        mut opts: PutOptions,
+    ) -> Result<PutResult> {
+        opts.mode = object_store::PutMode::Overwrite;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}

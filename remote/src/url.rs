@@ -107,7 +107,7 @@ fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
 /// targets); otherwise a missing folder is an error.
 pub fn open(
     location: &Location,
-    _options: &BTreeMap<String, String>,
+    options: &BTreeMap<String, String>,
     create: bool,
 ) -> Result<Arc<dyn ObjectStore>> {
     match location {
@@ -147,10 +147,7 @@ pub fn open(
                 .clone();
             Ok(store)
         }
-        Location::Cloud { scheme, url } => Err(Error::BadUrl {
-            url: url.clone(),
-            reason: format!("{scheme}:// remotes are not supported by this build"),
-        }),
+        Location::Cloud { scheme, url } => crate::cloud::open(scheme, url, options),
     }
 }
 

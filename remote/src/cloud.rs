@@ -1,0 +1,217 @@
+//! Cloud object stores (S3 and compatibles, GCS, Azure) built from a URL, the standard
+//! environment and per-remote options. Credentials come from the environment or an AWS
+//! profile, never from the URL or stored options.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+
+use crate::error::{Error, Result};
+
+/// Options Strata itself understands (not passed to the store).
+pub const STRATA_OPTIONS: &[&str] = &[ALLOW_UNSAFE_STORE];
+
+/// Lets a store that fails the conditional-write probe be used anyway (with a warning).
+pub const ALLOW_UNSAFE_STORE: &str = "allow_unsafe_store";
+
+fn client_options() -> ClientOptions {
+    ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(120))
+}
+
+fn retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(20),
+    }
+}
+
+/// Reads `key` from section `section` of an INI-style AWS file.
+fn ini_value(text: &str, section: &str, key: &str) -> Option<String> {
+    let mut in_section = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') && line.ends_with(']') {
+            in_section = line[1..line.len() - 1].trim() == section;
+            continue;
+        }
+        if in_section {
+            if let Some((k, v)) = line.split_once('=') {
+                if k.trim() == key {
+                    return Some(v.trim().to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+fn aws_file(var: &str, default: &str) -> Option<String> {
+    let path = match std::env::var_os(var) {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(std::env::var_os("HOME")?)
+            .join(".aws")
+            .join(default),
+    };
+    std::fs::read_to_string(path).ok()
+}
+
+/// Fills what the environment does not give from the AWS profile (`AWS_PROFILE`, default
+/// `default`): keys and session token from the credentials file, region and endpoint from the
+/// config file.
+fn apply_profile(mut b: AmazonS3Builder) -> AmazonS3Builder {
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    let set = |var: &str| std::env::var_os(var).is_some();
+    if !set("AWS_ACCESS_KEY_ID") {
+        if let Some(creds) = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials") {
+            if let (Some(id), Some(secret)) = (
+                ini_value(&creds, &profile, "aws_access_key_id"),
+                ini_value(&creds, &profile, "aws_secret_access_key"),
+            ) {
+                b = b.with_access_key_id(id).with_secret_access_key(secret);
+                if let Some(token) = ini_value(&creds, &profile, "aws_session_token") {
+                    b = b.with_token(token);
+                }
+            }
+        }
+    }
+    if let Some(config) = aws_file("AWS_CONFIG_FILE", "config") {
+        let section = if profile == "default" {
+            "default".to_string()
+        } else {
+            format!("profile {profile}")
+        };
+        if !set("AWS_REGION") && !set("AWS_DEFAULT_REGION") {
+            if let Some(region) = ini_value(&config, &section, "region") {
+                b = b.with_region(region);
+            }
+        }
+        if !set("AWS_ENDPOINT_URL") && !set("AWS_ENDPOINT") {
+            if let Some(endpoint) = ini_value(&config, &section, "endpoint_url") {
+                b = b.with_endpoint(endpoint);
+            }
+        }
+    }
+    if !set("AWS_REGION") {
+        if let Ok(region) = std::env::var("AWS_DEFAULT_REGION") {
+            b = b.with_region(region);
+        }
+    }
+    b
+}
+
+/// Builds the store for a cloud URL, wrapped so that it sees only the URL's prefix.
+pub fn open(
+    scheme: &str,
+    url: &str,
+    options: &BTreeMap<String, String>,
+) -> Result<Arc<dyn ObjectStore>> {
+    let bad = |reason: String| Error::BadUrl {
+        url: url.to_string(),
+        reason,
+    };
+    let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    let bucket = parsed.host_str().unwrap_or("").to_string();
+    if bucket.is_empty() {
+        return Err(bad("it names no bucket: use s3://bucket/prefix".into()));
+    }
+    let prefix = parsed.path().trim_matches('/').to_string();
+    let store_options = options
+        .iter()
+        .filter(|(k, _)| !STRATA_OPTIONS.contains(&k.as_str()));
+    let store: Arc<dyn ObjectStore> = match scheme {
+        "s3" | "s3a" => {
+            let mut b = apply_profile(AmazonS3Builder::from_env())
+                .with_bucket_name(&bucket)
+                .with_client_options(client_options())
+                .with_retry(retry());
+            for (k, v) in store_options {
+                let key = AmazonS3ConfigKey::from_str(k).map_err(|_| {
+                    bad(format!(
+                        "unknown option '{k}'; S3 options include endpoint, region, allow_http, virtual_hosted_style_request"
+                    ))
+                })?;
+                b = b.with_config(key, v);
+            }
+            Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+        }
+        "gs" => {
+            let mut b = GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(&bucket)
+                .with_client_options(client_options())
+                .with_retry(retry());
+            for (k, v) in store_options {
+                let key = k
+                    .parse()
+                    .map_err(|_| bad(format!("unknown option '{k}' for gs://")))?;
+                b = b.with_config(key, v);
+            }
+            Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+        }
+        "az" | "abfs" | "abfss" => {
+            let mut b = MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .with_client_options(client_options())
+                .with_retry(retry());
+            for (k, v) in store_options {
+                let key = k
+                    .parse()
+                    .map_err(|_| bad(format!("unknown option '{k}' for az://")))?;
+                b = b.with_config(key, v);
+            }
+            Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+        }
+        other => return Err(bad(format!("unknown scheme '{other}'"))),
+    };
+    if prefix.is_empty() {
+        Ok(store)
+    } else {
+        Ok(Arc::new(PrefixStore::new(store, prefix)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_files_are_read_by_section() {
+        let text = "[default]\naws_access_key_id = A\n[profile dev]\nregion = eu-west-1\n";
+        assert_eq!(
+            ini_value(text, "default", "aws_access_key_id").as_deref(),
+            Some("A")
+        );
+        assert_eq!(
+            ini_value(text, "profile dev", "region").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(ini_value(text, "profile dev", "aws_access_key_id"), None);
+    }
+
+    #[test]
+    fn cloud_urls_build_stores_without_network() {
+        let opts = BTreeMap::from([("region".to_string(), "us-east-1".to_string())]);
+        open("s3", "s3://bucket/some/prefix", &opts).expect("s3 builds");
+        assert!(open(
+            "s3",
+            "s3://bucket/p",
+            &BTreeMap::from([("nonsense".to_string(), "1".to_string())])
+        )
+        .is_err());
+        assert!(open("s3", "s3:///p", &opts).is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! Helpers shared by the remote crate's integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use object_store::local::LocalFileSystem;
+use object_store::ObjectStore;
+use strata_engine::edit::{ImportMode, ImportOptions};
+use strata_engine::progress::NoProgress;
+use strata_engine::store::RefKind;
+use strata_engine::Repository;
+use strata_remote::fetch::fetch;
+use strata_remote::fsck::fsck;
+use strata_remote::push::{push, PushOptions};
+use strata_remote::testing::{CountingStore, Fault, FaultStore};
+use strata_remote::Remote;
+
+pub fn write_rows(path: &Path, from: u64, to: u64, tag: &str) {
+    let mut text = String::from("id,name,qty\n");
+    for i in from..to {
+        text.push_str(&format!("{i},{tag}{i},{}\n", i % 97));
+    }
+    std::fs::write(path, text).expect("write rows");
+}
+
+pub async fn import(repo: &Repository, file: &Path, mode: Option<ImportMode>) {
+    let opts = ImportOptions {
+        mode,
+        primary_key: Some(vec!["id".into()]),
+        chunk_rows: Some(256),
+        ..Default::default()
+    };
+    repo.import("t", file, &opts, &NoProgress)
+        .await
+        .expect("import");
+}
+
+/// A repository with two commits on main and one on a second branch.
+pub async fn representative_repo(dir: &Path) -> Repository {
+    let repo = Repository::init(&dir.join("local")).await.expect("init");
+    let file = dir.join("rows.csv");
+    write_rows(&file, 0, 5000, "a");
+    import(&repo, &file, None).await;
+    repo.commit("first", "T <t@example.com>")
+        .await
+        .expect("commit");
+    write_rows(&file, 2000, 2100, "b");
+    import(&repo, &file, Some(ImportMode::Upsert)).await;
+    repo.commit("second", "T <t@example.com>")
+        .await
+        .expect("commit");
+    repo.create_ref(RefKind::Branch, "side", Some("HEAD~1"))
+        .await
+        .expect("branch");
+    repo
+}
+
+pub fn folder(path: &Path) -> Arc<dyn ObjectStore> {
+    std::fs::create_dir_all(path).expect("mkdir");
+    Arc::new(LocalFileSystem::new_with_prefix(path).expect("store"))
+}
+
+/// Checks the remote: every ref's history is complete and verifies.
+pub async fn assert_consistent(remote: &Remote, context: &str) {
+    let mut roots = Vec::new();
+    for kind in [RefKind::Branch, RefKind::Tag] {
+        if let Ok(list) = remote.refs.list(kind).await {
+            for (n, c) in list {
+                roots.push((n, c));
+            }
+        }
+    }
+    let (problems, _) = fsck(&remote.objects, &roots, &[]).await;
+    assert!(
+        problems.is_empty(),
+        "{context}: remote inconsistent: {problems:?}"
+    );
+}
+
+/// Clones the remote into a fresh repository and checks it is complete.
+pub async fn assert_clone_complete(store: Arc<dyn ObjectStore>, dir: &Path, context: &str) {
+    let repo = Repository::init(dir).await.expect("init clone");
+    let remote = Remote::from_store("origin", "test", store, "clone");
+    if remote.check().await.is_err() {
+        return; // nothing pushed yet: an empty remote
+    }
+    fetch(&repo, &remote, false, &NoProgress)
+        .await
+        .unwrap_or_else(|e| panic!("{context}: clone failed: {e}"));
+    let roots: Vec<(String, strata_engine::ObjectId)> = repo
+        .remote_tracking_list("origin")
+        .await
+        .expect("tracking")
+        .into_iter()
+        .collect();
+    let (problems, _) = fsck(repo.objects(), &roots, &[]).await;
+    assert!(
+        problems.is_empty(),
+        "{context}: clone incomplete: {problems:?}"
+    );
+}
+
+pub async fn push_all(
+    repo: &Repository,
+    remote: &Remote,
+) -> strata_remote::Result<strata_remote::push::PushReport> {
+    push(
+        repo,
+        remote,
+        &["main".to_string(), "side".to_string()],
+        &[],
+        &PushOptions::default(),
+        &NoProgress,
+    )
+    .await
+}
+
+/// Pushes a representative repository through a store that fails (or loses the response of)
+/// its k-th call, for every k; after each, the remote is consistent, a clone is complete, and a
+/// retried push finishes. `fresh(name)` makes an empty store for one run.
+pub async fn fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = representative_repo(tmp.path()).await;
+    let main = repo.resolve("main").await.expect("main");
+    let side = repo.resolve("side").await.expect("side");
+
+    // How many storage calls does a fault-free push make?
+    let counting = Arc::new(CountingStore::new(fresh("count")));
+    let remote = Remote::from_store("origin", "count", counting.clone(), "w");
+    push_all(&repo, &remote).await.expect("fault-free push");
+    let calls = counting.counts.requests();
+    assert!(
+        calls > 10,
+        "a representative push makes many calls ({calls})"
+    );
+    println!("fault-free push: {}", counting.counts.summary());
+
+    for fault in [Fault::Fail, Fault::LoseResponse] {
+        for k in 1..=calls + 2 {
+            let context = format!("{fault:?} at call {k}");
+            let base = tmp.path().join(format!("{fault:?}-{k}"));
+            let store = fresh(&format!("{fault:?}-{k}"));
+            let faulty = Arc::new(FaultStore::new(store.clone(), k, fault));
+            let remote = Remote::from_store("origin", "faulty", faulty.clone(), "w");
+            let outcome = push_all(&repo, &remote).await;
+            let clean = Remote::from_store("origin", "clean", store.clone(), "w");
+            assert_consistent(&clean, &context).await;
+            // An acknowledged push really landed.
+            if let Ok(report) = &outcome {
+                if report.rejected.is_empty() {
+                    let now = clean.refs.list(RefKind::Branch).await.expect("list");
+                    assert_eq!(
+                        now,
+                        vec![("main".to_string(), main), ("side".to_string(), side)],
+                        "{context}"
+                    );
+                }
+            }
+            assert_clone_complete(store.clone(), &base.join("clone"), &context).await;
+            // Re-running the push finishes.
+            let report = push_all(&repo, &clean)
+                .await
+                .unwrap_or_else(|e| panic!("{context}: retry failed: {e}"));
+            assert!(
+                report.rejected.is_empty(),
+                "{context}: retry rejected: {:?}",
+                report.rejected
+            );
+            let now = clean.refs.list(RefKind::Branch).await.expect("list");
+            assert_eq!(
+                now,
+                vec![("main".to_string(), main), ("side".to_string(), side)],
+                "{context}"
+            );
+            assert_consistent(&clean, &context).await;
+        }
+    }
+}
