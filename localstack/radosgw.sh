@@ -156,6 +156,10 @@ start_cluster() {
   timeout 60 radosgw-admin user create --uid=strata --display-name=strata \
     --access-key="$S3_ACCESS_KEY" --secret-key="$S3_SECRET_KEY" >>log/setup.out 2>&1 ||
     fail "radosgw-admin user create failed"
+  # A second user that owns nothing: tests use it to see "permission denied".
+  timeout 60 radosgw-admin user create --uid=outsider --display-name=outsider \
+    --access-key=outsider --secret-key=outsidersecret >>log/setup.out 2>&1 ||
+    fail "radosgw-admin user create (outsider) failed"
 }
 
 fail() {

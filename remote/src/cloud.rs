@@ -12,7 +12,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::prefix::PrefixStore;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 
 use crate::error::{Error, Result};
 
@@ -22,11 +22,12 @@ pub const STRATA_OPTIONS: &[&str] = &[ALLOW_UNSAFE_STORE];
 /// Lets a store that fails the conditional-write probe be used anyway (with a warning).
 pub const ALLOW_UNSAFE_STORE: &str = "allow_unsafe_store";
 
-fn client_options() -> ClientOptions {
-    ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(120))
-}
+/// Timeouts, set as configuration keys so that the environment's client settings (such as
+/// `AWS_ALLOW_HTTP`) are kept.
+const TIMEOUTS: [(ClientConfigKey, &str); 2] = [
+    (ClientConfigKey::ConnectTimeout, "5s"),
+    (ClientConfigKey::Timeout, "120s"),
+];
 
 fn retry() -> RetryConfig {
     RetryConfig {
@@ -137,8 +138,10 @@ pub fn open(
         "s3" | "s3a" => {
             let mut b = apply_profile(AmazonS3Builder::from_env())
                 .with_bucket_name(&bucket)
-                .with_client_options(client_options())
                 .with_retry(retry());
+            for (k, v) in TIMEOUTS {
+                b = b.with_config(AmazonS3ConfigKey::Client(k), v);
+            }
             for (k, v) in store_options {
                 let key = AmazonS3ConfigKey::from_str(k).map_err(|_| {
                     bad(format!(
@@ -152,8 +155,10 @@ pub fn open(
         "gs" => {
             let mut b = GoogleCloudStorageBuilder::from_env()
                 .with_bucket_name(&bucket)
-                .with_client_options(client_options())
                 .with_retry(retry());
+            for (k, v) in TIMEOUTS {
+                b = b.with_config(object_store::gcp::GoogleConfigKey::Client(k), v);
+            }
             for (k, v) in store_options {
                 let key = k
                     .parse()
@@ -165,8 +170,10 @@ pub fn open(
         "az" | "abfs" | "abfss" => {
             let mut b = MicrosoftAzureBuilder::from_env()
                 .with_url(url)
-                .with_client_options(client_options())
                 .with_retry(retry());
+            for (k, v) in TIMEOUTS {
+                b = b.with_config(object_store::azure::AzureConfigKey::Client(k), v);
+            }
             for (k, v) in store_options {
                 let key = k
                     .parse()

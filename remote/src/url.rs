@@ -25,8 +25,9 @@ pub enum Location {
 impl Location {
     /// Parses a URL or path. Relative paths are resolved against `cwd`.
     pub fn parse(url: &str, cwd: &Path) -> Result<Self> {
+        let shown = redact(url);
         let bad = |reason: &str| Error::BadUrl {
-            url: url.to_string(),
+            url: shown.clone(),
             reason: reason.to_string(),
         };
         if url.is_empty() {
@@ -79,6 +80,24 @@ impl Location {
             Location::Memory(n) => format!("memory://{n}"),
             Location::Cloud { url, .. } => url.clone(),
         }
+    }
+}
+
+/// A URL as it may be shown: any user name or password replaced by `***`.
+pub fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(_))
+            if rest
+                .split('/')
+                .next()
+                .is_some_and(|host| host.contains('@')) =>
+        {
+            let host_part = rest.split('/').next().unwrap_or("");
+            let after = &rest[host_part.len()..];
+            let host = host_part.rsplit('@').next().unwrap_or("");
+            format!("{scheme}://***@{host}{after}")
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -170,7 +189,10 @@ mod tests {
             Location::parse("memory://x", cwd).expect("memory"),
             Location::Memory("x".into())
         );
-        assert!(Location::parse("s3://key:secret@bucket/p", cwd).is_err());
+        let err =
+            Location::parse("s3://key:secret@bucket/p", cwd).expect_err("credentials refused");
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert_eq!(redact("s3://k:s@b/p"), "s3://***@b/p");
         assert!(Location::parse("ftp://host/p", cwd).is_err());
         assert!(matches!(
             Location::parse("s3://bucket/p", cwd),

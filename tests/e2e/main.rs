@@ -13,5 +13,7 @@ mod names;
 mod other_readers;
 mod refs;
 mod refusals;
+mod remote;
 mod revisions;
+mod s3;
 mod tables;

@@ -1,0 +1,1104 @@
+//! Remotes end to end: clone, fetch, push and pull between separate `strata` processes that
+//! share a `file://` remote (a folder in a temporary directory), including many writers at
+//! once, pushes killed at random moments and a corrupted remote.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+/// The header of the `items` table every test here uses.
+const ITEMS_HEADER: &str = "id,owner,value";
+
+/// The rows of `items` by key: (owner, value).
+type Rows = BTreeMap<i64, (String, i64)>;
+
+/// A folder in a temporary directory to serve as the shared remote (not created yet: the
+/// first push creates it).
+fn hub() -> (Dir, PathBuf) {
+    let dir = Dir::empty();
+    let path = dir.join("hub");
+    (dir, path)
+}
+
+/// The `file:///abs/path` URL of a folder.
+fn file_url(path: &Path) -> String {
+    let text = path.to_str().expect("temporary paths are UTF-8");
+    assert!(text.starts_with('/'), "expected an absolute path: {text}");
+    format!("file://{text}")
+}
+
+/// A path as a command-line argument.
+fn arg(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// The CSV text of `rows` with the `items` header.
+fn items_csv(rows: &[(i64, &str, i64)]) -> String {
+    let mut out = format!("{ITEMS_HEADER}\n");
+    for (id, owner, value) in rows {
+        out.push_str(&format!("{id},{owner},{value}\n"));
+    }
+    out
+}
+
+/// A repository with a committed `items` table holding `rows`.
+fn repo_with_items(rows: &[(i64, &str, i64)]) -> Dir {
+    let dir = Dir::repo();
+    dir.write("items.csv", items_csv(rows));
+    dir.strata(&["import", "items", "items.csv", "--primary-key", "id"])
+        .ok();
+    dir.strata(&["commit", "-m", "add items"]).ok();
+    dir
+}
+
+/// A repository with `items` (three rows) pushed with `-u` to `remote` as `origin/main`.
+fn published(remote: &Path) -> Dir {
+    let dir = repo_with_items(&[(1, "seed", 1), (2, "seed", 2), (3, "seed", 3)]);
+    dir.strata(&["remote", "add", "origin", arg(remote)]).ok();
+    dir.strata(&["push", "-u", "origin", "main"]).ok();
+    dir
+}
+
+/// A fresh clone of `url` in a new temporary folder.
+#[track_caller]
+fn clone_of(url: &str) -> Dir {
+    let dir = Dir::empty();
+    dir.strata(&["clone", url, arg(dir.path())]).ok();
+    dir
+}
+
+/// Upserts `rows` into `items` (a working change).
+#[track_caller]
+fn upsert(dir: &Dir, rows: &[(i64, &str, i64)]) {
+    dir.write("change.csv", items_csv(rows));
+    dir.strata(&["import", "items", "change.csv", "--mode", "upsert"])
+        .ok();
+}
+
+/// Upserts `rows` and commits them with `message`; returns the new commit's id.
+#[track_caller]
+fn commit_rows(dir: &Dir, rows: &[(i64, &str, i64)], message: &str) -> String {
+    upsert(dir, rows);
+    dir.strata(&["commit", "-m", message]).ok();
+    dir.rev_id("HEAD")
+}
+
+/// The rows of an `items` export, by key.
+#[track_caller]
+fn parse_items(csv: &str) -> Rows {
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(ITEMS_HEADER),
+        "unexpected export:\n{csv}"
+    );
+    let mut rows = Rows::new();
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells.len(), 3, "unexpected export line {line:?}");
+        let id: i64 = cells[0].parse().expect("the id column holds integers");
+        let value: i64 = cells[2].parse().expect("the value column holds integers");
+        let before = rows.insert(id, (cells[1].to_string(), value));
+        assert!(before.is_none(), "key {id} exported twice:\n{csv}");
+    }
+    rows
+}
+
+/// The rows of the working `items` table.
+#[track_caller]
+fn items(dir: &Dir) -> Rows {
+    parse_items(&dir.export_csv("items", None))
+}
+
+/// The ids of the commits `log --json` shows from `rev` (default HEAD), newest first.
+#[track_caller]
+fn history(dir: &Dir, rev: Option<&str>) -> Vec<String> {
+    let mut args = vec!["log", "--json"];
+    args.extend(rev);
+    dir.strata(&args)
+        .ok()
+        .json_lines()
+        .iter()
+        .map(|c| {
+            c["id"]
+                .as_str()
+                .expect("a commit id is a string")
+                .to_string()
+        })
+        .collect()
+}
+
+/// The branches of `origin` as `remote show origin --json` reads them from the remote now.
+#[track_caller]
+fn remote_branches(dir: &Dir) -> BTreeMap<String, String> {
+    let out = dir.strata(&["remote", "show", "origin", "--json"]).ok();
+    let shown = out.json();
+    shown["branches"]
+        .as_array()
+        .expect("remote show lists branches")
+        .iter()
+        .map(|b| {
+            (
+                b["name"].as_str().expect("a branch name").to_string(),
+                b["commit"].as_str().expect("a commit id").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Pushes (to the upstream); a push rejected because the remote moved is followed by a pull
+/// and another push, at most `tries` times. Returns how many pushes were rejected.
+#[track_caller]
+fn push_until_accepted(dir: &Dir, tries: usize) -> usize {
+    for attempt in 0..tries {
+        let out = dir.strata(&["push"]);
+        if out.status.success() {
+            return attempt;
+        }
+        assert!(
+            out.stderr.contains("rejected"),
+            "the push failed other than by a rejection:\n{out:?}"
+        );
+        dir.strata(&["pull"]).ok();
+    }
+    panic!("the push was rejected {tries} times in a row");
+}
+
+/// Asserts a transfer command failed as refused commands do (exit status 1, nothing on
+/// standard output, exactly one `strata: error: ...` line, last on standard error; the lines
+/// before it are the per-ref report, as git prints it). Returns the error line.
+#[track_caller]
+fn failure_line(out: Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit status 1:\n{out:?}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "expected nothing on stdout:\n{out:?}"
+    );
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("strata: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "expected one error line:\n{out:?}");
+    assert_eq!(
+        out.stderr.lines().last(),
+        Some(errors[0]),
+        "expected the error line last:\n{out:?}"
+    );
+    errors[0].to_string()
+}
+
+/// `status --json`'s upstream object.
+#[track_caller]
+fn upstream(dir: &Dir) -> serde_json::Value {
+    dir.strata(&["status", "--json"]).ok().json()["upstream"].clone()
+}
+
+/// A deterministic pseudo-random generator (SplitMix64).
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many nodes exchanging changes
+
+#[test]
+fn the_field_failing_case_local_sees_node1_pushes_after_pulling() {
+    let (_hub_dir, remote) = hub();
+    let url = file_url(&remote);
+    let mut model = Rows::new();
+
+    // `local` publishes a table (the remote added as a plain path).
+    let seed: Vec<(i64, &str, i64)> = (1..=5).map(|i| (i, "local", i * 10)).collect();
+    let local = repo_with_items(&seed);
+    for (id, owner, value) in &seed {
+        model.insert(*id, (owner.to_string(), *value));
+    }
+    local
+        .strata(&["remote", "add", "origin", arg(&remote)])
+        .ok();
+    local.strata(&["push", "-u"]).ok();
+
+    // `node1` clones (by file:// URL), appends rows and pushes.
+    let node1 = clone_of(&url);
+    assert_eq!(items(&node1), model, "node1's clone has local's rows");
+    let appended: Vec<(i64, &str, i64)> = (6..=8).map(|i| (i, "node1", i * 10)).collect();
+    node1.write("more.csv", items_csv(&appended));
+    node1
+        .strata(&["import", "items", "more.csv", "--mode", "append"])
+        .ok();
+    node1.strata(&["commit", "-m", "node1 appends rows"]).ok();
+    node1.strata(&["push"]).ok();
+    for (id, owner, value) in &appended {
+        model.insert(*id, (owner.to_string(), *value));
+    }
+    let node1_export = node1.export_csv("items", None);
+
+    // `node2` clones (by plain path) and sees every row.
+    let node2 = clone_of(arg(&remote));
+    assert_eq!(node2.export_csv("items", None), node1_export);
+
+    // `local` pulls and must see node1's rows.
+    let out = local.strata(&["pull"]).ok();
+    assert_mentions(&out.stdout, &["Fast-forward"]);
+    assert_eq!(
+        local.export_csv("items", None),
+        node1_export,
+        "after pulling, local must see node1's rows"
+    );
+    assert_eq!(local.rev_id("HEAD"), node1.rev_id("HEAD"));
+
+    // Twenty rounds of each node in turn: pull, add and change rows, commit, push.
+    let nodes = [("local", &local), ("node1", &node1), ("node2", &node2)];
+    let mut owned: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    let mut rejections = 0;
+    for round in 0..20i64 {
+        for (n, (name, node)) in nodes.iter().enumerate() {
+            node.strata(&["pull"]).ok();
+            assert_eq!(
+                items(node),
+                model,
+                "{name} after pulling in round {round} should see every change so far"
+            );
+            let mut change: Vec<(i64, &str, i64)> = Vec::new();
+            for k in 0..2 {
+                let id = 1000 + round * 100 + n as i64 * 10 + k;
+                change.push((id, name, round));
+            }
+            if let Some(mine) = owned.get(name) {
+                let id = mine[(round as usize * 7) % mine.len()];
+                change.push((id, name, 10_000 + round));
+            }
+            commit_rows(node, &change, &format!("{name} round {round}"));
+            rejections += push_until_accepted(node, 10);
+            for (id, owner, value) in &change {
+                model.insert(*id, (owner.to_string(), *value));
+                let list = owned.entry(name).or_default();
+                if !list.contains(id) {
+                    list.push(*id);
+                }
+            }
+        }
+    }
+    assert_eq!(rejections, 0, "nodes taking turns should never be rejected");
+
+    for (_, node) in &nodes {
+        node.strata(&["pull"]).ok();
+    }
+    let exports: Vec<String> = nodes
+        .iter()
+        .map(|(_, n)| n.export_csv("items", None))
+        .collect();
+    assert_eq!(exports[0], exports[1], "local and node1 differ");
+    assert_eq!(exports[0], exports[2], "local and node2 differ");
+    assert_eq!(
+        parse_items(&exports[0]),
+        model,
+        "every row ever added, with its last value"
+    );
+    let logs: Vec<String> = nodes
+        .iter()
+        .map(|(_, n)| n.strata(&["log", "--json"]).ok().stdout)
+        .collect();
+    assert_eq!(logs[0], logs[1], "local and node1 have different histories");
+    assert_eq!(logs[0], logs[2], "local and node2 have different histories");
+    let heads: Vec<String> = nodes.iter().map(|(_, n)| n.rev_id("HEAD")).collect();
+    assert_eq!(heads[0], heads[1]);
+    assert_eq!(heads[0], heads[2]);
+}
+
+#[test]
+fn eight_processes_pushing_to_one_branch_lose_no_commit() {
+    const WORKERS: i64 = 8;
+    const COMMITS: i64 = 10;
+    const TRIES: usize = 200;
+    let started = Instant::now();
+    let (_hub_dir, remote) = hub();
+    let url = file_url(&remote);
+    let seed = published(&remote);
+    let clones: Vec<Dir> = (0..WORKERS).map(|_| clone_of(&url)).collect();
+
+    let results: Vec<(Vec<String>, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = clones
+            .iter()
+            .enumerate()
+            .map(|(t, dir)| {
+                s.spawn(move || {
+                    let owner = format!("w{t}");
+                    let mut acknowledged = Vec::new();
+                    let mut rejections = 0;
+                    for i in 0..COMMITS {
+                        let key = 1000 + t as i64 * 100 + i;
+                        commit_rows(dir, &[(key, &owner, i)], &format!("worker {t} commit {i}"));
+                        rejections += push_until_accepted(dir, TRIES);
+                        acknowledged.push(dir.rev_id("HEAD"));
+                    }
+                    (acknowledged, rejections)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .expect("a worker thread panicked (see its message above)")
+            })
+            .collect()
+    });
+    let pushing = started.elapsed();
+
+    let acknowledged: Vec<&String> = results.iter().flat_map(|(a, _)| a).collect();
+    let rejections: usize = results.iter().map(|(_, r)| r).sum();
+    assert_eq!(acknowledged.len(), (WORKERS * COMMITS) as usize);
+    let distinct: BTreeSet<&String> = acknowledged.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        acknowledged.len(),
+        "two acknowledged pushes named the same commit"
+    );
+
+    let fresh = clone_of(&url);
+    let ids: BTreeSet<String> = history(&fresh, None).into_iter().collect();
+    let lost: Vec<&&String> = acknowledged.iter().filter(|a| !ids.contains(**a)).collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged pushes missing from the remote's history: {lost:?}"
+    );
+    let rows = items(&fresh);
+    assert_eq!(
+        rows.len(),
+        3 + (WORKERS * COMMITS) as usize,
+        "rows: {rows:?}"
+    );
+    for t in 0..WORKERS {
+        for i in 0..COMMITS {
+            let key = 1000 + t * 100 + i;
+            assert_eq!(rows.get(&key), Some(&(format!("w{t}"), i)), "row {key}");
+        }
+    }
+    let out = fresh.strata(&["fsck", "--remote", "origin"]).ok();
+    assert_mentions(&out.stdout, &["no problems"]);
+    seed.strata(&["pull"]).ok();
+    assert_eq!(seed.rev_id("HEAD"), fresh.rev_id("HEAD"));
+    eprintln!(
+        "eight writers: {} commits pushed in {pushing:?} with {rejections} rejections; {:?} in all",
+        acknowledged.len(),
+        started.elapsed()
+    );
+}
+
+/// Writes `items.csv` with `rows` rows, keys 0.. in order.
+fn write_items_csv(dir: &Dir, rows: i64) -> PathBuf {
+    let path = dir.join("items.csv");
+    let file = std::fs::File::create(&path).expect("the CSV should be creatable");
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    writeln!(w, "{ITEMS_HEADER}").expect("write the header");
+    for i in 0..rows {
+        writeln!(w, "{i},owner{},{}", i % 97, i * 3).expect("write a row");
+    }
+    w.flush().expect("flush the CSV");
+    path
+}
+
+/// How many files lie under a folder.
+fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| e.expect("a folder entry should be readable").path())
+        .map(|p| if p.is_dir() { count_files(&p) } else { 1 })
+        .sum()
+}
+
+#[test]
+fn killing_push_processes_at_random_moments_leaves_the_remote_consistent() {
+    const ROWS: i64 = 100_000;
+    let started = Instant::now();
+    let (_hub_dir, remote) = hub();
+    let url = file_url(&remote);
+    let local = Dir::repo();
+    write_items_csv(&local, ROWS);
+    local
+        .strata(&[
+            "import",
+            "items",
+            "items.csv",
+            "--primary-key",
+            "id",
+            "--chunk-rows",
+            "512",
+        ])
+        .ok();
+    local.strata(&["commit", "-m", "100k items"]).ok();
+    local.strata(&["remote", "add", "origin", &url]).ok();
+    local.strata(&["push", "-u", "origin", "main"]).ok();
+
+    // How the kills fell: before any upload, during the upload (objects stored, the branch
+    // not moved) and after the push finished.
+    let (mut early, mut during, mut finished) = (0, 0, 0);
+    for iteration in 0..20u64 {
+        let mut rng = SplitMix(0x5EED_0000 + iteration);
+        let offset = (rng.next() % 300) as i64;
+        let owner = format!("kill{iteration}");
+        let change: Vec<(i64, &str, i64)> = (0..300)
+            .map(|j| {
+                (
+                    (j * (ROWS / 300) + offset) % ROWS,
+                    owner.as_str(),
+                    iteration as i64,
+                )
+            })
+            .collect();
+        let tip = commit_rows(&local, &change, &format!("iteration {iteration}"));
+        let files_before = count_files(&remote);
+
+        let mut child = local
+            .command(&["push"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the push should start");
+        std::thread::sleep(Duration::from_millis(rng.next() % 61));
+        child.kill().expect("the push should be killable");
+        let status = child.wait().expect("the killed push should be reaped");
+        let moved = remote_branches(&local)["main"] == tip;
+        assert!(
+            moved || !status.success(),
+            "iteration {iteration}: the push reported success but the branch did not move"
+        );
+        if moved {
+            finished += 1;
+        } else if count_files(&remote) > files_before {
+            during += 1;
+        } else {
+            early += 1;
+        }
+
+        let out = local.strata(&["fsck", "--remote", "origin"]).ok();
+        assert_mentions(&out.stdout, &["no problems"]);
+        let fresh = clone_of(&url);
+        fresh.strata(&["fsck"]).ok();
+        let at = fresh.rev_id("HEAD");
+        assert_eq!(
+            fresh.export_csv("items", None),
+            local.export_csv("items", Some(&at)),
+            "iteration {iteration}: the clone's rows differ from the commit it checked out"
+        );
+    }
+
+    local.strata(&["push"]).ok();
+    let fresh = clone_of(&url);
+    assert_eq!(fresh.rev_id("HEAD"), local.rev_id("HEAD"));
+    assert_eq!(
+        fresh.export_csv("items", None),
+        local.export_csv("items", None)
+    );
+    fresh.strata(&["fsck"]).ok();
+    eprintln!(
+        "killed pushes: {early} before any upload, {during} during the upload, {finished} \
+         after the branch moved; {:?} in all",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Push
+
+#[test]
+fn a_push_that_is_not_a_fast_forward_is_rejected_with_advice_to_pull_and_changes_nothing() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    a.strata(&["push"]).ok();
+    commit_rows(&b, &[(20, "b", 1)], "b adds 20");
+
+    let before = Snapshot::of(&remote);
+    let line = failure_line(b.strata(&["push"]));
+    assert_mentions(
+        &line,
+        &["rejected", "main", "non-fast-forward", "strata pull"],
+    );
+    before.assert_same(&Snapshot::of(&remote), "a rejected push");
+    assert_eq!(remote_branches(&b)["main"], a.rev_id("HEAD"));
+}
+
+#[test]
+fn a_forced_push_overwrites_the_remote_branch() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    a.strata(&["push"]).ok();
+    let mine = commit_rows(&b, &[(20, "b", 1)], "b adds 20");
+    b.strata(&["push"]).fails();
+
+    let out = b.strata(&["push", "--force"]).ok();
+    assert_mentions(&out.stderr, &["forced update"]);
+    assert_eq!(remote_branches(&b)["main"], mine);
+    assert_eq!(b.rev_id("origin/main"), mine);
+    let fresh = clone_of(&file_url(&remote));
+    assert_eq!(items(&fresh), items(&b));
+}
+
+#[test]
+fn a_push_with_lease_succeeds_when_the_remote_is_where_origin_says() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    a.strata(&["push"]).ok();
+    // Rewrite the last commit.
+    a.strata(&["reset", "--hard", "HEAD~1"]).ok();
+    let rewritten = commit_rows(&a, &[(10, "a", 2)], "a adds 10, again");
+    a.strata(&["push"]).fails();
+
+    let out = a.strata(&["push", "--force-with-lease"]).ok();
+    assert_mentions(&out.stderr, &["forced update"]);
+    assert_eq!(remote_branches(&a)["main"], rewritten);
+}
+
+#[test]
+fn a_push_with_lease_is_rejected_when_someone_else_pushed_meanwhile() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    let base = b.rev_id("origin/main");
+    let theirs = commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    a.strata(&["push"]).ok();
+    // b commits without having fetched a's push.
+    commit_rows(&b, &[(20, "b", 1)], "b adds 20");
+
+    let before = Snapshot::of(&remote);
+    let line = failure_line(b.strata(&["push", "--force-with-lease"]));
+    assert_mentions(&line, &["rejected", "main", "stale lease"]);
+    let expected = format!("--force-with-lease=main:{base}");
+    let line = failure_line(b.strata(&["push", &expected]));
+    assert_mentions(&line, &["rejected", "stale lease"]);
+    before.assert_same(&Snapshot::of(&remote), "a push with a stale lease");
+    assert_eq!(remote_branches(&b)["main"], theirs);
+
+    // After a fetch, naming where the remote really is lets the push through.
+    b.strata(&["fetch"]).ok();
+    let current = format!("--force-with-lease=main:{theirs}");
+    b.strata(&["push", &current]).ok();
+    assert_eq!(remote_branches(&b)["main"], b.rev_id("HEAD"));
+}
+
+#[test]
+fn a_push_with_lease_accepts_a_full_commit_id_that_was_never_fetched() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    let theirs = commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    a.strata(&["push"]).ok();
+    let mine = commit_rows(&b, &[(20, "b", 1)], "b adds 20");
+
+    // The lease compares ids only: the expected commit need not be present locally.
+    let lease = format!("--force-with-lease=main:{theirs}");
+    b.strata(&["push", &lease]).ok();
+    assert_eq!(remote_branches(&b)["main"], mine);
+}
+
+#[test]
+fn a_push_with_lease_accepts_the_remote_and_branch_after_the_flag() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    a.strata(&["push"]).ok();
+    a.strata(&["reset", "--hard", "HEAD~1"]).ok();
+    let rewritten = commit_rows(&a, &[(10, "a", 2)], "a adds 10, again");
+
+    a.strata(&["push", "--force-with-lease", "origin", "main"])
+        .ok();
+    assert_eq!(remote_branches(&a)["main"], rewritten);
+}
+
+#[test]
+fn pushing_with_delete_removes_the_remote_branch_and_fetch_prune_removes_the_tracking_ref() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    a.strata(&["branch", "feature"]).ok();
+    a.strata(&["push", "origin", "feature"]).ok();
+    let b = clone_of(&file_url(&remote));
+    assert_eq!(b.rev_id("origin/feature"), a.rev_id("feature"));
+
+    let out = a.strata(&["push", "--delete", "feature"]).ok();
+    assert_mentions(&out.stderr, &["[deleted]", "feature"]);
+    let branches = remote_branches(&a);
+    assert_eq!(
+        branches.keys().collect::<Vec<_>>(),
+        ["main"],
+        "the remote still lists feature"
+    );
+    a.strata(&["log", "-n", "1", "origin/feature"]).fails();
+    a.strata(&["log", "-n", "1", "feature"]).ok();
+
+    // A fetch without --prune keeps the tracking ref; with --prune it goes.
+    b.strata(&["fetch"]).ok();
+    b.strata(&["log", "-n", "1", "origin/feature"]).ok();
+    let out = b.strata(&["fetch", "--prune"]).ok();
+    assert_mentions(&out.stderr, &["[deleted]", "origin/feature"]);
+    b.strata(&["log", "-n", "1", "origin/feature"]).fails();
+    b.strata(&["log", "-n", "1", "origin/main"]).ok();
+
+    // Deleting a branch the remote does not have is refused.
+    let line = failure_line(a.strata(&["push", "--delete", "feature"]));
+    assert_mentions(&line, &["feature", "does not exist"]);
+}
+
+#[test]
+fn pushing_with_tags_publishes_tags_that_a_clone_gets() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    a.strata(&["tag", "v1"]).ok();
+    let tagged = a.rev_id("v1");
+    let b = clone_of(&file_url(&remote));
+
+    let out = a.strata(&["push", "--tags"]).ok();
+    assert_mentions(&out.stderr, &["[new tag]", "v1"]);
+    let fresh = clone_of(&file_url(&remote));
+    let tags = fresh.strata(&["tag", "--json"]).ok().json_lines();
+    assert_eq!(tags.len(), 1, "tags: {tags:?}");
+    assert_eq!(tags[0]["name"], "v1");
+    assert_eq!(tags[0]["commit"].as_str(), Some(tagged.as_str()));
+    let out = b.strata(&["fetch"]).ok();
+    assert_mentions(&out.stderr, &["[new tag]", "v1"]);
+    assert_eq!(b.rev_id("v1"), tagged);
+}
+
+#[test]
+fn an_atomic_push_of_two_branches_where_one_is_rejected_moves_neither() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    a.strata(&["branch", "feature"]).ok();
+    a.strata(&["push", "origin", "feature"]).ok();
+    // b moves feature on the remote.
+    let b = clone_of(&file_url(&remote));
+    b.strata(&["checkout", "-b", "feature", "origin/feature"])
+        .ok();
+    commit_rows(&b, &[(20, "b", 1)], "b on feature");
+    b.strata(&["push", "origin", "feature"]).ok();
+    // a commits on both branches: main is a fast-forward, feature is not.
+    commit_rows(&a, &[(10, "a", 1)], "a on main");
+    a.strata(&["checkout", "feature"]).ok();
+    commit_rows(&a, &[(30, "a", 1)], "a on feature");
+
+    let branches_before = remote_branches(&a);
+    let refs_before = Snapshot::of(&remote.join("refs"));
+    let line = failure_line(a.strata(&["push", "--atomic", "origin", "main", "feature"]));
+    assert_mentions(&line, &["atomic", "feature"]);
+    refs_before.assert_same(&Snapshot::of(&remote.join("refs")), "an atomic push");
+    assert_eq!(remote_branches(&a), branches_before);
+
+    // Without --atomic, main moves and feature is rejected.
+    a.strata(&["push", "origin", "main", "feature"]).fails();
+    let after = remote_branches(&a);
+    assert_eq!(after["main"], a.rev_id("main"));
+    assert_eq!(after["feature"], branches_before["feature"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pull
+
+#[test]
+fn pull_ff_only_refuses_diverged_history_and_changes_no_local_branch() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    a.strata(&["push"]).ok();
+    let mine = commit_rows(&b, &[(20, "b", 1)], "b adds 20");
+    let rows = items(&b);
+
+    let line = failure_line(b.strata(&["pull", "--ff-only"]));
+    assert_mentions(&line, &["fast-forward"]);
+    assert_eq!(b.rev_id("HEAD"), mine);
+    assert_eq!(items(&b), rows);
+    let status = b.strata(&["status", "--json"]).ok().json();
+    assert!(status["merging"].is_null(), "status: {status}");
+}
+
+#[test]
+fn pull_fast_forwards_a_branch_that_is_only_behind() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    let theirs = commit_rows(&a, &[(11, "a", 1)], "a adds 11");
+    a.strata(&["push"]).ok();
+
+    let out = b.strata(&["pull"]).ok();
+    assert_mentions(&out.stdout, &["Fast-forward"]);
+    assert_eq!(b.rev_id("HEAD"), theirs);
+    assert_eq!(items(&b), items(&a));
+    let out = b.strata(&["pull"]).ok();
+    assert_mentions(&out.stdout, &["Already up to date"]);
+}
+
+#[test]
+fn pull_merges_diverged_history_and_the_merge_can_be_pushed() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    let theirs = commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    a.strata(&["push"]).ok();
+    let mine = commit_rows(&b, &[(20, "b", 1), (1, "b", 100)], "b adds 20, changes 1");
+
+    let out = b.strata(&["pull"]).ok();
+    assert_mentions(&out.stdout, &["Merged", "origin/main"]);
+    let head = &b.strata(&["log", "--json", "-n", "1"]).ok().json_lines()[0];
+    let parents: Vec<&str> = head["parents"]
+        .as_array()
+        .expect("parents are a list")
+        .iter()
+        .map(|p| p.as_str().expect("a parent id"))
+        .collect();
+    assert_eq!(parents, [mine.as_str(), theirs.as_str()]);
+    let rows = items(&b);
+    assert_eq!(rows.get(&10), Some(&("a".to_string(), 1)));
+    assert_eq!(rows.get(&20), Some(&("b".to_string(), 1)));
+    assert_eq!(rows.get(&1), Some(&("b".to_string(), 100)));
+    assert_eq!(rows.len(), 5);
+
+    b.strata(&["push"]).ok();
+    let fresh = clone_of(&file_url(&remote));
+    assert_eq!(fresh.rev_id("HEAD"), b.rev_id("HEAD"));
+    assert_eq!(items(&fresh), rows);
+}
+
+#[test]
+fn pull_fast_forwards_onto_a_pushed_merge_that_contains_the_local_head() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    let theirs = commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    a.strata(&["push"]).ok();
+    commit_rows(&b, &[(20, "b", 1)], "b adds 20");
+    b.strata(&["pull"]).ok();
+    b.strata(&["push"]).ok();
+    let merge = b.rev_id("HEAD");
+    assert!(
+        history(&b, None).contains(&theirs),
+        "b's merge should contain a's commit"
+    );
+
+    // a's head is an ancestor of the remote's: pulling is a fast-forward.
+    a.strata(&["fetch"]).ok();
+    let up = upstream(&a);
+    assert_eq!(
+        (up["ahead"].as_u64(), up["behind"].as_u64()),
+        (Some(0), Some(2))
+    );
+    let out = a.strata(&["pull", "--ff-only"]).ok();
+    assert_mentions(&out.stdout, &["Fast-forward"]);
+    assert_eq!(a.rev_id("HEAD"), merge);
+    assert_eq!(items(&a), items(&b));
+}
+
+#[test]
+fn pull_does_not_make_a_merge_commit_when_the_remote_already_contains_the_local_head() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    a.strata(&["push"]).ok();
+    commit_rows(&b, &[(20, "b", 1)], "b adds 20");
+    b.strata(&["pull"]).ok();
+    b.strata(&["push"]).ok();
+    let merge = b.rev_id("HEAD");
+
+    let out = a.strata(&["pull"]).ok();
+    assert_mentions(&out.stdout, &["Fast-forward"]);
+    assert_eq!(
+        a.rev_id("HEAD"),
+        merge,
+        "pull made a commit the remote does not need"
+    );
+    let up = upstream(&a);
+    assert_eq!(
+        (up["ahead"].as_u64(), up["behind"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+
+#[test]
+fn status_shows_ahead_and_behind_after_commits_and_after_fetch() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    let up = upstream(&a);
+    assert_eq!(up["name"], "origin/main");
+    assert_eq!(
+        (up["ahead"].as_u64(), up["behind"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(up["gone"], false);
+
+    commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    commit_rows(&a, &[(11, "a", 1)], "a adds 11");
+    let up = upstream(&a);
+    assert_eq!(
+        (up["ahead"].as_u64(), up["behind"].as_u64()),
+        (Some(2), Some(0))
+    );
+    let text = a.strata(&["status"]).ok().stdout;
+    assert_mentions(&text, &["ahead of 'origin/main' by 2 commits"]);
+
+    a.strata(&["push"]).ok();
+    let up = upstream(&a);
+    assert_eq!(
+        (up["ahead"].as_u64(), up["behind"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_mentions(
+        &a.strata(&["status"]).ok().stdout,
+        &["up to date with 'origin/main'"],
+    );
+
+    // b only learns of a's commits when it fetches.
+    let up = upstream(&b);
+    assert_eq!(
+        (up["ahead"].as_u64(), up["behind"].as_u64()),
+        (Some(0), Some(0))
+    );
+    b.strata(&["fetch"]).ok();
+    let up = upstream(&b);
+    assert_eq!(
+        (up["ahead"].as_u64(), up["behind"].as_u64()),
+        (Some(0), Some(2))
+    );
+    assert_mentions(
+        &b.strata(&["status"]).ok().stdout,
+        &["behind 'origin/main' by 2 commits"],
+    );
+    commit_rows(&b, &[(20, "b", 1)], "b adds 20");
+    let up = upstream(&b);
+    assert_eq!(
+        (up["ahead"].as_u64(), up["behind"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_mentions(&b.strata(&["status"]).ok().stdout, &["diverged"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clone
+
+#[test]
+fn cloning_a_remote_without_branches_gives_an_empty_repository_that_can_push() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    a.strata(&["push", "--delete", "main"]).ok();
+    assert!(remote_branches(&a).is_empty());
+
+    let c = Dir::empty();
+    let out = c.strata(&["clone", &file_url(&remote), arg(c.path())]).ok();
+    assert_mentions(&out.stdout, &["empty repository"]);
+    c.strata(&["status"]).ok();
+    c.strata(&["log"]).fails();
+    c.write("items.csv", items_csv(&[(7, "c", 7)]));
+    c.strata(&["import", "items", "items.csv", "--primary-key", "id"])
+        .ok();
+    c.strata(&["commit", "-m", "c starts over"]).ok();
+    c.strata(&["push", "-u", "origin", "main"]).ok();
+    let d = clone_of(&file_url(&remote));
+    assert_eq!(items(&d), items(&c));
+}
+
+#[test]
+fn cloning_an_empty_folder_fails_with_one_line_and_creates_nothing() {
+    let (hub_dir, remote) = hub();
+    std::fs::create_dir(&remote).expect("the empty remote folder should be creatable");
+    let target = hub_dir.join("copy");
+    let line = hub_dir
+        .strata(&["clone", arg(&remote), arg(&target)])
+        .fails_with_one_line();
+    assert_mentions(&line, &["not a strata repository", "empty"]);
+    assert!(
+        !target.exists(),
+        "the failed clone created {}",
+        target.display()
+    );
+    assert!(
+        Snapshot::of(&remote).0.is_empty(),
+        "the clone wrote to the remote"
+    );
+}
+
+#[test]
+fn cloning_into_an_existing_non_empty_folder_is_refused_and_creates_nothing() {
+    let (_hub_dir, remote) = hub();
+    let _a = published(&remote);
+    let dest = Dir::empty();
+    dest.write("notes.txt", "mine");
+    let before = Snapshot::of(dest.path());
+    let line = dest
+        .strata(&["clone", &file_url(&remote), arg(dest.path())])
+        .fails_with_one_line();
+    assert_mentions(&line, &["already exists", "not empty"]);
+    before.assert_same(&Snapshot::of(dest.path()), "a refused clone");
+}
+
+#[test]
+fn cloning_or_fetching_a_folder_that_is_not_a_repository_fails_with_one_clear_line() {
+    let other = Dir::empty();
+    other.write("data/a.csv", "x,y\n1,2\n");
+    let data = other.join("data");
+    let before = Snapshot::of(&data);
+
+    let target = other.join("copy");
+    let line = other
+        .strata(&["clone", &file_url(&data), arg(&target)])
+        .fails_with_one_line();
+    assert_mentions(&line, &["not a strata repository"]);
+    assert!(
+        !target.exists(),
+        "the failed clone created {}",
+        target.display()
+    );
+
+    let missing = other.join("nowhere");
+    let line = other
+        .strata(&["clone", arg(&missing), arg(&target)])
+        .fails_with_one_line();
+    assert_mentions(&line, &["not a strata repository", "does not exist"]);
+    assert!(
+        !target.exists(),
+        "the failed clone created {}",
+        target.display()
+    );
+    assert!(
+        !missing.exists(),
+        "the failed clone created the remote folder"
+    );
+
+    let repo = Dir::repo();
+    repo.strata(&["remote", "add", "other", arg(&data)]).ok();
+    let line = repo.refused(&["fetch", "other"]);
+    assert_mentions(&line, &["not a strata repository"]);
+    before.assert_same(&Snapshot::of(&data), "clone and fetch");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Remote configuration
+
+#[test]
+fn remote_add_refuses_invalid_and_duplicate_names_and_remote_remove_forgets_a_remote() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    for bad in ["bad name", "a/b", ".hidden", ""] {
+        let line = a.refused(&["remote", "add", bad, arg(&remote)]);
+        assert_mentions(&line, &["remote"]);
+    }
+    let line = a.refused(&["remote", "add", "origin", arg(&remote)]);
+    assert_mentions(&line, &["origin", "already exists"]);
+
+    a.strata(&["remote", "add", "backup", &file_url(&remote)])
+        .ok();
+    let listed = a.strata(&["remote", "list", "--json"]).ok().json_lines();
+    let names: Vec<&str> = listed
+        .iter()
+        .map(|r| r["name"].as_str().expect("a remote name"))
+        .collect();
+    assert_eq!(names, ["backup", "origin"]);
+    a.strata(&["fetch", "backup"]).ok();
+    a.strata(&["log", "-n", "1", "backup/main"]).ok();
+
+    a.strata(&["remote", "remove", "origin"]).ok();
+    let listed = a.strata(&["remote", "list"]).ok().stdout;
+    assert!(!listed.contains("origin"), "still listed:\n{listed}");
+    a.strata(&["log", "-n", "1", "origin/main"]).fails();
+    assert!(upstream(&a).is_null(), "the upstream still names origin");
+    let line = a.refused(&["remote", "remove", "origin"]);
+    assert_mentions(&line, &["origin"]);
+    a.strata(&["log", "-n", "1", "backup/main"]).ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fetch
+
+#[test]
+fn a_process_fetching_repeatedly_sees_every_push_in_between() {
+    let (_hub_dir, remote) = hub();
+    let pusher = published(&remote);
+    let fetcher = clone_of(&file_url(&remote));
+    for round in 0..5 {
+        let pushed = commit_rows(&pusher, &[(100 + round, "pusher", round)], "one more");
+        pusher.strata(&["push"]).ok();
+        let out = fetcher.strata(&["fetch"]).ok();
+        assert_mentions(&out.stderr, &["origin/main"]);
+        assert_eq!(
+            fetcher.rev_id("origin/main"),
+            pushed,
+            "fetch {round} did not see the newest push"
+        );
+        assert_eq!(
+            fetcher.export_csv("items", Some("origin/main")),
+            pusher.export_csv("items", None)
+        );
+    }
+    // A fetch with nothing new changes nothing.
+    let before = fetcher.snapshot();
+    let out = fetcher.strata(&["fetch"]).ok();
+    assert!(
+        out.stderr.is_empty(),
+        "an up-to-date fetch printed:\n{out:?}"
+    );
+    before.assert_same(&fetcher.snapshot(), "an up-to-date fetch");
+}
+
+#[test]
+fn fetch_refuses_a_corrupted_remote_object_naming_it_and_keeps_the_tracking_ref() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    let known = b.rev_id("origin/main");
+    let before = Snapshot::of(&remote);
+    commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    a.strata(&["push"]).ok();
+    let after = Snapshot::of(&remote);
+    let new_chunks: Vec<PathBuf> = after
+        .files_under("chunks")
+        .into_iter()
+        .filter(|p| !before.0.contains_key(p))
+        .collect();
+    assert!(!new_chunks.is_empty(), "the push uploaded no chunk");
+    let victim = remote.join(&new_chunks[0]);
+    flip_a_byte(&victim);
+    let id = object_id_of(&victim);
+
+    let line = b.strata(&["fetch"]).fails_with_one_line();
+    assert_mentions(&line, &[&id]);
+    assert_eq!(
+        b.rev_id("origin/main"),
+        known,
+        "the fetch moved origin/main"
+    );
+    let line = failure_line(b.strata(&["pull"]));
+    assert_mentions(&line, &[&id]);
+    assert_eq!(b.rev_id("HEAD"), known);
+    assert_eq!(b.rev_id("origin/main"), known);
+
+    let out = b.strata(&["fsck", "--remote", "origin"]);
+    assert_mentions(&out.stdout, &[&id]);
+    out.fails();
+}
