@@ -52,7 +52,7 @@ pub enum SyncCommand {
         #[arg(short, long)]
         force: bool,
         /// Force, but only if the remote branch is where REMOTE/BRANCH (or EXPECTED) says.
-        #[arg(long, value_name = "BRANCH:EXPECTED", num_args = 0..=1, default_missing_value = "")]
+        #[arg(long, value_name = "BRANCH:EXPECTED", num_args = 0..=1, default_missing_value = "", require_equals = true)]
         force_with_lease: Option<String>,
         /// All refs move, or none.
         #[arg(long)]
@@ -242,8 +242,11 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
                     let (b, e) = spec
                         .split_once(':')
                         .context("--force-with-lease takes BRANCH:EXPECTED (a commit, or empty for 'must not exist')")?;
+                    // A full id is taken as it is (git accepts ids it has never fetched).
                     let expected = if e.is_empty() {
                         None
+                    } else if let Ok(id) = e.parse::<ObjectId>() {
+                        Some(id)
                     } else {
                         Some(repo.resolve(e).await?)
                     };

@@ -1,7 +1,7 @@
 //! Merging branches in a repository: merge base, fast-forward, three-way merge with
 //! conflicts recorded in the working state, resolution, abort.
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -93,24 +93,32 @@ impl Repository {
         Ok(())
     }
 
-    /// The merge base of two commits: their common ancestor that is newest by commit time.
-    /// With several best common ancestors (criss-cross history) that one is used.
+    /// The merge base of two commits: a common ancestor that is not an ancestor of another
+    /// common ancestor (a lowest common ancestor). When there are several (criss-cross
+    /// history), the newest by commit time is used, then the smallest id.
     pub async fn merge_base(&self, a: ObjectId, b: ObjectId) -> Result<Option<ObjectId>> {
         let ours = self.reachable(a).await?;
-        let mut heap = BinaryHeap::new();
-        let mut seen = HashSet::from([b]);
-        heap.push((Commit::read(self.objects(), &b).await?.time, b));
-        while let Some((_, c)) = heap.pop() {
-            if ours.contains(&c) {
-                return Ok(Some(c));
-            }
-            for p in Commit::read(self.objects(), &c).await?.parents {
-                if seen.insert(p) {
-                    heap.push((Commit::read(self.objects(), &p).await?.time, p));
-                }
+        let theirs = self.reachable(b).await?;
+        let common: HashSet<ObjectId> = ours.intersection(&theirs).copied().collect();
+        // Every proper ancestor of a common ancestor is not a lowest one.
+        let mut below: HashSet<ObjectId> = HashSet::new();
+        let mut stack: Vec<ObjectId> = Vec::new();
+        for c in &common {
+            stack.extend(Commit::read(self.objects(), c).await?.parents);
+        }
+        while let Some(c) = stack.pop() {
+            if below.insert(c) {
+                stack.extend(Commit::read(self.objects(), &c).await?.parents);
             }
         }
-        Ok(None)
+        let mut best = Vec::new();
+        for c in common.difference(&below) {
+            best.push((
+                Commit::read(self.objects(), c).await?.time,
+                std::cmp::Reverse(*c),
+            ));
+        }
+        Ok(best.into_iter().max().map(|(_, std::cmp::Reverse(c))| c))
     }
 
     /// Merges revision `rev` into the current branch.
