@@ -1,6 +1,6 @@
 //! One function per command: call the engine, render for people or as JSON.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -19,8 +19,20 @@ use crate::render::{self, Bar};
 pub async fn run(cli: Cli) -> Result<()> {
     let here = std::env::current_dir().context("cannot read the current folder")?;
     let cwd = match &cli.chdir {
-        Some(d) if d.is_dir() => here.join(d),
-        Some(d) => bail!("cannot change to '{}': no such folder", d.display()),
+        Some(d) => {
+            let reason = match std::fs::metadata(d) {
+                Ok(m) if m.is_dir() => None,
+                Ok(_) => Some("Not a directory".to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Some("No such file or directory".to_string())
+                }
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(reason) = reason {
+                bail!("cannot change to '{}': {reason}", d.display());
+            }
+            here.join(d)
+        }
         None => here,
     };
     if let Command::Init { dir } = &cli.command {
@@ -547,7 +559,12 @@ async fn tag(
     as_json: bool,
 ) -> Result<()> {
     if let Some(d) = delete {
-        let old = repo.delete_ref(RefKind::Tag, &d).await?;
+        let old = match repo.delete_ref(RefKind::Tag, &d).await {
+            Err(strata_engine::Error::UnknownRevision { .. }) => {
+                return Err(strata_engine::Error::UnknownTag { name: d }.into())
+            }
+            other => other?,
+        };
         println!("Deleted tag {d} (was {})", old.short());
         return Ok(());
     }
@@ -582,7 +599,7 @@ async fn checkout(
 async fn export(
     repo: &Repository,
     table: &str,
-    out: &PathBuf,
+    out: &Path,
     format: Option<String>,
     rev: Option<String>,
 ) -> Result<()> {
@@ -601,7 +618,7 @@ async fn export(
     let dest = if out.as_os_str() == "-" {
         Destination::Stdout
     } else {
-        Destination::File(out.clone())
+        Destination::File(out.to_path_buf())
     };
     let bar = Bar::new(&format!("exporting {table}"));
     let result = strata_engine::export::export(repo.objects(), &obj, &dest, format, &bar).await;

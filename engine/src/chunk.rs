@@ -56,7 +56,7 @@ impl ChunkParams {
             return false;
         }
         let spread = u64::from((self.avg_rows - self.min_rows).max(1));
-        xxhash_rust::xxh3::xxh3_64(key) % spread == 0
+        xxhash_rust::xxh3::xxh3_64(key).is_multiple_of(spread)
     }
 }
 

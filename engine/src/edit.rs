@@ -157,11 +157,21 @@ impl Repository {
                 (t.schema.clone(), Some(t), op, t.chunking)
             }
         };
-        let (object, stats) = self
-            .apply_file(table, &input, &schema, base, op, chunking, progress)
+        let watch = self.conflict_keys(table).await?;
+        let (object, stats, hit) = self
+            .apply_file(table, &input, &schema, base, op, chunking, &watch, progress)
             .await?;
         let id = store_table(self.objects(), &object).await?;
         self.set_working_table(table, Some(id)).await?;
+        // The rows the file held settle their conflicts; a replace settles the whole table's.
+        let settled = if mode == ImportMode::Replace {
+            watch
+        } else {
+            hit
+        };
+        if !settled.is_empty() {
+            self.resolve_keys(table, &settled).await?;
+        }
         Ok(EditSummary {
             table: table.into(),
             table_id: id,
@@ -182,6 +192,24 @@ impl Repository {
     ) -> Result<EditSummary> {
         let input = Input::new(path, format)?;
         let (_, t) = self.table(table, None).await?;
+        let key = &t.schema.primary_key;
+        let columns = input.column_names()?;
+        let problem = match columns.iter().find(|c| !key.contains(c)) {
+            Some(c) => Some(format!("column '{c}' is not a key column")),
+            None => key
+                .iter()
+                .find(|k| !columns.contains(k))
+                .map(|k| format!("key column '{k}' is missing")),
+        };
+        if let Some(problem) = problem {
+            return Err(Error::BadInput {
+                path: path.display().to_string(),
+                message: format!(
+                    "{problem}; the keys file must hold exactly the key columns ({})",
+                    key.join(", ")
+                ),
+            });
+        }
         let key_schema = TableSchema {
             columns: t
                 .schema
@@ -191,11 +219,15 @@ impl Repository {
                 .collect(),
             primary_key: t.schema.primary_key.clone(),
         };
-        let (object, stats) = self
+        let (object, stats, hit) = self
             .apply_keys(table, &input, &key_schema, &t, progress)
             .await?;
         let id = store_table(self.objects(), &object).await?;
         self.set_working_table(table, Some(id)).await?;
+        // Deleting a conflicting row settles its conflict.
+        if !hit.is_empty() {
+            self.resolve_keys(table, &hit).await?;
+        }
         Ok(EditSummary {
             table: table.into(),
             table_id: id,
@@ -220,6 +252,7 @@ impl Repository {
             .unwrap_or_default())
     }
 
+    /// Deletes the keys the file lists; also returns which conflicting keys it touched.
     async fn apply_keys(
         &self,
         table: &str,
@@ -227,12 +260,11 @@ impl Repository {
         key_schema: &TableSchema,
         base: &TableObject,
         progress: &dyn Progress,
-    ) -> Result<(TableObject, ApplyStats)> {
+    ) -> Result<(TableObject, ApplyStats, HashSet<Vec<u8>>)> {
         let arrow = key_schema.arrow()?;
         let key_idx: Vec<usize> = (0..key_schema.columns.len()).collect();
-        let tmp = self.tmp_dir()?;
         let reader = BatchReader::open(input, table, arrow, &key_idx)?;
-        let mut source = sort_file(reader, key_idx, tmp.path(), progress)?;
+        let mut source = sort_file(reader, key_idx, &|| self.tmp_dir(), progress)?;
         let watch = self.conflict_keys(table).await?;
         let mut hit = HashSet::new();
         let mut recorder = Recorder {
@@ -240,7 +272,7 @@ impl Repository {
             watch: &watch,
             hit: &mut hit,
         };
-        let result = apply(
+        let (object, stats) = apply(
             self.objects(),
             table,
             Some(base),
@@ -250,12 +282,11 @@ impl Repository {
             &mut recorder,
         )
         .await?;
-        if !hit.is_empty() {
-            self.resolve_keys(table, &hit).await?;
-        }
-        Ok(result)
+        Ok((object, stats, hit))
     }
 
+    /// Applies the rows of a file; also returns which of the `watch` keys (conflicting rows
+    /// of a merge in progress) it held.
     #[allow(clippy::too_many_arguments)]
     async fn apply_file(
         &self,
@@ -265,13 +296,20 @@ impl Repository {
         base: Option<&TableObject>,
         op: ChangeOp,
         chunking: ChunkParams,
+        watch: &HashSet<Vec<u8>>,
         progress: &dyn Progress,
-    ) -> Result<(TableObject, ApplyStats)> {
+    ) -> Result<(TableObject, ApplyStats, HashSet<Vec<u8>>)> {
         let arrow = schema.arrow()?;
         let key_idx = schema.key_indices();
         // First try streaming: most files are already in key order.
         let reader = BatchReader::open(input, table, arrow.clone(), &key_idx)?;
         let mut sorted = SortedFile::new(reader, key_idx.clone(), progress);
+        let mut hit = HashSet::new();
+        let mut recorder = Recorder {
+            inner: &mut sorted,
+            watch,
+            hit: &mut hit,
+        };
         match apply(
             self.objects(),
             table,
@@ -279,29 +317,37 @@ impl Repository {
             schema.clone(),
             chunking,
             op,
-            &mut sorted,
+            &mut recorder,
         )
         .await
         {
             Err(Error::NotSorted) => {
                 tracing::debug!(table, "input is not sorted by key; sorting it");
             }
-            other => return other,
+            Ok((object, stats)) => return Ok((object, stats, hit)),
+            Err(e) => return Err(e),
         }
         // The chunks written so far are unreferenced; `gc` removes them.
         progress.set_total(0);
-        let tmp = self.tmp_dir()?;
         let reader = BatchReader::open(input, table, arrow, &key_idx)?;
-        let mut source: Box<dyn ChangeSource> = sort_file(reader, key_idx, tmp.path(), progress)?;
-        apply(
+        let mut source: Box<dyn ChangeSource> =
+            sort_file(reader, key_idx, &|| self.tmp_dir(), progress)?;
+        let mut hit = HashSet::new();
+        let mut recorder = Recorder {
+            inner: source.as_mut(),
+            watch,
+            hit: &mut hit,
+        };
+        let (object, stats) = apply(
             self.objects(),
             table,
             base,
             schema.clone(),
             chunking,
             op,
-            source.as_mut(),
+            &mut recorder,
         )
-        .await
+        .await?;
+        Ok((object, stats, hit))
     }
 }

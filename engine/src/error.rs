@@ -59,6 +59,9 @@ pub enum Error {
     #[error("unknown branch '{name}'; `strata branch` lists the branches")]
     UnknownBranch { name: String },
 
+    #[error("unknown tag '{name}'; 'strata tag' lists the tags")]
+    UnknownTag { name: String },
+
     #[error("{kind} '{name}' already exists")]
     RefExists { kind: String, name: String },
 
@@ -108,7 +111,7 @@ pub enum Error {
     },
 
     #[error(
-        "you have uncommitted changes in {tables}; commit them, or pass --force to discard them"
+        "you have uncommitted changes in {tables}; commit them first (or discard them with 'strata reset --hard')"
     )]
     UncommittedChanges { tables: String },
 

@@ -148,13 +148,19 @@ pub async fn export(
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => PathBuf::from("."),
             };
-            let tmp = tempfile::Builder::new()
-                .prefix(".strata-export-")
-                .tempfile_in(&dir)
-                .map_err(|e| Error::Io {
-                    path: dir.clone(),
-                    source: e,
-                })?;
+            let mut builder = tempfile::Builder::new();
+            builder.prefix(".strata-export-");
+            // Temporary files are private (0600); the export is a file like any other the
+            // user makes: 0666 less the umask (usually 0644).
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                builder.permissions(std::fs::Permissions::from_mode(0o666));
+            }
+            let tmp = builder.tempfile_in(&dir).map_err(|e| Error::Io {
+                path: dir.clone(),
+                source: e,
+            })?;
             let file: File = tmp.reopen().map_err(|e| Error::Io {
                 path: path.clone(),
                 source: e,

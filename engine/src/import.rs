@@ -8,13 +8,13 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fs::File;
-use std::io::{BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::{cast_with_options, concat_batches, take_record_batch, CastOptions};
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::ipc::reader::FileReader as IpcReader;
 use arrow::ipc::writer::FileWriter as IpcWriter;
@@ -23,6 +23,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use crate::error::{Error, Result};
 use crate::key::{encode_keys, format_key, Keys, Rows};
 use crate::progress::Progress;
+use crate::schema::type_name;
 use crate::table::ChangeSource;
 
 /// Rows read per batch.
@@ -77,6 +78,12 @@ pub struct Input {
 
 impl Input {
     pub fn new(path: &Path, format: Option<Format>) -> Result<Self> {
+        if path.is_dir() {
+            return Err(Error::Invalid(format!(
+                "'{}' is a directory, not a file",
+                path.display()
+            )));
+        }
         let format = match format {
             Some(f) => f,
             None => Format::from_path(path)?,
@@ -114,6 +121,16 @@ impl Input {
         }
     }
 
+    /// Where two rows (0-based) of the file are, for messages: `lines 2 and 4`.
+    fn locations(&self, a: u64, b: u64) -> String {
+        let (a, b) = (a.min(b), a.max(b));
+        match self.format {
+            Format::Csv => format!("lines {} and {}", a + 2, b + 2),
+            Format::Jsonl => format!("lines {} and {}", a + 1, b + 1),
+            Format::Parquet => format!("rows {} and {}", a + 1, b + 1),
+        }
+    }
+
     /// The file's own schema (inferred for CSV and JSON Lines).
     pub fn schema(&self) -> Result<Schema> {
         let mut file = self.open()?;
@@ -129,11 +146,18 @@ impl Input {
                 Ok(schema)
             }
             Format::Jsonl => {
-                let (schema, _) = arrow::json::reader::infer_json_schema_from_seekable(
-                    BufReader::new(file),
-                    Some(INFER_ROWS),
-                )
-                .map_err(|e| self.bad(e))?;
+                let mut values = JsonValues {
+                    lines: BufReader::new(file),
+                    line: 0,
+                    records: 0,
+                    failed: None,
+                };
+                let inferred = arrow::json::reader::infer_json_schema_from_iterator(&mut values);
+                if let Some(e) = values.failed.take() {
+                    return Err(self.bad(e));
+                }
+                let schema = inferred
+                    .map_err(|e| self.bad(format!("line {}: {}", values.line, arrow_text(&e))))?;
                 if schema.fields().is_empty() {
                     return Err(self.bad("the file holds no JSON objects"));
                 }
@@ -148,7 +172,7 @@ impl Input {
     }
 
     /// The header names of the file, in file order.
-    fn column_names(&self) -> Result<Vec<String>> {
+    pub(crate) fn column_names(&self) -> Result<Vec<String>> {
         let schema = match self.format {
             Format::Csv => {
                 let mut file = self.open()?;
@@ -167,7 +191,7 @@ impl Input {
 /// Reads a file's rows as batches of a target schema (a table's, or its key columns').
 pub struct BatchReader {
     input: Input,
-    inner: Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send>,
+    inner: Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
     /// For each target column, its position in the file's batches.
     mapping: Vec<usize>,
     target: SchemaRef,
@@ -224,27 +248,31 @@ impl BatchReader {
             .collect();
         let file = input.open()?;
         let inner: Box<dyn Iterator<Item = _> + Send> = match input.format {
-            Format::Csv => Box::new(
-                arrow::csv::ReaderBuilder::new(read_schema)
+            Format::Csv => {
+                let reader = arrow::csv::ReaderBuilder::new(read_schema.clone())
                     .with_header(true)
                     .with_batch_size(BATCH_ROWS)
                     .build(file)
-                    .map_err(|e| input.bad(e))?,
-            ),
-            Format::Jsonl => Box::new(
-                arrow::json::ReaderBuilder::new(read_schema)
-                    .with_batch_size(BATCH_ROWS)
-                    .with_strict_mode(true)
-                    .build(BufReader::new(file))
-                    .map_err(|e| input.bad(e))?,
-            ),
+                    .map_err(|e| input.bad(e))?;
+                let input = input.clone();
+                Box::new(reader.map(move |r| r.map_err(|e| csv_error(&input, &read_schema, &e))))
+            }
+            Format::Jsonl => Box::new(JsonLines {
+                input: input.clone(),
+                lines: BufReader::new(file),
+                schema: read_schema,
+                line: 0,
+                ready: VecDeque::new(),
+                done: false,
+            }),
             Format::Parquet => {
                 let reader = ParquetRecordBatchReaderBuilder::try_new(file)
                     .map_err(|e| input.bad(format!("not a readable Parquet file: {e}")))?
                     .with_batch_size(BATCH_ROWS)
                     .build()
                     .map_err(|e| input.bad(e))?;
-                Box::new(reader.map(|r| r.map_err(ArrowError::from)))
+                let input = input.clone();
+                Box::new(reader.map(move |r| r.map_err(|e| input.bad(e))))
             }
         };
         Ok(BatchReader {
@@ -263,7 +291,7 @@ impl BatchReader {
             return Ok(None);
         };
         let first = self.rows_read;
-        let batch = batch.map_err(|e| self.input.bad(e))?;
+        let batch = batch?;
         self.rows_read += batch.num_rows() as u64;
         let opts = CastOptions {
             safe: false,
@@ -301,6 +329,305 @@ impl BatchReader {
         let batch =
             RecordBatch::try_new(self.target.clone(), columns).map_err(|e| self.input.bad(e))?;
         Ok(Some((batch, first)))
+    }
+}
+
+/// The text of an Arrow error without the variant's prefix (`Parser error: `, `Json error: `).
+fn arrow_text(e: &ArrowError) -> String {
+    match e {
+        ArrowError::ParseError(s) | ArrowError::JsonError(s) | ArrowError::CsvError(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The name of a type in messages (`float64`), falling back to Arrow's.
+fn shown_type(dt: &DataType) -> String {
+    type_name(dt).unwrap_or_else(|| dt.to_string())
+}
+
+/// Splits `s` at its first run of ASCII digits: (digits as a number, the rest).
+fn leading_number(s: &str) -> Option<(u64, &str)> {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    Some((s[..end].parse().ok()?, &s[end..]))
+}
+
+/// A CSV value that does not parse as its column's type, as Arrow reports it:
+/// `Error while parsing value '{value}' as type '{type}' for column {index} at line {n}. Row data: '...'`,
+/// where `n` counts data records from 1 (the header is not counted).
+/// Returns (value, column index, n); `None` for any other text.
+fn parse_csv_value_error(text: &str) -> Option<(&str, usize, u64)> {
+    const SEP: &str = "' as type '";
+    let rest = text.strip_prefix("Error while parsing value '")?;
+    // The value may itself hold the separator: try each occurrence until the tail parses.
+    for (at, _) in rest.match_indices(SEP) {
+        let value = &rest[..at];
+        let tail = &rest[at + SEP.len()..];
+        let Some(q) = tail.find('\'') else { continue };
+        let Some(tail) = tail[q..].strip_prefix("' for column ") else {
+            continue;
+        };
+        let Some((column, tail)) = leading_number(tail) else {
+            continue;
+        };
+        let Some(tail) = tail.strip_prefix(" at line ") else {
+            continue;
+        };
+        let Some((line, tail)) = leading_number(tail) else {
+            continue;
+        };
+        if tail.starts_with(". Row data: '") {
+            return Some((value, usize::try_from(column).ok()?, line));
+        }
+    }
+    None
+}
+
+/// A CSV timestamp that does not parse, as Arrow reports it:
+/// `Error parsing column {index} at line {n}: {reason}`. Returns (index, n, reason).
+fn parse_csv_column_error(text: &str) -> Option<(usize, u64, &str)> {
+    let rest = text.strip_prefix("Error parsing column ")?;
+    let (column, rest) = leading_number(rest)?;
+    let (line, rest) = leading_number(rest.strip_prefix(" at line ")?)?;
+    let reason = rest.strip_prefix(": ")?;
+    Some((usize::try_from(column).ok()?, line, reason))
+}
+
+/// Rewrites an error of Arrow's CSV reader to name the column and the file line (Arrow
+/// names the column by its index and counts lines from the first data record). Text of
+/// any other form is kept as it is.
+fn csv_error(input: &Input, schema: &Schema, e: &ArrowError) -> Error {
+    let text = arrow_text(e);
+    let field = |i: usize| schema.fields().get(i);
+    if let ArrowError::ParseError(_) = e {
+        if let Some((value, column, line)) = parse_csv_value_error(&text) {
+            if let Some(f) = field(column) {
+                return input.bad(format!(
+                    "value '{value}' in column '{}' at line {} is not a valid {}",
+                    f.name(),
+                    line + 1,
+                    shown_type(f.data_type())
+                ));
+            }
+        }
+        if let Some((column, line, reason)) = parse_csv_column_error(&text) {
+            if let Some(f) = field(column) {
+                return input.bad(format!(
+                    "column '{}' at line {}: {reason}",
+                    f.name(),
+                    line + 1
+                ));
+            }
+        }
+    }
+    input.bad(text)
+}
+
+/// JSON values of a JSON Lines file, one per non-blank line, for schema inference. The
+/// first line that is not JSON stops it with a message naming that line.
+struct JsonValues<R> {
+    lines: R,
+    /// Lines read so far (the number of the current line).
+    line: u64,
+    records: usize,
+    failed: Option<String>,
+}
+
+impl<R: BufRead> Iterator for JsonValues<R> {
+    type Item = std::result::Result<serde_json::Value, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.records >= INFER_ROWS || self.failed.is_some() {
+            return None;
+        }
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match self.lines.read_until(b'\n', &mut buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    self.failed = Some(format!("cannot read line {}: {e}", self.line + 1));
+                    return None;
+                }
+            }
+            self.line += 1;
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            self.records += 1;
+            return match serde_json::from_slice(buf.trim_ascii()) {
+                Ok(v) => Some(Ok(v)),
+                Err(e) => {
+                    self.failed = Some(format!(
+                        "line {} is not valid JSON: {}",
+                        self.line,
+                        json_syntax_error(&e)
+                    ));
+                    None
+                }
+            };
+        }
+    }
+}
+
+/// A serde_json error of a one-line text, with its column but not its line (always 1).
+fn json_syntax_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&suffix) {
+        Some(head) if e.line() > 0 => format!("{head} at column {}", e.column()),
+        _ => text,
+    }
+}
+
+/// Reads JSON Lines in batches of lines, decoding each batch with Arrow's JSON decoder. When
+/// a batch fails, its lines are decoded one by one to find the line to blame.
+struct JsonLines {
+    input: Input,
+    lines: BufReader<File>,
+    schema: SchemaRef,
+    /// Lines read so far.
+    line: u64,
+    ready: VecDeque<RecordBatch>,
+    done: bool,
+}
+
+impl JsonLines {
+    fn decoder(&self) -> std::result::Result<arrow::json::reader::Decoder, ArrowError> {
+        arrow::json::ReaderBuilder::new(self.schema.clone())
+            .with_batch_size(BATCH_ROWS)
+            .with_strict_mode(true)
+            .build_decoder()
+    }
+
+    /// Decodes all of `buf` into batches.
+    fn decode(&self, buf: &[u8]) -> std::result::Result<Vec<RecordBatch>, ArrowError> {
+        let mut decoder = self.decoder()?;
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < buf.len() {
+            let n = decoder.decode(&buf[pos..])?;
+            pos += n;
+            if n == 0 {
+                // The decoder holds a full batch.
+                match decoder.flush()? {
+                    Some(b) => out.push(b),
+                    None => {
+                        return Err(ArrowError::JsonError(
+                            "the JSON decoder stopped making progress".into(),
+                        ))
+                    }
+                }
+            }
+        }
+        if let Some(b) = decoder.flush()? {
+            out.push(b);
+        }
+        Ok(out)
+    }
+
+    /// Reads the next batch of lines; returns false at the end of the file.
+    fn fill(&mut self) -> Result<bool> {
+        let mut buf = Vec::new();
+        // (line number, start in `buf`) of each line read.
+        let mut starts: Vec<(u64, usize)> = Vec::new();
+        while starts.len() < BATCH_ROWS {
+            let start = buf.len();
+            let n = self.lines.read_until(b'\n', &mut buf).map_err(|e| {
+                self.input
+                    .bad(format!("cannot read line {}: {e}", self.line + 1))
+            })?;
+            if n == 0 {
+                self.done = true;
+                break;
+            }
+            self.line += 1;
+            starts.push((self.line, start));
+        }
+        if starts.is_empty() {
+            return Ok(false);
+        }
+        match self.decode(&buf) {
+            Ok(batches) => {
+                self.ready
+                    .extend(batches.into_iter().filter(|b| b.num_rows() > 0));
+                Ok(true)
+            }
+            Err(e) => Err(self.blame(&buf, &starts, &e)),
+        }
+    }
+
+    /// Finds the line of `buf` that fails to decode and describes the failure.
+    fn blame(&self, buf: &[u8], starts: &[(u64, usize)], batch_error: &ArrowError) -> Error {
+        for (i, &(line, start)) in starts.iter().enumerate() {
+            let end = starts.get(i + 1).map_or(buf.len(), |&(_, s)| s);
+            let text = &buf[start..end];
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if let Err(e) = self.decode(text) {
+                return self.input.bad(json_error(&self.schema, line, &e));
+            }
+        }
+        let (first, last) = (starts[0].0, starts[starts.len() - 1].0);
+        self.input.bad(format!(
+            "lines {first} to {last}: {}",
+            arrow_text(batch_error)
+        ))
+    }
+}
+
+/// Describes a JSON decoding error of line `line`, naming the column and value when Arrow's
+/// text has the usual form: `whilst decoding field 'score': failed to parse "lots" as Float64`.
+fn json_error(schema: &Schema, line: u64, e: &ArrowError) -> String {
+    let text = arrow_text(e);
+    let parsed = text
+        .strip_prefix("whilst decoding field '")
+        .and_then(|rest| rest.split_once("': "))
+        .and_then(|(column, reason)| Some((schema.field_with_name(column).ok()?, reason)));
+    match parsed {
+        Some((field, reason)) => {
+            // `failed to parse "text" as Float64` or `failed to parse 1.5 as Int64`.
+            let value =
+                reason
+                    .strip_prefix("failed to parse ")
+                    .and_then(|r| match r.strip_prefix('"') {
+                        Some(quoted) => quoted.find("\" as ").map(|i| &r[..i + 2]),
+                        None => r.split_once(" as ").map(|(v, _)| v),
+                    });
+            match value {
+                Some(v) => format!(
+                    "value {v} in column '{}' at line {line} is not a valid {}",
+                    field.name(),
+                    shown_type(field.data_type())
+                ),
+                None => format!("column '{}' at line {line}: {reason}", field.name()),
+            }
+        }
+        None => format!("line {line}: {text}"),
+    }
+}
+
+impl Iterator for JsonLines {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(b) = self.ready.pop_front() {
+                return Some(Ok(b));
+            }
+            if self.done {
+                return None;
+            }
+            match self.fill() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
     }
 }
 
@@ -369,12 +696,14 @@ impl ChangeSource for SortedFile<'_> {
     }
 }
 
-/// Sorts rows by key; fails on a duplicate key.
+/// Sorts rows by key; fails on a duplicate key. The rows are consecutive rows of the file,
+/// starting at its row `first` (0-based), so a duplicate is reported with both its lines.
 fn sort_run(
     schema: &SchemaRef,
     parts: Vec<Rows>,
     key_idx: &[usize],
     input: &Input,
+    first: u64,
 ) -> Result<Rows> {
     let batches: Vec<RecordBatch> = parts.iter().map(|r| r.batch.clone()).collect();
     let batch = concat_batches(schema, &batches).map_err(|e| Error::arrow("sorting rows", e))?;
@@ -388,7 +717,11 @@ fn sort_run(
         if keys.get(w[0] as usize) == keys.get(w[1] as usize) {
             return Err(Error::DuplicateKey {
                 path: input.name(),
-                key: format_key(&batch, key_idx, w[1] as usize),
+                key: format!(
+                    "{} at {}",
+                    format_key(&batch, key_idx, w[1] as usize),
+                    input.locations(first + u64::from(w[0]), first + u64::from(w[1]))
+                ),
             });
         }
     }
@@ -425,30 +758,92 @@ fn spill(dir: &Path, n: usize, rows: &Rows) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Reads the whole file and returns its rows sorted by key, spilling runs into `tmp`.
+/// The folder sort runs spill into, made on the first spill. Dropping it removes the folder,
+/// and its parent (the repository's `tmp`) when that is left empty.
+struct SpillDir<'a> {
+    make: &'a dyn Fn() -> Result<tempfile::TempDir>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl SpillDir<'_> {
+    fn path(&mut self) -> Result<PathBuf> {
+        if self.dir.is_none() {
+            self.dir = Some((self.make)()?);
+        }
+        Ok(self
+            .dir
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .expect("made above"))
+    }
+
+    /// Keeps the folder alive for as long as the returned guard.
+    fn into_guard(mut self) -> SpillGuard {
+        SpillGuard(self.dir.take())
+    }
+}
+
+impl Drop for SpillDir<'_> {
+    fn drop(&mut self) {
+        drop(SpillGuard(self.dir.take()));
+    }
+}
+
+/// Removes a spill folder, and its parent when that is left empty, when dropped.
+struct SpillGuard(Option<tempfile::TempDir>);
+
+impl Drop for SpillGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let parent = dir.path().parent().map(Path::to_path_buf);
+            let _ = dir.close();
+            if let Some(p) = parent {
+                // Fails, as it should, while another command has a folder there.
+                let _ = std::fs::remove_dir(p);
+            }
+        }
+    }
+}
+
+/// Reads the whole file and returns its rows sorted by key. Runs that do not fit in memory
+/// spill into a temporary folder that `make_tmp` makes (only when needed).
 pub fn sort_file(
     mut reader: BatchReader,
     key_idx: Vec<usize>,
-    tmp: &Path,
+    make_tmp: &dyn Fn() -> Result<tempfile::TempDir>,
     progress: &dyn Progress,
 ) -> Result<Box<dyn ChangeSource>> {
     let schema = reader.target.clone();
     let input = reader.input.clone();
+    let mut tmp = SpillDir {
+        make: make_tmp,
+        dir: None,
+    };
     let mut runs = Vec::new();
     let mut buffer: Vec<Rows> = Vec::new();
     let mut buffered = 0;
-    while let Some((batch, _)) = reader.next_batch()? {
+    let mut run_first = 0;
+    while let Some((batch, first)) = reader.next_batch()? {
         let keys = keys_of(&batch, &key_idx, &input)?;
+        if buffer.is_empty() {
+            run_first = first;
+        }
         buffered += batch.num_rows();
         progress.advance(batch.num_rows() as u64);
         buffer.push(Rows { batch, keys });
         if buffered >= RUN_ROWS {
-            let run = sort_run(&schema, std::mem::take(&mut buffer), &key_idx, &input)?;
-            runs.push(spill(tmp, runs.len(), &run)?);
+            let run = sort_run(
+                &schema,
+                std::mem::take(&mut buffer),
+                &key_idx,
+                &input,
+                run_first,
+            )?;
+            runs.push(spill(&tmp.path()?, runs.len(), &run)?);
             buffered = 0;
         }
     }
-    let last = sort_run(&schema, buffer, &key_idx, &input)?;
+    let last = sort_run(&schema, buffer, &key_idx, &input, run_first)?;
     if runs.is_empty() {
         let mut parts = VecDeque::new();
         let mut start = 0;
@@ -460,7 +855,7 @@ pub fn sort_file(
         return Ok(Box::new(crate::table::VecSource(parts)));
     }
     if !last.is_empty() {
-        runs.push(spill(tmp, runs.len(), &last)?);
+        runs.push(spill(&tmp.path()?, runs.len(), &last)?);
     }
     let mut cursors = Vec::new();
     for path in runs {
@@ -488,6 +883,7 @@ pub fn sort_file(
         heap: BinaryHeap::new(),
         prev: None,
         started: false,
+        _tmp: tmp.into_guard(),
     };
     merge.start()?;
     Ok(Box::new(merge))
@@ -507,6 +903,8 @@ struct MergeRuns {
     heap: BinaryHeap<Reverse<(Vec<u8>, usize)>>,
     prev: Option<Vec<u8>>,
     started: bool,
+    /// The folder of the runs, removed when the merge is dropped (after the cursors).
+    _tmp: SpillGuard,
 }
 
 impl MergeRuns {

@@ -210,17 +210,23 @@ impl Repository {
         &self.store
     }
 
-    /// A folder for temporary files of this repository (removed by its owner).
+    /// A folder for temporary files of this repository (removed by its owner, who also
+    /// removes `.strata/tmp` when that is left empty). Make it only when it is needed.
     pub fn tmp_dir(&self) -> Result<tempfile::TempDir> {
         let base = self.root.join(DOT_DIR).join(layout::TMP_DIR);
-        std::fs::create_dir_all(&base).map_err(|e| Error::Io {
+        let io = |e| Error::Io {
             path: base.clone(),
             source: e,
-        })?;
-        tempfile::tempdir_in(&base).map_err(|e| Error::Io {
-            path: base,
-            source: e,
-        })
+        };
+        // Another command may remove `.strata/tmp` (left empty) between the two steps.
+        let mut tries = 0;
+        loop {
+            std::fs::create_dir_all(&base).map_err(io)?;
+            match tempfile::tempdir_in(&base) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => tries += 1,
+                other => return other.map_err(io),
+            }
+        }
     }
 
     // ---- local state ----
@@ -525,13 +531,33 @@ impl Repository {
                 return Ok(c);
             }
         }
-        if base.len() >= 4 && base.len() <= 64 && base.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let is_hex = !base.is_empty() && base.bytes().all(|b| b.is_ascii_hexdigit());
+        if is_hex && base.len() < 4 {
+            return Err(Error::Invalid(format!(
+                "revision '{rev}' names no branch or tag, and is too short for a commit id; \
+                 give at least 4 characters of a commit id"
+            )));
+        }
+        if is_hex && base.len() <= 64 {
             let lower = base.to_ascii_lowercase();
             if let Ok(id) = lower.parse::<ObjectId>() {
-                Commit::read(&self.objects, &id)
-                    .await
-                    .map_err(|_| unknown())?;
-                return Ok(id);
+                return match Commit::read(&self.objects, &id).await {
+                    Ok(_) => Ok(id),
+                    Err(Error::MissingObject { .. }) => Err(unknown()),
+                    // An intact object of another kind (a table, an index node) is no commit;
+                    // one whose bytes no longer hash to its id is reported as corrupt.
+                    Err(e @ Error::CorruptObject { .. }) => {
+                        match self
+                            .objects
+                            .get(crate::store::objects::ObjectKind::Meta, &id)
+                            .await
+                        {
+                            Ok(_) => Err(unknown()),
+                            Err(_) => Err(e),
+                        }
+                    }
+                    Err(e) => Err(e),
+                };
             }
             let mut found = Vec::new();
             let dir = layout::object_dir(&lower[..2]);
@@ -566,7 +592,12 @@ impl Repository {
     }
 
     /// Records (or, with `None`, removes) the last fetched position of `remote`'s `branch`.
-    pub async fn set_remote_tracking(&self, remote: &str, branch: &str, commit: Option<ObjectId>) -> Result<()> {
+    pub async fn set_remote_tracking(
+        &self,
+        remote: &str,
+        branch: &str,
+        commit: Option<ObjectId>,
+    ) -> Result<()> {
         validate_name("remote", remote)?;
         validate_name("branch", branch)?;
         let name = format!("remotes/{remote}/{branch}");
@@ -586,7 +617,9 @@ impl Repository {
             .map_err(|e| storage_error(&dir, e))?;
         let mut out = Vec::new();
         for o in listing.objects {
-            let Some(branch) = o.location.filename() else { continue };
+            let Some(branch) = o.location.filename() else {
+                continue;
+            };
             if let Some(c) = self.remote_tracking(remote, branch).await? {
                 out.push((branch.to_string(), c));
             }
@@ -622,7 +655,7 @@ impl Repository {
             return Ok(None);
         }
         let path = layout::local(&format!("remotes/{remote}/{branch}"));
-        Ok(read_json::<ObjectId>(&self.store, &path).await?)
+        read_json::<ObjectId>(&self.store, &path).await
     }
 
     // ---- branches and tags ----

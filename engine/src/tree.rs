@@ -65,7 +65,7 @@ pub fn encode_hex(bytes: &[u8]) -> String {
 }
 
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -81,7 +81,7 @@ pub struct BuiltTree {
 }
 
 fn is_node_boundary(entry: &Entry, count: usize) -> bool {
-    count >= NODE_MAX || entry.id.prefix_u64() % NODE_AVG == 0
+    count >= NODE_MAX || entry.id.prefix_u64().is_multiple_of(NODE_AVG)
 }
 
 /// Builds the index over `chunks` (in key order). Nodes whose ids are in `known` are

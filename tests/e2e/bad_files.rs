@@ -282,5 +282,12 @@ fn a_delete_keys_file_listing_a_key_twice_is_refused_naming_the_key() {
 fn a_delete_keys_file_with_other_columns_is_refused_and_changes_nothing() {
     let dir = Dir::with_people();
     let line = dir.refused(&["delete", "people", "--keys", "people.csv"]);
-    assert_mentions(&line, &["people.csv", "column 'name' is not in the table"]);
+    assert_mentions(
+        &line,
+        &[
+            "people.csv",
+            "column 'name' is not a key column",
+            "the keys file must hold exactly the key columns (id)",
+        ],
+    );
 }

@@ -161,7 +161,7 @@ fn checkout_refuses_over_uncommitted_changes_and_changes_nothing() {
     dir.strata(&["branch", "feature"]).ok();
     rename_bob(&dir);
     let line = dir.refused(&["checkout", "feature"]);
-    assert_mentions(&line, &["uncommitted changes in people", "--force"]);
+    assert_mentions(&line, &["uncommitted changes in people", "reset --hard"]);
     let line = dir.refused(&["checkout", "HEAD"]);
     assert_mentions(&line, &["uncommitted changes in people"]);
     assert_eq!(dir.export_csv("people", None), BOBBY_CSV);
