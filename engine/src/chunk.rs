@@ -89,8 +89,22 @@ pub fn encode_chunk(batch: &RecordBatch) -> Result<Bytes> {
     Ok(Bytes::from(buf))
 }
 
-/// Decodes a chunk's Parquet bytes into one batch with the table's schema.
+/// Decodes a chunk's Parquet bytes into one batch with the table's schema. Damaged bytes give
+/// an error naming the chunk, never a panic (the Parquet decoder can panic on some malformed
+/// input; that is caught here).
 pub fn decode_chunk(id: &ObjectId, bytes: Bytes, schema: &SchemaRef) -> Result<RecordBatch> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_chunk_inner(id, bytes, schema)
+    }))
+    .unwrap_or_else(|_| {
+        Err(Error::CorruptObject {
+            id: id.to_hex(),
+            reason: "the chunk does not decode (the Parquet decoder failed on it)".into(),
+        })
+    })
+}
+
+fn decode_chunk_inner(id: &ObjectId, bytes: Bytes, schema: &SchemaRef) -> Result<RecordBatch> {
     let corrupt = |e: String| Error::CorruptObject {
         id: id.to_hex(),
         reason: format!("the chunk does not decode: {e}"),
