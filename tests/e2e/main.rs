@@ -1,14 +1,17 @@
 //! End-to-end tests: the real `strata` binary, run in temporary folders as people run it.
 
+mod backends;
 mod harness;
 
 mod bad_files;
 mod corruption;
+mod diff;
 mod export;
 mod history;
 mod import;
 mod init;
 mod interrupted;
+mod merge;
 mod names;
 mod other_readers;
 mod refs;
