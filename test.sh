@@ -31,5 +31,11 @@ fi
 eval "$(bash localstack/all.sh env)"
 
 echo "== cargo test"
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log
-echo "== all tests passed in $(( $(date +%s) - start )) s"
+status=0
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log || status=$?
+count() { awk -v what="$1" '/^test result:/ { for (i = 1; i < NF; i++) if (index($(i + 1), what) == 1) n += $i } END { print n + 0 }' target/test.log; }
+passed=$(count passed)
+failed=$(count failed)
+echo "== $(( $(date +%s) - start )) s"
+echo "tests: $passed passed, $failed failed"
+exit "$status"
