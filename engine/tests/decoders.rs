@@ -78,11 +78,17 @@ fn a_chunk_round_trips() {
 
 #[tokio::test]
 async fn an_object_of_a_newer_format_is_refused_with_advice_to_upgrade() {
-    let objects = strata_engine::store::Objects::new(Arc::new(object_store::memory::InMemory::new()), "memory");
+    let objects = strata_engine::store::Objects::new(
+        Arc::new(object_store::memory::InMemory::new()),
+        "memory",
+    );
     let mut commit = Commit::new(vec![], Default::default(), "A <a@b>".into(), 0, "m".into());
     commit.format = 99;
     let id = objects.put_json(&commit).await.expect("put");
     let err = Commit::read(&objects, &id).await.expect_err("newer format");
     let text = err.to_string();
-    assert!(text.contains("format 99") && text.contains("upgrade strata"), "{text}");
+    assert!(
+        text.contains("format 99") && text.contains("upgrade strata"),
+        "{text}"
+    );
 }

@@ -157,7 +157,10 @@ fn a_corrupt_working_state_file_is_reported_with_its_path() {
 #[test]
 fn a_repository_written_by_a_newer_format_is_refused_with_advice_to_upgrade() {
     let dir = Dir::with_people();
-    dir.write(".strata/strata.json", r#"{"format":99,"kind":"strata-repository"}"#);
+    dir.write(
+        ".strata/strata.json",
+        r#"{"format":99,"kind":"strata-repository"}"#,
+    );
     let before = dir.snapshot();
     let line = dir.strata(&["status"]).fails_with_one_line();
     assert_mentions(&line, &["format 99", "upgrade strata"]);
