@@ -72,6 +72,8 @@ fn writer_properties() -> WriterProperties {
         ))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(1 << 20))
+        // High-cardinality columns give up dictionary encoding early: faster and smaller.
+        .set_dictionary_page_size_limit(64 * 1024)
         .build()
 }
 
