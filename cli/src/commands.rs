@@ -96,7 +96,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             start,
             delete,
             json,
-        } => branch(&repo, name, start, delete, json).await,
+        } => manage_ref(&repo, RefKind::Branch, name, start, delete, json).await,
         Command::Checkout {
             target,
             start,
@@ -114,7 +114,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             rev,
             delete,
             json,
-        } => tag(&repo, name, rev, delete, json).await,
+        } => manage_ref(&repo, RefKind::Tag, name, rev, delete, json).await,
         Command::Reset { hard: _, rev } => {
             let id = repo.reset_hard(&rev).await?;
             let c = Commit::read(repo.objects(), &id).await?;
@@ -527,52 +527,26 @@ async fn list_refs(repo: &Repository, kind: RefKind, as_json: bool) -> Result<()
     Ok(())
 }
 
-async fn branch(
+/// `branch` and `tag`: list, create at a start point, or delete.
+async fn manage_ref(
     repo: &Repository,
+    kind: RefKind,
     name: Option<String>,
     start: Option<String>,
     delete: Option<String>,
     as_json: bool,
 ) -> Result<()> {
+    let noun = kind.noun();
     if let Some(d) = delete {
-        let old = repo.delete_ref(RefKind::Branch, &d).await?;
-        println!("Deleted branch {d} (was {})", old.short());
+        let old = repo.delete_ref(kind, &d).await?;
+        println!("Deleted {noun} {d} (was {})", old.short());
         return Ok(());
     }
     match name {
-        None => list_refs(repo, RefKind::Branch, as_json).await,
+        None => list_refs(repo, kind, as_json).await,
         Some(n) => {
-            let at = repo
-                .create_ref(RefKind::Branch, &n, start.as_deref())
-                .await?;
-            println!("Created branch {n} at {}", at.short());
-            Ok(())
-        }
-    }
-}
-
-async fn tag(
-    repo: &Repository,
-    name: Option<String>,
-    rev: Option<String>,
-    delete: Option<String>,
-    as_json: bool,
-) -> Result<()> {
-    if let Some(d) = delete {
-        let old = match repo.delete_ref(RefKind::Tag, &d).await {
-            Err(strata_engine::Error::UnknownRevision { .. }) => {
-                return Err(strata_engine::Error::UnknownTag { name: d }.into())
-            }
-            other => other?,
-        };
-        println!("Deleted tag {d} (was {})", old.short());
-        return Ok(());
-    }
-    match name {
-        None => list_refs(repo, RefKind::Tag, as_json).await,
-        Some(n) => {
-            let at = repo.create_ref(RefKind::Tag, &n, rev.as_deref()).await?;
-            println!("Created tag {n} at {}", at.short());
+            let at = repo.create_ref(kind, &n, start.as_deref()).await?;
+            println!("Created {noun} {n} at {}", at.short());
             Ok(())
         }
     }

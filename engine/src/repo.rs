@@ -696,7 +696,7 @@ impl Repository {
         let Some(old) = state.commit() else {
             return Err(match kind {
                 RefKind::Branch => Error::UnknownBranch { name: name.into() },
-                RefKind::Tag => Error::UnknownRevision { rev: name.into() },
+                RefKind::Tag => Error::UnknownTag { name: name.into() },
             });
         };
         self.refs.update(&state, None, self.clock.now()).await?;
