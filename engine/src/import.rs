@@ -277,7 +277,7 @@ impl BatchReader {
         };
         Ok(BatchReader {
             input: input.clone(),
-            inner,
+            inner: read_ahead(inner),
             mapping,
             target,
             required: key_idx.to_vec(),
@@ -286,6 +286,8 @@ impl BatchReader {
     }
 
     /// The next batch in the target schema, with the file row number of its first row.
+    ///
+    /// (Parsing runs on its own thread, a couple of batches ahead: see [`read_ahead`].)
     pub fn next_batch(&mut self) -> Result<Option<(RecordBatch, u64)>> {
         let Some(batch) = self.inner.next() else {
             return Ok(None);
@@ -998,4 +1000,22 @@ impl ChangeSource for MergeRuns {
             .map_err(|e| Error::arrow("merging sort runs", e))?;
         Ok(Some(Rows { batch, keys }))
     }
+}
+
+/// Batches read ahead on a separate thread.
+type BatchIter = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
+/// Runs a reader on its own thread, at most two batches ahead of its consumer, so that parsing
+/// the file overlaps with chunking and encoding. The thread ends when the reader ends or the
+/// consumer goes away.
+fn read_ahead(inner: BatchIter) -> BatchIter {
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    std::thread::spawn(move || {
+        for item in inner {
+            if tx.send(item).is_err() {
+                break;
+            }
+        }
+    });
+    Box::new(rx.into_iter())
 }
