@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::key::{Keys, Rows};
 use crate::schema::TableSchema;
 use crate::store::Objects;
-use crate::table::{apply, ChangeOp, TableObject, VecSource};
+use crate::table::{apply_rows, ChangeOp, TableObject};
 use crate::tree::encode_hex;
 
 /// One conflicting cell.
@@ -362,32 +362,26 @@ pub async fn merge_tables(
     let mut table = target.clone();
     if !upserts.is_empty() {
         let rows = rows_of(&arrow_schema, upserts.into_iter().collect())?;
-        table = apply(
+        table = apply_rows(
             objects,
             name,
-            Some(&table),
-            schema.clone(),
-            table.chunking,
+            &table,
             ChangeOp::Upsert,
-            &mut VecSource(VecDeque::from([rows])),
+            VecDeque::from([rows]),
         )
-        .await?
-        .0;
+        .await?;
     }
     if !deletes.is_empty() {
         deletes.sort();
         let rows = key_rows(&schema, &arrow_schema, &deletes)?;
-        table = apply(
+        table = apply_rows(
             objects,
             name,
-            Some(&table),
-            schema.clone(),
-            table.chunking,
+            &table,
             ChangeOp::Delete,
-            &mut VecSource(VecDeque::from([rows])),
+            VecDeque::from([rows]),
         )
-        .await?
-        .0;
+        .await?;
     }
     let theirs_rows = if theirs_rows.is_empty() {
         Vec::new()

@@ -12,7 +12,7 @@ use crate::merge::{key_rows, merge_tables, Conflict};
 use crate::repo::{Head, Repository, Working};
 use crate::store::layout;
 use crate::store::RefName;
-use crate::table::{apply, store_table, ChangeOp, TableObject, VecSource};
+use crate::table::{apply, apply_rows, store_table, ChangeOp, TableObject, VecSource};
 use crate::tree::decode_hex;
 
 /// A merge that stopped on conflicts (`local/MERGE`).
@@ -308,17 +308,8 @@ impl Repository {
                         crate::table::read_chunk(self.objects(), e, &schema, &key_idx).await?,
                     );
                 }
-                current = apply(
-                    self.objects(),
-                    &name,
-                    Some(&current),
-                    current.schema.clone(),
-                    current.chunking,
-                    ChangeOp::Upsert,
-                    &mut VecSource(parts),
-                )
-                .await?
-                .0;
+                current =
+                    apply_rows(self.objects(), &name, &current, ChangeOp::Upsert, parts).await?;
             }
             let mut deleted: Vec<Vec<u8>> = tc
                 .conflicts
@@ -329,17 +320,9 @@ impl Repository {
             if !deleted.is_empty() {
                 deleted.sort();
                 let rows = key_rows(&current.schema, &current.schema.arrow()?, &deleted)?;
-                current = apply(
-                    self.objects(),
-                    &name,
-                    Some(&current),
-                    current.schema.clone(),
-                    current.chunking,
-                    ChangeOp::Delete,
-                    &mut VecSource(VecDeque::from([rows])),
-                )
-                .await?
-                .0;
+                let rows = VecDeque::from([rows]);
+                current =
+                    apply_rows(self.objects(), &name, &current, ChangeOp::Delete, rows).await?;
             }
             let id = store_table(self.objects(), &current).await?;
             self.set_working_table(&name, Some(id)).await?;

@@ -460,6 +460,27 @@ pub async fn apply(
     ))
 }
 
+/// Applies sorted rows held in memory to a table, keeping its schema and chunking.
+pub async fn apply_rows(
+    objects: &Objects,
+    name: &str,
+    table: &TableObject,
+    op: ChangeOp,
+    rows: VecDeque<Rows>,
+) -> Result<TableObject> {
+    let (t, _) = apply(
+        objects,
+        name,
+        Some(table),
+        table.schema.clone(),
+        table.chunking,
+        op,
+        &mut VecSource(rows),
+    )
+    .await?;
+    Ok(t)
+}
+
 /// Stores a table object and returns its id.
 pub async fn store_table(objects: &Objects, table: &TableObject) -> Result<ObjectId> {
     objects.put_json(table).await
