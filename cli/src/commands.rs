@@ -215,14 +215,6 @@ async fn delete(repo: &Repository, table: &str, keys: &Path, format: Option<Stri
     Ok(())
 }
 
-async fn table_object(
-    repo: &Repository,
-    name: &str,
-    rev: Option<&str>,
-) -> Result<(ObjectId, TableObject)> {
-    Ok(repo.table(name, rev).await?)
-}
-
 async fn table(repo: &Repository, cmd: TableCommand) -> Result<()> {
     match cmd {
         TableCommand::List { rev, json } => {
@@ -256,7 +248,7 @@ async fn table(repo: &Repository, cmd: TableCommand) -> Result<()> {
             }
         }
         TableCommand::Show { table, rev, json } => {
-            let (id, obj) = table_object(repo, &table, rev.as_deref()).await?;
+            let (id, obj) = repo.table(&table, rev.as_deref()).await?;
             let chunks = obj.chunks(repo.objects()).await?;
             if json {
                 print_json(&json!({
@@ -588,7 +580,7 @@ async fn export(
             ),
         },
     };
-    let (_, obj) = table_object(repo, table, rev.as_deref()).await?;
+    let (_, obj) = repo.table(table, rev.as_deref()).await?;
     let dest = if out.as_os_str() == "-" {
         Destination::Stdout
     } else {

@@ -132,7 +132,7 @@ impl Repository {
         self.ensure_clean(false).await?;
         let theirs = self.resolve(rev).await?;
         let head = self.head().await?;
-        let ours = self.head_commit().await?;
+        let ours = self.commit_of(&head).await?;
         let Some(ours) = ours else {
             // An unborn branch simply takes their history.
             self.move_head(&head, None, theirs).await?;

@@ -264,9 +264,14 @@ impl Repository {
 
     /// The commit HEAD points at; `None` on a branch with no commits yet.
     pub async fn head_commit(&self) -> Result<Option<ObjectId>> {
-        match self.head().await? {
-            Head::Detached(id) => Ok(Some(id)),
-            Head::Branch(b) => Ok(self.refs.read(&RefName::branch(&b)?).await?.commit()),
+        self.commit_of(&self.head().await?).await
+    }
+
+    /// The commit a HEAD value names (reading the branch's ref afresh).
+    pub async fn commit_of(&self, head: &Head) -> Result<Option<ObjectId>> {
+        match head {
+            Head::Detached(id) => Ok(Some(*id)),
+            Head::Branch(b) => Ok(self.refs.read(&RefName::branch(b)?).await?.commit()),
         }
     }
 
@@ -387,7 +392,7 @@ impl Repository {
             ));
         }
         let head = self.head().await?;
-        let parent = self.head_commit().await?;
+        let parent = self.commit_of(&head).await?;
         let working = self.working().await?;
         let merging = self.merge_parent().await?;
         if merging.is_none() && working.tables == self.commit_tables(parent).await? {
@@ -706,19 +711,16 @@ impl Repository {
     /// Switches to a branch (or detaches at a revision), replacing the working tables.
     /// Refuses over uncommitted changes unless `force`.
     pub async fn checkout(&self, target: &str, force: bool) -> Result<Head> {
-        let is_branch = validate_name("branch", target).is_ok()
-            && self
-                .refs
-                .read(&RefName::branch(target)?)
-                .await?
-                .commit()
-                .is_some();
-        let (head, commit) = if is_branch {
-            let c = self.refs.read(&RefName::branch(target)?).await?.commit();
-            (Head::Branch(target.into()), c)
-        } else {
-            let id = self.resolve(target).await?;
-            (Head::Detached(id), Some(id))
+        let branch_commit = match RefName::branch(target) {
+            Ok(name) => self.refs.read(&name).await?.commit(),
+            Err(_) => None,
+        };
+        let (head, commit) = match branch_commit {
+            Some(c) => (Head::Branch(target.into()), Some(c)),
+            None => {
+                let id = self.resolve(target).await?;
+                (Head::Detached(id), Some(id))
+            }
         };
         if force {
             self.delete_local("MERGE").await?;
