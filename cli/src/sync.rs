@@ -74,6 +74,21 @@ pub enum SyncCommand {
         #[arg(long)]
         author: Option<String>,
     },
+    /// Delete objects that no ref reaches, locally or on a remote, and compact old ref records.
+    Gc {
+        /// Collect this remote instead of the local repository.
+        #[arg(long)]
+        remote: Option<String>,
+        /// Report what would be removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Take the remote's collection lock from a collection that is not running any more
+        /// (interrupted elsewhere). Use only when sure.
+        #[arg(long, requires = "remote")]
+        break_lock: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check that every object reachable from the refs exists, matches its id and decodes.
     Fsck {
         /// Check this remote instead of the local repository.
@@ -137,6 +152,12 @@ impl TransferBar {
 }
 
 impl strata_engine::Progress for TransferBar {
+    fn advance(&self, bytes: u64) {
+        let b = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.bar.set_message(indicatif::HumanBytes(b).to_string());
+        self.bar.tick();
+    }
+
     fn object(&self, bytes: u64) {
         let n = self.objects.fetch_add(1, Ordering::Relaxed) + 1;
         let b = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
@@ -259,6 +280,7 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
                 atomic,
                 tags,
                 set_upstream,
+                gc_wait: gc_wait()?,
             };
             push(repo, remote, branches, delete, opts).await
         }
@@ -268,8 +290,112 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
             ff_only,
             author,
         } => pull(repo, remote, branch, ff_only, author).await,
+        SyncCommand::Gc {
+            remote,
+            dry_run,
+            break_lock,
+            json,
+        } => gc(repo, remote, dry_run, break_lock, json).await,
         SyncCommand::Fsck { remote, json } => fsck(repo, remote, json).await,
     }
+}
+
+/// `STRATA_GC_WAIT`: seconds a push waits for a garbage collection on the remote.
+fn gc_wait() -> Result<Option<std::time::Duration>> {
+    match std::env::var("STRATA_GC_WAIT") {
+        Ok(v) => {
+            let secs: u64 = v.trim().parse().with_context(|| {
+                format!("STRATA_GC_WAIT='{v}' is not a number of seconds; set it to e.g. 120")
+            })?;
+            Ok(Some(std::time::Duration::from_secs(secs)))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+async fn gc(
+    repo: &Repository,
+    remote: Option<String>,
+    dry_run: bool,
+    break_lock: bool,
+    as_json: bool,
+) -> Result<()> {
+    let bar = TransferBar::new(if dry_run { "checking" } else { "collecting" });
+    let (location, report) = match &remote {
+        None => {
+            if !dry_run {
+                repo.lock_exclusive()?;
+            }
+            let result = repo.gc(dry_run, &bar).await;
+            bar.done();
+            let report = strata_remote::gc::RemoteGcReport {
+                gc: result?,
+                ..Default::default()
+            };
+            (repo.root().display().to_string(), report)
+        }
+        Some(name) => {
+            let r = Remote::configured(repo, name, false).await?;
+            // Only one collection of a remote runs from this repository at a time; holding
+            // this lock proves that a lock on the remote carrying this repository's writer id
+            // belongs to a collection that was interrupted.
+            let path = repo
+                .root()
+                .join(strata_engine::repo::DOT_DIR)
+                .join("local")
+                .join("remote-gc.lock");
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            if file.try_lock().is_err() {
+                bail!("another garbage collection of a remote is running from this repository; wait for it to finish");
+            }
+            let opts = strata_remote::gc::GcOptions {
+                dry_run,
+                break_lock,
+                resume_own: true,
+            };
+            let result =
+                strata_remote::gc::collect(&r, &[repo.objects()], &opts, repo.now(), &bar).await;
+            bar.done();
+            drop(file);
+            (r.url.clone(), result?)
+        }
+    };
+    if as_json {
+        return crate::commands::print_json(&serde_json::to_value(&report)?);
+    }
+    if let Some(old) = &report.took_over {
+        eprintln!("Took over from the interrupted garbage collection {old}");
+    }
+    let g = &report.gc;
+    let verb = if g.dry_run { "Would remove" } else { "Removed" };
+    println!(
+        "{verb} {} objects ({}) from {location}; kept {} objects ({})",
+        g.removed.objects,
+        indicatif::HumanBytes(g.removed.bytes),
+        g.kept.objects,
+        indicatif::HumanBytes(g.kept.bytes)
+    );
+    if g.ref_records > 0 {
+        println!("Removed {} old ref records", g.ref_records);
+    }
+    if report.fenced > 0 {
+        println!(
+            "Fenced {} ref records of pushes in flight (they start over after this collection)",
+            report.fenced
+        );
+    }
+    if report.leases > 0 {
+        println!(
+            "{} pushes had not finished (still running, or interrupted); their leases stay until they end",
+            report.leases
+        );
+    }
+    Ok(())
 }
 
 async fn remote(repo: &Repository, cmd: RemoteCommand) -> Result<()> {

@@ -110,6 +110,10 @@ pub enum Error {
         actual: String,
     },
 
+    /// A garbage collection took the record this write needed (docs/protocol.md, section 8).
+    #[error("ref {name} was fenced by garbage collection {gc} while this write was in flight; re-check the objects and write again")]
+    Fenced { name: String, gc: String },
+
     #[error(
         "you have uncommitted changes in {tables}; commit them first (or discard them with 'strata reset --hard')"
     )]
@@ -146,7 +150,13 @@ pub enum Error {
 impl Error {
     /// True when a conditional ref update lost to a concurrent writer.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::RefConflict { .. })
+        matches!(self, Error::RefConflict { .. } | Error::Fenced { .. })
+    }
+
+    /// True when the write lost to a garbage collection's fence (the writer must re-check
+    /// the objects it relies on, then retry).
+    pub fn is_fence(&self) -> bool {
+        matches!(self, Error::Fenced { .. })
     }
 
     pub(crate) fn arrow(what: impl Into<String>, source: arrow::error::ArrowError) -> Self {

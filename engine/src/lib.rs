@@ -12,6 +12,7 @@ pub mod diff;
 pub mod edit;
 pub mod error;
 pub mod export;
+pub mod gc;
 pub mod id;
 pub mod import;
 pub mod key;

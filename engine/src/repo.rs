@@ -73,6 +73,8 @@ pub struct Repository {
     objects: Objects,
     refs: RefLog,
     clock: Arc<dyn Clock>,
+    /// `local/lock`, held shared by every command and exclusively by garbage collection.
+    lock: Option<Arc<std::fs::File>>,
 }
 
 fn local_store(dot: &Path) -> Result<Arc<dyn ObjectStore>> {
@@ -94,7 +96,60 @@ async fn get_opt(
     }
 }
 
+/// Opens `path` and holds a shared lock on it, waiting while garbage collection holds it
+/// exclusively. Without a lock file (a read-only folder), commands run unlocked.
+fn take_shared_lock(path: &Path) -> Option<Arc<std::fs::File>> {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = match std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "no repository lock");
+            return None;
+        }
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::info!("waiting for a garbage collection of this repository to finish");
+            if let Err(e) = file.lock_shared() {
+                tracing::debug!(error = %e, "could not lock the repository");
+            }
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::debug!(error = %e, "could not lock the repository");
+        }
+    }
+    Some(Arc::new(file))
+}
+
 impl Repository {
+    /// Takes the repository lock exclusively (garbage collection): fails when another
+    /// strata command is using the repository.
+    pub fn lock_exclusive(&self) -> Result<()> {
+        let Some(file) = &self.lock else {
+            return Err(Error::Invalid(
+                "cannot lock the repository (is .strata/local writable?); garbage collection needs the lock".into(),
+            ));
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Invalid(
+                "another strata command is using this repository; run gc again when it has finished".into(),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::Io {
+                path: self.root.join(DOT_DIR).join("local").join("lock"),
+                source: e,
+            }),
+        }
+    }
+
     /// Creates a repository in `dir` (made if missing).
     pub async fn init(dir: &Path) -> Result<Self> {
         let dot = dir.join(DOT_DIR);
@@ -174,7 +229,9 @@ impl Repository {
         config: LocalConfig,
     ) -> Result<Self> {
         let location = root.join(DOT_DIR).display().to_string();
+        let lock = take_shared_lock(&root.join(DOT_DIR).join("local").join("lock"));
         Ok(Repository {
+            lock,
             objects: Objects::new(store.clone(), location),
             refs: RefLog::new(store.clone(), config.writer),
             store,

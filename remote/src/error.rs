@@ -51,6 +51,14 @@ pub enum Error {
     #[error("refusing {url}: the store does not enforce conditional writes ({detail}), so concurrent pushes could silently overwrite each other; use a store that does (S3, MinIO, Ceph, GCS, Azure, a local folder), or accept the risk with --option allow_unsafe_store=true")]
     UnsafeStore { url: String, detail: String },
 
+    #[error("a garbage collection ({id}, started {since}) holds {url}; wait for it to finish. If it was interrupted, run `strata gc --remote {remote}` in the repository that started it, or `strata gc --remote {remote} --break-lock` if you are sure it is not running")]
+    GcRunning {
+        url: String,
+        remote: String,
+        id: String,
+        since: String,
+    },
+
     #[error("{0}")]
     Invalid(String),
 }

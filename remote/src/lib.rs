@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod error;
 pub mod fetch;
 pub mod fsck;
+pub mod gc;
 pub mod probe;
 pub mod push;
 pub mod remote;

@@ -2,12 +2,14 @@
 //! (docs/protocol.md, section 6).
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use strata_engine::store::{RefKind, RefName, RefState};
 use strata_engine::{ObjectId, Progress, Repository};
 
 use crate::config::{self, Upstream};
 use crate::error::{Error, Result};
+use crate::gc;
 use crate::remote::Remote;
 use crate::transfer::{Transfer, TransferStats};
 
@@ -28,6 +30,8 @@ pub struct PushOptions {
     pub atomic: bool,
     pub tags: bool,
     pub set_upstream: bool,
+    /// How long to wait for a garbage collection on the remote (default [`DEFAULT_GC_WAIT`]).
+    pub gc_wait: Option<Duration>,
 }
 
 /// What happened to one ref.
@@ -63,6 +67,12 @@ struct Planned {
     kind: UpdateKind,
 }
 
+/// How long a push waits for a garbage collection on the remote before giving up.
+pub const DEFAULT_GC_WAIT: Duration = Duration::from_secs(120);
+
+/// How often a push starts over after a garbage collection fenced it.
+const MAX_ATTEMPTS: usize = 5;
+
 /// Pushes local `branches` (and with `opts.tags`, all tags), and deletes `deletes` on the remote.
 pub async fn push(
     repo: &Repository,
@@ -96,11 +106,70 @@ pub async fn push(
         }
     }
 
+    // Refs moved by an attempt that a garbage collection then fenced: the next attempt finds
+    // them up to date, but they moved in this push.
+    let mut moved_earlier: Vec<RefUpdate> = Vec::new();
+    let mut transferred = TransferStats::default();
+    for _ in 0..MAX_ATTEMPTS {
+        let wait = match attempt(repo, remote, &wanted, opts, progress).await? {
+            Attempt::Done(mut report) => {
+                for u in &mut report.updates {
+                    if u.kind == UpdateKind::UpToDate {
+                        if let Some(earlier) = moved_earlier.iter().find(|e| e.name == u.name) {
+                            *u = earlier.clone();
+                        }
+                    }
+                }
+                report.transferred.objects += transferred.objects;
+                report.transferred.bytes += transferred.bytes;
+                remember(repo, remote, &report, opts).await?;
+                return Ok(report);
+            }
+            Attempt::Fenced { moved, stats, lock } => {
+                moved_earlier.extend(moved);
+                transferred.objects += stats.objects;
+                transferred.bytes += stats.bytes;
+                lock
+            }
+        };
+        let lock = match wait {
+            Some(lock) => Some(lock),
+            None => gc::current_lock(remote).await?,
+        };
+        if let Some(lock) = lock {
+            gc::wait_for_gc(remote, lock, opts.gc_wait.unwrap_or(DEFAULT_GC_WAIT)).await?;
+        }
+    }
+    Err(Error::Invalid(format!(
+        "garbage collections on remote '{}' interrupted this push {MAX_ATTEMPTS} times; push again",
+        remote.name
+    )))
+}
+
+/// What one attempt of a push came to.
+enum Attempt {
+    Done(PushReport),
+    /// A garbage collection runs (`lock`) or fenced this attempt: wait, then start over.
+    Fenced {
+        moved: Vec<RefUpdate>,
+        stats: TransferStats,
+        lock: Option<gc::GcLock>,
+    },
+}
+
+/// One attempt: read the refs, announce the records to create, upload, move the refs.
+async fn attempt(
+    repo: &Repository,
+    remote: &Remote,
+    wanted: &[(RefName, Option<ObjectId>)],
+    opts: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<Attempt> {
     // 1-2. Read every target ref afresh and check its update.
     let mut report = PushReport::default();
     let mut planned: Vec<Planned> = Vec::new();
     let mut reach_cache: HashMap<ObjectId, HashSet<ObjectId>> = HashMap::new();
-    for (name, new) in wanted {
+    for (name, new) in wanted.iter().cloned() {
         let state = remote.refs.read(&name).await?;
         let old = state.commit();
         match check(repo, remote, &name, old, new, opts, &mut reach_cache).await {
@@ -117,25 +186,74 @@ pub async fn push(
             Err(e) => return Err(e),
         }
     }
-    if opts.atomic && !report.rejected.is_empty() {
-        return Ok(report);
+    if planned.is_empty() || (opts.atomic && !report.rejected.is_empty()) {
+        return Ok(Attempt::Done(report));
     }
 
-    // 3-4. Upload everything the new values reach, oldest first.
-    let tips: Vec<ObjectId> = planned.iter().filter_map(|p| p.new).collect();
-    let mut known = HashSet::new();
+    // Announce the records this attempt may create (an atomic push may also roll back).
+    let mut slots = Vec::new();
     for p in &planned {
-        if let Some(old) = p.state.commit() {
-            if repo
-                .objects()
-                .exists(strata_engine::store::ObjectKind::Meta, &old)
-                .await?
-            {
-                known.extend(repo.reachable(old).await?);
-            }
+        let seqs = if opts.atomic && planned.len() > 1 {
+            vec![p.state.seq + 1, p.state.seq + 2]
+        } else {
+            vec![p.state.seq + 1]
+        };
+        for seq in seqs {
+            slots.push(gc::Slot {
+                ref_name: p.state.name.to_string(),
+                seq,
+            });
         }
     }
-    let transfer = Transfer::new(repo.objects(), &remote.objects, repo.objects(), progress);
+    let lease = match gc::announce(remote, slots, repo.now()).await? {
+        Ok(lease) => lease,
+        Err(lock) => {
+            return Ok(Attempt::Fenced {
+                moved: Vec::new(),
+                stats: TransferStats::default(),
+                lock: Some(lock),
+            })
+        }
+    };
+    let outcome = upload_and_move(repo, remote, planned, report, opts, progress).await;
+    lease.withdraw().await;
+    outcome
+}
+
+/// Steps 3-5 of a push, under a lease.
+async fn upload_and_move(
+    repo: &Repository,
+    remote: &Remote,
+    planned: Vec<Planned>,
+    mut report: PushReport,
+    opts: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<Attempt> {
+    // 3-4. Upload everything the new values reach, oldest first. Only what the remote's refs
+    // reach is taken as complete there.
+    let tips: Vec<ObjectId> = planned.iter().filter_map(|p| p.new).collect();
+    let mut anchors: Vec<ObjectId> = planned.iter().filter_map(|p| p.state.commit()).collect();
+    if planned.iter().any(|p| p.kind != UpdateKind::FastForward) {
+        // A new or forced ref: the remote's other branches may already hold most of it.
+        for (_, c) in remote.refs.list(RefKind::Branch).await? {
+            anchors.push(c);
+        }
+    }
+    let mut known = HashSet::new();
+    for a in anchors {
+        if known.contains(&a) {
+            continue;
+        }
+        if repo
+            .objects()
+            .exists(strata_engine::store::ObjectKind::Meta, &a)
+            .await?
+        {
+            known.extend(repo.reachable(a).await?);
+        }
+    }
+    let transfer = Transfer::new(repo.objects(), &remote.objects, repo.objects(), progress)
+        .checking_presence();
     let missing = transfer.missing_commits(&tips, &known).await?;
     tracing::info!(remote = %remote.url, commits = missing.len(), "uploading");
     transfer.copy_commits(missing).await?;
@@ -155,6 +273,22 @@ pub async fn push(
                     kind: p.kind,
                 });
             }
+            Err(e) if e.is_fence() => {
+                // A garbage collection may have deleted what this attempt relied on: the
+                // refs not moved yet are pushed again, from the start, once it has finished.
+                tracing::info!(r#ref = %name, "fenced by a garbage collection; pushing again after it");
+                let stats = report.transferred;
+                let moved = report
+                    .updates
+                    .into_iter()
+                    .filter(|u| u.kind != UpdateKind::UpToDate)
+                    .collect();
+                return Ok(Attempt::Fenced {
+                    moved,
+                    stats,
+                    lock: None,
+                });
+            }
             Err(e) if e.is_conflict() => {
                 let rejection = Error::Moved {
                     branch: name.name.clone(),
@@ -163,7 +297,7 @@ pub async fn push(
                     roll_back(repo, remote, moved).await;
                     report.updates.clear();
                     report.rejected.push(rejection);
-                    return Ok(report);
+                    return Ok(Attempt::Done(report));
                 }
                 report.rejected.push(rejection);
             }
@@ -175,8 +309,16 @@ pub async fn push(
             }
         }
     }
+    Ok(Attempt::Done(report))
+}
 
-    // 6. Remember where the remote branches are now.
+/// 6. Remembers where the remote branches are now (and the upstreams with `-u`).
+async fn remember(
+    repo: &Repository,
+    remote: &Remote,
+    report: &PushReport,
+    opts: &PushOptions,
+) -> Result<()> {
     for u in &report.updates {
         if u.name.kind == RefKind::Branch {
             repo.set_remote_tracking(&remote.name, &u.name.name, u.new)
@@ -190,7 +332,7 @@ pub async fn push(
             }
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 async fn check(

@@ -159,7 +159,7 @@ impl Remote {
         }
     }
 
-    fn storage(&self, path: &object_store::path::Path, e: object_store::Error) -> Error {
+    pub(crate) fn storage(&self, path: &object_store::path::Path, e: object_store::Error) -> Error {
         Error::Engine(strata_engine::Error::Storage {
             path: format!("{}/{}", self.url.trim_end_matches('/'), path),
             source: e,

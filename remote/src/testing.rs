@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, StreamExt};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
 /// What a [`FaultStore`] does to the call it targets.
@@ -28,33 +28,19 @@ pub enum Fault {
 #[derive(Debug)]
 pub struct FaultStore {
     inner: Arc<dyn ObjectStore>,
+    state: Arc<FaultState>,
+}
+
+#[derive(Debug)]
+struct FaultState {
     target: u64,
     fault: Fault,
     calls: AtomicU64,
-    /// Set once the fault has fired.
-    pub fired: Mutex<Option<String>>,
+    /// Set once the fault has fired: which call it hit.
+    fired: Mutex<Option<String>>,
 }
 
-impl FaultStore {
-    pub fn new(inner: Arc<dyn ObjectStore>, target: u64, fault: Fault) -> Self {
-        FaultStore {
-            inner,
-            target,
-            fault,
-            calls: AtomicU64::new(0),
-            fired: Mutex::new(None),
-        }
-    }
-
-    /// Calls seen so far.
-    pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    pub fn has_fired(&self) -> bool {
-        self.fired.lock().map(|f| f.is_some()).unwrap_or(false)
-    }
-
+impl FaultState {
     /// Whether this call is the targeted one (and so what to do).
     fn next(&self, what: &str, path: &Path) -> Option<Fault> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
@@ -66,6 +52,38 @@ impl FaultStore {
         } else {
             None
         }
+    }
+}
+
+impl FaultStore {
+    pub fn new(inner: Arc<dyn ObjectStore>, target: u64, fault: Fault) -> Self {
+        FaultStore {
+            inner,
+            state: Arc::new(FaultState {
+                target,
+                fault,
+                calls: AtomicU64::new(0),
+                fired: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Calls seen so far.
+    pub fn calls(&self) -> u64 {
+        self.state.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn has_fired(&self) -> bool {
+        self.fired().is_some()
+    }
+
+    /// The call the fault hit, once it has fired.
+    pub fn fired(&self) -> Option<String> {
+        self.state.fired.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn next(&self, what: &str, path: &Path) -> Option<Fault> {
+        self.state.next(what, path)
     }
 
     fn error(path: &Path) -> object_store::Error {
@@ -129,7 +147,24 @@ impl ObjectStore for FaultStore {
         &self,
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
+        let inner = self.inner.clone();
+        let state = self.state.clone();
+        Box::pin(locations.then(move |path| {
+            let inner = inner.clone();
+            let state = state.clone();
+            async move {
+                let path = path?;
+                let fault = state.next("delete", &path);
+                if fault == Some(Fault::Fail) {
+                    return Err(Self::error(&path));
+                }
+                inner.delete(&path).await?;
+                match fault {
+                    Some(_) => Err(Self::error(&path)),
+                    None => Ok(path),
+                }
+            }
+        }))
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
@@ -137,6 +172,18 @@ impl ObjectStore for FaultStore {
         match self.next("list", &p) {
             Some(_) => Box::pin(futures::stream::once(async move { Err(Self::error(&p)) })),
             None => self.inner.list(prefix),
+        }
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        let p = prefix.cloned().unwrap_or_default();
+        match self.next("list", &p) {
+            Some(_) => Box::pin(futures::stream::once(async move { Err(Self::error(&p)) })),
+            None => self.inner.list_with_offset(prefix, offset),
         }
     }
 
@@ -163,6 +210,7 @@ pub struct Counts {
     pub gets: AtomicU64,
     pub heads: AtomicU64,
     pub lists: AtomicU64,
+    pub deletes: AtomicU64,
     pub bytes_put: AtomicU64,
     pub bytes_got: AtomicU64,
 }
@@ -173,6 +221,7 @@ impl Counts {
             + self.gets.load(Ordering::SeqCst)
             + self.heads.load(Ordering::SeqCst)
             + self.lists.load(Ordering::SeqCst)
+            + self.deletes.load(Ordering::SeqCst)
     }
 
     pub fn reset(&self) {
@@ -181,6 +230,7 @@ impl Counts {
             &self.gets,
             &self.heads,
             &self.lists,
+            &self.deletes,
             &self.bytes_put,
             &self.bytes_got,
         ] {
@@ -190,12 +240,13 @@ impl Counts {
 
     pub fn summary(&self) -> String {
         format!(
-            "{} requests ({} PUT, {} GET, {} HEAD, {} LIST), {} bytes up, {} bytes down",
+            "{} requests ({} PUT, {} GET, {} HEAD, {} LIST, {} DELETE), {} bytes up, {} bytes down",
             self.requests(),
             self.puts.load(Ordering::SeqCst),
             self.gets.load(Ordering::SeqCst),
             self.heads.load(Ordering::SeqCst),
             self.lists.load(Ordering::SeqCst),
+            self.deletes.load(Ordering::SeqCst),
             self.bytes_put.load(Ordering::SeqCst),
             self.bytes_got.load(Ordering::SeqCst)
         )
@@ -265,12 +316,25 @@ impl ObjectStore for CountingStore {
         &self,
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
+        let counts = self.counts.clone();
+        self.inner
+            .delete_stream(Box::pin(locations.inspect(move |_| {
+                counts.deletes.fetch_add(1, Ordering::SeqCst);
+            })))
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         self.counts.lists.fetch_add(1, Ordering::SeqCst);
         self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.counts.lists.fetch_add(1, Ordering::SeqCst);
+        self.inner.list_with_offset(prefix, offset)
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {

@@ -1,5 +1,10 @@
 //! Copying the objects of commits from one store to another, dependencies first, skipping
-//! everything the destination has (docs/protocol.md, section 6, "the completeness invariant").
+//! what the destination has (docs/protocol.md, section 6, "the completeness invariant").
+//!
+//! Into a local repository, an object that is present is complete (the local store is only
+//! collected under an exclusive lock). On a remote, only objects reachable from a ref are
+//! known to be complete: an unreachable object may have lost its dependencies to a garbage
+//! collection, so an upload checks below every object it did not reach from a ref.
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,6 +33,9 @@ pub struct Transfer<'a> {
     pub dst: &'a Objects,
     pub local: &'a Objects,
     pub progress: &'a dyn Progress,
+    /// Whether an object present on `dst` may be taken as complete (true into a local
+    /// repository; false onto a remote, see the module documentation).
+    trust_presence: bool,
     stats: std::sync::Mutex<TransferStats>,
 }
 
@@ -43,8 +51,16 @@ impl<'a> Transfer<'a> {
             dst,
             local,
             progress,
+            trust_presence: true,
             stats: Default::default(),
         }
+    }
+
+    /// An upload to a remote: objects present there are checked below (not taken as complete)
+    /// unless a ref reaches them.
+    pub fn checking_presence(mut self) -> Self {
+        self.trust_presence = false;
+        self
     }
 
     pub fn stats(&self) -> TransferStats {
@@ -59,7 +75,8 @@ impl<'a> Transfer<'a> {
     }
 
     /// The commits reachable from `tips` that `dst` lacks, parents before children. Paths stop
-    /// at commits in `known` (complete on `dst`) or present on `dst`.
+    /// at commits in `known` (complete on `dst`), or present on `dst` when presence is trusted.
+    /// Without that trust, every commit not in `known` is returned (and checked by the copy).
     pub async fn missing_commits(
         &self,
         tips: &[ObjectId],
@@ -72,7 +89,7 @@ impl<'a> Transfer<'a> {
             if !seen.insert(id) || known.contains(&id) {
                 continue;
             }
-            if self.dst.exists(ObjectKind::Meta, &id).await? {
+            if self.trust_presence && self.dst.exists(ObjectKind::Meta, &id).await? {
                 continue;
             }
             let commit = Commit::read(self.src, &id).await?;
@@ -135,7 +152,9 @@ impl<'a> Transfer<'a> {
                 }
                 self.copy_table(table, &parents).await?;
             }
-            self.copy_object(ObjectKind::Meta, id).await?;
+            if self.trust_presence || !self.dst.exists(ObjectKind::Meta, &id).await? {
+                self.copy_object(ObjectKind::Meta, id).await?;
+            }
         }
         Ok(())
     }
@@ -151,7 +170,8 @@ impl<'a> Transfer<'a> {
 
     /// Copies a table object and the parts of its index and chunks that `dst` lacks.
     pub async fn copy_table(&self, id: &ObjectId, parents: &[ObjectId]) -> Result<()> {
-        if self.dst.exists(ObjectKind::Meta, id).await? {
+        let exists = self.dst.exists(ObjectKind::Meta, id).await?;
+        if exists && self.trust_presence {
             return Ok(());
         }
         let table = TableObject::read(self.src, id).await?;
@@ -168,12 +188,19 @@ impl<'a> Transfer<'a> {
             chunks: present_chunks,
         };
         self.copy_node(table.index, &present).await?;
+        if exists {
+            return Ok(());
+        }
         self.copy_object(ObjectKind::Meta, *id).await
     }
 
     fn copy_node<'b>(&'b self, id: ObjectId, present: &'b Present) -> BoxFuture<'b, Result<()>> {
         Box::pin(async move {
-            if present.nodes.contains(&id) || self.dst.exists(ObjectKind::Meta, &id).await? {
+            if present.nodes.contains(&id) {
+                return Ok(());
+            }
+            let exists = self.dst.exists(ObjectKind::Meta, &id).await?;
+            if exists && self.trust_presence {
                 return Ok(());
             }
             let bytes = self.src.get(ObjectKind::Meta, &id).await?;
@@ -205,9 +232,11 @@ impl<'a> Transfer<'a> {
                     self.copy_node(e.id, present).await?;
                 }
             }
-            let len = bytes.len();
-            self.dst.put_with_id(ObjectKind::Meta, id, bytes).await?;
-            self.count(len);
+            if !exists {
+                let len = bytes.len();
+                self.dst.put_with_id(ObjectKind::Meta, id, bytes).await?;
+                self.count(len);
+            }
             Ok(())
         })
     }

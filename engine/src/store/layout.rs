@@ -49,8 +49,48 @@ pub fn ref_record(kind: RefKind, name: &str, seq: u64) -> Path {
     Path::from(format!("refs/{}/{name}/{seq:020}", kind.dir()))
 }
 
+/// The file name of a ref's advisory hint.
+pub const HINT: &str = "latest";
+
 pub fn ref_hint(kind: RefKind, name: &str) -> Path {
-    Path::from(format!("refs/{}/{name}/latest", kind.dir()))
+    Path::from(format!("refs/{}/{name}/{HINT}", kind.dir()))
+}
+
+/// The garbage collection lock of a store (docs/protocol.md, section 8).
+pub fn gc_lock() -> Path {
+    Path::from("gc/lock")
+}
+
+/// The folder of push leases.
+pub fn leases_dir() -> Path {
+    Path::from("leases")
+}
+
+pub fn lease(id: &str) -> Path {
+    Path::from(format!("leases/{id}"))
+}
+
+/// Folders holding immutable objects.
+pub const OBJECTS_DIR: &str = "objects";
+pub const CHUNKS_DIR: &str = "chunks";
+
+/// Parses an object key (`objects/ab/cdef...` or `chunks/ab/cdef....parquet`) back into its
+/// kind and id; `None` for any other key.
+pub fn parse_object(path: &Path) -> Option<(crate::store::ObjectKind, ObjectId)> {
+    let parts: Vec<_> = path.parts().collect();
+    let [dir, prefix, file] = parts.as_slice() else {
+        return None;
+    };
+    let (kind, rest) = match dir.as_ref() {
+        OBJECTS_DIR => (crate::store::ObjectKind::Meta, file.as_ref()),
+        CHUNKS_DIR => (
+            crate::store::ObjectKind::Chunk,
+            file.as_ref().strip_suffix(".parquet")?,
+        ),
+        _ => return None,
+    };
+    let id: ObjectId = format!("{}{rest}", prefix.as_ref()).parse().ok()?;
+    (kind.path(&id) == *path).then_some((kind, id))
 }
 
 /// Parses the sequence number out of a record's file name; `None` for the hint.

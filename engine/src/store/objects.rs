@@ -12,7 +12,7 @@ use crate::id::ObjectId;
 use crate::store::{layout, storage_error};
 
 /// What an object holds, which decides where it lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ObjectKind {
     /// JSON metadata: commits, tables, index nodes.
     Meta,

@@ -6,18 +6,21 @@
 //! 2. Moving a ref from the record `n` it was read at means creating record `n + 1` with a
 //!    create-only put. Exactly one writer can create a given number, on every backend that
 //!    honours `PutMode::Create` (local directory, S3, GCS, Azure, memory).
-//! 3. Numbers only grow and records are never rewritten; a deleted ref is a record with no
-//!    commit, so re-creating it continues the numbering. A stale writer therefore can never
-//!    win with an old number: there is no ABA.
-//! 4. The newest record is found in O(1) requests: `latest` holds a copy of a recent record
-//!    (an advisory hint, never trusted alone); the reader then asks for `n + 1`, `n + 2`, ...
-//!    until one is missing. Normally that is one GET and one HEAD.
+//! 3. Numbers only grow; a deleted ref is a record with no commit, so re-creating it continues
+//!    the numbering. A stale writer therefore can never win with an old number: there is no ABA.
+//! 4. The newest record is found in two requests: `latest` holds a copy of a recent record (an
+//!    advisory hint, never trusted alone); the reader then lists the records after it.
 //! 5. An ambiguous outcome (an error or a retried write that reports "already exists") is
 //!    resolved by reading record `n + 1` back and comparing writer id and nonce.
+//! 6. Old records are removed by compaction (garbage collection), which always keeps the
+//!    newest record and every record a writer announced in a lease, so no number a writer
+//!    may still try to create is ever freed again.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
+use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -80,6 +83,25 @@ impl RefName {
     pub fn tag(name: &str) -> Result<Self> {
         Self::new(RefKind::Tag, name)
     }
+
+    /// Parses the full form `refs/heads/NAME` or `refs/tags/NAME`.
+    pub fn parse(full: &str) -> Result<Self> {
+        match full
+            .split_once('/')
+            .and_then(|(r, rest)| (r == "refs").then_some(rest))
+        {
+            Some(rest) => match rest.split_once('/') {
+                Some(("heads", n)) => Self::branch(n),
+                Some(("tags", n)) => Self::tag(n),
+                _ => Err(Error::Invalid(format!(
+                    "'{full}' is not a ref (refs/heads/NAME or refs/tags/NAME)"
+                ))),
+            },
+            None => Err(Error::Invalid(format!(
+                "'{full}' is not a ref (refs/heads/NAME or refs/tags/NAME)"
+            ))),
+        }
+    }
 }
 
 impl fmt::Display for RefName {
@@ -104,6 +126,9 @@ pub struct RefRecord {
     pub nonce: String,
     /// Seconds since the Unix epoch, for people; never used for ordering.
     pub time: i64,
+    /// Set on a fence record written by garbage collection run `gc` (the commit is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc: Option<String>,
 }
 
 /// What a read found: the newest record number (0 when the ref never existed) and its record.
@@ -159,62 +184,159 @@ impl RefLog {
         Ok(Some(rec))
     }
 
-    async fn record_exists(&self, path: &Path) -> Result<bool> {
-        match self.store.head(path).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(storage_error(path, e)),
-        }
+    /// The record numbers present in a ref's folder after `after` (all of them for 0), in
+    /// increasing order. Listing (rather than probing numbers one by one) is what makes reads
+    /// correct while compaction removes old records.
+    async fn listed_seqs(&self, name: &RefName, after: u64) -> Result<Vec<u64>> {
+        let dir = layout::ref_dir(name.kind, &name.name);
+        let listing = if after == 0 {
+            self.store.list(Some(&dir))
+        } else {
+            let offset = layout::ref_record(name.kind, &name.name, after);
+            self.store.list_with_offset(Some(&dir), &offset)
+        };
+        let metas: Vec<object_store::ObjectMeta> = listing
+            .try_collect()
+            .await
+            .map_err(|e| storage_error(&dir, e))?;
+        let mut seqs: Vec<u64> = metas
+            .iter()
+            .filter(|m| {
+                m.location
+                    .prefix_match(&dir)
+                    .is_some_and(|mut p| p.nth(1).is_none())
+            })
+            .filter_map(|m| m.location.filename().and_then(layout::parse_record_seq))
+            .filter(|s| *s > after)
+            .collect();
+        seqs.sort_unstable();
+        Ok(seqs)
     }
 
-    /// The highest record number present, by listing (used only when the hint is missing).
-    async fn max_listed_seq(&self, name: &RefName) -> Result<u64> {
-        let dir = layout::ref_dir(name.kind, &name.name);
+    /// Reads the newest record of a ref, from storage, every time: the `latest` hint (if it
+    /// decodes and names this ref), then a listing of the records after it.
+    pub async fn read(&self, name: &RefName) -> Result<RefState> {
+        let hint_path = layout::ref_hint(name.kind, &name.name);
+        // A hint that does not decode is ignored: it is only a starting point.
+        let hint = match self.get_record(&hint_path).await {
+            Ok(Some(h)) if h.ref_name == name.to_string() && h.seq > 0 => Some(h),
+            _ => None,
+        };
+        let mut after = hint.as_ref().map_or(0, |h| h.seq);
+        for _ in 0..3 {
+            let newest = self.listed_seqs(name, after).await?.last().copied();
+            let (seq, record) = match (newest, &hint) {
+                (None, Some(h)) if after == h.seq => (h.seq, Some(h.clone())),
+                (None, _) => (0, None),
+                (Some(seq), _) => {
+                    let path = layout::ref_record(name.kind, &name.name, seq);
+                    (seq, self.get_record(&path).await?)
+                }
+            };
+            match record {
+                Some(r) if r.seq != seq || r.ref_name != name.to_string() => {
+                    return Err(Error::CorruptObject {
+                        id: layout::ref_record(name.kind, &name.name, seq).to_string(),
+                        reason: format!(
+                            "the ref record says it is record {} of {}",
+                            r.seq, r.ref_name
+                        ),
+                    })
+                }
+                Some(r) => {
+                    return Ok(RefState {
+                        name: name.clone(),
+                        seq,
+                        record: Some(r),
+                    })
+                }
+                None if seq == 0 => {
+                    return Ok(RefState {
+                        name: name.clone(),
+                        seq: 0,
+                        record: None,
+                    })
+                }
+                // Listed, then gone: compaction removed it because a newer record exists.
+                None => after = 0,
+            }
+        }
+        Err(Error::Invalid(format!(
+            "the records of {name} kept changing while being read; retry"
+        )))
+    }
+
+    /// The names of every ref of one kind with a log (deleted ones included).
+    pub async fn names(&self, kind: RefKind) -> Result<Vec<RefName>> {
+        let dir = layout::refs_dir(kind);
         let listing = self
             .store
             .list_with_delimiter(Some(&dir))
             .await
             .map_err(|e| storage_error(&dir, e))?;
-        Ok(listing
-            .objects
+        let mut out: Vec<RefName> = listing
+            .common_prefixes
             .iter()
-            .filter_map(|o| o.location.filename().and_then(layout::parse_record_seq))
-            .max()
-            .unwrap_or(0))
+            .filter_map(|p| p.filename().and_then(|n| RefName::new(kind, n).ok()))
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
-    /// Reads the newest record of a ref, from storage, every time.
-    pub async fn read(&self, name: &RefName) -> Result<RefState> {
-        let hint_path = layout::ref_hint(name.kind, &name.name);
-        // A hint that does not decode is ignored: it is only a starting point.
-        let hint = self.get_record(&hint_path).await.unwrap_or(None);
-        let (start, mut record) = match hint {
-            Some(h) if h.ref_name == name.to_string() => (h.seq, Some(h)),
-            _ => (self.max_listed_seq(name).await?, None),
-        };
-        let mut seq = start;
-        loop {
-            let next = layout::ref_record(name.kind, &name.name, seq + 1);
-            if self.record_exists(&next).await? {
-                seq += 1;
-            } else {
-                break;
+    /// Every record file of a ref, decoded (or the reason it does not decode), in order,
+    /// and the keys in its folder that are neither records nor the hint. For `fsck`.
+    pub async fn records(&self, name: &RefName) -> Result<RefFolder> {
+        let dir = layout::ref_dir(name.kind, &name.name);
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| storage_error(&dir, e))?;
+        let mut folder = RefFolder::default();
+        for m in metas {
+            let file = m.location.filename().unwrap_or_default().to_string();
+            let nested = m
+                .location
+                .prefix_match(&dir)
+                .is_some_and(|mut p| p.nth(1).is_some());
+            if nested {
+                folder.strays.push(m.location.to_string());
+                continue;
             }
+            let Some(seq) = layout::parse_record_seq(&file) else {
+                if file == layout::HINT {
+                    folder.hint = Some(self.get_record(&m.location).await.map(|_| ()));
+                } else {
+                    folder.strays.push(m.location.to_string());
+                }
+                continue;
+            };
+            let record = match self.get_record(&m.location).await {
+                Ok(Some(r)) if r.seq != seq || r.ref_name != name.to_string() => {
+                    Err(Error::CorruptObject {
+                        id: m.location.to_string(),
+                        reason: format!(
+                            "the ref record says it is record {} of {}",
+                            r.seq, r.ref_name
+                        ),
+                    })
+                }
+                Ok(Some(r)) if r.prev >= r.seq => Err(Error::CorruptObject {
+                    id: m.location.to_string(),
+                    reason: format!(
+                        "the ref record replaces record {}, not an older one",
+                        r.prev
+                    ),
+                }),
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => continue,
+                Err(e) => Err(e),
+            };
+            folder.records.push((seq, m.location.to_string(), record));
         }
-        if seq > 0 && (seq != start || record.is_none()) {
-            let path = layout::ref_record(name.kind, &name.name, seq);
-            record = self.get_record(&path).await?;
-            if record.is_none() {
-                return Err(Error::Invalid(format!(
-                    "ref record {path} vanished while being read; retry"
-                )));
-            }
-        }
-        Ok(RefState {
-            name: name.clone(),
-            seq,
-            record,
-        })
+        folder.records.sort_by_key(|(seq, _, _)| *seq);
+        Ok(folder)
     }
 
     /// Lists the refs of one kind that currently point at a commit.
@@ -249,6 +371,17 @@ impl RefLog {
         new: Option<ObjectId>,
         time: i64,
     ) -> Result<RefState> {
+        self.write(expected, new, time, None).await
+    }
+
+    /// Writes the record after `expected`; `gc` marks a garbage collection's fence.
+    async fn write(
+        &self,
+        expected: &RefState,
+        new: Option<ObjectId>,
+        time: i64,
+        gc: Option<String>,
+    ) -> Result<RefState> {
         let name = &expected.name;
         let seq = expected.seq + 1;
         let record = RefRecord {
@@ -260,6 +393,7 @@ impl RefLog {
             writer: self.writer.clone(),
             nonce: uuid::Uuid::new_v4().to_string(),
             time,
+            gc,
         };
         let bytes = encode_json(&record)?;
         let path = layout::ref_record(name.kind, &name.name, seq);
@@ -283,6 +417,12 @@ impl RefLog {
                     tracing::debug!(%path, attempt, error = %e, "ref write outcome unclear; reading it back");
                     match self.get_record(&path).await {
                         Ok(Some(found)) if found.nonce == record.nonce => break,
+                        Ok(Some(found)) if found.gc.is_some() => {
+                            return Err(Error::Fenced {
+                                name: name.to_string(),
+                                gc: found.gc.unwrap_or_default(),
+                            })
+                        }
                         Ok(Some(found)) => {
                             return Err(Error::RefConflict {
                                 name: name.to_string(),
@@ -307,6 +447,71 @@ impl RefLog {
             record: Some(record),
         })
     }
+
+    /// Makes sure record `seq` of `name` exists, creating fence records (same commit,
+    /// marked with the garbage collection `gc`) up to it. A writer that announced it would
+    /// create one of those numbers then fails with [`Error::Fenced`]. Returns how many fence
+    /// records were written.
+    pub async fn fence(&self, name: &RefName, seq: u64, gc: &str, time: i64) -> Result<u64> {
+        let mut written = 0;
+        for _ in 0..(seq + 16) {
+            let state = self.read(name).await?;
+            if state.seq >= seq {
+                return Ok(written);
+            }
+            match self
+                .write(&state, state.commit(), time, Some(gc.to_string()))
+                .await
+            {
+                Ok(_) => written += 1,
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Invalid(format!(
+            "could not fence {name}: it keeps moving; retry"
+        )))
+    }
+
+    /// Removes the records of `name` older than the newest, except the numbers in `pinned`
+    /// (announced by writers that may still try to create them). Returns how many records
+    /// were removed. The hint is then rewritten to the newest record.
+    pub async fn compact(&self, name: &RefName, pinned: &BTreeSet<u64>) -> Result<u64> {
+        let seqs = self.listed_seqs(name, 0).await?;
+        let Some(&newest) = seqs.last() else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for seq in seqs.iter().filter(|s| **s < newest && !pinned.contains(s)) {
+            let path = layout::ref_record(name.kind, &name.name, *seq);
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
+                Err(e) => return Err(storage_error(&path, e)),
+            }
+        }
+        let newest_path = layout::ref_record(name.kind, &name.name, newest);
+        if removed > 0 {
+            if let Some(record) = self.get_record(&newest_path).await? {
+                let hint = layout::ref_hint(name.kind, &name.name);
+                self.store
+                    .put(&hint, PutPayload::from_bytes(encode_json(&record)?))
+                    .await
+                    .map_err(|e| storage_error(&hint, e))?;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// What `RefLog::records` found in one ref's folder.
+#[derive(Debug, Default)]
+pub struct RefFolder {
+    /// (number, key, the decoded record or why it is malformed), in increasing order.
+    pub records: Vec<(u64, String, Result<RefRecord>)>,
+    /// Whether the hint decodes (`None`: there is no hint).
+    pub hint: Option<Result<()>>,
+    /// Keys that are neither records nor the hint.
+    pub strays: Vec<String>,
 }
 
 #[cfg(test)]

@@ -1,0 +1,351 @@
+//! Garbage collection of one store (docs/protocol.md, section 8): list the stored objects,
+//! mark everything reachable from the roots, and delete the rest, referrers before the objects
+//! they name, so that a crash at any moment leaves every remaining object's references intact.
+//!
+//! This module knows nothing about concurrency: the local repository runs it under an
+//! exclusive lock, and the remote protocol (leases, fences, the gc lock) is in the remote
+//! crate.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::progress::Progress;
+use crate::repo::Repository;
+use crate::store::{layout, storage_error, ObjectKind, Objects, RefKind};
+
+/// Requests in flight at once while marking and deleting.
+const CONCURRENCY: usize = 16;
+
+/// An object by kind and id.
+pub type ObjectKey = (ObjectKind, ObjectId);
+
+/// Lists every object a store holds, with its size in bytes. Keys that are not objects
+/// (files of an interrupted write, anything unknown) are left alone.
+pub async fn list_objects(objects: &Objects) -> Result<BTreeMap<ObjectKey, u64>> {
+    let mut out = BTreeMap::new();
+    for dir in [layout::OBJECTS_DIR, layout::CHUNKS_DIR] {
+        let prefix = object_store::path::Path::from(dir);
+        let metas: Vec<object_store::ObjectMeta> = objects
+            .store()
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| storage_error(&prefix, e))?;
+        for m in metas {
+            if let Some(key) = layout::parse_object(&m.location) {
+                out.insert(key, m.size);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The objects a stored metadata object names: a commit its parents and tables, a table its
+/// index root, an index node its children (nodes, or chunks at level 0).
+pub fn links(id: &ObjectId, bytes: &[u8]) -> Result<Vec<ObjectKey>> {
+    #[derive(Deserialize)]
+    struct Entry {
+        id: ObjectId,
+    }
+    #[derive(Deserialize)]
+    struct AnyObject {
+        kind: String,
+        #[serde(default)]
+        parents: Vec<ObjectId>,
+        #[serde(default)]
+        tables: BTreeMap<String, ObjectId>,
+        #[serde(default)]
+        index: Option<ObjectId>,
+        #[serde(default)]
+        level: u8,
+        #[serde(default)]
+        entries: Vec<Entry>,
+    }
+    let o: AnyObject = serde_json::from_slice(bytes).map_err(|e| Error::CorruptObject {
+        id: id.to_hex(),
+        reason: format!("it does not decode: {e}"),
+    })?;
+    let meta = |i: &ObjectId| (ObjectKind::Meta, *i);
+    Ok(match o.kind.as_str() {
+        "commit" => o
+            .parents
+            .iter()
+            .chain(o.tables.values())
+            .map(meta)
+            .collect(),
+        "table" => o.index.iter().map(meta).collect(),
+        "node" if o.level == 0 => o
+            .entries
+            .iter()
+            .map(|e| (ObjectKind::Chunk, e.id))
+            .collect(),
+        "node" => o.entries.iter().map(|e| meta(&e.id)).collect(),
+        other => {
+            return Err(Error::CorruptObject {
+                id: id.to_hex(),
+                reason: format!("unknown object kind '{other}'"),
+            })
+        }
+    })
+}
+
+/// Reads a metadata object from the first of `sources` that has it intact (a local copy is
+/// as good as the remote's: the id is the hash of the bytes).
+async fn read_meta(sources: &[&Objects], id: &ObjectId) -> Result<bytes::Bytes> {
+    let mut last = None;
+    for s in sources {
+        match s.get(ObjectKind::Meta, id).await {
+            Ok(b) => return Ok(b),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Invalid("no store to read objects from".into())))
+}
+
+/// Everything reachable from `roots` (commits and tables, as metadata objects). A reachable
+/// object that cannot be read stops the marking: nothing may be deleted on a partial view.
+pub async fn mark(sources: &[&Objects], roots: &[ObjectId]) -> Result<HashSet<ObjectKey>> {
+    let mut marked: HashSet<ObjectKey> = HashSet::new();
+    let mut frontier: Vec<ObjectId> = Vec::new();
+    for r in roots {
+        if marked.insert((ObjectKind::Meta, *r)) {
+            frontier.push(*r);
+        }
+    }
+    while !frontier.is_empty() {
+        let batch = std::mem::take(&mut frontier);
+        let found: Vec<Vec<ObjectKey>> = stream::iter(batch)
+            .map(|id| async move {
+                let bytes = read_meta(sources, &id).await?;
+                links(&id, &bytes)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        for key in found.into_iter().flatten() {
+            if marked.insert(key) && key.0 == ObjectKind::Meta {
+                frontier.push(key.1);
+            }
+        }
+    }
+    Ok(marked)
+}
+
+/// What a sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Swept {
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// Deletes `garbage` from `objects`, referrers first: an object is deleted only after every
+/// garbage object that names it, so a crash in the middle never leaves an object whose
+/// references are gone.
+pub async fn sweep(
+    objects: &Objects,
+    garbage: &BTreeMap<ObjectKey, u64>,
+    progress: &dyn Progress,
+) -> Result<Swept> {
+    // Learn who names whom among the garbage (unreadable garbage names nothing).
+    let metas: Vec<ObjectId> = garbage
+        .keys()
+        .filter(|(k, _)| *k == ObjectKind::Meta)
+        .map(|(_, id)| *id)
+        .collect();
+    let named: Vec<(ObjectId, Vec<ObjectKey>)> = stream::iter(metas)
+        .map(|id| async move {
+            let links = match objects.get(ObjectKind::Meta, &id).await {
+                Ok(bytes) => links(&id, &bytes).unwrap_or_default(),
+                Err(Error::CorruptObject { .. }) | Err(Error::MissingObject { .. }) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            Ok::<_, Error>((id, links))
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut referrers: HashMap<ObjectKey, usize> = HashMap::new();
+    let mut children: HashMap<ObjectKey, Vec<ObjectKey>> = HashMap::new();
+    for (id, links) in named {
+        for l in links {
+            if garbage.contains_key(&l) {
+                *referrers.entry(l).or_default() += 1;
+                children.entry((ObjectKind::Meta, id)).or_default().push(l);
+            }
+        }
+    }
+    progress.set_total(garbage.values().sum());
+    let mut swept = Swept::default();
+    let mut wave: Vec<ObjectKey> = garbage
+        .keys()
+        .filter(|k| !referrers.contains_key(k))
+        .copied()
+        .collect();
+    let mut done: HashSet<ObjectKey> = HashSet::new();
+    while !wave.is_empty() {
+        stream::iter(wave.iter().copied())
+            .map(|(kind, id)| async move {
+                let path = kind.path(&id);
+                match objects.store().delete(&path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(storage_error(&path, e)),
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let mut next = Vec::new();
+        for key in wave {
+            let size = garbage.get(&key).copied().unwrap_or(0);
+            swept.objects += 1;
+            swept.bytes += size;
+            progress.advance(size);
+            done.insert(key);
+            for child in children.remove(&key).unwrap_or_default() {
+                if let Some(n) = referrers.get_mut(&child) {
+                    *n -= 1;
+                    if *n == 0 {
+                        referrers.remove(&child);
+                        next.push(child);
+                    }
+                }
+            }
+        }
+        wave = next;
+    }
+    // Content addressing rules out cycles; anything left over is removed last.
+    let rest: Vec<ObjectKey> = garbage
+        .keys()
+        .filter(|k| !done.contains(k))
+        .copied()
+        .collect();
+    for (kind, id) in rest {
+        let path = kind.path(&id);
+        match objects.store().delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                swept.objects += 1;
+                swept.bytes += garbage.get(&(kind, id)).copied().unwrap_or(0);
+            }
+            Err(e) => return Err(storage_error(&path, e)),
+        }
+    }
+    Ok(swept)
+}
+
+/// The result of collecting one store.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct GcReport {
+    /// Objects removed (or, on a dry run, that would be).
+    pub removed: Swept,
+    /// Objects kept because something reaches them.
+    pub kept: Swept,
+    /// Old ref records removed.
+    pub ref_records: u64,
+    pub dry_run: bool,
+}
+
+/// Splits the listed objects into garbage (not marked) and kept, with totals.
+pub fn partition(
+    listed: BTreeMap<ObjectKey, u64>,
+    marked: &HashSet<ObjectKey>,
+) -> (BTreeMap<ObjectKey, u64>, Swept) {
+    let mut kept = Swept::default();
+    let mut garbage = BTreeMap::new();
+    for (key, size) in listed {
+        if marked.contains(&key) {
+            kept.objects += 1;
+            kept.bytes += size;
+        } else {
+            garbage.insert(key, size);
+        }
+    }
+    (garbage, kept)
+}
+
+impl Repository {
+    /// Every commit and table this checkout still needs: branches, tags, remote-tracking
+    /// refs, HEAD, the working tables and a merge in progress.
+    pub async fn gc_roots(&self) -> Result<Vec<ObjectId>> {
+        let mut roots = Vec::new();
+        for kind in [RefKind::Branch, RefKind::Tag] {
+            roots.extend(self.list_refs(kind).await?.into_iter().map(|(_, c)| c));
+        }
+        let remotes = layout::local("remotes");
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store()
+            .list(Some(&remotes))
+            .try_collect()
+            .await
+            .map_err(|e| storage_error(&remotes, e))?;
+        for m in metas {
+            let bytes = self
+                .store()
+                .get(&m.location)
+                .await
+                .map_err(|e| storage_error(&m.location, e))?
+                .bytes()
+                .await
+                .map_err(|e| storage_error(&m.location, e))?;
+            let id: ObjectId = serde_json::from_slice(&bytes).map_err(|e| Error::BadInput {
+                path: m.location.to_string(),
+                message: format!(
+                    "the remote-tracking ref does not decode ({e}); fix or delete the file"
+                ),
+            })?;
+            roots.push(id);
+        }
+        roots.extend(self.head_commit().await?);
+        roots.extend(self.working().await?.tables.into_values());
+        if let Some(m) = self.merge_state().await? {
+            roots.push(m.theirs);
+            roots.extend(m.base);
+            roots.extend(m.head);
+            roots.extend(m.pre_merge.tables.into_values());
+            roots.extend(m.tables.values().filter_map(|t| t.theirs_rows));
+        }
+        roots.sort();
+        roots.dedup();
+        Ok(roots)
+    }
+
+    /// Collects this repository's own store: removes unreachable objects, compacts the ref
+    /// logs, and removes what an interrupted import left in `tmp/`. Needs the exclusive lock
+    /// ([`Repository::lock_exclusive`]), so no other command runs meanwhile.
+    pub async fn gc(&self, dry_run: bool, progress: &dyn Progress) -> Result<GcReport> {
+        let listed = list_objects(self.objects()).await?;
+        let roots = self.gc_roots().await?;
+        let marked = mark(&[self.objects()], &roots).await?;
+        let (garbage, kept) = partition(listed, &marked);
+        let mut report = GcReport {
+            kept,
+            dry_run,
+            ..Default::default()
+        };
+        if dry_run {
+            report.removed = Swept {
+                objects: garbage.len() as u64,
+                bytes: garbage.values().sum(),
+            };
+            return Ok(report);
+        }
+        report.removed = sweep(self.objects(), &garbage, progress).await?;
+        for kind in [RefKind::Branch, RefKind::Tag] {
+            for name in self.refs().names(kind).await? {
+                report.ref_records += self.refs().compact(&name, &Default::default()).await?;
+            }
+        }
+        let tmp = self.root().join(crate::repo::DOT_DIR).join(layout::TMP_DIR);
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| Error::Io {
+                path: tmp.clone(),
+                source: e,
+            })?;
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,404 @@
+//! Garbage collection of a remote, safe against concurrent pushes (docs/protocol.md, section 8).
+//!
+//! A push announces, in a lease, the ref records it may create, then checks that no
+//! collection is running. A collection takes the lock `gc/lock`, lists the objects (the only
+//! ones it may delete), then fences every announced record by creating it itself. From then
+//! on no push that started before it can move a ref: its create-only write fails, and it
+//! re-checks and re-uploads what it needs after the collection. Only then does the collection
+//! read the refs, mark what they reach and delete the rest. Clocks play no part.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use strata_engine::gc::{self as engine_gc, GcReport, Swept};
+use strata_engine::store::objects::{check_format, encode_json};
+use strata_engine::store::{layout, Objects, RefKind, RefName};
+use strata_engine::Progress;
+
+use crate::error::{Error, Result};
+use crate::remote::Remote;
+
+/// Format of the lock and lease files understood by this build.
+pub const GC_FORMAT: u32 = 1;
+
+/// `gc/lock`: held by one collection at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcLock {
+    pub format: u32,
+    /// This collection's id (also written into its fence records).
+    pub id: String,
+    /// The writer id of the repository that runs it.
+    pub writer: String,
+    /// Seconds since the Unix epoch, for people.
+    pub time: i64,
+}
+
+/// One ref record a push may create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    /// `refs/heads/main`.
+    #[serde(rename = "ref")]
+    pub ref_name: String,
+    pub seq: u64,
+}
+
+/// `leases/<id>`: the ref records a push in flight may create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub format: u32,
+    pub writer: String,
+    pub time: i64,
+    pub slots: Vec<Slot>,
+}
+
+/// Says when a time (seconds since the epoch) was, for messages.
+pub fn when(time: i64) -> String {
+    chrono::DateTime::from_timestamp(time, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| time.to_string())
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    remote: &Remote,
+    path: &Path,
+) -> Result<Option<std::result::Result<T, String>>> {
+    match remote.store.get(path).await {
+        Ok(r) => {
+            let bytes = r.bytes().await.map_err(|e| remote.storage(path, e))?;
+            Ok(Some(
+                serde_json::from_slice(&bytes).map_err(|e| format!("{path} does not decode: {e}")),
+            ))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(remote.storage(path, e)),
+    }
+}
+
+/// The collection running on the remote, if any. A lock that does not decode still counts as
+/// held (fail closed).
+pub async fn current_lock(remote: &Remote) -> Result<Option<GcLock>> {
+    let path = layout::gc_lock();
+    Ok(match get_json::<GcLock>(remote, &path).await? {
+        None => None,
+        Some(Ok(lock)) => {
+            check_format(&format!("{path}"), lock.format, GC_FORMAT)?;
+            Some(lock)
+        }
+        Some(Err(_)) => Some(GcLock {
+            format: GC_FORMAT,
+            id: "unknown (the lock file does not decode)".into(),
+            writer: "unknown".into(),
+            time: 0,
+        }),
+    })
+}
+
+/// A push's lease, withdrawn when the push ends.
+pub struct Announcement {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+}
+
+impl Announcement {
+    /// Removes the lease. A lease left behind (a crash) is harmless: it pins the records it
+    /// names against compaction, nothing more.
+    pub async fn withdraw(self) {
+        match self.store.delete(&self.path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(lease = %self.path, error = %e, "could not remove a push lease")
+            }
+        }
+    }
+}
+
+/// Announces the ref records a push may create, then checks that no collection runs.
+/// `Ok(Err(lock))`: one does; the lease is withdrawn and the caller waits for it.
+pub async fn announce(
+    remote: &Remote,
+    slots: Vec<Slot>,
+    time: i64,
+) -> Result<std::result::Result<Announcement, GcLock>> {
+    let lease = LeaseRecord {
+        format: GC_FORMAT,
+        writer: remote.refs.writer().to_string(),
+        time,
+        slots,
+    };
+    let path = layout::lease(&uuid::Uuid::new_v4().to_string());
+    let bytes = encode_json(&lease)?;
+    remote
+        .store
+        .put(&path, PutPayload::from_bytes(bytes))
+        .await
+        .map_err(|e| remote.storage(&path, e))?;
+    let announcement = Announcement {
+        store: remote.store.clone(),
+        path,
+    };
+    match current_lock(remote).await {
+        Ok(None) => Ok(Ok(announcement)),
+        Ok(Some(lock)) => {
+            announcement.withdraw().await;
+            Ok(Err(lock))
+        }
+        Err(e) => {
+            announcement.withdraw().await;
+            Err(e)
+        }
+    }
+}
+
+/// Waits until the collection holding the lock has finished (at most `limit`).
+pub async fn wait_for_gc(remote: &Remote, lock: GcLock, limit: Duration) -> Result<()> {
+    tracing::info!(remote = %remote.name, gc = %lock.id, "waiting for a garbage collection on the remote to finish");
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_millis(50);
+    let mut current = lock;
+    loop {
+        if start.elapsed() >= limit {
+            return Err(Error::GcRunning {
+                url: remote.url.clone(),
+                remote: remote.name.clone(),
+                id: current.id,
+                since: when(current.time),
+            });
+        }
+        tokio::time::sleep(pause.min(limit.saturating_sub(start.elapsed()))).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+        match current_lock(remote).await? {
+            None => return Ok(()),
+            Some(l) => current = l,
+        }
+    }
+}
+
+/// How a collection treats a lock it finds.
+#[derive(Debug, Clone, Default)]
+pub struct GcOptions {
+    /// Report what would be removed; change nothing (no lock, no fences).
+    pub dry_run: bool,
+    /// Take the lock even though another collection holds it (the user says it is dead).
+    pub break_lock: bool,
+    /// Take over a lock held by this same repository: the caller guarantees (with a local
+    /// lock) that no other collection from this repository runs, so that one was interrupted.
+    pub resume_own: bool,
+}
+
+/// What a remote collection did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RemoteGcReport {
+    #[serde(flatten)]
+    pub gc: GcReport,
+    /// Fence records written (pushes in flight that must re-check and retry).
+    pub fenced: u64,
+    /// Leases of pushes that have not finished (still running, or crashed).
+    pub leases: u64,
+    /// The interrupted collection this one took over from.
+    pub took_over: Option<String>,
+}
+
+/// Collects `remote`. `cache` stores (the local repository) are read first while marking:
+/// an object's id is the hash of its bytes, so any copy is as good as the remote's.
+pub async fn collect(
+    remote: &Remote,
+    cache: &[&Objects],
+    opts: &GcOptions,
+    time: i64,
+    progress: &dyn Progress,
+) -> Result<RemoteGcReport> {
+    remote.check().await?;
+    let mut report = RemoteGcReport::default();
+    if opts.dry_run {
+        let listed = engine_gc::list_objects(&remote.objects).await?;
+        let marked = mark(remote, cache).await?;
+        let (garbage, kept) = engine_gc::partition(listed, &marked);
+        report.gc = GcReport {
+            removed: Swept {
+                objects: garbage.len() as u64,
+                bytes: garbage.values().sum(),
+            },
+            kept,
+            dry_run: true,
+            ref_records: 0,
+        };
+        return Ok(report);
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    report.took_over = acquire_lock(remote, &id, opts, time).await?.map(|l| l.id);
+
+    // 1. The candidates: only objects stored before the fences may be deleted.
+    let listed = engine_gc::list_objects(&remote.objects).await?;
+    // 2. Fence every push in flight.
+    let fences = match fence_leases(remote, &id, time).await {
+        Ok(f) => f,
+        Err(e) => {
+            release_lock(remote, &id).await?;
+            return Err(e);
+        }
+    };
+    report.fenced = fences.written;
+    report.leases = fences.leases;
+    // 3-4. Mark from the refs as they are now (no push can move them any more), sweep.
+    let marked = mark(remote, cache).await?;
+    let (garbage, kept) = engine_gc::partition(listed, &marked);
+    report.gc.kept = kept;
+    report.gc.removed = engine_gc::sweep(&remote.objects, &garbage, progress).await?;
+    // 5. Compact the ref logs, keeping every record a lease names.
+    for kind in [RefKind::Branch, RefKind::Tag] {
+        for name in remote.refs.names(kind).await? {
+            let pinned = fences.pins.get(&name).cloned().unwrap_or_default();
+            report.gc.ref_records += remote.refs.compact(&name, &pinned).await?;
+        }
+    }
+    release_lock(remote, &id).await?;
+    Ok(report)
+}
+
+/// Everything the remote's refs reach.
+async fn mark(
+    remote: &Remote,
+    cache: &[&Objects],
+) -> Result<std::collections::HashSet<engine_gc::ObjectKey>> {
+    let mut roots = Vec::new();
+    for kind in [RefKind::Branch, RefKind::Tag] {
+        roots.extend(remote.refs.list(kind).await?.into_iter().map(|(_, c)| c));
+    }
+    let mut sources: Vec<&Objects> = cache.to_vec();
+    sources.push(&remote.objects);
+    engine_gc::mark(&sources, &roots)
+        .await
+        .map_err(|e| match e {
+            source @ (strata_engine::Error::MissingObject { .. }
+            | strata_engine::Error::CorruptObject { .. }) => Error::Incomplete {
+                url: remote.url.clone(),
+                source,
+            },
+            other => Error::Engine(other),
+        })
+}
+
+async fn acquire_lock(
+    remote: &Remote,
+    id: &str,
+    opts: &GcOptions,
+    time: i64,
+) -> Result<Option<GcLock>> {
+    let path = layout::gc_lock();
+    let ours = GcLock {
+        format: GC_FORMAT,
+        id: id.to_string(),
+        writer: remote.refs.writer().to_string(),
+        time,
+    };
+    let bytes = encode_json(&ours)?;
+    for _ in 0..3 {
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        let outcome = remote
+            .store
+            .put_opts(&path, PutPayload::from_bytes(bytes.clone()), create)
+            .await;
+        let error = match outcome {
+            Ok(_) => return Ok(None),
+            Err(e) => e,
+        };
+        // Taken by someone, or an unknown outcome: look.
+        match current_lock(remote).await? {
+            Some(found) if found.id == ours.id => return Ok(None),
+            Some(found) => {
+                let own = opts.resume_own && found.writer == ours.writer;
+                if !(opts.break_lock || own) {
+                    return Err(Error::GcRunning {
+                        url: remote.url.clone(),
+                        remote: remote.name.clone(),
+                        id: found.id,
+                        since: when(found.time),
+                    });
+                }
+                tracing::warn!(remote = %remote.name, gc = %found.id, "taking over the garbage collection lock");
+                remote
+                    .store
+                    .put(&path, PutPayload::from_bytes(bytes.clone()))
+                    .await
+                    .map_err(|e| remote.storage(&path, e))?;
+                return Ok(Some(found));
+            }
+            None if matches!(error, object_store::Error::AlreadyExists { .. }) => continue,
+            None => continue,
+        }
+    }
+    Err(Error::Invalid(format!(
+        "could not take the garbage collection lock {}/{path}; retry",
+        remote.url
+    )))
+}
+
+async fn release_lock(remote: &Remote, id: &str) -> Result<()> {
+    let path = layout::gc_lock();
+    match current_lock(remote).await? {
+        Some(lock) if lock.id == id => match remote.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(remote.storage(&path, e)),
+        },
+        // Someone broke our lock: it is theirs now.
+        _ => Ok(()),
+    }
+}
+
+struct Fences {
+    /// Per ref, the record numbers announced by leases (never compacted away).
+    pins: BTreeMap<RefName, BTreeSet<u64>>,
+    written: u64,
+    leases: u64,
+}
+
+/// Fences every record that a lease announces: after this, the record exists, so the push
+/// that announced it can never create it.
+async fn fence_leases(remote: &Remote, gc: &str, time: i64) -> Result<Fences> {
+    let dir = layout::leases_dir();
+    let metas: Vec<object_store::ObjectMeta> = remote
+        .store
+        .list(Some(&dir))
+        .try_collect()
+        .await
+        .map_err(|e| remote.storage(&dir, e))?;
+    let mut fences = Fences {
+        pins: BTreeMap::new(),
+        written: 0,
+        leases: 0,
+    };
+    for m in metas {
+        let lease = match get_json::<LeaseRecord>(remote, &m.location).await? {
+            None => continue, // the push finished meanwhile
+            Some(lease) => lease,
+        };
+        let slots = lease.and_then(|l| {
+            l.slots
+                .iter()
+                .map(|s| RefName::parse(&s.ref_name).map(|n| (n, s.seq)))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())
+        });
+        // A lease that cannot be read could name any record: nothing may be deleted.
+        let slots = slots.map_err(|reason| {
+            Error::Invalid(format!(
+                "garbage collection stopped before deleting anything: the push lease {}/{} is unreadable ({reason}); if no push is running, delete it and run gc again",
+                remote.url, m.location
+            ))
+        })?;
+        fences.leases += 1;
+        for (name, seq) in slots {
+            fences.written += remote.refs.fence(&name, seq, gc, time).await?;
+            fences.pins.entry(name).or_default().insert(seq);
+        }
+    }
+    Ok(fences)
+}
