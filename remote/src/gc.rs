@@ -396,7 +396,17 @@ async fn fence_leases(remote: &Remote, gc: &str, time: i64) -> Result<Fences> {
         })?;
         fences.leases += 1;
         for (name, seq) in slots {
-            fences.written += remote.refs.fence(&name, seq, gc, time).await?;
+            fences.written += remote
+                .refs
+                .fence(&name, seq, gc, time)
+                .await
+                .map_err(|e| match e {
+                    strata_engine::Error::Invalid(reason) => Error::Invalid(format!(
+                        "garbage collection stopped before deleting anything: the push lease {}/{} cannot be honoured ({reason}); if no push is running, delete it and run gc again",
+                        remote.url, m.location
+                    )),
+                    other => other.into(),
+                })?;
             fences.pins.entry(name).or_default().insert(seq);
         }
     }

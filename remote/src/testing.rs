@@ -410,3 +410,102 @@ impl ObjectStore for IgnoresConditionsStore {
         self.inner.copy_opts(from, to, options).await
     }
 }
+
+/// Something to run before one store call.
+pub type Hook = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
+
+/// Runs a hook, once, just before the first create-only put whose key starts with a prefix
+/// (for example: a garbage collection between a push's uploads and its ref write).
+pub struct HookStore {
+    inner: Arc<dyn ObjectStore>,
+    prefix: String,
+    hook: Mutex<Option<Hook>>,
+}
+
+impl HookStore {
+    pub fn new(inner: Arc<dyn ObjectStore>, prefix: &str, hook: Hook) -> Self {
+        HookStore {
+            inner,
+            prefix: prefix.to_string(),
+            hook: Mutex::new(Some(hook)),
+        }
+    }
+
+    /// Whether the hook has run.
+    pub fn has_run(&self) -> bool {
+        self.hook.lock().map(|h| h.is_none()).unwrap_or(false)
+    }
+}
+
+impl fmt::Debug for HookStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HookStore({}, {})", self.inner, self.prefix)
+    }
+}
+
+impl fmt::Display for HookStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HookStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for HookStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        let due = matches!(opts.mode, object_store::PutMode::Create)
+            && location.as_ref().starts_with(&self.prefix);
+        let hook = if due {
+            self.hook.lock().ok().and_then(|mut h| h.take())
+        } else {
+            None
+        };
+        if let Some(hook) = hook {
+            hook().await;
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}

@@ -106,3 +106,11 @@ async fn exactly_one_of_many_racing_ref_writers_wins_on_radosgw() {
         conformance::ref_create_is_exclusive(s3(RADOSGW, &format!("exclusive-{round}")), 16).await;
     }
 }
+
+on_both!(
+    a_fault_at_any_storage_call_of_gc_leaves_the_remote_consistent,
+    |var| async move {
+        let base = unique("gc-faults");
+        gc_fault_matrix(|name| s3(var, &format!("{base}-{name}"))).await
+    }
+);

@@ -213,30 +213,36 @@ impl RefLog {
         Ok(seqs)
     }
 
-    /// Reads the newest record of a ref, from storage, every time: the `latest` hint (if it
-    /// decodes and names this ref), then a listing of the records after it.
+    /// Reads the newest record of a ref, from storage, every time: the number in the
+    /// `latest` hint (if it decodes and names this ref) says where to start listing; the
+    /// newest record listed is then read itself. The hint's content is never used.
     pub async fn read(&self, name: &RefName) -> Result<RefState> {
         let hint_path = layout::ref_hint(name.kind, &name.name);
         // A hint that does not decode is ignored: it is only a starting point.
         let hint = match self.get_record(&hint_path).await {
-            Ok(Some(h)) if h.ref_name == name.to_string() && h.seq > 0 => Some(h),
-            _ => None,
+            Ok(Some(h)) if h.ref_name == name.to_string() => h.seq,
+            _ => 0,
         };
-        let mut after = hint.as_ref().map_or(0, |h| h.seq);
+        let mut after = hint.saturating_sub(1);
         for _ in 0..3 {
             let newest = self.listed_seqs(name, after).await?.last().copied();
-            let (seq, record) = match (newest, &hint) {
-                (None, Some(h)) if after == h.seq => (h.seq, Some(h.clone())),
-                (None, _) => (0, None),
-                (Some(seq), _) => {
-                    let path = layout::ref_record(name.kind, &name.name, seq);
-                    (seq, self.get_record(&path).await?)
+            let Some(seq) = newest else {
+                if after == 0 {
+                    return Ok(RefState {
+                        name: name.clone(),
+                        seq: 0,
+                        record: None,
+                    });
                 }
+                // The hint names a record that is not there: list everything.
+                after = 0;
+                continue;
             };
-            match record {
+            let path = layout::ref_record(name.kind, &name.name, seq);
+            match self.get_record(&path).await? {
                 Some(r) if r.seq != seq || r.ref_name != name.to_string() => {
                     return Err(Error::CorruptObject {
-                        id: layout::ref_record(name.kind, &name.name, seq).to_string(),
+                        id: path.to_string(),
                         reason: format!(
                             "the ref record says it is record {} of {}",
                             r.seq, r.ref_name
@@ -248,13 +254,6 @@ impl RefLog {
                         name: name.clone(),
                         seq,
                         record: Some(r),
-                    })
-                }
-                None if seq == 0 => {
-                    return Ok(RefState {
-                        name: name.clone(),
-                        seq: 0,
-                        record: None,
                     })
                 }
                 // Listed, then gone: compaction removed it because a newer record exists.
@@ -454,10 +453,18 @@ impl RefLog {
     /// records were written.
     pub async fn fence(&self, name: &RefName, seq: u64, gc: &str, time: i64) -> Result<u64> {
         let mut written = 0;
-        for _ in 0..(seq + 16) {
+        for _ in 0..64 {
             let state = self.read(name).await?;
             if state.seq >= seq {
                 return Ok(written);
+            }
+            // A writer announces at most the two records after the one it read, and numbers
+            // never go down: anything further is not a real announcement.
+            if seq > state.seq + 2 {
+                return Err(Error::Invalid(format!(
+                    "a lease announces record {seq} of {name}, which is at record {}; the lease is damaged",
+                    state.seq
+                )));
             }
             match self
                 .write(&state, state.commit(), time, Some(gc.to_string()))

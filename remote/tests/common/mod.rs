@@ -12,6 +12,7 @@ use strata_engine::store::RefKind;
 use strata_engine::Repository;
 use strata_remote::fetch::fetch;
 use strata_remote::fsck::fsck;
+use strata_remote::gc::{collect, current_lock, GcOptions};
 use strata_remote::push::{push, PushOptions};
 use strata_remote::testing::{CountingStore, Fault, FaultStore};
 use strata_remote::Remote;
@@ -174,6 +175,111 @@ pub async fn fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>) {
                 "{context}"
             );
             assert_consistent(&clean, &context).await;
+        }
+    }
+}
+
+/// The representative repository plus a branch `tmp` with a commit of its own.
+pub async fn repo_with_throwaway_branch(dir: &Path) -> Repository {
+    let repo = representative_repo(dir).await;
+    repo.create_ref(RefKind::Branch, "tmp", Some("main"))
+        .await
+        .expect("branch");
+    repo.checkout("tmp", false).await.expect("checkout tmp");
+    let file = dir.join("tmp.csv");
+    write_rows(&file, 4000, 4300, "tmp");
+    import(&repo, &file, Some(ImportMode::Upsert)).await;
+    repo.commit("throwaway", "T <t@example.com>")
+        .await
+        .expect("commit");
+    repo.checkout("main", false).await.expect("checkout main");
+    repo
+}
+
+/// Pushes main and side, then `tmp`, which is deleted again: its objects become garbage, and
+/// `tmp`'s log has records to compact.
+pub async fn push_with_garbage(repo: &Repository, store: Arc<dyn ObjectStore>) {
+    let remote = Remote::from_store("origin", "setup", store, "setup");
+    push_all(repo, &remote).await.expect("push");
+    let opts = PushOptions::default();
+    let tmp = ["tmp".to_string()];
+    push(repo, &remote, &tmp, &[], &opts, &NoProgress)
+        .await
+        .expect("push tmp");
+    push(repo, &remote, &[], &tmp, &opts, &NoProgress)
+        .await
+        .expect("delete tmp");
+}
+
+/// Objects on the remote that its refs do not reach (what a collection would remove).
+pub async fn garbage_left(remote: &Remote) -> u64 {
+    let opts = GcOptions {
+        dry_run: true,
+        ..Default::default()
+    };
+    collect(remote, &[], &opts, 0, &NoProgress)
+        .await
+        .expect("dry run")
+        .gc
+        .removed
+        .objects
+}
+
+/// Collects a remote through a store that fails (or loses the response of) its k-th call,
+/// for every k. After each: the remote is consistent and clones complete; a retried
+/// collection (from the same repository) completes and leaves no garbage and no lock; pushes
+/// work again.
+pub async fn gc_fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = repo_with_throwaway_branch(tmp.path()).await;
+
+    let store = fresh("count");
+    push_with_garbage(&repo, store.clone()).await;
+    let counting = Arc::new(CountingStore::new(store));
+    let remote = Remote::from_store("origin", "count", counting.clone(), "w");
+    let report = collect(&remote, &[], &GcOptions::default(), 0, &NoProgress)
+        .await
+        .expect("fault-free gc");
+    assert!(report.gc.removed.objects > 0, "{report:?}");
+    assert!(report.gc.ref_records > 0, "{report:?}");
+    let calls = counting.counts.requests();
+    println!("fault-free gc: {}", counting.counts.summary());
+
+    for fault in [Fault::Fail, Fault::LoseResponse] {
+        for k in 1..=calls + 2 {
+            let context = format!("gc with {fault:?} at call {k}");
+            let store = fresh(&format!("gc-{fault:?}-{k}"));
+            push_with_garbage(&repo, store.clone()).await;
+            let faulty = Arc::new(FaultStore::new(store.clone(), k, fault));
+            let remote = Remote::from_store("origin", "faulty", faulty.clone(), "w");
+            let outcome = collect(&remote, &[], &GcOptions::default(), 0, &NoProgress).await;
+            let context = format!(
+                "{context} ({:?}, outcome {:?})",
+                faulty.fired(),
+                outcome.as_ref().map(|_| ())
+            );
+            let clean = Remote::from_store("origin", "clean", store.clone(), "w");
+            assert_consistent(&clean, &context).await;
+            let base = tmp.path().join(format!("gc-{fault:?}-{k}"));
+            assert_clone_complete(store.clone(), &base.join("clone"), &context).await;
+            // The same repository runs gc again: it takes over its own interrupted lock.
+            let resume = GcOptions {
+                resume_own: true,
+                ..Default::default()
+            };
+            collect(&clean, &[], &resume, 0, &NoProgress)
+                .await
+                .unwrap_or_else(|e| panic!("{context}: retried gc failed: {e}"));
+            assert_eq!(garbage_left(&clean).await, 0, "{context}");
+            assert!(
+                current_lock(&clean).await.expect("lock").is_none(),
+                "{context}: the lock is still there"
+            );
+            assert_consistent(&clean, &context).await;
+            let report = push_all(&repo, &clean)
+                .await
+                .unwrap_or_else(|e| panic!("{context}: push after gc failed: {e}"));
+            assert!(report.rejected.is_empty(), "{context}");
         }
     }
 }

@@ -1,0 +1,202 @@
+//! Garbage collection of remotes: what it removes and keeps, pushes it fences, faults at
+//! every storage call (docs/protocol.md, section 8).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use object_store::memory::InMemory;
+use object_store::ObjectStore;
+use strata_engine::edit::ImportMode;
+use strata_engine::progress::NoProgress;
+use strata_engine::store::{RefKind, RefName};
+use strata_remote::gc::{collect, GcOptions};
+use strata_remote::push::{push, PushOptions, UpdateKind};
+use strata_remote::testing::HookStore;
+use strata_remote::Remote;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_removes_what_no_ref_reaches_compacts_the_logs_and_keeps_the_rest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = repo_with_throwaway_branch(tmp.path()).await;
+    let store = folder(&tmp.path().join("remote"));
+    push_with_garbage(&repo, store.clone()).await;
+    let remote = Remote::from_store("origin", "remote", store.clone(), "gc");
+    let before = garbage_left(&remote).await;
+    assert!(before > 0, "the deleted branch left garbage");
+
+    let report = collect(&remote, &[], &GcOptions::default(), 0, &NoProgress)
+        .await
+        .expect("gc");
+    assert_eq!(report.gc.removed.objects, before);
+    assert!(report.gc.ref_records > 0, "{report:?}");
+    assert_eq!(garbage_left(&remote).await, 0);
+    assert_consistent(&remote, "after gc").await;
+    assert_clone_complete(store.clone(), &tmp.path().join("clone"), "after gc").await;
+    // Every log keeps only its newest record.
+    for (kind, name) in [(RefKind::Branch, "main"), (RefKind::Branch, "tmp")] {
+        let folder = remote
+            .refs
+            .records(&RefName::new(kind, name).expect("name"))
+            .await
+            .expect("records");
+        assert_eq!(folder.records.len(), 1, "{name}: {:?}", folder.records);
+    }
+    // A second collection finds nothing; pushing and fetching go on as before.
+    let again = collect(&remote, &[], &GcOptions::default(), 0, &NoProgress)
+        .await
+        .expect("gc");
+    assert_eq!(again.gc.removed.objects, 0);
+    let report = push_all(&repo, &remote).await.expect("push");
+    assert!(report.rejected.is_empty());
+}
+
+/// A push has uploaded its objects, relying on some that were already on the remote but
+/// unreachable, when a collection runs before it moves the ref. The collection deletes them;
+/// the push must not publish a ref to them: its write is fenced, it waits, re-checks,
+/// re-uploads, and lands complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_fenced_by_gc_re_uploads_what_gc_deleted_and_lands_complete() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = repo_with_throwaway_branch(tmp.path()).await;
+    let store = folder(&tmp.path().join("remote"));
+    push_with_garbage(&repo, store.clone()).await;
+
+    // main now makes the same change as the deleted branch: its table and chunks are on the
+    // remote already, unreachable.
+    let file = tmp.path().join("tmp.csv");
+    write_rows(&file, 4000, 4300, "tmp");
+    import(&repo, &file, Some(ImportMode::Upsert)).await;
+    let tip = repo
+        .commit("same change on main", "T <t@example.com>")
+        .await
+        .expect("commit");
+
+    let gc_remote = Remote::from_store("origin", "remote", store.clone(), "gc");
+    let gc_report = Arc::new(std::sync::Mutex::new(None));
+    let slot = gc_report.clone();
+    let hooked = Arc::new(HookStore::new(
+        store.clone(),
+        "refs/heads/main/0",
+        Box::new(move || {
+            Box::pin(async move {
+                let r = collect(&gc_remote, &[], &GcOptions::default(), 0, &NoProgress).await;
+                *slot.lock().expect("slot") = Some(r.expect("gc between upload and ref write"));
+            })
+        }),
+    ));
+    let remote = Remote::from_store("origin", "remote", hooked.clone(), "pusher");
+    let report = push(
+        &repo,
+        &remote,
+        &["main".to_string()],
+        &[],
+        &PushOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .expect("push");
+    assert!(hooked.has_run(), "the collection ran inside the push");
+    let gc = gc_report.lock().expect("slot").take().expect("gc report");
+    assert_eq!(gc.fenced, 1, "{gc:?}");
+    assert!(gc.gc.removed.objects > 0, "{gc:?}");
+    assert_eq!(report.updates.len(), 1);
+    assert_eq!(report.updates[0].kind, UpdateKind::FastForward);
+    assert_eq!(report.updates[0].new, Some(tip));
+    let clean = Remote::from_store("origin", "remote", store.clone(), "check");
+    let main = RefName::branch("main").expect("name");
+    assert_eq!(
+        clean.refs.read(&main).await.expect("read").commit(),
+        Some(tip)
+    );
+    assert_consistent(&clean, "after the fenced push").await;
+    assert_clone_complete(store, &tmp.path().join("clone"), "after the fenced push").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gc_lock_held_by_another_repository_is_refused_unless_broken() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = repo_with_throwaway_branch(tmp.path()).await;
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    push_with_garbage(&repo, store.clone()).await;
+    // A collection by "other" that never finished (the fault injector loses it halfway).
+    let dead = Remote::from_store(
+        "origin",
+        "mem",
+        Arc::new(strata_remote::testing::FaultStore::new(
+            store.clone(),
+            4,
+            strata_remote::testing::Fault::Fail,
+        )),
+        "other",
+    );
+    collect(&dead, &[], &GcOptions::default(), 0, &NoProgress)
+        .await
+        .expect_err("the collection fails halfway");
+    let mine = Remote::from_store("origin", "mem", store.clone(), "mine");
+    let resume = GcOptions {
+        resume_own: true,
+        ..Default::default()
+    };
+    let err = collect(&mine, &[], &resume, 0, &NoProgress)
+        .await
+        .expect_err("another repository's lock");
+    assert!(err.to_string().contains("--break-lock"), "{err}");
+    // A push with something to move waits for the lock, then gives up with advice.
+    let file = tmp.path().join("more.csv");
+    write_rows(&file, 9000, 9010, "more");
+    import(&repo, &file, Some(ImportMode::Upsert)).await;
+    let tip = repo
+        .commit("more", "T <t@example.com>")
+        .await
+        .expect("commit");
+    let opts = PushOptions {
+        gc_wait: Some(std::time::Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let main = ["main".to_string()];
+    let err = push(&repo, &mine, &main, &[], &opts, &NoProgress)
+        .await
+        .expect_err("blocked by the lock");
+    assert!(
+        err.to_string().contains("garbage collection") && err.to_string().contains("--break-lock"),
+        "{err}"
+    );
+    let main_ref = RefName::branch("main").expect("name");
+    assert_ne!(
+        mine.refs.read(&main_ref).await.expect("read").commit(),
+        Some(tip)
+    );
+    let broken = GcOptions {
+        break_lock: true,
+        ..Default::default()
+    };
+    let report = collect(&mine, &[], &broken, 0, &NoProgress)
+        .await
+        .expect("broken lock");
+    assert!(report.took_over.is_some());
+    assert_eq!(garbage_left(&mine).await, 0);
+    assert_consistent(&mine, "after breaking the lock").await;
+    push(&repo, &mine, &main, &[], &opts, &NoProgress)
+        .await
+        .expect("push after the lock is gone");
+    assert_eq!(
+        mine.refs.read(&main_ref).await.expect("read").commit(),
+        Some(tip)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_at_any_storage_call_of_gc_leaves_a_folder_remote_consistent_and_a_retry_completes()
+{
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().to_path_buf();
+    gc_fault_matrix(|name| folder(&root.join(name))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_at_any_storage_call_of_gc_leaves_a_memory_remote_consistent_and_a_retry_completes()
+{
+    gc_fault_matrix(|_| Arc::new(InMemory::new())).await;
+}
