@@ -605,25 +605,22 @@ async fn pull(
 }
 
 async fn fsck(repo: &Repository, remote: Option<String>, as_json: bool) -> Result<()> {
-    let (objects, roots, tables, location) = match &remote {
+    use strata_remote::fsck::{check_refs, Side};
+    let (objects, roots, tables, location, mut problems) = match &remote {
         Some(name) => {
             let r = Remote::configured(repo, name, false).await?;
             r.check().await?;
-            let mut roots = Vec::new();
-            for kind in [RefKind::Branch, RefKind::Tag] {
-                for (n, c) in r.refs.list(kind).await? {
-                    roots.push((format!("{name}: refs/{}/{n}", kind.dir()), c));
-                }
-            }
-            (r.objects.clone(), roots, Vec::new(), r.url.clone())
+            let (roots, problems) = check_refs(&r.refs, &format!("{name}: "), Side::Remote).await?;
+            (
+                r.objects.clone(),
+                roots,
+                Vec::new(),
+                r.url.clone(),
+                problems,
+            )
         }
         None => {
-            let mut roots = Vec::new();
-            for kind in [RefKind::Branch, RefKind::Tag] {
-                for (n, c) in repo.list_refs(kind).await? {
-                    roots.push((format!("refs/{}/{n}", kind.dir()), c));
-                }
-            }
+            let (mut roots, problems) = check_refs(repo.refs(), "", Side::Local).await?;
             for (r, _) in config::remotes(repo).await? {
                 for (b, c) in repo.remote_tracking_list(&r).await? {
                     roots.push((format!("{r}/{b}"), c));
@@ -644,10 +641,18 @@ async fn fsck(repo: &Repository, remote: Option<String>, as_json: bool) -> Resul
                 roots,
                 tables,
                 repo.root().display().to_string(),
+                problems,
             )
         }
     };
-    let (problems, checked) = strata_remote::fsck::fsck(&objects, &roots, &tables).await;
+    let side = if remote.is_some() {
+        Side::Remote
+    } else {
+        Side::Local
+    };
+    let (object_problems, checked) =
+        strata_remote::fsck::fsck(&objects, &roots, &tables, side).await;
+    problems.extend(object_problems);
     if as_json {
         for p in &problems {
             crate::commands::print_json(&serde_json::to_value(p)?)?;
@@ -655,8 +660,8 @@ async fn fsck(repo: &Repository, remote: Option<String>, as_json: bool) -> Resul
     } else {
         for p in &problems {
             println!(
-                "{} (reached from {}): {}",
-                p.object, p.reached_from, p.message
+                "{} (reached from {}): {}; {}",
+                p.object, p.reached_from, p.message, p.fix
             );
         }
     }
@@ -666,11 +671,10 @@ async fn fsck(repo: &Repository, remote: Option<String>, as_json: bool) -> Resul
         }
         Ok(())
     } else {
-        let hint = if remote.is_some() {
-            "push again from a complete repository to restore the missing objects"
-        } else {
-            "fetch again from a remote that has them ('strata fetch'), or clone afresh"
-        };
-        bail!("{} problems in {location}; {hint}", problems.len())
+        let n = problems.len();
+        bail!(
+            "{n} problem{} in {location}; each line above says what to do",
+            if n == 1 { "" } else { "s" }
+        )
     }
 }

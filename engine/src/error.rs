@@ -25,6 +25,9 @@ pub enum Error {
     #[error("object {id} is corrupt ({reason}); fetch it again from a remote that has it, or run `strata fsck`")]
     CorruptObject { id: String, reason: String },
 
+    #[error("ref record {path} is damaged ({reason}); `strata fsck` (with --remote NAME for a remote) says what to do")]
+    CorruptRef { path: String, reason: String },
+
     #[error("object {id} is missing from {location}; the repository is incomplete: fetch it again or run `strata fsck`")]
     MissingObject { id: String, location: String },
 

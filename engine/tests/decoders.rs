@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use bytes::Bytes;
+use object_store::memory::InMemory;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use proptest::prelude::*;
 use strata_engine::chunk::{decode_chunk, encode_chunk};
-use strata_engine::store::RefRecord;
+use strata_engine::store::{layout, RefKind, RefLog, RefName, RefRecord};
 use strata_engine::tree::Node;
 use strata_engine::{Commit, ObjectId, TableObject};
 
@@ -28,8 +30,101 @@ fn sample_chunk() -> (Bytes, arrow::datatypes::SchemaRef) {
     (encode_chunk(&batch).expect("encode"), batch.schema())
 }
 
+/// Which ref files of `main` a test stores its bytes as.
+#[derive(Debug, Clone, Copy)]
+enum RefFiles {
+    /// The record `00000000000000000001`.
+    Record,
+    /// The `latest` hint.
+    Hint,
+    /// Both.
+    Both,
+}
+
+const REF_FILES: [RefFiles; 3] = [RefFiles::Record, RefFiles::Hint, RefFiles::Both];
+
+/// Stores `bytes` as the ref files `which` of the branch `main` in a fresh in-memory store and
+/// reads the branch back. Only panics (the test's failure) matter: `Ok` and `Err` are both fine.
+fn read_main_stored_as(which: RefFiles, bytes: &[u8]) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let record = layout::ref_record(RefKind::Branch, "main", 1);
+        let hint = layout::ref_hint(RefKind::Branch, "main");
+        let paths = match which {
+            RefFiles::Record => vec![record],
+            RefFiles::Hint => vec![hint],
+            RefFiles::Both => vec![record, hint],
+        };
+        for path in paths {
+            store
+                .put(&path, PutPayload::from(bytes.to_vec()))
+                .await
+                .expect("an in-memory put");
+        }
+        let name = RefName::branch("main").expect("a valid branch name");
+        let _ = RefLog::new(store, "w").read(&name).await;
+    });
+}
+
+/// A ref record's JSON with the given (possibly damaged) field values; well-formed JSON always.
+#[allow(clippy::too_many_arguments)]
+fn ref_record_json(
+    format: u64,
+    ref_name: &str,
+    seq: u64,
+    commit: &Option<String>,
+    prev: u64,
+    writer: &str,
+    nonce: &str,
+    time: i64,
+) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "format": format,
+        "ref": ref_name,
+        "seq": seq,
+        "commit": commit,
+        "prev": prev,
+        "writer": writer,
+        "nonce": nonce,
+        "time": time,
+    }))
+    .expect("JSON encodes")
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn arbitrary_bytes_as_a_ref_record_or_hint_never_panic_a_ref_read(data in prop::collection::vec(any::<u8>(), 0..512)) {
+        for which in REF_FILES {
+            read_main_stored_as(which, &data);
+        }
+    }
+
+    #[test]
+    fn ref_records_with_damaged_fields_are_refused_or_read_without_panicking(
+        format in prop_oneof![Just(1u64), 0u64..4, any::<u64>()],
+        ref_name in prop_oneof![Just("refs/heads/main".to_string()), Just("refs/heads/other".to_string()), ".{0,20}"],
+        seq in prop_oneof![Just(1u64), 0u64..4, Just(u64::MAX - 1), Just(u64::MAX), any::<u64>()],
+        commit in prop::option::of(prop_oneof![
+            "[0-9a-f]{64}",
+            "[0-9a-fA-F]{0,70}",
+            ".{0,20}",
+        ]),
+        prev in prop_oneof![Just(0u64), any::<u64>()],
+        writer in ".{0,8}",
+        nonce in ".{0,8}",
+        time in any::<i64>(),
+    ) {
+        let bytes = ref_record_json(format, &ref_name, seq, &commit, prev, &writer, &nonce, time);
+        for which in REF_FILES {
+            read_main_stored_as(which, &bytes);
+        }
+    }
 
     #[test]
     fn damaged_chunks_are_refused_without_panicking(flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..8), cut in any::<usize>()) {

@@ -1,10 +1,10 @@
-//! Integrity check: every object reachable from the given roots exists, hashes to its id and
-//! decodes.
+//! Integrity check: every ref record is well-formed, and every object reachable from the refs
+//! exists, hashes to its id and decodes. Each problem says what to do about it.
 
 use std::collections::{HashSet, VecDeque};
 
 use strata_engine::chunk::decode_chunk;
-use strata_engine::store::{ObjectKind, Objects};
+use strata_engine::store::{layout, ObjectKind, Objects, RefKind, RefLog, RefName};
 use strata_engine::tree::Node;
 use strata_engine::{Commit, ObjectId, TableObject};
 
@@ -16,6 +16,133 @@ pub struct Problem {
     /// The ref through which it was reached.
     pub reached_from: String,
     pub message: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+/// Where a check runs, which decides the advice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The local repository: missing or damaged objects come back from a remote.
+    Local,
+    /// A remote: missing or damaged objects come back by pushing from a repository that has them.
+    Remote,
+}
+
+impl Side {
+    fn object_fix(self) -> String {
+        match self {
+            Side::Local => "fetch it again from a remote that has it (`strata fetch`), or clone afresh".into(),
+            Side::Remote => "push again from a repository that has it complete (`strata fsck` there first); a push uploads what the remote lacks".into(),
+        }
+    }
+}
+
+/// Checks every ref log of one kind in `refs` and returns the refs' commits (the roots of the
+/// object check) and the problems found in the records themselves. `label` prefixes names.
+pub async fn check_refs(
+    refs: &RefLog,
+    label: &str,
+    side: Side,
+) -> Result<(Vec<(String, ObjectId)>, Vec<Problem>), strata_engine::Error> {
+    let mut roots = Vec::new();
+    let mut problems = Vec::new();
+    let store = refs.store();
+    for kind in [RefKind::Branch, RefKind::Tag] {
+        let dir = layout::refs_dir(kind);
+        let listing = store.list_with_delimiter(Some(&dir)).await.map_err(|e| {
+            strata_engine::Error::Storage {
+                path: dir.to_string(),
+                source: e,
+            }
+        })?;
+        for stray in &listing.objects {
+            problems.push(Problem {
+                object: stray.location.to_string(),
+                reached_from: format!("{label}refs/{}", kind.dir()),
+                message: "a file where only ref folders belong".into(),
+                fix: "strata did not write it; move it out of the refs folder".into(),
+            });
+        }
+        for prefix in listing.common_prefixes {
+            let Some(folder) = prefix.filename() else {
+                continue;
+            };
+            let name = match RefName::new(kind, folder) {
+                Ok(n) => n,
+                Err(e) => {
+                    problems.push(Problem {
+                        object: prefix.to_string(),
+                        reached_from: format!("{label}refs/{}", kind.dir()),
+                        message: e.to_string(),
+                        fix: "strata did not write it; move it out of the refs folder".into(),
+                    });
+                    continue;
+                }
+            };
+            let shown = format!("{label}{name}");
+            let folder = refs.records(&name).await?;
+            let newest = folder.records.last().map(|(seq, _, _)| *seq);
+            for (seq, key, record) in &folder.records {
+                if let Err(e) = record {
+                    let fix = if Some(*seq) == newest {
+                        "this is the ref's current record, so the ref cannot be read or moved: restore the file from a backup, or (while nothing writes to this repository) delete it so that the ref falls back to its previous record, then move the ref again (push, commit or reset)".to_string()
+                    } else {
+                        "an old record: nothing reads it; `strata gc` removes it".to_string()
+                    };
+                    let message = match e {
+                        strata_engine::Error::CorruptRef { reason, .. } => {
+                            format!("the ref record is damaged: {reason}")
+                        }
+                        other => other.to_string(),
+                    };
+                    problems.push(Problem {
+                        object: key.clone(),
+                        reached_from: shown.clone(),
+                        message,
+                        fix,
+                    });
+                }
+            }
+            if let Some(Err(e)) = &folder.hint {
+                problems.push(Problem {
+                    object: layout::ref_hint(name.kind, &name.name).to_string(),
+                    reached_from: shown.clone(),
+                    message: format!("the hint does not decode: {e}"),
+                    fix: "harmless (readers then list the records); the next move of the ref or `strata gc` rewrites it".into(),
+                });
+            }
+            for stray in &folder.strays {
+                problems.push(Problem {
+                    object: stray.clone(),
+                    reached_from: shown.clone(),
+                    message: "a file that is neither a ref record nor the hint".into(),
+                    fix: "strata did not write it; move it out of the ref's folder".into(),
+                });
+            }
+            match refs.read(&name).await {
+                Ok(state) => {
+                    if let Some(c) = state.commit() {
+                        roots.push((shown, c));
+                    }
+                }
+                Err(e) => {
+                    if !problems.iter().any(|p| p.reached_from == shown) {
+                        problems.push(Problem {
+                            object: name.to_string(),
+                            reached_from: shown,
+                            message: e.to_string(),
+                            fix: match side {
+                                Side::Local => "check the ref's folder under .strata/refs; see the problems above".into(),
+                                Side::Remote => "check the ref's folder on the remote; see the problems above".into(),
+                            },
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok((roots, problems))
 }
 
 /// Checks everything reachable from `roots` (label, commit) and `tables` (label, table).
@@ -24,7 +151,9 @@ pub async fn fsck(
     objects: &Objects,
     roots: &[(String, ObjectId)],
     tables: &[(String, ObjectId)],
+    side: Side,
 ) -> (Vec<Problem>, u64) {
+    let fix = side.object_fix();
     let mut problems = Vec::new();
     let mut seen: HashSet<ObjectId> = HashSet::new();
     let mut checked = 0u64;
@@ -47,6 +176,7 @@ pub async fn fsck(
                     object: id.to_hex(),
                     reached_from: label.clone(),
                     message: e.to_string(),
+                    fix: fix.clone(),
                 }),
             }
         }
@@ -63,6 +193,7 @@ pub async fn fsck(
                     object: id.to_hex(),
                     reached_from: label.clone(),
                     message: e.to_string(),
+                    fix: fix.clone(),
                 });
                 continue;
             }
@@ -74,6 +205,7 @@ pub async fn fsck(
                     object: id.to_hex(),
                     reached_from: label.clone(),
                     message: e.to_string(),
+                    fix: fix.clone(),
                 });
                 continue;
             }
@@ -91,6 +223,7 @@ pub async fn fsck(
                         object: n.to_hex(),
                         reached_from: label.clone(),
                         message: e.to_string(),
+                        fix: fix.clone(),
                     });
                     continue;
                 }
@@ -117,11 +250,13 @@ pub async fn fsck(
                             "the chunk holds {rows} rows but its index entry says {}",
                             e.rows
                         ),
+                        fix: fix.clone(),
                     }),
                     Err(err) => problems.push(Problem {
                         object: e.id.to_hex(),
                         reached_from: label.clone(),
                         message: err.to_string(),
+                        fix: fix.clone(),
                     }),
                 }
             }

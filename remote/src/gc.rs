@@ -231,17 +231,27 @@ pub async fn collect(
     }
     let id = uuid::Uuid::new_v4().to_string();
     report.took_over = acquire_lock(remote, &id, opts, time).await?.map(|l| l.id);
+    let outcome = collect_locked(remote, cache, &id, time, progress, &mut report).await;
+    // Every step leaves the remote consistent, so the lock goes even after a failure (if
+    // the store lets us): pushes need not wait for someone to run gc again.
+    let released = release_lock(remote, &id).await;
+    outcome?;
+    released?;
+    Ok(report)
+}
 
+async fn collect_locked(
+    remote: &Remote,
+    cache: &[&Objects],
+    id: &str,
+    time: i64,
+    progress: &dyn Progress,
+    report: &mut RemoteGcReport,
+) -> Result<()> {
     // 1. The candidates: only objects stored before the fences may be deleted.
     let listed = engine_gc::list_objects(&remote.objects).await?;
     // 2. Fence every push in flight.
-    let fences = match fence_leases(remote, &id, time).await {
-        Ok(f) => f,
-        Err(e) => {
-            release_lock(remote, &id).await?;
-            return Err(e);
-        }
-    };
+    let fences = fence_leases(remote, id, time).await?;
     report.fenced = fences.written;
     report.leases = fences.leases;
     // 3-4. Mark from the refs as they are now (no push can move them any more), sweep.
@@ -256,8 +266,7 @@ pub async fn collect(
             report.gc.ref_records += remote.refs.compact(&name, &pinned).await?;
         }
     }
-    release_lock(remote, &id).await?;
-    Ok(report)
+    Ok(())
 }
 
 /// Everything the remote's refs reach.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::*;
 use object_store::memory::InMemory;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use strata_engine::edit::ImportMode;
 use strata_engine::progress::NoProgress;
 use strata_engine::store::{RefKind, RefName};
@@ -120,20 +120,20 @@ async fn a_gc_lock_held_by_another_repository_is_refused_unless_broken() {
     let repo = repo_with_throwaway_branch(tmp.path()).await;
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     push_with_garbage(&repo, store.clone()).await;
-    // A collection by "other" that never finished (the fault injector loses it halfway).
-    let dead = Remote::from_store(
-        "origin",
-        "mem",
-        Arc::new(strata_remote::testing::FaultStore::new(
-            store.clone(),
-            4,
-            strata_remote::testing::Fault::Fail,
-        )),
-        "other",
-    );
-    collect(&dead, &[], &GcOptions::default(), 0, &NoProgress)
+    // A collection by another repository that crashed: its lock stays.
+    let lock = strata_remote::gc::GcLock {
+        format: 1,
+        id: "crashed-run".into(),
+        writer: "other".into(),
+        time: 0,
+    };
+    store
+        .put(
+            &strata_engine::store::layout::gc_lock(),
+            serde_json::to_vec(&lock).expect("json").into(),
+        )
         .await
-        .expect_err("the collection fails halfway");
+        .expect("put lock");
     let mine = Remote::from_store("origin", "mem", store.clone(), "mine");
     let resume = GcOptions {
         resume_own: true,

@@ -165,6 +165,11 @@ impl RefLog {
         }
     }
 
+    /// The store the log lives in.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
     /// The writer id this log puts in the records it writes.
     pub fn writer(&self) -> &str {
         &self.writer
@@ -176,9 +181,9 @@ impl RefLog {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(storage_error(path, e)),
         };
-        let rec: RefRecord = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptObject {
-            id: path.to_string(),
-            reason: format!("the ref record does not decode: {e}"),
+        let rec: RefRecord = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptRef {
+            path: path.to_string(),
+            reason: format!("it does not decode: {e}"),
         })?;
         check_format(&format!("ref record {path}"), rec.format, REF_FORMAT)?;
         Ok(Some(rec))
@@ -241,8 +246,8 @@ impl RefLog {
             let path = layout::ref_record(name.kind, &name.name, seq);
             match self.get_record(&path).await? {
                 Some(r) if r.seq != seq || r.ref_name != name.to_string() => {
-                    return Err(Error::CorruptObject {
-                        id: path.to_string(),
+                    return Err(Error::CorruptRef {
+                        path: path.to_string(),
                         reason: format!(
                             "the ref record says it is record {} of {}",
                             r.seq, r.ref_name
@@ -313,16 +318,16 @@ impl RefLog {
             };
             let record = match self.get_record(&m.location).await {
                 Ok(Some(r)) if r.seq != seq || r.ref_name != name.to_string() => {
-                    Err(Error::CorruptObject {
-                        id: m.location.to_string(),
+                    Err(Error::CorruptRef {
+                        path: m.location.to_string(),
                         reason: format!(
                             "the ref record says it is record {} of {}",
                             r.seq, r.ref_name
                         ),
                     })
                 }
-                Ok(Some(r)) if r.prev >= r.seq => Err(Error::CorruptObject {
-                    id: m.location.to_string(),
+                Ok(Some(r)) if r.prev >= r.seq => Err(Error::CorruptRef {
+                    path: m.location.to_string(),
                     reason: format!(
                         "the ref record replaces record {}, not an older one",
                         r.prev
@@ -578,5 +583,71 @@ mod tests {
         let read = log.read(&name).await.expect("read");
         assert_eq!(read.seq, 5);
         assert_eq!(read.commit(), Some(ObjectId::of(&[4])));
+    }
+
+    #[tokio::test]
+    async fn compaction_keeps_the_newest_and_pinned_records_and_readers_still_find_the_newest() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let log = RefLog::new(store.clone(), "w");
+        let name = RefName::branch("main").expect("name");
+        let mut states = vec![log.read(&name).await.expect("read")];
+        for i in 0..6u8 {
+            let last = states.last().expect("state").clone();
+            states.push(
+                log.update(&last, Some(ObjectId::of(&[i])), 0)
+                    .await
+                    .expect("update"),
+            );
+        }
+        // A stale hint pointing at record 2, which compaction is about to remove.
+        let hint = layout::ref_hint(name.kind, &name.name);
+        let old = store
+            .get(&layout::ref_record(name.kind, &name.name, 2))
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes");
+        // A writer read the ref at record 3 and announced record 4: 4 stays.
+        let removed = log
+            .compact(&name, &BTreeSet::from([4]))
+            .await
+            .expect("compact");
+        assert_eq!(removed, 4, "records 1, 2, 3 and 5 go; 4 and 6 stay");
+        store.put(&hint, old.into()).await.expect("stale hint");
+        let read = log.read(&name).await.expect("read");
+        assert_eq!((read.seq, read.commit()), (6, Some(ObjectId::of(&[5]))));
+        // The announced writer can never win with its old number.
+        let err = log
+            .update(&states[3], Some(ObjectId::of(b"late")), 0)
+            .await
+            .expect_err("stale");
+        assert!(err.is_conflict());
+        assert_eq!(log.read(&name).await.expect("read").seq, 6);
+    }
+
+    #[tokio::test]
+    async fn a_write_to_a_fenced_record_fails_as_fenced_and_the_ref_keeps_its_commit() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let writer = RefLog::new(store.clone(), "w");
+        let gc = RefLog::new(store.clone(), "gc");
+        let name = RefName::branch("main").expect("name");
+        let s0 = writer.read(&name).await.expect("read");
+        let s1 = writer
+            .update(&s0, Some(ObjectId::of(b"1")), 0)
+            .await
+            .expect("update");
+        assert_eq!(gc.fence(&name, 2, "run-1", 0).await.expect("fence"), 1);
+        assert_eq!(gc.fence(&name, 2, "run-1", 0).await.expect("fence"), 0);
+        let err = writer
+            .update(&s1, Some(ObjectId::of(b"2")), 0)
+            .await
+            .expect_err("fenced");
+        assert!(err.is_fence(), "{err}");
+        let now = writer.read(&name).await.expect("read");
+        assert_eq!((now.seq, now.commit()), (2, Some(ObjectId::of(b"1"))));
+        assert_eq!(now.record.and_then(|r| r.gc).as_deref(), Some("run-1"));
+        // A damaged announcement far beyond the log is refused, not fenced up to.
+        assert!(gc.fence(&name, 1_000_000, "run-1", 0).await.is_err());
     }
 }

@@ -11,7 +11,7 @@ use strata_engine::progress::NoProgress;
 use strata_engine::store::RefKind;
 use strata_engine::Repository;
 use strata_remote::fetch::fetch;
-use strata_remote::fsck::fsck;
+use strata_remote::fsck::{check_refs, fsck, Side};
 use strata_remote::gc::{collect, current_lock, GcOptions};
 use strata_remote::push::{push, PushOptions};
 use strata_remote::testing::{CountingStore, Fault, FaultStore};
@@ -62,17 +62,14 @@ pub fn folder(path: &Path) -> Arc<dyn ObjectStore> {
     Arc::new(LocalFileSystem::new_with_prefix(path).expect("store"))
 }
 
-/// Checks the remote: every ref's history is complete and verifies.
+/// Checks the remote: every ref record is well-formed, every ref's history is complete and
+/// verifies.
 pub async fn assert_consistent(remote: &Remote, context: &str) {
-    let mut roots = Vec::new();
-    for kind in [RefKind::Branch, RefKind::Tag] {
-        if let Ok(list) = remote.refs.list(kind).await {
-            for (n, c) in list {
-                roots.push((n, c));
-            }
-        }
-    }
-    let (problems, _) = fsck(&remote.objects, &roots, &[]).await;
+    let (roots, mut problems) = check_refs(&remote.refs, "", Side::Remote)
+        .await
+        .unwrap_or_else(|e| panic!("{context}: cannot list the refs: {e}"));
+    let (more, _) = fsck(&remote.objects, &roots, &[], Side::Remote).await;
+    problems.extend(more);
     assert!(
         problems.is_empty(),
         "{context}: remote inconsistent: {problems:?}"
@@ -95,7 +92,7 @@ pub async fn assert_clone_complete(store: Arc<dyn ObjectStore>, dir: &Path, cont
         .expect("tracking")
         .into_iter()
         .collect();
-    let (problems, _) = fsck(repo.objects(), &roots, &[]).await;
+    let (problems, _) = fsck(repo.objects(), &roots, &[], Side::Local).await;
     assert!(
         problems.is_empty(),
         "{context}: clone incomplete: {problems:?}"
