@@ -215,7 +215,26 @@ async fn attempt(
             })
         }
     };
-    let outcome = upload_and_move(repo, remote, planned, report, opts, progress).await;
+    // The refs must still be where they were read: a number freed by compaction before the
+    // lease was written could otherwise be created again (docs/protocol.md, section 8).
+    let mut current = Vec::with_capacity(planned.len());
+    for p in planned {
+        match remote.refs.is_current(&p.state).await {
+            Ok(true) => current.push(p),
+            Ok(false) => report.rejected.push(Error::Moved {
+                branch: p.state.name.name.clone(),
+            }),
+            Err(e) => {
+                lease.withdraw().await;
+                return Err(e.into());
+            }
+        }
+    }
+    if current.is_empty() || (opts.atomic && !report.rejected.is_empty()) {
+        lease.withdraw().await;
+        return Ok(Attempt::Done(report));
+    }
+    let outcome = upload_and_move(repo, remote, current, report, opts, progress).await;
     lease.withdraw().await;
     outcome
 }

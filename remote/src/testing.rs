@@ -414,8 +414,8 @@ impl ObjectStore for IgnoresConditionsStore {
 /// Something to run before one store call.
 pub type Hook = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
 
-/// Runs a hook, once, just before the first create-only put whose key starts with a prefix
-/// (for example: a garbage collection between a push's uploads and its ref write).
+/// Runs a hook, once, just before the first put whose key starts with a prefix (for example:
+/// a garbage collection between a push's uploads and its ref write).
 pub struct HookStore {
     inner: Arc<dyn ObjectStore>,
     prefix: String,
@@ -457,8 +457,7 @@ impl ObjectStore for HookStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        let due = matches!(opts.mode, object_store::PutMode::Create)
-            && location.as_ref().starts_with(&self.prefix);
+        let due = location.as_ref().starts_with(&self.prefix);
         let hook = if due {
             self.hook.lock().ok().and_then(|mut h| h.take())
         } else {

@@ -114,6 +114,97 @@ async fn a_push_fenced_by_gc_re_uploads_what_gc_deleted_and_lands_complete() {
     assert_clone_complete(store, &tmp.path().join("clone"), "after the fenced push").await;
 }
 
+/// A push reads its ref, then (before it announces the record it will create) others move the
+/// ref on and a collection compacts the log, freeing the number the push means to create. The
+/// push must notice that its ref moved, not create the freed number again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_whose_record_number_was_compacted_away_is_rejected_not_resurrected() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = representative_repo(&tmp.path().join("a")).await;
+    let store = folder(&tmp.path().join("remote"));
+    let setup = Remote::from_store("origin", "remote", store.clone(), "a");
+    push_all(&a, &setup).await.expect("first push");
+    let file = tmp.path().join("a.csv");
+    write_rows(&file, 7000, 7010, "a");
+    import(&a, &file, Some(ImportMode::Upsert)).await;
+    a.commit("a's change", "A <a@example.com>")
+        .await
+        .expect("commit");
+
+    let b = repo_with_throwaway_branch(&tmp.path().join("b")).await;
+    let b_remote = Remote::from_store("origin", "remote", store.clone(), "b");
+    let gc_remote = Remote::from_store("origin", "remote", store.clone(), "gc");
+    let b_file = tmp.path().join("b.csv");
+    let hooked = Arc::new(HookStore::new(
+        store.clone(),
+        "leases/",
+        Box::new(move || {
+            Box::pin(async move {
+                // The import's future is not Send: run b on a thread of its own.
+                tokio::task::spawn_blocking(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    rt.block_on(async move {
+                        let force = PushOptions {
+                            force: true,
+                            ..Default::default()
+                        };
+                        let main = ["main".to_string()];
+                        for round in 0..2 {
+                            write_rows(&b_file, 8000 + round, 8001 + round, "b");
+                            import(&b, &b_file, Some(ImportMode::Upsert)).await;
+                            b.commit("b's change", "B <b@example.com>")
+                                .await
+                                .expect("commit");
+                            push(&b, &b_remote, &main, &[], &force, &NoProgress)
+                                .await
+                                .expect("b pushes");
+                        }
+                        let report =
+                            collect(&gc_remote, &[], &GcOptions::default(), 0, &NoProgress)
+                                .await
+                                .expect("gc");
+                        assert!(report.gc.ref_records >= 2, "{report:?}");
+                    })
+                })
+                .await
+                .expect("b and the collection");
+            })
+        }),
+    ));
+    let remote = Remote::from_store("origin", "remote", hooked.clone(), "a");
+    let report = push(
+        &a,
+        &remote,
+        &["main".to_string()],
+        &[],
+        &PushOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .expect("push");
+    assert!(hooked.has_run());
+    assert!(
+        matches!(
+            report.rejected.as_slice(),
+            [strata_remote::Error::Moved { .. }]
+        ),
+        "{report:?}"
+    );
+    let main = RefName::branch("main").expect("name");
+    let clean = Remote::from_store("origin", "remote", store.clone(), "check");
+    let folder = clean.refs.records(&main).await.expect("records");
+    let numbers: Vec<u64> = folder.records.iter().map(|(n, _, _)| *n).collect();
+    assert_eq!(
+        numbers,
+        vec![3],
+        "only b's newest record is left: {numbers:?}"
+    );
+    assert_consistent(&clean, "after the rejected push").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gc_lock_held_by_another_repository_is_refused_unless_broken() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -270,6 +270,17 @@ impl RefLog {
         )))
     }
 
+    /// Whether `state` is still the newest record (one LIST). A push checks this after
+    /// announcing the record it will create: a record number that compaction removed before
+    /// the announcement could otherwise be created again (docs/protocol.md, section 8).
+    pub async fn is_current(&self, state: &RefState) -> Result<bool> {
+        let listed = self
+            .listed_seqs(&state.name, state.seq.saturating_sub(1))
+            .await?;
+        Ok(listed.last().copied().unwrap_or(0) == state.seq
+            && (state.seq == 0 || listed.contains(&state.seq)))
+    }
+
     /// The names of every ref of one kind with a log (deleted ones included).
     pub async fn names(&self, kind: RefKind) -> Result<Vec<RefName>> {
         let dir = layout::refs_dir(kind);
