@@ -30,27 +30,28 @@ pub async fn fetch(
     progress: &dyn Progress,
 ) -> Result<FetchReport> {
     remote.check().await?;
-    let branches = remote.refs.list(RefKind::Branch).await?;
-    let tags = remote.refs.list(RefKind::Tag).await?;
-    let tips: Vec<ObjectId> = branches.iter().chain(&tags).map(|(_, c)| *c).collect();
-    let transfer = Transfer::new(&remote.objects, repo.objects(), repo.objects(), progress);
-    let incomplete = |e: crate::Error| match e {
-        Error::Engine(
-            source @ (strata_engine::Error::MissingObject { .. }
-            | strata_engine::Error::CorruptObject { .. }),
-        ) => Error::Incomplete {
-            url: remote.url.clone(),
-            source,
-        },
-        other => other,
+    let mut attempts = 0;
+    let (branches, tags, transferred) = loop {
+        attempts += 1;
+        let branches = remote.refs.list(RefKind::Branch).await?;
+        let tags = remote.refs.list(RefKind::Tag).await?;
+        match download(repo, remote, &branches, &tags, progress).await {
+            Ok(stats) => break (branches, tags, stats),
+            // A ref moved away and a garbage collection removed what it named while this
+            // fetch was reading it: read the refs again (docs/protocol.md, section 6, "Faults").
+            Err(e @ Error::Incomplete { .. }) if attempts < 3 => {
+                let moved = remote.refs.list(RefKind::Branch).await? != branches
+                    || remote.refs.list(RefKind::Tag).await? != tags;
+                if !moved {
+                    return Err(e);
+                }
+                tracing::info!(remote = %remote.name, "the remote's refs moved while fetching; fetching again");
+            }
+            Err(e) => return Err(e),
+        }
     };
-    let missing = transfer
-        .missing_commits(&tips, &Default::default())
-        .await
-        .map_err(incomplete)?;
-    transfer.copy_commits(missing).await.map_err(incomplete)?;
     let mut report = FetchReport {
-        transferred: transfer.stats(),
+        transferred,
         ..Default::default()
     };
     for (branch, commit) in &branches {
@@ -81,6 +82,34 @@ pub async fn fetch(
         }
     }
     Ok(report)
+}
+
+/// Downloads everything the given tips reach that the local store lacks.
+async fn download(
+    repo: &Repository,
+    remote: &Remote,
+    branches: &[(String, ObjectId)],
+    tags: &[(String, ObjectId)],
+    progress: &dyn Progress,
+) -> Result<TransferStats> {
+    let tips: Vec<ObjectId> = branches.iter().chain(tags).map(|(_, c)| *c).collect();
+    let transfer = Transfer::new(&remote.objects, repo.objects(), repo.objects(), progress);
+    let incomplete = |e: crate::Error| match e {
+        Error::Engine(
+            source @ (strata_engine::Error::MissingObject { .. }
+            | strata_engine::Error::CorruptObject { .. }),
+        ) => Error::Incomplete {
+            url: remote.url.clone(),
+            source,
+        },
+        other => other,
+    };
+    let missing = transfer
+        .missing_commits(&tips, &Default::default())
+        .await
+        .map_err(incomplete)?;
+    transfer.copy_commits(missing).await.map_err(incomplete)?;
+    Ok(transfer.stats())
 }
 
 /// Clones `url` into `dir`; returns the repository and the branch checked out (none for an
