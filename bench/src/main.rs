@@ -541,5 +541,39 @@ async fn remote_bench(args: &Args, endpoint: &str) -> Result<()> {
         mib(bytes) / plain,
         clone_secs / plain
     );
+
+    // Garbage collection: the one-row change is forced away, so its objects become garbage.
+    repo.reset_hard("HEAD~1").await?;
+    let force = strata_remote::push::PushOptions {
+        force: true,
+        ..Default::default()
+    };
+    strata_remote::push::push(&repo, &remote, &main, &[], &force, &NoProgress).await?;
+    counting.counts.reset();
+    let t = Instant::now();
+    let report = strata_remote::gc::collect(
+        &remote,
+        &[repo.objects()],
+        &strata_remote::gc::GcOptions::default(),
+        0,
+        &NoProgress,
+    )
+    .await?;
+    println!(
+        "gc of the remote after forcing the change away: {:.0} ms, removed {} objects ({:.1} KiB), kept {}; {}",
+        t.elapsed().as_secs_f64() * 1000.0,
+        report.gc.removed.objects,
+        report.gc.removed.bytes as f64 / 1024.0,
+        report.gc.kept.objects,
+        counting.counts.summary()
+    );
+    let t = Instant::now();
+    let local = repo.gc(false, &NoProgress).await?;
+    println!(
+        "gc of the local repository: {:.0} ms, removed {} objects, kept {}",
+        t.elapsed().as_secs_f64() * 1000.0,
+        local.removed.objects,
+        local.kept.objects
+    );
     Ok(())
 }

@@ -300,14 +300,24 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
     }
 }
 
-/// `STRATA_GC_WAIT`: seconds a push waits for a garbage collection on the remote.
+/// `STRATA_GC_WAIT`: seconds a push waits for garbage collections on the remote.
 fn gc_wait() -> Result<Option<std::time::Duration>> {
-    match std::env::var("STRATA_GC_WAIT") {
+    seconds_from_env("STRATA_GC_WAIT")
+}
+
+/// A number of seconds (fractions allowed) from the environment variable `name`, if set.
+fn seconds_from_env(name: &str) -> Result<Option<std::time::Duration>> {
+    match std::env::var(name) {
         Ok(v) => {
-            let secs: u64 = v.trim().parse().with_context(|| {
-                format!("STRATA_GC_WAIT='{v}' is not a number of seconds; set it to e.g. 120")
-            })?;
-            Ok(Some(std::time::Duration::from_secs(secs)))
+            let secs: f64 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                .with_context(|| {
+                    format!("{name}='{v}' is not a number of seconds; set it to e.g. 2 or 120")
+                })?;
+            Ok(Some(std::time::Duration::from_secs_f64(secs)))
         }
         Err(_) => Ok(None),
     }
@@ -357,6 +367,7 @@ async fn gc(
                 dry_run,
                 break_lock,
                 resume_own: true,
+                lease_grace: seconds_from_env("STRATA_GC_GRACE")?,
             };
             let result =
                 strata_remote::gc::collect(&r, &[repo.objects()], &opts, repo.now(), &bar).await;

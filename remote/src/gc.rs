@@ -170,7 +170,7 @@ pub async fn wait_for_gc(remote: &Remote, lock: GcLock, limit: Duration) -> Resu
             });
         }
         tokio::time::sleep(pause.min(limit.saturating_sub(start.elapsed()))).await;
-        pause = (pause * 2).min(Duration::from_secs(1));
+        pause = (pause * 2).min(Duration::from_millis(250));
         match current_lock(remote).await? {
             None => return Ok(()),
             Some(l) => current = l,
@@ -188,6 +188,9 @@ pub struct GcOptions {
     /// Take over a lock held by this same repository: the caller guarantees (with a local
     /// lock) that no other collection from this repository runs, so that one was interrupted.
     pub resume_own: bool,
+    /// How long to give pushes in flight to finish before fencing them (default
+    /// [`LEASE_GRACE`]; zero fences at once).
+    pub lease_grace: Option<Duration>,
 }
 
 /// What a remote collection did.
@@ -231,7 +234,8 @@ pub async fn collect(
     }
     let id = uuid::Uuid::new_v4().to_string();
     report.took_over = acquire_lock(remote, &id, opts, time).await?.map(|l| l.id);
-    let outcome = collect_locked(remote, cache, &id, time, progress, &mut report).await;
+    let grace = opts.lease_grace.unwrap_or(LEASE_GRACE);
+    let outcome = collect_locked(remote, cache, &id, time, grace, progress, &mut report).await;
     // Every step leaves the remote consistent, so the lock goes even after a failure (if
     // the store lets us): pushes need not wait for someone to run gc again.
     let released = release_lock(remote, &id).await;
@@ -245,13 +249,14 @@ async fn collect_locked(
     cache: &[&Objects],
     id: &str,
     time: i64,
+    grace: Duration,
     progress: &dyn Progress,
     report: &mut RemoteGcReport,
 ) -> Result<()> {
     // 1. The candidates: only objects stored before the fences may be deleted.
     let listed = engine_gc::list_objects(&remote.objects).await?;
     // 2. Fence every push in flight.
-    let fences = fence_leases(remote, id, time).await?;
+    let fences = fence_leases(remote, id, time, grace).await?;
     report.fenced = fences.written;
     report.leases = fences.leases;
     // 3-4. Mark from the refs as they are now (no push can move them any more), sweep.
@@ -369,9 +374,54 @@ struct Fences {
     leases: u64,
 }
 
+/// How long a collection gives the pushes in flight to finish before fencing them.
+pub const LEASE_GRACE: Duration = Duration::from_secs(2);
+
+/// A lease written this long before the collection's lock is taken for a crashed push's and
+/// not waited for.
+const LEASE_STALE_SECS: i64 = 60;
+
+/// Gives the pushes in flight a moment to finish (their leases disappear), so that a
+/// collection seldom makes a push start over. Politeness only: whatever lease is still there
+/// afterwards is fenced, whatever its age; the times compared are the store's own.
+async fn let_pushes_finish(
+    remote: &Remote,
+    metas: &[object_store::ObjectMeta],
+    grace: Duration,
+) -> Result<()> {
+    let lock_time = remote
+        .store
+        .head(&layout::gc_lock())
+        .await
+        .ok()
+        .map(|m| m.last_modified);
+    let mut waiting: BTreeSet<Path> = metas
+        .iter()
+        .filter(|m| {
+            lock_time
+                .is_none_or(|t| m.last_modified + chrono::Duration::seconds(LEASE_STALE_SECS) >= t)
+        })
+        .map(|m| m.location.clone())
+        .collect();
+    let start = std::time::Instant::now();
+    let dir = layout::leases_dir();
+    while !waiting.is_empty() && start.elapsed() < grace {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now: BTreeSet<Path> = remote
+            .store
+            .list(Some(&dir))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(|e| remote.storage(&dir, e))?;
+        waiting.retain(|p| now.contains(p));
+    }
+    Ok(())
+}
+
 /// Fences every record that a lease announces: after this, the record exists, so the push
 /// that announced it can never create it.
-async fn fence_leases(remote: &Remote, gc: &str, time: i64) -> Result<Fences> {
+async fn fence_leases(remote: &Remote, gc: &str, time: i64, grace: Duration) -> Result<Fences> {
     let dir = layout::leases_dir();
     let metas: Vec<object_store::ObjectMeta> = remote
         .store
@@ -384,6 +434,9 @@ async fn fence_leases(remote: &Remote, gc: &str, time: i64) -> Result<Fences> {
         written: 0,
         leases: 0,
     };
+    if !metas.is_empty() && !grace.is_zero() {
+        let_pushes_finish(remote, &metas, grace).await?;
+    }
     for m in metas {
         let lease = match get_json::<LeaseRecord>(remote, &m.location).await? {
             None => continue, // the push finished meanwhile

@@ -70,9 +70,6 @@ struct Planned {
 /// How long a push waits for a garbage collection on the remote before giving up.
 pub const DEFAULT_GC_WAIT: Duration = Duration::from_secs(120);
 
-/// How often a push starts over after a garbage collection fenced it.
-const MAX_ATTEMPTS: usize = 5;
-
 /// Pushes local `branches` (and with `opts.tags`, all tags), and deletes `deletes` on the remote.
 pub async fn push(
     repo: &Repository,
@@ -110,7 +107,9 @@ pub async fn push(
     // them up to date, but they moved in this push.
     let mut moved_earlier: Vec<RefUpdate> = Vec::new();
     let mut transferred = TransferStats::default();
-    for _ in 0..MAX_ATTEMPTS {
+    let limit = opts.gc_wait.unwrap_or(DEFAULT_GC_WAIT);
+    let start = std::time::Instant::now();
+    loop {
         let wait = match attempt(repo, remote, &wanted, opts, progress).await? {
             Attempt::Done(mut report) => {
                 for u in &mut report.updates {
@@ -132,18 +131,23 @@ pub async fn push(
                 lock
             }
         };
+        // Collections keep this push waiting for at most `limit` in all.
+        let remaining = limit.saturating_sub(start.elapsed());
+        if remaining.is_zero() {
+            return Err(Error::Invalid(format!(
+                "garbage collections on remote '{}' kept interrupting this push for {} s; push again (STRATA_GC_WAIT sets how long to wait)",
+                remote.name,
+                limit.as_secs()
+            )));
+        }
         let lock = match wait {
             Some(lock) => Some(lock),
             None => gc::current_lock(remote).await?,
         };
         if let Some(lock) = lock {
-            gc::wait_for_gc(remote, lock, opts.gc_wait.unwrap_or(DEFAULT_GC_WAIT)).await?;
+            gc::wait_for_gc(remote, lock, remaining).await?;
         }
     }
-    Err(Error::Invalid(format!(
-        "garbage collections on remote '{}' interrupted this push {MAX_ATTEMPTS} times; push again",
-        remote.name
-    )))
 }
 
 /// What one attempt of a push came to.

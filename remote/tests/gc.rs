@@ -81,7 +81,11 @@ async fn a_push_fenced_by_gc_re_uploads_what_gc_deleted_and_lands_complete() {
         "refs/heads/main/0",
         Box::new(move || {
             Box::pin(async move {
-                let r = collect(&gc_remote, &[], &GcOptions::default(), 0, &NoProgress).await;
+                let now = GcOptions {
+                    lease_grace: Some(std::time::Duration::ZERO),
+                    ..Default::default()
+                };
+                let r = collect(&gc_remote, &[], &now, 0, &NoProgress).await;
                 *slot.lock().expect("slot") = Some(r.expect("gc between upload and ref write"));
             })
         }),

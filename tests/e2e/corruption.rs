@@ -1,7 +1,8 @@
-//! Damaged repositories: a flipped byte in any stored object is detected by the command that
-//! reads it, which fails with one line naming the object.
+//! Damaged repositories: a flipped byte or a cut in any stored object is detected by the command
+//! that reads it, which fails with one line naming the object; push, fetch and clone never copy
+//! a damaged object and never move a ref to it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::harness::*;
 
@@ -165,4 +166,224 @@ fn a_repository_written_by_a_newer_format_is_refused_with_advice_to_upgrade() {
     let line = dir.strata(&["status"]).fails_with_one_line();
     assert_mentions(&line, &["format 99", "upgrade strata"]);
     before.assert_same(&dir.snapshot(), "a refused command");
+}
+
+/// The kinds of stored object, each reached from a commit the way a reader reaches it.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Commit,
+    Table,
+    IndexNode,
+    Chunk,
+}
+
+const KINDS: [Kind; 4] = [Kind::Commit, Kind::Table, Kind::IndexNode, Kind::Chunk];
+
+/// The ways a stored file is damaged.
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    FlippedByte,
+    CutInHalf,
+}
+
+const DAMAGES: [Damage; 2] = [Damage::FlippedByte, Damage::CutInHalf];
+
+impl Damage {
+    fn apply(self, path: &Path) {
+        match self {
+            Damage::FlippedByte => flip_a_byte(path),
+            Damage::CutInHalf => {
+                let bytes = std::fs::read(path)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+                std::fs::write(path, &bytes[..bytes.len() / 2])
+                    .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            }
+        }
+    }
+}
+
+/// Every kind of object with every damage.
+fn cases() -> impl Iterator<Item = (Kind, Damage)> {
+    KINDS
+        .into_iter()
+        .flat_map(|k| DAMAGES.into_iter().map(move |d| (k, d)))
+}
+
+/// Where a JSON object lies under a store's root (`.strata` locally, the folder of a remote).
+fn object_rel(id: &str) -> PathBuf {
+    PathBuf::from("objects").join(&id[..2]).join(&id[2..])
+}
+
+/// Where a chunk lies under a store's root.
+fn chunk_rel(id: &str) -> PathBuf {
+    PathBuf::from("chunks")
+        .join(&id[..2])
+        .join(format!("{}.parquet", &id[2..]))
+}
+
+/// The id and path (relative to a store's root) of the object of `kind` that `commit` reaches
+/// in the local store of `dir`, which holds the one small table `people`: the commit itself,
+/// its table object, the table's single level-0 index node, or that node's single chunk.
+#[track_caller]
+fn object_of(dir: &Dir, commit: &str, kind: Kind) -> (String, PathBuf) {
+    let json = |id: &str| -> serde_json::Value {
+        let bytes = dir.read(Path::new(".strata").join(object_rel(id)));
+        serde_json::from_slice(&bytes).expect("a stored object is JSON")
+    };
+    let named = |value: &serde_json::Value| value.as_str().expect("an id").to_string();
+    if let Kind::Commit = kind {
+        return (commit.to_string(), object_rel(commit));
+    }
+    let table = named(&json(commit)["tables"]["people"]);
+    if let Kind::Table = kind {
+        return (table.clone(), object_rel(&table));
+    }
+    let node_id = named(&json(&table)["index"]);
+    if let Kind::IndexNode = kind {
+        return (node_id.clone(), object_rel(&node_id));
+    }
+    let node = json(&node_id);
+    assert_eq!(node["level"], 0, "a small table has a level-0 root: {node}");
+    let entries = node["entries"].as_array().expect("node entries");
+    assert_eq!(entries.len(), 1, "a small table is one chunk: {node}");
+    let chunk = named(&entries[0]["id"]);
+    (chunk.clone(), chunk_rel(&chunk))
+}
+
+/// A folder for a remote (not created yet: the first push creates it).
+fn hub() -> (Dir, PathBuf) {
+    let dir = Dir::empty();
+    let path = dir.join("hub");
+    (dir, path)
+}
+
+/// A path as a command-line argument.
+fn arg(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// The `file:///abs/path` URL of a folder.
+fn file_url(path: &Path) -> String {
+    format!("file://{}", arg(path))
+}
+
+/// Changes one row of `people` and commits it: every object of the new commit is new.
+#[track_caller]
+fn change_people(dir: &Dir) -> String {
+    dir.write("up.csv", "id,name,score\n2,bobby,2.5\n");
+    dir.strata(&["import", "people", "up.csv", "--mode", "upsert"])
+        .ok();
+    dir.strata(&["commit", "-m", "rename bob"]).ok();
+    dir.rev_id("HEAD")
+}
+
+/// Asserts that `strata fsck ARGS` fails and names `id` in what it prints.
+#[track_caller]
+fn fsck_names(dir: &Dir, args: &[&str], id: &str) {
+    let out = dir.strata(args);
+    let printed = format!("{}\n{}", out.stdout, out.stderr);
+    out.fails();
+    assert_mentions(&printed, &[id]);
+}
+
+/// The ref records stored in a remote's folder.
+fn remote_refs(remote: &Path) -> Snapshot {
+    Snapshot::of(remote).only(&["refs"])
+}
+
+#[test]
+fn a_damaged_local_object_of_any_kind_fails_fsck_and_is_never_pushed_to_a_new_remote() {
+    for (kind, damage) in cases() {
+        eprintln!("case: {kind:?}, {damage:?}");
+        let dir = Dir::with_people();
+        let (_hub_dir, remote) = hub();
+        dir.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+        let (id, rel) = object_of(&dir, &dir.rev_id("HEAD"), kind);
+        damage.apply(&dir.join(".strata").join(&rel));
+
+        fsck_names(&dir, &["fsck"], &id);
+        let line = dir
+            .strata(&["push", "-u", "origin", "main"])
+            .fails_with_one_line();
+        assert_mentions(&line, &[&id]);
+        assert!(
+            remote_refs(&remote).files_under("refs").is_empty(),
+            "{kind:?}, {damage:?}: a failed push left a branch on the remote"
+        );
+        assert!(
+            !remote.join(&rel).exists(),
+            "{kind:?}, {damage:?}: the damaged object was pushed"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_local_object_of_any_kind_never_moves_an_existing_remote_branch() {
+    for (kind, damage) in cases() {
+        eprintln!("case: {kind:?}, {damage:?}");
+        let dir = Dir::with_people();
+        let (_hub_dir, remote) = hub();
+        dir.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+        dir.strata(&["push", "-u", "origin", "main"]).ok();
+        let pushed = dir.rev_id("origin/main");
+        let refs = remote_refs(&remote);
+        let head = change_people(&dir);
+        let (id, rel) = object_of(&dir, &head, kind);
+        damage.apply(&dir.join(".strata").join(&rel));
+
+        fsck_names(&dir, &["fsck"], &id);
+        let line = dir.strata(&["push"]).fails_with_one_line();
+        assert_mentions(&line, &[&id]);
+        refs.assert_same(&remote_refs(&remote), "a push of a damaged object");
+        assert_eq!(dir.rev_id("origin/main"), pushed, "{kind:?}, {damage:?}");
+        assert!(
+            !remote.join(&rel).exists(),
+            "{kind:?}, {damage:?}: the damaged object was pushed"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_remote_object_of_any_kind_fails_fsck_clone_and_fetch_naming_it() {
+    for (kind, damage) in cases() {
+        eprintln!("case: {kind:?}, {damage:?}");
+        let (_hub_dir, remote) = hub();
+        let url = file_url(&remote);
+        let a = Dir::with_people();
+        a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+        a.strata(&["push", "-u", "origin", "main"]).ok();
+        let b = Dir::empty();
+        b.strata(&["clone", &url, arg(b.path())]).ok();
+        let known = b.rev_id("origin/main");
+        let head = change_people(&a);
+        a.strata(&["push"]).ok();
+        let (id, rel) = object_of(&a, &head, kind);
+        damage.apply(&remote.join(&rel));
+
+        fsck_names(&a, &["fsck", "--remote", "origin"], &id);
+
+        let parent = Dir::empty();
+        let target = parent.join("copy");
+        let line = parent
+            .strata(&["clone", &url, arg(&target)])
+            .fails_with_one_line();
+        assert_mentions(&line, &[&id]);
+        assert!(
+            !target.exists(),
+            "{kind:?}, {damage:?}: a failed clone left {}",
+            target.display()
+        );
+
+        let line = b.strata(&["fetch"]).fails_with_one_line();
+        assert_mentions(&line, &[&id]);
+        assert_eq!(
+            b.rev_id("origin/main"),
+            known,
+            "{kind:?}, {damage:?}: the fetch moved origin/main"
+        );
+        assert!(
+            !b.join(".strata").join(&rel).exists(),
+            "{kind:?}, {damage:?}: the fetch stored the damaged object"
+        );
+    }
 }

@@ -7,6 +7,7 @@ mod bad_files;
 mod corruption;
 mod diff;
 mod export;
+mod gc;
 mod history;
 mod import;
 mod init;

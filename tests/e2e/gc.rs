@@ -1,0 +1,769 @@
+//! `strata gc`, locally and on remotes: what an abandoned branch leaves is removed and
+//! everything still reachable (branches, tags, remote-tracking refs, working tables, a merge in
+//! progress) is kept; a remote collection racing with pushers loses no acknowledged commit (on
+//! a folder and on radosgw); a lock left by another repository blocks collections and pushes
+//! with advice until broken; bad invocations change nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::backends::Backend;
+use crate::harness::*;
+
+/// The header of the `items` table the remote tests use.
+const ITEMS_HEADER: &str = "id,owner,value";
+
+/// The CSV text of `rows` with the `items` header.
+fn items_csv(rows: &[(i64, &str, i64)]) -> String {
+    let mut out = format!("{ITEMS_HEADER}\n");
+    for (id, owner, value) in rows {
+        out.push_str(&format!("{id},{owner},{value}\n"));
+    }
+    out
+}
+
+/// A path as a command-line argument.
+fn arg(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// A repository with a committed `items` table (three rows) pushed with `-u` to the remote
+/// `location` on `backend` as `origin/main`.
+#[track_caller]
+fn published_on(backend: Backend, location: &str) -> Dir {
+    let dir = Dir::repo();
+    dir.write(
+        "items.csv",
+        items_csv(&[(1, "seed", 1), (2, "seed", 2), (3, "seed", 3)]),
+    );
+    dir.strata(&["import", "items", "items.csv", "--primary-key", "id"])
+        .ok();
+    dir.strata(&["commit", "-m", "add items"]).ok();
+    backend
+        .run(&dir, &["remote", "add", "origin", location])
+        .ok();
+    backend.run(&dir, &["push", "-u", "origin", "main"]).ok();
+    dir
+}
+
+/// A fresh clone of `url` (a remote on `backend`) in a new temporary folder.
+#[track_caller]
+fn clone_on(backend: Backend, url: &str) -> Dir {
+    let dir = Dir::empty();
+    backend.run(&dir, &["clone", url, arg(dir.path())]).ok();
+    dir
+}
+
+/// The ids of the commits `log --json` shows from HEAD.
+#[track_caller]
+fn history(dir: &Dir) -> Vec<String> {
+    dir.strata(&["log", "--json"])
+        .ok()
+        .json_lines()
+        .iter()
+        .map(|c| {
+            c["id"]
+                .as_str()
+                .expect("a commit id is a string")
+                .to_string()
+        })
+        .collect()
+}
+
+/// The keys of an `items` export.
+#[track_caller]
+fn item_keys(csv: &str) -> BTreeSet<i64> {
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(ITEMS_HEADER),
+        "unexpected export:\n{csv}"
+    );
+    lines
+        .map(|l| {
+            l.split(',')
+                .next()
+                .and_then(|k| k.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected export line {l:?}"))
+        })
+        .collect()
+}
+
+/// The commit of `origin/main` as `remote show origin --json` reads it from the remote now.
+#[track_caller]
+fn remote_main(backend: Backend, dir: &Dir) -> String {
+    let out = backend
+        .run(dir, &["remote", "show", "origin", "--json"])
+        .ok();
+    let shown = out.json();
+    let branches = shown["branches"]
+        .as_array()
+        .expect("remote show lists branches");
+    branches
+        .iter()
+        .find(|b| b["name"] == "main")
+        .and_then(|b| b["commit"].as_str())
+        .unwrap_or_else(|| panic!("the remote has no main:\n{out:?}"))
+        .to_string()
+}
+
+/// Runs `strata` in `dir`, reaching `backend`, with extra environment variables.
+fn run_with_env<S: AsRef<OsStr>>(
+    backend: Backend,
+    dir: &Dir,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> Output {
+    let shown: Vec<String> = args.iter().map(|a| format!("{:?}", a.as_ref())).collect();
+    let mut cmd = backend.command(dir, args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("the strata binary should start");
+    let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Output {
+        command: format!("{} strata {}", env.join(" "), shown.join(" ")),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stdout_bytes: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        status: out.status,
+    }
+}
+
+/// A number in a `gc --json` report, e.g. `count(&report, &["removed", "objects"])`.
+#[track_caller]
+fn count(report: &serde_json::Value, path: &[&str]) -> u64 {
+    let mut v = report;
+    for p in path {
+        v = &v[*p];
+    }
+    v.as_u64()
+        .unwrap_or_else(|| panic!("{path:?} is not a count in the gc report {report}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// A remote collection racing with pushers, on a folder and on radosgw
+
+#[test]
+fn gc_racing_pushes_keeps_every_acknowledged_commit_on_a_folder() {
+    gc_racing_pushes(Backend::File);
+}
+
+#[test]
+fn gc_racing_pushes_keeps_every_acknowledged_commit_on_radosgw() {
+    gc_racing_pushes(Backend::Radosgw);
+}
+
+/// What one pusher did.
+#[derive(Default)]
+struct Pushed {
+    /// Every commit whose push was acknowledged (exit status 0), with the key it added.
+    acknowledged: Vec<(String, i64)>,
+    rejections: usize,
+    /// The commit of each throwaway branch, by branch.
+    throwaway_commits: Vec<(String, String)>,
+    /// The objects each throwaway commit added (its commit, table, index nodes and chunks).
+    throwaway_objects: BTreeMap<String, String>,
+    /// What failed, if something did (the pusher stopped there).
+    failure: Option<String>,
+}
+
+/// Runs a command that must succeed; otherwise says what happened (for a pusher's report).
+fn must(what: &str, out: Output) -> Result<Output, String> {
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!("{what} failed:\n{out:?}"))
+    }
+}
+
+/// Pushes the current branch to its upstream; a rejected push is followed by a pull and
+/// another push (at most 200 times). Any other failure is returned. Counts rejections into
+/// `pushed`.
+fn push_until_accepted(backend: Backend, dir: &Dir, pushed: &mut Pushed) -> Result<(), String> {
+    const TRIES: usize = 200;
+    for _ in 0..TRIES {
+        let out = backend.run(dir, &["push"]);
+        if out.status.success() {
+            return Ok(());
+        }
+        if !out.stderr.contains("rejected") {
+            return Err(format!("a push failed other than by a rejection:\n{out:?}"));
+        }
+        pushed.rejections += 1;
+        must("a pull after a rejected push", backend.run(dir, &["pull"]))?;
+    }
+    Err(format!("the push was rejected {TRIES} times in a row"))
+}
+
+/// A push of `args` that must succeed.
+fn push_must(what: &str, backend: Backend, dir: &Dir, args: &[&str]) -> Result<(), String> {
+    must(what, backend.run(dir, args)).map(|_| ())
+}
+
+/// One pusher: until `stop`, commits a row with a unique key and pushes it (pulling when
+/// rejected); every third round also pushes a throwaway branch and deletes it on the remote,
+/// which leaves its objects as garbage.
+fn pusher(backend: Backend, dir: &Dir, p: i64, stop: &AtomicBool) -> Pushed {
+    let mut pushed = Pushed::default();
+    if let Err(e) = push_rows(backend, dir, p, stop, &mut pushed) {
+        pushed.failure = Some(format!("pusher {p}: {e}"));
+        stop.store(true, Ordering::SeqCst);
+    }
+    pushed
+}
+
+/// The loop of [`pusher`].
+fn push_rows(
+    backend: Backend,
+    dir: &Dir,
+    p: i64,
+    stop: &AtomicBool,
+    pushed: &mut Pushed,
+) -> Result<(), String> {
+    let owner = format!("p{p}");
+    let mut i = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let key = p * 100_000 + i;
+        dir.write("change.csv", items_csv(&[(key, &owner, i)]));
+        must(
+            "an upsert",
+            dir.strata(&["import", "items", "change.csv", "--mode", "upsert"]),
+        )?;
+        must(
+            "a commit",
+            dir.strata(&["commit", "-m", &format!("pusher {p} row {i}")]),
+        )?;
+        push_until_accepted(backend, dir, pushed)?;
+        let head = must("log", dir.strata(&["log", "--json", "-n", "1"]))?;
+        let id = head.json_lines()[0]["id"]
+            .as_str()
+            .expect("a commit id is a string")
+            .to_string();
+        pushed.acknowledged.push((id, key));
+
+        if i % 3 == 2 {
+            let branch = format!("tmp-{p}-{i}");
+            must("checkout -b", dir.strata(&["checkout", "-b", &branch]))?;
+            let before = stored_ids(dir);
+            dir.write("junk.csv", items_csv(&[(-key - 1, "junk", i)]));
+            must(
+                "an upsert on a throwaway branch",
+                dir.strata(&["import", "items", "junk.csv", "--mode", "upsert"]),
+            )?;
+            must(
+                "a commit on a throwaway branch",
+                dir.strata(&["commit", "-m", "junk"]),
+            )?;
+            let junk = must("log", dir.strata(&["log", "--json", "-n", "1"]))?;
+            let junk = junk.json_lines()[0]["id"]
+                .as_str()
+                .expect("a commit id is a string")
+                .to_string();
+            pushed.throwaway_commits.push((branch.clone(), junk));
+            for id in stored_ids(dir).difference(&before) {
+                pushed.throwaway_objects.insert(id.clone(), branch.clone());
+            }
+            push_must(
+                "pushing a throwaway branch",
+                backend,
+                dir,
+                &["push", "origin", &branch],
+            )?;
+            push_must(
+                "deleting a throwaway branch on the remote",
+                backend,
+                dir,
+                &["push", "origin", "--delete", &branch],
+            )?;
+            must("checkout main", dir.strata(&["checkout", "main"]))?;
+            must("branch -d", dir.strata(&["branch", "-d", &branch]))?;
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Totals of the collection rounds.
+#[derive(Default)]
+struct Collected {
+    removed: u64,
+    fenced: u64,
+    leases: u64,
+}
+
+/// Three pushers (with throwaway branches) race a fourth clone that collects the remote 100
+/// times; no acknowledged commit may be lost, and the remote stays complete.
+fn gc_racing_pushes(backend: Backend) {
+    const PUSHERS: i64 = 3;
+    const ROUNDS: usize = 100;
+    let started = Instant::now();
+    let remote = backend.remote("gc-racing-pushes");
+    let url = &remote.url;
+    let _seed = published_on(backend, url);
+    let clones: Vec<Dir> = (0..PUSHERS).map(|_| clone_on(backend, url)).collect();
+    let collector = clone_on(backend, url);
+    let stop = AtomicBool::new(false);
+
+    let (collected, pushers) = std::thread::scope(|s| {
+        let stop = &stop;
+        let handles: Vec<_> = clones
+            .iter()
+            .enumerate()
+            .map(|(p, dir)| s.spawn(move || pusher(backend, dir, p as i64 + 1, stop)))
+            .collect();
+        let collector = &collector;
+        let gc = s.spawn(move || {
+            let mut totals = Collected::default();
+            let mut result = Ok(());
+            for round in 0..ROUNDS {
+                if stop.load(Ordering::SeqCst) {
+                    result = Err(format!("a pusher failed; gc stopped after {round} rounds"));
+                    break;
+                }
+                // Some rounds follow each other at once, others after a pause in which pushes
+                // get through: 0 to 450 ms, varying from round to round.
+                std::thread::sleep(Duration::from_millis((round as u64 * 7 % 10) * 50));
+                // Half the rounds fence pushes in flight at once; the others first give them
+                // the default grace to finish.
+                let grace = if round % 2 == 0 { "0" } else { "2" };
+                let out = run_with_env(
+                    backend,
+                    collector,
+                    &["gc", "--remote", "origin", "--json"],
+                    &[("STRATA_GC_GRACE", grace)],
+                );
+                if !out.status.success() {
+                    result = Err(format!("gc round {round} failed:\n{out:?}"));
+                    break;
+                }
+                let report = out.json();
+                totals.removed += count(&report, &["removed", "objects"]);
+                totals.fenced += count(&report, &["fenced"]);
+                totals.leases += count(&report, &["leases"]);
+            }
+            stop.store(true, Ordering::SeqCst);
+            result.map(|()| totals)
+        });
+        let pushers: Vec<Pushed> = handles
+            .into_iter()
+            .map(|h| h.join().expect("a pusher thread panicked"))
+            .collect();
+        let collected = gc.join().expect("the gc thread panicked");
+        (collected, pushers)
+    });
+    let racing = started.elapsed();
+
+    let failures: Vec<&String> = pushers.iter().filter_map(|p| p.failure.as_ref()).collect();
+    if !failures.is_empty() {
+        panic!(
+            "pushers failed while gc ran on {}:\n{}\n{}",
+            backend.name(),
+            failures
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            diagnose(backend, url, &collector, &pushers, &failures)
+        );
+    }
+    let collected = collected.unwrap_or_else(|e| panic!("on {}: {e}", backend.name()));
+    let acknowledged: Vec<&(String, i64)> = pushers.iter().flat_map(|p| &p.acknowledged).collect();
+    let rejections: usize = pushers.iter().map(|p| p.rejections).sum();
+    let throwaway: usize = pushers.iter().map(|p| p.throwaway_commits.len()).sum();
+    assert!(
+        !acknowledged.is_empty(),
+        "no push was acknowledged while gc ran"
+    );
+
+    // The remote is complete, and a fresh clone has every acknowledged commit and row.
+    let out = backend
+        .run(&collector, &["fsck", "--remote", "origin"])
+        .ok();
+    assert_mentions(&out.stdout, &["no problems"]);
+    let fresh = clone_on(backend, url);
+    let out = fresh.strata(&["fsck"]).ok();
+    assert_mentions(&out.stdout, &["no problems"]);
+    let ids: BTreeSet<String> = history(&fresh).into_iter().collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .map(|(id, _)| id)
+        .filter(|id| !ids.contains(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged pushes missing from the remote's main on {} after gc: {lost:?}",
+        backend.name()
+    );
+    let keys = item_keys(&fresh.export_csv("items", None));
+    let missing: Vec<i64> = acknowledged
+        .iter()
+        .map(|(_, k)| *k)
+        .filter(|k| !keys.contains(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged rows missing from the remote's main on {}: {missing:?}",
+        backend.name()
+    );
+    assert!(
+        keys.iter().all(|k| *k > 0),
+        "a throwaway branch's row reached main on {}: {keys:?}",
+        backend.name()
+    );
+
+    // One more collection leaves nothing to collect.
+    backend.run(&collector, &["gc", "--remote", "origin"]).ok();
+    let out = backend
+        .run(
+            &collector,
+            &["gc", "--remote", "origin", "--dry-run", "--json"],
+        )
+        .ok();
+    let report = out.json();
+    assert_eq!(report["dry_run"], true, "{out:?}");
+    assert_eq!(
+        count(&report, &["removed", "objects"]),
+        0,
+        "a collection after the last one still finds garbage:\n{out:?}"
+    );
+    assert!(
+        collected.removed > 0,
+        "{ROUNDS} collections on {} removed nothing ({throwaway} throwaway branches, \
+         {rejections} rejected pushes)",
+        backend.name()
+    );
+    println!(
+        "gc racing pushes on {}: {ROUNDS} collections removed {} objects, fenced {} ref records \
+         ({} leases seen); {} pushes acknowledged, {rejections} rejected, \
+         {throwaway} throwaway branches; \
+         {racing:?} racing, {:?} in all",
+        backend.name(),
+        collected.removed,
+        collected.fenced,
+        collected.leases,
+        acknowledged.len(),
+        started.elapsed()
+    );
+}
+
+/// What can be told about failed pushers: for each missing object, whether the remote's
+/// main reaches it now (a fresh clone holds it) or which throwaway branch it belonged to, and
+/// whether the remote is complete now.
+fn diagnose(
+    backend: Backend,
+    url: &str,
+    collector: &Dir,
+    pushers: &[Pushed],
+    failures: &[&String],
+) -> String {
+    let mut notes = Vec::new();
+    let fresh = Dir::empty();
+    let cloned = backend.run(&fresh, &["clone", url, arg(fresh.path())]);
+    let reachable = cloned.status.success().then(|| stored_ids(&fresh));
+    if reachable.is_none() {
+        notes.push(format!("a fresh clone failed: {cloned:?}"));
+    }
+    for f in failures {
+        for (at, _) in f.match_indices(" is missing") {
+            let Some(id) = f[..at].rsplit(' ').next() else {
+                continue;
+            };
+            let throwaway = pushers.iter().find_map(|p| p.throwaway_objects.get(id));
+            let mut note = match throwaway {
+                Some(branch) => format!(
+                    "the missing object {id} was written for the throwaway branch {branch} \
+                     (deleted on the remote)"
+                ),
+                None => format!("the missing object {id} is not one of a throwaway branch"),
+            };
+            if let Some(ids) = &reachable {
+                if ids.contains(id) {
+                    note.push_str("; the remote's main reaches it now (a fresh clone has it)");
+                } else {
+                    note.push_str("; the remote's main does not reach it (a fresh clone lacks it)");
+                }
+            }
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
+    let fsck = backend.run(collector, &["fsck", "--remote", "origin"]);
+    notes.push(format!(
+        "the remote now, once every pusher stopped: {fsck:?}"
+    ));
+    notes.join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local collection
+
+/// Upserts the rows of `csv` into `people` (a working change).
+fn upsert_people(dir: &Dir, csv: &str) {
+    dir.write("change.csv", csv);
+    dir.strata(&["import", "people", "change.csv", "--mode", "upsert"])
+        .ok();
+}
+
+/// The ids of the objects (metadata and chunks) a repository stores.
+fn stored_ids(dir: &Dir) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for top in ["objects", "chunks"] {
+        let Ok(folders) = std::fs::read_dir(dir.join(".strata").join(top)) else {
+            continue;
+        };
+        for folder in folders {
+            let folder = folder.expect("a folder entry should be readable").path();
+            for file in std::fs::read_dir(&folder).expect("an object folder should be readable") {
+                let file = file.expect("a folder entry should be readable").path();
+                ids.insert(object_id_of(&file));
+            }
+        }
+    }
+    ids
+}
+
+#[test]
+fn gc_removes_an_abandoned_branch_and_keeps_everything_still_reachable() {
+    let dir = Dir::with_people();
+    let hub = Dir::empty();
+    let remote = hub.join("hub");
+
+    // A tag on a commit no branch reaches any more.
+    dir.strata(&["checkout", "-b", "old"]).ok();
+    upsert_people(&dir, "id,name,score\n10,tagged,10.0\n");
+    dir.strata(&["commit", "-m", "tagged"]).ok();
+    dir.strata(&["tag", "v1"]).ok();
+    let tagged = dir.rev_id("v1");
+    let tagged_csv = dir.export_csv("people", Some("v1"));
+    dir.strata(&["checkout", "main"]).ok();
+    dir.strata(&["branch", "-d", "old"]).ok();
+
+    // A branch that is abandoned: nothing reaches its commit.
+    dir.strata(&["checkout", "-b", "abandoned"]).ok();
+    upsert_people(&dir, "id,name,score\n20,abandoned,20.0\n");
+    dir.strata(&["commit", "-m", "abandoned"]).ok();
+    let abandoned = dir.rev_id("HEAD");
+    dir.strata(&["checkout", "main"]).ok();
+    dir.strata(&["branch", "-d", "abandoned"]).ok();
+
+    // Two more commits on main, pushed; main then goes back one, so that the last one is
+    // reached by origin/main alone.
+    upsert_people(&dir, "id,name,score\n30,kept,30.0\n");
+    dir.strata(&["commit", "-m", "kept"]).ok();
+    upsert_people(&dir, "id,name,score\n40,pushed,40.0\n");
+    dir.strata(&["commit", "-m", "pushed"]).ok();
+    let pushed = dir.rev_id("HEAD");
+    let pushed_csv = dir.export_csv("people", Some("HEAD"));
+    dir.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+    dir.strata(&["push", "-u", "origin", "main"]).ok();
+    dir.strata(&["reset", "--hard", "HEAD~1"]).ok();
+    assert_eq!(dir.rev_id("origin/main"), pushed);
+    let main = dir.rev_id("main");
+    let main_csv = dir.export_csv("people", Some("main"));
+
+    // Uncommitted work: a changed table and a new one.
+    upsert_people(&dir, "id,name,score\n50,working,50.0\n");
+    dir.write("cities.csv", "city,pop\noslo,1\nrome,2\n");
+    dir.strata(&["import", "cities", "cities.csv", "--primary-key", "city"])
+        .ok();
+    let working_people = dir.export_csv("people", None);
+    let working_cities = dir.export_csv("cities", None);
+    assert!(working_people.contains("50,working,50.0"));
+
+    let ids = stored_ids(&dir);
+    assert!(ids.contains(&abandoned), "the abandoned commit is stored");
+
+    // A dry run reports garbage and changes no object.
+    let objects = dir.snapshot().only(&["objects", "chunks"]);
+    let out = dir.strata(&["gc", "--dry-run", "--json"]).ok();
+    let dry = out.json();
+    assert_eq!(dry["dry_run"], true, "{out:?}");
+    let would = count(&dry, &["removed", "objects"]);
+    assert!(would > 0, "the dry run found nothing to remove:\n{out:?}");
+    assert!(count(&dry, &["removed", "bytes"]) > 0, "{out:?}");
+    objects.assert_same(&dir.snapshot().only(&["objects", "chunks"]), "gc --dry-run");
+    let text = dir.strata(&["gc", "--dry-run"]).ok();
+    assert_mentions(
+        &text.stdout,
+        &[&format!("Would remove {would} objects"), "kept"],
+    );
+
+    // The collection removes exactly that.
+    let out = dir.strata(&["gc", "--json"]).ok();
+    let report = out.json();
+    assert_eq!(report["dry_run"], false, "{out:?}");
+    assert_eq!(count(&report, &["removed", "objects"]), would, "{out:?}");
+    assert_eq!(report["kept"], dry["kept"], "{out:?}");
+    let after = stored_ids(&dir);
+    assert_eq!(
+        ids.len() - after.len(),
+        would as usize,
+        "objects stored before and after"
+    );
+    assert!(
+        !after.contains(&abandoned),
+        "the abandoned commit is still stored"
+    );
+    assert!(after.contains(&tagged) && after.contains(&pushed) && after.contains(&main));
+
+    // Everything still reachable reads as before.
+    let out = dir.strata(&["fsck"]).ok();
+    assert_mentions(&out.stdout, &["no problems"]);
+    assert_eq!(dir.export_csv("people", Some("v1")), tagged_csv);
+    assert_eq!(dir.export_csv("people", Some("origin/main")), pushed_csv);
+    assert_eq!(dir.export_csv("people", Some("main")), main_csv);
+    assert_eq!(dir.export_csv("people", None), working_people);
+    assert_eq!(dir.export_csv("cities", None), working_cities);
+    dir.strata(&["log", "-n", "1", &abandoned]).fails();
+    dir.strata(&["commit", "-m", "after gc"]).ok();
+    assert_eq!(dir.export_csv("cities", Some("HEAD")), working_cities);
+
+    // A second collection finds nothing.
+    let out = dir.strata(&["gc", "--json"]).ok();
+    assert_eq!(count(&out.json(), &["removed", "objects"]), 0, "{out:?}");
+    let out = dir.strata(&["gc"]).ok();
+    assert_mentions(&out.stdout, &["Removed 0 objects", "kept"]);
+}
+
+#[test]
+fn gc_during_a_merge_with_conflicts_keeps_the_merge_resolvable() {
+    let dir = Dir::with_people();
+    // Their side: a commit that only the merge will reach (its branch is deleted).
+    dir.strata(&["checkout", "-b", "feature"]).ok();
+    upsert_people(&dir, "id,name,score\n2,robert,7.5\n4,dee,4.0\n");
+    dir.strata(&["commit", "-m", "their change"]).ok();
+    let theirs = dir.rev_id("HEAD");
+    dir.strata(&["checkout", "main"]).ok();
+    dir.strata(&["branch", "-d", "feature"]).ok();
+    // Garbage, so that the collection has something to remove.
+    dir.strata(&["checkout", "-b", "abandoned"]).ok();
+    upsert_people(&dir, "id,name,score\n9,gone,9.0\n");
+    dir.strata(&["commit", "-m", "abandoned"]).ok();
+    dir.strata(&["checkout", "main"]).ok();
+    dir.strata(&["branch", "-d", "abandoned"]).ok();
+    // Our side.
+    upsert_people(&dir, "id,name,score\n2,bob,8.5\n5,eve,5.0\n");
+    dir.strata(&["commit", "-m", "our change"]).ok();
+    let ours = dir.rev_id("HEAD");
+
+    let line = dir.strata(&["merge", &theirs]).fails_with_one_line();
+    assert_mentions(&line, &["conflict"]);
+    let conflicts = dir
+        .strata(&["conflicts", "show", "--json"])
+        .ok()
+        .json_lines();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+
+    let out = dir.strata(&["gc", "--json"]).ok();
+    assert!(
+        count(&out.json(), &["removed", "objects"]) > 0,
+        "gc removed nothing:\n{out:?}"
+    );
+    let out = dir.strata(&["fsck"]).ok();
+    assert_mentions(&out.stdout, &["no problems"]);
+    let after = dir
+        .strata(&["conflicts", "show", "--json"])
+        .ok()
+        .json_lines();
+    assert_eq!(after, conflicts, "gc changed the conflicts");
+
+    dir.strata(&["conflicts", "resolve", "--theirs"]).ok();
+    dir.strata(&["commit", "-m", "merged"]).ok();
+    let merged = dir.strata(&["log", "--json", "-n", "1"]).ok().json_lines();
+    assert_eq!(
+        merged[0]["parents"],
+        serde_json::json!([ours, theirs]),
+        "{merged:?}"
+    );
+    assert_eq!(
+        dir.export_csv("people", Some("HEAD")),
+        "id,name,score\n1,ann,1.5\n2,robert,7.5\n3,cy,3.0\n4,dee,4.0\n5,eve,5.0\n"
+    );
+    let out = dir.strata(&["fsck"]).ok();
+    assert_mentions(&out.stdout, &["no problems"]);
+    let out = dir.strata(&["status", "--json"]).ok();
+    assert_eq!(out.json()["merging"], serde_json::Value::Null, "{out:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The remote lock, and refusals
+
+#[test]
+fn a_remote_gc_lock_left_by_another_repository_blocks_gc_and_push_with_advice_until_broken() {
+    let backend = Backend::File;
+    let remote = backend.remote("gc-lock");
+    let folder = remote.folder.clone().expect("a folder remote");
+    let dir = published_on(backend, &remote.url);
+    let published = dir.rev_id("HEAD");
+    let lock = folder.join("gc").join("lock");
+    std::fs::create_dir_all(folder.join("gc")).expect("the remote's gc folder");
+    std::fs::write(
+        &lock,
+        r#"{"format":1,"id":"dead-gc","writer":"someone-else","time":1764070000}"#,
+    )
+    .expect("the fake lock should be writable");
+    let refs = Snapshot::of(&folder.join("refs"));
+    let objects = Snapshot::of(&folder.join("objects"));
+
+    let line = backend
+        .run(&dir, &["gc", "--remote", "origin"])
+        .fails_with_one_line();
+    assert_mentions(&line, &["dead-gc", "--break-lock"]);
+    assert!(lock.exists(), "a refused gc removed the lock");
+    refs.assert_same(&Snapshot::of(&folder.join("refs")), "a refused gc");
+    objects.assert_same(&Snapshot::of(&folder.join("objects")), "a refused gc");
+
+    dir.write("change.csv", items_csv(&[(4, "new", 4)]));
+    dir.strata(&["import", "items", "change.csv", "--mode", "upsert"])
+        .ok();
+    dir.strata(&["commit", "-m", "after the lock"]).ok();
+    let head = dir.rev_id("HEAD");
+    let started = Instant::now();
+    let line =
+        run_with_env(backend, &dir, &["push"], &[("STRATA_GC_WAIT", "1")]).fails_with_one_line();
+    let waited = started.elapsed();
+    assert_mentions(&line, &["garbage collection", "dead-gc"]);
+    assert!(
+        waited >= Duration::from_secs(1),
+        "the push gave up after {waited:?}, before STRATA_GC_WAIT=1 was over"
+    );
+    assert_eq!(remote_main(backend, &dir), published, "the push moved main");
+    refs.assert_same(&Snapshot::of(&folder.join("refs")), "a push blocked by gc");
+    assert_eq!(dir.rev_id("origin/main"), published);
+
+    let out = backend
+        .run(
+            &dir,
+            &["gc", "--remote", "origin", "--break-lock", "--json"],
+        )
+        .ok();
+    assert_eq!(out.json()["took_over"], "dead-gc", "{out:?}");
+    assert!(!lock.exists(), "the broken lock is still there");
+
+    backend.run(&dir, &["push"]).ok();
+    assert_eq!(remote_main(backend, &dir), head);
+    assert!(!lock.exists(), "a lock appeared after the push");
+    let out = backend.run(&dir, &["fsck", "--remote", "origin"]).ok();
+    assert_mentions(&out.stdout, &["no problems"]);
+}
+
+#[test]
+fn gc_with_an_unknown_remote_or_bad_flags_fails_with_one_line_and_changes_nothing() {
+    let dir = Dir::with_people();
+    let line = dir.refused(&["gc", "--remote", "nope"]);
+    assert_mentions(&line, &["nope"]);
+    let line = dir.refused(&["gc", "--remote", "nope", "--dry-run"]);
+    assert_mentions(&line, &["nope"]);
+
+    let before = dir.snapshot();
+    let err = dir.strata(&["gc", "--break-lock"]).usage_error();
+    assert_mentions(&err, &["--break-lock", "--remote"]);
+    dir.strata(&["gc", "--break-lock", "--dry-run"])
+        .usage_error();
+    before.assert_same(&dir.snapshot(), "gc --break-lock without --remote");
+}
