@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::store::{layout, storage_error, ObjectKind, Objects, RefKind};
+use crate::store::{layout, list_all, storage_error, ObjectKind, Objects, RefKind};
 
 /// Requests in flight at once while marking and deleting.
 const CONCURRENCY: usize = 16;
@@ -30,12 +30,7 @@ pub async fn list_objects(objects: &Objects) -> Result<BTreeMap<ObjectKey, u64>>
     let mut out = BTreeMap::new();
     for dir in [layout::OBJECTS_DIR, layout::CHUNKS_DIR] {
         let prefix = object_store::path::Path::from(dir);
-        let metas: Vec<object_store::ObjectMeta> = objects
-            .store()
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| storage_error(&prefix, e))?;
+        let metas = list_all(objects.store(), &prefix).await?;
         for m in metas {
             if let Some(key) = layout::parse_object(&m.location) {
                 out.insert(key, m.size);
@@ -276,12 +271,7 @@ impl Repository {
             roots.extend(self.list_refs(kind).await?.into_iter().map(|(_, c)| c));
         }
         let remotes = layout::local("remotes");
-        let metas: Vec<object_store::ObjectMeta> = self
-            .store()
-            .list(Some(&remotes))
-            .try_collect()
-            .await
-            .map_err(|e| storage_error(&remotes, e))?;
+        let metas = list_all(self.store(), &remotes).await?;
         for m in metas {
             let bytes = self
                 .store()

@@ -91,16 +91,7 @@ async fn a_push_fenced_by_gc_re_uploads_what_gc_deleted_and_lands_complete() {
         }),
     ));
     let remote = Remote::from_store("origin", "remote", hooked.clone(), "pusher");
-    let report = push(
-        &repo,
-        &remote,
-        &["main".to_string()],
-        &[],
-        &PushOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .expect("push");
+    let report = push_main(&repo, &remote).await;
     assert!(hooked.has_run(), "the collection ran inside the push");
     let gc = gc_report.lock().expect("slot").take().expect("gc report");
     assert_eq!(gc.fenced, 1, "{gc:?}");
@@ -179,16 +170,7 @@ async fn a_push_whose_record_number_was_compacted_away_is_rejected_not_resurrect
         }),
     ));
     let remote = Remote::from_store("origin", "remote", hooked.clone(), "a");
-    let report = push(
-        &a,
-        &remote,
-        &["main".to_string()],
-        &[],
-        &PushOptions::default(),
-        &NoProgress,
-    )
-    .await
-    .expect("push");
+    let report = push_main(&a, &remote).await;
     assert!(hooked.has_run());
     assert!(
         matches!(

@@ -6,72 +6,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::backends::Backend;
 use crate::harness::*;
-
-/// The header of the `items` table the remote tests use.
-const ITEMS_HEADER: &str = "id,owner,value";
-
-/// The CSV text of `rows` with the `items` header.
-fn items_csv(rows: &[(i64, &str, i64)]) -> String {
-    let mut out = format!("{ITEMS_HEADER}\n");
-    for (id, owner, value) in rows {
-        out.push_str(&format!("{id},{owner},{value}\n"));
-    }
-    out
-}
-
-/// A path as a command-line argument.
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-/// A repository with a committed `items` table (three rows) pushed with `-u` to the remote
-/// `location` on `backend` as `origin/main`.
-#[track_caller]
-fn published_on(backend: Backend, location: &str) -> Dir {
-    let dir = Dir::repo();
-    dir.write(
-        "items.csv",
-        items_csv(&[(1, "seed", 1), (2, "seed", 2), (3, "seed", 3)]),
-    );
-    dir.strata(&["import", "items", "items.csv", "--primary-key", "id"])
-        .ok();
-    dir.strata(&["commit", "-m", "add items"]).ok();
-    backend
-        .run(&dir, &["remote", "add", "origin", location])
-        .ok();
-    backend.run(&dir, &["push", "-u", "origin", "main"]).ok();
-    dir
-}
-
-/// A fresh clone of `url` (a remote on `backend`) in a new temporary folder.
-#[track_caller]
-fn clone_on(backend: Backend, url: &str) -> Dir {
-    let dir = Dir::empty();
-    backend.run(&dir, &["clone", url, arg(dir.path())]).ok();
-    dir
-}
-
-/// The ids of the commits `log --json` shows from HEAD.
-#[track_caller]
-fn history(dir: &Dir) -> Vec<String> {
-    dir.strata(&["log", "--json"])
-        .ok()
-        .json_lines()
-        .iter()
-        .map(|c| {
-            c["id"]
-                .as_str()
-                .expect("a commit id is a string")
-                .to_string()
-        })
-        .collect()
-}
+use crate::remote::{
+    arg, clone_on, history, items_csv, published_on, remote_branches_on, ITEMS_HEADER,
+};
 
 /// The keys of an `items` export.
 #[track_caller]
@@ -95,19 +37,9 @@ fn item_keys(csv: &str) -> BTreeSet<i64> {
 /// The commit of `origin/main` as `remote show origin --json` reads it from the remote now.
 #[track_caller]
 fn remote_main(backend: Backend, dir: &Dir) -> String {
-    let out = backend
-        .run(dir, &["remote", "show", "origin", "--json"])
-        .ok();
-    let shown = out.json();
-    let branches = shown["branches"]
-        .as_array()
-        .expect("remote show lists branches");
-    branches
-        .iter()
-        .find(|b| b["name"] == "main")
-        .and_then(|b| b["commit"].as_str())
-        .unwrap_or_else(|| panic!("the remote has no main:\n{out:?}"))
-        .to_string()
+    remote_branches_on(backend, dir)
+        .remove("main")
+        .expect("the remote has a main branch")
 }
 
 /// Runs `strata` in `dir`, reaching `backend`, with extra environment variables.
@@ -387,7 +319,7 @@ fn gc_racing_pushes(backend: Backend) {
     let fresh = clone_on(backend, url);
     let out = fresh.strata(&["fsck"]).ok();
     assert_mentions(&out.stdout, &["no problems"]);
-    let ids: BTreeSet<String> = history(&fresh).into_iter().collect();
+    let ids: BTreeSet<String> = history(&fresh, None).into_iter().collect();
     let lost: Vec<&String> = acknowledged
         .iter()
         .map(|(id, _)| id)

@@ -14,7 +14,7 @@ use crate::backends::{Backend, Remote};
 use crate::harness::*;
 
 /// The header of the `items` table every test here uses.
-const ITEMS_HEADER: &str = "id,owner,value";
+pub(crate) const ITEMS_HEADER: &str = "id,owner,value";
 
 /// The rows of `items` by key: (owner, value).
 type Rows = BTreeMap<i64, (String, i64)>;
@@ -35,12 +35,12 @@ fn file_url(path: &Path) -> String {
 }
 
 /// A path as a command-line argument.
-fn arg(path: &Path) -> &str {
+pub(crate) fn arg(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")
 }
 
 /// The CSV text of `rows` with the `items` header.
-fn items_csv(rows: &[(i64, &str, i64)]) -> String {
+pub(crate) fn items_csv(rows: &[(i64, &str, i64)]) -> String {
     let mut out = format!("{ITEMS_HEADER}\n");
     for (id, owner, value) in rows {
         out.push_str(&format!("{id},{owner},{value}\n"));
@@ -66,7 +66,7 @@ fn published(remote: &Path) -> Dir {
 /// A repository with `items` (three rows) pushed with `-u` to the remote `location` (a URL or
 /// path) on `backend` as `origin/main`.
 #[track_caller]
-fn published_on(backend: Backend, location: &str) -> Dir {
+pub(crate) fn published_on(backend: Backend, location: &str) -> Dir {
     let dir = repo_with_items(&[(1, "seed", 1), (2, "seed", 2), (3, "seed", 3)]);
     backend
         .run(&dir, &["remote", "add", "origin", location])
@@ -83,7 +83,7 @@ fn clone_of(url: &str) -> Dir {
 
 /// A fresh clone of `url` (a remote on `backend`) in a new temporary folder.
 #[track_caller]
-fn clone_on(backend: Backend, url: &str) -> Dir {
+pub(crate) fn clone_on(backend: Backend, url: &str) -> Dir {
     let dir = Dir::empty();
     backend.run(&dir, &["clone", url, arg(dir.path())]).ok();
     dir
@@ -134,7 +134,7 @@ fn items(dir: &Dir) -> Rows {
 
 /// The ids of the commits `log --json` shows from `rev` (default HEAD), newest first.
 #[track_caller]
-fn history(dir: &Dir, rev: Option<&str>) -> Vec<String> {
+pub(crate) fn history(dir: &Dir, rev: Option<&str>) -> Vec<String> {
     let mut args = vec!["log", "--json"];
     args.extend(rev);
     dir.strata(&args)
@@ -158,7 +158,7 @@ fn remote_branches(dir: &Dir) -> BTreeMap<String, String> {
 
 /// [`remote_branches`] for an `origin` on `backend`.
 #[track_caller]
-fn remote_branches_on(backend: Backend, dir: &Dir) -> BTreeMap<String, String> {
+pub(crate) fn remote_branches_on(backend: Backend, dir: &Dir) -> BTreeMap<String, String> {
     let out = backend
         .run(dir, &["remote", "show", "origin", "--json"])
         .ok();

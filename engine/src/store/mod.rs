@@ -21,3 +21,16 @@ pub(crate) fn storage_error(path: &Path, source: object_store::Error) -> Error {
         source,
     }
 }
+
+/// Every key under `prefix` (all pages of the listing).
+pub(crate) async fn list_all(
+    store: &std::sync::Arc<dyn object_store::ObjectStore>,
+    prefix: &Path,
+) -> Result<Vec<object_store::ObjectMeta>, Error> {
+    use futures::TryStreamExt;
+    store
+        .list(Some(prefix))
+        .try_collect()
+        .await
+        .map_err(|e| storage_error(prefix, e))
+}

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::names::validate_name;
 use crate::store::objects::{check_format, encode_json};
-use crate::store::{layout, storage_error};
+use crate::store::{layout, list_all, storage_error};
 
 /// Ref record format understood by this build.
 pub const REF_FORMAT: u32 = 1;
@@ -302,12 +302,7 @@ impl RefLog {
     /// and the keys in its folder that are neither records nor the hint. For `fsck`.
     pub async fn records(&self, name: &RefName) -> Result<RefFolder> {
         let dir = layout::ref_dir(name.kind, &name.name);
-        let metas: Vec<object_store::ObjectMeta> = self
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| storage_error(&dir, e))?;
+        let metas = list_all(&self.store, &dir).await?;
         let mut folder = RefFolder::default();
         for m in metas {
             let file = m.location.filename().unwrap_or_default().to_string();
@@ -356,22 +351,10 @@ impl RefLog {
 
     /// Lists the refs of one kind that currently point at a commit.
     pub async fn list(&self, kind: RefKind) -> Result<Vec<(String, ObjectId)>> {
-        let dir = layout::refs_dir(kind);
-        let listing = self
-            .store
-            .list_with_delimiter(Some(&dir))
-            .await
-            .map_err(|e| storage_error(&dir, e))?;
         let mut out = Vec::new();
-        for prefix in listing.common_prefixes {
-            let Some(name) = prefix.filename() else {
-                continue;
-            };
-            let Ok(ref_name) = RefName::new(kind, name) else {
-                continue;
-            };
-            if let Some(commit) = self.read(&ref_name).await?.commit() {
-                out.push((ref_name.name, commit));
+        for name in self.names(kind).await? {
+            if let Some(commit) = self.read(&name).await?.commit() {
+                out.push((name.name, commit));
             }
         }
         out.sort();
@@ -542,6 +525,17 @@ mod tests {
     use super::*;
     use object_store::memory::InMemory;
 
+    /// The stored bytes of record `seq` of `name`.
+    async fn record_bytes(store: &Arc<dyn ObjectStore>, name: &RefName, seq: u64) -> bytes::Bytes {
+        store
+            .get(&layout::ref_record(name.kind, &name.name, seq))
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes")
+    }
+
     #[tokio::test]
     async fn a_ref_moves_only_from_the_state_it_was_read_at() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -581,13 +575,7 @@ mod tests {
                 .expect("update");
         }
         let hint = layout::ref_hint(name.kind, &name.name);
-        let old = store
-            .get(&layout::ref_record(name.kind, &name.name, 2))
-            .await
-            .expect("get")
-            .bytes()
-            .await
-            .expect("bytes");
+        let old = record_bytes(&store, &name, 2).await;
         store.put(&hint, old.into()).await.expect("stale hint");
         assert_eq!(log.read(&name).await.expect("read").seq, 5);
         store.delete(&hint).await.expect("delete hint");
@@ -612,13 +600,7 @@ mod tests {
         }
         // A stale hint pointing at record 2, which compaction is about to remove.
         let hint = layout::ref_hint(name.kind, &name.name);
-        let old = store
-            .get(&layout::ref_record(name.kind, &name.name, 2))
-            .await
-            .expect("get")
-            .bytes()
-            .await
-            .expect("bytes");
+        let old = record_bytes(&store, &name, 2).await;
         // A writer read the ref at record 3 and announced record 4: 4 stays.
         let removed = log
             .compact(&name, &BTreeSet::from([4]))

@@ -99,6 +99,20 @@ pub async fn assert_clone_complete(store: Arc<dyn ObjectStore>, dir: &Path, cont
     );
 }
 
+/// Pushes `main` with default options.
+pub async fn push_main(repo: &Repository, remote: &Remote) -> strata_remote::push::PushReport {
+    push(
+        repo,
+        remote,
+        &["main".to_string()],
+        &[],
+        &PushOptions::default(),
+        &NoProgress,
+    )
+    .await
+    .expect("push main")
+}
+
 pub async fn push_all(
     repo: &Repository,
     remote: &Remote,
