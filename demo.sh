@@ -55,5 +55,7 @@ step checkout v1
 step table show orders
 step checkout main
 step fsck --remote origin
+# Garbage collection: nothing here is unreachable yet; a deleted branch's objects would be freed.
+step gc --remote origin --dry-run
 echo
 echo "Done: the repositories are in $work (removed on exit)."
