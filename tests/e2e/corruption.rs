@@ -387,3 +387,57 @@ fn a_damaged_remote_object_of_any_kind_fails_fsck_clone_and_fetch_naming_it() {
         );
     }
 }
+
+#[test]
+fn a_damaged_ref_record_on_a_remote_is_named_by_fsck_and_fetch_and_restoring_it_heals_both() {
+    for damage in DAMAGES {
+        eprintln!("case: {damage:?}");
+        let (_hub_dir, remote) = hub();
+        let url = file_url(&remote);
+        let a = Dir::with_people();
+        a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+        a.strata(&["push", "-u", "origin", "main"]).ok();
+        let b = Dir::empty();
+        b.strata(&["clone", &url, arg(b.path())]).ok();
+        let known = b.rev_id("origin/main");
+        change_people(&a);
+        a.strata(&["push"]).ok();
+        let newest = "refs/heads/main/00000000000000000002";
+        let old = "refs/heads/main/00000000000000000001";
+        let path = remote.join(newest);
+        let original = std::fs::read(&path).expect("the newest record");
+
+        // The current record: every reader of the ref stops, naming it.
+        damage.apply(&path);
+        let out = a.strata(&["fsck", "--remote", "origin", "--json"]);
+        assert!(!out.status.success(), "{damage:?}: fsck passed");
+        let problems = out.json_lines();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p["object"] == newest && p["fix"].as_str().is_some_and(|f| !f.is_empty())),
+            "{damage:?}: {problems:?}"
+        );
+        let line = b.strata(&["fetch"]).fails_with_one_line();
+        assert_mentions(&line, &[newest, "damaged"]);
+        assert_eq!(
+            b.rev_id("origin/main"),
+            known,
+            "{damage:?}: origin/main moved"
+        );
+
+        // Restored, everything works again.
+        std::fs::write(&path, &original).expect("restore");
+        a.strata(&["fsck", "--remote", "origin"]).ok();
+        b.strata(&["fetch"]).ok();
+
+        // An old record: nothing reads it, fsck reports it, gc removes it.
+        damage.apply(&remote.join(old));
+        let out = a.strata(&["fsck", "--remote", "origin"]);
+        assert!(!out.status.success(), "{damage:?}: fsck passed");
+        assert_mentions(&out.stdout, &[old, "gc"]);
+        b.strata(&["fetch"]).ok();
+        a.strata(&["gc", "--remote", "origin"]).ok();
+        a.strata(&["fsck", "--remote", "origin"]).ok();
+    }
+}
