@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::harness::*;
+use crate::remote::{arg, file_url, hub};
 
 /// The object file of the commit HEAD names.
 fn head_commit_file(dir: &Dir) -> PathBuf {
@@ -248,23 +249,6 @@ fn object_of(dir: &Dir, commit: &str, kind: Kind) -> (String, PathBuf) {
     assert_eq!(entries.len(), 1, "a small table is one chunk: {node}");
     let chunk = named(&entries[0]["id"]);
     (chunk.clone(), chunk_rel(&chunk))
-}
-
-/// A folder for a remote (not created yet: the first push creates it).
-fn hub() -> (Dir, PathBuf) {
-    let dir = Dir::empty();
-    let path = dir.join("hub");
-    (dir, path)
-}
-
-/// A path as a command-line argument.
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-/// The `file:///abs/path` URL of a folder.
-fn file_url(path: &Path) -> String {
-    format!("file://{}", arg(path))
 }
 
 /// Changes one row of `people` and commits it: every object of the new commit is new.

@@ -21,14 +21,14 @@ type Rows = BTreeMap<i64, (String, i64)>;
 
 /// A folder in a temporary directory to serve as the shared remote (not created yet: the
 /// first push creates it).
-fn hub() -> (Dir, PathBuf) {
+pub(crate) fn hub() -> (Dir, PathBuf) {
     let dir = Dir::empty();
     let path = dir.join("hub");
     (dir, path)
 }
 
 /// The `file:///abs/path` URL of a folder.
-fn file_url(path: &Path) -> String {
+pub(crate) fn file_url(path: &Path) -> String {
     let text = path.to_str().expect("temporary paths are UTF-8");
     assert!(text.starts_with('/'), "expected an absolute path: {text}");
     format!("file://{text}")
