@@ -138,6 +138,16 @@ pub struct Swept {
     pub bytes: u64,
 }
 
+impl Swept {
+    /// The count and total size of a set of listed objects.
+    pub fn of(objects: &BTreeMap<ObjectKey, u64>) -> Self {
+        Swept {
+            objects: objects.len() as u64,
+            bytes: objects.values().sum(),
+        }
+    }
+}
+
 /// Deletes `garbage` from `objects`, referrers first: an object is deleted only after every
 /// garbage object that names it, so a crash in the middle never leaves an object whose
 /// references are gone.
@@ -317,10 +327,7 @@ impl Repository {
             ..Default::default()
         };
         if dry_run {
-            report.removed = Swept {
-                objects: garbage.len() as u64,
-                bytes: garbage.values().sum(),
-            };
+            report.removed = Swept::of(&garbage);
             return Ok(report);
         }
         report.removed = sweep(self.objects(), &garbage, progress).await?;

@@ -699,8 +699,13 @@ impl Repository {
 
     /// Every commit reachable from `id` (itself included).
     pub async fn reachable(&self, id: ObjectId) -> Result<HashSet<ObjectId>> {
-        let mut seen = HashSet::from([id]);
-        let mut queue = std::collections::VecDeque::from([id]);
+        self.reachable_from(&[id]).await
+    }
+
+    /// Every commit reachable from any of `ids` (themselves included), each walked once.
+    pub async fn reachable_from(&self, ids: &[ObjectId]) -> Result<HashSet<ObjectId>> {
+        let mut seen: HashSet<ObjectId> = ids.iter().copied().collect();
+        let mut queue: std::collections::VecDeque<ObjectId> = seen.iter().copied().collect();
         while let Some(c) = queue.pop_front() {
             for p in Commit::read(&self.objects, &c).await?.parents {
                 if seen.insert(p) {

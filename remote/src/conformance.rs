@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use strata_engine::store::{ObjectKind, Objects, RefLog, RefName};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use strata_engine::store::{create_only, ObjectKind, Objects, RefLog, RefName};
 use strata_engine::ObjectId;
 
 use crate::testing::{Fault, FaultStore};
@@ -33,10 +33,7 @@ fn commit_id(n: u64) -> ObjectId {
 /// A create-only put of a key that exists fails, and the first content stays.
 pub async fn create_only_puts_never_overwrite(store: Arc<dyn ObjectStore>) {
     let path = Path::from(unique("conformance/immutable"));
-    let create = || PutOptions {
-        mode: PutMode::Create,
-        ..Default::default()
-    };
+    let create = create_only;
     store
         .put_opts(&path, PutPayload::from_static(b"first"), create())
         .await

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use strata_engine::gc::{self as engine_gc, GcReport, Swept};
 use strata_engine::store::objects::{check_format, encode_json};
-use strata_engine::store::{layout, Objects, RefKind, RefName};
+use strata_engine::store::{create_only, layout, Objects, RefKind, RefName};
 use strata_engine::Progress;
 
 use crate::error::{Error, Result};
@@ -222,10 +222,7 @@ pub async fn collect(
         let marked = mark(remote, cache).await?;
         let (garbage, kept) = engine_gc::partition(listed, &marked);
         report.gc = GcReport {
-            removed: Swept {
-                objects: garbage.len() as u64,
-                bytes: garbage.values().sum(),
-            },
+            removed: Swept::of(&garbage),
             kept,
             dry_run: true,
             ref_records: 0,
@@ -312,13 +309,9 @@ async fn acquire_lock(
     };
     let bytes = encode_json(&ours)?;
     for _ in 0..3 {
-        let create = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
         let outcome = remote
             .store
-            .put_opts(&path, PutPayload::from_bytes(bytes.clone()), create)
+            .put_opts(&path, PutPayload::from_bytes(bytes.clone()), create_only())
             .await;
         let error = match outcome {
             Ok(_) => return Ok(None),

@@ -5,19 +5,13 @@
 use std::sync::Arc;
 
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use strata_engine::store::create_only;
 
 use crate::error::{Error, Result};
 
 /// Racing writers in one probe round.
 const WRITERS: usize = 4;
-
-fn create() -> PutOptions {
-    PutOptions {
-        mode: PutMode::Create,
-        ..Default::default()
-    }
-}
 
 /// Checks that `store` enforces create-only puts. `url` names it in errors.
 pub async fn probe(store: &Arc<dyn ObjectStore>, url: &str, nonce: &str) -> Result<()> {
@@ -36,7 +30,7 @@ pub async fn probe(store: &Arc<dyn ObjectStore>, url: &str, nonce: &str) -> Resu
                 .put_opts(
                     &key,
                     PutPayload::from(format!("writer {w}").into_bytes()),
-                    create(),
+                    create_only(),
                 )
                 .await
         }));
@@ -65,7 +59,7 @@ pub async fn probe(store: &Arc<dyn ObjectStore>, url: &str, nonce: &str) -> Resu
     }
     // 2. A create of a key that exists must fail.
     let again = store
-        .put_opts(&key, PutPayload::from_static(b"late writer"), create())
+        .put_opts(&key, PutPayload::from_static(b"late writer"), create_only())
         .await;
     cleanup(store, &key).await;
     if let Some(f) = failure {

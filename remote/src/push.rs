@@ -262,19 +262,18 @@ async fn upload_and_move(
             anchors.push(c);
         }
     }
-    let mut known = HashSet::new();
+    // Anchors this repository does not have (pushed by others, not fetched) cannot help.
+    let mut local_anchors = Vec::with_capacity(anchors.len());
     for a in anchors {
-        if known.contains(&a) {
-            continue;
-        }
         if repo
             .objects()
             .exists(strata_engine::store::ObjectKind::Meta, &a)
             .await?
         {
-            known.extend(repo.reachable(a).await?);
+            local_anchors.push(a);
         }
     }
+    let known = repo.reachable_from(&local_anchors).await?;
     let transfer = Transfer::new(repo.objects(), &remote.objects, repo.objects(), progress)
         .checking_presence();
     let missing = transfer.missing_commits(&tips, &known).await?;

@@ -5,11 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use strata_engine::repo::{Marker, REPO_FORMAT};
-use strata_engine::store::layout;
 use strata_engine::store::objects::{check_format, encode_json};
-use strata_engine::store::{Objects, RefLog};
+use strata_engine::store::{create_only, layout, Objects, RefLog};
 use strata_engine::Repository;
 
 use crate::config::{self, RemoteConfig};
@@ -134,14 +133,10 @@ impl Remote {
             kind: "strata-repository".into(),
         };
         let bytes: Bytes = encode_json(&marker)?;
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
         let path = layout::marker();
         match self
             .store
-            .put_opts(&path, PutPayload::from_bytes(bytes), opts)
+            .put_opts(&path, PutPayload::from_bytes(bytes), create_only())
             .await
         {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => self.check().await,

@@ -34,3 +34,12 @@ pub(crate) async fn list_all(
         .await
         .map_err(|e| storage_error(prefix, e))
 }
+
+/// Options of a create-only put: the write fails if the key exists. Every immutable write and
+/// every ref compare-and-swap of the protocol uses it.
+pub fn create_only() -> object_store::PutOptions {
+    object_store::PutOptions {
+        mode: object_store::PutMode::Create,
+        ..Default::default()
+    }
+}

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
-use crate::store::{layout, storage_error};
+use crate::store::{create_only, layout, storage_error};
 
 /// What an object holds, which decides where it lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,13 +64,9 @@ impl Objects {
     /// Stores bytes whose id the caller has computed already.
     pub async fn put_with_id(&self, kind: ObjectKind, id: ObjectId, bytes: Bytes) -> Result<()> {
         let path = kind.path(&id);
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
         match self
             .store
-            .put_opts(&path, PutPayload::from_bytes(bytes), opts)
+            .put_opts(&path, PutPayload::from_bytes(bytes), create_only())
             .await
         {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),

@@ -8,8 +8,9 @@
 //!    honours `PutMode::Create` (local directory, S3, GCS, Azure, memory).
 //! 3. Numbers only grow; a deleted ref is a record with no commit, so re-creating it continues
 //!    the numbering. A stale writer therefore can never win with an old number: there is no ABA.
-//! 4. The newest record is found in two requests: `latest` holds a copy of a recent record (an
-//!    advisory hint, never trusted alone); the reader then lists the records after it.
+//! 4. The newest record is found in three requests: `latest` holds a copy of a recent record
+//!    (an advisory hint: only its number is used), the reader lists the records from there,
+//!    then reads the newest one listed.
 //! 5. An ambiguous outcome (an error or a retried write that reports "already exists") is
 //!    resolved by reading record `n + 1` back and comparing writer id and nonce.
 //! 6. Old records are removed by compaction (garbage collection), which always keeps the
@@ -22,14 +23,14 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::names::validate_name;
 use crate::store::objects::{check_format, encode_json};
-use crate::store::{layout, list_all, storage_error};
+use crate::store::{create_only, layout, list_all, storage_error};
 
 /// Ref record format understood by this build.
 pub const REF_FORMAT: u32 = 1;
@@ -398,13 +399,9 @@ impl RefLog {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let opts = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
             let outcome = self
                 .store
-                .put_opts(&path, PutPayload::from_bytes(bytes.clone()), opts)
+                .put_opts(&path, PutPayload::from_bytes(bytes.clone()), create_only())
                 .await;
             match outcome {
                 Ok(_) => break,
