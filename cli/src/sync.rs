@@ -349,20 +349,9 @@ async fn gc(
             // Only one collection of a remote runs from this repository at a time; holding
             // this lock proves that a lock on the remote carrying this repository's writer id
             // belongs to a collection that was interrupted.
-            let path = repo
-                .root()
-                .join(strata_engine::repo::DOT_DIR)
-                .join("local")
-                .join("remote-gc.lock");
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .with_context(|| format!("cannot open {}", path.display()))?;
-            if file.try_lock().is_err() {
+            let Some(file) = repo.try_lock_local("remote-gc.lock")? else {
                 bail!("another garbage collection of a remote is running from this repository; wait for it to finish");
-            }
+            };
             let opts = strata_remote::gc::GcOptions {
                 dry_run,
                 break_lock,

@@ -96,18 +96,22 @@ async fn get_opt(
     }
 }
 
-/// Opens `path` and holds a shared lock on it, waiting while garbage collection holds it
-/// exclusively. Without a lock file (a read-only folder), commands run unlocked.
-fn take_shared_lock(path: &Path) -> Option<Arc<std::fs::File>> {
+/// Opens (creating if needed) a lock file under `local/`.
+fn open_lock_file(path: &Path) -> std::io::Result<std::fs::File> {
     if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        std::fs::create_dir_all(dir)?;
     }
-    let file = match std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-    {
+}
+
+/// Opens `path` and holds a shared lock on it, waiting while garbage collection holds it
+/// exclusively. Without a lock file (a read-only folder), commands run unlocked.
+fn take_shared_lock(path: &Path) -> Option<Arc<std::fs::File>> {
+    let file = match open_lock_file(path) {
         Ok(f) => f,
         Err(e) => {
             tracing::debug!(path = %path.display(), error = %e, "no repository lock");
@@ -147,6 +151,21 @@ impl Repository {
                 path: self.root.join(DOT_DIR).join("local").join("lock"),
                 source: e,
             }),
+        }
+    }
+
+    /// Takes the lock file `local/NAME` exclusively, for as long as the returned file lives;
+    /// `None` when another process holds it.
+    pub fn try_lock_local(&self, name: &str) -> Result<Option<std::fs::File>> {
+        let path = self.root.join(DOT_DIR).join("local").join(name);
+        let file = open_lock_file(&path).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::Io { path, source: e }),
         }
     }
 
