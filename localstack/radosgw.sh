@@ -127,16 +127,17 @@ start_cluster() {
   write_conf "$fsid"
   export CEPH_CONF=$DIR/ceph.conf
   cd "$DIR"
-  monmaptool --create --addv a "[v2:127.0.0.1:$MON_PORT,v1:127.0.0.1:$MON_V1_PORT]" --fsid "$fsid" monmap >log/setup.out 2>&1 ||
+  timeout 30 monmaptool --create --addv a "[v2:127.0.0.1:$MON_PORT,v1:127.0.0.1:$MON_V1_PORT]" --fsid "$fsid" monmap >log/setup.out 2>&1 ||
     fail "monmaptool failed"
-  ceph-authtool --create-keyring keyring --gen-key -n mon. --cap mon 'allow *' >>log/setup.out 2>&1 ||
+  timeout 30 ceph-authtool --create-keyring keyring --gen-key -n mon. --cap mon 'allow *' >>log/setup.out 2>&1 ||
     fail "ceph-authtool failed"
-  ceph-mon --mkfs -i a --monmap monmap --keyring keyring >>log/setup.out 2>&1 || fail "ceph-mon --mkfs failed"
+  timeout 60 ceph-mon --mkfs -i a --monmap monmap --keyring keyring >>log/setup.out 2>&1 || fail "ceph-mon --mkfs failed"
   setsid ceph-mon -i a -f </dev/null >log/mon.out 2>&1 &
   echo $! >mon.pid
+  wait_mon
   osd_uuid=$(cat /proc/sys/kernel/random/uuid)
-  id=$(timeout 60 ceph osd new "$osd_uuid" 2>>log/setup.out) || fail "the monitor did not answer"
-  ceph-osd -i "$id" --mkfs --osd-uuid "$osd_uuid" >log/osd-mkfs.out 2>&1 || fail "ceph-osd --mkfs failed"
+  id=$(timeout 60 ceph osd new "$osd_uuid" 2>>log/setup.out) || { describe_mon; fail "the monitor did not answer"; }
+  timeout 60 ceph-osd -i "$id" --mkfs --osd-uuid "$osd_uuid" >log/osd-mkfs.out 2>&1 || fail "ceph-osd --mkfs failed"
   timeout 30 ceph osd crush add-bucket localhost host >>log/setup.out 2>&1 || fail "crush add-bucket failed"
   timeout 30 ceph osd crush move localhost root=default >>log/setup.out 2>&1 || fail "crush move failed"
   timeout 30 ceph osd crush add "osd.$id" 1.0 host=localhost >>log/setup.out 2>&1 || fail "crush add failed"
@@ -160,6 +161,28 @@ start_cluster() {
   timeout 60 radosgw-admin user create --uid=outsider --display-name=outsider \
     --access-key=outsider --secret-key=outsidersecret >>log/setup.out 2>&1 ||
     fail "radosgw-admin user create (outsider) failed"
+}
+
+# Wait until the monitor listens on both of its ports.
+wait_mon() {
+  local i
+  for i in $(seq 1 150); do
+    s3_pid_alive "$DIR/mon.pid" || fail "ceph-mon exited during startup"
+    s3_port_busy "$MON_PORT" && s3_port_busy "$MON_V1_PORT" && return 0
+    sleep 0.2
+  done
+  describe_mon
+  fail "ceph-mon did not open 127.0.0.1:$MON_PORT and :$MON_V1_PORT within 30 s"
+}
+
+# What the monitor process is doing, for a start that hangs.
+describe_mon() {
+  local pid
+  pid=$(cat "$DIR/mon.pid" 2>/dev/null) || return 0
+  echo "----- ceph-mon (pid $pid) -----" >&2
+  ps -o pid,stat,etime,time,wchan:30,args -p "$pid" >&2 2>/dev/null || echo "(not running)" >&2
+  grep -E '^(State|Threads)' "/proc/$pid/status" >&2 2>/dev/null || true
+  ss -ltn 2>/dev/null | grep -E ":($MON_PORT|$MON_V1_PORT) " >&2 || true
 }
 
 fail() {
@@ -187,10 +210,19 @@ do_start() {
   export S3_STOP_WAIT=10
   any_pid_file && do_stop
   install_packages
-  t0=$(s3_now_ms)
-  start_cluster
-  wait_ready "$TIMEOUT" || fail "no signed S3 request succeeded on $ENDPOINT within $TIMEOUT s"
-  s3_log "ready on $ENDPOINT, bucket $S3_BUCKET (start took $(s3_secs "$t0") s)"
+  # A Ceph start now and then hangs (a monitor that never answers was seen on
+  # a loaded machine): each attempt starts a fresh cluster, and a failed one
+  # is stopped and reported before the next.
+  local attempt
+  for attempt in 1 2 3; do
+    t0=$(s3_now_ms)
+    if (start_cluster && { wait_ready "$TIMEOUT" || fail "no signed S3 request succeeded on $ENDPOINT within $TIMEOUT s"; }); then
+      s3_log "ready on $ENDPOINT, bucket $S3_BUCKET (start took $(s3_secs "$t0") s)"
+      return 0
+    fi
+    [ "$attempt" -lt 3 ] && s3_log "start attempt $attempt failed after $(s3_secs "$t0") s; starting again"
+  done
+  s3_die "radosgw did not start in 3 attempts (see above)"
 }
 
 do_status() {
