@@ -138,10 +138,17 @@ do_start() {
   export S3_STOP_WAIT=10
   [ -e "$PIDFILE" ] && do_stop
   install_packages
-  t0=$(s3_now_ms)
-  start_server
-  wait_ready "$TIMEOUT" || fail "no signed S3 request succeeded on $ENDPOINT within $TIMEOUT s"
-  s3_log "ready on $ENDPOINT, bucket $S3_BUCKET (start took $(s3_secs "$t0") s)"
+  # As with radosgw: a failed start is reported and stopped, then tried again.
+  local attempt
+  for attempt in 1 2 3; do
+    t0=$(s3_now_ms)
+    if (start_server && { wait_ready "$TIMEOUT" || fail "no signed S3 request succeeded on $ENDPOINT within $TIMEOUT s"; }); then
+      s3_log "ready on $ENDPOINT, bucket $S3_BUCKET (start took $(s3_secs "$t0") s)"
+      return 0
+    fi
+    [ "$attempt" -lt 3 ] && s3_log "start attempt $attempt failed after $(s3_secs "$t0") s; starting again"
+  done
+  s3_die "LocalStack did not start in 3 attempts (see above)"
 }
 
 do_status() {
