@@ -538,6 +538,10 @@ async fn push(
                 short(u.old),
                 short(u.new)
             ),
+            UpdateKind::Replaced => eprintln!(
+                " + (damaged)...{} {n} -> {n} (forced over a damaged ref record)",
+                short(u.new)
+            ),
             UpdateKind::Deleted => eprintln!(" - [deleted]         {n}"),
         }
     }

@@ -85,10 +85,22 @@ pub async fn check_refs(
             let newest = folder.records.last().map(|(seq, _, _)| *seq);
             for (seq, key, record) in &folder.records {
                 if let Err(e) = record {
-                    let fix = if Some(*seq) == newest {
-                        "this is the ref's current record, so the ref cannot be read or moved: restore the file from a backup, or (while nothing writes to this repository) delete it so that the ref falls back to its previous record, then move the ref again (push, commit or reset)".to_string()
+                    let remote = label.trim_end_matches(": ");
+                    let fix = if Some(*seq) != newest {
+                        match side {
+                            Side::Local => "an old record: nothing reads it; `strata gc` removes it".to_string(),
+                            Side::Remote => format!("an old record: nothing reads it; `strata gc --remote {remote}` removes it"),
+                        }
+                    } else if side == Side::Remote {
+                        let push = match name.kind {
+                            RefKind::Branch => {
+                                format!("strata push --force {remote} {}", name.name)
+                            }
+                            RefKind::Tag => format!("strata push --force --tags {remote}"),
+                        };
+                        format!("this is the ref's current record, so the ref cannot be read or moved: push a good commit over it with `{push}` (the damaged record becomes an old one, which `strata gc --remote {remote}` removes), or restore the file from a backup")
                     } else {
-                        "an old record: nothing reads it; `strata gc` removes it".to_string()
+                        "this is the ref's current record, so the ref cannot be read or moved: restore the file from a backup, or (while nothing writes to this repository) delete it so that the ref falls back to its previous record, then move the ref again (commit or reset)".to_string()
                     };
                     let message = match e {
                         strata_engine::Error::CorruptRef { reason, .. } => {

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use strata_engine::store::{RefKind, RefName, RefState};
+use strata_engine::store::{RefKind, RefLog, RefName, RefState};
 use strata_engine::{ObjectId, Progress, Repository};
 
 use crate::config::{self, Upstream};
@@ -41,6 +41,8 @@ pub enum UpdateKind {
     Created,
     FastForward,
     Forced,
+    /// Forced over a current record that is damaged (its commit unknown).
+    Replaced,
     Deleted,
 }
 
@@ -174,9 +176,29 @@ async fn attempt(
     let mut planned: Vec<Planned> = Vec::new();
     let mut reach_cache: HashMap<ObjectId, HashSet<ObjectId>> = HashMap::new();
     for (name, new) in wanted.iter().cloned() {
-        let state = remote.refs.read(&name).await?;
+        let (state, checked) = match remote.refs.read(&name).await {
+            // A damaged current record: only a plain force replaces it (its commit is
+            // unknown, so no lease can match it and nothing is a fast-forward of it).
+            Err(e @ strata_engine::Error::CorruptRef { .. })
+                if opts.force && opts.lease.is_none() =>
+            {
+                tracing::info!(r#ref = %name, error = %e, "replacing a damaged ref record");
+                let kind = if new.is_some() {
+                    UpdateKind::Replaced
+                } else {
+                    UpdateKind::Deleted
+                };
+                (RefLog::state_over_damage(&name, e)?, Ok(kind))
+            }
+            read => {
+                let state = read?;
+                let old = state.commit();
+                let checked = check(repo, remote, &name, old, new, opts, &mut reach_cache).await;
+                (state, checked)
+            }
+        };
         let old = state.commit();
-        match check(repo, remote, &name, old, new, opts, &mut reach_cache).await {
+        match checked {
             Ok(UpdateKind::UpToDate) => report.updates.push(RefUpdate {
                 name,
                 old,
@@ -258,8 +280,13 @@ async fn upload_and_move(
     let mut anchors: Vec<ObjectId> = planned.iter().filter_map(|p| p.state.commit()).collect();
     if planned.iter().any(|p| p.kind != UpdateKind::FastForward) {
         // A new or forced ref: the remote's other branches may already hold most of it.
-        for (_, c) in remote.refs.list(RefKind::Branch).await? {
-            anchors.push(c);
+        for name in remote.refs.names(RefKind::Branch).await? {
+            match remote.refs.read(&name).await {
+                Ok(state) => anchors.extend(state.commit()),
+                // A damaged ref (this push may be replacing it) cannot help.
+                Err(strata_engine::Error::CorruptRef { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     // Anchors this repository does not have (pushed by others, not fetched) cannot help.

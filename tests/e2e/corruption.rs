@@ -425,3 +425,90 @@ fn a_damaged_ref_record_on_a_remote_is_named_by_fsck_and_fetch_and_restoring_it_
         a.strata(&["fsck", "--remote", "origin"]).ok();
     }
 }
+
+#[test]
+fn a_damaged_current_ref_record_on_a_remote_is_replaced_by_a_forced_push_and_gc_then_removes_it() {
+    for damage in DAMAGES {
+        eprintln!("case: {damage:?}");
+        let (_hub_dir, remote) = hub();
+        let url = file_url(&remote);
+        let a = Dir::with_people();
+        a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+        a.strata(&["push", "-u", "origin", "main"]).ok();
+        let b = Dir::empty();
+        b.strata(&["clone", &url, arg(b.path())]).ok();
+        change_people(&a);
+        a.strata(&["push"]).ok();
+        let newest = "refs/heads/main/00000000000000000002";
+        damage.apply(&remote.join(newest));
+        let stored = || Snapshot::of(&remote).only(&["refs", "objects", "chunks"]);
+        let before = stored();
+
+        // A collection cannot know what the damaged ref keeps: it refuses and deletes nothing.
+        let line = a
+            .strata(&["gc", "--remote", "origin"])
+            .fails_with_one_line();
+        assert_mentions(&line, &[newest, "damaged"]);
+        before.assert_same(&stored(), "a gc over a damaged ref record");
+
+        // A plain push cannot compare with the damaged record: refused, nothing changes.
+        a.write("more.csv", "id,name,score\n9,ivy,9.5\n");
+        a.strata(&["import", "people", "more.csv", "--mode", "upsert"])
+            .ok();
+        a.strata(&["commit", "-m", "ivy"]).ok();
+        let line = a.strata(&["push"]).fails_with_one_line();
+        assert_mentions(&line, &[newest, "damaged"]);
+        before.assert_same(&stored(), "a plain push over a damaged ref record");
+
+        // fsck names the repair, and the repair works.
+        let out = a.strata(&["fsck", "--remote", "origin", "--json"]);
+        assert!(!out.status.success(), "{damage:?}: fsck passed");
+        let fix = out
+            .json_lines()
+            .into_iter()
+            .find(|p| p["object"] == newest)
+            .and_then(|p| p["fix"].as_str().map(str::to_string))
+            .unwrap_or_else(|| panic!("{damage:?}: fsck did not name {newest}"));
+        assert_mentions(&fix, &["strata push --force origin main"]);
+        let out = a.strata(&["push", "--force", "origin", "main"]).ok();
+        assert_mentions(&out.stderr, &["damaged"]);
+        b.strata(&["fetch"]).ok();
+        assert_eq!(b.rev_id("origin/main"), a.rev_id("main"), "{damage:?}");
+
+        // The damaged record is now an old one: fsck reports it, gc removes it.
+        let out = a.strata(&["fsck", "--remote", "origin"]);
+        assert!(!out.status.success(), "{damage:?}: fsck passed");
+        assert_mentions(&out.stdout, &[newest, "gc"]);
+        a.strata(&["gc", "--remote", "origin"]).ok();
+        assert!(!remote.join(newest).exists(), "{damage:?}: gc kept it");
+        a.strata(&["fsck", "--remote", "origin"]).ok();
+        b.strata(&["fsck"]).ok();
+    }
+}
+
+#[test]
+fn a_damaged_tag_record_on_a_remote_is_replaced_by_the_push_fsck_names() {
+    let (_hub_dir, remote) = hub();
+    let a = Dir::with_people();
+    a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+    a.strata(&["tag", "v1"]).ok();
+    a.strata(&["push", "-u", "origin", "main", "--tags"]).ok();
+    let record = "refs/tags/v1/00000000000000000001";
+    Damage::CutInHalf.apply(&remote.join(record));
+    let line = a
+        .strata(&["push", "origin", "main", "--tags"])
+        .fails_with_one_line();
+    assert_mentions(&line, &[record, "damaged"]);
+    let out = a.strata(&["fsck", "--remote", "origin", "--json"]);
+    let fix = out
+        .json_lines()
+        .into_iter()
+        .find(|p| p["object"] == record)
+        .and_then(|p| p["fix"].as_str().map(str::to_string))
+        .expect("fsck names the damaged tag record");
+    assert_mentions(&fix, &["strata push --force --tags origin"]);
+    a.strata(&["push", "--force", "--tags", "origin"]).ok();
+    let b = Dir::empty();
+    b.strata(&["clone", &file_url(&remote), arg(b.path())]).ok();
+    assert_eq!(b.rev_id("v1"), a.rev_id("v1"));
+}

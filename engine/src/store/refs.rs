@@ -271,6 +271,30 @@ impl RefLog {
         )))
     }
 
+    /// The state of a ref whose newest record is damaged, from the error [`RefLog::read`]
+    /// returned for it: that record's number, with no commit. Writing the next record over it
+    /// (a forced update) is as safe as any update, since the write is create-only; the
+    /// damaged record then becomes an old one, which compaction removes. Any other error is
+    /// returned as it was.
+    pub fn state_over_damage(name: &RefName, damage: Error) -> Result<RefState> {
+        let Error::CorruptRef { path, .. } = &damage else {
+            return Err(damage);
+        };
+        let path = Path::from(path.as_str());
+        let seq = path
+            .filename()
+            .and_then(layout::parse_record_seq)
+            .filter(|seq| *seq > 0 && path == layout::ref_record(name.kind, &name.name, *seq));
+        match seq {
+            Some(seq) => Ok(RefState {
+                name: name.clone(),
+                seq,
+                record: None,
+            }),
+            None => Err(damage),
+        }
+    }
+
     /// Whether `state` is still the newest record (one LIST). A push checks this after
     /// announcing the record it will create: a record number that compaction removed before
     /// the announcement could otherwise be created again (docs/protocol.md, section 8).
@@ -639,5 +663,44 @@ mod tests {
         assert_eq!(now.record.and_then(|r| r.gc).as_deref(), Some("run-1"));
         // A damaged announcement far beyond the log is refused, not fenced up to.
         assert!(gc.fence(&name, 1_000_000, "run-1", 0).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_damaged_newest_record_is_replaced_only_by_a_write_of_the_next_number() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let a = RefLog::new(store.clone(), "a");
+        let b = RefLog::new(store.clone(), "b");
+        let name = RefName::branch("main").expect("name");
+        let s0 = a.read(&name).await.expect("read");
+        let s1 = a.update(&s0, Some(ObjectId::of(b"1")), 0).await.expect("1");
+        a.update(&s1, Some(ObjectId::of(b"2")), 0).await.expect("2");
+        let newest = layout::ref_record(name.kind, &name.name, 2);
+        store
+            .put(&newest, b"{\"format\": 1, \"ref".to_vec().into())
+            .await
+            .expect("damage");
+        let damage = a.read(&name).await.expect_err("damaged");
+        assert!(matches!(damage, Error::CorruptRef { .. }), "{damage}");
+        let over = RefLog::state_over_damage(&name, damage).expect("state");
+        assert_eq!((over.seq, over.commit()), (2, None));
+        // Two writers replacing the damaged record: exactly one wins.
+        let won = a
+            .update(&over, Some(ObjectId::of(b"a")), 0)
+            .await
+            .expect("a");
+        let lost = b.update(&over, Some(ObjectId::of(b"b")), 0).await;
+        assert!(lost.expect_err("b").is_conflict());
+        assert_eq!(a.read(&name).await.expect("read").commit(), won.commit());
+        // Any other error, or a damaged record of another ref, is passed on unchanged.
+        let other = Error::Invalid("x".into());
+        assert!(matches!(
+            RefLog::state_over_damage(&name, other),
+            Err(Error::Invalid(_))
+        ));
+        let elsewhere = Error::CorruptRef {
+            path: layout::ref_record(name.kind, "dev", 2).to_string(),
+            reason: "x".into(),
+        };
+        assert!(RefLog::state_over_damage(&name, elsewhere).is_err());
     }
 }
