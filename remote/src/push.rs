@@ -178,9 +178,10 @@ async fn attempt(
     for (name, new) in wanted.iter().cloned() {
         let (state, checked) = match remote.refs.read(&name).await {
             // A damaged current record: only a plain force replaces it (its commit is
-            // unknown, so no lease can match it and nothing is a fast-forward of it).
+            // unknown, so no lease can match it and nothing is a fast-forward of it). Not an
+            // atomic push: rolling back could not bring the damaged record back.
             Err(e @ strata_engine::Error::CorruptRef { .. })
-                if opts.force && opts.lease.is_none() =>
+                if opts.force && opts.lease.is_none() && !opts.atomic =>
             {
                 tracing::info!(r#ref = %name, error = %e, "replacing a damaged ref record");
                 let kind = if new.is_some() {

@@ -459,6 +459,12 @@ fn a_damaged_current_ref_record_on_a_remote_is_replaced_by_a_forced_push_and_gc_
         let line = a.strata(&["push"]).fails_with_one_line();
         assert_mentions(&line, &[newest, "damaged"]);
         before.assert_same(&stored(), "a plain push over a damaged ref record");
+        // Nor an atomic one: its roll-back could not bring the damaged record back.
+        let line = a
+            .strata(&["push", "--force", "--atomic", "origin", "main"])
+            .fails_with_one_line();
+        assert_mentions(&line, &[newest, "damaged"]);
+        before.assert_same(&stored(), "an atomic push over a damaged ref record");
 
         // fsck names the repair, and the repair works.
         let out = a.strata(&["fsck", "--remote", "origin", "--json"]);
