@@ -6,13 +6,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::backends::Backend;
 use crate::harness::*;
 use crate::remote::{
-    arg, clone_on, history, items_csv, published_on, remote_branches_on, ITEMS_HEADER,
+    arg, clone_on, commit_rows, history, items_csv, published_on, remote_branches_on,
+    write_items_csv, SplitMix, ITEMS_HEADER,
 };
 
 /// The keys of an `items` export.
@@ -429,6 +431,208 @@ fn diagnose(
         "the remote now, once every pusher stopped: {fsck:?}"
     ));
     notes.join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Collections killed at random moments, locally and on a remote
+
+#[test]
+fn killing_gc_processes_at_random_moments_leaves_the_repository_and_a_folder_remote_consistent() {
+    killing_gc_at_random_moments(Backend::File, 12);
+}
+
+#[test]
+fn killing_gc_processes_at_random_moments_leaves_the_repository_and_a_radosgw_remote_consistent() {
+    killing_gc_at_random_moments(Backend::Radosgw, 6);
+}
+
+/// Starts `strata ARGS` in `dir` and kills it after `ms` milliseconds; returns whether it had
+/// already finished successfully by then.
+fn run_killed_after(backend: Backend, dir: &Dir, args: &[&str], ms: u64) -> bool {
+    let mut child = backend
+        .command(dir, args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strata should start");
+    std::thread::sleep(Duration::from_millis(ms));
+    // A process that has exited is not reaped until `wait`, so this kill is harmless then.
+    child.kill().expect("the collection should be killable");
+    child
+        .wait()
+        .expect("the killed collection should be reaped")
+        .success()
+}
+
+/// How a killed collection fell: before it deleted anything, part-way, or after its sweep.
+#[derive(Default, Debug)]
+struct Kills {
+    before: u64,
+    during: u64,
+    after: u64,
+}
+
+impl Kills {
+    fn count(&mut self, garbage_before: u64, garbage_left: u64) {
+        match garbage_left {
+            0 => self.after += 1,
+            n if n == garbage_before => self.before += 1,
+            _ => self.during += 1,
+        }
+    }
+}
+
+/// A window for the next kill, in milliseconds: a kill that came after the collection had
+/// finished shrinks it, one that came earlier widens it, so that kills keep falling before,
+/// during and after the sweep whatever the machine's speed.
+fn next_window(window_ms: u64, finished: bool) -> u64 {
+    if finished {
+        (window_ms * 3 / 4).max(10)
+    } else {
+        (window_ms * 5 / 4).min(3000)
+    }
+}
+
+/// `rounds` times: a throwaway branch that changes rows in every chunk of a 100,000-row table
+/// is pushed, then deleted here and on the remote, which leaves its objects as garbage in
+/// both places, while `main` moves on by a pushed commit. Then a local `gc` and a
+/// `gc --remote` are each killed at a random moment. After each kill the repository (or the
+/// remote) passes fsck, `main` reads exactly as committed (a fresh clone too), and gc run again
+/// from the same repository completes and leaves nothing to collect.
+fn killing_gc_at_random_moments(backend: Backend, rounds: u64) {
+    const ROWS: i64 = 100_000;
+    // Rows a throwaway branch changes: enough to touch every chunk of 512 rows (on average),
+    // so that each collection deletes a few hundred objects.
+    const CHANGED: i64 = 600;
+    let started = Instant::now();
+    let remote = backend.remote("killed-gc");
+    let url = &remote.url;
+    let local = Dir::repo();
+    write_items_csv(&local, ROWS);
+    local
+        .strata(&[
+            "import",
+            "items",
+            "items.csv",
+            "--primary-key",
+            "id",
+            "--chunk-rows",
+            "512",
+        ])
+        .ok();
+    local.strata(&["commit", "-m", "100k items"]).ok();
+    backend.run(&local, &["remote", "add", "origin", url]).ok();
+    backend.run(&local, &["push", "-u", "origin", "main"]).ok();
+
+    let make_garbage = |round: u64, offset: i64| {
+        let branch = format!("junk{round}");
+        local.strata(&["checkout", "-b", &branch]).ok();
+        let rows: Vec<(i64, &str, i64)> = (0..CHANGED)
+            .map(|j| ((j * (ROWS / CHANGED) + offset) % ROWS, "junk", round as i64))
+            .collect();
+        commit_rows(&local, &rows, "junk");
+        backend.run(&local, &["push", "origin", &branch]).ok();
+        backend
+            .run(&local, &["push", "origin", "--delete", &branch])
+            .ok();
+        local.strata(&["checkout", "main"]).ok();
+        local.strata(&["branch", "-d", &branch]).ok();
+    };
+    let garbage = |args: &[&str]| -> u64 {
+        let mut all = vec!["gc", "--dry-run", "--json"];
+        all.extend_from_slice(args);
+        let out = backend.run(&local, &all).ok();
+        count(&out.json(), &["removed", "objects"])
+    };
+
+    // One whole collection of each kind is timed; the kills fall within twice that.
+    make_garbage(rounds, 0);
+    let timed = Instant::now();
+    local.strata(&["gc"]).ok();
+    let mut local_window = (2 * timed.elapsed().as_millis() as u64).clamp(10, 3000);
+    let timed = Instant::now();
+    backend.run(&local, &["gc", "--remote", "origin"]).ok();
+    let mut remote_window = (2 * timed.elapsed().as_millis() as u64).clamp(10, 3000);
+
+    let (mut local_kills, mut remote_kills) = (Kills::default(), Kills::default());
+    for round in 0..rounds {
+        let mut rng = SplitMix(0x6C00_0000 + round);
+        make_garbage(round, (rng.next() % CHANGED as u64) as i64);
+        let tip = commit_rows(
+            &local,
+            &[(round as i64, "kept", round as i64)],
+            &format!("kept {round}"),
+        );
+        backend.run(&local, &["push"]).ok();
+        let rows = local.export_csv("items", None);
+
+        // A local collection, killed.
+        let before = garbage(&[]);
+        assert!(before > 0, "round {round}: no local garbage to collect");
+        let finished = run_killed_after(backend, &local, &["gc"], rng.next() % local_window);
+        local_kills.count(before, garbage(&[]));
+        local_window = next_window(local_window, finished);
+        let out = local.strata(&["fsck"]).ok();
+        assert_mentions(&out.stdout, &["no problems"]);
+        assert_eq!(local.rev_id("main"), tip, "round {round}");
+        assert_eq!(local.export_csv("items", None), rows, "round {round}");
+        local.strata(&["gc"]).ok();
+        assert_eq!(garbage(&[]), 0, "round {round}: gc run again left garbage");
+
+        // A remote collection, killed (it may leave its lock behind).
+        let on_remote = ["--remote", "origin"];
+        let before = garbage(&on_remote);
+        assert!(before > 0, "round {round}: no garbage on the remote");
+        let finished = run_killed_after(
+            backend,
+            &local,
+            &["gc", "--remote", "origin"],
+            rng.next() % remote_window,
+        );
+        remote_kills.count(before, garbage(&on_remote));
+        remote_window = next_window(remote_window, finished);
+        let out = backend.run(&local, &["fsck", "--remote", "origin"]).ok();
+        assert_mentions(&out.stdout, &["no problems"]);
+        let fresh = clone_on(backend, url);
+        assert_eq!(
+            fresh.rev_id("HEAD"),
+            tip,
+            "round {round} on {}",
+            backend.name()
+        );
+        assert_eq!(
+            fresh.export_csv("items", None),
+            rows,
+            "round {round} on {}: a clone after a killed collection",
+            backend.name()
+        );
+        // Run again from the same repository, it takes over its own lock and finishes.
+        backend.run(&local, &["gc", "--remote", "origin"]).ok();
+        assert_eq!(
+            garbage(&on_remote),
+            0,
+            "round {round} on {}: gc run again left garbage",
+            backend.name()
+        );
+    }
+
+    // Pushes go through afterwards, and the remote is whole.
+    let tip = commit_rows(&local, &[(-1, "last", 0)], "last");
+    backend.run(&local, &["push"]).ok();
+    let out = backend.run(&local, &["fsck", "--remote", "origin"]).ok();
+    assert_mentions(&out.stdout, &["no problems"]);
+    let fresh = clone_on(backend, url);
+    assert_eq!(fresh.rev_id("HEAD"), tip);
+    assert_eq!(
+        fresh.export_csv("items", None),
+        local.export_csv("items", None)
+    );
+    println!(
+        "killed collections on {}: local {local_kills:?} (last window {local_window} ms), \
+         remote {remote_kills:?} (last window {remote_window} ms); {:?} in all",
+        backend.name(),
+        started.elapsed()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

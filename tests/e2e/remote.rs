@@ -99,7 +99,7 @@ fn upsert(dir: &Dir, rows: &[(i64, &str, i64)]) {
 
 /// Upserts `rows` and commits them with `message`; returns the new commit's id.
 #[track_caller]
-fn commit_rows(dir: &Dir, rows: &[(i64, &str, i64)], message: &str) -> String {
+pub(crate) fn commit_rows(dir: &Dir, rows: &[(i64, &str, i64)], message: &str) -> String {
     upsert(dir, rows);
     dir.strata(&["commit", "-m", message]).ok();
     dir.rev_id("HEAD")
@@ -232,10 +232,10 @@ fn upstream(dir: &Dir) -> serde_json::Value {
 }
 
 /// A deterministic pseudo-random generator (SplitMix64).
-struct SplitMix(u64);
+pub(crate) struct SplitMix(pub(crate) u64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -497,7 +497,7 @@ fn eight_processes_pushing_to_one_branch(backend: Backend) {
 }
 
 /// Writes `items.csv` with `rows` rows, keys 0.. in order.
-fn write_items_csv(dir: &Dir, rows: i64) -> PathBuf {
+pub(crate) fn write_items_csv(dir: &Dir, rows: i64) -> PathBuf {
     let path = dir.join("items.csv");
     let file = std::fs::File::create(&path).expect("the CSV should be creatable");
     let mut w = BufWriter::with_capacity(1 << 20, file);
