@@ -94,6 +94,10 @@ pub enum SyncCommand {
         /// Check this remote instead of the local repository.
         #[arg(long)]
         remote: Option<String>,
+        /// Write missing or damaged objects again from an intact copy: locally from the
+        /// remotes, on a remote from this repository.
+        #[arg(long)]
+        repair: bool,
         #[arg(long)]
         json: bool,
     },
@@ -296,7 +300,11 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
             break_lock,
             json,
         } => gc(repo, remote, dry_run, break_lock, json).await,
-        SyncCommand::Fsck { remote, json } => fsck(repo, remote, json).await,
+        SyncCommand::Fsck {
+            remote,
+            repair,
+            json,
+        } => fsck(repo, remote, repair, json).await,
     }
 }
 
@@ -608,18 +616,27 @@ async fn pull(
     Ok(())
 }
 
-async fn fsck(repo: &Repository, remote: Option<String>, as_json: bool) -> Result<()> {
+/// What `fsck` checks: the store, its roots, and where it is (for messages).
+struct Checked {
+    objects: strata_engine::store::Objects,
+    location: String,
+    problems: Vec<strata_remote::fsck::Problem>,
+    checked: u64,
+}
+
+/// Checks the local repository, or the remote `remote`, once.
+async fn check_once(repo: &Repository, remote: Option<&Remote>) -> Result<Checked> {
     use strata_remote::fsck::{check_refs, Side};
-    let (objects, roots, tables, location, mut problems) = match &remote {
-        Some(name) => {
-            let r = Remote::configured(repo, name, false).await?;
-            r.check().await?;
-            let (roots, problems) = check_refs(&r.refs, &format!("{name}: "), Side::Remote).await?;
+    let (objects, roots, tables, location, side, mut problems) = match remote {
+        Some(r) => {
+            let (roots, problems) =
+                check_refs(&r.refs, &format!("{}: ", r.name), Side::Remote(&r.name)).await?;
             (
                 r.objects.clone(),
                 roots,
                 Vec::new(),
                 r.url.clone(),
+                Side::Remote(&r.name),
                 problems,
             )
         }
@@ -645,18 +662,107 @@ async fn fsck(repo: &Repository, remote: Option<String>, as_json: bool) -> Resul
                 roots,
                 tables,
                 repo.root().display().to_string(),
+                Side::Local,
                 problems,
             )
         }
     };
-    let side = if remote.is_some() {
-        Side::Remote
-    } else {
-        Side::Local
-    };
     let (object_problems, checked) =
         strata_remote::fsck::fsck(&objects, &roots, &tables, side).await;
     problems.extend(object_problems);
+    Ok(Checked {
+        objects,
+        location,
+        problems,
+        checked,
+    })
+}
+
+/// The intact copies a repair may read, with how to name them: this repository for a
+/// remote; every configured remote that can be reached for this repository.
+async fn repair_sources(
+    repo: &Repository,
+    remote: Option<&Remote>,
+) -> Result<Vec<(String, strata_engine::store::Objects)>> {
+    if remote.is_some() {
+        let label = format!("this repository ({})", repo.root().display());
+        return Ok(vec![(label, repo.objects().clone())]);
+    }
+    let mut sources = Vec::new();
+    for name in config::remotes(repo).await?.into_keys() {
+        let opened = async {
+            let r = Remote::configured(repo, &name, false).await?;
+            r.check().await?;
+            Ok::<_, strata_remote::Error>(r)
+        };
+        match opened.await {
+            Ok(r) => sources.push((format!("remote '{name}'"), r.objects.clone())),
+            Err(e) => eprintln!("strata: not repairing from remote '{name}': {e}"),
+        }
+    }
+    if sources.is_empty() {
+        bail!("nothing to repair from: this repository has no remote that can be reached; add one with 'strata remote add NAME URL', or clone afresh");
+    }
+    Ok(sources)
+}
+
+async fn fsck(
+    repo: &Repository,
+    remote: Option<String>,
+    repair: bool,
+    as_json: bool,
+) -> Result<()> {
+    let remote = match &remote {
+        Some(name) => {
+            let r = Remote::configured(repo, name, false).await?;
+            r.check().await?;
+            Some(r)
+        }
+        None => None,
+    };
+    let mut found = check_once(repo, remote.as_ref()).await?;
+    if repair && found.problems.iter().any(|p| p.damaged.is_some()) {
+        let named = repair_sources(repo, remote.as_ref()).await?;
+        let sources: Vec<&strata_engine::store::Objects> = named.iter().map(|(_, s)| s).collect();
+        let mut restored = 0;
+        // Each round restores what the check found and what that reaches; a check after it
+        // sees below the objects it restored, which may hold more to restore.
+        loop {
+            let damaged: Vec<_> = found.problems.iter().filter_map(|p| p.damaged).collect();
+            if damaged.is_empty() {
+                break;
+            }
+            let round = strata_remote::fsck::repair(&found.objects, &sources, &damaged).await?;
+            restored += round.restored;
+            if round.restored == 0 {
+                for p in &mut found.problems {
+                    if let Some(why) = p.damaged.and_then(|k| round.failed.get(&k)) {
+                        p.fix = format!("cannot be restored: {why}; restore it from a backup or from a repository that has it");
+                    }
+                }
+                break;
+            }
+            found = check_once(repo, remote.as_ref()).await?;
+        }
+        let from: Vec<&str> = named.iter().map(|(label, _)| label.as_str()).collect();
+        let line = format!(
+            "{}: restored {restored} object{} from {}",
+            found.location,
+            if restored == 1 { "" } else { "s" },
+            from.join(", ")
+        );
+        if as_json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+    let Checked {
+        location,
+        problems,
+        checked,
+        ..
+    } = found;
     if as_json {
         for p in &problems {
             crate::commands::print_json(&serde_json::to_value(p)?)?;

@@ -22,13 +22,13 @@ pub enum Error {
         supported: u32,
     },
 
-    #[error("object {id} is corrupt ({reason}); fetch it again from a remote that has it, or run `strata fsck`")]
+    #[error("object {id} is corrupt ({reason}); `strata fsck --repair` (with --remote NAME for a remote's object) writes it again from an intact copy")]
     CorruptObject { id: String, reason: String },
 
     #[error("ref record {path} is damaged ({reason}); `strata fsck` (with --remote NAME for a remote) says what to do")]
     CorruptRef { path: String, reason: String },
 
-    #[error("object {id} is missing from {location}; the repository is incomplete: fetch it again or run `strata fsck`")]
+    #[error("object {id} is missing from {location}; the repository is incomplete: `strata fsck --repair` (with --remote NAME for a remote's object) writes it again from an intact copy")]
     MissingObject { id: String, location: String },
 
     #[error("storage error at {path}: {source}")]

@@ -1,7 +1,11 @@
 //! Integrity check: every ref record is well-formed, and every object reachable from the refs
-//! exists, hashes to its id and decodes. Each problem says what to do about it.
+//! exists, hashes to its id and decodes. Each problem says what to do about it; missing and
+//! damaged objects can be restored from another copy of the repository ([`repair`]).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use bytes::Bytes;
+use strata_engine::gc::{links, ObjectKey};
 
 use strata_engine::chunk::decode_chunk;
 use strata_engine::store::{layout, ObjectKind, Objects, RefKind, RefLog, RefName};
@@ -18,22 +22,26 @@ pub struct Problem {
     pub message: String,
     /// What to do about it.
     pub fix: String,
+    /// The object that is missing or damaged, when another copy of it would mend the problem.
+    #[serde(skip)]
+    pub damaged: Option<ObjectKey>,
 }
 
 /// Where a check runs, which decides the advice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub enum Side<'a> {
     /// The local repository: missing or damaged objects come back from a remote.
     Local,
-    /// A remote: missing or damaged objects come back by pushing from a repository that has them.
-    Remote,
+    /// The remote of this name: missing or damaged objects come back from a repository that
+    /// has them.
+    Remote(&'a str),
 }
 
-impl Side {
+impl Side<'_> {
     fn object_fix(self) -> String {
         match self {
-            Side::Local => "fetch it again from a remote that has it (`strata fetch`), or clone afresh".into(),
-            Side::Remote => "push again from a repository that has it complete (`strata fsck` there first); a push uploads what the remote lacks".into(),
+            Side::Local => "run `strata fsck --repair` to copy it again from a remote that has it, or clone afresh".into(),
+            Side::Remote(remote) => format!("run `strata fsck --remote {remote} --repair` in a repository that has it intact (its own `strata fsck` is clean); that writes it again"),
         }
     }
 }
@@ -43,7 +51,7 @@ impl Side {
 pub async fn check_refs(
     refs: &RefLog,
     label: &str,
-    side: Side,
+    side: Side<'_>,
 ) -> Result<(Vec<(String, ObjectId)>, Vec<Problem>), strata_engine::Error> {
     let mut roots = Vec::new();
     let mut problems = Vec::new();
@@ -62,6 +70,7 @@ pub async fn check_refs(
                 reached_from: format!("{label}refs/{}", kind.dir()),
                 message: "a file where only ref folders belong".into(),
                 fix: "strata did not write it; move it out of the refs folder".into(),
+                damaged: None,
             });
         }
         for prefix in listing.common_prefixes {
@@ -76,6 +85,7 @@ pub async fn check_refs(
                         reached_from: format!("{label}refs/{}", kind.dir()),
                         message: e.to_string(),
                         fix: "strata did not write it; move it out of the refs folder".into(),
+                        damaged: None,
                     });
                     continue;
                 }
@@ -85,13 +95,10 @@ pub async fn check_refs(
             let newest = folder.records.last().map(|(seq, _, _)| *seq);
             for (seq, key, record) in &folder.records {
                 if let Err(e) = record {
-                    let remote = label.trim_end_matches(": ");
-                    let fix = if Some(*seq) != newest {
-                        match side {
-                            Side::Local => "an old record: nothing reads it; `strata gc` removes it".to_string(),
-                            Side::Remote => format!("an old record: nothing reads it; `strata gc --remote {remote}` removes it"),
-                        }
-                    } else if side == Side::Remote {
+                    let fix = match (side, Some(*seq) != newest) {
+                        (Side::Local, true) => "an old record: nothing reads it; `strata gc` removes it".to_string(),
+                        (Side::Remote(remote), true) => format!("an old record: nothing reads it; `strata gc --remote {remote}` removes it"),
+                        (Side::Remote(remote), false) => {
                         let push = match name.kind {
                             RefKind::Branch => {
                                 format!("strata push --force {remote} {}", name.name)
@@ -99,8 +106,8 @@ pub async fn check_refs(
                             RefKind::Tag => format!("strata push --force --tags {remote}"),
                         };
                         format!("this is the ref's current record, so the ref cannot be read or moved: push a good commit over it with `{push}` (the damaged record becomes an old one, which `strata gc --remote {remote}` removes), or restore the file from a backup")
-                    } else {
-                        "this is the ref's current record, so the ref cannot be read or moved: restore the file from a backup, or (while nothing writes to this repository) delete it so that the ref falls back to its previous record, then move the ref again (commit or reset)".to_string()
+                        }
+                        (Side::Local, false) => "this is the ref's current record, so the ref cannot be read or moved: restore the file from a backup, or (while nothing writes to this repository) delete it so that the ref falls back to its previous record, then move the ref again (commit or reset)".to_string(),
                     };
                     let message = match e {
                         strata_engine::Error::CorruptRef { reason, .. } => {
@@ -113,6 +120,7 @@ pub async fn check_refs(
                         reached_from: shown.clone(),
                         message,
                         fix,
+                        damaged: None,
                     });
                 }
             }
@@ -122,6 +130,7 @@ pub async fn check_refs(
                     reached_from: shown.clone(),
                     message: format!("the hint does not decode: {e}"),
                     fix: "harmless (readers then list the records); the next move of the ref or `strata gc` rewrites it".into(),
+                    damaged: None,
                 });
             }
             for stray in &folder.strays {
@@ -130,6 +139,7 @@ pub async fn check_refs(
                     reached_from: shown.clone(),
                     message: "a file that is neither a ref record nor the hint".into(),
                     fix: "strata did not write it; move it out of the ref's folder".into(),
+                    damaged: None,
                 });
             }
             match refs.read(&name).await {
@@ -146,8 +156,9 @@ pub async fn check_refs(
                             message: e.to_string(),
                             fix: match side {
                                 Side::Local => "check the ref's folder under .strata/refs; see the problems above".into(),
-                                Side::Remote => "check the ref's folder on the remote; see the problems above".into(),
+                                Side::Remote(_) => "check the ref's folder on the remote; see the problems above".into(),
                             },
+                            damaged: None,
                         });
                     }
                 }
@@ -157,16 +168,34 @@ pub async fn check_refs(
     Ok((roots, problems))
 }
 
+/// What is wrong with an object, without the advice the error carries (a problem has its own).
+fn describe(e: &strata_engine::Error) -> String {
+    match e {
+        strata_engine::Error::MissingObject { location, .. } => format!("missing from {location}"),
+        strata_engine::Error::CorruptObject { reason, .. } => format!("damaged: {reason}"),
+        other => other.to_string(),
+    }
+}
+
 /// Checks everything reachable from `roots` (label, commit) and `tables` (label, table).
 /// Returns the problems found and the number of objects checked.
 pub async fn fsck(
     objects: &Objects,
     roots: &[(String, ObjectId)],
     tables: &[(String, ObjectId)],
-    side: Side,
+    side: Side<'_>,
 ) -> (Vec<Problem>, u64) {
     let fix = side.object_fix();
     let mut problems = Vec::new();
+    let mut problem = |id: &ObjectId, label: &str, message: String, damaged: Option<ObjectKind>| {
+        problems.push(Problem {
+            object: id.to_hex(),
+            reached_from: label.to_string(),
+            message,
+            fix: fix.clone(),
+            damaged: damaged.map(|kind| (kind, *id)),
+        })
+    };
     let mut seen: HashSet<ObjectId> = HashSet::new();
     let mut checked = 0u64;
     let mut table_queue: VecDeque<(String, ObjectId)> = tables.iter().cloned().collect();
@@ -184,12 +213,7 @@ pub async fn fsck(
                         table_queue.push_back((label.clone(), *t));
                     }
                 }
-                Err(e) => problems.push(Problem {
-                    object: id.to_hex(),
-                    reached_from: label.clone(),
-                    message: e.to_string(),
-                    fix: fix.clone(),
-                }),
+                Err(e) => problem(&id, label, describe(&e), Some(ObjectKind::Meta)),
             }
         }
     }
@@ -201,24 +225,15 @@ pub async fn fsck(
         let table = match TableObject::read(objects, &id).await {
             Ok(t) => t,
             Err(e) => {
-                problems.push(Problem {
-                    object: id.to_hex(),
-                    reached_from: label.clone(),
-                    message: e.to_string(),
-                    fix: fix.clone(),
-                });
+                problem(&id, &label, describe(&e), Some(ObjectKind::Meta));
                 continue;
             }
         };
         let schema = match table.schema.arrow() {
             Ok(s) => s,
             Err(e) => {
-                problems.push(Problem {
-                    object: id.to_hex(),
-                    reached_from: label.clone(),
-                    message: e.to_string(),
-                    fix: fix.clone(),
-                });
+                // Intact bytes that say something unusable: another copy is the same.
+                problem(&id, &label, e.to_string(), None);
                 continue;
             }
         };
@@ -231,12 +246,7 @@ pub async fn fsck(
             let node: Node = match objects.get_json(&n).await {
                 Ok(node) => node,
                 Err(e) => {
-                    problems.push(Problem {
-                        object: n.to_hex(),
-                        reached_from: label.clone(),
-                        message: e.to_string(),
-                        fix: fix.clone(),
-                    });
+                    problem(&n, &label, describe(&e), Some(ObjectKind::Meta));
                     continue;
                 }
             };
@@ -255,24 +265,128 @@ pub async fn fsck(
                 };
                 match outcome {
                     Ok(rows) if rows == e.rows => {}
-                    Ok(rows) => problems.push(Problem {
-                        object: e.id.to_hex(),
-                        reached_from: label.clone(),
-                        message: format!(
+                    Ok(rows) => problem(
+                        &e.id,
+                        &label,
+                        format!(
                             "the chunk holds {rows} rows but its index entry says {}",
                             e.rows
                         ),
-                        fix: fix.clone(),
-                    }),
-                    Err(err) => problems.push(Problem {
-                        object: e.id.to_hex(),
-                        reached_from: label.clone(),
-                        message: err.to_string(),
-                        fix: fix.clone(),
-                    }),
+                        None,
+                    ),
+                    Err(err) => problem(&e.id, &label, describe(&err), Some(ObjectKind::Chunk)),
                 }
             }
         }
     }
     (problems, checked)
+}
+
+/// What [`repair`] did.
+#[derive(Debug, Default)]
+pub struct Repaired {
+    /// Objects written again from an intact copy.
+    pub restored: u64,
+    /// Objects that could not be restored, with why (no source holds them intact, or they
+    /// need such an object).
+    pub failed: HashMap<ObjectKey, String>,
+}
+
+/// Whether `target` holds the object intact (present, and hashing to its id).
+async fn intact(target: &Objects, (kind, id): ObjectKey) -> Result<bool, strata_engine::Error> {
+    match target.get(kind, &id).await {
+        Ok(_) => Ok(true),
+        Err(
+            strata_engine::Error::MissingObject { .. } | strata_engine::Error::CorruptObject { .. },
+        ) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The bytes of an object from the first of `sources` that holds it intact, or why none does.
+async fn intact_copy(sources: &[&Objects], (kind, id): ObjectKey) -> Result<Bytes, String> {
+    let mut why = Vec::new();
+    for s in sources {
+        match s.get(kind, &id).await {
+            Ok(bytes) => return Ok(bytes),
+            Err(strata_engine::Error::MissingObject { .. }) => {
+                why.push(format!("{} does not have it", s.location()))
+            }
+            Err(strata_engine::Error::CorruptObject { .. }) => {
+                why.push(format!("{} holds a damaged copy too", s.location()))
+            }
+            Err(e) => why.push(format!("{}: {e}", s.location())),
+        }
+    }
+    Err(if why.is_empty() {
+        "there is no other copy to restore it from".to_string()
+    } else {
+        format!("no other copy holds it intact ({})", why.join("; "))
+    })
+}
+
+/// An object's intact bytes and the objects they name.
+type Looked = (Bytes, Vec<ObjectKey>);
+
+/// Writes the `damaged` objects of `target` again from intact copies in `sources`, together
+/// with whatever they reach that `target` lacks or holds damaged, dependencies first: an
+/// object is written only once everything it names is intact, so a restored object, like any
+/// other, reaches only stored objects (docs/protocol.md, section 6). Objects `target` holds
+/// intact already are left alone.
+pub async fn repair(
+    target: &Objects,
+    sources: &[&Objects],
+    damaged: &[ObjectKey],
+) -> Result<Repaired, strata_engine::Error> {
+    let mut out = Repaired::default();
+    let mut done: HashSet<ObjectKey> = HashSet::new();
+    // A depth-first post-order: an object is looked at (`None`), then written once what it
+    // names is done (`Some`: its intact bytes and what they name).
+    let mut stack: Vec<(ObjectKey, Option<Looked>)> = damaged.iter().map(|k| (*k, None)).collect();
+    while let Some((key, looked)) = stack.pop() {
+        if done.contains(&key) {
+            continue;
+        }
+        match looked {
+            None => {
+                if intact(target, key).await? {
+                    done.insert(key);
+                    continue;
+                }
+                let bytes = match intact_copy(sources, key).await {
+                    Ok(b) => b,
+                    Err(why) => {
+                        out.failed.insert(key, why);
+                        done.insert(key);
+                        continue;
+                    }
+                };
+                let named = match key.0 {
+                    ObjectKind::Meta => links(&key.1, &bytes)?,
+                    ObjectKind::Chunk => Vec::new(),
+                };
+                let pending: Vec<ObjectKey> = named
+                    .iter()
+                    .filter(|k| !done.contains(k))
+                    .copied()
+                    .collect();
+                stack.push((key, Some((bytes, named))));
+                stack.extend(pending.into_iter().map(|k| (k, None)));
+            }
+            Some((bytes, named)) => {
+                done.insert(key);
+                if let Some(missing) = named.iter().find(|k| out.failed.contains_key(k)) {
+                    let why = format!(
+                        "it names {}, which cannot be restored either",
+                        missing.1.to_hex()
+                    );
+                    out.failed.insert(key, why);
+                    continue;
+                }
+                target.restore(key.0, &key.1, bytes).await?;
+                out.restored += 1;
+            }
+        }
+    }
+    Ok(out)
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::harness::*;
-use crate::remote::{arg, file_url, hub};
+use crate::remote::{arg, file_url, history, hub};
 
 /// The object file of the commit HEAD names.
 fn head_commit_file(dir: &Dir) -> PathBuf {
@@ -517,4 +517,167 @@ fn a_damaged_tag_record_on_a_remote_is_replaced_by_the_push_fsck_names() {
     let b = Dir::empty();
     b.strata(&["clone", &file_url(&remote), arg(b.path())]).ok();
     assert_eq!(b.rev_id("v1"), a.rev_id("v1"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repair: `fsck --repair` writes damaged and missing objects again from an intact copy
+
+/// How an object is lost for the repair tests: any damage above, or the file deleted.
+fn lose(damage: Option<Damage>, path: &Path) {
+    match damage {
+        Some(d) => d.apply(path),
+        None => std::fs::remove_file(path)
+            .unwrap_or_else(|e| panic!("cannot remove {}: {e}", path.display())),
+    }
+}
+
+/// Every kind of object with every way of losing it (`None`: deleted).
+fn losses() -> impl Iterator<Item = (Kind, Option<Damage>)> {
+    KINDS.into_iter().flat_map(|k| {
+        DAMAGES
+            .into_iter()
+            .map(Some)
+            .chain([None])
+            .map(move |d| (k, d))
+    })
+}
+
+#[test]
+fn fsck_repair_writes_a_damaged_or_missing_remote_object_of_any_kind_again_from_the_repository() {
+    for (kind, loss) in losses() {
+        eprintln!("case: {kind:?}, {loss:?}");
+        let (_hub_dir, remote) = hub();
+        let url = file_url(&remote);
+        let a = Dir::with_people();
+        a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+        a.strata(&["push", "-u", "origin", "main"]).ok();
+        let head = change_people(&a);
+        a.strata(&["push"]).ok();
+        let (id, rel) = object_of(&a, &head, kind);
+        lose(loss, &remote.join(&rel));
+
+        // fsck names the repair, and the repair works.
+        let out = a.strata(&["fsck", "--remote", "origin", "--json"]);
+        let problems = out.json_lines();
+        out.fails();
+        let problem = problems
+            .iter()
+            .find(|p| p["object"] == id.as_str())
+            .unwrap_or_else(|| panic!("{kind:?}, {loss:?}: fsck does not name {id}: {problems:?}"));
+        let fix = problem["fix"].as_str().expect("a fix");
+        assert_mentions(fix, &["strata fsck --remote origin --repair"]);
+        let refs = remote_refs(&remote);
+        let out = a.strata(&["fsck", "--remote", "origin", "--repair"]).ok();
+        assert_mentions(&out.stdout, &["restored 1 object from", "no problems"]);
+        assert_eq!(
+            std::fs::read(remote.join(&rel)).expect("the restored object"),
+            a.read(Path::new(".strata").join(&rel)),
+            "{kind:?}, {loss:?}: the restored object differs from the repository's"
+        );
+        refs.assert_same(&remote_refs(&remote), "a repair");
+
+        let fresh = Dir::empty();
+        fresh.strata(&["clone", &url, arg(fresh.path())]).ok();
+        assert_eq!(
+            fresh.export_csv("people", None),
+            a.export_csv("people", None)
+        );
+        // Nothing more to do.
+        let out = a.strata(&["fsck", "--remote", "origin", "--repair"]).ok();
+        assert!(!out.stdout.contains("restored"), "{out:?}");
+    }
+}
+
+#[test]
+fn fsck_repair_writes_a_damaged_or_missing_local_object_of_any_kind_again_from_a_remote() {
+    for (kind, loss) in losses() {
+        eprintln!("case: {kind:?}, {loss:?}");
+        let (_hub_dir, remote) = hub();
+        let a = Dir::with_people();
+        a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+        a.strata(&["push", "-u", "origin", "main"]).ok();
+        let head = change_people(&a);
+        a.strata(&["push"]).ok();
+        let csv = a.export_csv("people", None);
+        let (id, rel) = object_of(&a, &head, kind);
+        lose(loss, &a.join(".strata").join(&rel));
+
+        let out = a.strata(&["fsck"]);
+        let printed = out.stdout.clone();
+        out.fails();
+        assert_mentions(&printed, &[&id, "strata fsck --repair"]);
+        let out = a.strata(&["fsck", "--repair"]).ok();
+        assert_mentions(&out.stdout, &["restored 1 object from", "no problems"]);
+        assert_eq!(
+            a.read(Path::new(".strata").join(&rel)),
+            std::fs::read(remote.join(&rel)).expect("the remote's copy"),
+            "{kind:?}, {loss:?}: the restored object differs from the remote's"
+        );
+        assert_eq!(a.export_csv("people", None), csv);
+        assert_eq!(a.export_csv("people", Some("HEAD~1")).lines().count(), 4);
+    }
+}
+
+#[test]
+fn fsck_repair_restores_a_whole_lost_history_below_a_missing_commit_in_one_run() {
+    let (_hub_dir, remote) = hub();
+    let url = file_url(&remote);
+    let a = Dir::with_people();
+    a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+    for round in 0..3 {
+        a.write(
+            "up.csv",
+            format!("id,name,score\n{},n{round},1.0\n", 10 + round),
+        );
+        a.strata(&["import", "people", "up.csv", "--mode", "upsert"])
+            .ok();
+        a.strata(&["commit", "-m", &format!("round {round}")]).ok();
+    }
+    a.strata(&["push", "-u", "origin", "main"]).ok();
+    // Every chunk and every object but the ref records' commit is gone: the newest commit
+    // reaches the rest only through objects that are missing too.
+    let lost = crate::backends::count_files(&remote.join("chunks"))
+        + crate::backends::count_files(&remote.join("objects"));
+    std::fs::remove_dir_all(remote.join("chunks")).expect("remove the chunks");
+    std::fs::remove_dir_all(remote.join("objects")).expect("remove the objects");
+
+    let out = a.strata(&["fsck", "--remote", "origin", "--repair"]).ok();
+    assert_mentions(
+        &out.stdout,
+        &[&format!("restored {lost} objects from"), "no problems"],
+    );
+    let fresh = Dir::empty();
+    fresh.strata(&["clone", &url, arg(fresh.path())]).ok();
+    fresh.strata(&["fsck"]).ok();
+    assert_eq!(history(&fresh, None), history(&a, None));
+    assert_eq!(
+        fresh.export_csv("people", None),
+        a.export_csv("people", None)
+    );
+}
+
+#[test]
+fn fsck_repair_without_an_intact_copy_says_so_and_changes_nothing() {
+    // A commit that was never pushed: no remote has its objects.
+    let (_hub_dir, remote) = hub();
+    let a = Dir::with_people();
+    a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+    a.strata(&["push", "-u", "origin", "main"]).ok();
+    let head = change_people(&a);
+    let (id, rel) = object_of(&a, &head, Kind::Chunk);
+    flip_a_byte(&a.join(".strata").join(&rel));
+    let before = a.snapshot();
+    let out = a.strata(&["fsck", "--repair"]);
+    let printed = out.stdout.clone();
+    let error = out.fails();
+    assert_mentions(&printed, &[&id, "cannot be restored", "origin"]);
+    assert_mentions(&error, &["1 problem"]);
+    before.assert_same(&a.snapshot(), "a repair without an intact copy");
+
+    // A repository without remotes has nothing to repair from.
+    let b = Dir::with_people();
+    let chunks = b.chunk_files();
+    flip_a_byte(&chunks[0]);
+    let line = b.refused(&["fsck", "--repair"]);
+    assert_mentions(&line, &["nothing to repair from", "strata remote add"]);
 }

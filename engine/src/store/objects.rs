@@ -74,6 +74,24 @@ impl Objects {
         }
     }
 
+    /// Writes `bytes` over whatever is stored as `id` (a damaged copy, or nothing). Only the
+    /// bytes that hash to `id` ever belong there, and that is checked first, so this cannot
+    /// change an intact object.
+    pub async fn restore(&self, kind: ObjectKind, id: &ObjectId, bytes: Bytes) -> Result<()> {
+        if ObjectId::of(&bytes) != *id {
+            return Err(Error::CorruptObject {
+                id: id.to_hex(),
+                reason: "the copy to restore it from does not hash to its id".into(),
+            });
+        }
+        let path = kind.path(id);
+        self.store
+            .put(&path, PutPayload::from_bytes(bytes))
+            .await
+            .map_err(|e| storage_error(&path, e))?;
+        Ok(())
+    }
+
     /// Reads an object and checks that its bytes hash to `id`.
     pub async fn get(&self, kind: ObjectKind, id: &ObjectId) -> Result<Bytes> {
         let path = kind.path(id);

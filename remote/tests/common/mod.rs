@@ -65,10 +65,10 @@ pub fn folder(path: &Path) -> Arc<dyn ObjectStore> {
 /// Checks the remote: every ref record is well-formed, every ref's history is complete and
 /// verifies.
 pub async fn assert_consistent(remote: &Remote, context: &str) {
-    let (roots, mut problems) = check_refs(&remote.refs, "", Side::Remote)
+    let (roots, mut problems) = check_refs(&remote.refs, "", Side::Remote(&remote.name))
         .await
         .unwrap_or_else(|e| panic!("{context}: cannot list the refs: {e}"));
-    let (more, _) = fsck(&remote.objects, &roots, &[], Side::Remote).await;
+    let (more, _) = fsck(&remote.objects, &roots, &[], Side::Remote(&remote.name)).await;
     problems.extend(more);
     assert!(
         problems.is_empty(),
