@@ -1,7 +1,8 @@
 //! Garbage collection of a remote, safe against concurrent pushes (docs/protocol.md, section 8).
 //!
 //! A push announces, in a lease, the ref records it may create, then checks that no
-//! collection is running. A collection takes the lock `gc/lock`, lists the objects (the only
+//! collection is running. A collection takes the lock (a log of create-only records in
+//! `gc/lock/`, whose newest record says who holds it), lists the objects (the only
 //! ones it may delete), then fences every announced record by creating it itself. From then
 //! on no push that started before it can move a ref: its create-only write fails, and it
 //! re-checks and re-uploads what it needs after the collection. Only then does the collection
@@ -26,16 +27,20 @@ use crate::remote::Remote;
 /// Format of the lock and lease files understood by this build.
 pub const GC_FORMAT: u32 = 1;
 
-/// `gc/lock`: held by one collection at a time.
+/// A record of the lock, `gc/lock/<n>`: the newest one says whether a collection holds it.
+/// Records are created, never overwritten, so an old request that arrives late (a retried
+/// release, say) cannot undo a newer collection's lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcLock {
     pub format: u32,
-    /// This collection's id (also written into its fence records).
+    /// The collection that wrote the record (also written into its fence records).
     pub id: String,
     /// The writer id of the repository that runs it.
     pub writer: String,
     /// Seconds since the Unix epoch, for people.
     pub time: i64,
+    /// Whether that collection holds the lock (`false`: it released it).
+    pub held: bool,
 }
 
 /// One ref record a push may create.
@@ -79,23 +84,61 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// The collection running on the remote, if any. A lock that does not decode still counts as
-/// held (fail closed).
-pub async fn current_lock(remote: &Remote) -> Result<Option<GcLock>> {
-    let path = layout::gc_lock();
-    Ok(match get_json::<GcLock>(remote, &path).await? {
-        None => None,
-        Some(Ok(lock)) => {
-            check_format(&format!("{path}"), lock.format, GC_FORMAT)?;
-            Some(lock)
+/// The newest record of the lock: its number, and what it says (`Err`: it does not decode).
+async fn newest_lock_record(
+    remote: &Remote,
+) -> Result<Option<(u64, std::result::Result<GcLock, String>)>> {
+    let dir = layout::gc_lock_dir();
+    for _ in 0..5 {
+        let metas: Vec<object_store::ObjectMeta> = remote
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| remote.storage(&dir, e))?;
+        let newest = metas
+            .iter()
+            .filter_map(|m| m.location.filename().and_then(layout::parse_record_seq))
+            .max();
+        let Some(seq) = newest else {
+            return Ok(None);
+        };
+        // Gone since the listing: compaction removed it, so a newer one exists.
+        if let Some(record) = get_json::<GcLock>(remote, &layout::gc_lock_record(seq)).await? {
+            return Ok(Some((seq, record)));
         }
-        Some(Err(_)) => Some(GcLock {
+    }
+    Err(Error::Invalid(format!(
+        "the garbage collection lock {}/{dir} kept changing while it was read; retry",
+        remote.url
+    )))
+}
+
+/// The collection a lock record says holds the lock, if any. A record that does not decode
+/// counts as held (fail closed).
+fn holder(seq: u64, record: std::result::Result<GcLock, String>) -> Result<Option<GcLock>> {
+    match record {
+        Ok(lock) => {
+            let path = layout::gc_lock_record(seq);
+            check_format(&format!("{path}"), lock.format, GC_FORMAT)?;
+            Ok(lock.held.then_some(lock))
+        }
+        Err(_) => Ok(Some(GcLock {
             format: GC_FORMAT,
-            id: "unknown (the lock file does not decode)".into(),
+            id: "unknown (the lock record does not decode)".into(),
             writer: "unknown".into(),
             time: 0,
-        }),
-    })
+            held: true,
+        })),
+    }
+}
+
+/// The collection running on the remote, if any.
+pub async fn current_lock(remote: &Remote) -> Result<Option<GcLock>> {
+    match newest_lock_record(remote).await? {
+        None => Ok(None),
+        Some((seq, record)) => holder(seq, record),
+    }
 }
 
 /// A push's lease, withdrawn when the push ends.
@@ -229,22 +272,41 @@ pub async fn collect(
         };
         return Ok(report);
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    report.took_over = acquire_lock(remote, &id, opts, time).await?.map(|l| l.id);
+    let ours = GcLock {
+        format: GC_FORMAT,
+        id: uuid::Uuid::new_v4().to_string(),
+        writer: remote.refs.writer().to_string(),
+        time,
+        held: true,
+    };
+    let (seq, took_over) = acquire_lock(remote, &ours, opts).await?;
+    report.took_over = took_over.map(|l| l.id);
     let grace = opts.lease_grace.unwrap_or(LEASE_GRACE);
-    let outcome = collect_locked(remote, cache, &id, time, grace, progress, &mut report).await;
+    let outcome = collect_locked(
+        remote,
+        cache,
+        &ours.id,
+        seq,
+        time,
+        grace,
+        progress,
+        &mut report,
+    )
+    .await;
     // Every step leaves the remote consistent, so the lock goes even after a failure (if
     // the store lets us): pushes need not wait for someone to run gc again.
-    let released = release_lock(remote, &id).await;
+    let released = release_lock(remote, &ours, seq).await;
     outcome?;
     released?;
     Ok(report)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn collect_locked(
     remote: &Remote,
     cache: &[&Objects],
     id: &str,
+    lock_seq: u64,
     time: i64,
     grace: Duration,
     progress: &dyn Progress,
@@ -253,7 +315,7 @@ async fn collect_locked(
     // 1. The candidates: only objects stored before the fences may be deleted.
     let listed = engine_gc::list_objects(&remote.objects).await?;
     // 2. Fence every push in flight.
-    let fences = fence_leases(remote, id, time, grace).await?;
+    let fences = fence_leases(remote, id, lock_seq, time, grace).await?;
     report.fenced = fences.written;
     report.leases = fences.leases;
     // 3-4. Mark from the refs as they are now (no push can move them any more), sweep.
@@ -294,70 +356,113 @@ async fn mark(
         })
 }
 
+/// Takes the lock: creates the record after the newest (create-only, so of two collections
+/// one wins), which must then still be the newest: a writer that read an old listing could
+/// otherwise create a number that compaction had freed, below the newest. Returns the number
+/// of the record and the collection taken over from (`--break-lock`, or an interrupted
+/// collection of this repository).
 async fn acquire_lock(
     remote: &Remote,
-    id: &str,
+    ours: &GcLock,
     opts: &GcOptions,
-    time: i64,
-) -> Result<Option<GcLock>> {
-    let path = layout::gc_lock();
-    let ours = GcLock {
-        format: GC_FORMAT,
-        id: id.to_string(),
-        writer: remote.refs.writer().to_string(),
-        time,
-    };
-    let bytes = encode_json(&ours)?;
-    for _ in 0..3 {
-        let outcome = remote
+) -> Result<(u64, Option<GcLock>)> {
+    let bytes = encode_json(ours)?;
+    for _ in 0..5 {
+        let (seq, took_over) = match newest_lock_record(remote).await? {
+            None => (1, None),
+            Some((n, record)) => match holder(n, record)? {
+                None => (n + 1, None),
+                Some(found) => {
+                    let own = opts.resume_own && found.writer == ours.writer;
+                    if !(opts.break_lock || own) {
+                        return Err(Error::GcRunning {
+                            url: remote.url.clone(),
+                            remote: remote.name.clone(),
+                            id: found.id,
+                            since: when(found.time),
+                        });
+                    }
+                    (n + 1, Some(found))
+                }
+            },
+        };
+        let path = layout::gc_lock_record(seq);
+        let put = remote
             .store
             .put_opts(&path, PutPayload::from_bytes(bytes.clone()), create_only())
             .await;
-        let error = match outcome {
-            Ok(_) => return Ok(None),
-            Err(e) => e,
-        };
-        // Taken by someone, or an unknown outcome: look.
-        match current_lock(remote).await? {
-            Some(found) if found.id == ours.id => return Ok(None),
-            Some(found) => {
-                let own = opts.resume_own && found.writer == ours.writer;
-                if !(opts.break_lock || own) {
-                    return Err(Error::GcRunning {
-                        url: remote.url.clone(),
-                        remote: remote.name.clone(),
-                        id: found.id,
-                        since: when(found.time),
-                    });
-                }
-                tracing::warn!(remote = %remote.name, gc = %found.id, "taking over the garbage collection lock");
-                remote
-                    .store
-                    .put(&path, PutPayload::from_bytes(bytes.clone()))
-                    .await
-                    .map_err(|e| remote.storage(&path, e))?;
-                return Ok(Some(found));
+        if let Err(e) = put {
+            // Taken by another collection, or an unknown outcome: the record says which.
+            match get_json::<GcLock>(remote, &path).await? {
+                Some(Ok(record)) if record.id == ours.id => {}
+                Some(_) => continue,
+                None if matches!(e, object_store::Error::AlreadyExists { .. }) => continue,
+                None => return Err(remote.storage(&path, e)),
             }
-            None if matches!(error, object_store::Error::AlreadyExists { .. }) => continue,
-            None => continue,
+        }
+        match newest_lock_record(remote).await? {
+            Some((newest, _)) if newest == seq => {
+                if let Some(found) = &took_over {
+                    tracing::warn!(remote = %remote.name, gc = %found.id, "took over the garbage collection lock");
+                }
+                return Ok((seq, took_over));
+            }
+            // A number below the newest: not the lock. Look again.
+            _ => continue,
         }
     }
     Err(Error::Invalid(format!(
-        "could not take the garbage collection lock {}/{path}; retry",
-        remote.url
+        "could not take the garbage collection lock {}/{}; retry",
+        remote.url,
+        layout::gc_lock_dir()
     )))
 }
 
-async fn release_lock(remote: &Remote, id: &str) -> Result<()> {
-    let path = layout::gc_lock();
-    match current_lock(remote).await? {
-        Some(lock) if lock.id == id => match remote.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(remote.storage(&path, e)),
-        },
-        // Someone broke our lock: it is theirs now.
-        _ => Ok(()),
+/// Releases the lock held by record `seq`: creates the next record, saying so. If that
+/// number is taken, someone took the lock over from this collection, and it is theirs now.
+/// Then removes the records before it, which nothing reads any more.
+async fn release_lock(remote: &Remote, ours: &GcLock, seq: u64) -> Result<()> {
+    let released = GcLock {
+        held: false,
+        ..ours.clone()
+    };
+    let path = layout::gc_lock_record(seq + 1);
+    let put = remote
+        .store
+        .put_opts(
+            &path,
+            PutPayload::from_bytes(encode_json(&released)?),
+            create_only(),
+        )
+        .await;
+    if let Err(e) = put {
+        match get_json::<GcLock>(remote, &path).await? {
+            Some(Ok(record)) if record.id == ours.id => {}
+            Some(_) => return Ok(()),
+            None => return Err(remote.storage(&path, e)),
+        }
     }
+    let dir = layout::gc_lock_dir();
+    let metas: Vec<object_store::ObjectMeta> = remote
+        .store
+        .list(Some(&dir))
+        .try_collect()
+        .await
+        .map_err(|e| remote.storage(&dir, e))?;
+    for m in metas {
+        let old = m
+            .location
+            .filename()
+            .and_then(layout::parse_record_seq)
+            .is_some_and(|n| n <= seq);
+        if old {
+            match remote.store.delete(&m.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(remote.storage(&m.location, e)),
+            }
+        }
+    }
+    Ok(())
 }
 
 struct Fences {
@@ -380,11 +485,12 @@ const LEASE_STALE_SECS: i64 = 60;
 async fn let_pushes_finish(
     remote: &Remote,
     metas: &[object_store::ObjectMeta],
+    lock_seq: u64,
     grace: Duration,
 ) -> Result<()> {
     let lock_time = remote
         .store
-        .head(&layout::gc_lock())
+        .head(&layout::gc_lock_record(lock_seq))
         .await
         .ok()
         .map(|m| m.last_modified);
@@ -414,7 +520,13 @@ async fn let_pushes_finish(
 
 /// Fences every record that a lease announces: after this, the record exists, so the push
 /// that announced it can never create it.
-async fn fence_leases(remote: &Remote, gc: &str, time: i64, grace: Duration) -> Result<Fences> {
+async fn fence_leases(
+    remote: &Remote,
+    gc: &str,
+    lock_seq: u64,
+    time: i64,
+    grace: Duration,
+) -> Result<Fences> {
     let dir = layout::leases_dir();
     let metas: Vec<object_store::ObjectMeta> = remote
         .store
@@ -428,7 +540,7 @@ async fn fence_leases(remote: &Remote, gc: &str, time: i64, grace: Duration) -> 
         leases: 0,
     };
     if !metas.is_empty() && !grace.is_zero() {
-        let_pushes_finish(remote, &metas, grace).await?;
+        let_pushes_finish(remote, &metas, lock_seq, grace).await?;
     }
     for m in metas {
         let lease = match get_json::<LeaseRecord>(remote, &m.location).await? {

@@ -52,6 +52,82 @@ async fn gc_removes_what_no_ref_reaches_compacts_the_logs_and_keeps_the_rest() {
     assert!(report.rejected.is_empty());
 }
 
+/// Requests of an earlier collection to the lock that reach the store late (a retry after a
+/// lost response, a request stuck in the network) while a newer collection runs: they must
+/// not free the newer collection's lock, or pushes would go on unfenced while it deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_lock_requests_of_an_earlier_collection_do_not_free_the_running_one() {
+    use strata_engine::store::layout::gc_lock_record;
+    use strata_remote::gc::{current_lock, GcLock};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = repo_with_throwaway_branch(tmp.path()).await;
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    push_with_garbage(&repo, store.clone()).await;
+    let first = Remote::from_store("origin", "mem", store.clone(), "first");
+    collect(&first, &[], &GcOptions::default(), 0, &NoProgress)
+        .await
+        .expect("the first collection");
+    // What the first collection wrote: record 1 (held) and record 2 (released).
+    let released: GcLock = serde_json::from_slice(
+        &store
+            .get(&gc_lock_record(2))
+            .await
+            .expect("the release record")
+            .bytes()
+            .await
+            .expect("bytes"),
+    )
+    .expect("a lock record");
+    assert!(!released.held, "{released:?}");
+    let held = GcLock {
+        held: true,
+        ..released.clone()
+    };
+    let first_id = released.id.clone();
+
+    // While the second collection holds the lock, every request the first one made to the
+    // lock arrives again.
+    let replay_store = store.clone();
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let slot = seen.clone();
+    let hooked = Arc::new(HookStore::new(
+        store.clone(),
+        &gc_lock_record(4).to_string(),
+        Box::new(move || {
+            Box::pin(async move {
+                let create = || object_store::PutOptions {
+                    mode: object_store::PutMode::Create,
+                    ..Default::default()
+                };
+                let bytes = |l: &GcLock| serde_json::to_vec(l).expect("json");
+                let _ = replay_store
+                    .put_opts(&gc_lock_record(1), bytes(&held).into(), create())
+                    .await;
+                let _ = replay_store
+                    .put_opts(&gc_lock_record(2), bytes(&released).into(), create())
+                    .await;
+                let _ = replay_store.delete(&gc_lock_record(1)).await;
+                let check = Remote::from_store("origin", "mem", replay_store, "check");
+                *slot.lock().expect("slot") = Some(current_lock(&check).await.expect("lock"));
+            })
+        }),
+    ));
+    let second = Remote::from_store("origin", "mem", hooked.clone(), "second");
+    collect(&second, &[], &GcOptions::default(), 0, &NoProgress)
+        .await
+        .expect("the second collection");
+    assert!(
+        hooked.has_run(),
+        "the late requests arrived during the collection"
+    );
+    let during = seen.lock().expect("slot").take().expect("the lock as seen");
+    let during = during.expect("the running collection's lock vanished");
+    assert_ne!(during.id, first_id, "{during:?}");
+    assert!(during.held);
+    // And once it has finished, the lock is free again.
+    assert!(current_lock(&second).await.expect("lock").is_none());
+}
+
 /// A push has uploaded its objects, relying on some that were already on the remote but
 /// unreachable, when a collection runs before it moves the ref. The collection deletes them;
 /// the push must not publish a ref to them: its write is fenced, it waits, re-checks,
@@ -203,10 +279,11 @@ async fn a_gc_lock_held_by_another_repository_is_refused_unless_broken() {
         id: "crashed-run".into(),
         writer: "other".into(),
         time: 0,
+        held: true,
     };
     store
         .put(
-            &strata_engine::store::layout::gc_lock(),
+            &strata_engine::store::layout::gc_lock_record(1),
             serde_json::to_vec(&lock).expect("json").into(),
         )
         .await

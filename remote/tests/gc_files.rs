@@ -82,7 +82,7 @@ proptest! {
         data in prop::collection::vec(any::<u8>(), 0..300),
     ) {
         runtime().block_on(async {
-            let (remote, garbage) = remote_with(&layout::gc_lock(), data).await;
+            let (remote, garbage) = remote_with(&layout::gc_lock_record(1), data).await;
             match collect(&remote, &[], &GcOptions::default(), 0, &NoProgress).await {
                 Err(e) => {
                     let text = e.to_string();

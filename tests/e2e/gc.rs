@@ -836,11 +836,11 @@ fn a_remote_gc_lock_left_by_another_repository_blocks_gc_and_push_with_advice_un
     let folder = remote.folder.clone().expect("a folder remote");
     let dir = published_on(backend, &remote.url);
     let published = dir.rev_id("HEAD");
-    let lock = folder.join("gc").join("lock");
-    std::fs::create_dir_all(folder.join("gc")).expect("the remote's gc folder");
+    let lock = folder.join("gc/lock/00000000000000000001");
+    std::fs::create_dir_all(folder.join("gc/lock")).expect("the remote's gc folder");
     std::fs::write(
         &lock,
-        r#"{"format":1,"id":"dead-gc","writer":"someone-else","time":1764070000}"#,
+        r#"{"format":1,"id":"dead-gc","writer":"someone-else","time":1764070000,"held":true}"#,
     )
     .expect("the fake lock should be writable");
     let refs = Snapshot::of(&folder.join("refs"));

@@ -56,9 +56,15 @@ pub fn ref_hint(kind: RefKind, name: &str) -> Path {
     Path::from(format!("refs/{}/{name}/{HINT}", kind.dir()))
 }
 
-/// The garbage collection lock of a store (docs/protocol.md, section 8).
-pub fn gc_lock() -> Path {
+/// The folder of the garbage collection lock's records (docs/protocol.md, section 8): the
+/// newest record says whether a collection holds the lock.
+pub fn gc_lock_dir() -> Path {
     Path::from("gc/lock")
+}
+
+/// Record `seq` of the garbage collection lock.
+pub fn gc_lock_record(seq: u64) -> Path {
+    Path::from(format!("gc/lock/{seq:020}"))
 }
 
 /// The folder of push leases.
