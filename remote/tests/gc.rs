@@ -92,7 +92,7 @@ async fn late_lock_requests_of_an_earlier_collection_do_not_free_the_running_one
     let slot = seen.clone();
     let hooked = Arc::new(HookStore::new(
         store.clone(),
-        &gc_lock_record(4).to_string(),
+        gc_lock_record(4).as_ref(),
         Box::new(move || {
             Box::pin(async move {
                 let create = || object_store::PutOptions {
