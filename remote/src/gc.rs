@@ -84,18 +84,23 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Everything stored under `dir` on the remote.
+async fn list(remote: &Remote, dir: &Path) -> Result<Vec<object_store::ObjectMeta>> {
+    remote
+        .store
+        .list(Some(dir))
+        .try_collect()
+        .await
+        .map_err(|e| remote.storage(dir, e))
+}
+
 /// The newest record of the lock: its number, and what it says (`Err`: it does not decode).
 async fn newest_lock_record(
     remote: &Remote,
 ) -> Result<Option<(u64, std::result::Result<GcLock, String>)>> {
     let dir = layout::gc_lock_dir();
     for _ in 0..5 {
-        let metas: Vec<object_store::ObjectMeta> = remote
-            .store
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| remote.storage(&dir, e))?;
+        let metas = list(remote, &dir).await?;
         let newest = metas
             .iter()
             .filter_map(|m| m.location.filename().and_then(layout::parse_record_seq))
@@ -443,12 +448,7 @@ async fn release_lock(remote: &Remote, ours: &GcLock, seq: u64) -> Result<()> {
         }
     }
     let dir = layout::gc_lock_dir();
-    let metas: Vec<object_store::ObjectMeta> = remote
-        .store
-        .list(Some(&dir))
-        .try_collect()
-        .await
-        .map_err(|e| remote.storage(&dir, e))?;
+    let metas = list(remote, &dir).await?;
     for m in metas {
         let old = m
             .location
@@ -506,13 +506,11 @@ async fn let_pushes_finish(
     let dir = layout::leases_dir();
     while !waiting.is_empty() && start.elapsed() < grace {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now: BTreeSet<Path> = remote
-            .store
-            .list(Some(&dir))
-            .map_ok(|m| m.location)
-            .try_collect()
-            .await
-            .map_err(|e| remote.storage(&dir, e))?;
+        let now: BTreeSet<Path> = list(remote, &dir)
+            .await?
+            .into_iter()
+            .map(|m| m.location)
+            .collect();
         waiting.retain(|p| now.contains(p));
     }
     Ok(())
@@ -528,12 +526,7 @@ async fn fence_leases(
     grace: Duration,
 ) -> Result<Fences> {
     let dir = layout::leases_dir();
-    let metas: Vec<object_store::ObjectMeta> = remote
-        .store
-        .list(Some(&dir))
-        .try_collect()
-        .await
-        .map_err(|e| remote.storage(&dir, e))?;
+    let metas = list(remote, &dir).await?;
     let mut fences = Fences {
         pins: BTreeMap::new(),
         written: 0,

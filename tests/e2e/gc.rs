@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use crate::backends::Backend;
 use crate::harness::*;
 use crate::remote::{
-    arg, clone_on, commit_rows, history, items_csv, published_on, remote_branches_on,
-    write_items_csv, SplitMix, ITEMS_HEADER,
+    arg, clone_on, commit_rows, history, items_csv, published_on, pushed_items, remote_branches_on,
+    SplitMix, ITEMS_HEADER,
 };
 
 /// The keys of an `items` export.
@@ -507,22 +507,7 @@ fn killing_gc_at_random_moments(backend: Backend, rounds: u64) {
     let started = Instant::now();
     let remote = backend.remote("killed-gc");
     let url = &remote.url;
-    let local = Dir::repo();
-    write_items_csv(&local, ROWS);
-    local
-        .strata(&[
-            "import",
-            "items",
-            "items.csv",
-            "--primary-key",
-            "id",
-            "--chunk-rows",
-            "512",
-        ])
-        .ok();
-    local.strata(&["commit", "-m", "100k items"]).ok();
-    backend.run(&local, &["remote", "add", "origin", url]).ok();
-    backend.run(&local, &["push", "-u", "origin", "main"]).ok();
+    let local = pushed_items(backend, url, ROWS, 512);
 
     let make_garbage = |round: u64, offset: i64| {
         let branch = format!("junk{round}");

@@ -497,7 +497,33 @@ fn eight_processes_pushing_to_one_branch(backend: Backend) {
 }
 
 /// Writes `items.csv` with `rows` rows, keys 0.. in order.
-pub(crate) fn write_items_csv(dir: &Dir, rows: i64) -> PathBuf {
+/// A repository with a committed `items` table of `rows` rows in chunks of about `chunk_rows`,
+/// pushed with `-u` to `url` on `backend` as `origin/main`.
+#[track_caller]
+pub(crate) fn pushed_items(backend: Backend, url: &str, rows: i64, chunk_rows: u32) -> Dir {
+    let local = Dir::repo();
+    write_items_csv(&local, rows);
+    let chunk_rows = chunk_rows.to_string();
+    local
+        .strata(&[
+            "import",
+            "items",
+            "items.csv",
+            "--primary-key",
+            "id",
+            "--chunk-rows",
+            &chunk_rows,
+        ])
+        .ok();
+    local
+        .strata(&["commit", "-m", &format!("{rows} items")])
+        .ok();
+    backend.run(&local, &["remote", "add", "origin", url]).ok();
+    backend.run(&local, &["push", "-u", "origin", "main"]).ok();
+    local
+}
+
+fn write_items_csv(dir: &Dir, rows: i64) -> PathBuf {
     let path = dir.join("items.csv");
     let file = std::fs::File::create(&path).expect("the CSV should be creatable");
     let mut w = BufWriter::with_capacity(1 << 20, file);
@@ -539,22 +565,7 @@ fn killing_push_processes_at_random_moments(backend: Backend, kills: u64) {
     let started = Instant::now();
     let remote: Remote = backend.remote("killed-pushes");
     let url = &remote.url;
-    let local = Dir::repo();
-    write_items_csv(&local, ROWS);
-    local
-        .strata(&[
-            "import",
-            "items",
-            "items.csv",
-            "--primary-key",
-            "id",
-            "--chunk-rows",
-            "2048",
-        ])
-        .ok();
-    local.strata(&["commit", "-m", "100k items"]).ok();
-    backend.run(&local, &["remote", "add", "origin", url]).ok();
-    backend.run(&local, &["push", "-u", "origin", "main"]).ok();
+    let local = pushed_items(backend, url, ROWS, 2048);
     // One push like those below (300 rows changed, so every chunk) is timed; each kill then
     // falls at a random moment within a window that starts at twice that time and adapts (a
     // kill after the branch moved shrinks it, one before widens it), so that kills land before,
