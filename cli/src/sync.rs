@@ -726,8 +726,9 @@ async fn fsck(
         let sources: Vec<&strata_engine::store::Objects> = named.iter().map(|(_, s)| s).collect();
         let mut restored = 0;
         // Each round restores what the check found and what that reaches; a check after it
-        // sees below the objects it restored, which may hold more to restore.
-        loop {
+        // sees below the objects it restored, which may hold more to restore. (A store that
+        // does not keep what is written would go on for ever: the rounds are bounded.)
+        for _ in 0..100 {
             let damaged: Vec<_> = found.problems.iter().filter_map(|p| p.damaged).collect();
             if damaged.is_empty() {
                 break;
