@@ -575,5 +575,16 @@ async fn remote_bench(args: &Args, endpoint: &str) -> Result<()> {
         local.removed.objects,
         local.kept.objects
     );
+
+    // After a collection, a push's lock check also reads the lock's newest record.
+    one_row_upsert(&repo, tmp.path(), n / 2 + 1).await?;
+    counting.counts.reset();
+    let t = Instant::now();
+    strata_remote::push::push(&repo, &remote, &main, &[], &opts, &NoProgress).await?;
+    println!(
+        "push of a one-row change after a collection: {:.0} ms; {}",
+        t.elapsed().as_secs_f64() * 1000.0,
+        counting.counts.summary()
+    );
     Ok(())
 }

@@ -405,14 +405,16 @@ async fn acquire_lock(
                 None => return Err(remote.storage(&path, e)),
             }
         }
+        // Still the newest, and still ours (on a store whose create-only puts can both
+        // succeed, the later one's content is what everyone reads).
         match newest_lock_record(remote).await? {
-            Some((newest, _)) if newest == seq => {
+            Some((newest, Ok(record))) if newest == seq && record.id == ours.id => {
                 if let Some(found) = &took_over {
                     tracing::warn!(remote = %remote.name, gc = %found.id, "took over the garbage collection lock");
                 }
                 return Ok((seq, took_over));
             }
-            // A number below the newest: not the lock. Look again.
+            // A number below the newest, or another collection's: not the lock. Look again.
             _ => continue,
         }
     }
