@@ -371,7 +371,6 @@ async fn acquire_lock(
     ours: &GcLock,
     opts: &GcOptions,
 ) -> Result<(u64, Option<GcLock>)> {
-    let bytes = encode_json(ours)?;
     for _ in 0..5 {
         let (seq, took_over) = match newest_lock_record(remote).await? {
             None => (1, None),
@@ -391,19 +390,8 @@ async fn acquire_lock(
                 }
             },
         };
-        let path = layout::gc_lock_record(seq);
-        let put = remote
-            .store
-            .put_opts(&path, PutPayload::from_bytes(bytes.clone()), create_only())
-            .await;
-        if let Err(e) = put {
-            // Taken by another collection, or an unknown outcome: the record says which.
-            match get_json::<GcLock>(remote, &path).await? {
-                Some(Ok(record)) if record.id == ours.id => {}
-                Some(_) => continue,
-                None if matches!(e, object_store::Error::AlreadyExists { .. }) => continue,
-                None => return Err(remote.storage(&path, e)),
-            }
+        if !create_lock_record(remote, seq, ours).await? {
+            continue;
         }
         // Still the newest, and still ours (on a store whose create-only puts can both
         // succeed, the later one's content is what everyone reads).
@@ -425,6 +413,30 @@ async fn acquire_lock(
     )))
 }
 
+/// Creates lock record `seq` (create-only). A failure, or an unknown outcome, is settled by
+/// reading the record back: `true` if it is this collection's, `false` if another's.
+async fn create_lock_record(remote: &Remote, seq: u64, record: &GcLock) -> Result<bool> {
+    let path = layout::gc_lock_record(seq);
+    let put = remote
+        .store
+        .put_opts(
+            &path,
+            PutPayload::from_bytes(encode_json(record)?),
+            create_only(),
+        )
+        .await;
+    let Err(e) = put else {
+        return Ok(true);
+    };
+    match get_json::<GcLock>(remote, &path).await? {
+        Some(Ok(found)) => Ok(found.id == record.id),
+        Some(Err(_)) => Ok(false),
+        // Taken, then removed again by compaction: not ours.
+        None if matches!(e, object_store::Error::AlreadyExists { .. }) => Ok(false),
+        None => Err(remote.storage(&path, e)),
+    }
+}
+
 /// Releases the lock held by record `seq`: creates the next record, saying so. If that
 /// number is taken, someone took the lock over from this collection, and it is theirs now.
 /// Then removes the records before it, which nothing reads any more.
@@ -433,21 +445,8 @@ async fn release_lock(remote: &Remote, ours: &GcLock, seq: u64) -> Result<()> {
         held: false,
         ..ours.clone()
     };
-    let path = layout::gc_lock_record(seq + 1);
-    let put = remote
-        .store
-        .put_opts(
-            &path,
-            PutPayload::from_bytes(encode_json(&released)?),
-            create_only(),
-        )
-        .await;
-    if let Err(e) = put {
-        match get_json::<GcLock>(remote, &path).await? {
-            Some(Ok(record)) if record.id == ours.id => {}
-            Some(_) => return Ok(()),
-            None => return Err(remote.storage(&path, e)),
-        }
+    if !create_lock_record(remote, seq + 1, &released).await? {
+        return Ok(());
     }
     let dir = layout::gc_lock_dir();
     let metas = list(remote, &dir).await?;
