@@ -2,40 +2,72 @@
 # Runs every test: formatting, lints, unit, property, end-to-end and S3 tests. Installs and
 # starts what the tests need: pyarrow (a second Parquet reader) in .venv, and two real S3
 # servers bound to 127.0.0.1 (Ceph radosgw and LocalStack, see localstack/README.md), which
-# are stopped again at the end.
+# are stopped again at the end. The servers and Python packages install in the background
+# while the code builds.
 set -euo pipefail
 cd "$(dirname "$0")"
 start=$(date +%s)
+mkdir -p target
+log() { echo "== $* ($(( $(date +%s) - start )) s)"; }
 
-venv=${STRATA_VENV:-$PWD/.venv}
-if ! "$venv/bin/python" -c 'import pyarrow' 2>/dev/null; then
-  echo "== installing pyarrow into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check pyarrow
-fi
-export STRATA_TEST_PYTHON="$venv/bin/python"
-
-echo "== cargo fmt --check"
-cargo fmt --all -- --check
-echo "== cargo clippy"
-cargo clippy --workspace --all-targets -q -- -D warnings
-echo "== building the tests"
-cargo test --workspace --no-run -q
-
-echo "== starting the S3 servers (radosgw, LocalStack)"
+# 1. In the background: the S3 servers, and the Python packages the tests read data with.
 trap 'bash localstack/all.sh stop >/dev/null 2>&1 || true' EXIT
-if ! bash localstack/all.sh start; then
+bash localstack/all.sh start >target/s3-start.log 2>&1 &
+servers=$!
+venv=${STRATA_VENV:-$PWD/.venv}
+(
+  if ! "$venv/bin/python" -c 'import pyarrow' 2>/dev/null; then
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check pyarrow
+  fi
+) >target/venv.log 2>&1 &
+packages=$!
+
+# 2. Formatting, then one build that is also the lint pass: the workspace's crates are
+# compiled by clippy-driver (as `cargo clippy -- -D warnings` does), so the dependencies are
+# built once, for the tests, instead of once more for the lints.
+log "cargo fmt --check"
+cargo fmt --all -- --check
+driver=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)
+if [ -z "$driver" ]; then
+  echo "error: clippy-driver not found; install it with 'rustup component add clippy'" >&2
+  exit 1
+fi
+export RUSTC_WORKSPACE_WRAPPER=$driver
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+log "building and linting (clippy -D warnings) every target"
+cargo build --workspace --all-targets -q
+
+# 3. Wait for what ran in the background.
+log "waiting for the S3 servers and the Python packages"
+if ! wait "$servers"; then
+  cat target/s3-start.log >&2
   echo "error: the S3 servers did not start (see above); the S3 tests cannot run" >&2
   exit 1
 fi
+if ! wait "$packages"; then
+  cat target/venv.log >&2
+  echo "error: could not install pyarrow into $venv (see above)" >&2
+  exit 1
+fi
+export STRATA_TEST_PYTHON="$venv/bin/python"
 eval "$(bash localstack/all.sh env)"
 
-echo "== cargo test"
+# 4. The tests: every test binary's tests run side by side (cargo-nextest), then the doc tests.
 status=0
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log || status=$?
-count() { awk -v what="$1" '/^test result:/ { for (i = 1; i < NF; i++) if (index($(i + 1), what) == 1) n += $i } END { print n + 0 }' target/test.log; }
-passed=$(count passed)
-failed=$(count failed)
-echo "== $(( $(date +%s) - start )) s"
-echo "tests: $passed passed, $failed failed"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  log "cargo nextest run"
+  cargo nextest run --workspace --no-fail-fast 2>&1 | tee target/test.log || status=$?
+  passed=$(sed -n 's/.* tests run: \([0-9]*\) passed.*/\1/p' target/test.log | tail -n 1)
+  failed=$(grep -cE '^ +(FAIL|TIMEOUT|SIGSEGV|SIGABRT) \[' target/test.log || true)
+else
+  log "cargo test (cargo-nextest is not installed: the binaries run one after another)"
+  cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log || status=$?
+  count() { awk -v what="$1" '/^test result:/ { for (i = 1; i < NF; i++) if (index($(i + 1), what) == 1) n += $i } END { print n + 0 }' target/test.log; }
+  passed=$(count passed)
+  failed=$(count failed)
+fi
+log "cargo test --doc"
+cargo test --workspace --doc -q 2>&1 | tee -a target/test.log || status=$?
+log "done"
+echo "tests: ${passed:-0} passed, ${failed:-0} failed"
 exit "$status"

@@ -13,8 +13,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde::{Deserialize, Serialize};
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use crate::arrow::array::RecordBatch;
+use crate::arrow::datatypes::SchemaRef;
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
@@ -124,7 +124,7 @@ fn decode_chunk_inner(id: &ObjectId, bytes: Bytes, schema: &SchemaRef) -> Result
         Some(b) => b.schema(),
         None => return Ok(RecordBatch::new_empty(schema.clone())),
     };
-    let batch = arrow::compute::concat_batches(&file_schema, &batches)
+    let batch = crate::arrow::compute::concat_batches(&file_schema, &batches)
         .map_err(|e| corrupt(e.to_string()))?;
     RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
         .map_err(|e| corrupt(format!("its columns are not the table's: {e}")))

@@ -3,9 +3,9 @@
 
 use std::collections::HashSet;
 
-use arrow::array::{make_comparator, Array, RecordBatch};
-use arrow::compute::SortOptions;
-use arrow::datatypes::SchemaRef;
+use crate::arrow::array::{make_comparator, Array, RecordBatch};
+use crate::arrow::compute::SortOptions;
+use crate::arrow::datatypes::SchemaRef;
 
 use crate::error::{Error, Result};
 use crate::key::Rows;
@@ -59,7 +59,7 @@ impl<'a> Side<'a> {
         let (schema, key_idx) = match table {
             Some(t) => (t.schema.arrow()?, t.schema.key_indices()),
             None => (
-                std::sync::Arc::new(arrow::datatypes::Schema::empty()),
+                std::sync::Arc::new(crate::arrow::datatypes::Schema::empty()),
                 Vec::new(),
             ),
         };
@@ -271,8 +271,8 @@ impl SchemaChange {
 
 /// One cell as JSON: numbers and booleans as JSON values, everything else as its text.
 pub fn value_json(col: &dyn Array, row: usize) -> serde_json::Value {
-    use arrow::array::AsArray;
-    use arrow::datatypes::*;
+    use crate::arrow::array::AsArray;
+    use crate::arrow::datatypes::*;
     use serde_json::Value;
     if col.is_null(row) {
         return Value::Null;
@@ -297,8 +297,8 @@ pub fn value_json(col: &dyn Array, row: usize) -> serde_json::Value {
         DataType::Boolean => col.as_boolean().value(row).into(),
         DataType::Utf8 => col.as_string::<i32>().value(row).into(),
         _ => {
-            let opts = arrow::util::display::FormatOptions::default();
-            arrow::util::display::ArrayFormatter::try_new(col, &opts)
+            let opts = crate::arrow::util::display::FormatOptions::default();
+            crate::arrow::util::display::ArrayFormatter::try_new(col, &opts)
                 .map(|f| Value::String(f.value(row).to_string()))
                 .unwrap_or(Value::Null)
         }

@@ -132,7 +132,7 @@ pub enum Error {
     Arrow {
         what: String,
         #[source]
-        source: arrow::error::ArrowError,
+        source: crate::arrow::error::ArrowError,
     },
 
     #[error("{what}: {source}")]
@@ -162,7 +162,7 @@ impl Error {
         matches!(self, Error::Fenced { .. })
     }
 
-    pub(crate) fn arrow(what: impl Into<String>, source: arrow::error::ArrowError) -> Self {
+    pub(crate) fn arrow(what: impl Into<String>, source: crate::arrow::error::ArrowError) -> Self {
         Error::Arrow {
             what: what.into(),
             source,

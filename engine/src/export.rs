@@ -6,8 +6,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use crate::arrow::array::RecordBatch;
+use crate::arrow::datatypes::SchemaRef;
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -50,9 +50,9 @@ impl ExportFormat {
 
 enum Sink {
     Parquet(ArrowWriter<BufWriter<Box<dyn Write + Send>>>),
-    Csv(arrow::csv::Writer<BufWriter<Box<dyn Write + Send>>>),
-    Jsonl(arrow::json::LineDelimitedWriter<BufWriter<Box<dyn Write + Send>>>),
-    Arrow(arrow::ipc::writer::FileWriter<BufWriter<Box<dyn Write + Send>>>),
+    Csv(crate::arrow::csv::Writer<BufWriter<Box<dyn Write + Send>>>),
+    Jsonl(crate::arrow::json::LineDelimitedWriter<BufWriter<Box<dyn Write + Send>>>),
+    Arrow(crate::arrow::ipc::writer::FileWriter<BufWriter<Box<dyn Write + Send>>>),
 }
 
 impl Sink {
@@ -72,14 +72,14 @@ impl Sink {
                 )
             }
             ExportFormat::Csv => Sink::Csv(
-                arrow::csv::WriterBuilder::new()
+                crate::arrow::csv::WriterBuilder::new()
                     .with_header(true)
                     .build(out),
             ),
-            ExportFormat::Jsonl => Sink::Jsonl(arrow::json::LineDelimitedWriter::new(out)),
-            ExportFormat::Arrow => {
-                Sink::Arrow(arrow::ipc::writer::FileWriter::try_new(out, schema).map_err(err)?)
-            }
+            ExportFormat::Jsonl => Sink::Jsonl(crate::arrow::json::LineDelimitedWriter::new(out)),
+            ExportFormat::Arrow => Sink::Arrow(
+                crate::arrow::ipc::writer::FileWriter::try_new(out, schema).map_err(err)?,
+            ),
         })
     }
 

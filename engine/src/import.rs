@@ -12,12 +12,12 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
-use arrow::compute::{cast_with_options, concat_batches, take_record_batch, CastOptions};
-use arrow::datatypes::{DataType, Schema, SchemaRef};
-use arrow::error::ArrowError;
-use arrow::ipc::reader::FileReader as IpcReader;
-use arrow::ipc::writer::FileWriter as IpcWriter;
+use crate::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use crate::arrow::compute::{cast_with_options, concat_batches, take_record_batch, CastOptions};
+use crate::arrow::datatypes::{DataType, Schema, SchemaRef};
+use crate::arrow::error::ArrowError;
+use crate::arrow::ipc::reader::FileReader as IpcReader;
+use crate::arrow::ipc::writer::FileWriter as IpcWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
@@ -136,7 +136,7 @@ impl Input {
         let mut file = self.open()?;
         match self.format {
             Format::Csv => {
-                let (schema, _) = arrow::csv::reader::Format::default()
+                let (schema, _) = crate::arrow::csv::reader::Format::default()
                     .with_header(true)
                     .infer_schema(&mut file, Some(INFER_ROWS))
                     .map_err(|e| self.bad(e))?;
@@ -152,7 +152,8 @@ impl Input {
                     records: 0,
                     failed: None,
                 };
-                let inferred = arrow::json::reader::infer_json_schema_from_iterator(&mut values);
+                let inferred =
+                    crate::arrow::json::reader::infer_json_schema_from_iterator(&mut values);
                 if let Some(e) = values.failed.take() {
                     return Err(self.bad(e));
                 }
@@ -176,7 +177,7 @@ impl Input {
         let schema = match self.format {
             Format::Csv => {
                 let mut file = self.open()?;
-                arrow::csv::reader::Format::default()
+                crate::arrow::csv::reader::Format::default()
                     .with_header(true)
                     .infer_schema(&mut file, Some(0))
                     .map_err(|e| self.bad(e))?
@@ -249,7 +250,7 @@ impl BatchReader {
         let file = input.open()?;
         let inner: Box<dyn Iterator<Item = _> + Send> = match input.format {
             Format::Csv => {
-                let reader = arrow::csv::ReaderBuilder::new(read_schema.clone())
+                let reader = crate::arrow::csv::ReaderBuilder::new(read_schema.clone())
                     .with_header(true)
                     .with_batch_size(BATCH_ROWS)
                     .build(file)
@@ -495,8 +496,8 @@ struct JsonLines {
 }
 
 impl JsonLines {
-    fn decoder(&self) -> std::result::Result<arrow::json::reader::Decoder, ArrowError> {
-        arrow::json::ReaderBuilder::new(self.schema.clone())
+    fn decoder(&self) -> std::result::Result<crate::arrow::json::reader::Decoder, ArrowError> {
+        crate::arrow::json::ReaderBuilder::new(self.schema.clone())
             .with_batch_size(BATCH_ROWS)
             .with_strict_mode(true)
             .build_decoder()
@@ -633,7 +634,7 @@ impl Iterator for JsonLines {
     }
 }
 
-use arrow::array::Array;
+use crate::arrow::array::Array;
 
 /// The rows of a file, checked to be in strictly increasing key order. Meeting a key out
 /// of order fails with [`Error::NotSorted`]; the caller then sorts instead.

@@ -6,9 +6,9 @@
 //! bytes with `0x00` escaped as `0x00 0xFF`, ended by `0x00 0x00`. Dates, timestamps and
 //! decimals: as their integer storage.
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::*;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
+use crate::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use crate::arrow::datatypes::*;
+use crate::arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::error::{Error, Result};
 
@@ -218,7 +218,7 @@ pub fn format_key(batch: &RecordBatch, key_idx: &[usize], row: usize) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Int64Array, StringArray};
+    use crate::arrow::array::{Int64Array, StringArray};
     use proptest::prelude::*;
     use std::sync::Arc;
 

@@ -5,6 +5,7 @@
 //! The engine knows nothing about remotes: a remote is another store with the same layout
 //! (see `store::layout` and docs/protocol.md).
 
+pub mod arrow;
 pub mod chunk;
 pub mod clock;
 pub mod commit;

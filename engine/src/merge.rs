@@ -15,8 +15,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
-use arrow::datatypes::SchemaRef;
+use crate::arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
+use crate::arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -116,7 +116,7 @@ async fn changes(
 }
 
 /// The cell of `row` in column `name`, as a one-value array of type `like` (null if absent).
-fn cell(row: &Row, name: &str, like: &arrow::datatypes::DataType) -> ArrayRef {
+fn cell(row: &Row, name: &str, like: &crate::arrow::datatypes::DataType) -> ArrayRef {
     match row.schema().index_of(name) {
         Ok(i) if row.column(i).data_type() == like => row.column(i).clone(),
         _ => new_null_array(like, 1),
@@ -403,14 +403,14 @@ pub fn rows_of(schema: &SchemaRef, rows: Vec<(Vec<u8>, Row)>) -> Result<Rows> {
         keys.push(&k);
         batches.push(r);
     }
-    let batch = arrow::compute::concat_batches(schema, &batches)
+    let batch = crate::arrow::compute::concat_batches(schema, &batches)
         .map_err(|e| Error::arrow("collecting rows", e))?;
     Ok(Rows { batch, keys })
 }
 
 /// Rows that carry only encoded keys (for deletes, which never read the values).
 pub fn key_rows(schema: &TableSchema, arrow_schema: &SchemaRef, keys: &[Vec<u8>]) -> Result<Rows> {
-    let fields: Vec<arrow::datatypes::Field> = schema
+    let fields: Vec<crate::arrow::datatypes::Field> = schema
         .key_indices()
         .iter()
         .map(|&i| arrow_schema.field(i).clone().with_nullable(true))
@@ -419,8 +419,11 @@ pub fn key_rows(schema: &TableSchema, arrow_schema: &SchemaRef, keys: &[Vec<u8>]
         .iter()
         .map(|f| new_null_array(f.data_type(), keys.len()))
         .collect();
-    let batch = RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
-        .map_err(|e| Error::arrow("collecting deleted keys", e))?;
+    let batch = RecordBatch::try_new(
+        Arc::new(crate::arrow::datatypes::Schema::new(fields)),
+        columns,
+    )
+    .map_err(|e| Error::arrow("collecting deleted keys", e))?;
     let mut encoded = Keys::default();
     for k in keys {
         encoded.push(k);

@@ -3,8 +3,8 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use crate::arrow::array::RecordBatch;
+use crate::arrow::datatypes::SchemaRef;
 use futures::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
@@ -219,7 +219,7 @@ impl<'a> Chunker<'a> {
         let objects = self.objects.clone();
         let task = tokio::spawn(async move {
             let (bytes, id) = tokio::task::spawn_blocking(move || -> Result<_> {
-                let batch = arrow::compute::concat_batches(&schema, &batches)
+                let batch = crate::arrow::compute::concat_batches(&schema, &batches)
                     .map_err(|e| Error::arrow("assembling a chunk", e))?;
                 let bytes = encode_chunk(&batch)?;
                 let id = ObjectId::of(&bytes);
@@ -309,7 +309,7 @@ fn merge_rows(
     key_idx: &[usize],
     stats: &mut ApplyStats,
 ) -> Result<Rows> {
-    use arrow::compute::interleave_record_batch;
+    use crate::arrow::compute::interleave_record_batch;
     let mut batches: Vec<&RecordBatch> = vec![&old.batch];
     if op != ChangeOp::Delete {
         batches.extend(changes.iter().map(|c| &c.batch));

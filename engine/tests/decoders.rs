@@ -3,17 +3,17 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use bytes::Bytes;
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use proptest::prelude::*;
+use strata_engine::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use strata_engine::chunk::{decode_chunk, encode_chunk};
 use strata_engine::store::{layout, RefKind, RefLog, RefName, RefRecord};
 use strata_engine::tree::Node;
 use strata_engine::{Commit, ObjectId, TableObject};
 
-fn sample_chunk() -> (Bytes, arrow::datatypes::SchemaRef) {
+fn sample_chunk() -> (Bytes, strata_engine::arrow::datatypes::SchemaRef) {
     let batch = RecordBatch::try_from_iter([
         (
             "id",

@@ -86,10 +86,10 @@ proptest! {
             let mut upserts = BTreeMap::new();
             let mut deletes = Vec::new();
             let ids = |rows: &strata_engine::key::Rows, i: usize| {
-                rows.batch.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().expect("ids").value(i)
+                rows.batch.column(0).as_any().downcast_ref::<strata_engine::arrow::array::Int64Array>().expect("ids").value(i)
             };
             let vals = |rows: &strata_engine::key::Rows, i: usize| {
-                rows.batch.column(1).as_any().downcast_ref::<arrow::array::StringArray>().expect("values").value(i).to_string()
+                rows.batch.column(1).as_any().downcast_ref::<strata_engine::arrow::array::StringArray>().expect("values").value(i).to_string()
             };
             diff_tables(&objects, Some(&ta), Some(&tb), &mut |c| {
                 match c {

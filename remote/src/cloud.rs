@@ -115,6 +115,13 @@ fn apply_profile(mut b: AmazonS3Builder) -> AmazonS3Builder {
     b
 }
 
+/// TLS and request signing use ring. Installing it as the process's default provider is
+/// idempotent: a second call (or a provider some other part of the program installed) is
+/// left as it is.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Builds the store for a cloud URL, wrapped so that it sees only the URL's prefix.
 pub fn open(
     scheme: &str,
@@ -131,6 +138,7 @@ pub fn open(
         return Err(bad("it names no bucket: use s3://bucket/prefix".into()));
     }
     let prefix = parsed.path().trim_matches('/').to_string();
+    install_crypto_provider();
     let store_options = options
         .iter()
         .filter(|(k, _)| !STRATA_OPTIONS.contains(&k.as_str()));

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
 use proptest::prelude::*;
+use strata_engine::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use strata_engine::chunk::ChunkParams;
 use strata_engine::key::{encode_keys, Rows};
 use strata_engine::schema::TableSchema;
@@ -18,9 +18,17 @@ pub fn objects() -> Objects {
 }
 
 pub fn schema() -> TableSchema {
-    let s = arrow::datatypes::Schema::new(vec![
-        arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
-        arrow::datatypes::Field::new("v", arrow::datatypes::DataType::Utf8, true),
+    let s = strata_engine::arrow::datatypes::Schema::new(vec![
+        strata_engine::arrow::datatypes::Field::new(
+            "id",
+            strata_engine::arrow::datatypes::DataType::Int64,
+            false,
+        ),
+        strata_engine::arrow::datatypes::Field::new(
+            "v",
+            strata_engine::arrow::datatypes::DataType::Utf8,
+            true,
+        ),
     ]);
     TableSchema::from_arrow(&s, &["id".to_string()]).expect("schema")
 }
@@ -48,11 +56,13 @@ pub fn source(rows: &BTreeMap<i64, String>, batch: usize) -> VecSource {
 }
 
 pub fn keys_source(ids: &[i64]) -> VecSource {
-    let s = arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-        "id",
-        arrow::datatypes::DataType::Int64,
-        false,
-    )]);
+    let s = strata_engine::arrow::datatypes::Schema::new(vec![
+        strata_engine::arrow::datatypes::Field::new(
+            "id",
+            strata_engine::arrow::datatypes::DataType::Int64,
+            false,
+        ),
+    ]);
     let b = RecordBatch::try_new(
         Arc::new(s),
         vec![Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef],
