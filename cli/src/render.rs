@@ -13,6 +13,26 @@ pub fn table(header: &[&str]) -> Table {
     t
 }
 
+/// Tables that changed, with row counts; `schema` marks tables whose schema changed.
+pub fn changes(changes: &[strata::TableChange], schema: bool) -> Table {
+    let mut t = table(&["table", "state", "added", "removed", "modified"]);
+    for s in changes {
+        let state = if schema && s.schema_changed {
+            format!("{} (schema)", s.state)
+        } else {
+            s.state.to_string()
+        };
+        t.add_row(vec![
+            s.table.clone(),
+            state,
+            s.added.to_string(),
+            s.removed.to_string(),
+            s.modified.to_string(),
+        ]);
+    }
+    t
+}
+
 /// A date as people read it, in UTC.
 pub fn date(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
@@ -41,7 +61,7 @@ impl Bar {
     }
 }
 
-impl strata_engine::Progress for Bar {
+impl strata::Progress for Bar {
     fn set_total(&self, total: u64) {
         if total == 0 {
             self.0.set_position(0);

@@ -4,17 +4,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::json;
-use strata_engine::merging::{MergeOptions, MergeOutcome};
-use strata_engine::repo::Head;
-use strata_engine::store::RefKind;
-use strata_engine::{ObjectId, Repository};
-use strata_remote::config::{self, RemoteConfig};
-use strata_remote::push::{Lease, PushOptions, UpdateKind};
-use strata_remote::Remote;
+use strata::{
+    Author, CloneOptions, FsckOptions, GcOptions, ObjectId, PullOptions, PushOptions, RefMove,
+    Repository,
+};
+
+use crate::commands::print_json;
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
@@ -155,7 +153,7 @@ impl TransferBar {
     }
 }
 
-impl strata_engine::Progress for TransferBar {
+impl strata::Progress for TransferBar {
     fn advance(&self, bytes: u64) {
         let b = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.bar.set_message(indicatif::HumanBytes(b).to_string());
@@ -171,29 +169,16 @@ impl strata_engine::Progress for TransferBar {
     }
 }
 
+/// `-o KEY=VALUE` options.
 fn parse_options(options: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for o in options {
         let (k, v) = o
             .split_once('=')
             .with_context(|| format!("option '{o}' is not KEY=VALUE"))?;
-        let key = k.trim().to_ascii_lowercase();
-        if [
-            "secret_access_key",
-            "aws_secret_access_key",
-            "session_token",
-            "aws_session_token",
-            "password",
-            "token",
-        ]
-        .iter()
-        .any(|s| key.contains(s))
-        {
-            bail!("option '{k}' is a secret; secrets are read from the environment or a profile, never stored");
-        }
-        out.insert(key, v.trim().to_string());
+        out.insert(k.to_string(), v.to_string());
     }
-    Ok(out)
+    Ok(strata::check_options(&out)?)
 }
 
 fn short(id: Option<ObjectId>) -> String {
@@ -208,31 +193,23 @@ pub async fn clone(
     branch: Option<String>,
     options: &[String],
 ) -> Result<()> {
-    let dir = match dir {
-        Some(d) => cwd.join(d),
-        None => {
-            let last = url
-                .trim_end_matches('/')
-                .rsplit(['/', '\\'])
-                .next()
-                .filter(|s| !s.is_empty() && !s.contains(':'))
-                .context(
-                    "cannot pick a folder name from the URL; give one: strata clone URL DIR",
-                )?;
-            cwd.join(last)
-        }
-    };
-    let config = RemoteConfig {
-        url: url.to_string(),
+    let dir =
+        match dir {
+            Some(d) => cwd.join(d),
+            None => cwd.join(strata::clone_dir_name(url).context(
+                "cannot pick a folder name from the URL; give one: strata clone URL DIR",
+            )?),
+        };
+    let opts = CloneOptions {
+        branch,
         options: parse_options(options)?,
-        verified: false,
     };
     let bar = TransferBar::new("cloning");
-    let result = strata_remote::fetch::clone(url, &dir, branch.as_deref(), config, &bar).await;
+    let result = Repository::clone(url, &dir, &opts, &bar).await;
     bar.done();
-    let (_, checked_out) = result?;
-    println!("Cloned into '{}'", dir.display());
-    match checked_out {
+    let (_, report) = result?;
+    println!("Cloned into '{}'", report.dir.display());
+    match report.branch {
         Some(b) => println!("Checked out branch '{b}'"),
         None => println!("The remote has no branches yet: you cloned an empty repository."),
     }
@@ -243,13 +220,7 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
     match cmd {
         SyncCommand::Remote(cmd) => remote(repo, cmd).await,
         SyncCommand::Clone { .. } => unreachable!("clone runs without a repository"),
-        SyncCommand::Fetch { remote, prune } => {
-            let name = match remote {
-                Some(r) => r,
-                None => config::default_remote(repo).await?,
-            };
-            fetch(repo, &name, prune).await
-        }
+        SyncCommand::Fetch { remote, prune } => fetch(repo, remote.as_deref(), prune).await,
         SyncCommand::Push {
             remote,
             branches,
@@ -262,134 +233,93 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
         } => {
             let lease = match force_with_lease.as_deref() {
                 None => None,
-                Some("") => Some(Lease::Tracking),
+                Some("") => Some(strata::ForceWithLease::Tracking),
                 Some(spec) => {
                     let (b, e) = spec
                         .split_once(':')
                         .context("--force-with-lease takes BRANCH:EXPECTED (a commit, or empty for 'must not exist')")?;
-                    // A full id is taken as it is (git accepts ids it has never fetched).
-                    let expected = if e.is_empty() {
-                        None
-                    } else if let Ok(id) = e.parse::<ObjectId>() {
-                        Some(id)
-                    } else {
-                        Some(repo.resolve(e).await?)
-                    };
-                    Some(Lease::Expected(b.to_string(), expected))
+                    Some(strata::ForceWithLease::Expected {
+                        branch: b.to_string(),
+                        expected: (!e.is_empty()).then(|| e.to_string()),
+                    })
                 }
             };
             let opts = PushOptions {
+                remote,
+                branches,
+                delete,
                 force,
-                lease,
+                force_with_lease: lease,
                 atomic,
                 tags,
                 set_upstream,
-                gc_wait: gc_wait()?,
+                gc_wait: None,
             };
-            push(repo, remote, branches, delete, opts).await
+            push(repo, &opts).await
         }
         SyncCommand::Pull {
             remote,
             branch,
             ff_only,
             author,
-        } => pull(repo, remote, branch, ff_only, author).await,
+        } => {
+            let opts = PullOptions {
+                remote,
+                branch,
+                ff_only,
+                author: author.as_deref().map(Author::parse).transpose()?,
+            };
+            pull(repo, &opts).await
+        }
         SyncCommand::Gc {
             remote,
             dry_run,
             break_lock,
             json,
-        } => gc(repo, remote, dry_run, break_lock, json).await,
+        } => {
+            let opts = GcOptions {
+                remote,
+                dry_run,
+                break_lock,
+            };
+            gc(repo, &opts, json).await
+        }
         SyncCommand::Fsck {
             remote,
             repair,
             json,
-        } => fsck(repo, remote, repair, json).await,
+        } => fsck(repo, &FsckOptions { remote, repair }, json).await,
     }
 }
 
-/// `STRATA_GC_WAIT`: seconds a push waits for garbage collections on the remote.
-fn gc_wait() -> Result<Option<std::time::Duration>> {
-    seconds_from_env("STRATA_GC_WAIT")
-}
-
-/// A number of seconds (fractions allowed) from the environment variable `name`, if set.
-fn seconds_from_env(name: &str) -> Result<Option<std::time::Duration>> {
-    match std::env::var(name) {
-        Ok(v) => {
-            let secs: f64 = v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-                .with_context(|| {
-                    format!("{name}='{v}' is not a number of seconds; set it to e.g. 2 or 120")
-                })?;
-            Ok(Some(std::time::Duration::from_secs_f64(secs)))
-        }
-        Err(_) => Ok(None),
-    }
-}
-
-async fn gc(
-    repo: &Repository,
-    remote: Option<String>,
-    dry_run: bool,
-    break_lock: bool,
-    as_json: bool,
-) -> Result<()> {
-    let bar = TransferBar::new(if dry_run { "checking" } else { "collecting" });
-    let (location, report) = match &remote {
-        None => {
-            if !dry_run {
-                repo.lock_exclusive()?;
-            }
-            let result = repo.gc(dry_run, &bar).await;
-            bar.done();
-            let report = strata_remote::gc::RemoteGcReport {
-                gc: result?,
-                ..Default::default()
-            };
-            (repo.root().display().to_string(), report)
-        }
-        Some(name) => {
-            let r = Remote::configured(repo, name, false).await?;
-            // Only one collection of a remote runs from this repository at a time; holding
-            // this lock proves that a lock on the remote carrying this repository's writer id
-            // belongs to a collection that was interrupted.
-            let Some(file) = repo.try_lock_local("remote-gc.lock")? else {
-                bail!("another garbage collection of a remote is running from this repository; wait for it to finish");
-            };
-            let opts = strata_remote::gc::GcOptions {
-                dry_run,
-                break_lock,
-                resume_own: true,
-                lease_grace: seconds_from_env("STRATA_GC_GRACE")?,
-            };
-            let result =
-                strata_remote::gc::collect(&r, &[repo.objects()], &opts, repo.now(), &bar).await;
-            bar.done();
-            drop(file);
-            (r.url.clone(), result?)
-        }
-    };
+async fn gc(repo: &Repository, opts: &GcOptions, as_json: bool) -> Result<()> {
+    let bar = TransferBar::new(if opts.dry_run {
+        "checking"
+    } else {
+        "collecting"
+    });
+    let result = repo.gc(opts, &bar).await;
+    bar.done();
+    let g = result?;
     if as_json {
-        return crate::commands::print_json(&serde_json::to_value(&report)?);
+        return print_json(&g.report);
     }
+    let report = &g.report;
     if let Some(old) = &report.took_over {
         eprintln!("Took over from the interrupted garbage collection {old}");
     }
-    let g = &report.gc;
-    let verb = if g.dry_run { "Would remove" } else { "Removed" };
+    let r = &report.gc;
+    let verb = if r.dry_run { "Would remove" } else { "Removed" };
     println!(
-        "{verb} {} objects ({}) from {location}; kept {} objects ({})",
-        g.removed.objects,
-        indicatif::HumanBytes(g.removed.bytes),
-        g.kept.objects,
-        indicatif::HumanBytes(g.kept.bytes)
+        "{verb} {} objects ({}) from {}; kept {} objects ({})",
+        r.removed.objects,
+        indicatif::HumanBytes(r.removed.bytes),
+        g.location,
+        r.kept.objects,
+        indicatif::HumanBytes(r.kept.bytes)
     );
-    if g.ref_records > 0 {
-        println!("Removed {} old ref records", g.ref_records);
+    if r.ref_records > 0 {
+        println!("Removed {} old ref records", r.ref_records);
     }
     if report.fenced > 0 {
         println!(
@@ -409,67 +339,42 @@ async fn gc(
 async fn remote(repo: &Repository, cmd: RemoteCommand) -> Result<()> {
     match cmd {
         RemoteCommand::Add { name, url, options } => {
-            let location = strata_remote::url::Location::parse(&url, repo.root())?;
-            let mut config = RemoteConfig {
-                url: location.to_url(),
-                options: parse_options(&options)?,
-                verified: false,
-            };
-            strata_engine::names::validate_name("remote", &name)?;
-            if config::remotes(repo).await?.contains_key(&name) {
-                bail!("remote '{name}' already exists; 'strata remote remove {name}' first to change it");
-            }
-            // Cloud stores are checked now: reachable, and enforcing conditional writes.
-            if matches!(location, strata_remote::url::Location::Cloud { .. }) {
-                let writer = repo.refs().writer().to_string();
-                let remote =
-                    Remote::open_url(&name, &config.url, &config, repo.root(), &writer, false)?;
-                config.verified = remote.ensure_trusted().await?;
-            }
-            config::add_remote(repo, &name, config).await?;
-            println!("Added remote '{name}' -> {}", location.to_url());
+            let info = repo
+                .add_remote(&name, &url, &parse_options(&options)?)
+                .await?;
+            println!("Added remote '{name}' -> {}", info.url);
         }
         RemoteCommand::Remove { name } => {
-            config::remove_remote(repo, &name).await?;
+            repo.remove_remote(&name).await?;
             println!("Removed remote '{name}'");
         }
         RemoteCommand::List { json } => {
-            for (name, c) in config::remotes(repo).await? {
+            for r in repo.remotes().await? {
                 if json {
-                    crate::commands::print_json(
-                        &json!({"name": name, "url": c.url, "options": c.options}),
-                    )?;
+                    print_json(&r)?;
                 } else {
-                    println!("{name}\t{}", c.url);
+                    println!("{}\t{}", r.name, r.url);
                 }
             }
         }
         RemoteCommand::Show { name, json } => {
-            let c = config::remote(repo, &name).await?;
-            let r = Remote::configured(repo, &name, false).await?;
-            r.check().await?;
-            let branches = r.refs.list(RefKind::Branch).await?;
-            let tags = r.refs.list(RefKind::Tag).await?;
+            let r = repo.remote(&name).await?;
             if json {
-                return crate::commands::print_json(&json!({
-                    "name": name, "url": c.url, "options": c.options,
-                    "branches": branches.iter().map(|(b, id)| json!({"name": b, "commit": id})).collect::<Vec<_>>(),
-                    "tags": tags.iter().map(|(t, id)| json!({"name": t, "commit": id})).collect::<Vec<_>>(),
-                }));
+                return print_json(&r);
             }
             println!("remote {name}");
-            println!("  URL: {}", c.url);
-            for (k, v) in &c.options {
+            println!("  URL: {}", r.url);
+            for (k, v) in &r.options {
                 println!("  option {k} = {v}");
             }
             println!("  branches:");
-            for (b, id) in &branches {
-                println!("    {b:<24} {}", id.short());
+            for b in &r.branches {
+                println!("    {:<24} {}", b.name, b.commit.short());
             }
-            if !tags.is_empty() {
+            if !r.tags.is_empty() {
                 println!("  tags:");
-                for (t, id) in &tags {
-                    println!("    {t:<24} {}", id.short());
+                for t in &r.tags {
+                    println!("    {:<24} {}", t.name, t.commit.short());
                 }
             }
         }
@@ -477,20 +382,26 @@ async fn remote(repo: &Repository, cmd: RemoteCommand) -> Result<()> {
     Ok(())
 }
 
-async fn fetch(repo: &Repository, name: &str, prune: bool) -> Result<()> {
-    let r = Remote::configured(repo, name, false).await?;
+/// Fetches, and tells people what moved.
+async fn fetch(repo: &Repository, remote: Option<&str>, prune: bool) -> Result<()> {
     let bar = TransferBar::new("fetching");
-    let result = strata_remote::fetch::fetch(repo, &r, prune, &bar).await;
+    let result = repo.fetch(remote, prune, &bar).await;
     bar.done();
-    let report = result?;
-    if report.updated.is_empty() && report.pruned.is_empty() && report.new_tags.is_empty() {
-        return Ok(());
+    print_fetch(&result?);
+    Ok(())
+}
+
+fn print_fetch(report: &strata::FetchReport) {
+    if report.is_empty() {
+        return;
     }
-    eprintln!("From {}", r.url);
-    for (b, old, new) in &report.updated {
-        match old {
+    let name = &report.remote;
+    eprintln!("From {}", report.url);
+    for u in &report.updated {
+        let b = &u.branch;
+        match u.old {
             None => eprintln!(" * [new branch]      {b:<16} -> {name}/{b}"),
-            Some(o) => eprintln!("   {}..{}  {b:<16} -> {name}/{b}", o.short(), new.short()),
+            Some(o) => eprintln!("   {}..{}  {b:<16} -> {name}/{b}", o.short(), u.new.short()),
         }
     }
     for b in &report.pruned {
@@ -499,258 +410,76 @@ async fn fetch(repo: &Repository, name: &str, prune: bool) -> Result<()> {
     for t in &report.new_tags {
         eprintln!(" * [new tag]         {t}");
     }
-    Ok(())
 }
 
-async fn push(
-    repo: &Repository,
-    remote: Option<String>,
-    mut branches: Vec<String>,
-    delete: Vec<String>,
-    opts: PushOptions,
-) -> Result<()> {
-    let name = match remote {
-        Some(r) => r,
-        None => config::default_remote(repo).await?,
-    };
-    if branches.is_empty() && delete.is_empty() && !opts.tags {
-        match repo.head().await? {
-            Head::Branch(b) => branches.push(b),
-            Head::Detached(_) => bail!("HEAD is detached: name the branch to push"),
-        }
-    }
-    let r = Remote::configured(repo, &name, true).await?;
+async fn push(repo: &Repository, opts: &PushOptions) -> Result<()> {
     let bar = TransferBar::new("pushing");
-    let result = strata_remote::push::push(repo, &r, &branches, &delete, &opts, &bar).await;
+    let result = repo.push(opts, &bar).await;
     bar.done();
-    let report = result?;
-    eprintln!("To {}", r.url);
+    let mut report = result?;
+    eprintln!("To {}", report.url);
     for u in &report.updates {
-        let n = &u.name.name;
-        match u.kind {
-            UpdateKind::UpToDate => eprintln!(" = [up to date]      {n} -> {n}"),
-            UpdateKind::Created => eprintln!(
+        let n = &u.name;
+        match u.moved {
+            RefMove::UpToDate => eprintln!(" = [up to date]      {n} -> {n}"),
+            RefMove::Created => eprintln!(
                 " * [new {}]{}{n} -> {n}",
-                u.name.kind.noun(),
-                if u.name.kind == RefKind::Tag {
+                u.kind,
+                if u.kind == "tag" {
                     "         "
                 } else {
                     "      "
                 }
             ),
-            UpdateKind::FastForward => {
+            RefMove::FastForward => {
                 eprintln!("   {}..{}  {n} -> {n}", short(u.old), short(u.new))
             }
-            UpdateKind::Forced => eprintln!(
+            RefMove::Forced => eprintln!(
                 " + {}...{} {n} -> {n} (forced update)",
                 short(u.old),
                 short(u.new)
             ),
-            UpdateKind::Replaced => eprintln!(
+            RefMove::Replaced => eprintln!(
                 " + (damaged)...{} {n} -> {n} (forced over a damaged ref record)",
                 short(u.new)
             ),
-            UpdateKind::Deleted => eprintln!(" - [deleted]         {n}"),
+            RefMove::Deleted => eprintln!(" - [deleted]         {n}"),
         }
     }
-    if let Some(first) = report.rejected.first() {
-        for e in &report.rejected {
-            eprintln!(" ! {e}");
-        }
-        if opts.atomic {
-            bail!("atomic push refused: no ref was moved ({first})");
-        }
-        return Err(anyhow::anyhow!("{first}"));
+    for r in &report.rejected {
+        eprintln!(" ! {}", r.message);
     }
-    Ok(())
+    match report.error() {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
-async fn pull(
-    repo: &Repository,
-    remote: Option<String>,
-    branch: Option<String>,
-    ff_only: bool,
-    author: Option<String>,
-) -> Result<()> {
-    let current = match repo.head().await? {
-        Head::Branch(b) => Some(b),
-        Head::Detached(_) => None,
-    };
-    let upstream = match &current {
-        Some(b) => config::upstream(repo, b).await?,
-        None => None,
-    };
-    let name = match (remote, &upstream) {
-        (Some(r), _) => r,
-        (None, Some(u)) => u.remote.clone(),
-        (None, None) => config::default_remote(repo).await?,
-    };
-    let branch = match (branch, &upstream, &current) {
-        (Some(b), _, _) => b,
-        (None, Some(u), _) if u.remote == name => u.branch.clone(),
-        (None, _, Some(c)) => c.clone(),
-        (None, _, None) => bail!("HEAD is detached: name the branch to pull"),
-    };
-    fetch(repo, &name, false).await?;
-    let tracking = format!("{name}/{branch}");
-    if repo.remote_tracking(&name, &branch).await?.is_none() {
-        bail!("branch '{branch}' does not exist on remote '{name}'");
+async fn pull(repo: &Repository, opts: &PullOptions) -> Result<()> {
+    let bar = TransferBar::new("fetching");
+    let result = repo.pull(opts, &bar).await;
+    bar.done();
+    let report = result?;
+    print_fetch(&report.fetch);
+    crate::commands::print_merge(&report.outcome, &format!("Merged {}", report.merged));
+    match report.outcome.conflict_error("pull", true) {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
     }
-    let opts = MergeOptions {
-        message: Some(format!("Merge {tracking}")),
-        no_ff: false,
-        ff_only,
-    };
-    let author = crate::commands::author(author)?;
-    match repo.merge(&tracking, &author, &opts).await? {
-        MergeOutcome::UpToDate => println!("Already up to date."),
-        MergeOutcome::FastForward(id) => println!("Fast-forward to {}", id.short()),
-        MergeOutcome::Merged(id) => println!("Merged {tracking}: commit {}", id.short()),
-        MergeOutcome::Conflicts(n, tables) => bail!(
-            "pull stopped with {n} conflicting rows in {}; see them with 'strata conflicts show', resolve with \
-             'strata conflicts resolve --ours|--theirs' (or import/delete the rows), then 'strata commit' and push; \
-             'strata merge --abort' undoes it",
-            tables.join(", ")
-        ),
-    }
-    Ok(())
 }
 
-/// What `fsck` checks: the store, its roots, and where it is (for messages).
-struct Checked {
-    objects: strata_engine::store::Objects,
-    location: String,
-    problems: Vec<strata_remote::fsck::Problem>,
-    checked: u64,
-}
-
-/// Checks the local repository, or the remote `remote`, once.
-async fn check_once(repo: &Repository, remote: Option<&Remote>) -> Result<Checked> {
-    use strata_remote::fsck::{check_refs, Side};
-    let (objects, roots, tables, location, side, mut problems) = match remote {
-        Some(r) => {
-            let (roots, problems) =
-                check_refs(&r.refs, &format!("{}: ", r.name), Side::Remote(&r.name)).await?;
-            (
-                r.objects.clone(),
-                roots,
-                Vec::new(),
-                r.url.clone(),
-                Side::Remote(&r.name),
-                problems,
-            )
+async fn fsck(repo: &Repository, opts: &FsckOptions, as_json: bool) -> Result<()> {
+    let report = repo.fsck(opts).await?;
+    if let Some(r) = &report.repair {
+        for s in &r.skipped {
+            eprintln!("strata: not repairing from {s}");
         }
-        None => {
-            let (mut roots, problems) = check_refs(repo.refs(), "", Side::Local).await?;
-            for (r, _) in config::remotes(repo).await? {
-                for (b, c) in repo.remote_tracking_list(&r).await? {
-                    roots.push((format!("{r}/{b}"), c));
-                }
-            }
-            if let Some(h) = repo.head_commit().await? {
-                roots.push(("HEAD".into(), h));
-            }
-            let tables: Vec<(String, ObjectId)> = repo
-                .working()
-                .await?
-                .tables
-                .into_iter()
-                .map(|(t, id)| (format!("working table {t}"), id))
-                .collect();
-            (
-                repo.objects().clone(),
-                roots,
-                tables,
-                repo.root().display().to_string(),
-                Side::Local,
-                problems,
-            )
-        }
-    };
-    let (object_problems, checked) =
-        strata_remote::fsck::fsck(&objects, &roots, &tables, side).await;
-    problems.extend(object_problems);
-    Ok(Checked {
-        objects,
-        location,
-        problems,
-        checked,
-    })
-}
-
-/// The intact copies a repair may read, with how to name them: this repository for a
-/// remote; every configured remote that can be reached for this repository.
-async fn repair_sources(
-    repo: &Repository,
-    remote: Option<&Remote>,
-) -> Result<Vec<(String, strata_engine::store::Objects)>> {
-    if remote.is_some() {
-        let label = format!("this repository ({})", repo.root().display());
-        return Ok(vec![(label, repo.objects().clone())]);
-    }
-    let mut sources = Vec::new();
-    for name in config::remotes(repo).await?.into_keys() {
-        let opened = async {
-            let r = Remote::configured(repo, &name, false).await?;
-            r.check().await?;
-            Ok::<_, strata_remote::Error>(r)
-        };
-        match opened.await {
-            Ok(r) => sources.push((format!("remote '{name}'"), r.objects.clone())),
-            Err(e) => eprintln!("strata: not repairing from remote '{name}': {e}"),
-        }
-    }
-    if sources.is_empty() {
-        bail!("nothing to repair from: this repository has no remote that can be reached; add one with 'strata remote add NAME URL', or clone afresh");
-    }
-    Ok(sources)
-}
-
-async fn fsck(
-    repo: &Repository,
-    remote: Option<String>,
-    repair: bool,
-    as_json: bool,
-) -> Result<()> {
-    let remote = match &remote {
-        Some(name) => {
-            let r = Remote::configured(repo, name, false).await?;
-            r.check().await?;
-            Some(r)
-        }
-        None => None,
-    };
-    let mut found = check_once(repo, remote.as_ref()).await?;
-    if repair && found.problems.iter().any(|p| p.damaged.is_some()) {
-        let named = repair_sources(repo, remote.as_ref()).await?;
-        let sources: Vec<&strata_engine::store::Objects> = named.iter().map(|(_, s)| s).collect();
-        let mut restored = 0;
-        // Each round restores what the check found and what that reaches; a check after it
-        // sees below the objects it restored, which may hold more to restore. (A store that
-        // does not keep what is written would go on for ever: the rounds are bounded.)
-        for _ in 0..100 {
-            let damaged: Vec<_> = found.problems.iter().filter_map(|p| p.damaged).collect();
-            if damaged.is_empty() {
-                break;
-            }
-            let round = strata_remote::fsck::repair(&found.objects, &sources, &damaged).await?;
-            restored += round.restored;
-            if round.restored == 0 {
-                for p in &mut found.problems {
-                    if let Some(why) = p.damaged.and_then(|k| round.failed.get(&k)) {
-                        p.fix = format!("cannot be restored: {why}; restore it from a backup or from a repository that has it");
-                    }
-                }
-                break;
-            }
-            found = check_once(repo, remote.as_ref()).await?;
-        }
-        let from: Vec<&str> = named.iter().map(|(label, _)| label.as_str()).collect();
         let line = format!(
-            "{}: restored {restored} object{} from {}",
-            found.location,
-            if restored == 1 { "" } else { "s" },
-            from.join(", ")
+            "{}: restored {} object{} from {}",
+            report.location,
+            r.restored,
+            if r.restored == 1 { "" } else { "s" },
+            r.sources.join(", ")
         );
         if as_json {
             eprintln!("{line}");
@@ -758,34 +487,28 @@ async fn fsck(
             println!("{line}");
         }
     }
-    let Checked {
-        location,
-        problems,
-        checked,
-        ..
-    } = found;
     if as_json {
-        for p in &problems {
-            crate::commands::print_json(&serde_json::to_value(p)?)?;
+        for p in &report.problems {
+            print_json(p)?;
         }
     } else {
-        for p in &problems {
+        for p in &report.problems {
             println!(
                 "{} (reached from {}): {}; {}",
                 p.object, p.reached_from, p.message, p.fix
             );
         }
     }
-    if problems.is_empty() {
-        if !as_json {
-            println!("{location}: {checked} objects checked, no problems");
+    match report.error() {
+        Some(e) => Err(e.into()),
+        None => {
+            if !as_json {
+                println!(
+                    "{}: {} objects checked, no problems",
+                    report.location, report.checked
+                );
+            }
+            Ok(())
         }
-        Ok(())
-    } else {
-        let n = problems.len();
-        bail!(
-            "{n} problem{} in {location}; each line above says what to do",
-            if n == 1 { "" } else { "s" }
-        )
     }
 }

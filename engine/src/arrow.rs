@@ -16,6 +16,7 @@ pub mod compute {
     pub use arrow_cast::cast::{cast_with_options, CastOptions};
     pub use arrow_schema::SortOptions;
     pub use arrow_select::concat::concat_batches;
+    pub use arrow_select::filter::filter_record_batch;
     pub use arrow_select::interleave::interleave_record_batch;
     pub use arrow_select::take::take_record_batch;
 }

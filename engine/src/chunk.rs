@@ -6,6 +6,8 @@
 //! starts afresh at every boundary, so the same rows always give the same chunks, and an
 //! edit changes only the chunks around it until the boundaries line up again.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
@@ -95,8 +97,19 @@ pub fn encode_chunk(batch: &RecordBatch) -> Result<Bytes> {
 /// an error naming the chunk, never a panic (the Parquet decoder can panic on some malformed
 /// input; that is caught here).
 pub fn decode_chunk(id: &ObjectId, bytes: Bytes, schema: &SchemaRef) -> Result<RecordBatch> {
+    decode_chunk_columns(id, bytes, schema, None)
+}
+
+/// Decodes only the columns `columns` (positions in the table's schema, in that order) of a
+/// chunk: the pages of the other columns are not read. `None` decodes them all.
+pub fn decode_chunk_columns(
+    id: &ObjectId,
+    bytes: Bytes,
+    schema: &SchemaRef,
+    columns: Option<&[usize]>,
+) -> Result<RecordBatch> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_chunk_inner(id, bytes, schema)
+        decode_chunk_inner(id, bytes, schema, columns)
     }))
     .unwrap_or_else(|_| {
         Err(Error::CorruptObject {
@@ -106,26 +119,58 @@ pub fn decode_chunk(id: &ObjectId, bytes: Bytes, schema: &SchemaRef) -> Result<R
     })
 }
 
-fn decode_chunk_inner(id: &ObjectId, bytes: Bytes, schema: &SchemaRef) -> Result<RecordBatch> {
+fn decode_chunk_inner(
+    id: &ObjectId,
+    bytes: Bytes,
+    schema: &SchemaRef,
+    columns: Option<&[usize]>,
+) -> Result<RecordBatch> {
     let corrupt = |e: String| Error::CorruptObject {
         id: id.to_hex(),
         reason: format!("the chunk does not decode: {e}"),
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| corrupt(e.to_string()))?
-        .with_batch_size(1 << 20)
-        .build()
-        .map_err(|e| corrupt(e.to_string()))?;
+        .with_batch_size(1 << 20);
+    let (schema, order) = match columns {
+        None => (schema.clone(), None),
+        Some(cols) => {
+            if cols.iter().any(|&c| c >= builder.schema().fields().len()) {
+                return Err(corrupt("it has fewer columns than the table".into()));
+            }
+            let mut sorted = cols.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let mask =
+                parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), sorted.clone());
+            builder = builder.with_projection(mask);
+            // The reader returns the columns in file order; `order` puts them in the
+            // order asked for.
+            let order: Vec<usize> = cols
+                .iter()
+                .map(|c| sorted.iter().position(|s| s == c).expect("asked for"))
+                .collect();
+            (
+                Arc::new(schema.project(cols).map_err(|e| corrupt(e.to_string()))?),
+                Some(order),
+            )
+        }
+    };
+    let reader = builder.build().map_err(|e| corrupt(e.to_string()))?;
     let mut batches = Vec::new();
     for b in reader {
         batches.push(b.map_err(|e| corrupt(e.to_string()))?);
     }
     let file_schema = match batches.first() {
         Some(b) => b.schema(),
-        None => return Ok(RecordBatch::new_empty(schema.clone())),
+        None => return Ok(RecordBatch::new_empty(schema)),
     };
     let batch = crate::arrow::compute::concat_batches(&file_schema, &batches)
         .map_err(|e| corrupt(e.to_string()))?;
-    RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+    let columns = match order {
+        None => batch.columns().to_vec(),
+        Some(order) => order.iter().map(|&i| batch.column(i).clone()).collect(),
+    };
+    RecordBatch::try_new(schema, columns)
         .map_err(|e| corrupt(format!("its columns are not the table's: {e}")))
 }

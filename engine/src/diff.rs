@@ -141,6 +141,129 @@ pub fn changed_columns(
     Ok(out)
 }
 
+/// The changed rows between two versions of a table (either may be absent), one at a time, in
+/// key order. Only chunks that differ are read.
+pub struct TableDiff<'a> {
+    a: Side<'a>,
+    b: Side<'a>,
+    same_key: bool,
+    /// Rows of each side that the change returned last consumed (moved past on the next call).
+    consumed: (bool, bool),
+    counts: DiffCounts,
+}
+
+impl<'a> TableDiff<'a> {
+    pub async fn new(
+        objects: &'a Objects,
+        old: Option<&TableObject>,
+        new: Option<&TableObject>,
+    ) -> Result<TableDiff<'a>> {
+        let old_entries = match old {
+            Some(t) => t.chunks(objects).await?,
+            None => Vec::new(),
+        };
+        let new_entries = match new {
+            Some(t) => t.chunks(objects).await?,
+            None => Vec::new(),
+        };
+        let same_key = match (old, new) {
+            (Some(a), Some(b)) => a.schema.primary_key == b.schema.primary_key,
+            _ => true,
+        };
+        let (old_only, new_only) = if same_key {
+            let old_ids: HashSet<_> = old_entries.iter().map(|e| e.id).collect();
+            let new_ids: HashSet<_> = new_entries.iter().map(|e| e.id).collect();
+            (
+                old_entries
+                    .into_iter()
+                    .filter(|e| !new_ids.contains(&e.id))
+                    .collect(),
+                new_entries
+                    .into_iter()
+                    .filter(|e| !old_ids.contains(&e.id))
+                    .collect(),
+            )
+        } else {
+            (old_entries, new_entries)
+        };
+        Ok(TableDiff {
+            a: Side::new(objects, old, old_only)?,
+            b: Side::new(objects, new, new_only)?,
+            same_key,
+            consumed: (false, false),
+            counts: DiffCounts::default(),
+        })
+    }
+
+    /// Counts of the changes returned so far.
+    pub fn counts(&self) -> DiffCounts {
+        self.counts
+    }
+
+    /// The next changed row, or `None` when there are no more.
+    pub async fn next(&mut self) -> Result<Option<RowChange<'_>>> {
+        let (ca, cb) = std::mem::take(&mut self.consumed);
+        if ca {
+            self.a.pos += 1;
+        }
+        if cb {
+            self.b.pos += 1;
+        }
+        let order = loop {
+            let ra = self.a.ready().await?;
+            let rb = self.b.ready().await?;
+            let order = match (ra, rb) {
+                (false, false) => return Ok(None),
+                (true, false) => std::cmp::Ordering::Less,
+                (false, true) => std::cmp::Ordering::Greater,
+                (true, true) if self.same_key => self.a.key().cmp(self.b.key()),
+                // Different keys: rows cannot be matched; report all as removed then added.
+                (true, true) => std::cmp::Ordering::Less,
+            };
+            if order.is_eq() {
+                let (ar, br) = (
+                    self.a.rows.as_ref().expect("ready"),
+                    self.b.rows.as_ref().expect("ready"),
+                );
+                if rows_equal(&ar.batch, self.a.pos, &br.batch, self.b.pos)? {
+                    self.a.pos += 1;
+                    self.b.pos += 1;
+                    continue;
+                }
+            }
+            break order;
+        };
+        Ok(Some(match order {
+            std::cmp::Ordering::Less => {
+                self.counts.removed += 1;
+                self.consumed = (true, false);
+                RowChange::Removed {
+                    old: self.a.rows.as_ref().expect("ready"),
+                    row: self.a.pos,
+                }
+            }
+            std::cmp::Ordering::Greater => {
+                self.counts.added += 1;
+                self.consumed = (false, true);
+                RowChange::Added {
+                    new: self.b.rows.as_ref().expect("ready"),
+                    row: self.b.pos,
+                }
+            }
+            std::cmp::Ordering::Equal => {
+                self.counts.modified += 1;
+                self.consumed = (true, true);
+                RowChange::Modified {
+                    old: self.a.rows.as_ref().expect("ready"),
+                    old_row: self.a.pos,
+                    new: self.b.rows.as_ref().expect("ready"),
+                    new_row: self.b.pos,
+                }
+            }
+        }))
+    }
+}
+
 /// Compares two versions of a table (either may be absent) and calls `visit` for every
 /// changed row, in key order.
 pub async fn diff_tables(
@@ -149,85 +272,11 @@ pub async fn diff_tables(
     new: Option<&TableObject>,
     visit: &mut dyn FnMut(RowChange<'_>) -> Result<()>,
 ) -> Result<DiffCounts> {
-    let old_entries = match old {
-        Some(t) => t.chunks(objects).await?,
-        None => Vec::new(),
-    };
-    let new_entries = match new {
-        Some(t) => t.chunks(objects).await?,
-        None => Vec::new(),
-    };
-    let same_key = match (old, new) {
-        (Some(a), Some(b)) => a.schema.primary_key == b.schema.primary_key,
-        _ => true,
-    };
-    let (old_only, new_only) = if same_key {
-        let old_ids: HashSet<_> = old_entries.iter().map(|e| e.id).collect();
-        let new_ids: HashSet<_> = new_entries.iter().map(|e| e.id).collect();
-        (
-            old_entries
-                .into_iter()
-                .filter(|e| !new_ids.contains(&e.id))
-                .collect(),
-            new_entries
-                .into_iter()
-                .filter(|e| !old_ids.contains(&e.id))
-                .collect(),
-        )
-    } else {
-        (old_entries, new_entries)
-    };
-    let mut a = Side::new(objects, old, old_only)?;
-    let mut b = Side::new(objects, new, new_only)?;
-    let mut counts = DiffCounts::default();
-    loop {
-        let ra = a.ready().await?;
-        let rb = b.ready().await?;
-        let order = match (ra, rb) {
-            (false, false) => break,
-            (true, false) => std::cmp::Ordering::Less,
-            (false, true) => std::cmp::Ordering::Greater,
-            (true, true) if same_key => a.key().cmp(b.key()),
-            // Different keys: rows cannot be matched; report all as removed then added.
-            (true, true) => std::cmp::Ordering::Less,
-        };
-        match order {
-            std::cmp::Ordering::Less => {
-                counts.removed += 1;
-                visit(RowChange::Removed {
-                    old: a.rows.as_ref().expect("ready"),
-                    row: a.pos,
-                })?;
-                a.pos += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                counts.added += 1;
-                visit(RowChange::Added {
-                    new: b.rows.as_ref().expect("ready"),
-                    row: b.pos,
-                })?;
-                b.pos += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                let (ar, br) = (
-                    a.rows.as_ref().expect("ready"),
-                    b.rows.as_ref().expect("ready"),
-                );
-                if !rows_equal(&ar.batch, a.pos, &br.batch, b.pos)? {
-                    counts.modified += 1;
-                    visit(RowChange::Modified {
-                        old: ar,
-                        old_row: a.pos,
-                        new: br,
-                        new_row: b.pos,
-                    })?;
-                }
-                a.pos += 1;
-                b.pos += 1;
-            }
-        }
+    let mut diff = TableDiff::new(objects, old, new).await?;
+    while let Some(change) = diff.next().await? {
+        visit(change)?;
     }
-    Ok(counts)
+    Ok(diff.counts())
 }
 
 /// How a table's schema changed.

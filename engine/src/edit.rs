@@ -99,6 +99,18 @@ impl Repository {
     ) -> Result<EditSummary> {
         validate_name("table", table)?;
         let input = Input::new(path, opts.format)?;
+        self.import_input(table, &input, opts, progress).await
+    }
+
+    /// Imports rows (a file, or Arrow batches) into a working table.
+    pub async fn import_input(
+        &self,
+        table: &str,
+        input: &Input,
+        opts: &ImportOptions,
+        progress: &dyn Progress,
+    ) -> Result<EditSummary> {
+        validate_name("table", table)?;
         let existing = match self.working().await?.tables.get(table) {
             Some(id) => Some(TableObject::read(self.objects(), id).await?),
             None => None,
@@ -159,7 +171,7 @@ impl Repository {
         };
         let watch = self.conflict_keys(table).await?;
         let (object, stats, hit) = self
-            .apply_file(table, &input, &schema, base, op, chunking, &watch, progress)
+            .apply_file(table, input, &schema, base, op, chunking, &watch, progress)
             .await?;
         let id = store_table(self.objects(), &object).await?;
         self.set_working_table(table, Some(id)).await?;
@@ -191,6 +203,16 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<EditSummary> {
         let input = Input::new(path, format)?;
+        self.delete_input(table, &input, progress).await
+    }
+
+    /// Deletes the rows whose keys `input` holds (exactly the key columns).
+    pub async fn delete_input(
+        &self,
+        table: &str,
+        input: &Input,
+        progress: &dyn Progress,
+    ) -> Result<EditSummary> {
         let (_, t) = self.table(table, None).await?;
         let key = &t.schema.primary_key;
         let columns = input.column_names()?;
@@ -203,9 +225,9 @@ impl Repository {
         };
         if let Some(problem) = problem {
             return Err(Error::BadInput {
-                path: path.display().to_string(),
+                path: input.name(),
                 message: format!(
-                    "{problem}; the keys file must hold exactly the key columns ({})",
+                    "{problem}; the keys must be given as exactly the key columns ({})",
                     key.join(", ")
                 ),
             });
@@ -220,7 +242,7 @@ impl Repository {
             primary_key: t.schema.primary_key.clone(),
         };
         let (object, stats, hit) = self
-            .apply_keys(table, &input, &key_schema, &t, progress)
+            .apply_keys(table, input, &key_schema, &t, progress)
             .await?;
         let id = store_table(self.objects(), &object).await?;
         self.set_working_table(table, Some(id)).await?;

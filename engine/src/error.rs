@@ -1,5 +1,6 @@
 //! The engine's one error type. Every variant names what it is about (table, ref, key, path)
-//! and, where the user can act, says what to do.
+//! and has a kind ([`ErrorKind`]); what to do about it is the caller's to say (the command
+//! line adds its advice).
 
 use std::path::PathBuf;
 
@@ -7,9 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error(
-        "not a strata repository (or any parent up to /): {path}; run `strata init` to create one"
-    )]
+    #[error("not a strata repository (or any parent up to /): {path}")]
     NotARepository { path: PathBuf },
 
     #[error("a strata repository already exists at {path}")]
@@ -22,13 +21,13 @@ pub enum Error {
         supported: u32,
     },
 
-    #[error("object {id} is corrupt ({reason}); `strata fsck --repair` (with --remote NAME for a remote's object) writes it again from an intact copy")]
+    #[error("object {id} is corrupt ({reason})")]
     CorruptObject { id: String, reason: String },
 
-    #[error("ref record {path} is damaged ({reason}); `strata fsck` (with --remote NAME for a remote) says what to do")]
+    #[error("ref record {path} is damaged ({reason})")]
     CorruptRef { path: String, reason: String },
 
-    #[error("object {id} is missing from {location}; the repository is incomplete: `strata fsck --repair` (with --remote NAME for a remote's object) writes it again from an intact copy")]
+    #[error("object {id} is missing from {location}; the repository is incomplete")]
     MissingObject { id: String, location: String },
 
     #[error("storage error at {path}: {source}")]
@@ -45,13 +44,13 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("unknown table '{name}'; `strata table list` shows the tables")]
+    #[error("unknown table '{name}'")]
     UnknownTable { name: String },
 
-    #[error("table '{name}' already exists; use --mode append, upsert or replace to change it")]
+    #[error("table '{name}' already exists")]
     TableExists { name: String },
 
-    #[error("unknown revision '{rev}'; give a branch, tag, commit id, HEAD, REV~N or REV^")]
+    #[error("unknown revision '{rev}'")]
     UnknownRevision { rev: String },
 
     #[error(
@@ -59,10 +58,10 @@ pub enum Error {
     )]
     AmbiguousRevision { rev: String, count: usize },
 
-    #[error("unknown branch '{name}'; `strata branch` lists the branches")]
+    #[error("unknown branch '{name}'")]
     UnknownBranch { name: String },
 
-    #[error("unknown tag '{name}'; 'strata tag' lists the tags")]
+    #[error("unknown tag '{name}'")]
     UnknownTag { name: String },
 
     #[error("{kind} '{name}' already exists")]
@@ -88,7 +87,7 @@ pub enum Error {
     #[error("{path}: duplicate primary key {key}; each key may appear once")]
     DuplicateKey { path: String, key: String },
 
-    #[error("table '{table}': row with primary key {key} already exists; use --mode upsert to overwrite it")]
+    #[error("table '{table}': row with primary key {key} already exists")]
     KeyExists { table: String, key: String },
 
     #[error(
@@ -117,15 +116,13 @@ pub enum Error {
     #[error("ref {name} was fenced by garbage collection {gc} while this write was in flight; re-check the objects and write again")]
     Fenced { name: String, gc: String },
 
-    #[error(
-        "you have uncommitted changes in {tables}; commit them first (or discard them with 'strata reset --hard')"
-    )]
+    #[error("you have uncommitted changes in {tables}")]
     UncommittedChanges { tables: String },
 
     #[error("nothing to commit: the working tables match HEAD")]
     NothingToCommit,
 
-    #[error("cannot delete branch '{name}': it is checked out; check out another branch first")]
+    #[error("cannot delete branch '{name}': it is checked out")]
     DeleteCurrentBranch { name: String },
 
     #[error("{what}: {source}")]
@@ -145,12 +142,100 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// The repository's state does not allow the operation now (the text says why).
+    #[error("{0}")]
+    State(String),
+
     /// The input is not sorted by key (internal: the import then sorts it).
     #[error("the input is not sorted by primary key")]
     NotSorted,
 }
 
+/// What kind of failure an error is, for programs that react to it (the Python package maps
+/// each kind to an exception class; the command line picks its advice by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Someone else changed what this operation relied on (a ref moved, a key exists).
+    Conflict,
+    /// What was named does not exist (a table, a revision, a repository, a remote).
+    NotFound,
+    /// What was to be created exists already.
+    AlreadyExists,
+    /// Stored data is damaged or missing.
+    Corrupt,
+    /// The input (a file, a name, an option) is not acceptable.
+    InvalidInput,
+    /// The repository's state does not allow the operation now (uncommitted changes, a merge
+    /// in progress, nothing to commit).
+    InvalidState,
+    /// The storage could not be reached, or is busy; trying again later may work.
+    Unavailable,
+    /// The storage refused the credentials or the access.
+    PermissionDenied,
+    /// Data or a store this build cannot use (a newer format, a store without conditional
+    /// writes).
+    Unsupported,
+    /// A local file or folder could not be read or written.
+    Io,
+}
+
+impl ErrorKind {
+    /// The kind of a storage failure.
+    pub fn of_storage(e: &object_store::Error) -> Self {
+        use object_store::Error as E;
+        match e {
+            E::NotFound { .. } => ErrorKind::NotFound,
+            E::AlreadyExists { .. } | E::Precondition { .. } => ErrorKind::Conflict,
+            E::PermissionDenied { .. } | E::Unauthenticated { .. } => ErrorKind::PermissionDenied,
+            E::NotSupported { .. } | E::NotImplemented { .. } => ErrorKind::Unsupported,
+            E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => ErrorKind::InvalidInput,
+            _ => ErrorKind::Unavailable,
+        }
+    }
+}
+
 impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            Error::NotARepository { .. }
+            | Error::UnknownTable { .. }
+            | Error::UnknownRevision { .. }
+            | Error::UnknownBranch { .. }
+            | Error::UnknownTag { .. } => K::NotFound,
+            Error::RepositoryExists { .. }
+            | Error::TableExists { .. }
+            | Error::RefExists { .. } => K::AlreadyExists,
+            Error::FormatTooNew { .. } | Error::UnsupportedType { .. } => K::Unsupported,
+            Error::CorruptObject { .. }
+            | Error::CorruptRef { .. }
+            | Error::MissingObject { .. } => K::Corrupt,
+            Error::Storage { source, .. } => ErrorKind::of_storage(source),
+            Error::Io { .. } => K::Io,
+            Error::RefConflict { .. } | Error::Fenced { .. } | Error::KeyExists { .. } => {
+                K::Conflict
+            }
+            Error::UncommittedChanges { .. }
+            | Error::NothingToCommit
+            | Error::DeleteCurrentBranch { .. }
+            | Error::State(_) => K::InvalidState,
+            Error::AmbiguousRevision { .. }
+            | Error::InvalidName { .. }
+            | Error::BadInput { .. }
+            | Error::SchemaMismatch { .. }
+            | Error::DuplicateKey { .. }
+            | Error::NullKey { .. }
+            | Error::InvalidPrimaryKey { .. }
+            | Error::Arrow { .. }
+            | Error::Parquet { .. }
+            | Error::Invalid(_)
+            | Error::NotSorted => K::InvalidInput,
+        }
+    }
+
     /// True when a conditional ref update lost to a concurrent writer.
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::RefConflict { .. } | Error::Fenced { .. })

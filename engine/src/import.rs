@@ -69,14 +69,87 @@ impl Format {
     }
 }
 
-/// A file to read.
+/// Where rows come from: a file (CSV with a header, Parquet, JSON Lines), or a stream of
+/// Arrow batches handed over in process.
 #[derive(Debug, Clone)]
 pub struct Input {
-    pub path: PathBuf,
-    pub format: Format,
+    source: Source,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    File { path: PathBuf, format: Format },
+    Arrow(Arc<ArrowInput>),
+}
+
+/// Arrow batches read once from a caller's reader. An import first streams them (most input
+/// is in key order); if they turn out not to be sorted, it reads them again to sort them, so
+/// the batches read are kept until the import ends: in memory up to [`RETAIN_BYTES`], then
+/// in a spill file under the repository's `tmp/`.
+pub struct ArrowInput {
+    name: String,
+    schema: SchemaRef,
+    spill_dir: PathBuf,
+    state: std::sync::Mutex<ArrowState>,
+}
+
+impl std::fmt::Debug for ArrowInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArrowInput")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Arrow batches kept in memory, at most, while a stream is read for the first time.
+pub const RETAIN_BYTES: usize = 512 << 20;
+
+struct ArrowState {
+    reader: Option<Box<dyn arrow_array::RecordBatchReader + Send>>,
+    /// How often the batches were opened (a second time replays what the first read).
+    opened: u8,
+    kept: Vec<RecordBatch>,
+    kept_bytes: usize,
+    spill: Option<(tempfile::NamedTempFile, IpcWriter<std::io::BufWriter<File>>)>,
+}
+
+impl ArrowState {
+    fn keep(&mut self, batch: &RecordBatch, dir: &Path) -> Result<()> {
+        if self.spill.is_none() {
+            self.kept_bytes += batch.get_array_memory_size();
+            self.kept.push(batch.clone());
+            if self.kept_bytes <= RETAIN_BYTES {
+                return Ok(());
+            }
+            let io = |e: std::io::Error| Error::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            };
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+            let out = std::io::BufWriter::new(file.reopen().map_err(io)?);
+            let writer = IpcWriter::try_new(out, &batch.schema())
+                .map_err(|e| Error::arrow("spilling the input", e))?;
+            self.spill = Some((file, writer));
+            for b in std::mem::take(&mut self.kept) {
+                self.spill_one(&b)?;
+            }
+            return Ok(());
+        }
+        self.spill_one(batch)
+    }
+
+    fn spill_one(&mut self, batch: &RecordBatch) -> Result<()> {
+        if let Some((_, w)) = &mut self.spill {
+            w.write(batch)
+                .map_err(|e| Error::arrow("spilling the input", e))?;
+        }
+        Ok(())
+    }
 }
 
 impl Input {
+    /// A file, in `format` (default: from its extension).
     pub fn new(path: &Path, format: Option<Format>) -> Result<Self> {
         if path.is_dir() {
             return Err(Error::Invalid(format!(
@@ -89,20 +162,63 @@ impl Input {
             None => Format::from_path(path)?,
         };
         Ok(Input {
-            path: path.to_path_buf(),
-            format,
+            source: Source::File {
+                path: path.to_path_buf(),
+                format,
+            },
         })
     }
 
-    fn name(&self) -> String {
-        self.path.display().to_string()
+    /// Batches from an Arrow reader, called `name` in messages. What an import must read
+    /// twice and cannot keep in memory is spilled under `spill_dir`.
+    pub fn arrow(
+        name: &str,
+        reader: Box<dyn arrow_array::RecordBatchReader + Send>,
+        spill_dir: &Path,
+    ) -> Self {
+        Input {
+            source: Source::Arrow(Arc::new(ArrowInput {
+                name: name.to_string(),
+                schema: reader.schema(),
+                spill_dir: spill_dir.to_path_buf(),
+                state: std::sync::Mutex::new(ArrowState {
+                    reader: Some(reader),
+                    opened: 0,
+                    kept: Vec::new(),
+                    kept_bytes: 0,
+                    spill: None,
+                }),
+            })),
+        }
     }
 
-    fn open(&self) -> Result<File> {
-        File::open(&self.path).map_err(|e| Error::BadInput {
-            path: self.name(),
-            message: format!("cannot open it: {e}"),
-        })
+    /// The file, if the input is one.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.source {
+            Source::File { path, .. } => Some(path),
+            Source::Arrow(_) => None,
+        }
+    }
+
+    pub(crate) fn name(&self) -> String {
+        match &self.source {
+            Source::File { path, .. } => path.display().to_string(),
+            Source::Arrow(a) => a.name.clone(),
+        }
+    }
+
+    fn file(&self) -> Result<(File, Format)> {
+        match &self.source {
+            Source::File { path, format } => {
+                File::open(path)
+                    .map(|f| (f, *format))
+                    .map_err(|e| Error::BadInput {
+                        path: self.name(),
+                        message: format!("cannot open it: {e}"),
+                    })
+            }
+            Source::Arrow(_) => Err(Error::Invalid(format!("{} is not a file", self.name()))),
+        }
     }
 
     fn bad(&self, e: impl std::fmt::Display) -> Error {
@@ -112,29 +228,89 @@ impl Input {
         }
     }
 
-    /// Where row `row` (0-based) of the file is, for messages.
+    /// Where row `row` (0-based) of the input is, for messages.
     fn location(&self, row: u64) -> String {
-        match self.format {
-            Format::Csv => format!("line {}", row + 2),
-            Format::Jsonl => format!("line {}", row + 1),
-            Format::Parquet => format!("row {}", row + 1),
+        match &self.source {
+            Source::File {
+                format: Format::Csv,
+                ..
+            } => format!("line {}", row + 2),
+            Source::File {
+                format: Format::Jsonl,
+                ..
+            } => format!("line {}", row + 1),
+            _ => format!("row {}", row + 1),
         }
     }
 
-    /// Where two rows (0-based) of the file are, for messages: `lines 2 and 4`.
+    /// Where two rows (0-based) of the input are, for messages: `lines 2 and 4`.
     fn locations(&self, a: u64, b: u64) -> String {
         let (a, b) = (a.min(b), a.max(b));
-        match self.format {
-            Format::Csv => format!("lines {} and {}", a + 2, b + 2),
-            Format::Jsonl => format!("lines {} and {}", a + 1, b + 1),
-            Format::Parquet => format!("rows {} and {}", a + 1, b + 1),
+        match &self.source {
+            Source::File {
+                format: Format::Csv,
+                ..
+            } => format!("lines {} and {}", a + 2, b + 2),
+            Source::File {
+                format: Format::Jsonl,
+                ..
+            } => format!("lines {} and {}", a + 1, b + 1),
+            _ => format!("rows {} and {}", a + 1, b + 1),
         }
     }
 
-    /// The file's own schema (inferred for CSV and JSON Lines).
+    /// The batches of an Arrow input: the first time as they come (kept for a second
+    /// reading), the second time what was kept, then the rest.
+    fn arrow_batches(&self, a: &Arc<ArrowInput>) -> Result<BatchIter> {
+        let mut state = a
+            .state
+            .lock()
+            .map_err(|_| self.bad("the input reader failed"))?;
+        state.opened += 1;
+        match state.opened {
+            1 => Ok(Box::new(Keeping {
+                input: a.clone(),
+                failed: false,
+            })),
+            2 => {
+                let mut first: Vec<RecordBatch> = std::mem::take(&mut state.kept);
+                let mut replay: BatchIter = Box::new(std::iter::empty());
+                if let Some((file, mut writer)) = state.spill.take() {
+                    writer
+                        .finish()
+                        .map_err(|e| Error::arrow("spilling the input", e))?;
+                    drop(writer);
+                    let f = file.reopen().map_err(|e| Error::Io {
+                        path: file.path().to_path_buf(),
+                        source: e,
+                    })?;
+                    let r = IpcReader::try_new(f, None)
+                        .map_err(|e| Error::arrow("reading the spilled input", e))?;
+                    // The file is removed once read (unlinked now, its data stays readable).
+                    drop(file);
+                    replay = Box::new(
+                        r.map(|b| b.map_err(|e| Error::arrow("reading the spilled input", e))),
+                    );
+                    first.clear();
+                }
+                let rest = Keeping {
+                    input: a.clone(),
+                    failed: false,
+                };
+                Ok(Box::new(
+                    first.into_iter().map(Ok).chain(replay).chain(rest),
+                ))
+            }
+            _ => Err(self.bad("the input can be read only twice")),
+        }
+    }
+    /// The input's own schema (inferred for CSV and JSON Lines).
     pub fn schema(&self) -> Result<Schema> {
-        let mut file = self.open()?;
-        match self.format {
+        if let Source::Arrow(a) = &self.source {
+            return Ok(a.schema.as_ref().clone());
+        }
+        let (mut file, format) = self.file()?;
+        match format {
             Format::Csv => {
                 let (schema, _) = crate::arrow::csv::reader::Format::default()
                     .with_header(true)
@@ -174,9 +350,12 @@ impl Input {
 
     /// The header names of the file, in file order.
     pub(crate) fn column_names(&self) -> Result<Vec<String>> {
-        let schema = match self.format {
-            Format::Csv => {
-                let mut file = self.open()?;
+        let schema = match &self.source {
+            Source::File {
+                format: Format::Csv,
+                ..
+            } => {
+                let (mut file, _) = self.file()?;
                 crate::arrow::csv::reader::Format::default()
                     .with_header(true)
                     .infer_schema(&mut file, Some(0))
@@ -186,6 +365,51 @@ impl Input {
             _ => self.schema()?,
         };
         Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
+    }
+}
+
+/// The batches of an Arrow input's reader; the first time through, each is kept for a
+/// second reading.
+struct Keeping {
+    input: Arc<ArrowInput>,
+    failed: bool,
+}
+
+impl Iterator for Keeping {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let name = self.input.name.clone();
+        let bad = |m: String| Error::BadInput {
+            path: name.clone(),
+            message: m,
+        };
+        let mut state = match self.input.state.lock() {
+            Ok(s) => s,
+            Err(_) => {
+                self.failed = true;
+                return Some(Err(bad("the input reader failed".into())));
+            }
+        };
+        let next = state.reader.as_mut()?.next()?;
+        let batch = match next {
+            Ok(b) => b,
+            Err(e) => {
+                self.failed = true;
+                return Some(Err(bad(arrow_text(&e))));
+            }
+        };
+        if state.opened == 1 {
+            let dir = self.input.spill_dir.clone();
+            if let Err(e) = state.keep(&batch, &dir) {
+                self.failed = true;
+                return Some(Err(e));
+            }
+        }
+        Some(Ok(batch))
     }
 }
 
@@ -247,8 +471,21 @@ impl BatchReader {
                     .expect("checked above")
             })
             .collect();
-        let file = input.open()?;
-        let inner: Box<dyn Iterator<Item = _> + Send> = match input.format {
+        let (file, format) = match &input.source {
+            Source::Arrow(a) => {
+                let batches = input.arrow_batches(a)?;
+                return Ok(BatchReader {
+                    input: input.clone(),
+                    inner: batches,
+                    mapping,
+                    target,
+                    required: key_idx.to_vec(),
+                    rows_read: 0,
+                });
+            }
+            Source::File { .. } => input.file()?,
+        };
+        let inner: Box<dyn Iterator<Item = _> + Send> = match format {
             Format::Csv => {
                 let reader = crate::arrow::csv::ReaderBuilder::new(read_schema.clone())
                     .with_header(true)

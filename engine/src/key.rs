@@ -215,6 +215,90 @@ pub fn format_key(batch: &RecordBatch, key_idx: &[usize], row: usize) -> String 
     format!("({})", parts.join(", "))
 }
 
+/// A range of encoded keys. A bound may be a prefix of a key (the first key columns only):
+/// it then stands for every key that starts with it, so `Included` takes all of them in and
+/// `Excluded` leaves all of them out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRange {
+    pub lower: std::ops::Bound<Vec<u8>>,
+    pub upper: std::ops::Bound<Vec<u8>>,
+}
+
+/// Compares a key with a bound that may be a prefix of keys: every key starting with the
+/// bound is `Equal` to it.
+fn cmp_bound(key: &[u8], bound: &[u8]) -> std::cmp::Ordering {
+    if key.starts_with(bound) {
+        std::cmp::Ordering::Equal
+    } else {
+        key.cmp(bound)
+    }
+}
+
+impl KeyRange {
+    /// Every key.
+    pub fn all() -> Self {
+        KeyRange {
+            lower: std::ops::Bound::Unbounded,
+            upper: std::ops::Bound::Unbounded,
+        }
+    }
+
+    fn above_lower(&self, key: &[u8]) -> bool {
+        use std::ops::Bound::*;
+        match &self.lower {
+            Unbounded => true,
+            Included(b) => cmp_bound(key, b).is_ge(),
+            Excluded(b) => cmp_bound(key, b).is_gt(),
+        }
+    }
+
+    fn below_upper(&self, key: &[u8]) -> bool {
+        use std::ops::Bound::*;
+        match &self.upper {
+            Unbounded => true,
+            Included(b) => cmp_bound(key, b).is_le(),
+            Excluded(b) => cmp_bound(key, b).is_lt(),
+        }
+    }
+
+    /// Whether `key` is in the range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.above_lower(key) && self.below_upper(key)
+    }
+
+    /// Whether some key in `(after, last]` may be in the range (`after`: none below).
+    pub fn overlaps(&self, after: Option<&[u8]>, last: &[u8]) -> bool {
+        // Every key of the span is above `after` and at most `last`: the span is out of
+        // range when `last` is below the lower bound, or `after` is past the upper bound.
+        if !self.above_lower(last) {
+            return false;
+        }
+        match after {
+            Some(a) => {
+                use std::ops::Bound::*;
+                match &self.upper {
+                    Unbounded => true,
+                    Included(b) => cmp_bound(a, b).is_le(),
+                    Excluded(b) => cmp_bound(a, b).is_lt(),
+                }
+            }
+            None => true,
+        }
+    }
+
+    /// Whether every key in `(after, last]` is in the range.
+    pub fn covers(&self, after: Option<&[u8]>, last: &[u8]) -> bool {
+        use std::ops::Bound::*;
+        let lower = match (&self.lower, after) {
+            (Unbounded, _) => true,
+            (Included(b), Some(a)) => cmp_bound(a, b).is_ge(),
+            (Excluded(b), Some(a)) => cmp_bound(a, b).is_gt(),
+            (_, None) => false,
+        };
+        lower && self.below_upper(last)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,7 @@ pub mod tree;
 
 pub use chunk::ChunkParams;
 pub use commit::Commit;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use id::ObjectId;
 pub use progress::Progress;
 pub use repo::Repository;

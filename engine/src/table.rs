@@ -5,14 +5,16 @@ use std::collections::{HashSet, VecDeque};
 
 use crate::arrow::array::RecordBatch;
 use crate::arrow::datatypes::SchemaRef;
-use futures::stream::{self, Stream, StreamExt};
+use std::sync::Arc;
+
+use futures::stream::{self, BoxStream, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
-use crate::chunk::{decode_chunk, encode_chunk, ChunkParams};
+use crate::chunk::{decode_chunk, decode_chunk_columns, encode_chunk, ChunkParams};
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
-use crate::key::{encode_keys, format_key, Keys, Rows};
+use crate::key::{encode_keys, format_key, KeyRange, Keys, Rows};
 use crate::schema::TableSchema;
 use crate::store::objects::check_format;
 use crate::store::{ObjectKind, Objects};
@@ -504,4 +506,116 @@ pub fn scan<'a>(
             }
         })
         .buffered(READ_AHEAD))
+}
+
+/// The chunks a scan of `ranges` must read, in key order, each with whether its rows must be
+/// filtered (it lies only partly in the ranges). No ranges: every chunk, unfiltered. Chunks
+/// are chosen by the keys in the index alone, without reading them.
+pub fn plan_scan(entries: Vec<Entry>, ranges: &[KeyRange]) -> Result<Vec<(Entry, bool)>> {
+    if ranges.is_empty() {
+        return Ok(entries.into_iter().map(|e| (e, false)).collect());
+    }
+    let mut out = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    for entry in entries {
+        let last = entry.last_key_bytes()?;
+        let lo = after.as_deref();
+        if ranges.iter().any(|r| r.overlaps(lo, &last)) {
+            let filter = !ranges.iter().any(|r| r.covers(lo, &last));
+            out.push((entry, filter));
+        }
+        after = Some(last);
+    }
+    Ok(out)
+}
+
+/// What a scan reads: which columns (positions in the table's schema; `None`: all) and which
+/// keys (no ranges: all).
+#[derive(Debug, Clone, Default)]
+pub struct ScanSpec {
+    pub columns: Option<Vec<usize>>,
+    pub ranges: Vec<KeyRange>,
+}
+
+/// Streams the rows of a table that `spec` selects, in key order, chunk by chunk: only the
+/// chunks the key ranges reach are read, only the columns asked for are decoded, and a few
+/// chunks are fetched and decoded ahead, in parallel.
+pub async fn scan_spec(
+    objects: &Objects,
+    table: &TableObject,
+    spec: ScanSpec,
+) -> Result<(SchemaRef, BoxStream<'static, Result<RecordBatch>>, usize)> {
+    let schema = table.schema.arrow()?;
+    let out_schema = match &spec.columns {
+        Some(c) => Arc::new(
+            schema
+                .project(c)
+                .map_err(|e| Error::arrow("choosing the columns to read", e))?,
+        ),
+        None => schema.clone(),
+    };
+    let entries = table.chunks(objects).await?;
+    let plan = plan_scan(entries, &spec.ranges)?;
+    let chunks = plan.len();
+    let key_idx = table.schema.key_indices();
+    let objects = objects.clone();
+    let spec = Arc::new(spec);
+    let stream = stream::iter(plan)
+        .map(move |(entry, filter)| {
+            let objects = objects.clone();
+            let schema = schema.clone();
+            let spec = spec.clone();
+            let key_idx = key_idx.clone();
+            async move {
+                let bytes = objects.get(ObjectKind::Chunk, &entry.id).await?;
+                tokio::task::spawn_blocking(move || {
+                    read_selected(&entry.id, bytes, &schema, &spec, &key_idx, filter)
+                })
+                .await
+                .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
+            }
+        })
+        .buffered(READ_AHEAD)
+        .boxed();
+    Ok((out_schema, stream, chunks))
+}
+
+/// Decodes the columns of one chunk that a scan asks for, keeping only the rows in its key
+/// ranges when `filter`.
+fn read_selected(
+    id: &ObjectId,
+    bytes: bytes::Bytes,
+    schema: &SchemaRef,
+    spec: &ScanSpec,
+    key_idx: &[usize],
+    filter: bool,
+) -> Result<RecordBatch> {
+    if !filter {
+        return decode_chunk_columns(id, bytes, schema, spec.columns.as_deref());
+    }
+    // The key columns first, then the columns asked for.
+    let wanted: Vec<usize> = spec
+        .columns
+        .clone()
+        .unwrap_or_else(|| (0..schema.fields().len()).collect());
+    let mut cols: Vec<usize> = key_idx.to_vec();
+    cols.extend(wanted.iter().copied().filter(|c| !key_idx.contains(c)));
+    let batch = decode_chunk_columns(id, bytes, schema, Some(&cols))?;
+    let keys = encode_keys(&batch, &(0..key_idx.len()).collect::<Vec<_>>())?.map_err(|_| {
+        Error::CorruptObject {
+            id: id.to_hex(),
+            reason: "a key column holds a null".into(),
+        }
+    })?;
+    let mask: crate::arrow::array::BooleanArray = (0..keys.len())
+        .map(|i| Some(spec.ranges.iter().any(|r| r.contains(keys.get(i)))))
+        .collect();
+    let kept = crate::arrow::compute::filter_record_batch(&batch, &mask)
+        .map_err(|e| Error::arrow("selecting rows by key", e))?;
+    let positions: Vec<usize> = wanted
+        .iter()
+        .map(|c| cols.iter().position(|x| x == c).expect("decoded"))
+        .collect();
+    kept.project(&positions)
+        .map_err(|e| Error::arrow("choosing the columns to read", e))
 }

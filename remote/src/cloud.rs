@@ -115,6 +115,74 @@ fn apply_profile(mut b: AmazonS3Builder) -> AmazonS3Builder {
     b
 }
 
+/// A storage failure people meet often enough to be told what to do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageFault {
+    /// The bucket does not exist.
+    NoSuchBucket,
+    /// The store refused the credentials (unknown key, bad signature, expired token), or
+    /// none were found.
+    BadCredentials,
+    /// The credentials may not read or write there.
+    PermissionDenied,
+    /// The endpoint's host name does not resolve.
+    UnknownHost,
+    /// Nothing answers at the endpoint (refused, timed out).
+    Unreachable,
+}
+
+impl StorageFault {
+    /// Recognises the common failures of a cloud store. object_store reports the S3 error
+    /// code (`NoSuchBucket`, `InvalidAccessKeyId`, ...) and the HTTP client's failure only in
+    /// its text, so that is where they are looked for: here, and nowhere else.
+    pub fn of(e: &object_store::Error) -> Option<Self> {
+        let text = format!("{e:?} {e}").to_ascii_lowercase();
+        let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+        Some(
+            if has(&["nosuchbucket", "specified bucket does not exist"]) {
+                StorageFault::NoSuchBucket
+            } else if has(&[
+                "invalidaccesskeyid",
+                "signaturedoesnotmatch",
+                "invalidtoken",
+                "expiredtoken",
+                "no credentials",
+            ]) {
+                StorageFault::BadCredentials
+            } else if matches!(
+                e,
+                object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::Unauthenticated { .. }
+            ) || has(&[
+                "accessdenied",
+                "access denied",
+                "403 forbidden",
+                "status: 403",
+            ]) {
+                StorageFault::PermissionDenied
+            } else if has(&[
+                "dns error",
+                "failed to lookup address",
+                "name or service not known",
+                "no such host",
+            ]) {
+                StorageFault::UnknownHost
+            } else if has(&[
+                "connection refused",
+                "tcp connect error",
+                "connect timed out",
+                "error sending request",
+                "timed out",
+            ]) {
+                StorageFault::Unreachable
+            } else {
+                return None;
+            },
+        )
+    }
+}
+
 /// TLS and request signing use ring. Installing it as the process's default provider is
 /// idempotent: a second call (or a provider some other part of the program installed) is
 /// left as it is.

@@ -10,32 +10,32 @@ pub enum Error {
     #[error("invalid remote URL '{url}': {reason}")]
     BadUrl { url: String, reason: String },
 
-    #[error("no remote named '{name}'; `strata remote add {name} URL` adds one")]
+    #[error("no remote named '{name}'")]
     UnknownRemote { name: String },
 
     #[error("remote '{name}' already exists")]
     RemoteExists { name: String },
 
-    #[error("no remote given and none configured; add one with `strata remote add origin URL`")]
+    #[error("no remote given and none configured")]
     NoRemote,
 
     #[error("{url} is not a strata repository ({reason}); check the URL")]
     NotARepository { url: String, reason: String },
 
-    #[error("rejected {branch}: the remote has commits you do not have (non-fast-forward); run `strata pull` to combine them, then push again")]
+    #[error("rejected {branch}: the remote has commits you do not have (non-fast-forward)")]
     NonFastForward { branch: String },
 
-    #[error("rejected {branch}: the remote branch is at {actual}, not at the expected {expected} (stale lease); fetch and check, then push again")]
+    #[error("rejected {branch}: the remote branch is at {actual}, not at the expected {expected} (stale lease)")]
     StaleLease {
         branch: String,
         expected: String,
         actual: String,
     },
 
-    #[error("rejected {branch}: the remote branch moved while pushing; run `strata pull`, then push again")]
+    #[error("rejected {branch}: the remote branch moved while pushing")]
     Moved { branch: String },
 
-    #[error("rejected tag {tag}: it already exists on the remote at another commit; use --force to replace it")]
+    #[error("rejected tag {tag}: it already exists on the remote at another commit")]
     TagExists { tag: String },
 
     #[error("branch '{branch}' does not exist on remote '{remote}'")]
@@ -48,10 +48,10 @@ pub enum Error {
         source: strata_engine::Error,
     },
 
-    #[error("refusing {url}: the store does not enforce conditional writes ({detail}), so concurrent pushes could silently overwrite each other; use a store that does (S3, MinIO, Ceph, GCS, Azure, a local folder), or accept the risk with --option allow_unsafe_store=true")]
+    #[error("refusing {url}: the store does not enforce conditional writes ({detail}), so concurrent pushes could silently overwrite each other")]
     UnsafeStore { url: String, detail: String },
 
-    #[error("a garbage collection ({id}, started {since}) holds {url}; wait for it to finish. If it was interrupted, run `strata gc --remote {remote}` in the repository that started it, or `strata gc --remote {remote} --break-lock` if you are sure it is not running")]
+    #[error("a garbage collection ({id}, started {since}) holds {url}")]
     GcRunning {
         url: String,
         remote: String,
@@ -64,6 +64,29 @@ pub enum Error {
 }
 
 impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> strata_engine::ErrorKind {
+        use strata_engine::ErrorKind as K;
+        match self {
+            Error::Engine(e) | Error::Incomplete { source: e, .. } => match self {
+                Error::Incomplete { .. } => K::Corrupt,
+                _ => e.kind(),
+            },
+            Error::BadUrl { .. } | Error::Invalid(_) => K::InvalidInput,
+            Error::UnknownRemote { .. }
+            | Error::NoRemote
+            | Error::NotARepository { .. }
+            | Error::UnknownRemoteBranch { .. } => K::NotFound,
+            Error::RemoteExists { .. } => K::AlreadyExists,
+            Error::NonFastForward { .. }
+            | Error::StaleLease { .. }
+            | Error::Moved { .. }
+            | Error::TagExists { .. } => K::Conflict,
+            Error::UnsafeStore { .. } => K::Unsupported,
+            Error::GcRunning { .. } => K::Unavailable,
+        }
+    }
+
     /// True when a ref update lost to another writer or was not a fast-forward.
     pub fn is_rejection(&self) -> bool {
         matches!(

@@ -6,6 +6,7 @@
 
 pub mod cloud;
 pub mod config;
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod error;
 pub mod fetch;
@@ -14,6 +15,7 @@ pub mod gc;
 pub mod probe;
 pub mod push;
 pub mod remote;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod transfer;
 pub mod url;

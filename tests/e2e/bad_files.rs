@@ -287,7 +287,7 @@ fn a_delete_keys_file_with_other_columns_is_refused_and_changes_nothing() {
         &[
             "people.csv",
             "column 'name' is not a key column",
-            "the keys file must hold exactly the key columns (id)",
+            "the keys must be given as exactly the key columns (id)",
         ],
     );
 }

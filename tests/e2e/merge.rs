@@ -302,7 +302,7 @@ fn the_same_cell_changed_to_different_values_stops_the_merge_and_says_what_to_do
     assert_mentions(
         &line,
         &[
-            "merge of 'feature' stopped with 1 conflicting rows in people",
+            "merge of 'feature' stopped with 1 conflicting row in people",
             "strata conflicts show",
             "strata conflicts resolve --ours|--theirs",
             "strata commit",

@@ -1,0 +1,75 @@
+//! What the command line tells people to do about an error: the library says what went wrong
+//! and which kind of fix applies; this names the commands.
+
+use strata::{StorageFault, Suggestion};
+
+/// The one line printed for an error: what went wrong, then what to do.
+pub fn describe(e: &anyhow::Error) -> String {
+    let lib = e.chain().find_map(|c| c.downcast_ref::<strata::Error>());
+    if let Some((fault, location)) = lib.and_then(|l| l.storage_fault()) {
+        return format!("{} (while accessing {location})", storage(fault));
+    }
+    let mut line = format!("{e:#}");
+    if let Some(s) = lib.and_then(|l| l.suggestion()) {
+        line.push_str("; ");
+        line.push_str(&advice(&s));
+    }
+    line
+}
+
+fn storage(fault: StorageFault) -> &'static str {
+    match fault {
+        StorageFault::NoSuchBucket => {
+            "the bucket does not exist: create it, or fix the bucket name in the remote URL"
+        }
+        StorageFault::BadCredentials => {
+            "the credentials were refused: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+        }
+        StorageFault::PermissionDenied => {
+            "permission denied: these credentials may not read or write this bucket and prefix"
+        }
+        StorageFault::UnknownHost => {
+            "unknown host: check the endpoint (AWS_ENDPOINT_URL or --option endpoint=...) and the bucket name"
+        }
+        StorageFault::Unreachable => {
+            "cannot reach the storage endpoint: is the server running, and is the endpoint right (AWS_ENDPOINT_URL, --option endpoint=..., allow_http for http://)?"
+        }
+        _ => "the storage failed",
+    }
+}
+
+/// A suggestion in the words of this command line.
+pub fn advice(s: &Suggestion) -> String {
+    match s {
+        Suggestion::Init => "run `strata init` to create one".into(),
+        Suggestion::RepairObjects => "`strata fsck --repair` (with --remote NAME for a remote's object) writes it again from an intact copy".into(),
+        Suggestion::CheckRefRecords => {
+            "`strata fsck` (with --remote NAME for a remote) says what to do".into()
+        }
+        Suggestion::ListTables => "`strata table list` shows the tables".into(),
+        Suggestion::ListBranches => "`strata branch` lists the branches".into(),
+        Suggestion::ListTags => "`strata tag` lists the tags".into(),
+        Suggestion::ChooseImportMode => "use --mode append, upsert or replace to change it".into(),
+        Suggestion::Upsert => "use --mode upsert to overwrite it".into(),
+        Suggestion::RevisionSyntax => "give a branch, tag, commit id, HEAD, REV~N or REV^".into(),
+        Suggestion::CommitOrDiscard => {
+            "commit them first (or discard them with 'strata reset --hard')".into()
+        }
+        Suggestion::CheckoutAnother => "check out another branch first".into(),
+        Suggestion::AddRemote { name } => format!("add one with `strata remote add {name} URL`"),
+        Suggestion::PullThenPush => "run `strata pull` to combine them, then push again".into(),
+        Suggestion::FetchThenPush => "fetch and check, then push again".into(),
+        Suggestion::ForceTag => "use --force to replace it".into(),
+        Suggestion::SafeStore => "use a store that does (S3, MinIO, Ceph, GCS, Azure, a local folder), or accept the risk with --option allow_unsafe_store=true".into(),
+        Suggestion::WaitForGc { remote } => format!(
+            "wait for it to finish. If it was interrupted, run `strata gc --remote {remote}` in the repository that started it, or `strata gc --remote {remote} --break-lock` if you are sure it is not running"
+        ),
+        Suggestion::ResolveConflicts { pull: false } => "see them with 'strata conflicts show', resolve with 'strata conflicts resolve --ours|--theirs' (or import/delete the rows), then 'strata commit'; 'strata merge --abort' undoes the merge".into(),
+        Suggestion::ResolveConflicts { pull: true } => "see them with 'strata conflicts show', resolve with 'strata conflicts resolve --ours|--theirs' (or import/delete the rows), then 'strata commit' and push; 'strata merge --abort' undoes it".into(),
+        Suggestion::FinishOrAbortMerge => {
+            "finish it with 'strata commit' or undo it with 'strata merge --abort'".into()
+        }
+        Suggestion::SeeProblems => "each line above says what to do".into(),
+        _ => "see 'strata --help'".into(),
+    }
+}

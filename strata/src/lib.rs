@@ -1,0 +1,62 @@
+//! Strata: version control for tables whose remotes live in object storage.
+//!
+//! A repository holds tables (an Arrow schema and a primary key). Rows, sorted by key, are
+//! stored as content-addressed Parquet chunks cut by the keys themselves, so a one-row edit
+//! rewrites about one chunk, and diff, merge and push cost follow the size of the change.
+//! Commits, branches, tags, row- and cell-level diff, three-way merge, time travel; push,
+//! fetch, pull and clone against a folder or any object store, over one protocol
+//! (docs/protocol.md).
+//!
+//! [`Repository`] is the one entry point: the `strata` command line and the Python package
+//! are built on it.
+//!
+//! ```no_run
+//! # async fn demo() -> strata::Result<()> {
+//! use strata::{NoProgress, Repository, ScanOptions};
+//!
+//! let repo = Repository::open(".").await?;
+//! let scan = repo
+//!     .scan("orders", &ScanOptions { rev: Some("v1".into()), ..Default::default() })
+//!     .await?;
+//! let batches = scan.collect().await?;
+//! # Ok(()) }
+//! ```
+
+mod data;
+mod diff;
+mod error;
+mod history;
+mod maintenance;
+mod merge;
+mod refs;
+mod remotes;
+mod repository;
+mod worktree;
+
+pub use data::{
+    ExportFormat, FileFormat, Key, KeyRange, KeyValue, Scan, ScanOptions, TableInfo, TableSummary,
+    WriteMode, WriteOptions, WriteReport,
+};
+pub use diff::{Change, Diff, DiffOptions, RowDiff, SchemaEvent, TableEvent, TableStat};
+pub use error::{Error, Result, StorageFault, Suggestion};
+pub use history::{CommitDetail, CommitInfo};
+pub use maintenance::{FsckOptions, FsckProblem, FsckReport, GcOptions, GcReport, Repair};
+pub use merge::{CellConflict, ConflictInfo, MergeOptions, MergeOutcome, Side};
+pub use refs::RefInfo;
+pub use remotes::{
+    check_options, clone_dir_name, CloneOptions, CloneReport, FetchReport, FetchedBranch,
+    ForceWithLease, PullOptions, PullReport, PushOptions, PushReport, PushedRef, RefMove,
+    Rejection, RemoteDetail, RemoteInfo, RemoteRef,
+};
+pub use repository::{Author, Repository, DOT_DIR};
+pub use worktree::{
+    CheckoutOptions, Committed, HeadRef as Head, MergingStatus, Status, TableChange, UpstreamStatus,
+};
+
+pub use strata_engine::progress::NoProgress;
+pub use strata_engine::schema::ColumnDef;
+pub use strata_engine::{ChunkParams, ErrorKind, ObjectId, Progress};
+
+/// The Arrow types the API speaks in.
+pub use arrow_array::{RecordBatch, RecordBatchReader};
+pub use arrow_schema::{Schema, SchemaRef};

@@ -1,0 +1,540 @@
+//! Remotes: configure them, and push, fetch, pull and clone over the one sync protocol
+//! (docs/protocol.md, section 6) on any backend: a folder, S3 and its compatibles, GCS, Azure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use strata_engine::repo::Head;
+use strata_engine::store::RefKind;
+use strata_engine::{ObjectId, Progress};
+use strata_remote::config::{self, RemoteConfig};
+use strata_remote::push::{Lease, UpdateKind};
+use strata_remote::url::Location;
+use strata_remote::Remote;
+
+use crate::error::{Error, Result};
+use crate::merge::{MergeOptions, MergeOutcome};
+use crate::repository::{Author, Repository};
+
+/// A configured remote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteInfo {
+    pub name: String,
+    pub url: String,
+    /// Non-secret options (endpoint, region, ...).
+    pub options: BTreeMap<String, String>,
+}
+
+/// A branch or tag on a remote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteRef {
+    pub name: String,
+    pub commit: ObjectId,
+}
+
+/// A remote as it is now (read from it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteDetail {
+    pub name: String,
+    pub url: String,
+    pub options: BTreeMap<String, String>,
+    pub branches: Vec<RemoteRef>,
+    pub tags: Vec<RemoteRef>,
+}
+
+/// Option keys that would hold secrets: refused, since options are stored in the
+/// repository. Secrets come from the environment or a credentials file.
+const SECRET_OPTIONS: [&str; 6] = [
+    "secret_access_key",
+    "aws_secret_access_key",
+    "session_token",
+    "aws_session_token",
+    "password",
+    "token",
+];
+
+/// Checks remote options: keys are lower-cased; a secret is refused.
+pub fn check_options(options: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (k, v) in options {
+        let key = k.trim().to_ascii_lowercase();
+        if SECRET_OPTIONS.iter().any(|s| key.contains(s)) {
+            return Err(Error::invalid(format!(
+                "option '{k}' is a secret; secrets are read from the environment or a profile, never stored"
+            )));
+        }
+        out.insert(key, v.trim().to_string());
+    }
+    Ok(out)
+}
+
+/// How a forced push checks the remote branch first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForceWithLease {
+    /// The remote branch must be where `REMOTE/BRANCH` says it was at the last fetch.
+    Tracking,
+    /// `branch` on the remote must be at `expected` (a revision; `None`: must not exist).
+    Expected {
+        branch: String,
+        expected: Option<String>,
+    },
+}
+
+/// What to push.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// The remote (default: the current branch's upstream's, else `origin`, else the only one).
+    pub remote: Option<String>,
+    /// Branches to push (default: the current branch, unless tags or deletes are pushed).
+    pub branches: Vec<String>,
+    /// Branches to delete on the remote.
+    pub delete: Vec<String>,
+    /// Move remote branches even when it is not a fast-forward.
+    pub force: bool,
+    pub force_with_lease: Option<ForceWithLease>,
+    /// All refs move, or none.
+    pub atomic: bool,
+    /// Push every tag too.
+    pub tags: bool,
+    /// Remember `REMOTE/BRANCH` as each pushed branch's upstream.
+    pub set_upstream: bool,
+    /// How long to wait for garbage collections on the remote (default: `STRATA_GC_WAIT`
+    /// seconds, else 120).
+    pub gc_wait: Option<Duration>,
+}
+
+/// How a ref moved on the remote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefMove {
+    UpToDate,
+    Created,
+    FastForward,
+    Forced,
+    /// Forced over a damaged ref record (its old commit unknown).
+    Replaced,
+    Deleted,
+}
+
+/// One ref a push moved (or found up to date).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PushedRef {
+    pub name: String,
+    /// `branch` or `tag`.
+    pub kind: &'static str,
+    pub old: Option<ObjectId>,
+    pub new: Option<ObjectId>,
+    #[serde(rename = "move")]
+    pub moved: RefMove,
+}
+
+/// A ref the remote did not take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// Why, in one line.
+    pub message: String,
+}
+
+/// What a push did.
+#[derive(Debug, Serialize)]
+pub struct PushReport {
+    pub remote: String,
+    pub url: String,
+    pub updates: Vec<PushedRef>,
+    pub rejected: Vec<Rejection>,
+    /// Objects and bytes uploaded.
+    pub objects: u64,
+    pub bytes: u64,
+    #[serde(skip)]
+    first_rejection: Option<strata_remote::Error>,
+    #[serde(skip)]
+    atomic: bool,
+}
+
+impl PushReport {
+    /// The push as an error when a ref was rejected (the first rejection, with its advice).
+    pub fn error(&mut self) -> Option<Error> {
+        let first = self.first_rejection.take()?;
+        if self.atomic {
+            let moved = self
+                .updates
+                .iter()
+                .filter(|u| u.moved != RefMove::UpToDate)
+                .count();
+            if moved == 0 {
+                return Some(Error::Remote(strata_remote::Error::Invalid(format!(
+                    "atomic push refused: no ref was moved ({first})"
+                ))));
+            }
+        }
+        Some(first.into())
+    }
+}
+
+/// One remote branch a fetch moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FetchedBranch {
+    pub branch: String,
+    /// Where the remote-tracking branch was (none: new).
+    pub old: Option<ObjectId>,
+    pub new: ObjectId,
+}
+
+/// What a fetch did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FetchReport {
+    pub remote: String,
+    pub url: String,
+    pub updated: Vec<FetchedBranch>,
+    /// Remote-tracking branches removed (their branch is gone from the remote).
+    pub pruned: Vec<String>,
+    /// Tags created locally.
+    pub new_tags: Vec<String>,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+impl FetchReport {
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.updated.is_empty() && self.pruned.is_empty() && self.new_tags.is_empty()
+    }
+}
+
+/// What to pull.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// The remote (default: the upstream's, else the default remote).
+    pub remote: Option<String>,
+    /// The remote branch (default: the upstream's, else the current branch's name).
+    pub branch: Option<String>,
+    /// Refuse unless the merge is a fast-forward.
+    pub ff_only: bool,
+    pub author: Option<Author>,
+}
+
+/// What a pull did: the fetch, then the merge of `REMOTE/BRANCH`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PullReport {
+    pub fetch: FetchReport,
+    /// `origin/main`.
+    pub merged: String,
+    pub outcome: MergeOutcome,
+}
+
+/// Options of a clone.
+#[derive(Debug, Clone, Default)]
+pub struct CloneOptions {
+    /// The branch to check out (default: `main`, else the first branch by name).
+    pub branch: Option<String>,
+    /// Remote options (endpoint, region, ...), stored for `origin`.
+    pub options: BTreeMap<String, String>,
+}
+
+/// What a clone made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CloneReport {
+    pub dir: PathBuf,
+    /// The branch checked out (none: the remote has no branches).
+    pub branch: Option<String>,
+}
+
+/// The folder a clone of `url` makes by default: the last part of the URL.
+pub fn clone_dir_name(url: &str) -> Option<String> {
+    url.trim_end_matches('/')
+        .rsplit(['/', '\\'])
+        .next()
+        .filter(|s| !s.is_empty() && !s.contains(':'))
+        .map(str::to_string)
+}
+
+/// A number of seconds (fractions allowed) from the environment variable `name`, if set.
+pub(crate) fn seconds_from_env(name: &str) -> Result<Option<Duration>> {
+    match std::env::var(name) {
+        Ok(v) => {
+            let secs: f64 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{name}='{v}' is not a number of seconds; set it to e.g. 2 or 120"
+                    ))
+                })?;
+            Ok(Some(Duration::from_secs_f64(secs)))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+impl Repository {
+    /// The configured remotes, by name.
+    pub async fn remotes(&self) -> Result<Vec<RemoteInfo>> {
+        Ok(config::remotes(&self.inner)
+            .await?
+            .into_iter()
+            .map(|(name, c)| RemoteInfo {
+                name,
+                url: c.url,
+                options: c.options,
+            })
+            .collect())
+    }
+
+    /// Adds a remote. Options hold no secrets (refused). A cloud store is checked now: it
+    /// must be reachable and enforce conditional writes.
+    pub async fn add_remote(
+        &self,
+        name: &str,
+        url: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<RemoteInfo> {
+        let location = Location::parse(url, self.root())?;
+        let mut conf = RemoteConfig {
+            url: location.to_url(),
+            options: check_options(options)?,
+            verified: false,
+        };
+        strata_engine::names::validate_name("remote", name)?;
+        if config::remotes(&self.inner).await?.contains_key(name) {
+            return Err(Error::Remote(strata_remote::Error::RemoteExists {
+                name: name.into(),
+            }));
+        }
+        if matches!(location, Location::Cloud { .. }) {
+            let writer = self.inner.refs().writer().to_string();
+            let remote = Remote::open_url(name, &conf.url, &conf, self.root(), &writer, false)?;
+            conf.verified = remote.ensure_trusted().await?;
+        }
+        config::add_remote(&self.inner, name, conf.clone()).await?;
+        Ok(RemoteInfo {
+            name: name.into(),
+            url: conf.url,
+            options: conf.options,
+        })
+    }
+
+    /// Removes a remote and its remote-tracking branches.
+    pub async fn remove_remote(&self, name: &str) -> Result<()> {
+        Ok(config::remove_remote(&self.inner, name).await?)
+    }
+
+    /// A remote with its branches and tags, read from it now.
+    pub async fn remote(&self, name: &str) -> Result<RemoteDetail> {
+        let c = config::remote(&self.inner, name).await?;
+        let r = Remote::configured(&self.inner, name, false).await?;
+        r.check().await?;
+        let refs = |list: Vec<(String, ObjectId)>| {
+            list.into_iter()
+                .map(|(name, commit)| RemoteRef { name, commit })
+                .collect()
+        };
+        Ok(RemoteDetail {
+            name: name.into(),
+            url: c.url,
+            options: c.options,
+            branches: refs(r.refs.list(RefKind::Branch).await?),
+            tags: refs(r.refs.list(RefKind::Tag).await?),
+        })
+    }
+
+    /// The remote to use when none is named.
+    async fn remote_or_default(&self, name: Option<&str>) -> Result<String> {
+        match name {
+            Some(n) => Ok(n.to_string()),
+            None => Ok(config::default_remote(&self.inner).await?),
+        }
+    }
+
+    /// Uploads branches (and tags) and moves them on the remote: objects first, then each
+    /// ref by a compare-and-swap of its log. A branch the remote moved meanwhile, or that
+    /// is not a fast-forward, is rejected ([`PushReport::error`]).
+    pub async fn push(&self, opts: &PushOptions, progress: &dyn Progress) -> Result<PushReport> {
+        let repo = &self.inner;
+        let name = self.remote_or_default(opts.remote.as_deref()).await?;
+        let mut branches = opts.branches.clone();
+        if branches.is_empty() && opts.delete.is_empty() && !opts.tags {
+            match repo.head().await? {
+                Head::Branch(b) => branches.push(b),
+                Head::Detached(_) => {
+                    return Err(Error::InvalidState {
+                        message: "HEAD is detached: name the branch to push".into(),
+                        suggestion: None,
+                    })
+                }
+            }
+        }
+        let lease = match &opts.force_with_lease {
+            None => None,
+            Some(ForceWithLease::Tracking) => Some(Lease::Tracking),
+            Some(ForceWithLease::Expected { branch, expected }) => {
+                // A full id is taken as it is (git accepts ids it has never fetched).
+                let expected = match expected {
+                    None => None,
+                    Some(e) => match e.parse::<ObjectId>() {
+                        Ok(id) => Some(id),
+                        Err(_) => Some(repo.resolve(e).await?),
+                    },
+                };
+                Some(Lease::Expected(branch.clone(), expected))
+            }
+        };
+        let gc_wait = match opts.gc_wait {
+            Some(w) => Some(w),
+            None => seconds_from_env("STRATA_GC_WAIT")?,
+        };
+        let engine_opts = strata_remote::push::PushOptions {
+            force: opts.force,
+            lease,
+            atomic: opts.atomic,
+            tags: opts.tags,
+            set_upstream: opts.set_upstream,
+            gc_wait,
+        };
+        let r = Remote::configured(repo, &name, true).await?;
+        let report =
+            strata_remote::push::push(repo, &r, &branches, &opts.delete, &engine_opts, progress)
+                .await?;
+        let updates = report
+            .updates
+            .iter()
+            .map(|u| PushedRef {
+                name: u.name.name.clone(),
+                kind: u.name.kind.noun(),
+                old: u.old,
+                new: u.new,
+                moved: match u.kind {
+                    UpdateKind::UpToDate => RefMove::UpToDate,
+                    UpdateKind::Created => RefMove::Created,
+                    UpdateKind::FastForward => RefMove::FastForward,
+                    UpdateKind::Forced => RefMove::Forced,
+                    UpdateKind::Replaced => RefMove::Replaced,
+                    UpdateKind::Deleted => RefMove::Deleted,
+                },
+            })
+            .collect();
+        let rejected = report
+            .rejected
+            .iter()
+            .map(|e| Rejection {
+                message: e.to_string(),
+            })
+            .collect();
+        Ok(PushReport {
+            remote: name,
+            url: r.url.clone(),
+            updates,
+            rejected,
+            objects: report.transferred.objects,
+            bytes: report.transferred.bytes,
+            first_rejection: report.rejected.into_iter().next(),
+            atomic: opts.atomic,
+        })
+    }
+
+    /// Downloads every branch and tag of a remote (default: the default remote), reading its
+    /// refs afresh, and moves the remote-tracking branches. `prune` removes those whose
+    /// branch is gone.
+    pub async fn fetch(
+        &self,
+        remote: Option<&str>,
+        prune: bool,
+        progress: &dyn Progress,
+    ) -> Result<FetchReport> {
+        let name = self.remote_or_default(remote).await?;
+        let r = Remote::configured(&self.inner, &name, false).await?;
+        let report = strata_remote::fetch::fetch(&self.inner, &r, prune, progress).await?;
+        Ok(FetchReport {
+            remote: name,
+            url: r.url.clone(),
+            updated: report
+                .updated
+                .into_iter()
+                .map(|(branch, old, new)| FetchedBranch { branch, old, new })
+                .collect(),
+            pruned: report.pruned,
+            new_tags: report.new_tags,
+            objects: report.transferred.objects,
+            bytes: report.transferred.bytes,
+        })
+    }
+
+    /// Fetches, then merges the remote branch into the current branch (a fast-forward when
+    /// possible). The remote and branch default to the current branch's upstream.
+    pub async fn pull(&self, opts: &PullOptions, progress: &dyn Progress) -> Result<PullReport> {
+        let repo = &self.inner;
+        let current = match repo.head().await? {
+            Head::Branch(b) => Some(b),
+            Head::Detached(_) => None,
+        };
+        let upstream = match &current {
+            Some(b) => config::upstream(repo, b).await?,
+            None => None,
+        };
+        let name = match (&opts.remote, &upstream) {
+            (Some(r), _) => r.clone(),
+            (None, Some(u)) => u.remote.clone(),
+            (None, None) => config::default_remote(repo).await?,
+        };
+        let branch = match (&opts.branch, &upstream, &current) {
+            (Some(b), _, _) => b.clone(),
+            (None, Some(u), _) if u.remote == name => u.branch.clone(),
+            (None, _, Some(c)) => c.clone(),
+            (None, _, None) => {
+                return Err(Error::InvalidState {
+                    message: "HEAD is detached: name the branch to pull".into(),
+                    suggestion: None,
+                })
+            }
+        };
+        let fetch = self.fetch(Some(&name), false, progress).await?;
+        let tracking = format!("{name}/{branch}");
+        if repo.remote_tracking(&name, &branch).await?.is_none() {
+            return Err(Error::Remote(strata_remote::Error::UnknownRemoteBranch {
+                remote: name,
+                branch,
+            }));
+        }
+        let merge = MergeOptions {
+            message: Some(format!("Merge {tracking}")),
+            no_ff: false,
+            ff_only: opts.ff_only,
+            author: opts.author.clone(),
+        };
+        let outcome = self.merge(&tracking, &merge).await?;
+        Ok(PullReport {
+            fetch,
+            merged: tracking,
+            outcome,
+        })
+    }
+
+    /// Copies the repository at `url` into the folder `dir` (which must be empty or not
+    /// exist), adds it as the remote `origin`, and checks out a branch. A failed clone
+    /// removes what it created.
+    pub async fn clone(
+        url: &str,
+        dir: &Path,
+        opts: &CloneOptions,
+        progress: &dyn Progress,
+    ) -> Result<(Repository, CloneReport)> {
+        let conf = RemoteConfig {
+            url: url.to_string(),
+            options: check_options(&opts.options)?,
+            verified: false,
+        };
+        let (repo, branch) =
+            strata_remote::fetch::clone(url, dir, opts.branch.as_deref(), conf, progress).await?;
+        let repo = Repository::from_engine(repo)?;
+        Ok((
+            repo,
+            CloneReport {
+                dir: dir.to_path_buf(),
+                branch,
+            },
+        ))
+    }
+}

@@ -1,0 +1,184 @@
+//! The working state: what HEAD is, what changed since it, committing, switching and
+//! resetting.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use strata_engine::repo::{Head, TableStatus};
+use strata_engine::store::RefKind;
+use strata_engine::ObjectId;
+
+use crate::error::Result;
+use crate::repository::{Author, Repository};
+
+/// How one table differs between two versions (HEAD and the working tables, or a commit and
+/// its parent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableChange {
+    pub table: String,
+    /// `added`, `removed` or `modified`.
+    pub state: &'static str,
+    pub added: u64,
+    pub removed: u64,
+    pub modified: u64,
+    pub schema_changed: bool,
+}
+
+impl From<TableStatus> for TableChange {
+    fn from(s: TableStatus) -> Self {
+        TableChange {
+            table: s.table,
+            state: s.state,
+            added: s.rows.added,
+            removed: s.rows.removed,
+            modified: s.rows.modified,
+            schema_changed: s.schema_changed,
+        }
+    }
+}
+
+/// A merge that stopped on conflicts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MergingStatus {
+    /// The commit being merged in.
+    pub theirs: ObjectId,
+    /// What it was called (`feature`, `origin/main`).
+    pub name: String,
+    /// Conflicting rows left, per table.
+    pub conflicts: BTreeMap<String, usize>,
+}
+
+/// How the current branch compares with its upstream, as of the last fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpstreamStatus {
+    /// `origin/main`.
+    pub name: String,
+    /// Commits here that the upstream lacks (none when the upstream is gone).
+    pub ahead: Option<usize>,
+    /// Commits of the upstream that are not here.
+    pub behind: Option<usize>,
+    /// The remote-tracking branch no longer exists.
+    pub gone: bool,
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// The branch checked out (none when HEAD is detached).
+    pub branch: Option<String>,
+    /// The commit HEAD is detached at.
+    pub detached: Option<ObjectId>,
+    /// HEAD's commit (none on a branch without commits).
+    pub head: Option<ObjectId>,
+    pub merging: Option<MergingStatus>,
+    pub upstream: Option<UpstreamStatus>,
+    /// Tables that differ from HEAD.
+    pub tables: Vec<TableChange>,
+}
+
+/// What HEAD names.
+pub use strata_engine::repo::Head as HeadRef;
+
+/// Options of [`Repository::checkout`].
+#[derive(Debug, Clone, Default)]
+pub struct CheckoutOptions {
+    /// Create a branch named like the target, starting here (a revision), and switch to it.
+    pub create_from: Option<String>,
+    /// Discard uncommitted changes (and a merge in progress).
+    pub force: bool,
+}
+
+/// A commit just made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Committed {
+    pub id: ObjectId,
+    /// The branch it was made on (none on a detached HEAD).
+    pub branch: Option<String>,
+}
+
+impl Repository {
+    /// What HEAD names: a branch, or a commit (detached).
+    pub async fn head(&self) -> Result<Head> {
+        Ok(self.inner.head().await?)
+    }
+
+    /// The commit HEAD points at (none on a branch without commits).
+    pub async fn head_commit(&self) -> Result<Option<ObjectId>> {
+        Ok(self.inner.head_commit().await?)
+    }
+
+    /// The working tables compared with HEAD, a merge in progress, and the upstream.
+    pub async fn status(&self) -> Result<Status> {
+        let repo = &self.inner;
+        let head = repo.head().await?;
+        let head_commit = repo.commit_of(&head).await?;
+        let tables = repo.status().await?.into_iter().map(Into::into).collect();
+        let merging = repo.merge_state().await?.map(|m| MergingStatus {
+            theirs: m.theirs,
+            name: m.theirs_name.clone(),
+            conflicts: m
+                .tables
+                .iter()
+                .map(|(t, c)| (t.clone(), c.conflicts.len()))
+                .collect(),
+        });
+        let mut upstream = None;
+        if let (Head::Branch(b), Some(local)) = (&head, head_commit) {
+            if let Some(u) = strata_remote::config::upstream(repo, b).await? {
+                let counts = match repo.remote_tracking(&u.remote, &u.branch).await? {
+                    Some(t) => Some(repo.ahead_behind(local, t).await?),
+                    None => None,
+                };
+                upstream = Some(UpstreamStatus {
+                    name: format!("{}/{}", u.remote, u.branch),
+                    ahead: counts.map(|c| c.0),
+                    behind: counts.map(|c| c.1),
+                    gone: counts.is_none(),
+                });
+            }
+        }
+        let (branch, detached) = match head {
+            Head::Branch(b) => (Some(b), None),
+            Head::Detached(id) => (None, Some(id)),
+        };
+        Ok(Status {
+            branch,
+            detached,
+            head: head_commit,
+            merging,
+            upstream,
+            tables,
+        })
+    }
+
+    /// Records every working change as a new commit on the current branch (there is no
+    /// staging step). `author` defaults to this handle's, then to the environment's
+    /// (`STRATA_AUTHOR`).
+    pub async fn commit(&self, message: &str, author: Option<&Author>) -> Result<Committed> {
+        let author = self.author(author)?;
+        let id = self.inner.commit(message, author.as_str()).await?;
+        let branch = match self.inner.head().await? {
+            Head::Branch(b) => Some(b),
+            Head::Detached(_) => None,
+        };
+        Ok(Committed { id, branch })
+    }
+
+    /// Switches to a branch, or to any revision (detached), replacing the working tables.
+    /// Refuses over uncommitted changes unless `force`.
+    pub async fn checkout(&self, target: &str, opts: &CheckoutOptions) -> Result<Head> {
+        if let Some(start) = &opts.create_from {
+            self.inner.ensure_clean(opts.force).await?;
+            self.inner
+                .create_ref(RefKind::Branch, target, Some(start))
+                .await?;
+        }
+        Ok(self.inner.checkout(target, opts.force).await?)
+    }
+
+    /// Moves the current branch (or a detached HEAD) to `rev` and discards every working
+    /// change and a merge in progress.
+    pub async fn reset_hard(&self, rev: &str) -> Result<ObjectId> {
+        Ok(self.inner.reset_hard(rev).await?)
+    }
+}
