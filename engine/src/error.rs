@@ -142,6 +142,17 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// The storage did not answer as needed after several tries (the text says what was
+    /// being done).
+    #[error("{0}")]
+    Unavailable(String),
+
+    /// A write whose outcome could not be settled: it may have happened, or may still happen
+    /// (a request applied late). Nothing built on it may be cleaned up; running the command
+    /// again finds out.
+    #[error("the outcome of {what} is unknown ({detail})")]
+    UnknownOutcome { what: String, detail: String },
+
     /// The repository's state does not allow the operation now (the text says why).
     #[error("{0}")]
     State(String),
@@ -181,21 +192,6 @@ pub enum ErrorKind {
     Io,
 }
 
-impl ErrorKind {
-    /// The kind of a storage failure.
-    pub fn of_storage(e: &object_store::Error) -> Self {
-        use object_store::Error as E;
-        match e {
-            E::NotFound { .. } => ErrorKind::NotFound,
-            E::AlreadyExists { .. } | E::Precondition { .. } => ErrorKind::Conflict,
-            E::PermissionDenied { .. } | E::Unauthenticated { .. } => ErrorKind::PermissionDenied,
-            E::NotSupported { .. } | E::NotImplemented { .. } => ErrorKind::Unsupported,
-            E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => ErrorKind::InvalidInput,
-            _ => ErrorKind::Unavailable,
-        }
-    }
-}
-
 impl Error {
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
@@ -213,7 +209,8 @@ impl Error {
             Error::CorruptObject { .. }
             | Error::CorruptRef { .. }
             | Error::MissingObject { .. } => K::Corrupt,
-            Error::Storage { source, .. } => ErrorKind::of_storage(source),
+            Error::Storage { source, .. } => crate::store::storage_kind(source),
+            Error::Unavailable(_) | Error::UnknownOutcome { .. } => K::Unavailable,
             Error::Io { .. } => K::Io,
             Error::RefConflict { .. } | Error::Fenced { .. } | Error::KeyExists { .. } => {
                 K::Conflict
@@ -234,6 +231,11 @@ impl Error {
             | Error::Invalid(_)
             | Error::NotSorted => K::InvalidInput,
         }
+    }
+
+    /// True when a write may or may not have happened (see [`Error::UnknownOutcome`]).
+    pub fn is_unknown_outcome(&self) -> bool {
+        matches!(self, Error::UnknownOutcome { .. })
     }
 
     /// True when a conditional ref update lost to a concurrent writer.

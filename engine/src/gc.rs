@@ -9,14 +9,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::store::{layout, list_all, storage_error, ObjectKind, Objects, RefKind};
+use crate::store::{delete_opt, get_opt, layout, list_all, ObjectKind, Objects, RefKind};
 
 /// Requests in flight at once while marking and deleting.
 const CONCURRENCY: usize = 16;
@@ -194,13 +193,7 @@ pub async fn sweep(
     let mut done: HashSet<ObjectKey> = HashSet::new();
     while !wave.is_empty() {
         stream::iter(wave.iter().copied())
-            .map(|(kind, id)| async move {
-                let path = kind.path(&id);
-                match objects.store().delete(&path).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(storage_error(&path, e)),
-                }
-            })
+            .map(|(kind, id)| async move { delete_opt(objects.store(), &kind.path(&id)).await })
             .buffer_unordered(CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
@@ -230,14 +223,9 @@ pub async fn sweep(
         .copied()
         .collect();
     for (kind, id) in rest {
-        let path = kind.path(&id);
-        match objects.store().delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
-                swept.objects += 1;
-                swept.bytes += garbage.get(&(kind, id)).copied().unwrap_or(0);
-            }
-            Err(e) => return Err(storage_error(&path, e)),
-        }
+        delete_opt(objects.store(), &kind.path(&id)).await?;
+        swept.objects += 1;
+        swept.bytes += garbage.get(&(kind, id)).copied().unwrap_or(0);
     }
     Ok(swept)
 }
@@ -283,14 +271,10 @@ impl Repository {
         let remotes = layout::local("remotes");
         let metas = list_all(self.store(), &remotes).await?;
         for m in metas {
-            let bytes = self
-                .store()
-                .get(&m.location)
-                .await
-                .map_err(|e| storage_error(&m.location, e))?
-                .bytes()
-                .await
-                .map_err(|e| storage_error(&m.location, e))?;
+            // Removed since the listing (a fetch pruning it): nothing to keep.
+            let Some(bytes) = get_opt(self.store(), &m.location).await? else {
+                continue;
+            };
             let id: ObjectId = serde_json::from_slice(&bytes).map_err(|e| Error::BadInput {
                 path: m.location.to_string(),
                 message: format!(

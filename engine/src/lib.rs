@@ -22,6 +22,7 @@ pub mod merging;
 pub mod names;
 pub mod progress;
 pub mod repo;
+pub mod retry;
 pub mod schema;
 pub mod store;
 pub mod table;

@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use object_store::local::LocalFileSystem;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, SystemClock};
@@ -18,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::names::validate_name;
 use crate::store::objects::{check_format, encode_json};
-use crate::store::{layout, storage_error, Objects, RefKind, RefLog, RefName};
+use crate::store::{layout, Objects, RefKind, RefLog, RefName};
 use crate::table::TableObject;
 
 /// Name of the folder that holds a repository's data.
@@ -65,6 +63,13 @@ pub struct TableStatus {
     pub schema_changed: bool,
 }
 
+/// Held while a command changes the checkout's state ([`Repository::lock_state`]);
+/// released when dropped.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
 /// A repository opened from disk.
 #[derive(Debug, Clone)]
 pub struct Repository {
@@ -78,22 +83,7 @@ pub struct Repository {
 }
 
 fn local_store(dot: &Path) -> Result<Arc<dyn ObjectStore>> {
-    let fs = LocalFileSystem::new_with_prefix(dot).map_err(|e| Error::Storage {
-        path: dot.display().to_string(),
-        source: e,
-    })?;
-    Ok(Arc::new(fs))
-}
-
-async fn get_opt(
-    store: &Arc<dyn ObjectStore>,
-    path: &object_store::path::Path,
-) -> Result<Option<Bytes>> {
-    match store.get(path).await {
-        Ok(r) => Ok(Some(r.bytes().await.map_err(|e| storage_error(path, e))?)),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(storage_error(path, e)),
-    }
+    crate::store::local_folder(dot)
 }
 
 /// Opens (creating if needed) a lock file under `local/`.
@@ -152,6 +142,30 @@ impl Repository {
                 source: e,
             }),
         }
+    }
+
+    /// Serialises the commands that change this checkout's state (the working tables, HEAD,
+    /// a merge in progress, local and remote-tracking refs, remotes): each holds this lock
+    /// from its first read of that state to its last write, as git does with its lock files,
+    /// so two commands never overwrite each other's changes. A command that finds the lock
+    /// taken waits for it.
+    pub async fn lock_state(&self) -> Result<StateLock> {
+        let path = self.root.join(DOT_DIR).join("local").join("state.lock");
+        let file = open_lock_file(&path).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        match file.try_lock() {
+            Ok(()) => return Ok(StateLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::Io { path, source: e }),
+        }
+        tracing::info!("waiting for another strata command in this repository to finish");
+        let waited = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+            .await
+            .map_err(|e| Error::Invalid(format!("waiting for the repository lock failed: {e}")))?;
+        let file = waited.map_err(|e| Error::Io { path, source: e })?;
+        Ok(StateLock { _file: file })
     }
 
     /// Takes the lock file `local/NAME` exclusively, for as long as the returned file lives;
@@ -249,6 +263,11 @@ impl Repository {
     ) -> Result<Self> {
         let location = root.join(DOT_DIR).display().to_string();
         let lock = take_shared_lock(&root.join(DOT_DIR).join("local").join("lock"));
+        // The state lock's file exists from the start, so that a command's first use of it
+        // (even a refused one's) adds nothing to the repository.
+        if let Err(e) = open_lock_file(&root.join(DOT_DIR).join("local").join("state.lock")) {
+            tracing::debug!(error = %e, "no state lock file (a read-only repository?)");
+        }
         Ok(Repository {
             lock,
             objects: Objects::new(store.clone(), location),
@@ -257,6 +276,28 @@ impl Repository {
             root,
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Who this checkout is, beyond its writer id (which a copy of the folder shares): the
+    /// host, the folder of its data and that folder's file identity. A remote garbage
+    /// collection records it in its lock, so that only this checkout resumes it.
+    pub fn checkout_identity(&self) -> String {
+        let dot = self.root.join(DOT_DIR);
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "unknown-host".into());
+        let file_id = match std::fs::metadata(&dot) {
+            #[cfg(unix)]
+            Ok(m) => {
+                use std::os::unix::fs::MetadataExt;
+                format!("{}:{}", m.dev(), m.ino())
+            }
+            #[cfg(not(unix))]
+            Ok(m) => format!("{:?}", m.created().ok()),
+            Err(_) => "?".into(),
+        };
+        format!("{host}:{}:{file_id}", dot.display())
     }
 
     /// Replaces the clock (for reproducible commits).
@@ -319,11 +360,7 @@ impl Repository {
     }
 
     pub async fn delete_local(&self, name: &str) -> Result<()> {
-        let path = layout::local(name);
-        match self.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(storage_error(&path, e)),
-        }
+        crate::store::delete_opt(&self.store, &layout::local(name)).await
     }
 
     // ---- HEAD and working state ----
@@ -642,11 +679,7 @@ impl Repository {
             }
             let mut found = Vec::new();
             let dir = layout::object_dir(&lower[..2]);
-            let listing = self
-                .store
-                .list_with_delimiter(Some(&dir))
-                .await
-                .map_err(|e| storage_error(&dir, e))?;
+            let listing = crate::store::list_dir(&self.store, &dir).await?;
             for o in listing.objects {
                 let Some(name) = o.location.filename() else {
                     continue;
@@ -691,11 +724,7 @@ impl Repository {
     /// All remote-tracking branches of `remote`.
     pub async fn remote_tracking_list(&self, remote: &str) -> Result<Vec<(String, ObjectId)>> {
         let dir = layout::local(&format!("remotes/{remote}"));
-        let listing = self
-            .store
-            .list_with_delimiter(Some(&dir))
-            .await
-            .map_err(|e| storage_error(&dir, e))?;
+        let listing = crate::store::list_dir(&self.store, &dir).await?;
         let mut out = Vec::new();
         for o in listing.objects {
             let Some(branch) = o.location.filename() else {
@@ -893,7 +922,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     store: &Arc<dyn ObjectStore>,
     path: &object_store::path::Path,
 ) -> Result<Option<T>> {
-    match get_opt(store, path).await? {
+    match crate::store::get_opt(store, path).await? {
         None => Ok(None),
         Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
@@ -909,10 +938,5 @@ async fn put_json<T: Serialize>(
     path: &object_store::path::Path,
     value: &T,
 ) -> Result<()> {
-    let bytes = encode_json(value)?;
-    store
-        .put(path, PutPayload::from_bytes(bytes))
-        .await
-        .map_err(|e| storage_error(path, e))?;
-    Ok(())
+    crate::store::put(store, path, encode_json(value)?).await
 }

@@ -198,43 +198,60 @@ pub async fn concurrent_writers_lose_nothing(
     }
 }
 
-/// A ref write whose response is lost still reports the truth (read back by nonce).
+/// A ref write whose response is lost still reports the truth (read back by nonce), and a
+/// write that failed without landing is tried again: each lands exactly once.
 pub async fn a_lost_response_is_resolved_by_reading_back(store: Arc<dyn ObjectStore>) {
     let name = RefName::branch(&unique("lost")).expect("name");
-    let state = RefLog::new(store.clone(), "w")
-        .read(&name)
+    let clean = RefLog::new(store.clone(), "setup");
+    let state = clean.read(&name).await.expect("read");
+    let state = clean
+        .update(&state, Some(commit_id(6)), 0)
         .await
-        .expect("read");
-    // Call 1 is the record's create-only put: it lands, but its response is lost.
-    let faulty: Arc<dyn ObjectStore> =
-        Arc::new(FaultStore::new(store.clone(), 1, Fault::LoseResponse));
-    let log = RefLog::new(faulty, "w");
+        .expect("create the ref");
+    // Call 1 is the next record's create-only put: it lands, but its response is lost.
+    let faulty = Arc::new(FaultStore::new(store.clone(), 1, Fault::LoseResponse));
+    let log = RefLog::new(faulty.clone(), "w");
     let after = log
         .update(&state, Some(commit_id(7)), 0)
         .await
         .expect("a write that landed must be reported as a success");
-    assert_eq!(after.commit(), Some(commit_id(7)));
+    assert!(
+        faulty.fired().is_some_and(|f| f.starts_with("put")),
+        "{:?}",
+        faulty.fired()
+    );
+    assert_eq!((after.seq, after.commit()), (2, Some(commit_id(7))));
     let read = RefLog::new(store.clone(), "r")
         .read(&name)
         .await
         .expect("read");
-    assert_eq!(read.seq, 1);
-    // A failed write that did not land is reported as a failure and leaves nothing.
-    let faulty: Arc<dyn ObjectStore> = Arc::new(FaultStore::new(store.clone(), 1, Fault::Fail));
-    let err = RefLog::new(faulty, "w")
+    assert_eq!((read.seq, read.commit()), (2, Some(commit_id(7))));
+    // A write that failed without landing is tried again, and lands once.
+    let faulty = Arc::new(FaultStore::new(store.clone(), 1, Fault::Fail));
+    let after = RefLog::new(faulty.clone(), "w")
         .update(&read, Some(commit_id(8)), 0)
-        .await;
-    match err {
-        // The retry after the injected failure succeeds: the write landed exactly once.
-        Ok(s) => assert_eq!(s.seq, 2),
-        Err(e) => {
-            assert!(!e.is_conflict(), "an unlanded write is not a conflict: {e}");
-            assert_eq!(
-                RefLog::new(store, "r").read(&name).await.expect("read").seq,
-                1
-            );
-        }
-    }
+        .await
+        .expect("a failed request is tried again");
+    assert!(
+        faulty.fired().is_some_and(|f| f.starts_with("put")),
+        "{:?}",
+        faulty.fired()
+    );
+    assert_eq!(after.seq, 3);
+    let read = RefLog::new(store.clone(), "r")
+        .read(&name)
+        .await
+        .expect("read");
+    assert_eq!((read.seq, read.commit()), (3, Some(commit_id(8))));
+    let records = RefLog::new(store, "r")
+        .records(&name)
+        .await
+        .expect("records");
+    assert_eq!(
+        records.records.len(),
+        3,
+        "one record per acknowledged write"
+    );
 }
 
 /// While one task stores objects and then moves a ref to them, readers that follow the ref

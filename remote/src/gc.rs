@@ -12,13 +12,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 use strata_engine::gc::{self as engine_gc, GcReport, Swept};
+use strata_engine::retry::{Attempt, Retry};
+use strata_engine::store::log::{NumberedLog, Outcome};
 use strata_engine::store::objects::{check_format, encode_json};
-use strata_engine::store::{create_only, layout, Objects, RefKind, RefName};
+use strata_engine::store::{self, layout, Objects, RefKind, RefName};
 use strata_engine::Progress;
 
 use crate::error::{Error, Result};
@@ -41,6 +42,10 @@ pub struct GcLock {
     pub time: i64,
     /// Whether that collection holds the lock (`false`: it released it).
     pub held: bool,
+    /// The checkout that runs it (host, folder and file identity of its `.strata`): copies
+    /// of one checkout share the writer id, never this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
 }
 
 /// One ref record a push may create.
@@ -72,51 +77,38 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     remote: &Remote,
     path: &Path,
 ) -> Result<Option<std::result::Result<T, String>>> {
-    match remote.store.get(path).await {
-        Ok(r) => {
-            let bytes = r.bytes().await.map_err(|e| remote.storage(path, e))?;
-            Ok(Some(
-                serde_json::from_slice(&bytes).map_err(|e| format!("{path} does not decode: {e}")),
-            ))
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(remote.storage(path, e)),
-    }
+    let bytes = store::get_opt(&remote.store, path)
+        .await
+        .map_err(|e| remote.located(e))?;
+    Ok(bytes.map(|b| decode(path, &b)))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+) -> std::result::Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("{path} does not decode: {e}"))
 }
 
 /// Everything stored under `dir` on the remote.
 async fn list(remote: &Remote, dir: &Path) -> Result<Vec<object_store::ObjectMeta>> {
-    remote
-        .store
-        .list(Some(dir))
-        .try_collect()
+    store::list_all(&remote.store, dir)
         .await
-        .map_err(|e| remote.storage(dir, e))
+        .map_err(|e| remote.located(e))
+}
+
+/// The lock's log of records.
+fn lock_log(remote: &Remote) -> NumberedLog {
+    NumberedLog::new(remote.store.clone(), layout::gc_lock_dir())
 }
 
 /// The newest record of the lock: its number, and what it says (`Err`: it does not decode).
 async fn newest_lock_record(
     remote: &Remote,
 ) -> Result<Option<(u64, std::result::Result<GcLock, String>)>> {
-    let dir = layout::gc_lock_dir();
-    for _ in 0..5 {
-        let metas = list(remote, &dir).await?;
-        let newest = metas
-            .iter()
-            .filter_map(|m| m.location.filename().and_then(layout::parse_record_seq))
-            .max();
-        let Some(seq) = newest else {
-            return Ok(None);
-        };
-        // Gone since the listing: compaction removed it, so a newer one exists.
-        if let Some(record) = get_json::<GcLock>(remote, &layout::gc_lock_record(seq)).await? {
-            return Ok(Some((seq, record)));
-        }
-    }
-    Err(Error::Invalid(format!(
-        "the garbage collection lock {}/{dir} kept changing while it was read; retry",
-        remote.url
-    )))
+    let log = lock_log(remote);
+    let newest = log.newest(0).await.map_err(|e| remote.located(e))?;
+    Ok(newest.map(|(seq, bytes)| (seq, decode(&log.record(seq), &bytes))))
 }
 
 /// The collection a lock record says holds the lock, if any. A record that does not decode
@@ -134,6 +126,7 @@ fn holder(seq: u64, record: std::result::Result<GcLock, String>) -> Result<Optio
             writer: "unknown".into(),
             time: 0,
             held: true,
+            holder: None,
         })),
     }
 }
@@ -156,12 +149,15 @@ impl Announcement {
     /// Removes the lease. A lease left behind (a crash) is harmless: it pins the records it
     /// names against compaction, nothing more.
     pub async fn withdraw(self) {
-        match self.store.delete(&self.path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => {
-                tracing::warn!(lease = %self.path, error = %e, "could not remove a push lease")
-            }
+        if let Err(e) = store::delete_opt(&self.store, &self.path).await {
+            tracing::warn!(lease = %self.path, error = %e, "could not remove a push lease")
         }
+    }
+
+    /// Leaves the lease in place: a write of the push may still land (its outcome is
+    /// unknown), and the lease is what makes a garbage collection fence it first.
+    pub fn keep(self) {
+        tracing::info!(lease = %self.path, "leaving the push lease: a ref write's outcome is unknown");
     }
 }
 
@@ -179,12 +175,9 @@ pub async fn announce(
         slots,
     };
     let path = layout::lease(&uuid::Uuid::new_v4().to_string());
-    let bytes = encode_json(&lease)?;
-    remote
-        .store
-        .put(&path, PutPayload::from_bytes(bytes))
+    store::put(&remote.store, &path, encode_json(&lease)?)
         .await
-        .map_err(|e| remote.storage(&path, e))?;
+        .map_err(|e| remote.located(e))?;
     let announcement = Announcement {
         store: remote.store.clone(),
         path,
@@ -233,9 +226,12 @@ pub struct GcOptions {
     pub dry_run: bool,
     /// Take the lock even though another collection holds it (the user says it is dead).
     pub break_lock: bool,
-    /// Take over a lock held by this same repository: the caller guarantees (with a local
-    /// lock) that no other collection from this repository runs, so that one was interrupted.
+    /// Take over a lock held by this same checkout (`holder`): the caller guarantees (with a
+    /// local lock) that no other collection from this checkout runs, so that one was
+    /// interrupted.
     pub resume_own: bool,
+    /// Who runs this collection (see [`GcLock::holder`]).
+    pub holder: Option<String>,
     /// How long to give pushes in flight to finish before fencing them (default
     /// [`LEASE_GRACE`]; zero fences at once).
     pub lease_grace: Option<Duration>,
@@ -277,12 +273,16 @@ pub async fn collect(
         };
         return Ok(report);
     }
+    // The lock and the fences are create-only writes: refuse a store that does not enforce
+    // them (probed once per remote, unless the caller recorded that it passed).
+    remote.ensure_trusted().await?;
     let ours = GcLock {
         format: GC_FORMAT,
         id: uuid::Uuid::new_v4().to_string(),
         writer: remote.refs.writer().to_string(),
         time,
         held: true,
+        holder: opts.holder.clone(),
     };
     let (seq, took_over) = acquire_lock(remote, &ours, opts).await?;
     report.took_over = took_over.map(|l| l.id);
@@ -327,8 +327,12 @@ async fn collect_locked(
     let marked = mark(remote, cache).await?;
     let (garbage, kept) = engine_gc::partition(listed, &marked);
     report.gc.kept = kept;
+    // Nothing is deleted unless this collection still holds the lock: one that was taken
+    // over (`--break-lock` elsewhere) stops here.
+    ensure_held(remote, lock_seq, id).await?;
     report.gc.removed = engine_gc::sweep(&remote.objects, &garbage, progress).await?;
     // 5. Compact the ref logs, keeping every record a lease names.
+    ensure_held(remote, lock_seq, id).await?;
     for kind in [RefKind::Branch, RefKind::Tag] {
         for name in remote.refs.names(kind).await? {
             let pinned = fences.pins.get(&name).cloned().unwrap_or_default();
@@ -371,13 +375,17 @@ async fn acquire_lock(
     ours: &GcLock,
     opts: &GcOptions,
 ) -> Result<(u64, Option<GcLock>)> {
-    for _ in 0..5 {
+    let attempt = |_| async move {
         let (seq, took_over) = match newest_lock_record(remote).await? {
             None => (1, None),
             Some((n, record)) => match holder(n, record)? {
                 None => (n + 1, None),
                 Some(found) => {
-                    let own = opts.resume_own && found.writer == ours.writer;
+                    // Only the same checkout resumes its own collection: a copy of the
+                    // folder has the same writer id but another holder.
+                    let own = opts.resume_own
+                        && found.writer == ours.writer
+                        && found.holder == ours.holder;
                     if !(opts.break_lock || own) {
                         return Err(Error::GcRunning {
                             url: remote.url.clone(),
@@ -391,50 +399,62 @@ async fn acquire_lock(
             },
         };
         if !create_lock_record(remote, seq, ours).await? {
-            continue;
+            return Ok(Attempt::Again(format!(
+                "lock record {seq} is another collection's"
+            )));
         }
         // Still the newest, and still ours (on a store whose create-only puts can both
         // succeed, the later one's content is what everyone reads).
-        match newest_lock_record(remote).await? {
-            Some((newest, Ok(record))) if newest == seq && record.id == ours.id => {
-                if let Some(found) = &took_over {
-                    tracing::warn!(remote = %remote.name, gc = %found.id, "took over the garbage collection lock");
-                }
-                return Ok((seq, took_over));
-            }
-            // A number below the newest, or another collection's: not the lock. Look again.
-            _ => continue,
+        if !holds(remote, seq, &ours.id).await? {
+            return Ok(Attempt::Again(format!(
+                "lock record {seq} is not the newest"
+            )));
         }
+        if let Some(found) = &took_over {
+            tracing::warn!(remote = %remote.name, gc = %found.id, "took over the garbage collection lock");
+        }
+        Ok(Attempt::Done((seq, took_over)))
+    };
+    Retry::at_once(5)
+        .run(
+            &format!("taking the garbage collection lock of {}", remote.url),
+            attempt,
+        )
+        .await
+}
+
+/// Whether record `seq`, written by collection `id`, is the lock's newest record.
+async fn holds(remote: &Remote, seq: u64, id: &str) -> Result<bool> {
+    Ok(matches!(
+        newest_lock_record(remote).await?,
+        Some((newest, Ok(record))) if newest == seq && record.id == id && record.held
+    ))
+}
+
+/// Stops a collection whose lock was taken over (`--break-lock` elsewhere): checked before
+/// every step that deletes.
+async fn ensure_held(remote: &Remote, seq: u64, id: &str) -> Result<()> {
+    if holds(remote, seq, id).await? {
+        return Ok(());
     }
+    let by = match current_lock(remote).await? {
+        Some(l) => format!("collection {}", l.id),
+        None => "nobody (it was released)".into(),
+    };
     Err(Error::Invalid(format!(
-        "could not take the garbage collection lock {}/{}; retry",
-        remote.url,
-        layout::gc_lock_dir()
+        "garbage collection {id} stopped: its lock on {} is now held by {by}; nothing more was deleted",
+        remote.url
     )))
 }
 
-/// Creates lock record `seq` (create-only). A failure, or an unknown outcome, is settled by
-/// reading the record back: `true` if it is this collection's, `false` if another's.
+/// Creates lock record `seq` (create-only): `true` if it is this collection's, `false` if
+/// another's (an unclear outcome is settled by reading the record back).
 async fn create_lock_record(remote: &Remote, seq: u64, record: &GcLock) -> Result<bool> {
-    let path = layout::gc_lock_record(seq);
-    let put = remote
-        .store
-        .put_opts(
-            &path,
-            PutPayload::from_bytes(encode_json(record)?),
-            create_only(),
-        )
-        .await;
-    let Err(e) = put else {
-        return Ok(true);
-    };
-    match get_json::<GcLock>(remote, &path).await? {
-        Some(Ok(found)) => Ok(found.id == record.id),
-        Some(Err(_)) => Ok(false),
-        // Taken, then removed again by compaction: not ours.
-        None if matches!(e, object_store::Error::AlreadyExists { .. }) => Ok(false),
-        None => Err(remote.storage(&path, e)),
-    }
+    let outcome = lock_log(remote)
+        .create(seq, encode_json(record)?)
+        .await
+        .map_err(|e| remote.located(e))?;
+    Ok(outcome == Outcome::Won)
 }
 
 /// Releases the lock held by record `seq`: creates the next record, saying so. If that
@@ -448,21 +468,10 @@ async fn release_lock(remote: &Remote, ours: &GcLock, seq: u64) -> Result<()> {
     if !create_lock_record(remote, seq + 1, &released).await? {
         return Ok(());
     }
-    let dir = layout::gc_lock_dir();
-    let metas = list(remote, &dir).await?;
-    for m in metas {
-        let old = m
-            .location
-            .filename()
-            .and_then(layout::parse_record_seq)
-            .is_some_and(|n| n <= seq);
-        if old {
-            match remote.store.delete(&m.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(remote.storage(&m.location, e)),
-            }
-        }
-    }
+    lock_log(remote)
+        .remove_below(seq + 1, &BTreeSet::new())
+        .await
+        .map_err(|e| remote.located(e))?;
     Ok(())
 }
 
@@ -489,11 +498,10 @@ async fn let_pushes_finish(
     lock_seq: u64,
     grace: Duration,
 ) -> Result<()> {
-    let lock_time = remote
-        .store
-        .head(&layout::gc_lock_record(lock_seq))
+    let lock_time = store::head_opt(&remote.store, &layout::gc_lock_record(lock_seq))
         .await
         .ok()
+        .flatten()
         .map(|m| m.last_modified);
     let mut waiting: BTreeSet<Path> = metas
         .iter()

@@ -58,8 +58,13 @@ pub struct RefUpdate {
 /// The outcome of a push: the refs that moved (or were up to date) and those rejected.
 #[derive(Debug, Default)]
 pub struct PushReport {
+    /// Refs that moved (and stay moved), or were up to date.
     pub updates: Vec<RefUpdate>,
     pub rejected: Vec<Error>,
+    /// Refs an atomic push moved, then moved back to their old values (new records).
+    pub rolled_back: Vec<RefName>,
+    /// Refs an atomic push moved and could not move back, with why: they stay moved.
+    pub rollback_failed: Vec<(RefName, String)>,
     pub transferred: TransferStats,
 }
 
@@ -82,9 +87,7 @@ pub async fn push(
     progress: &dyn Progress,
 ) -> Result<PushReport> {
     remote.ensure_initialized().await?;
-    if remote.ensure_trusted().await? {
-        config::mark_verified(repo, &remote.name).await?;
-    }
+    remote.ensure_trusted_in(repo).await?;
     let mut wanted: Vec<(RefName, Option<ObjectId>)> = Vec::new();
     for b in branches {
         let name = RefName::branch(b)?;
@@ -262,7 +265,12 @@ async fn attempt(
         return Ok(Attempt::Done(report));
     }
     let outcome = upload_and_move(repo, remote, current, report, opts, progress).await;
-    lease.withdraw().await;
+    match &outcome {
+        // A ref write that may still land: the lease must stay, so that a collection fences
+        // it before deleting anything it names (docs/protocol.md, section 8).
+        Err(Error::Engine(e)) if e.is_unknown_outcome() => lease.keep(),
+        _ => lease.withdraw().await,
+    }
     outcome
 }
 
@@ -326,8 +334,24 @@ async fn upload_and_move(
             Err(e) if e.is_fence() => {
                 // A garbage collection may have deleted what this attempt relied on: the
                 // refs not moved yet are pushed again, from the start, once it has finished.
+                // An atomic push first moves back the refs it moved, so that all of them
+                // move together in the next attempt.
                 tracing::info!(r#ref = %name, "fenced by a garbage collection; pushing again after it");
                 let stats = report.transferred;
+                if opts.atomic {
+                    undo(repo, remote, moved, &mut report).await;
+                    if !report.rollback_failed.is_empty() {
+                        report.rejected.push(Error::Invalid(format!(
+                            "{name} was fenced by a garbage collection"
+                        )));
+                        return Ok(Attempt::Done(report));
+                    }
+                    return Ok(Attempt::Fenced {
+                        moved: Vec::new(),
+                        stats,
+                        lock: None,
+                    });
+                }
                 let moved = report
                     .updates
                     .into_iter()
@@ -343,23 +367,44 @@ async fn upload_and_move(
                 let rejection = Error::Moved {
                     branch: name.name.clone(),
                 };
+                report.rejected.push(rejection);
                 if opts.atomic {
-                    roll_back(repo, remote, moved).await;
-                    report.updates.clear();
-                    report.rejected.push(rejection);
+                    undo(repo, remote, moved, &mut report).await;
                     return Ok(Attempt::Done(report));
                 }
-                report.rejected.push(rejection);
             }
             Err(e) => {
-                if opts.atomic {
-                    roll_back(repo, remote, moved).await;
+                if opts.atomic && !e.is_unknown_outcome() {
+                    undo(repo, remote, moved, &mut report).await;
+                    report.rejected.push(Error::Engine(e));
+                    return Ok(Attempt::Done(report));
                 }
                 return Err(e.into());
             }
         }
     }
     Ok(Attempt::Done(report))
+}
+
+/// Moves refs that an atomic push already moved back to their old values (new records), and
+/// records in the report which came back and which could not.
+async fn undo(
+    repo: &Repository,
+    remote: &Remote,
+    moved: Vec<(RefState, Option<ObjectId>)>,
+    report: &mut PushReport,
+) {
+    for (state, old) in moved {
+        let name = state.name.clone();
+        report.updates.retain(|u| u.name != name);
+        match remote.refs.update(&state, old, repo.now()).await {
+            Ok(_) => report.rolled_back.push(name),
+            Err(e) => {
+                tracing::warn!(r#ref = %name, error = %e, "could not roll back an atomic push");
+                report.rollback_failed.push((name, e.to_string()));
+            }
+        }
+    }
 }
 
 /// 6. Remembers where the remote branches are now (and the upstreams with `-u`).
@@ -445,14 +490,5 @@ async fn check(
         Err(Error::NonFastForward {
             branch: name.name.clone(),
         })
-    }
-}
-
-/// Moves refs that an atomic push already moved back to their old values (new records).
-async fn roll_back(repo: &Repository, remote: &Remote, moved: Vec<(RefState, Option<ObjectId>)>) {
-    for (state, old) in moved {
-        if let Err(e) = remote.refs.update(&state, old, repo.now()).await {
-            tracing::warn!(r#ref = %state.name, error = %e, "could not roll back an atomic push");
-        }
     }
 }

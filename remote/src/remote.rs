@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStore;
 use strata_engine::repo::{Marker, REPO_FORMAT};
 use strata_engine::store::objects::{check_format, encode_json};
-use strata_engine::store::{create_only, layout, Objects, RefLog};
+use strata_engine::store::{self, layout, Objects, RefLog};
 use strata_engine::Repository;
 
 use crate::config::{self, RemoteConfig};
@@ -41,6 +41,13 @@ impl Remote {
             verified: Arc::new(AtomicBool::new(false)),
             allow_unsafe: false,
         }
+    }
+
+    /// The same remote, taken as having passed the conditional-write probe (a store the
+    /// caller checked already).
+    pub fn assume_trusted(self) -> Self {
+        self.verified.store(true, Ordering::SeqCst);
+        self
     }
 
     /// Opens a URL. `create`: a missing folder is made (push and clone targets).
@@ -84,6 +91,14 @@ impl Remote {
         Ok(true)
     }
 
+    /// [`Remote::ensure_trusted`], recording a passed probe in `repo`'s configuration.
+    pub async fn ensure_trusted_in(&self, repo: &Repository) -> Result<()> {
+        if self.ensure_trusted().await? {
+            config::mark_verified(repo, &self.name).await?;
+        }
+        Ok(())
+    }
+
     /// Opens the remote configured under `name` in `repo`.
     pub async fn configured(repo: &Repository, name: &str, create: bool) -> Result<Self> {
         let config = config::remote(repo, name).await?;
@@ -94,19 +109,18 @@ impl Remote {
     /// Checks that the remote holds a strata repository this build can read.
     pub async fn check(&self) -> Result<()> {
         let path = layout::marker();
-        let bytes = match self.store.get(&path).await {
-            Ok(r) => r.bytes().await.map_err(|e| self.storage(&path, e))?,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::NotARepository {
-                    url: self.url.clone(),
-                    reason: if self.is_empty().await? {
-                        "it is empty; push to it first".into()
-                    } else {
-                        format!("it holds other data and no {}", layout::MARKER)
-                    },
-                })
-            }
-            Err(e) => return Err(self.storage(&path, e)),
+        let Some(bytes) = store::get_opt(&self.store, &path)
+            .await
+            .map_err(|e| self.located(e))?
+        else {
+            return Err(Error::NotARepository {
+                url: self.url.clone(),
+                reason: if self.is_empty().await? {
+                    "it is empty; push to it first".into()
+                } else {
+                    format!("it holds other data and no {}", layout::MARKER)
+                },
+            });
         };
         let marker: Marker = serde_json::from_slice(&bytes).map_err(|e| Error::NotARepository {
             url: self.url.clone(),
@@ -133,31 +147,30 @@ impl Remote {
             kind: "strata-repository".into(),
         };
         let bytes: Bytes = encode_json(&marker)?;
-        let path = layout::marker();
-        match self
-            .store
-            .put_opts(&path, PutPayload::from_bytes(bytes), create_only())
+        // Racing initializers write the same bytes: whichever lands, the check below reads a
+        // marker (and an unclear outcome is settled by that read too).
+        store::create(&self.store, &layout::marker(), bytes)
             .await
-        {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => self.check().await,
-            Err(e) => Err(self.storage(&path, e)),
-        }
+            .map_err(|e| self.located(e))?;
+        self.check().await
     }
 
     async fn is_empty(&self) -> Result<bool> {
-        use futures::StreamExt;
-        let mut listing = self.store.list(None);
-        match listing.next().await {
-            None => Ok(true),
-            Some(Ok(_)) => Ok(false),
-            Some(Err(e)) => Err(self.storage(&object_store::path::Path::from(""), e)),
-        }
+        store::is_empty(&self.store)
+            .await
+            .map_err(|e| self.located(e))
     }
 
-    pub(crate) fn storage(&self, path: &object_store::path::Path, e: object_store::Error) -> Error {
-        Error::Engine(strata_engine::Error::Storage {
-            path: format!("{}/{}", self.url.trim_end_matches('/'), path),
-            source: e,
-        })
+    /// A storage error of this remote, with the key given as a full URL.
+    pub(crate) fn located(&self, e: strata_engine::Error) -> Error {
+        match e {
+            strata_engine::Error::Storage { path, source } => {
+                Error::Engine(strata_engine::Error::Storage {
+                    path: format!("{}/{}", self.url.trim_end_matches('/'), path),
+                    source,
+                })
+            }
+            other => Error::Engine(other),
+        }
     }
 }

@@ -22,7 +22,22 @@ pub enum Fault {
     Fail,
     /// Perform the call, then report an error (the response was lost).
     LoseResponse,
+    /// Report an error at once and keep the write, to be performed later (after the client
+    /// gave up): [`FaultStore::apply_late`] performs it. Other calls fail as [`Fault::Fail`].
+    ApplyLater,
+    /// Answer a write the way object_store reports S3's `409 ConditionalRequestConflict`
+    /// (another request for the key in flight): "already exists", without writing. Other
+    /// calls fail as [`Fault::Fail`].
+    Conflict,
+    /// Store only the first half of the bytes of an object (`objects/`, `chunks/`), then
+    /// report an error: a file cut short by a power failure, or a write torn on a store without
+    /// atomic puts. Other calls fail as [`Fault::Fail`] (ref and lock records are created
+    /// atomically on every supported store).
+    Torn,
 }
+
+/// A write kept by [`Fault::ApplyLater`].
+type Late = (Path, PutPayload, PutOptions);
 
 /// Fails, or loses the response of, the `k`-th storage call (1-based), once.
 #[derive(Debug)]
@@ -38,6 +53,7 @@ struct FaultState {
     calls: AtomicU64,
     /// Set once the fault has fired: which call it hit.
     fired: Mutex<Option<String>>,
+    late: Mutex<Option<Late>>,
 }
 
 impl FaultState {
@@ -64,7 +80,17 @@ impl FaultStore {
                 fault,
                 calls: AtomicU64::new(0),
                 fired: Mutex::new(None),
+                late: Mutex::new(None),
             }),
+        }
+    }
+
+    /// Performs the write that [`Fault::ApplyLater`] kept, if any; returns its outcome.
+    pub async fn apply_late(&self) -> Option<Result<PutResult>> {
+        let late = self.state.late.lock().ok().and_then(|mut l| l.take());
+        match late {
+            Some((path, payload, opts)) => Some(self.inner.put_opts(&path, payload, opts).await),
+            None => None,
         }
     }
 
@@ -112,6 +138,32 @@ impl ObjectStore for FaultStore {
             Some(Fault::Fail) => Err(Self::error(location)),
             Some(Fault::LoseResponse) => {
                 self.inner.put_opts(location, payload, opts).await?;
+                Err(Self::error(location))
+            }
+            Some(Fault::ApplyLater) => {
+                if let Ok(mut l) = self.state.late.lock() {
+                    *l = Some((location.clone(), payload, opts));
+                }
+                Err(object_store::Error::Generic {
+                    store: "fault",
+                    source: format!("timed out writing {location} (it may still be applied)")
+                        .into(),
+                })
+            }
+            Some(Fault::Conflict) => Err(object_store::Error::AlreadyExists {
+                path: location.to_string(),
+                source: "409 Conflict: ConditionalRequestConflict (injected)".into(),
+            }),
+            Some(Fault::Torn)
+                if !(location.as_ref().starts_with("objects/")
+                    || location.as_ref().starts_with("chunks/")) =>
+            {
+                Err(Self::error(location))
+            }
+            Some(Fault::Torn) => {
+                let bytes: Bytes = payload.into();
+                let half = bytes.slice(0..bytes.len() / 2);
+                self.inner.put(location, half.into()).await?;
                 Err(Self::error(location))
             }
             None => self.inner.put_opts(location, payload, opts).await,
@@ -506,5 +558,232 @@ impl ObjectStore for HookStore {
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// A store whose writes to keys under a prefix stall: the first is held and applied only when
+/// the test says so ([`StallStore::apply_late`]), as a request the server applies after the
+/// client gave up; further writes to those keys time out without effect until
+/// [`StallStore::heal`]. Everything else passes through.
+pub struct StallStore {
+    inner: Arc<dyn ObjectStore>,
+    prefix: String,
+    late: Mutex<Option<Late>>,
+    healed: std::sync::atomic::AtomicBool,
+}
+
+impl StallStore {
+    pub fn new(inner: Arc<dyn ObjectStore>, prefix: &str) -> Self {
+        StallStore {
+            inner,
+            prefix: prefix.to_string(),
+            late: Mutex::new(None),
+            healed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Performs the held write, if any; returns its outcome.
+    pub async fn apply_late(&self) -> Option<Result<PutResult>> {
+        let late = self.late.lock().ok().and_then(|mut l| l.take());
+        match late {
+            Some((path, payload, opts)) => Some(self.inner.put_opts(&path, payload, opts).await),
+            None => None,
+        }
+    }
+
+    /// Lets writes through again.
+    pub fn heal(&self) {
+        self.healed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a write is being held.
+    pub fn holds_a_write(&self) -> bool {
+        self.late.lock().map(|l| l.is_some()).unwrap_or(false)
+    }
+}
+
+impl fmt::Debug for StallStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StallStore({}, {})", self.inner, self.prefix)
+    }
+}
+
+impl fmt::Display for StallStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StallStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for StallStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        if self.healed.load(Ordering::SeqCst) || !location.as_ref().starts_with(&self.prefix) {
+            return self.inner.put_opts(location, payload, opts).await;
+        }
+        if let Ok(mut l) = self.late.lock() {
+            if l.is_none() {
+                *l = Some((location.clone(), payload, opts));
+            }
+        }
+        Err(object_store::Error::Generic {
+            store: "stall",
+            source: format!("timed out writing {location}").into(),
+        })
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// A store on a case-insensitive file system (macOS, Windows, SMB shares): keys that differ
+/// only by case are one key, stored and listed under the case first written.
+pub struct CaseInsensitiveStore {
+    inner: Arc<dyn ObjectStore>,
+    /// Lower-cased key to the key as first written.
+    names: Mutex<std::collections::HashMap<String, Path>>,
+}
+
+impl CaseInsensitiveStore {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        CaseInsensitiveStore {
+            inner,
+            names: Mutex::new(Default::default()),
+        }
+    }
+
+    /// The key as stored: every component folded to the case it was first written with.
+    fn fold(&self, p: &Path) -> Path {
+        let Ok(mut names) = self.names.lock() else {
+            return p.clone();
+        };
+        let mut out = Path::default();
+        for part in p.parts() {
+            let next = out.clone().join(part.as_ref());
+            let key = next.as_ref().to_lowercase();
+            let kept = names.entry(key).or_insert(next).clone();
+            out = kept;
+        }
+        out
+    }
+}
+
+impl fmt::Debug for CaseInsensitiveStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CaseInsensitiveStore({})", self.inner)
+    }
+}
+
+impl fmt::Display for CaseInsensitiveStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CaseInsensitiveStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for CaseInsensitiveStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.inner
+            .put_opts(&self.fold(location), payload, opts)
+            .await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner
+            .put_multipart_opts(&self.fold(location), opts)
+            .await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(&self.fold(location), options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        let names: Vec<(String, Path)> = self
+            .names
+            .lock()
+            .map(|n| n.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let map: std::collections::HashMap<String, Path> = names.into_iter().collect();
+        let mapped = locations
+            .map(move |p| p.map(|p| map.get(&p.as_ref().to_lowercase()).cloned().unwrap_or(p)));
+        self.inner.delete_stream(Box::pin(mapped))
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        let p = prefix.map(|p| self.fold(p));
+        self.inner.list(p.as_ref())
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        let p = prefix.map(|p| self.fold(p));
+        self.inner.list_with_offset(p.as_ref(), &self.fold(offset))
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        let p = prefix.map(|p| self.fold(p));
+        self.inner.list_with_delimiter(p.as_ref()).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner
+            .copy_opts(&self.fold(from), &self.fold(to), options)
+            .await
     }
 }

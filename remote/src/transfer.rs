@@ -152,16 +152,30 @@ impl<'a> Transfer<'a> {
                 }
                 self.copy_table(table, &parents).await?;
             }
-            if self.trust_presence || !self.dst.exists(ObjectKind::Meta, &id).await? {
-                self.copy_object(ObjectKind::Meta, id).await?;
-            }
+            // Onto a remote a commit that is present (whole) was checked below just now.
+            self.copy_object(ObjectKind::Meta, id).await?;
         }
         Ok(())
     }
 
-    /// Copies one object's bytes (read and hash-checked from `src`).
+    /// Copies one object's bytes (read and hash-checked from `src`), unless `dst` holds it
+    /// whole already.
     async fn copy_object(&self, kind: ObjectKind, id: ObjectId) -> Result<()> {
         let bytes = self.src.get(kind, &id).await?;
+        self.put(kind, id, bytes).await
+    }
+
+    /// Stores `bytes` as `id` on `dst` unless it holds them whole already (a copy of another
+    /// size, cut short by a torn write, is written over).
+    async fn put(&self, kind: ObjectKind, id: ObjectId, bytes: bytes::Bytes) -> Result<()> {
+        if self.dst.holds(kind, &id, bytes.len() as u64).await? {
+            return Ok(());
+        }
+        self.store(kind, id, bytes).await
+    }
+
+    /// Stores `bytes` as `id` on `dst` (known not to hold them whole).
+    async fn store(&self, kind: ObjectKind, id: ObjectId, bytes: bytes::Bytes) -> Result<()> {
         let len = bytes.len();
         self.dst.put_with_id(kind, id, bytes).await?;
         self.count(len);
@@ -170,8 +184,12 @@ impl<'a> Transfer<'a> {
 
     /// Copies a table object and the parts of its index and chunks that `dst` lacks.
     pub async fn copy_table(&self, id: &ObjectId, parents: &[ObjectId]) -> Result<()> {
-        let exists = self.dst.exists(ObjectKind::Meta, id).await?;
-        if exists && self.trust_presence {
+        let table_bytes = self.src.get(ObjectKind::Meta, id).await?;
+        let whole = self
+            .dst
+            .holds(ObjectKind::Meta, id, table_bytes.len() as u64)
+            .await?;
+        if whole && self.trust_presence {
             return Ok(());
         }
         let table = TableObject::read(self.src, id).await?;
@@ -188,10 +206,10 @@ impl<'a> Transfer<'a> {
             chunks: present_chunks,
         };
         self.copy_node(table.index, &present).await?;
-        if exists {
-            return Ok(());
+        if !whole {
+            self.store(ObjectKind::Meta, *id, table_bytes).await?;
         }
-        self.copy_object(ObjectKind::Meta, *id).await
+        Ok(())
     }
 
     fn copy_node<'b>(&'b self, id: ObjectId, present: &'b Present) -> BoxFuture<'b, Result<()>> {
@@ -199,11 +217,14 @@ impl<'a> Transfer<'a> {
             if present.nodes.contains(&id) {
                 return Ok(());
             }
-            let exists = self.dst.exists(ObjectKind::Meta, &id).await?;
-            if exists && self.trust_presence {
+            let bytes = self.src.get(ObjectKind::Meta, &id).await?;
+            let whole = self
+                .dst
+                .holds(ObjectKind::Meta, &id, bytes.len() as u64)
+                .await?;
+            if whole && self.trust_presence {
                 return Ok(());
             }
-            let bytes = self.src.get(ObjectKind::Meta, &id).await?;
             let node: Node = serde_json::from_slice(&bytes).map_err(|e| {
                 strata_engine::Error::CorruptObject {
                     id: id.to_hex(),
@@ -211,16 +232,19 @@ impl<'a> Transfer<'a> {
                 }
             })?;
             if node.level == 0 {
-                let chunks: Vec<ObjectId> = node
+                let chunks: Vec<(ObjectId, u64)> = node
                     .entries
                     .iter()
-                    .map(|e| e.id)
-                    .filter(|c| !present.chunks.contains(c))
+                    .map(|e| (e.id, e.bytes))
+                    .filter(|(c, _)| !present.chunks.contains(c))
                     .collect();
                 stream::iter(chunks)
-                    .map(|c| async move {
-                        if !self.dst.exists(ObjectKind::Chunk, &c).await? {
-                            self.copy_object(ObjectKind::Chunk, c).await?;
+                    .map(|(c, len)| async move {
+                        // The index entry says how big the chunk is: a copy of another size
+                        // is damaged and is written again.
+                        if !self.dst.holds(ObjectKind::Chunk, &c, len).await? {
+                            let bytes = self.src.get(ObjectKind::Chunk, &c).await?;
+                            self.store(ObjectKind::Chunk, c, bytes).await?;
                         }
                         Ok::<_, crate::Error>(())
                     })
@@ -232,10 +256,8 @@ impl<'a> Transfer<'a> {
                     self.copy_node(e.id, present).await?;
                 }
             }
-            if !exists {
-                let len = bytes.len();
-                self.dst.put_with_id(ObjectKind::Meta, id, bytes).await?;
-                self.count(len);
+            if !whole {
+                self.store(ObjectKind::Meta, id, bytes).await?;
             }
             Ok(())
         })

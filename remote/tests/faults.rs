@@ -15,16 +15,20 @@ use strata_remote::testing::CountingStore;
 use strata_remote::Remote;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fault_at_any_storage_call_of_a_push_leaves_a_folder_remote_consistent_and_a_retry_completes(
+async fn a_fault_of_any_kind_at_any_storage_call_of_a_push_leaves_a_folder_remote_consistent_and_a_retry_completes(
 ) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    fault_matrix(|name| folder(&tmp.path().join(name))).await;
+    fault_matrix(|name| folder(&tmp.path().join(name)), &ALL_FAULTS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fault_at_any_storage_call_of_a_push_leaves_a_memory_remote_consistent_and_a_retry_completes(
+async fn a_fault_of_any_kind_at_any_storage_call_of_a_push_leaves_a_memory_remote_consistent_and_a_retry_completes(
 ) {
-    fault_matrix(|_| Arc::new(object_store::memory::InMemory::new())).await;
+    fault_matrix(
+        |_| Arc::new(object_store::memory::InMemory::new()),
+        &ALL_FAULTS,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

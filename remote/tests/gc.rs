@@ -6,6 +6,16 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use strata_remote::testing::Fault;
+
+/// Faults a collection must survive: lock and fence records are created atomically on every
+/// supported store, so torn writes are the push matrix's matter (objects).
+const GC_FAULTS: [Fault; 4] = [
+    Fault::Fail,
+    Fault::LoseResponse,
+    Fault::ApplyLater,
+    Fault::Conflict,
+];
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt};
 use strata_engine::edit::ImportMode;
@@ -280,6 +290,7 @@ async fn a_gc_lock_held_by_another_repository_is_refused_unless_broken() {
         writer: "other".into(),
         time: 0,
         held: true,
+        holder: None,
     };
     store
         .put(
@@ -349,11 +360,11 @@ async fn a_fault_at_any_storage_call_of_gc_leaves_a_folder_remote_consistent_and
 {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().to_path_buf();
-    gc_fault_matrix(|name| folder(&root.join(name))).await;
+    gc_fault_matrix(|name| folder(&root.join(name)), &GC_FAULTS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_at_any_storage_call_of_gc_leaves_a_memory_remote_consistent_and_a_retry_completes()
 {
-    gc_fault_matrix(|_| Arc::new(InMemory::new())).await;
+    gc_fault_matrix(|_| Arc::new(InMemory::new()), &GC_FAULTS).await;
 }

@@ -384,6 +384,7 @@ impl Repository {
         opts: &WriteOptions,
         progress: &dyn Progress,
     ) -> Result<WriteReport> {
+        let _lock = self.inner.lock_state().await?;
         let input = Input::arrow("the written batches", batches, &self.tmp_base());
         let engine_opts = EngineImport {
             mode: opts.mode,
@@ -405,6 +406,7 @@ impl Repository {
         keys: Box<dyn RecordBatchReader + Send>,
         progress: &dyn Progress,
     ) -> Result<WriteReport> {
+        let _lock = self.inner.lock_state().await?;
         let input = Input::arrow("the keys to delete", keys, &self.tmp_base());
         Ok(self
             .inner
@@ -423,6 +425,7 @@ impl Repository {
         opts: &WriteOptions,
         progress: &dyn Progress,
     ) -> Result<WriteReport> {
+        let _lock = self.inner.lock_state().await?;
         let engine_opts = EngineImport {
             mode: opts.mode,
             primary_key: opts.primary_key.clone(),
@@ -444,6 +447,7 @@ impl Repository {
         format: Option<FileFormat>,
         progress: &dyn Progress,
     ) -> Result<WriteReport> {
+        let _lock = self.inner.lock_state().await?;
         Ok(self
             .inner
             .delete_keys(table, path, format, progress)
@@ -475,11 +479,13 @@ impl Repository {
 
     /// Removes a table from the working tables (a change to commit).
     pub async fn drop_table(&self, name: &str) -> Result<()> {
+        let _lock = self.inner.lock_state().await?;
         Ok(self.inner.drop_table(name).await?)
     }
 
     /// Renames a working table (a change to commit).
     pub async fn rename_table(&self, from: &str, to: &str) -> Result<()> {
+        let _lock = self.inner.lock_state().await?;
         Ok(self.inner.rename_table(from, to).await?)
     }
 

@@ -112,6 +112,12 @@ impl Repository {
             }
             Some(name) => {
                 let r = Remote::configured(repo, name, false).await?;
+                if !opts.dry_run {
+                    // The collection's lock and fences are create-only writes: the store
+                    // must be one that enforces them.
+                    r.check().await?;
+                    r.ensure_trusted_in(repo).await?;
+                }
                 // Only one collection of a remote runs from this repository at a time;
                 // holding this lock proves that a lock on the remote carrying this
                 // repository's writer id belongs to a collection that was interrupted.
@@ -127,6 +133,7 @@ impl Repository {
                     dry_run: opts.dry_run,
                     break_lock: opts.break_lock,
                     resume_own: true,
+                    holder: Some(repo.checkout_identity()),
                     lease_grace: seconds_from_env("STRATA_GC_GRACE")?,
                 };
                 let result = strata_remote::gc::collect(

@@ -83,6 +83,16 @@ impl Repository {
     /// three-way merge, row by row and cell by cell. Conflicting rows stop the merge
     /// ([`MergeOutcome::Conflicts`]); the merge is then in progress.
     pub async fn merge(&self, rev: &str, opts: &MergeOptions) -> Result<MergeOutcome> {
+        let _lock = self.inner.lock_state().await?;
+        self.merge_locked(rev, opts).await
+    }
+
+    /// [`Repository::merge`], under the state lock the caller holds.
+    pub(crate) async fn merge_locked(
+        &self,
+        rev: &str,
+        opts: &MergeOptions,
+    ) -> Result<MergeOutcome> {
         let author = self.author(opts.author.as_ref())?;
         let engine_opts = strata_engine::merging::MergeOptions {
             message: opts.message.clone(),
@@ -98,6 +108,7 @@ impl Repository {
 
     /// Undoes a merge in progress: the working tables are exactly as before it.
     pub async fn merge_abort(&self) -> Result<()> {
+        let _lock = self.inner.lock_state().await?;
         Ok(self.inner.merge_abort().await?)
     }
 
@@ -131,6 +142,7 @@ impl Repository {
         table: Option<&str>,
         side: Side,
     ) -> Result<(usize, usize)> {
+        let _lock = self.inner.lock_state().await?;
         let n = self.inner.resolve_conflicts(table, side).await?;
         let left = self
             .inner

@@ -48,21 +48,25 @@ impl Repository {
 
     /// Creates a branch at `start` (default: HEAD); fails if it exists.
     pub async fn create_branch(&self, name: &str, start: Option<&str>) -> Result<ObjectId> {
+        let _lock = self.inner.lock_state().await?;
         Ok(self.inner.create_ref(RefKind::Branch, name, start).await?)
     }
 
     /// Deletes a branch (not the one checked out); returns the commit it named.
     pub async fn delete_branch(&self, name: &str) -> Result<ObjectId> {
+        let _lock = self.inner.lock_state().await?;
         Ok(self.inner.delete_ref(RefKind::Branch, name).await?)
     }
 
     /// Creates a tag at `rev` (default: HEAD); fails if it exists.
     pub async fn create_tag(&self, name: &str, rev: Option<&str>) -> Result<ObjectId> {
+        let _lock = self.inner.lock_state().await?;
         Ok(self.inner.create_ref(RefKind::Tag, name, rev).await?)
     }
 
     /// Deletes a tag; returns the commit it named.
     pub async fn delete_tag(&self, name: &str) -> Result<ObjectId> {
+        let _lock = self.inner.lock_state().await?;
         Ok(self.inner.delete_ref(RefKind::Tag, name).await?)
     }
 }

@@ -144,6 +144,10 @@ pub struct PushReport {
     pub url: String,
     pub updates: Vec<PushedRef>,
     pub rejected: Vec<Rejection>,
+    /// Refs an atomic push moved and then moved back (so that none stays moved).
+    pub rolled_back: Vec<String>,
+    /// Refs an atomic push moved and could not move back, with why: they stay moved.
+    pub rollback_failed: Vec<Rejection>,
     /// Objects and bytes uploaded.
     pub objects: u64,
     pub bytes: u64,
@@ -157,19 +161,30 @@ impl PushReport {
     /// The push as an error when a ref was rejected (the first rejection, with its advice).
     pub fn error(&mut self) -> Option<Error> {
         let first = self.first_rejection.take()?;
-        if self.atomic {
-            let moved = self
-                .updates
-                .iter()
-                .filter(|u| u.moved != RefMove::UpToDate)
-                .count();
-            if moved == 0 {
-                return Some(Error::Remote(strata_remote::Error::Invalid(format!(
-                    "atomic push refused: no ref was moved ({first})"
-                ))));
-            }
+        if !self.atomic {
+            return Some(first.into());
         }
-        Some(first.into())
+        let stayed: Vec<&str> = self
+            .updates
+            .iter()
+            .filter(|u| u.moved != RefMove::UpToDate)
+            .map(|u| u.name.as_str())
+            .chain(self.rollback_failed.iter().map(|r| r.message.as_str()))
+            .collect();
+        let message = if !stayed.is_empty() {
+            format!(
+                "atomic push failed part way ({first}); these refs were moved and could not be moved back: {}",
+                stayed.join("; ")
+            )
+        } else if !self.rolled_back.is_empty() {
+            format!(
+                "atomic push refused: no ref was left moved ({first}); {} moved and moved back",
+                self.rolled_back.join(", ")
+            )
+        } else {
+            format!("atomic push refused: no ref was moved ({first})")
+        };
+        Some(Error::Remote(strata_remote::Error::Invalid(message)))
     }
 }
 
@@ -292,6 +307,7 @@ impl Repository {
         url: &str,
         options: &BTreeMap<String, String>,
     ) -> Result<RemoteInfo> {
+        let _lock = self.inner.lock_state().await?;
         let location = Location::parse(url, self.root())?;
         let mut conf = RemoteConfig {
             url: location.to_url(),
@@ -319,6 +335,7 @@ impl Repository {
 
     /// Removes a remote and its remote-tracking branches.
     pub async fn remove_remote(&self, name: &str) -> Result<()> {
+        let _lock = self.inner.lock_state().await?;
         Ok(config::remove_remote(&self.inner, name).await?)
     }
 
@@ -353,6 +370,7 @@ impl Repository {
     /// ref by a compare-and-swap of its log. A branch the remote moved meanwhile, or that
     /// is not a fast-forward, is rejected ([`PushReport::error`]).
     pub async fn push(&self, opts: &PushOptions, progress: &dyn Progress) -> Result<PushReport> {
+        let _lock = self.inner.lock_state().await?;
         let repo = &self.inner;
         let name = self.remote_or_default(opts.remote.as_deref()).await?;
         let mut branches = opts.branches.clone();
@@ -428,6 +446,14 @@ impl Repository {
             url: r.url.clone(),
             updates,
             rejected,
+            rolled_back: report.rolled_back.iter().map(|r| r.name.clone()).collect(),
+            rollback_failed: report
+                .rollback_failed
+                .iter()
+                .map(|(r, why)| Rejection {
+                    message: format!("{} ({why})", r.name),
+                })
+                .collect(),
             objects: report.transferred.objects,
             bytes: report.transferred.bytes,
             first_rejection: report.rejected.into_iter().next(),
@@ -439,6 +465,17 @@ impl Repository {
     /// refs afresh, and moves the remote-tracking branches. `prune` removes those whose
     /// branch is gone.
     pub async fn fetch(
+        &self,
+        remote: Option<&str>,
+        prune: bool,
+        progress: &dyn Progress,
+    ) -> Result<FetchReport> {
+        let _lock = self.inner.lock_state().await?;
+        self.fetch_locked(remote, prune, progress).await
+    }
+
+    /// [`Repository::fetch`], under the state lock the caller holds.
+    async fn fetch_locked(
         &self,
         remote: Option<&str>,
         prune: bool,
@@ -465,6 +502,7 @@ impl Repository {
     /// Fetches, then merges the remote branch into the current branch (a fast-forward when
     /// possible). The remote and branch default to the current branch's upstream.
     pub async fn pull(&self, opts: &PullOptions, progress: &dyn Progress) -> Result<PullReport> {
+        let _lock = self.inner.lock_state().await?;
         let repo = &self.inner;
         let current = match repo.head().await? {
             Head::Branch(b) => Some(b),
@@ -490,7 +528,7 @@ impl Repository {
                 })
             }
         };
-        let fetch = self.fetch(Some(&name), false, progress).await?;
+        let fetch = self.fetch_locked(Some(&name), false, progress).await?;
         let tracking = format!("{name}/{branch}");
         if repo.remote_tracking(&name, &branch).await?.is_none() {
             return Err(Error::Remote(strata_remote::Error::UnknownRemoteBranch {
@@ -504,7 +542,7 @@ impl Repository {
             ff_only: opts.ff_only,
             author: opts.author.clone(),
         };
-        let outcome = self.merge(&tracking, &merge).await?;
+        let outcome = self.merge_locked(&tracking, &merge).await?;
         Ok(PullReport {
             fetch,
             merged: tracking,

@@ -155,6 +155,7 @@ impl Repository {
     /// staging step). `author` defaults to this handle's, then to the environment's
     /// (`STRATA_AUTHOR`).
     pub async fn commit(&self, message: &str, author: Option<&Author>) -> Result<Committed> {
+        let _lock = self.inner.lock_state().await?;
         let author = self.author(author)?;
         let id = self.inner.commit(message, author.as_str()).await?;
         let branch = match self.inner.head().await? {
@@ -167,6 +168,7 @@ impl Repository {
     /// Switches to a branch, or to any revision (detached), replacing the working tables.
     /// Refuses over uncommitted changes unless `force`.
     pub async fn checkout(&self, target: &str, opts: &CheckoutOptions) -> Result<Head> {
+        let _lock = self.inner.lock_state().await?;
         if let Some(start) = &opts.create_from {
             self.inner.ensure_clean(opts.force).await?;
             self.inner
@@ -179,6 +181,7 @@ impl Repository {
     /// Moves the current branch (or a detached HEAD) to `rev` and discards every working
     /// change and a merge in progress.
     pub async fn reset_hard(&self, rev: &str) -> Result<ObjectId> {
+        let _lock = self.inner.lock_state().await?;
         Ok(self.inner.reset_hard(rev).await?)
     }
 }

@@ -46,7 +46,12 @@ pub fn ref_dir(kind: RefKind, name: &str) -> Path {
 }
 
 pub fn ref_record(kind: RefKind, name: &str, seq: u64) -> Path {
-    Path::from(format!("refs/{}/{name}/{seq:020}", kind.dir()))
+    ref_dir(kind, name).join(record_name(seq))
+}
+
+/// The file name of record `seq` of a numbered log: 20 digits.
+pub fn record_name(seq: u64) -> String {
+    format!("{seq:020}")
 }
 
 /// The file name of a ref's advisory hint.
@@ -64,7 +69,7 @@ pub fn gc_lock_dir() -> Path {
 
 /// Record `seq` of the garbage collection lock.
 pub fn gc_lock_record(seq: u64) -> Path {
-    Path::from(format!("gc/lock/{seq:020}"))
+    gc_lock_dir().join(record_name(seq))
 }
 
 /// The folder of push leases.

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStore;
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
-use crate::store::{create_only, layout, storage_error};
+use crate::retry::{Attempt, Retry};
+use crate::store::{create, get_opt, head_opt, layout, put, Created};
 
 /// What an object holds, which decides where it lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,17 +62,35 @@ impl Objects {
         Ok(id)
     }
 
-    /// Stores bytes whose id the caller has computed already.
+    /// Stores bytes whose id the caller has computed already. Create-only; when the key
+    /// turns out to be taken (or the outcome is unclear), what is there is checked: an
+    /// object of another size is a damaged copy and is written over with these bytes (the
+    /// only bytes that belong there); nothing there yet (a `409` conflict of racing writers,
+    /// a lost request) means the create is tried again.
     pub async fn put_with_id(&self, kind: ObjectKind, id: ObjectId, bytes: Bytes) -> Result<()> {
         let path = kind.path(&id);
-        match self
-            .store
-            .put_opts(&path, PutPayload::from_bytes(bytes), create_only())
+        let len = bytes.len() as u64;
+        Retry::times(6)
+            .run(&format!("storing {path}"), |_| {
+                let path = &path;
+                let bytes = bytes.clone();
+                async move {
+                    let why = match create(&self.store, path, bytes.clone()).await? {
+                        Created::Created => return Ok(Attempt::Done(())),
+                        Created::Unclear(e) => e,
+                    };
+                    match head_opt(&self.store, path).await? {
+                        Some(m) if m.size == len => Ok(Attempt::Done(())),
+                        Some(m) => {
+                            tracing::warn!(%path, size = m.size, expected = len, "replacing a damaged copy");
+                            self.restore(kind, &id, bytes).await?;
+                            Ok(Attempt::Done(()))
+                        }
+                        None => Ok(Attempt::Again(why.to_string())),
+                    }
+                }
+            })
             .await
-        {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
-            Err(e) => Err(storage_error(&path, e)),
-        }
     }
 
     /// Writes `bytes` over whatever is stored as `id` (a damaged copy, or nothing). Only the
@@ -84,26 +103,16 @@ impl Objects {
                 reason: "the copy to restore it from does not hash to its id".into(),
             });
         }
-        let path = kind.path(id);
-        self.store
-            .put(&path, PutPayload::from_bytes(bytes))
-            .await
-            .map_err(|e| storage_error(&path, e))?;
-        Ok(())
+        put(&self.store, &kind.path(id), bytes).await
     }
 
     /// Reads an object and checks that its bytes hash to `id`.
     pub async fn get(&self, kind: ObjectKind, id: &ObjectId) -> Result<Bytes> {
-        let path = kind.path(id);
-        let bytes = match self.store.get(&path).await {
-            Ok(r) => r.bytes().await.map_err(|e| storage_error(&path, e))?,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(Error::MissingObject {
-                    id: id.to_hex(),
-                    location: self.location.clone(),
-                })
-            }
-            Err(e) => return Err(storage_error(&path, e)),
+        let Some(bytes) = get_opt(&self.store, &kind.path(id)).await? else {
+            return Err(Error::MissingObject {
+                id: id.to_hex(),
+                location: self.location.clone(),
+            });
         };
         if ObjectId::of(&bytes) != *id {
             return Err(Error::CorruptObject {
@@ -114,14 +123,21 @@ impl Objects {
         Ok(bytes)
     }
 
-    /// Whether the object is stored (without reading it).
+    /// Whether the object is stored (without reading it). An empty file is no object
+    /// (every object has bytes): a write cut short before it was flushed does not count.
     pub async fn exists(&self, kind: ObjectKind, id: &ObjectId) -> Result<bool> {
-        let path = kind.path(id);
-        match self.store.head(&path).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(storage_error(&path, e)),
-        }
+        Ok(self.size(kind, id).await?.is_some_and(|s| s > 0))
+    }
+
+    /// Whether the object is stored whole: present with its `len` bytes. A copy cut short (a
+    /// torn write, a file truncated by a power failure) is not.
+    pub async fn holds(&self, kind: ObjectKind, id: &ObjectId, len: u64) -> Result<bool> {
+        Ok(self.size(kind, id).await? == Some(len))
+    }
+
+    /// The size of the stored object, if it is stored.
+    pub async fn size(&self, kind: ObjectKind, id: &ObjectId) -> Result<Option<u64>> {
+        Ok(head_opt(&self.store, &kind.path(id)).await?.map(|m| m.size))
     }
 
     /// Reads a JSON object and decodes it.

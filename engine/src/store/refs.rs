@@ -19,24 +19,23 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::names::validate_name;
+use crate::retry::{Attempt, Retry};
+use crate::store::log::{NumberedLog, Outcome};
 use crate::store::objects::{check_format, encode_json};
-use crate::store::{create_only, layout, list_all, storage_error};
+use crate::store::{get_opt, layout, list_dir, put};
 
 /// Ref record format understood by this build.
 pub const REF_FORMAT: u32 = 1;
-
-/// How often an ambiguous ref write is re-tried before giving up.
-const MAX_AMBIGUOUS_RETRIES: usize = 3;
 
 /// Branches and tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -153,6 +152,16 @@ pub struct RefLog {
     writer: String,
 }
 
+/// Decodes a ref record (or a hint) stored at `path`.
+fn decode_record(path: &Path, bytes: &[u8]) -> Result<RefRecord> {
+    let rec: RefRecord = serde_json::from_slice(bytes).map_err(|e| Error::CorruptRef {
+        path: path.to_string(),
+        reason: format!("it does not decode: {e}"),
+    })?;
+    check_format(&format!("ref record {path}"), rec.format, REF_FORMAT)?;
+    Ok(rec)
+}
+
 fn describe(commit: Option<ObjectId>) -> String {
     commit.map_or_else(|| "nothing".to_string(), |c| c.short())
 }
@@ -176,47 +185,16 @@ impl RefLog {
         &self.writer
     }
 
-    async fn get_record(&self, path: &Path) -> Result<Option<RefRecord>> {
-        let bytes = match self.store.get(path).await {
-            Ok(r) => r.bytes().await.map_err(|e| storage_error(path, e))?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(storage_error(path, e)),
-        };
-        let rec: RefRecord = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptRef {
-            path: path.to_string(),
-            reason: format!("it does not decode: {e}"),
-        })?;
-        check_format(&format!("ref record {path}"), rec.format, REF_FORMAT)?;
-        Ok(Some(rec))
+    /// The numbered log of one ref.
+    fn log(&self, name: &RefName) -> NumberedLog {
+        NumberedLog::new(self.store.clone(), layout::ref_dir(name.kind, &name.name))
     }
 
-    /// The record numbers present in a ref's folder after `after` (all of them for 0), in
-    /// increasing order. Listing (rather than probing numbers one by one) is what makes reads
-    /// correct while compaction removes old records.
-    async fn listed_seqs(&self, name: &RefName, after: u64) -> Result<Vec<u64>> {
-        let dir = layout::ref_dir(name.kind, &name.name);
-        let listing = if after == 0 {
-            self.store.list(Some(&dir))
-        } else {
-            let offset = layout::ref_record(name.kind, &name.name, after);
-            self.store.list_with_offset(Some(&dir), &offset)
-        };
-        let metas: Vec<object_store::ObjectMeta> = listing
-            .try_collect()
-            .await
-            .map_err(|e| storage_error(&dir, e))?;
-        let mut seqs: Vec<u64> = metas
-            .iter()
-            .filter(|m| {
-                m.location
-                    .prefix_match(&dir)
-                    .is_some_and(|mut p| p.nth(1).is_none())
-            })
-            .filter_map(|m| m.location.filename().and_then(layout::parse_record_seq))
-            .filter(|s| *s > after)
-            .collect();
-        seqs.sort_unstable();
-        Ok(seqs)
+    async fn get_record(&self, path: &Path) -> Result<Option<RefRecord>> {
+        match get_opt(&self.store, path).await? {
+            Some(bytes) => decode_record(path, &bytes).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Reads the newest record of a ref, from storage, every time: the number in the
@@ -229,46 +207,42 @@ impl RefLog {
             Ok(Some(h)) if h.ref_name == name.to_string() => h.seq,
             _ => 0,
         };
-        let mut after = hint.saturating_sub(1);
-        for _ in 0..3 {
-            let newest = self.listed_seqs(name, after).await?.last().copied();
-            let Some(seq) = newest else {
-                if after == 0 {
-                    return Ok(RefState {
-                        name: name.clone(),
-                        seq: 0,
-                        record: None,
-                    });
-                }
-                // The hint names a record that is not there: list everything.
-                after = 0;
-                continue;
-            };
-            let path = layout::ref_record(name.kind, &name.name, seq);
-            match self.get_record(&path).await? {
-                Some(r) if r.seq != seq || r.ref_name != name.to_string() => {
-                    return Err(Error::CorruptRef {
-                        path: path.to_string(),
-                        reason: format!(
-                            "the ref record says it is record {} of {}",
-                            r.seq, r.ref_name
-                        ),
-                    })
-                }
-                Some(r) => {
-                    return Ok(RefState {
-                        name: name.clone(),
-                        seq,
-                        record: Some(r),
-                    })
-                }
-                // Listed, then gone: compaction removed it because a newer record exists.
-                None => after = 0,
-            }
+        let log = self.log(name);
+        let Some((seq, bytes)) = log.newest(hint).await? else {
+            return Ok(RefState {
+                name: name.clone(),
+                seq: 0,
+                record: None,
+            });
+        };
+        let path = log.record(seq);
+        let r = decode_record(&path, &bytes)?;
+        if r.seq == seq
+            && r.ref_name != name.to_string()
+            && r.ref_name.eq_ignore_ascii_case(&name.to_string())
+        {
+            // On a case-insensitive file system `Main` is `main`'s folder: that is another
+            // ref, and this one does not exist (creating it is refused, see `write`).
+            return Ok(RefState {
+                name: name.clone(),
+                seq: 0,
+                record: None,
+            });
         }
-        Err(Error::Invalid(format!(
-            "the records of {name} kept changing while being read; retry"
-        )))
+        if r.seq != seq || r.ref_name != name.to_string() {
+            return Err(Error::CorruptRef {
+                path: path.to_string(),
+                reason: format!(
+                    "the ref record says it is record {} of {}",
+                    r.seq, r.ref_name
+                ),
+            });
+        }
+        Ok(RefState {
+            name: name.clone(),
+            seq,
+            record: Some(r),
+        })
     }
 
     /// The state of a ref whose newest record is damaged, from the error [`RefLog::read`]
@@ -299,21 +273,12 @@ impl RefLog {
     /// announcing the record it will create: a record number that compaction removed before
     /// the announcement could otherwise be created again (docs/protocol.md, section 8).
     pub async fn is_current(&self, state: &RefState) -> Result<bool> {
-        let listed = self
-            .listed_seqs(&state.name, state.seq.saturating_sub(1))
-            .await?;
-        Ok(listed.last().copied().unwrap_or(0) == state.seq
-            && (state.seq == 0 || listed.contains(&state.seq)))
+        self.log(&state.name).is_newest(state.seq).await
     }
 
     /// The names of every ref of one kind with a log (deleted ones included).
     pub async fn names(&self, kind: RefKind) -> Result<Vec<RefName>> {
-        let dir = layout::refs_dir(kind);
-        let listing = self
-            .store
-            .list_with_delimiter(Some(&dir))
-            .await
-            .map_err(|e| storage_error(&dir, e))?;
+        let listing = list_dir(&self.store, &layout::refs_dir(kind)).await?;
         let mut out: Vec<RefName> = listing
             .common_prefixes
             .iter()
@@ -327,7 +292,7 @@ impl RefLog {
     /// and the keys in its folder that are neither records nor the hint. For `fsck`.
     pub async fn records(&self, name: &RefName) -> Result<RefFolder> {
         let dir = layout::ref_dir(name.kind, &name.name);
-        let metas = list_all(&self.store, &dir).await?;
+        let metas = self.log(name).keys().await?;
         let mut folder = RefFolder::default();
         for m in metas {
             let file = m.location.filename().unwrap_or_default().to_string();
@@ -406,6 +371,9 @@ impl RefLog {
         gc: Option<String>,
     ) -> Result<RefState> {
         let name = &expected.name;
+        if expected.seq == 0 {
+            self.refuse_case_twin(name).await?;
+        }
         let seq = expected.seq + 1;
         let record = RefRecord {
             format: REF_FORMAT,
@@ -419,45 +387,25 @@ impl RefLog {
             gc,
         };
         let bytes = encode_json(&record)?;
-        let path = layout::ref_record(name.kind, &name.name, seq);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let outcome = self
-                .store
-                .put_opts(&path, PutPayload::from_bytes(bytes.clone()), create_only())
-                .await;
-            match outcome {
-                Ok(_) => break,
-                Err(e) => {
-                    // "Already exists" may be our own write that landed before a retry; any
-                    // other error leaves the outcome unknown. Either way: read it back.
-                    let exists = matches!(e, object_store::Error::AlreadyExists { .. });
-                    tracing::debug!(%path, attempt, error = %e, "ref write outcome unclear; reading it back");
-                    match self.get_record(&path).await {
-                        Ok(Some(found)) if found.nonce == record.nonce => break,
-                        Ok(Some(found)) if found.gc.is_some() => {
-                            return Err(Error::Fenced {
-                                name: name.to_string(),
-                                gc: found.gc.unwrap_or_default(),
-                            })
-                        }
-                        Ok(Some(found)) => {
-                            return Err(Error::RefConflict {
-                                name: name.to_string(),
-                                expected: describe(expected.commit()),
-                                actual: describe(found.commit),
-                            })
-                        }
-                        Ok(None) if !exists && attempt < MAX_AMBIGUOUS_RETRIES => continue,
-                        Ok(None) | Err(_) => return Err(storage_error(&path, e)),
-                    }
-                }
-            }
+        let log = self.log(name);
+        if let Outcome::Lost(found) = log.create(seq, bytes.clone()).await? {
+            let path = log.record(seq);
+            let found = decode_record(&path, &found)?;
+            return Err(match found.gc {
+                Some(gc) => Error::Fenced {
+                    name: name.to_string(),
+                    gc,
+                },
+                None => Error::RefConflict {
+                    name: name.to_string(),
+                    expected: describe(expected.commit()),
+                    actual: describe(found.commit),
+                },
+            });
         }
         // The hint is advisory: failing to write it costs readers a few requests, nothing more.
         let hint = layout::ref_hint(name.kind, &name.name);
-        if let Err(e) = self.store.put(&hint, PutPayload::from_bytes(bytes)).await {
+        if let Err(e) = put(&self.store, &hint, bytes).await {
             tracing::warn!(%hint, error = %e, "could not update the ref hint");
         }
         Ok(RefState {
@@ -467,63 +415,72 @@ impl RefLog {
         })
     }
 
+    /// Refuses a new ref whose name differs only by case from an existing one: on a
+    /// case-insensitive file system (macOS, Windows, SMB shares) the two would be one folder,
+    /// and one ref's writes would land in the other's log.
+    async fn refuse_case_twin(&self, name: &RefName) -> Result<()> {
+        for other in self.names(name.kind).await? {
+            if other.name != name.name && other.name.eq_ignore_ascii_case(&name.name) {
+                let noun = name.kind.noun();
+                return Err(Error::Invalid(format!(
+                    "invalid {noun} name '{}': it differs only by case from the existing {noun} '{}' (on case-insensitive file systems the two would be one); choose another name",
+                    name.name, other.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Makes sure record `seq` of `name` exists, creating fence records (same commit,
     /// marked with the garbage collection `gc`) up to it. A writer that announced it would
     /// create one of those numbers then fails with [`Error::Fenced`]. Returns how many fence
     /// records were written.
     pub async fn fence(&self, name: &RefName, seq: u64, gc: &str, time: i64) -> Result<u64> {
-        let mut written = 0;
-        for _ in 0..64 {
-            let state = self.read(name).await?;
-            if state.seq >= seq {
-                return Ok(written);
-            }
-            // A writer announces at most the two records after the one it read, and numbers
-            // never go down: anything further is not a real announcement.
-            if seq > state.seq + 2 {
-                return Err(Error::Invalid(format!(
-                    "a lease announces record {seq} of {name}, which is at record {}; the lease is damaged",
-                    state.seq
-                )));
-            }
-            match self
-                .write(&state, state.commit(), time, Some(gc.to_string()))
-                .await
-            {
-                Ok(_) => written += 1,
-                Err(e) if e.is_conflict() => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::Invalid(format!(
-            "could not fence {name}: it keeps moving; retry"
-        )))
+        let written = AtomicU64::new(0);
+        Retry::at_once(64)
+            .run(&format!("fencing {name}"), |_| {
+                let written = &written;
+                async move {
+                    let state = self.read(name).await?;
+                    if state.seq >= seq {
+                        return Ok(Attempt::Done(written.load(Ordering::SeqCst)));
+                    }
+                    // A writer announces at most the two records after the one it read, and
+                    // numbers never go down: anything further is not a real announcement.
+                    if seq > state.seq + 2 {
+                        return Err(Error::Invalid(format!(
+                            "a lease announces record {seq} of {name}, which is at record {}; the lease is damaged",
+                            state.seq
+                        )));
+                    }
+                    match self
+                        .write(&state, state.commit(), time, Some(gc.to_string()))
+                        .await
+                    {
+                        Ok(_) => {
+                            written.fetch_add(1, Ordering::SeqCst);
+                            Ok(Attempt::Again("fenced one record".into()))
+                        }
+                        Err(e) if e.is_conflict() => Ok(Attempt::Again(e.to_string())),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .await
     }
 
     /// Removes the records of `name` older than the newest, except the numbers in `pinned`
     /// (announced by writers that may still try to create them). Returns how many records
     /// were removed. The hint is then rewritten to the newest record.
     pub async fn compact(&self, name: &RefName, pinned: &BTreeSet<u64>) -> Result<u64> {
-        let seqs = self.listed_seqs(name, 0).await?;
-        let Some(&newest) = seqs.last() else {
+        let log = self.log(name);
+        let Some(&newest) = log.seqs_after(0).await?.last() else {
             return Ok(0);
         };
-        let mut removed = 0;
-        for seq in seqs.iter().filter(|s| **s < newest && !pinned.contains(s)) {
-            let path = layout::ref_record(name.kind, &name.name, *seq);
-            match self.store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
-                Err(e) => return Err(storage_error(&path, e)),
-            }
-        }
-        let newest_path = layout::ref_record(name.kind, &name.name, newest);
+        let removed = log.remove_below(newest, pinned).await?;
         if removed > 0 {
-            if let Some(record) = self.get_record(&newest_path).await? {
-                let hint = layout::ref_hint(name.kind, &name.name);
-                self.store
-                    .put(&hint, PutPayload::from_bytes(encode_json(&record)?))
-                    .await
-                    .map_err(|e| storage_error(&hint, e))?;
+            if let Some(bytes) = log.get(newest).await? {
+                put(&self.store, &layout::ref_hint(name.kind, &name.name), bytes).await?;
             }
         }
         Ok(removed)
@@ -545,6 +502,7 @@ pub struct RefFolder {
 mod tests {
     use super::*;
     use object_store::memory::InMemory;
+    use object_store::ObjectStoreExt;
 
     /// The stored bytes of record `seq` of `name`.
     async fn record_bytes(store: &Arc<dyn ObjectStore>, name: &RefName, seq: u64) -> bytes::Bytes {

@@ -79,9 +79,21 @@ pub async fn assert_consistent(remote: &Remote, context: &str) {
 /// Clones the remote into a fresh repository and checks it is complete.
 pub async fn assert_clone_complete(store: Arc<dyn ObjectStore>, dir: &Path, context: &str) {
     let repo = Repository::init(dir).await.expect("init clone");
-    let remote = Remote::from_store("origin", "test", store, "clone");
-    if remote.check().await.is_err() {
-        return; // nothing pushed yet: an empty remote
+    let remote = Remote::from_store("origin", "test", store.clone(), "clone");
+    if let Err(e) = remote.check().await {
+        // Only a remote that holds nothing at all (nothing was pushed) has nothing to clone.
+        let left = strata_engine::store::list_all(&store, &object_store::path::Path::from(""))
+            .await
+            .expect("list");
+        let stray: Vec<_> = left
+            .iter()
+            .filter(|m| !m.location.as_ref().starts_with("probe/"))
+            .collect();
+        assert!(
+            stray.is_empty(),
+            "{context}: the remote holds data but is not a repository ({e}): {stray:?}"
+        );
+        return;
     }
     fetch(&repo, &remote, false, &NoProgress)
         .await
@@ -128,18 +140,33 @@ pub async fn push_all(
     .await
 }
 
-/// Pushes a representative repository through a store that fails (or loses the response of)
-/// its k-th call, for every k; after each, the remote is consistent, a clone is complete, and a
-/// retried push finishes. `fresh(name)` makes an empty store for one run.
-pub async fn fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>) {
+/// Every kind of fault.
+pub const ALL_FAULTS: [Fault; 5] = [
+    Fault::Fail,
+    Fault::LoseResponse,
+    Fault::ApplyLater,
+    Fault::Conflict,
+    Fault::Torn,
+];
+
+/// Pushes a representative repository through a store that injects `faults` at its k-th call
+/// (fails it, loses its response, applies it late, answers 409, tears it), for every k; after
+/// each, the remote is consistent, a clone is complete, and a retried push finishes.
+/// `fresh(name)` makes an empty store for one run.
+pub async fn fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>, faults: &[Fault]) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo = representative_repo(tmp.path()).await;
     let main = repo.resolve("main").await.expect("main");
     let side = repo.resolve("side").await.expect("side");
 
-    // How many storage calls does a fault-free push make?
+    // How many storage calls does a fault-free push make? (The store kind is probed once
+    // here; the probe has tests of its own, so the matrix runs on remotes taken as trusted.)
     let counting = Arc::new(CountingStore::new(fresh("count")));
-    let remote = Remote::from_store("origin", "count", counting.clone(), "w");
+    strata_remote::probe::probe(&(counting.clone() as Arc<dyn ObjectStore>), "count", "once")
+        .await
+        .expect("the store passes the probe");
+    counting.counts.reset();
+    let remote = Remote::from_store("origin", "count", counting.clone(), "w").assume_trusted();
     push_all(&repo, &remote).await.expect("fault-free push");
     let calls = counting.counts.requests();
     assert!(
@@ -148,15 +175,19 @@ pub async fn fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>) {
     );
     println!("fault-free push: {}", counting.counts.summary());
 
-    for fault in [Fault::Fail, Fault::LoseResponse] {
+    for &fault in faults {
         for k in 1..=calls + 2 {
             let context = format!("{fault:?} at call {k}");
             let base = tmp.path().join(format!("{fault:?}-{k}"));
             let store = fresh(&format!("{fault:?}-{k}"));
             let faulty = Arc::new(FaultStore::new(store.clone(), k, fault));
-            let remote = Remote::from_store("origin", "faulty", faulty.clone(), "w");
+            let remote =
+                Remote::from_store("origin", "faulty", faulty.clone(), "w").assume_trusted();
             let outcome = push_all(&repo, &remote).await;
-            let clean = Remote::from_store("origin", "clean", store.clone(), "w");
+            let context = format!("{context} ({:?})", faulty.fired());
+            // A write applied after the push gave up lands now.
+            faulty.apply_late().await;
+            let clean = Remote::from_store("origin", "clean", store.clone(), "w").assume_trusted();
             assert_consistent(&clean, &context).await;
             // An acknowledged push really landed.
             if let Ok(report) = &outcome {
@@ -210,7 +241,7 @@ pub async fn repo_with_throwaway_branch(dir: &Path) -> Repository {
 /// Pushes main and side, then `tmp`, which is deleted again: its objects become garbage, and
 /// `tmp`'s log has records to compact.
 pub async fn push_with_garbage(repo: &Repository, store: Arc<dyn ObjectStore>) {
-    let remote = Remote::from_store("origin", "setup", store, "setup");
+    let remote = Remote::from_store("origin", "setup", store, "setup").assume_trusted();
     push_all(repo, &remote).await.expect("push");
     let opts = PushOptions::default();
     let tmp = ["tmp".to_string()];
@@ -240,7 +271,7 @@ pub async fn garbage_left(remote: &Remote) -> u64 {
 /// for every k. After each: the remote is consistent and clones complete; a retried
 /// collection (from the same repository) completes and leaves no garbage and no lock; pushes
 /// work again.
-pub async fn gc_fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>) {
+pub async fn gc_fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>, faults: &[Fault]) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo = repo_with_throwaway_branch(tmp.path()).await;
 
@@ -248,6 +279,11 @@ pub async fn gc_fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>) {
     push_with_garbage(&repo, store.clone()).await;
     let counting = Arc::new(CountingStore::new(store));
     let remote = Remote::from_store("origin", "count", counting.clone(), "w");
+    strata_remote::probe::probe(&(counting.clone() as Arc<dyn ObjectStore>), "count", "once")
+        .await
+        .expect("the store passes the probe");
+    let remote = remote.assume_trusted();
+    counting.counts.reset();
     let report = collect(&remote, &[], &GcOptions::default(), 0, &NoProgress)
         .await
         .expect("fault-free gc");
@@ -256,20 +292,24 @@ pub async fn gc_fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>) {
     let calls = counting.counts.requests();
     println!("fault-free gc: {}", counting.counts.summary());
 
-    for fault in [Fault::Fail, Fault::LoseResponse] {
+    for &fault in faults {
         for k in 1..=calls + 2 {
             let context = format!("gc with {fault:?} at call {k}");
             let store = fresh(&format!("gc-{fault:?}-{k}"));
             push_with_garbage(&repo, store.clone()).await;
             let faulty = Arc::new(FaultStore::new(store.clone(), k, fault));
-            let remote = Remote::from_store("origin", "faulty", faulty.clone(), "w");
+            // Probed once (below, by the fault-free run's store kind); a fault in the probe
+            // itself is the probe's matter.
+            let remote =
+                Remote::from_store("origin", "faulty", faulty.clone(), "w").assume_trusted();
             let outcome = collect(&remote, &[], &GcOptions::default(), 0, &NoProgress).await;
             let context = format!(
                 "{context} ({:?}, outcome {:?})",
                 faulty.fired(),
                 outcome.as_ref().map(|_| ())
             );
-            let clean = Remote::from_store("origin", "clean", store.clone(), "w");
+            faulty.apply_late().await;
+            let clean = Remote::from_store("origin", "clean", store.clone(), "w").assume_trusted();
             assert_consistent(&clean, &context).await;
             let base = tmp.path().join(format!("gc-{fault:?}-{k}"));
             assert_clone_complete(store.clone(), &base.join("clone"), &context).await;
