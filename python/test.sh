@@ -34,7 +34,9 @@ if [ -z "${STRATA_RADOSGW_ENDPOINT:-}" ]; then
     started_s3=1
   fi
 fi
+bin_dir=
 cleanup() {
+  [ -z "$bin_dir" ] || rm -rf "$bin_dir"
   if [ "$started_s3" = 1 ]; then
     bash "$root/localstack/radosgw.sh" stop >/dev/null 2>&1 || true
   fi
@@ -56,7 +58,10 @@ rm -rf "$wheels"
 
 log "building the command line"
 cargo build -q -p strata-cli --manifest-path "$root/Cargo.toml"
-export STRATA_BIN=$CARGO_TARGET_DIR/debug/strata
+# A copy: other builds in a shared target folder may replace the binary while tests run.
+bin_dir=$(mktemp -d)
+cp "$CARGO_TARGET_DIR/debug/strata" "$bin_dir/strata"
+export STRATA_BIN=$bin_dir/strata
 
 if [ -n "$s3_pid" ]; then
   log "waiting for radosgw"

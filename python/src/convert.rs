@@ -107,6 +107,8 @@ pub fn key(v: &Bound<'_, PyAny>) -> PyResult<Key> {
     Ok(vec![key_value(v)?])
 }
 
+const OPS: [&str; 7] = ["=", "==", "<", "<=", ">", ">=", "in"];
+
 const FILTER_HELP: &str = "filter takes a key (a value, or a tuple for a composite key), a slice of keys (slice(start, stop): start <= key < stop), predicates on the first key column as a list of (column, op, value) with op one of = == < <= > >= in, or a list of keys and slices";
 
 /// The key ranges a `filter` stands for. `key_columns` are the table's key.
@@ -134,19 +136,15 @@ pub fn filter(v: &Bound<'_, PyAny>, key_columns: &[String]) -> PyResult<Vec<KeyR
     }
     if v.is_instance_of::<PyList>() {
         let items: Vec<Bound<'_, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
+        // A 3-tuple whose middle value is an operator is a predicate, not a key.
         let is_predicate = |x: &Bound<'_, PyAny>| -> bool {
             x.cast::<PyTuple>().is_ok_and(|t| {
                 t.len() == 3
-                    && t.get_item(0)
-                        .ok()
-                        .and_then(|c| c.extract::<String>().ok())
-                        .is_some_and(|c| key_columns.contains(&c))
+                    && t.get_item(0).is_ok_and(|c| c.is_instance_of::<PyString>())
                     && t.get_item(1)
                         .ok()
                         .and_then(|o| o.extract::<String>().ok())
-                        .is_some_and(|o| {
-                            ["=", "==", "<", "<=", ">", ">=", "in"].contains(&o.as_str())
-                        })
+                        .is_some_and(|o| OPS.contains(&o.as_str()))
             })
         };
         if !items.is_empty() && items.iter().all(is_predicate) {
@@ -198,9 +196,6 @@ fn predicates(items: &[Bound<'_, PyAny>], key_columns: &[String]) -> PyResult<Ve
         }
     }
     match points {
-        // The engine keeps only rows in some range; a point outside the bounds is dropped
-        // by intersecting here would need key comparison, so the bounds are applied as
-        // ranges of their own only when no `in` is given.
         Some(keys) if matches!((&start, &end), (KeyBound::Unbounded, KeyBound::Unbounded)) => {
             Ok(keys.into_iter().map(KeyRange::key).collect())
         }

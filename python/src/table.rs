@@ -50,9 +50,16 @@ impl ScanReader {
         Ok(ScanReader { schema, rx })
     }
 
-    /// The next batch; blocks the calling thread (never the runtime's).
+    /// The next batch; blocks the calling thread. A consumer may be a task of a runtime
+    /// (the library reading a table handle given to `write`): its worker is then handed
+    /// over while it waits.
     pub fn next_batch(&mut self) -> Option<strata::Result<RecordBatch>> {
-        self.rx.blocking_recv()
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Err(_) => self.rx.blocking_recv(),
+            Ok(RuntimeFlavor::CurrentThread) => futures::executor::block_on(self.rx.recv()),
+            Ok(_) => tokio::task::block_in_place(|| self.rx.blocking_recv()),
+        }
     }
 }
 

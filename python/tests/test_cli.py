@@ -9,16 +9,19 @@ import pyarrow.parquet as pq
 import strata
 
 
+SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), ("label", pa.string()), ("price", pa.float64())])
+
+
 def items(start, n, label="v"):
-    return pa.table({
+    return pa.Table.from_pydict({
         "id": pa.array(range(start, start + n), pa.int64()),
         "label": [f"{label}{i}" for i in range(start, start + n)],
         "price": [i * 0.5 for i in range(start, start + n)],
-    })
+    }, schema=SCHEMA)
 
 
 def export(cli, cwd, table, out, rev=None):
-    args = ["table", "export", table, out]
+    args = ["export", table, out]
     if rev:
         args += ["--rev", rev]
     cli(cwd, *args)

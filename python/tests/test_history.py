@@ -181,7 +181,7 @@ def test_merge_fast_forward_merged_and_conflicts(repo):
     assert c["cells"] == [{"column": "v", "base": "b", "ours": "ours", "theirs": "theirs"}]
     assert repo.conflicts() == out["conflicts"]
     assert repo.status()["merging"]["name"] == "feature"
-    with pytest.raises(strata.InvalidStateError):
+    with pytest.raises(strata.StrataError, match="merge of 'feature' is in progress"):
         repo.checkout("feature")
     assert repo.resolve_conflicts("theirs") == (1, 0)
     repo.commit("merged")

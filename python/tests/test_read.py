@@ -14,13 +14,15 @@ N = 100_000
 
 @pytest.fixture
 def big(repo):
-    t = pa.table(
+    t = pa.Table.from_pydict(
         {
             "id": pa.array(range(N), pa.int64()),
             "name": [f"name{i % 977}" for i in range(N)],
             "qty": pa.array([i % 1000 for i in range(N)], pa.int64()),
             "price": [i / 100 for i in range(N)],
-        }
+        },
+        schema=pa.schema([pa.field("id", pa.int64(), nullable=False), ("name", pa.string()),
+                          ("qty", pa.int64()), ("price", pa.float64())]),
     )
     repo.write("items", t, primary_key="id", chunk_rows=1024)
     repo.commit("items")
@@ -123,24 +125,30 @@ def test_pyarrow_reads_a_table_handle(big):
 def test_polars_reads_a_table_handle(big):
     repo, t = big
     h = repo.table("items")
-    df = pl.from_arrow(h)
+    df = pl.DataFrame(h)
     assert df.height == N
     assert df["id"].to_list()[:3] == [0, 1, 2]
-    assert pl.DataFrame(h).height == N
     assert df.filter(pl.col("qty") == 999).height == N // 1000
+    # from_arrow() of an Arrow stream gives a Series of structs (one field per column).
+    s = pl.from_arrow(h)
+    assert s.len() == N
+    assert s.struct.unnest().equals(df)
+    lazy = pl.LazyFrame(h).filter(pl.col("id") < 10).select(pl.col("qty").sum()).collect()
+    assert lazy.item() == sum(range(10))
 
 
 def test_duckdb_reads_a_table_handle(big):
     repo, t = big
     items = repo.table("items")
     con = duckdb.connect()
-    got = con.sql("SELECT count(*), sum(qty), max(id) FROM items").fetchone()
-    assert got == (N, int(pc.sum(t.column("qty")).as_py()), N - 1)
-    got = con.sql("SELECT name FROM items WHERE id = 977").fetchone()
-    assert got == ("name0",)
+    got = con.sql("SELECT count(*), sum(qty), max(id) FROM items").fetchall()
+    assert got == [(N, int(pc.sum(t.column("qty")).as_py()), N - 1)]
+    got = con.sql("SELECT name FROM items WHERE id = 977").fetchall()
+    assert got == [("name0",)]
     # Twice: each scan opens a fresh stream.
-    assert con.sql("SELECT count(*) FROM items").fetchone() == (N,)
-    assert duckdb.sql("SELECT count(*) FROM items").fetchone() == (N,)
+    assert con.sql("SELECT count(*) FROM items").fetchall() == [(N,)]
+    assert duckdb.sql("SELECT count(*) FROM items").fetchall() == [(N,)]
+    assert duckdb.sql("SELECT * FROM items ORDER BY id").arrow().read_all().num_rows == N
 
 
 def test_duckdb_joins_two_revisions(big):
