@@ -328,7 +328,7 @@ impl Repository {
     ) -> PyResult<Bound<'py, PyAny>> {
         let is_arrow = keys.hasattr("__arrow_c_stream__")?
             || keys.hasattr("__arrow_c_array__")?
-            || keys.get_type().name()?.to_string() == "DataFrame";
+            || keys.get_type().name()? == "DataFrame";
         let reader: Box<dyn arrow_array::RecordBatchReader + Send> = if is_arrow {
             convert::arrow_input(keys)?
         } else {
