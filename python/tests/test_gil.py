@@ -94,3 +94,25 @@ def test_two_threads_read_at_once(big):
     for th in threads:
         th.join()
     assert results == [N, N]
+
+
+@pytest.mark.parametrize("reader", ["pyarrow", "polars", "duckdb"])
+def test_other_readers_of_a_handle_let_another_thread_run(big, reader):
+    import duckdb
+    import polars as pl
+
+    repo, _ = big
+    handle = repo.table("big")
+
+    def via_duckdb():
+        big_table = handle  # DuckDB finds the handle among the caller's local variables.
+        return duckdb.sql("SELECT count(*) FROM big_table").fetchall()[0][0]
+
+    read = {
+        "pyarrow": lambda: pa.table(handle).num_rows,
+        "polars": lambda: pl.DataFrame(handle).height,
+        "duckdb": via_duckdb,
+    }[reader]
+    steps, elapsed, rows = progress_during(read)
+    assert rows == N
+    assert steps > 10_000, f"the other thread made {steps} steps in {elapsed:.2f} s"
