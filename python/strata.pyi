@@ -8,6 +8,7 @@ anything with ``__arrow_c_stream__`` (pyarrow, Polars, DuckDB results) and panda
 from __future__ import annotations
 
 import os
+import pathlib
 from typing import Any, Dict, Iterator, List, Literal, Mapping, Optional, Sequence, Tuple, TypedDict, Union
 
 __version__: str
@@ -185,7 +186,7 @@ class Repository:
     """A Strata repository on the local disk."""
 
     @property
-    def path(self) -> str:
+    def path(self) -> pathlib.Path:
         """The folder that holds the repository (the one containing ``.strata``)."""
     @property
     def head(self) -> Optional[str]:
