@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds the benchmark harness in release mode, installs pyarrow for the comparison, and
-# prints the figures for 1M and 10M rows (and, with --sweep, the chunk-size sweep).
+# prints the figures for 1M and 10M rows (and, with --sweep, the chunk-size sweep). Then the
+# same tables through the Python package (installed from ./python into the venv), beside
+# pyarrow reading one zstd Parquet file: bench/python_bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${STRATA_VENV:-.venv}
-if ! "$venv/bin/python" -c 'import pyarrow' 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q pyarrow
+if ! "$venv/bin/python" -c 'import pyarrow, numpy' 2>/dev/null; then
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q pyarrow numpy
 fi
 cargo build --release -q -p strata-bench -p strata-cli
 bin=target/release/strata-bench
@@ -16,4 +18,8 @@ if [ "${1:-}" = "--sweep" ]; then
 fi
 for rows in ${STRATA_BENCH_ROWS:-1000000 10000000}; do
   "$bin" --python "$venv/bin/python" --rows "$rows"
+done
+"$venv/bin/pip" install -q --disable-pip-version-check ./python
+for rows in ${STRATA_BENCH_ROWS:-1000000 10000000}; do
+  "$venv/bin/python" bench/python_bench.py --rows "$rows"
 done
