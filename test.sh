@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit, property, end-to-end and S3 tests. Installs and
-# starts what the tests need: pyarrow (a second Parquet reader) in .venv, and two real S3
-# servers bound to 127.0.0.1 (Ceph radosgw and LocalStack, see localstack/README.md), which
-# are stopped again at the end. The servers and Python packages install in the background
-# while the code builds.
+# Runs every test: formatting, lints, unit, property, end-to-end, S3 and Python tests.
+# Installs and starts what the tests need: Python packages in .venv (maturin, pytest, and the
+# readers the tests use: pyarrow, Polars, DuckDB, pandas), and two real S3 servers bound to
+# 127.0.0.1 (Ceph radosgw and LocalStack, see localstack/README.md), which are stopped again
+# at the end. The servers and Python packages install in the background while the code builds.
 set -euo pipefail
 cd "$(dirname "$0")"
 start=$(date +%s)
@@ -16,8 +16,9 @@ bash localstack/all.sh start >target/s3-start.log 2>&1 &
 servers=$!
 venv=${STRATA_VENV:-$PWD/.venv}
 (
-  if ! "$venv/bin/python" -c 'import pyarrow' 2>/dev/null; then
-    python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check pyarrow
+  if ! "$venv/bin/python" -c 'import maturin, pytest, pyarrow, polars, duckdb, pandas' 2>/dev/null; then
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check \
+      maturin pytest pyarrow polars duckdb pandas
   fi
 ) >target/venv.log 2>&1 &
 packages=$!
@@ -46,7 +47,7 @@ if ! wait "$servers"; then
 fi
 if ! wait "$packages"; then
   cat target/venv.log >&2
-  echo "error: could not install pyarrow into $venv (see above)" >&2
+  echo "error: could not install the Python packages into $venv (see above)" >&2
   exit 1
 fi
 export STRATA_TEST_PYTHON="$venv/bin/python"
@@ -68,6 +69,15 @@ else
 fi
 log "cargo test --doc"
 cargo test --workspace --doc -q 2>&1 | tee -a target/test.log || status=$?
+log "the Python package (python/test.sh)"
+target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+if STRATA_BIN="$target_dir/debug/strata" python/test.sh "$venv" 2>&1 | tee target/python.log; then
+  python_passed=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' target/python.log | tail -n 1)
+  passed=$(( ${passed:-0} + ${python_passed:-0} ))
+else
+  status=1
+  failed=$(( ${failed:-0} + 1 ))
+fi
 log "done"
 echo "tests: ${passed:-0} passed, ${failed:-0} failed"
 exit "$status"

@@ -5,7 +5,8 @@
 # builds the command line the cross tests run, and runs pytest.
 #
 # The S3 tests need radosgw: when STRATA_RADOSGW_ENDPOINT is not set, this script starts it
-# (and stops it again at the end).
+# (and stops it again at the end). STRATA_BIN, when set, is the strata binary the cross tests
+# run (otherwise it is built).
 #
 # Usage: python/test.sh VENV [pytest arguments...]
 set -euo pipefail
@@ -56,12 +57,14 @@ wheels=$(mktemp -d)
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
 rm -rf "$wheels"
 
-log "building the command line"
-cargo build -q -p strata-cli --manifest-path "$root/Cargo.toml"
-# A copy: other builds in a shared target folder may replace the binary while tests run.
-bin_dir=$(mktemp -d)
-cp "$CARGO_TARGET_DIR/debug/strata" "$bin_dir/strata"
-export STRATA_BIN=$bin_dir/strata
+if [ -z "${STRATA_BIN:-}" ]; then
+  log "building the command line"
+  cargo build -q -p strata-cli --manifest-path "$root/Cargo.toml"
+  # A copy: other builds in a shared target folder may replace the binary while tests run.
+  bin_dir=$(mktemp -d)
+  cp "$CARGO_TARGET_DIR/debug/strata" "$bin_dir/strata"
+  export STRATA_BIN=$bin_dir/strata
+fi
 
 if [ -n "$s3_pid" ]; then
   log "waiting for radosgw"

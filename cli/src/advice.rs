@@ -70,6 +70,15 @@ pub fn advice(s: &Suggestion) -> String {
             "finish it with 'strata commit' or undo it with 'strata merge --abort'".into()
         }
         Suggestion::SeeProblems => "each line above says what to do".into(),
+        Suggestion::ResolveOrAbort => "resolve them ('strata conflicts show', 'strata conflicts resolve --ours|--theirs', or fix the rows with import/delete), or undo the merge with 'strata merge --abort'".into(),
+        Suggestion::MergeWithoutFfOnly => "merge without --ff-only".into(),
+        Suggestion::GiveMessage => "give one with -m".into(),
+        Suggestion::CreateTable => {
+            "import without --mode (and with --primary-key) to create it".into()
+        }
+        Suggestion::GiveKey => "name its key columns with --primary-key COL[,COL...]".into(),
+        Suggestion::GiveFormat => "pass --format csv|parquet|jsonl".into(),
+        Suggestion::RetryLater => "run it again when the other command has finished".into(),
         _ => "see 'strata --help'".into(),
     }
 }

@@ -121,9 +121,7 @@ impl Repository {
                 return Err(Error::TableExists { name: table.into() })
             }
             (Some(ImportMode::Append | ImportMode::Upsert), None) => {
-                return Err(Error::Invalid(format!(
-                    "table '{table}' does not exist; import without --mode (and with --primary-key) to create it"
-                )))
+                return Err(Error::NoSuchTableToChange { name: table.into() })
             }
             (Some(m), _) => m,
         };
@@ -133,10 +131,8 @@ impl Repository {
                     (Some(k), _) => k.clone(),
                     (None, Some(t)) => t.schema.primary_key.clone(),
                     (None, None) => {
-                        return Err(Error::InvalidPrimaryKey {
-                            reason: format!(
-                                "table '{table}' is new: name its key columns with --primary-key COL[,COL...]"
-                            ),
+                        return Err(Error::KeyRequired {
+                            table: table.into(),
                         })
                     }
                 };
@@ -154,7 +150,7 @@ impl Repository {
                     if *k != t.schema.primary_key {
                         return Err(Error::InvalidPrimaryKey {
                             reason: format!(
-                                "table '{table}' has key {}; --primary-key {} differs",
+                                "table '{table}' has key {}; the key given ({}) differs",
                                 t.schema.primary_key.join(","),
                                 k.join(",")
                             ),

@@ -122,6 +122,33 @@ pub enum Error {
     #[error("nothing to commit: the working tables match HEAD")]
     NothingToCommit,
 
+    #[error("the commit message is empty")]
+    EmptyMessage,
+
+    #[error("a merge of '{name}' is in progress")]
+    MergeInProgress { name: String },
+
+    #[error("there is no merge in progress")]
+    NoMerge,
+
+    #[error("{count} conflict{} remain{} in {tables}", if *.count == 1 { "" } else { "s" }, if *.count == 1 { "s" } else { "" })]
+    ConflictsRemain { count: usize, tables: String },
+
+    #[error("cannot fast-forward to '{rev}': the histories have diverged")]
+    NotFastForward { rev: String },
+
+    #[error("table '{name}' does not exist")]
+    NoSuchTableToChange { name: String },
+
+    #[error("table '{table}' is new: its key columns must be named")]
+    KeyRequired { table: String },
+
+    #[error("{path}: cannot tell the format from the file name (csv, parquet or jsonl)")]
+    UnknownFormat { path: String },
+
+    #[error("another strata command is using this repository; garbage collection runs alone")]
+    RepositoryBusy,
+
     #[error("cannot delete branch '{name}': it is checked out")]
     DeleteCurrentBranch { name: String },
 
@@ -218,7 +245,16 @@ impl Error {
             Error::UncommittedChanges { .. }
             | Error::NothingToCommit
             | Error::DeleteCurrentBranch { .. }
+            | Error::MergeInProgress { .. }
+            | Error::NoMerge
+            | Error::ConflictsRemain { .. }
+            | Error::NotFastForward { .. }
             | Error::State(_) => K::InvalidState,
+            Error::NoSuchTableToChange { .. } => K::NotFound,
+            Error::EmptyMessage | Error::KeyRequired { .. } | Error::UnknownFormat { .. } => {
+                K::InvalidInput
+            }
+            Error::RepositoryBusy => K::Unavailable,
             Error::AmbiguousRevision { .. }
             | Error::InvalidName { .. }
             | Error::BadInput { .. }

@@ -61,10 +61,8 @@ impl Format {
             .and_then(|e| e.to_str())
             .unwrap_or("")
             .to_ascii_lowercase();
-        Self::parse(&ext).map_err(|_| Error::BadInput {
+        Self::parse(&ext).map_err(|_| Error::UnknownFormat {
             path: path.display().to_string(),
-            message: "cannot tell the format from the file name; pass --format csv|parquet|jsonl"
-                .into(),
         })
     }
 }

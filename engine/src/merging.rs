@@ -85,10 +85,9 @@ impl Repository {
     /// Fails when a merge is in progress.
     pub async fn ensure_no_merge(&self) -> Result<()> {
         if let Some(m) = self.merge_state().await? {
-            return Err(Error::Invalid(format!(
-                "a merge of '{}' is in progress; finish it with 'strata commit' or undo it with 'strata merge --abort'",
-                m.theirs_name
-            )));
+            return Err(Error::MergeInProgress {
+                name: m.theirs_name,
+            });
         }
         Ok(())
     }
@@ -144,9 +143,7 @@ impl Repository {
         }
         let can_ff = base == Some(ours);
         if opts.ff_only && !can_ff {
-            return Err(Error::Invalid(format!(
-                "cannot fast-forward to '{rev}': the histories have diverged; merge without --ff-only"
-            )));
+            return Err(Error::NotFastForward { rev: rev.into() });
         }
         if can_ff && !opts.no_ff {
             self.move_head(&head, Some(ours), theirs).await?;
@@ -273,7 +270,7 @@ impl Repository {
     /// Undoes a merge that stopped on conflicts, restoring the working tables exactly.
     pub async fn merge_abort(&self) -> Result<()> {
         let Some(state) = self.merge_state().await? else {
-            return Err(Error::Invalid("there is no merge to abort".into()));
+            return Err(Error::NoMerge);
         };
         self.set_working(&state.pre_merge).await?;
         self.set_merge_state(None).await
@@ -282,11 +279,16 @@ impl Repository {
     /// Resolves the conflicts of `table` (all tables when `None`) by taking one side.
     pub async fn resolve_conflicts(&self, table: Option<&str>, side: Side) -> Result<usize> {
         let Some(mut state) = self.merge_state().await? else {
-            return Err(Error::Invalid("there is no merge in progress".into()));
+            return Err(Error::NoMerge);
         };
         let names: Vec<String> = match table {
             Some(t) if state.tables.contains_key(t) => vec![t.to_string()],
-            Some(t) => return Err(Error::Invalid(format!("table '{t}' has no conflicts"))),
+            Some(t) => {
+                return Err(Error::State(format!(
+                    "table '{t}' has no conflicts; the tables with conflicts are {}",
+                    state.tables.keys().cloned().collect::<Vec<_>>().join(", ")
+                )))
+            }
             None => state.tables.keys().cloned().collect(),
         };
         let mut resolved = 0;
@@ -352,12 +354,10 @@ impl Repository {
     pub(crate) async fn merge_parent(&self) -> Result<Option<(ObjectId, String)>> {
         match self.merge_state().await? {
             None => Ok(None),
-            Some(s) if s.conflict_count() > 0 => Err(Error::Invalid(format!(
-                "{} conflicts remain in {}; resolve them ('strata conflicts show', 'strata conflicts resolve --ours|--theirs', \
-                 or fix the rows with import/delete), or undo the merge with 'strata merge --abort'",
-                s.conflict_count(),
-                s.tables.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))),
+            Some(s) if s.conflict_count() > 0 => Err(Error::ConflictsRemain {
+                count: s.conflict_count(),
+                tables: s.tables.keys().cloned().collect::<Vec<_>>().join(", "),
+            }),
             Some(s) => Ok(Some((s.theirs, s.message))),
         }
     }

@@ -134,9 +134,7 @@ impl Repository {
         };
         match file.try_lock() {
             Ok(()) => Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Invalid(
-                "another strata command is using this repository; run gc again when it has finished".into(),
-            )),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::RepositoryBusy),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::Io {
                 path: self.root.join(DOT_DIR).join("local").join("lock"),
                 source: e,
@@ -500,9 +498,7 @@ impl Repository {
     /// Commits the working tables on the current branch (or detached HEAD).
     pub async fn commit(&self, message: &str, author: &str) -> Result<ObjectId> {
         if message.trim().is_empty() {
-            return Err(Error::Invalid(
-                "empty commit message; give one with -m".into(),
-            ));
+            return Err(Error::EmptyMessage);
         }
         let head = self.head().await?;
         let parent = self.commit_of(&head).await?;

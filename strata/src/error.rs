@@ -99,6 +99,20 @@ pub enum Suggestion {
     FinishOrAbortMerge,
     /// Each problem of fsck's report says what to do.
     SeeProblems,
+    /// Resolve the conflicts left (or fix the rows), or abort the merge.
+    ResolveOrAbort,
+    /// Merge without requiring a fast-forward.
+    MergeWithoutFfOnly,
+    /// Give a commit message.
+    GiveMessage,
+    /// Create the table first (with its key columns).
+    CreateTable,
+    /// Name the key columns of the new table.
+    GiveKey,
+    /// Say which file format the input is in.
+    GiveFormat,
+    /// Run it again when the other command has finished.
+    RetryLater,
 }
 
 impl Error {
@@ -133,6 +147,14 @@ impl Error {
                 E::UnknownRevision { .. } => Some(Suggestion::RevisionSyntax),
                 E::UncommittedChanges { .. } => Some(Suggestion::CommitOrDiscard),
                 E::DeleteCurrentBranch { .. } => Some(Suggestion::CheckoutAnother),
+                E::MergeInProgress { .. } => Some(Suggestion::FinishOrAbortMerge),
+                E::ConflictsRemain { .. } => Some(Suggestion::ResolveOrAbort),
+                E::NotFastForward { .. } => Some(Suggestion::MergeWithoutFfOnly),
+                E::EmptyMessage => Some(Suggestion::GiveMessage),
+                E::NoSuchTableToChange { .. } => Some(Suggestion::CreateTable),
+                E::KeyRequired { .. } => Some(Suggestion::GiveKey),
+                E::UnknownFormat { .. } => Some(Suggestion::GiveFormat),
+                E::RepositoryBusy => Some(Suggestion::RetryLater),
                 _ => None,
             },
             Error::Remote(e) => match e {

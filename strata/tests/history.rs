@@ -157,7 +157,7 @@ async fn commit_with_an_empty_message_is_refused_and_changes_nothing() {
         .commit("  ", None)
         .await
         .expect_err("an empty message is refused");
-    assert_mentions(&err.to_string(), &["empty commit message"]);
+    assert_mentions(&err.to_string(), &["the commit message is empty"]);
     before.assert_same(&t.snapshot(), "a commit with an empty message");
 }
 

@@ -877,7 +877,7 @@ async fn commit_is_refused_while_conflicts_remain_and_changes_nothing() -> Resul
     refused!(
         t,
         t.commit("still too early", None),
-        &["1 conflicts remain in cities"]
+        &["1 conflict remains in cities"]
     );
     Ok(())
 }
@@ -933,7 +933,7 @@ async fn merge_abort_restores_the_state_before_the_merge_exactly() -> Result {
 #[tokio::test]
 async fn merge_abort_and_resolving_without_a_merge_are_refused_and_conflicts_are_none() -> Result {
     let t = forked().await;
-    refused!(t, t.merge_abort(), &["there is no merge to abort"]);
+    refused!(t, t.merge_abort(), &["there is no merge in progress"]);
     refused!(
         t,
         t.resolve_conflicts(None, Side::Ours),

@@ -284,7 +284,7 @@ fn merge_abort_says_the_merge_is_undone_and_conflicts_without_a_merge_are_refuse
         "Merge aborted; the working tables are as they were before it\n"
     );
     let line = dir.refused(&["merge", "--abort"]);
-    assert_mentions(&line, &["there is no merge to abort"]);
+    assert_mentions(&line, &["there is no merge in progress"]);
     let line = dir.refused(&["conflicts", "show"]);
     assert_mentions(&line, &["there is no merge in progress"]);
     let line = dir.refused(&["conflicts", "resolve", "--ours"]);
