@@ -22,7 +22,7 @@ step commit -m "Import 100k orders"
 
 # Share it through a remote: here a folder, the same protocol as S3.
 step remote add origin ../shared-remote
-step push -u origin main
+step push --create -u origin main
 
 # A second machine clones it and ships two orders, cancels one, adds one.
 cd .. && step clone shared-remote warehouse && cd warehouse

@@ -274,9 +274,12 @@ class Repository:
         set_upstream: bool = False,
         delete: Optional[Sequence[str]] = None,
         atomic: bool = False,
+        create: bool = False,
     ) -> Dict[str, Any]:
         """Uploads branches (default: the current one) and moves them on the remote. Raises
-        ConflictError when the remote branch moved meanwhile (pull first)."""
+        ConflictError when the remote branch moved meanwhile (pull first). ``create=True``
+        makes the remote's location a new repository if it is not one yet (the first push to
+        a new folder or bucket prefix)."""
     def fetch(self, remote: Optional[str] = None, prune: bool = False) -> Dict[str, Any]: ...
     def pull(
         self,

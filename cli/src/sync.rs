@@ -61,6 +61,10 @@ pub enum SyncCommand {
         /// Delete this branch on the remote (repeatable).
         #[arg(long, value_name = "BRANCH")]
         delete: Vec<String>,
+        /// Make the remote's location a new repository if it is not one yet (an empty or
+        /// missing folder, an empty prefix).
+        #[arg(long)]
+        create: bool,
     },
     /// Fetch, then merge the upstream branch (fast-forward when possible).
     Pull {
@@ -230,6 +234,7 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
             atomic,
             tags,
             delete,
+            create,
         } => {
             let lease = match force_with_lease.as_deref() {
                 None => None,
@@ -254,6 +259,7 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
                 tags,
                 set_upstream,
                 gc_wait: None,
+                create,
             };
             push(repo, &opts).await
         }

@@ -163,6 +163,14 @@ pub fn advice(s: &Suggestion) -> String {
         ),
         Suggestion::FinishOrAbortMerge => "finish it with repo.commit(message) or undo it with repo.merge_abort()".into(),
         Suggestion::SeeProblems => "each problem of the report says what to do".into(),
+        Suggestion::ResolveOrAbort => "resolve them with repo.resolve_conflicts('ours' or 'theirs') (or write or delete the rows), or undo the merge with repo.merge_abort()".into(),
+        Suggestion::MergeWithoutFfOnly => "merge without ff_only=True".into(),
+        Suggestion::GiveMessage => "give the commit a message".into(),
+        Suggestion::CreateTable => "write with mode='create' (and primary_key=...) to create it".into(),
+        Suggestion::GiveKey => "name its key columns with primary_key=...".into(),
+        Suggestion::GiveFormat => "say which format the file is in (csv, parquet or jsonl)".into(),
+        Suggestion::RetryLater => "try again when the other command has finished".into(),
+        Suggestion::CheckUrlOrCreate => "check the URL; to make a new repository there, push with create=True".into(),
         _ => "see help(strata)".into(),
     }
 }

@@ -76,7 +76,7 @@ def push_then_cli_pulls(tmp_path, cli, url, storage_options=None, clone_opts=())
     repo.commit("first")
     remote = repo.add_remote("origin", url, storage_options=storage_options)
     assert repo.remotes == [remote]
-    pushed = repo.push(set_upstream=True)
+    pushed = repo.push(set_upstream=True, create=True)
     assert pushed["updates"][0]["name"] == "main"
     assert pushed["updates"][0]["move"] == "created"
 

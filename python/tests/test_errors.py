@@ -40,7 +40,7 @@ def test_conflict_a_push_that_is_not_a_fast_forward(tmp_path):
     a = strata.init(tmp_path / "a")
     one(a)
     a.add_remote("origin", str(tmp_path / "remote"))
-    a.push(set_upstream=True)
+    a.push(set_upstream=True, create=True)
     b = strata.clone(str(tmp_path / "remote"), tmp_path / "b")
     b.write("t", pa.table({"id": [3], "v": ["b"]}), mode="append")
     b.commit("from b")

@@ -19,7 +19,7 @@ pub enum Error {
     #[error("no remote given and none configured")]
     NoRemote,
 
-    #[error("{url} is not a strata repository ({reason}); check the URL")]
+    #[error("{url} is not a strata repository ({reason})")]
     NotARepository { url: String, reason: String },
 
     #[error("rejected {branch}: the remote has commits you do not have (non-fast-forward)")]

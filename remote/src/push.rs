@@ -86,8 +86,8 @@ pub async fn push(
     opts: &PushOptions,
     progress: &dyn Progress,
 ) -> Result<PushReport> {
-    remote.ensure_initialized().await?;
-    remote.ensure_trusted_in(repo).await?;
+    // Everything the push needs from this repository is checked before the remote is
+    // touched: a push with a bad argument writes nothing anywhere.
     let mut wanted: Vec<(RefName, Option<ObjectId>)> = Vec::new();
     for b in branches {
         let name = RefName::branch(b)?;
@@ -107,6 +107,8 @@ pub async fn push(
             wanted.push((RefName::tag(&t)?, Some(c)));
         }
     }
+    remote.ensure_initialized().await?;
+    remote.ensure_trusted_in(repo).await?;
 
     // Refs moved by an attempt that a garbage collection then fenced: the next attempt finds
     // them up to date, but they moved in this push.

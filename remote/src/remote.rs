@@ -116,7 +116,7 @@ impl Remote {
             return Err(Error::NotARepository {
                 url: self.url.clone(),
                 reason: if self.is_empty().await? {
-                    "it is empty; push to it first".into()
+                    "it is empty".into()
                 } else {
                     format!("it holds other data and no {}", layout::MARKER)
                 },

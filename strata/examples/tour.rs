@@ -199,6 +199,8 @@ pub async fn run(dir: &Path) -> strata::Result<Tour> {
             &PushOptions {
                 remote: Some("origin".into()),
                 set_upstream: true,
+                // The folder is new: the first push makes it a repository.
+                create: true,
                 ..Default::default()
             },
             &NoProgress,

@@ -113,6 +113,8 @@ pub enum Suggestion {
     GiveFormat,
     /// Run it again when the other command has finished.
     RetryLater,
+    /// Check the URL; or make a new repository at it (a push that creates it).
+    CheckUrlOrCreate,
 }
 
 impl Error {
@@ -170,6 +172,7 @@ impl Error {
                     remote: remote.clone(),
                 }),
                 R::Incomplete { .. } => Some(Suggestion::RepairObjects),
+                R::NotARepository { .. } => Some(Suggestion::CheckUrlOrCreate),
                 _ => None,
             },
             Error::InvalidState { suggestion, .. } => suggestion.clone(),

@@ -103,6 +103,10 @@ pub struct PushOptions {
     /// How long to wait for garbage collections on the remote (default: `STRATA_GC_WAIT`
     /// seconds, else 120).
     pub gc_wait: Option<Duration>,
+    /// Make the remote's location a new, empty repository if it is not one yet (an empty
+    /// folder or prefix; a missing folder is made). Without it a push only goes to an existing
+    /// repository, so that a typo in a URL never creates a remote.
+    pub create: bool,
 }
 
 /// How a ref moved on the remote.
@@ -412,7 +416,22 @@ impl Repository {
             set_upstream: opts.set_upstream,
             gc_wait,
         };
-        let r = Remote::configured(repo, &name, true).await?;
+        for b in &branches {
+            // Unknown branches are refused before anything else happens.
+            if repo
+                .refs()
+                .read(&strata_engine::store::RefName::branch(b)?)
+                .await?
+                .commit()
+                .is_none()
+            {
+                return Err(strata_engine::Error::UnknownBranch { name: b.clone() }.into());
+            }
+        }
+        let r = Remote::configured(repo, &name, opts.create).await?;
+        if !opts.create {
+            r.check().await?;
+        }
         let report =
             strata_remote::push::push(repo, &r, &branches, &opts.delete, &engine_opts, progress)
                 .await?;

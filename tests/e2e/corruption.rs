@@ -287,7 +287,7 @@ fn a_damaged_local_object_of_any_kind_fails_fsck_and_is_never_pushed_to_a_new_re
 
         fsck_names(&dir, &["fsck"], &id);
         let line = dir
-            .strata(&["push", "-u", "origin", "main"])
+            .strata(&["push", "--create", "-u", "origin", "main"])
             .fails_with_one_line();
         assert_mentions(&line, &[&id]);
         assert!(
@@ -308,7 +308,8 @@ fn a_damaged_local_object_of_any_kind_never_moves_an_existing_remote_branch() {
         let dir = Dir::with_people();
         let (_hub_dir, remote) = hub();
         dir.strata(&["remote", "add", "origin", arg(&remote)]).ok();
-        dir.strata(&["push", "-u", "origin", "main"]).ok();
+        dir.strata(&["push", "--create", "-u", "origin", "main"])
+            .ok();
         let pushed = dir.rev_id("origin/main");
         let refs = remote_refs(&remote);
         let head = change_people(&dir);
@@ -335,7 +336,7 @@ fn a_damaged_remote_object_of_any_kind_fails_fsck_clone_and_fetch_naming_it() {
         let url = file_url(&remote);
         let a = Dir::with_people();
         a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
-        a.strata(&["push", "-u", "origin", "main"]).ok();
+        a.strata(&["push", "--create", "-u", "origin", "main"]).ok();
         let b = Dir::empty();
         b.strata(&["clone", &url, arg(b.path())]).ok();
         let known = b.rev_id("origin/main");
@@ -380,7 +381,7 @@ fn a_damaged_ref_record_on_a_remote_is_named_by_fsck_and_fetch_and_restoring_it_
         let url = file_url(&remote);
         let a = Dir::with_people();
         a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
-        a.strata(&["push", "-u", "origin", "main"]).ok();
+        a.strata(&["push", "--create", "-u", "origin", "main"]).ok();
         let b = Dir::empty();
         b.strata(&["clone", &url, arg(b.path())]).ok();
         let known = b.rev_id("origin/main");
@@ -434,7 +435,7 @@ fn a_damaged_current_ref_record_on_a_remote_is_replaced_by_a_forced_push_and_gc_
         let url = file_url(&remote);
         let a = Dir::with_people();
         a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
-        a.strata(&["push", "-u", "origin", "main"]).ok();
+        a.strata(&["push", "--create", "-u", "origin", "main"]).ok();
         let b = Dir::empty();
         b.strata(&["clone", &url, arg(b.path())]).ok();
         change_people(&a);
@@ -498,7 +499,8 @@ fn a_damaged_tag_record_on_a_remote_is_replaced_by_the_push_fsck_names() {
     let a = Dir::with_people();
     a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
     a.strata(&["tag", "v1"]).ok();
-    a.strata(&["push", "-u", "origin", "main", "--tags"]).ok();
+    a.strata(&["push", "--create", "-u", "origin", "main", "--tags"])
+        .ok();
     let record = "refs/tags/v1/00000000000000000001";
     Damage::CutInHalf.apply(&remote.join(record));
     let line = a
@@ -550,7 +552,7 @@ fn fsck_repair_writes_a_damaged_or_missing_remote_object_of_any_kind_again_from_
         let url = file_url(&remote);
         let a = Dir::with_people();
         a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
-        a.strata(&["push", "-u", "origin", "main"]).ok();
+        a.strata(&["push", "--create", "-u", "origin", "main"]).ok();
         let head = change_people(&a);
         a.strata(&["push"]).ok();
         let (id, rel) = object_of(&a, &head, kind);
@@ -595,7 +597,7 @@ fn fsck_repair_writes_a_damaged_or_missing_local_object_of_any_kind_again_from_a
         let (_hub_dir, remote) = hub();
         let a = Dir::with_people();
         a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
-        a.strata(&["push", "-u", "origin", "main"]).ok();
+        a.strata(&["push", "--create", "-u", "origin", "main"]).ok();
         let head = change_people(&a);
         a.strata(&["push"]).ok();
         let csv = a.export_csv("people", None);
@@ -633,7 +635,7 @@ fn fsck_repair_restores_a_whole_lost_history_below_a_missing_commit_in_one_run()
             .ok();
         a.strata(&["commit", "-m", &format!("round {round}")]).ok();
     }
-    a.strata(&["push", "-u", "origin", "main"]).ok();
+    a.strata(&["push", "--create", "-u", "origin", "main"]).ok();
     // Every chunk and every object but the ref records' commit is gone: the newest commit
     // reaches the rest only through objects that are missing too.
     let lost = crate::backends::count_files(&remote.join("chunks"))
@@ -662,7 +664,7 @@ fn fsck_repair_without_an_intact_copy_says_so_and_changes_nothing() {
     let (_hub_dir, remote) = hub();
     let a = Dir::with_people();
     a.strata(&["remote", "add", "origin", arg(&remote)]).ok();
-    a.strata(&["push", "-u", "origin", "main"]).ok();
+    a.strata(&["push", "--create", "-u", "origin", "main"]).ok();
     let head = change_people(&a);
     let (id, rel) = object_of(&a, &head, Kind::Chunk);
     flip_a_byte(&a.join(".strata").join(&rel));

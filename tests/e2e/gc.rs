@@ -677,7 +677,8 @@ fn gc_removes_an_abandoned_branch_and_keeps_everything_still_reachable() {
     let pushed = dir.rev_id("HEAD");
     let pushed_csv = dir.export_csv("people", Some("HEAD"));
     dir.strata(&["remote", "add", "origin", arg(&remote)]).ok();
-    dir.strata(&["push", "-u", "origin", "main"]).ok();
+    dir.strata(&["push", "--create", "-u", "origin", "main"])
+        .ok();
     dir.strata(&["reset", "--hard", "HEAD~1"]).ok();
     assert_eq!(dir.rev_id("origin/main"), pushed);
     let main = dir.rev_id("main");

@@ -71,7 +71,9 @@ pub(crate) fn published_on(backend: Backend, location: &str) -> Dir {
     backend
         .run(&dir, &["remote", "add", "origin", location])
         .ok();
-    backend.run(&dir, &["push", "-u", "origin", "main"]).ok();
+    backend
+        .run(&dir, &["push", "--create", "-u", "origin", "main"])
+        .ok();
     dir
 }
 
@@ -279,7 +281,7 @@ fn the_field_failing_case(backend: Backend) {
     backend
         .run(&local, &["remote", "add", "origin", remote.plain()])
         .ok();
-    backend.run(&local, &["push", "-u"]).ok();
+    backend.run(&local, &["push", "--create", "-u"]).ok();
 
     // `node1` clones (by URL), appends rows and pushes.
     let node1 = clone_on(backend, url);
@@ -514,7 +516,9 @@ pub(crate) fn pushed_items(backend: Backend, url: &str, rows: i64, chunk_rows: u
         .strata(&["commit", "-m", &format!("{rows} items")])
         .ok();
     backend.run(&local, &["remote", "add", "origin", url]).ok();
-    backend.run(&local, &["push", "-u", "origin", "main"]).ok();
+    backend
+        .run(&local, &["push", "--create", "-u", "origin", "main"])
+        .ok();
     local
 }
 
@@ -1070,7 +1074,7 @@ fn cloning_a_remote_without_branches_gives_an_empty_repository_that_can_push() {
     c.strata(&["import", "items", "items.csv", "--primary-key", "id"])
         .ok();
     c.strata(&["commit", "-m", "c starts over"]).ok();
-    c.strata(&["push", "-u", "origin", "main"]).ok();
+    c.strata(&["push", "--create", "-u", "origin", "main"]).ok();
     let d = clone_of(&file_url(&remote));
     assert_eq!(items(&d), items(&c));
 }
@@ -1252,4 +1256,56 @@ fn fetch_refuses_a_corrupted_remote_object_naming_it_and_keeps_the_tracking_ref(
     let out = b.strata(&["fsck", "--remote", "origin"]);
     assert_mentions(&out.stdout, &[&id]);
     out.fails();
+}
+
+// ---------------------------------------------------------------------------------------------
+// A push never makes a remote by accident
+
+/// Regression (hardening item 9): `strata push origin typo` against a new folder URL used to
+/// create the folder, the marker and the probe keys before finding the branch name wrong.
+#[test]
+fn a_push_of_an_unknown_branch_to_a_new_location_creates_nothing() {
+    let dir = Dir::with_people();
+    let target = dir.join("new-remote");
+    dir.strata(&["remote", "add", "origin", &target.to_string_lossy()])
+        .ok();
+    let before = dir.snapshot();
+    for args in [
+        vec!["push", "origin", "typo"],
+        vec!["push", "--create", "origin", "typo"],
+    ] {
+        let line = dir.strata(&args).fails_with_one_line();
+        assert_mentions(&line, &["typo"]);
+        assert!(!target.exists(), "{args:?} created {}", target.display());
+    }
+    before.assert_same(&dir.snapshot(), "pushes of an unknown branch");
+}
+
+/// A push goes only to an existing repository unless told to make one: a typo in a path
+/// cannot silently create a new remote.
+#[test]
+fn a_push_to_a_location_that_is_not_a_repository_needs_create() {
+    let dir = Dir::with_people();
+    let target = dir.join("typo-remote");
+    dir.strata(&["remote", "add", "origin", &target.to_string_lossy()])
+        .ok();
+    let line = dir
+        .strata(&["push", "origin", "main"])
+        .fails_with_one_line();
+    assert_mentions(&line, &["not a strata repository", "--create"]);
+    assert!(!target.exists(), "the folder was created");
+    // An empty folder is refused too, and left empty.
+    std::fs::create_dir_all(&target).expect("mkdir");
+    let line = dir
+        .strata(&["push", "origin", "main"])
+        .fails_with_one_line();
+    assert_mentions(&line, &["is empty", "--create"]);
+    assert_eq!(std::fs::read_dir(&target).expect("read").count(), 0);
+    // With --create it becomes a repository, and later pushes need no flag.
+    dir.strata(&["push", "--create", "origin", "main"]).ok();
+    dir.strata(&["push", "origin", "main"]).ok();
+    let clone = Dir::empty();
+    clone
+        .strata(&["clone", &target.to_string_lossy(), "c"])
+        .ok();
 }

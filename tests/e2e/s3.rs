@@ -67,7 +67,7 @@ fn a_push_to_s3_from_one_clone_is_pulled_into_another_with_only_environment_vari
     let url = unique_url("story");
     let first = Dir::with_people();
     s3(&first, &["remote", "add", "origin", &url]).ok();
-    s3(&first, &["push", "-u", "origin", "main"]).ok();
+    s3(&first, &["push", "--create", "-u", "origin", "main"]).ok();
     let second = Dir::empty();
     s3(&second, &["clone", &url, "copy"]).ok();
     let copy = second.join("copy");
@@ -186,7 +186,7 @@ fn a_prefix_that_holds_something_else_is_not_taken_for_a_repository() {
     let dir = Dir::with_people();
     let url = unique_url("foreign");
     s3(&dir, &["remote", "add", "origin", &url]).ok();
-    s3(&dir, &["push", "origin", "main"]).ok();
+    s3(&dir, &["push", "--create", "origin", "main"]).ok();
     // The chunks folder holds objects but no repository marker.
     let elsewhere = Dir::empty();
     let err = s3(&elsewhere, &["clone", &format!("{url}/chunks"), "c"]).fails_with_one_line();
@@ -222,7 +222,7 @@ fn credentials_never_appear_in_urls_config_or_output() {
     assert!(!err.contains("topsecret"), "{err}");
     let url = unique_url("secrets");
     s3(&dir, &["remote", "add", "origin", &url]).ok();
-    let verbose = s3(&dir, &["-vv", "push", "origin", "main"]).ok();
+    let verbose = s3(&dir, &["-vv", "push", "--create", "origin", "main"]).ok();
     let shown = s3(&dir, &["remote", "show", "origin", "--json"]).ok();
     for text in [&verbose.stdout, &verbose.stderr, &shown.stdout] {
         assert!(!text.contains(SECRET), "the secret appeared in output");
