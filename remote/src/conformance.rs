@@ -262,10 +262,12 @@ pub async fn a_reader_never_sees_a_ref_to_a_missing_object(
 ) {
     let name = RefName::branch(&unique("visible")).expect("name");
     let objects = Objects::new(store.clone(), "conformance");
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let store = store.clone();
         let name = name.clone();
         let objects = objects.clone();
+        let done = done.clone();
         tokio::spawn(async move {
             let log = RefLog::new(store, "writer");
             for i in 0..rounds {
@@ -278,32 +280,46 @@ pub async fn a_reader_never_sees_a_ref_to_a_missing_object(
                     .expect("put object");
                 let state = log.read(&name).await.expect("read");
                 log.update(&state, Some(id), 0).await.expect("update");
+                tokio::task::yield_now().await;
             }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
         })
     };
+    // The reader reads until the writer is done, checking every value it sees.
     let reader = {
         let store = store.clone();
         let name = name.clone();
         tokio::spawn(async move {
             let log = RefLog::new(store, "reader");
-            let mut seen = 0;
-            for _ in 0..rounds * 4 {
+            let mut seen = std::collections::HashSet::new();
+            let mut reads = 0usize;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
                 if let Some(id) = log.read(&name).await.expect("read").commit() {
                     objects
                         .get(ObjectKind::Meta, &id)
                         .await
                         .expect("a ref named a missing object");
-                    seen += 1;
+                    seen.insert(id);
+                }
+                reads += 1;
+                if finished {
+                    break;
                 }
                 tokio::task::yield_now().await;
             }
-            seen
+            (seen.len(), reads)
         })
     };
     writer.await.expect("writer");
-    reader.await.expect("reader");
+    let (distinct, reads) = reader.await.expect("reader");
     let last = RefLog::new(store, "r").read(&name).await.expect("read");
     assert_eq!(last.seq, rounds as u64);
+    // The reader really read while the ref moved: it saw it at several values.
+    assert!(
+        distinct >= 2,
+        "the reader saw the ref at {distinct} value(s) in {reads} reads; it must see it move"
+    );
 }
 
 /// Runs every behaviour against one store.

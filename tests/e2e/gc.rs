@@ -442,6 +442,11 @@ fn killing_gc_processes_at_random_moments_leaves_the_repository_and_a_folder_rem
     killing_gc_at_random_moments(Backend::File, 12);
 }
 
+#[test]
+fn killing_gc_processes_at_random_moments_leaves_the_repository_and_a_radosgw_remote_consistent() {
+    killing_gc_at_random_moments(Backend::Radosgw, 6);
+}
+
 /// Starts `strata ARGS` in `dir` and kills it after `ms` milliseconds; returns whether it had
 /// already finished successfully by then.
 fn run_killed_after(backend: Backend, dir: &Dir, args: &[&str], ms: u64) -> bool {

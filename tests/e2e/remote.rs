@@ -638,6 +638,13 @@ fn killing_push_processes_at_random_moments(backend: Backend, kills: u64) {
         );
     }
 
+    // The test is about kills in the middle of an upload: some must have landed there.
+    assert!(
+        during > 0,
+        "no kill on {} landed during an upload ({early} before it, {finished} after the branch \
+         moved): the test did not test what it is about",
+        backend.name()
+    );
     backend.run(&local, &["push"]).ok();
     let fresh = clone_on(backend, url);
     assert_eq!(fresh.rev_id("HEAD"), local.rev_id("HEAD"));
