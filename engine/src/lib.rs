@@ -4,6 +4,11 @@
 //!
 //! The engine knows nothing about remotes: a remote is another store with the same layout
 //! (see `store::layout` and docs/protocol.md).
+//!
+//! This crate is internal to Strata: applications use the `strata` crate, the one public
+//! entry point, which is built on it. Its modules are public for the sibling crates
+//! (`strata-remote`, `strata`); what changes the checkout's state outside the documented
+//! operations (HEAD, the working tables, local files) is private to it.
 
 pub mod arrow;
 pub mod chunk;

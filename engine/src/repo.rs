@@ -369,7 +369,7 @@ impl Repository {
             .unwrap_or(Head::Branch(DEFAULT_BRANCH.into())))
     }
 
-    pub async fn set_head(&self, head: &Head) -> Result<()> {
+    pub(crate) async fn set_head(&self, head: &Head) -> Result<()> {
         put_json(&self.store, &layout::local("HEAD"), head).await
     }
 
@@ -407,7 +407,7 @@ impl Repository {
     }
 
     /// Replaces the working state in one atomic write (so a crash leaves the old one).
-    pub async fn set_working(&self, working: &Working) -> Result<()> {
+    pub(crate) async fn set_working(&self, working: &Working) -> Result<()> {
         put_json(&self.store, &layout::local("WORKING"), working).await
     }
 
@@ -534,7 +534,7 @@ impl Repository {
     }
 
     /// Moves a branch from `expected` to `new` by a compare-and-swap on its ref log.
-    pub async fn move_branch(
+    pub(crate) async fn move_branch(
         &self,
         name: &RefName,
         expected: Option<ObjectId>,
@@ -814,6 +814,16 @@ impl Repository {
         Ok(old)
     }
 
+    /// Starts branch `name` at `commit` (it must not exist yet) and checks it out, replacing
+    /// the working tables: what a clone does once it has fetched.
+    pub async fn start_branch_at(&self, name: &str, commit: ObjectId) -> Result<()> {
+        self.move_branch(&RefName::branch(name)?, None, Some(commit))
+            .await?;
+        self.set_head(&Head::Branch(name.to_string())).await?;
+        let tables = self.commit_tables(Some(commit)).await?;
+        self.set_working(&Working { tables }).await
+    }
+
     /// Switches to a branch (or detaches at a revision), replacing the working tables.
     /// Refuses over uncommitted changes unless `force`.
     pub async fn checkout(&self, target: &str, force: bool) -> Result<Head> {
@@ -904,7 +914,11 @@ impl Repository {
     }
 
     /// Sets one table of the working state (`None` removes it).
-    pub async fn set_working_table(&self, name: &str, table: Option<ObjectId>) -> Result<()> {
+    pub(crate) async fn set_working_table(
+        &self,
+        name: &str,
+        table: Option<ObjectId>,
+    ) -> Result<()> {
         let mut w = self.working().await?;
         match table {
             Some(id) => w.tables.insert(name.into(), id),

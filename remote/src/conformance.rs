@@ -322,6 +322,89 @@ pub async fn a_reader_never_sees_a_ref_to_a_missing_object(
     );
 }
 
+/// The garbage-collection lock (docs/protocol.md, section 8): a held lock stops another
+/// collection (naming the holder) until it is broken explicitly; breaking takes it over;
+/// every collection releases it by a newer record; a released lock is taken by the next.
+pub async fn the_gc_lock_admits_one_collection_and_is_released_by_a_newer_record(
+    store: Arc<dyn ObjectStore>,
+) {
+    use crate::gc::{collect, current_lock, GcLock, GcOptions};
+    use crate::Remote;
+    use strata_engine::progress::NoProgress;
+    use strata_engine::store::layout;
+    let marker = serde_json::json!({"format": 1, "kind": "strata-repository"});
+    store
+        .put(
+            &layout::marker(),
+            serde_json::to_vec(&marker).expect("json").into(),
+        )
+        .await
+        .expect("marker");
+    let remote = Remote::from_store("origin", "conformance", store.clone(), "me").assume_trusted();
+    // A collection elsewhere holds the lock.
+    let foreign = GcLock {
+        format: 1,
+        id: "elsewhere".into(),
+        writer: "other".into(),
+        time: 0,
+        held: true,
+        holder: Some("other-host:/other/.strata:1:1".into()),
+    };
+    store
+        .put_opts(
+            &layout::gc_lock_record(1),
+            serde_json::to_vec(&foreign).expect("json").into(),
+            create_only(),
+        )
+        .await
+        .expect("a held lock");
+    let err = collect(&remote, &[], &GcOptions::default(), 0, &NoProgress)
+        .await
+        .expect_err("a held lock stops the collection");
+    assert!(
+        matches!(err, crate::Error::GcRunning { ref id, .. } if id == "elsewhere"),
+        "{err}"
+    );
+    assert_eq!(
+        current_lock(&remote)
+            .await
+            .expect("read")
+            .map(|l| l.id)
+            .as_deref(),
+        Some("elsewhere"),
+        "a refused collection leaves the lock as it was"
+    );
+    // Broken explicitly, it is taken over; the collection then releases it.
+    let breaking = GcOptions {
+        break_lock: true,
+        ..Default::default()
+    };
+    let report = collect(&remote, &[], &breaking, 0, &NoProgress)
+        .await
+        .expect("--break-lock takes the lock over");
+    assert_eq!(report.took_over.as_deref(), Some("elsewhere"));
+    assert!(
+        current_lock(&remote).await.expect("read").is_none(),
+        "released"
+    );
+    // A released lock is taken by the next collection, and released again.
+    collect(&remote, &[], &GcOptions::default(), 0, &NoProgress)
+        .await
+        .expect("the next collection");
+    assert!(
+        current_lock(&remote).await.expect("read").is_none(),
+        "released"
+    );
+    let records = strata_engine::store::list_all(&store, &layout::gc_lock_dir())
+        .await
+        .expect("list");
+    assert_eq!(
+        records.len(),
+        1,
+        "only the newest lock record is kept: {records:?}"
+    );
+}
+
 /// Runs every behaviour against one store.
 pub async fn run_all(store: Arc<dyn ObjectStore>) {
     create_only_puts_never_overwrite(store.clone()).await;

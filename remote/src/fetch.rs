@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use strata_engine::repo::{Head, Working};
 use strata_engine::store::{RefKind, RefName};
 use strata_engine::{ObjectId, Progress, Repository};
 
@@ -184,8 +183,6 @@ async fn clone_into(
     let Some((name, commit)) = chosen else {
         return Ok((repo, None));
     };
-    repo.move_branch(&RefName::branch(&name)?, None, Some(commit))
-        .await?;
     config::set_upstream(
         &repo,
         &name,
@@ -195,8 +192,6 @@ async fn clone_into(
         },
     )
     .await?;
-    repo.set_head(&Head::Branch(name.clone())).await?;
-    let tables = repo.commit_tables(Some(commit)).await?;
-    repo.set_working(&Working { tables }).await?;
+    repo.start_branch_at(&name, commit).await?;
     Ok((repo, Some(name)))
 }

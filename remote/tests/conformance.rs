@@ -57,3 +57,7 @@ both!(
 both!(a_reader_never_sees_a_ref_to_a_missing_object, |s| {
     conformance::a_reader_never_sees_a_ref_to_a_missing_object(s, 50)
 });
+both!(
+    the_gc_lock_admits_one_collection_and_is_released_by_a_newer_record,
+    conformance::the_gc_lock_admits_one_collection_and_is_released_by_a_newer_record
+);

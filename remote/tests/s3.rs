@@ -86,6 +86,15 @@ on_both!(
     }
 );
 on_both!(
+    the_gc_lock_admits_one_collection_and_is_released_by_a_newer_record,
+    |var| async move {
+        conformance::the_gc_lock_admits_one_collection_and_is_released_by_a_newer_record(s3(
+            var, "gc-lock",
+        ))
+        .await
+    }
+);
+on_both!(
     the_store_passes_the_conditional_write_probe,
     |var| async move {
         strata_remote::probe::probe(&s3(var, "probe"), var, "probe")
