@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsCredential};
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::prefix::PrefixStore;
@@ -71,18 +71,126 @@ fn aws_file(var: &str, default: &str) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
+/// Credentials from a profile's `credential_process`: a command that prints them as JSON
+/// (`{"Version": 1, "AccessKeyId": ..., "SecretAccessKey": ..., "SessionToken": ...,
+/// "Expiration": ...}`), as the AWS tools define it. This is also how profiles that use SSO or
+/// assume a role are used: `credential_process = aws configure export-credentials --profile NAME
+/// --format process`. The command runs again when the credentials are about to expire.
+pub struct ProcessCredentials {
+    command: String,
+    cached: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<chrono::DateTime<chrono::Utc>>)>>,
+}
+
+impl std::fmt::Debug for ProcessCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The command may name a profile; never the secrets it prints.
+        f.debug_struct("ProcessCredentials")
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProcessOutput {
+    version: u32,
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+    expiration: Option<String>,
+}
+
+impl ProcessCredentials {
+    pub fn new(command: &str) -> Self {
+        ProcessCredentials {
+            command: command.to_string(),
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn run(
+        &self,
+    ) -> object_store::Result<(Arc<AwsCredential>, Option<chrono::DateTime<chrono::Utc>>)> {
+        let fail = |why: String| object_store::Error::Generic {
+            store: "S3",
+            source: format!("credential_process `{}` {why}", self.command).into(),
+        };
+        let out = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&self.command)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| fail(format!("could not run: {e}")))?;
+        if !out.status.success() {
+            return Err(fail(format!(
+                "failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let parsed: ProcessOutput = serde_json::from_slice(&out.stdout)
+            .map_err(|e| fail(format!("printed no credentials it could read ({e})")))?;
+        if parsed.version != 1 {
+            return Err(fail(format!(
+                "printed version {}; version 1 is understood",
+                parsed.version
+            )));
+        }
+        let expires = match parsed.expiration {
+            Some(t) => Some(
+                chrono::DateTime::parse_from_rfc3339(&t)
+                    .map_err(|e| fail(format!("printed an expiration that is not a time ({e})")))?
+                    .with_timezone(&chrono::Utc),
+            ),
+            None => None,
+        };
+        Ok((
+            Arc::new(AwsCredential {
+                key_id: parsed.access_key_id,
+                secret_key: parsed.secret_access_key,
+                token: parsed.session_token,
+            }),
+            expires,
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::CredentialProvider for ProcessCredentials {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        let mut cached = self.cached.lock().await;
+        let fresh = |expires: &Option<chrono::DateTime<chrono::Utc>>| {
+            expires.is_none_or(|t| t - chrono::Utc::now() > chrono::Duration::minutes(5))
+        };
+        if let Some((c, expires)) = cached.as_ref() {
+            if fresh(expires) {
+                return Ok(c.clone());
+            }
+        }
+        let (c, expires) = self.run().await?;
+        *cached = Some((c.clone(), expires));
+        Ok(c)
+    }
+}
+
 /// Fills what the environment does not give from the AWS profile (`AWS_PROFILE`, default
-/// `default`): keys and session token from the credentials file, region and endpoint from the
-/// config file.
+/// `default`): keys and session token from the credentials file, or a `credential_process`
+/// from either file; region and endpoint from the config file. Web identity tokens, container
+/// and instance credentials are object_store's own (`from_env`).
 fn apply_profile(mut b: AmazonS3Builder) -> AmazonS3Builder {
     let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
     let set = |var: &str| std::env::var_os(var).is_some();
-    if !set("AWS_ACCESS_KEY_ID") {
+    let mut have_keys = set("AWS_ACCESS_KEY_ID");
+    if !have_keys {
         if let Some(creds) = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials") {
             if let (Some(id), Some(secret)) = (
                 ini_value(&creds, &profile, "aws_access_key_id"),
                 ini_value(&creds, &profile, "aws_secret_access_key"),
             ) {
+                have_keys = true;
                 b = b.with_access_key_id(id).with_secret_access_key(secret);
                 if let Some(token) = ini_value(&creds, &profile, "aws_session_token") {
                     b = b.with_token(token);
@@ -90,12 +198,26 @@ fn apply_profile(mut b: AmazonS3Builder) -> AmazonS3Builder {
             }
         }
     }
-    if let Some(config) = aws_file("AWS_CONFIG_FILE", "config") {
-        let section = if profile == "default" {
-            "default".to_string()
-        } else {
-            format!("profile {profile}")
-        };
+    let config = aws_file("AWS_CONFIG_FILE", "config");
+    let config_section = if profile == "default" {
+        "default".to_string()
+    } else {
+        format!("profile {profile}")
+    };
+    if !have_keys {
+        let process = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials")
+            .and_then(|c| ini_value(&c, &profile, "credential_process"))
+            .or_else(|| {
+                config
+                    .as_deref()
+                    .and_then(|c| ini_value(c, &config_section, "credential_process"))
+            });
+        if let Some(command) = process {
+            b = b.with_credentials(Arc::new(ProcessCredentials::new(&command)));
+        }
+    }
+    if let Some(config) = config {
+        let section = config_section;
         if !set("AWS_REGION") && !set("AWS_DEFAULT_REGION") {
             if let Some(region) = ini_value(&config, &section, "region") {
                 b = b.with_region(region);

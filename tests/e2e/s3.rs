@@ -230,3 +230,61 @@ fn credentials_never_appear_in_urls_config_or_output() {
     let config = dir.read_string(".strata/local/remotes.json");
     assert!(!config.contains(SECRET), "the secret was stored: {config}");
 }
+
+/// An AWS profile whose credentials come from a `credential_process` (as SSO and assumed-role
+/// profiles do, through `aws configure export-credentials`) is used as the AWS tools use it:
+/// nothing secret in the environment, in the remote's options or in the output.
+#[test]
+fn a_profile_with_a_credential_process_pushes_and_clones() {
+    let dir = Dir::with_people();
+    let url = unique_url("process");
+    let aws = dir.join(".aws");
+    std::fs::create_dir_all(&aws).expect("mkdir");
+    let script = dir.write(
+        "creds.sh",
+        format!(
+            "#!/bin/sh\necho '{{\"Version\": 1, \"AccessKeyId\": \"strata\", \"SecretAccessKey\": \"{SECRET}\", \"Expiration\": \"2999-01-01T00:00:00Z\"}}'\n"
+        ),
+    );
+    std::fs::write(
+        aws.join("config"),
+        format!(
+            "[profile team]\nregion = us-east-1\nendpoint_url = {}\ncredential_process = sh {}\n",
+            radosgw(),
+            script.display()
+        ),
+    )
+    .expect("config");
+    let run = |d: &Dir, args: &[&str]| {
+        let mut cmd: Command = d.command(args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("AWS_PROFILE", "team")
+            .env("AWS_CONFIG_FILE", aws.join("config"))
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("HOME", dir.path());
+        let out = cmd.output().expect("strata starts");
+        Output {
+            command: format!("strata {}", args.join(" ")),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stdout_bytes: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            status: out.status,
+        }
+    };
+    run(&dir, &["remote", "add", "origin", &url]).ok();
+    let pushed = run(&dir, &["push", "--create", "-u", "origin", "main"]).ok();
+    assert!(!pushed.stderr.contains(SECRET), "{pushed:?}");
+    let other = Dir::empty();
+    run(&other, &["clone", &url, "copy"]).ok();
+    let config = std::fs::read_to_string(dir.join(".strata/local/remotes.json")).expect("config");
+    assert!(!config.contains(SECRET), "{config}");
+    // A process that fails is named in the error, with what it printed.
+    std::fs::write(&script, "#!/bin/sh\necho 'token expired' >&2\nexit 3\n").expect("write");
+    let other = Dir::empty();
+    let line = run(&other, &["clone", &url, "copy2"]).fails_with_one_line();
+    crate::harness::assert_mentions(&line, &["credential_process", "token expired"]);
+}
