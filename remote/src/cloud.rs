@@ -78,8 +78,11 @@ fn aws_file(var: &str, default: &str) -> Option<String> {
 /// --format process`. The command runs again when the credentials are about to expire.
 pub struct ProcessCredentials {
     command: String,
-    cached: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<chrono::DateTime<chrono::Utc>>)>>,
+    cached: tokio::sync::Mutex<Option<Expiring>>,
 }
+
+/// Credentials and when they expire (never: `None`).
+type Expiring = (Arc<AwsCredential>, Option<chrono::DateTime<chrono::Utc>>);
 
 impl std::fmt::Debug for ProcessCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
