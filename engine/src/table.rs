@@ -17,6 +17,7 @@ use crate::id::ObjectId;
 use crate::key::{encode_keys, format_key, KeyRange, Keys, Rows};
 use crate::schema::TableSchema;
 use crate::store::objects::check_format;
+use crate::store::objects::verify;
 use crate::store::{ObjectKind, Objects};
 use crate::tree::{self, encode_hex, Entry};
 
@@ -25,8 +26,10 @@ pub const TABLE_FORMAT: u32 = 1;
 
 /// Chunks encoded and stored at once while writing.
 const WRITE_CONCURRENCY: usize = 4;
-/// Chunks read ahead while scanning.
-const READ_AHEAD: usize = 4;
+/// Chunks read ahead while scanning: enough to keep every core decoding.
+fn read_ahead() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| (n.get() * 2).max(4))
+}
 
 /// A table as stored: the object a commit names for each table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,11 +289,12 @@ pub async fn read_chunk(
     schema: &SchemaRef,
     key_idx: &[usize],
 ) -> Result<Rows> {
-    let bytes = objects.get(ObjectKind::Chunk, &entry.id).await?;
+    let bytes = objects.get_unchecked(ObjectKind::Chunk, &entry.id).await?;
     let id = entry.id;
     let schema = schema.clone();
     let key_idx = key_idx.to_vec();
     tokio::task::spawn_blocking(move || {
+        verify(&id, &bytes)?;
         let batch = decode_chunk(&id, bytes, &schema)?;
         let keys = encode_keys(&batch, &key_idx)?.map_err(|_| Error::CorruptObject {
             id: id.to_hex(),
@@ -499,13 +503,16 @@ pub fn scan<'a>(
         .map(move |entry| {
             let schema = schema.clone();
             async move {
-                let bytes = objects.get(ObjectKind::Chunk, &entry.id).await?;
-                tokio::task::spawn_blocking(move || decode_chunk(&entry.id, bytes, &schema))
-                    .await
-                    .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
+                let bytes = objects.get_unchecked(ObjectKind::Chunk, &entry.id).await?;
+                tokio::task::spawn_blocking(move || {
+                    verify(&entry.id, &bytes)?;
+                    decode_chunk(&entry.id, bytes, &schema)
+                })
+                .await
+                .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
             }
         })
-        .buffered(READ_AHEAD))
+        .buffered(read_ahead()))
 }
 
 /// The chunks a scan of `ranges` must read, in key order, each with whether its rows must be
@@ -567,15 +574,17 @@ pub async fn scan_spec(
             let spec = spec.clone();
             let key_idx = key_idx.clone();
             async move {
-                let bytes = objects.get(ObjectKind::Chunk, &entry.id).await?;
+                let bytes = objects.get_unchecked(ObjectKind::Chunk, &entry.id).await?;
+                // Hashing and decoding run on the blocking pool, several chunks at once.
                 tokio::task::spawn_blocking(move || {
+                    verify(&entry.id, &bytes)?;
                     read_selected(&entry.id, bytes, &schema, &spec, &key_idx, filter)
                 })
                 .await
                 .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
             }
         })
-        .buffered(READ_AHEAD)
+        .buffered(read_ahead())
         .boxed();
     Ok((out_schema, stream, chunks))
 }

@@ -106,6 +106,17 @@ impl Objects {
         put(&self.store, &kind.path(id), bytes).await
     }
 
+    /// Reads an object's bytes without checking them: the caller must [`verify`] them (off the
+    /// async runtime, for large chunks) before using them.
+    pub async fn get_unchecked(&self, kind: ObjectKind, id: &ObjectId) -> Result<Bytes> {
+        get_opt(&self.store, &kind.path(id))
+            .await?
+            .ok_or_else(|| Error::MissingObject {
+                id: id.to_hex(),
+                location: self.location.clone(),
+            })
+    }
+
     /// Reads an object and checks that its bytes hash to `id`.
     pub async fn get(&self, kind: ObjectKind, id: &ObjectId) -> Result<Bytes> {
         let Some(bytes) = get_opt(&self.store, &kind.path(id)).await? else {
@@ -154,6 +165,17 @@ impl Objects {
         let bytes = encode_json(value)?;
         self.put(ObjectKind::Meta, bytes).await
     }
+}
+
+/// Checks that `bytes` are the object `id` (they hash to it).
+pub fn verify(id: &ObjectId, bytes: &[u8]) -> Result<()> {
+    if ObjectId::of(bytes) != *id {
+        return Err(Error::CorruptObject {
+            id: id.to_hex(),
+            reason: format!("its {} bytes do not hash to its id", bytes.len()),
+        });
+    }
+    Ok(())
 }
 
 /// The canonical JSON encoding of an object (its id is the hash of these bytes).
