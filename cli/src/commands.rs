@@ -37,10 +37,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             None => cwd.clone(),
         };
         let repo = Repository::init(&target).await?;
-        println!(
+        outln!(
             "Initialized empty strata repository in {}",
             repo.data_dir().display()
-        );
+        )?;
         return Ok(());
     }
     if let Command::Sync(crate::sync::SyncCommand::Clone {
@@ -106,8 +106,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 force,
             };
             match repo.checkout(&target, &opts).await? {
-                Head::Branch(b) => println!("Switched to branch '{b}'"),
-                Head::Detached(id) => println!("HEAD is now at {} (detached)", id.short()),
+                Head::Branch(b) => outln!("Switched to branch '{b}'")?,
+                Head::Detached(id) => outln!("HEAD is now at {} (detached)", id.short())?,
             }
             Ok(())
         }
@@ -120,7 +120,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Reset { hard: _, rev } => {
             let id = repo.reset_hard(&rev).await?;
             let c = repo.commit_info(&id.to_hex()).await?;
-            println!("HEAD is now at {} {}", id.short(), c.summary());
+            outln!("HEAD is now at {} {}", id.short(), c.summary())?;
             Ok(())
         }
         Command::Merge {
@@ -133,7 +133,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             if abort {
                 repo.merge_abort().await?;
-                println!("Merge aborted; the working tables are as they were before it");
+                outln!("Merge aborted; the working tables are as they were before it")?;
                 return Ok(());
             }
             let rev = rev.context("name the branch or revision to merge")?;
@@ -144,7 +144,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 author: author.as_deref().map(Author::parse).transpose()?,
             };
             let outcome = repo.merge(&rev, &opts).await?;
-            print_merge(&outcome, &format!("Merged '{rev}'"));
+            print_merge(&outcome, &format!("Merged '{rev}'"))?;
             match outcome.conflict_error(&format!("merge of '{rev}'"), false) {
                 Some(e) => Err(e.into()),
                 None => Ok(()),
@@ -172,13 +172,14 @@ pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
 
 /// What a merge or pull did, for people (nothing for a merge that stopped on conflicts:
 /// its error says it).
-pub(crate) fn print_merge(outcome: &MergeOutcome, merged: &str) {
+pub(crate) fn print_merge(outcome: &MergeOutcome, merged: &str) -> Result<()> {
     match outcome {
-        MergeOutcome::UpToDate => println!("Already up to date."),
-        MergeOutcome::FastForward { commit } => println!("Fast-forward to {}", commit.short()),
-        MergeOutcome::Merged { commit } => println!("{merged}: commit {}", commit.short()),
+        MergeOutcome::UpToDate => outln!("Already up to date.")?,
+        MergeOutcome::FastForward { commit } => outln!("Fast-forward to {}", commit.short())?,
+        MergeOutcome::Merged { commit } => outln!("{merged}: commit {}", commit.short())?,
         MergeOutcome::Conflicts { .. } => {}
     }
+    Ok(())
 }
 
 fn write_mode(mode: Option<&str>) -> Result<Option<WriteMode>> {
@@ -203,10 +204,10 @@ async fn import(repo: &Repository, args: ImportArgs) -> Result<()> {
     bar.done();
     let s = result?;
     let verb = if s.created { "Created" } else { "Updated" };
-    println!(
+    outln!(
         "{verb} table '{}': {} inserted, {} updated; {} rows in all ({} chunks written, {} reused)",
         s.table, s.inserted, s.updated, s.rows, s.chunks_written, s.chunks_reused
-    );
+    )?;
     Ok(())
 }
 
@@ -216,14 +217,14 @@ async fn delete(repo: &Repository, table: &str, keys: &Path, format: Option<Stri
     let result = repo.delete_from_file(table, keys, format, &bar).await;
     bar.done();
     let s = result?;
-    print!(
+    out!(
         "Deleted {} rows from '{}'; {} rows left",
         s.deleted, s.table, s.rows
-    );
+    )?;
     if s.missing > 0 {
-        print!(" ({} keys matched no row)", s.missing);
+        out!(" ({} keys matched no row)", s.missing)?;
     }
-    println!();
+    outln!()?;
     Ok(())
 }
 
@@ -236,9 +237,9 @@ async fn table(repo: &Repository, cmd: TableCommand) -> Result<()> {
                     print_json(t)?;
                 }
             } else if tables.is_empty() {
-                println!(
+                outln!(
                     "No tables yet; add one with 'strata import TABLE FILE --primary-key COLS'."
-                );
+                )?;
             } else {
                 let mut out = render::table(&["table", "rows", "columns", "key"]);
                 for t in &tables {
@@ -249,7 +250,7 @@ async fn table(repo: &Repository, cmd: TableCommand) -> Result<()> {
                         t.primary_key.join(", "),
                     ]);
                 }
-                println!("{out}");
+                outln!("{out}")?;
             }
         }
         TableCommand::Show { table, rev, json } => {
@@ -257,11 +258,11 @@ async fn table(repo: &Repository, cmd: TableCommand) -> Result<()> {
             if json {
                 return print_json(&t);
             }
-            println!("table:       {}", t.table);
-            println!("id:          {}", t.id);
-            println!("primary key: {}", t.primary_key.join(", "));
-            println!("rows:        {}", t.rows);
-            println!("chunks:      {} ({} bytes)", t.chunks, t.bytes);
+            outln!("table:       {}", t.table)?;
+            outln!("id:          {}", t.id)?;
+            outln!("primary key: {}", t.primary_key.join(", "))?;
+            outln!("rows:        {}", t.rows)?;
+            outln!("chunks:      {} ({} bytes)", t.chunks, t.bytes)?;
             let mut out = render::table(&["column", "type", "nullable"]);
             for c in &t.columns {
                 out.add_row(vec![
@@ -270,15 +271,15 @@ async fn table(repo: &Repository, cmd: TableCommand) -> Result<()> {
                     c.nullable.to_string(),
                 ]);
             }
-            println!("{out}");
+            outln!("{out}")?;
         }
         TableCommand::Drop { table } => {
             repo.drop_table(&table).await?;
-            println!("Dropped table '{table}' (commit to record it)");
+            outln!("Dropped table '{table}' (commit to record it)")?;
         }
         TableCommand::Rename { from, to } => {
             repo.rename_table(&from, &to).await?;
-            println!("Renamed table '{from}' to '{to}' (commit to record it)");
+            outln!("Renamed table '{from}' to '{to}' (commit to record it)")?;
         }
     }
     Ok(())
@@ -290,52 +291,52 @@ async fn status(repo: &Repository, as_json: bool) -> Result<()> {
         return print_json(&s);
     }
     match (&s.branch, &s.detached) {
-        (Some(b), _) => println!("On branch {b}"),
-        (None, Some(id)) => println!("HEAD detached at {}", id.short()),
+        (Some(b), _) => outln!("On branch {b}")?,
+        (None, Some(id)) => outln!("HEAD detached at {}", id.short())?,
         (None, None) => {}
     }
     if let Some(u) = &s.upstream {
         let name = &u.name;
         match (u.ahead, u.behind) {
-            (Some(0), Some(0)) => println!("Your branch is up to date with '{name}'."),
-            (Some(a), Some(0)) => println!(
+            (Some(0), Some(0)) => outln!("Your branch is up to date with '{name}'.")?,
+            (Some(a), Some(0)) => outln!(
                 "Your branch is ahead of '{name}' by {a} commits; 'strata push' publishes them."
-            ),
-            (Some(0), Some(b)) => println!(
+            )?,
+            (Some(0), Some(b)) => outln!(
                 "Your branch is behind '{name}' by {b} commits; 'strata pull' brings them in."
-            ),
-            (Some(a), Some(b)) => println!(
+            )?,
+            (Some(a), Some(b)) => outln!(
                 "Your branch and '{name}' have diverged: {a} and {b} different commits; 'strata pull' merges them."
-            ),
-            _ => println!("Your branch is based on '{name}', but the upstream is gone."),
+            )?,
+            _ => outln!("Your branch is based on '{name}', but the upstream is gone.")?,
         }
     }
     if let Some(m) = &s.merging {
-        println!("You are merging '{}'.", m.name);
+        outln!("You are merging '{}'.", m.name)?;
         if m.conflicts.values().sum::<usize>() > 0 {
             for (t, n) in &m.conflicts {
-                println!("  {t}: {n} conflicting rows");
+                outln!("  {t}: {n} conflicting rows")?;
             }
-            println!("  (see them with 'strata conflicts show'; resolve with 'strata conflicts resolve --ours|--theirs'");
-            println!(
+            outln!("  (see them with 'strata conflicts show'; resolve with 'strata conflicts resolve --ours|--theirs'")?;
+            outln!(
                 "   or by importing/deleting the rows; 'strata merge --abort' undoes the merge)"
-            );
+            )?;
         } else {
-            println!("  All conflicts resolved: run 'strata commit' to finish the merge.");
+            outln!("  All conflicts resolved: run 'strata commit' to finish the merge.")?;
         }
     }
     if s.head.is_none() {
-        println!("No commits yet");
+        outln!("No commits yet")?;
     }
     if s.tables.is_empty() && s.merging.is_none() {
-        println!("nothing to commit, working tables clean");
+        outln!("nothing to commit, working tables clean")?;
         return Ok(());
     }
     if s.tables.is_empty() {
         return Ok(());
     }
-    println!("Changes not yet committed:");
-    println!("{}", render::changes(&s.tables, true));
+    outln!("Changes not yet committed:")?;
+    outln!("{}", render::changes(&s.tables, true))?;
     Ok(())
 }
 
@@ -344,7 +345,7 @@ async fn commit(repo: &Repository, message: &str, author: Option<String>) -> Res
     let c = repo.commit(message, author.as_ref()).await?;
     let branch = c.branch.as_deref().unwrap_or("detached HEAD");
     let summary = message.lines().next().unwrap_or("");
-    println!("[{branch} {}] {summary}", c.id.short());
+    outln!("[{branch} {}] {summary}", c.id.short())?;
     Ok(())
 }
 
@@ -359,20 +360,20 @@ async fn log(
         if as_json {
             print_json(&c)?;
         } else if oneline {
-            println!("{} {}", c.id.short(), c.summary());
+            outln!("{} {}", c.id.short(), c.summary())?;
         } else {
-            println!("commit {}", c.id);
+            outln!("commit {}", c.id)?;
             if c.parents.len() > 1 {
                 let ps: Vec<String> = c.parents.iter().map(|p| p.short()).collect();
-                println!("Merge: {}", ps.join(" "));
+                outln!("Merge: {}", ps.join(" "))?;
             }
-            println!("Author: {}", c.author);
-            println!("Date:   {}", render::date(c.time));
-            println!();
+            outln!("Author: {}", c.author)?;
+            outln!("Date:   {}", render::date(c.time))?;
+            outln!()?;
             for line in c.message.lines() {
-                println!("    {line}");
+                outln!("    {line}")?;
             }
-            println!();
+            outln!()?;
         }
     }
     Ok(())
@@ -384,18 +385,18 @@ async fn show(repo: &Repository, rev: &str, as_json: bool) -> Result<()> {
         return print_json(&d);
     }
     let c = &d.commit;
-    println!("commit {}", c.id);
-    println!("Author: {}", c.author);
-    println!("Date:   {}", render::date(c.time));
-    println!();
+    outln!("commit {}", c.id)?;
+    outln!("Author: {}", c.author)?;
+    outln!("Date:   {}", render::date(c.time))?;
+    outln!()?;
     for line in c.message.lines() {
-        println!("    {line}");
+        outln!("    {line}")?;
     }
-    println!();
+    outln!()?;
     if d.changes.is_empty() {
-        println!("No table changes.");
+        outln!("No table changes.")?;
     } else {
-        println!("{}", render::changes(&d.changes, false));
+        outln!("{}", render::changes(&d.changes, false))?;
     }
     Ok(())
 }
@@ -406,7 +407,7 @@ fn list_refs(refs: &[strata::RefInfo], as_json: bool) -> Result<()> {
             print_json(r)?;
         } else {
             let mark = if r.current { "*" } else { " " };
-            println!("{mark} {:<24} {}", r.name, r.commit.short());
+            outln!("{mark} {:<24} {}", r.name, r.commit.short())?;
         }
     }
     Ok(())
@@ -421,14 +422,14 @@ async fn branch(
 ) -> Result<()> {
     if let Some(d) = delete {
         let old = repo.delete_branch(&d).await?;
-        println!("Deleted branch {d} (was {})", old.short());
+        outln!("Deleted branch {d} (was {})", old.short())?;
         return Ok(());
     }
     match name {
         None => list_refs(&repo.branches().await?, as_json),
         Some(n) => {
             let at = repo.create_branch(&n, start.as_deref()).await?;
-            println!("Created branch {n} at {}", at.short());
+            outln!("Created branch {n} at {}", at.short())?;
             Ok(())
         }
     }
@@ -443,14 +444,14 @@ async fn tag(
 ) -> Result<()> {
     if let Some(d) = delete {
         let old = repo.delete_tag(&d).await?;
-        println!("Deleted tag {d} (was {})", old.short());
+        outln!("Deleted tag {d} (was {})", old.short())?;
         return Ok(());
     }
     match name {
         None => list_refs(&repo.tags().await?, as_json),
         Some(n) => {
             let at = repo.create_tag(&n, rev.as_deref()).await?;
-            println!("Created tag {n} at {}", at.short());
+            outln!("Created tag {n} at {}", at.short())?;
             Ok(())
         }
     }
@@ -497,12 +498,12 @@ async fn conflicts(repo: &Repository, cmd: ConflictsCommand) -> Result<()> {
                     print_json(c)?;
                 } else {
                     let key: Vec<String> = c.key.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    println!("{} ({}) {}", c.table, key.join(", "), c.kind);
+                    outln!("{} ({}) {}", c.table, key.join(", "), c.kind)?;
                     for cell in &c.cells {
-                        println!(
+                        outln!(
                             "    {}: base {} | ours {} | theirs {}",
                             cell.column, cell.base, cell.ours, cell.theirs
-                        );
+                        )?;
                     }
                 }
             }
@@ -514,7 +515,7 @@ async fn conflicts(repo: &Repository, cmd: ConflictsCommand) -> Result<()> {
         } => {
             let side = if ours { Side::Ours } else { Side::Theirs };
             let (n, left) = repo.resolve_conflicts(table.as_deref(), side).await?;
-            println!(
+            outln!(
                 "Resolved {n} conflicts with {} version; {left} remain{}",
                 if ours { "our" } else { "their" },
                 if left == 0 {
@@ -522,7 +523,7 @@ async fn conflicts(repo: &Repository, cmd: ConflictsCommand) -> Result<()> {
                 } else {
                     ""
                 }
-            );
+            )?;
         }
     }
     Ok(())

@@ -1,6 +1,23 @@
 //! The `strata` command: parses the command line, calls the library, renders the result.
 //! It owns the exit code, and prints an error once, on one line, with what to do about it.
 
+/// `println!` that returns the write's error instead of panicking: a reader that closed the
+/// pipe (`strata log | head -1`) ends the command quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` that returns the write's error (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod advice;
 mod args;
 mod commands;

@@ -212,10 +212,10 @@ pub async fn clone(
     let result = Repository::clone(url, &dir, &opts, &bar).await;
     bar.done();
     let (_, report) = result?;
-    println!("Cloned into '{}'", report.dir.display());
+    outln!("Cloned into '{}'", report.dir.display())?;
     match report.branch {
-        Some(b) => println!("Checked out branch '{b}'"),
-        None => println!("The remote has no branches yet: you cloned an empty repository."),
+        Some(b) => outln!("Checked out branch '{b}'")?,
+        None => outln!("The remote has no branches yet: you cloned an empty repository.")?,
     }
     Ok(())
 }
@@ -316,28 +316,28 @@ async fn gc(repo: &Repository, opts: &GcOptions, as_json: bool) -> Result<()> {
     }
     let r = &report.gc;
     let verb = if r.dry_run { "Would remove" } else { "Removed" };
-    println!(
+    outln!(
         "{verb} {} objects ({}) from {}; kept {} objects ({})",
         r.removed.objects,
         indicatif::HumanBytes(r.removed.bytes),
         g.location,
         r.kept.objects,
         indicatif::HumanBytes(r.kept.bytes)
-    );
+    )?;
     if r.ref_records > 0 {
-        println!("Removed {} old ref records", r.ref_records);
+        outln!("Removed {} old ref records", r.ref_records)?;
     }
     if report.fenced > 0 {
-        println!(
+        outln!(
             "Fenced {} ref records of pushes in flight (they start over after this collection)",
             report.fenced
-        );
+        )?;
     }
     if report.leases > 0 {
-        println!(
+        outln!(
             "{} pushes had not finished (still running, or interrupted); their leases stay until they end",
             report.leases
-        );
+        )?;
     }
     Ok(())
 }
@@ -348,18 +348,18 @@ async fn remote(repo: &Repository, cmd: RemoteCommand) -> Result<()> {
             let info = repo
                 .add_remote(&name, &url, &parse_options(&options)?)
                 .await?;
-            println!("Added remote '{name}' -> {}", info.url);
+            outln!("Added remote '{name}' -> {}", info.url)?;
         }
         RemoteCommand::Remove { name } => {
             repo.remove_remote(&name).await?;
-            println!("Removed remote '{name}'");
+            outln!("Removed remote '{name}'")?;
         }
         RemoteCommand::List { json } => {
             for r in repo.remotes().await? {
                 if json {
                     print_json(&r)?;
                 } else {
-                    println!("{}\t{}", r.name, r.url);
+                    outln!("{}\t{}", r.name, r.url)?;
                 }
             }
         }
@@ -368,19 +368,19 @@ async fn remote(repo: &Repository, cmd: RemoteCommand) -> Result<()> {
             if json {
                 return print_json(&r);
             }
-            println!("remote {name}");
-            println!("  URL: {}", r.url);
+            outln!("remote {name}")?;
+            outln!("  URL: {}", r.url)?;
             for (k, v) in &r.options {
-                println!("  option {k} = {v}");
+                outln!("  option {k} = {v}")?;
             }
-            println!("  branches:");
+            outln!("  branches:")?;
             for b in &r.branches {
-                println!("    {:<24} {}", b.name, b.commit.short());
+                outln!("    {:<24} {}", b.name, b.commit.short())?;
             }
             if !r.tags.is_empty() {
-                println!("  tags:");
+                outln!("  tags:")?;
                 for t in &r.tags {
-                    println!("    {:<24} {}", t.name, t.commit.short());
+                    outln!("    {:<24} {}", t.name, t.commit.short())?;
                 }
             }
         }
@@ -467,7 +467,7 @@ async fn pull(repo: &Repository, opts: &PullOptions) -> Result<()> {
     bar.done();
     let report = result?;
     print_fetch(&report.fetch);
-    crate::commands::print_merge(&report.outcome, &format!("Merged {}", report.merged));
+    crate::commands::print_merge(&report.outcome, &format!("Merged {}", report.merged))?;
     match report.outcome.conflict_error("pull", true) {
         Some(e) => Err(e.into()),
         None => Ok(()),
@@ -490,7 +490,7 @@ async fn fsck(repo: &Repository, opts: &FsckOptions, as_json: bool) -> Result<()
         if as_json {
             eprintln!("{line}");
         } else {
-            println!("{line}");
+            outln!("{line}")?;
         }
     }
     if as_json {
@@ -499,20 +499,20 @@ async fn fsck(repo: &Repository, opts: &FsckOptions, as_json: bool) -> Result<()
         }
     } else {
         for p in &report.problems {
-            println!(
+            outln!(
                 "{} (reached from {}): {}; {}",
                 p.object, p.reached_from, p.message, p.fix
-            );
+            )?;
         }
     }
     match report.error() {
         Some(e) => Err(e.into()),
         None => {
             if !as_json {
-                println!(
+                outln!(
                     "{}: {} objects checked, no problems",
                     report.location, report.checked
-                );
+                )?;
             }
             Ok(())
         }

@@ -99,7 +99,10 @@ impl Sink {
         let err = |e| Error::arrow("finishing the export", e);
         let flush = |mut w: BufWriter<Box<dyn Write + Send>>| {
             w.flush()
-                .map_err(|e| Error::Invalid(format!("finishing the export: {e}")))
+                .map_err(|e| Error::Io {
+                    path: "the export's destination".into(),
+                    source: e,
+                })
         };
         match self {
             Sink::Parquet(w) => {

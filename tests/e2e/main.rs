@@ -4,6 +4,7 @@ mod backends;
 mod harness;
 
 mod bad_files;
+mod cli;
 mod concurrency;
 mod corruption;
 mod diff;
