@@ -552,30 +552,52 @@ impl Repository {
         Ok(())
     }
 
-    /// Commits reachable from `start`, newest first (by time, then id), at most `limit`.
+    /// Commits reachable from `start`, at most `limit`, newest first and never a parent before
+    /// any of its children (as git's `--date-order`): of the commits whose children are all
+    /// listed, the one with the latest time comes next (then the greatest id). Commit times
+    /// come from clocks that may be skewed (two machines, `STRATA_COMMIT_TIME`), so time alone
+    /// could show a parent first.
     pub async fn log(
         &self,
         start: ObjectId,
         limit: Option<usize>,
     ) -> Result<Vec<(ObjectId, Commit)>> {
-        let mut seen = HashSet::new();
-        let mut pending = BTreeMap::new();
-        let mut heap = BinaryHeap::new();
-        let first = Commit::read(&self.objects, &start).await?;
-        seen.insert(start);
-        heap.push((first.time, start));
-        pending.insert(start, first);
+        // Every reachable commit, with how many of its children are reachable.
+        let mut commits: BTreeMap<ObjectId, Commit> = BTreeMap::new();
+        let mut children: BTreeMap<ObjectId, usize> = BTreeMap::new();
+        let mut queue = vec![start];
+        children.insert(start, 0);
+        while let Some(id) = queue.pop() {
+            if commits.contains_key(&id) {
+                continue;
+            }
+            let commit = Commit::read(&self.objects, &id).await?;
+            for p in &commit.parents {
+                *children.entry(*p).or_insert(0) += 1;
+                if !commits.contains_key(p) {
+                    queue.push(*p);
+                }
+            }
+            commits.insert(id, commit);
+        }
+        let mut ready = BinaryHeap::new();
+        let first = commits.get(&start).map_or(0, |c| c.time);
+        ready.push((first, start));
         let mut out = Vec::new();
-        while let Some((_, id)) = heap.pop() {
+        while let Some((_, id)) = ready.pop() {
             if limit.is_some_and(|l| out.len() >= l) {
                 break;
             }
-            let commit = pending.remove(&id).expect("queued commits are pending");
+            let Some(commit) = commits.remove(&id) else {
+                continue;
+            };
             for p in &commit.parents {
-                if seen.insert(*p) {
-                    let c = Commit::read(&self.objects, p).await?;
-                    heap.push((c.time, *p));
-                    pending.insert(*p, c);
+                let left = children.entry(*p).or_insert(1);
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    if let Some(c) = commits.get(p) {
+                        ready.push((c.time, *p));
+                    }
                 }
             }
             out.push((id, commit));

@@ -193,6 +193,45 @@ async fn log_lists_commits_newest_first_linked_by_parents() -> Result {
 }
 
 #[tokio::test]
+async fn log_never_lists_a_parent_before_its_child_when_clocks_are_skewed() -> Result {
+    let t = TestRepo::with_people().await;
+    // A second machine whose clock is behind commits on a branch; main goes on; they merge.
+    let behind = strata::Repository::open(t.path())
+        .await?
+        .with_author(author())
+        .with_commit_time(COMMIT_TIME - 3600);
+    t.branch("side").await;
+    t.switch_to("side").await;
+    t.upsert("people", "id,name,score\n7,gil,7.5\n").await;
+    behind.commit("behind", None).await?;
+    t.switch_to("main").await;
+    let ahead = strata::Repository::open(t.path())
+        .await?
+        .with_author(author())
+        .with_commit_time(COMMIT_TIME + 3600);
+    t.upsert("people", "id,name,score\n8,hal,8.5\n").await;
+    ahead.commit("ahead", None).await?;
+    t.merge("side", &Default::default()).await?;
+    let log = t.log(None, None).await?;
+    let messages: Vec<&str> = log.iter().map(|c| c.summary()).collect();
+    assert_eq!(
+        messages,
+        ["Merge 'side' into main", "ahead", "behind", "add people"]
+    );
+    // Every commit comes before each of its parents.
+    for (i, c) in log.iter().enumerate() {
+        for p in &c.parents {
+            let at = log
+                .iter()
+                .position(|x| x.id == *p)
+                .expect("parents are listed");
+            assert!(at > i, "{} is listed before its child {}", p, c.id);
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn log_before_the_first_commit_says_there_are_no_commits() {
     let t = TestRepo::new().await;
     let err = t
