@@ -50,7 +50,35 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    // Ctrl-C stops the command where it is: its work is dropped at its next step (a
+    // half-written export's temporary file is removed with it), and every step it may have
+    // left half done is one that a crash leaves consistent too. A watcher on the runtime's
+    // workers ends the process if the command cannot be dropped within two seconds (blocked
+    // writing to a pipe nobody reads).
+    let (interrupted, on_interrupt) = tokio::sync::oneshot::channel::<()>();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = interrupted.send(());
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            eprintln!("strata: interrupted");
+            std::process::exit(130);
+        }
+        // No signal handling here: keep the channel open so the command runs to its end.
+        let _open = interrupted;
+        std::future::pending::<()>().await;
+    });
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            r = commands::run(cli) => Some(r),
+            _ = on_interrupt => None,
+        }
+    });
+    runtime.shutdown_background();
+    let Some(outcome) = outcome else {
+        eprintln!("strata: interrupted");
+        return ExitCode::from(130);
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if is_broken_pipe(&e) {

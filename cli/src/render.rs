@@ -83,4 +83,3 @@ mod tests {
         assert_eq!(super::date(1_700_000_000), "2023-11-14 22:13:20 UTC");
     }
 }
-

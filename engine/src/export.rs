@@ -98,11 +98,10 @@ impl Sink {
     fn finish(self) -> Result<()> {
         let err = |e| Error::arrow("finishing the export", e);
         let flush = |mut w: BufWriter<Box<dyn Write + Send>>| {
-            w.flush()
-                .map_err(|e| Error::Io {
-                    path: "the export's destination".into(),
-                    source: e,
-                })
+            w.flush().map_err(|e| Error::Io {
+                path: "the export's destination".into(),
+                source: e,
+            })
         };
         match self {
             Sink::Parquet(w) => {

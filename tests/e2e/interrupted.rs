@@ -109,4 +109,34 @@ fn an_import_killed_part_way_leaves_the_previous_state_and_can_be_run_again() {
         .strata(&["export", "people", "-", "--rev", "HEAD~1"])
         .ok();
     assert_eq!(head.stdout, PEOPLE_CSV);
+
+    // Ctrl-C stops an export at once, with status 130 and no file, whole or partial.
+    let child = dir
+        .command(&["export", "people", "out.csv"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the export should start");
+    std::thread::sleep(Duration::from_millis(150));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill should run");
+    assert!(
+        kill.success(),
+        "the export ended before it could be interrupted"
+    );
+    let out = child
+        .wait_with_output()
+        .expect("the export should be reaped");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("strata: interrupted"), "{stderr}");
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("the folder should be listable")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n == "out.csv" || n.starts_with(".strata-export-"))
+        .collect();
+    assert!(left.is_empty(), "the interrupted export left {left:?}");
 }
