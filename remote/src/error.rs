@@ -51,6 +51,15 @@ pub enum Error {
     #[error("refusing {url}: the store does not enforce conditional writes ({detail}), so concurrent pushes could silently overwrite each other")]
     UnsafeStore { url: String, detail: String },
 
+    /// A folder remote on a network file system whose listings may be served from a cache.
+    #[error("{url} is on a network file system ({fstype}, mounted at {mount}) whose folder listings may be served from a cache, so machines sharing it could miss each other's pushes; {fix}")]
+    NetworkFolder {
+        url: String,
+        fstype: String,
+        mount: String,
+        fix: String,
+    },
+
     #[error("a garbage collection ({id}, started {since}) holds {url}")]
     GcRunning {
         url: String,
@@ -82,7 +91,7 @@ impl Error {
             | Error::StaleLease { .. }
             | Error::Moved { .. }
             | Error::TagExists { .. } => K::Conflict,
-            Error::UnsafeStore { .. } => K::Unsupported,
+            Error::UnsafeStore { .. } | Error::NetworkFolder { .. } => K::Unsupported,
             Error::GcRunning { .. } => K::Unavailable,
         }
     }

@@ -15,6 +15,7 @@ pub mod gc;
 pub mod probe;
 pub mod push;
 pub mod remote;
+pub mod shared;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod transfer;

@@ -787,3 +787,212 @@ impl ObjectStore for CaseInsensitiveStore {
             .await
     }
 }
+
+/// A store whose listings lag behind its writes, as a network file system's directory
+/// cache does (NFS `acdirmax`, SMB `actimeo`): for `lag` after a key is written it is left
+/// out of listings, and for `lag` after it is deleted it is still listed. Reads of a single
+/// key are fresh.
+pub struct StaleListingStore {
+    inner: Arc<dyn ObjectStore>,
+    state: Arc<StaleState>,
+}
+
+#[derive(Debug)]
+struct StaleState {
+    lag: std::time::Duration,
+    /// Keys written or deleted lately: when, and for a delete the key as last listed.
+    recent: Mutex<std::collections::HashMap<Path, (std::time::Instant, Option<ObjectMeta>)>>,
+    /// The last listed (or written) metadata of each key, to list a deleted key as it was.
+    known: Mutex<std::collections::HashMap<Path, ObjectMeta>>,
+}
+
+impl StaleState {
+    fn written(&self, location: &Path, size: u64) {
+        let now = std::time::Instant::now();
+        if let Ok(mut r) = self.recent.lock() {
+            r.insert(location.clone(), (now, None));
+        }
+        if let Ok(mut k) = self.known.lock() {
+            k.insert(
+                location.clone(),
+                ObjectMeta {
+                    location: location.clone(),
+                    last_modified: chrono::Utc::now(),
+                    size,
+                    e_tag: None,
+                    version: None,
+                },
+            );
+        }
+    }
+
+    fn deleted(&self, location: &Path) {
+        let meta = self
+            .known
+            .lock()
+            .ok()
+            .and_then(|k| k.get(location).cloned())
+            .unwrap_or(ObjectMeta {
+                location: location.clone(),
+                last_modified: chrono::Utc::now(),
+                size: 0,
+                e_tag: None,
+                version: None,
+            });
+        if let Ok(mut r) = self.recent.lock() {
+            r.insert(location.clone(), (std::time::Instant::now(), Some(meta)));
+        }
+    }
+
+    /// The listing as the lagging cache serves it.
+    fn stale(
+        &self,
+        listed: Vec<ObjectMeta>,
+        prefix: Option<&Path>,
+        offset: Option<&Path>,
+    ) -> Vec<ObjectMeta> {
+        if let Ok(mut k) = self.known.lock() {
+            for m in &listed {
+                k.insert(m.location.clone(), m.clone());
+            }
+        }
+        let Ok(recent) = self.recent.lock() else {
+            return listed;
+        };
+        let fresh = |p: &Path| recent.get(p).is_some_and(|(at, _)| at.elapsed() < self.lag);
+        let mut out: Vec<ObjectMeta> = listed.into_iter().filter(|m| !fresh(&m.location)).collect();
+        for (p, (at, gone)) in recent.iter() {
+            let Some(meta) = gone else { continue };
+            let under = prefix.is_none_or(|pre| p.prefix_matches(pre));
+            let after = offset.is_none_or(|o| p > o);
+            if at.elapsed() < self.lag && under && after {
+                out.push(meta.clone());
+            }
+        }
+        out.sort_by(|a, b| a.location.cmp(&b.location));
+        out
+    }
+}
+
+impl StaleListingStore {
+    pub fn new(inner: Arc<dyn ObjectStore>, lag: std::time::Duration) -> Self {
+        StaleListingStore {
+            inner,
+            state: Arc::new(StaleState {
+                lag,
+                recent: Mutex::new(Default::default()),
+                known: Mutex::new(Default::default()),
+            }),
+        }
+    }
+
+    fn listing(
+        &self,
+        inner: BoxStream<'static, Result<ObjectMeta>>,
+        prefix: Option<&Path>,
+        offset: Option<&Path>,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        use futures::TryStreamExt;
+        let state = self.state.clone();
+        let prefix = prefix.cloned();
+        let offset = offset.cloned();
+        futures::stream::once(async move {
+            let listed: Vec<ObjectMeta> = inner.try_collect().await?;
+            let view = state.stale(listed, prefix.as_ref(), offset.as_ref());
+            Ok::<_, object_store::Error>(futures::stream::iter(view.into_iter().map(Ok)))
+        })
+        .try_flatten()
+        .boxed()
+    }
+}
+
+impl fmt::Debug for StaleListingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StaleListingStore({})", self.inner)
+    }
+}
+
+impl fmt::Display for StaleListingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StaleListingStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for StaleListingStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        let size = payload.content_length() as u64;
+        let r = self.inner.put_opts(location, payload, opts).await?;
+        self.state.written(location, size);
+        Ok(r)
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.state.written(location, 0);
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        let state = self.state.clone();
+        let noted = locations
+            .map(move |p| {
+                if let Ok(p) = &p {
+                    state.deleted(p);
+                }
+                p
+            })
+            .boxed();
+        self.inner.delete_stream(noted)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.listing(self.inner.list(prefix), prefix, None)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.listing(
+            self.inner.list_with_offset(prefix, offset),
+            prefix,
+            Some(offset),
+        )
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        let mut r = self.inner.list_with_delimiter(prefix).await?;
+        let depth = prefix.map_or(0, |p| p.parts().count()) + 1;
+        let objects = std::mem::take(&mut r.objects);
+        r.objects = self
+            .state
+            .stale(objects, prefix, None)
+            .into_iter()
+            .filter(|m| m.location.parts().count() == depth)
+            .collect();
+        Ok(r)
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await?;
+        self.state.written(to, 0);
+        Ok(())
+    }
+}

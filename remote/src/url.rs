@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
 
@@ -131,6 +130,10 @@ pub fn open(
 ) -> Result<Arc<dyn ObjectStore>> {
     match location {
         Location::File(path) => {
+            let allowed = options
+                .get(crate::shared::ALLOW_NETWORK_FS)
+                .is_some_and(|v| v == "true");
+            crate::shared::check_folder(path, &location.to_url(), allowed)?;
             if !path.exists() {
                 if create {
                     std::fs::create_dir_all(path).map_err(|e| Error::BadUrl {
@@ -150,11 +153,12 @@ pub fn open(
                     reason: "it is a file, not a folder".into(),
                 });
             }
-            let fs = LocalFileSystem::new_with_prefix(path).map_err(|e| Error::BadUrl {
+            // Every acknowledged write is flushed to disk, with its folder, before it
+            // returns (docs/protocol.md, section 2).
+            strata_engine::store::local_folder(path).map_err(|e| Error::BadUrl {
                 url: location.to_url(),
                 reason: e.to_string(),
-            })?;
-            Ok(Arc::new(fs))
+            })
         }
         Location::Memory(name) => {
             let mut stores = memory_stores()

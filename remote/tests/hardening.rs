@@ -11,9 +11,12 @@ use object_store::ObjectStore;
 use strata_engine::edit::ImportMode;
 use strata_engine::progress::NoProgress;
 use strata_engine::store::{layout, list_all, RefKind, RefLog, RefName};
+use strata_remote::fetch::fetch;
 use strata_remote::gc::{collect, current_lock, GcLock, GcOptions};
 use strata_remote::push::{push, PushOptions};
-use strata_remote::testing::{CaseInsensitiveStore, HookStore, IgnoresConditionsStore, StallStore};
+use strata_remote::testing::{
+    CaseInsensitiveStore, HookStore, IgnoresConditionsStore, StaleListingStore, StallStore,
+};
 use strata_remote::Remote;
 
 /// A remote (memory) with the representative repository's main and side pushed, and a new
@@ -338,4 +341,114 @@ async fn refs_that_differ_only_by_case_are_refused_and_never_read_as_damaged() {
         refs.list(RefKind::Branch).await.expect("list"),
         vec![("main".to_string(), c)]
     );
+}
+
+/// Shared folders (hardening, network file systems): on a store whose listings lag (a folder
+/// on NFS or SMB with attribute caching), a fetch still sees the newest push, because the
+/// newest ref record found by listing is confirmed by reading the next number directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_sees_a_push_that_a_lagging_listing_does_not_show_yet() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let base: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let repo = representative_repo(a.path()).await;
+    push_all(
+        &repo,
+        &Remote::from_store("origin", "mem", base.clone(), "a"),
+    )
+    .await
+    .expect("first push");
+    let reader = strata_engine::Repository::init(b.path())
+        .await
+        .expect("init");
+    let stale: Arc<dyn ObjectStore> = Arc::new(StaleListingStore::new(
+        base.clone(),
+        std::time::Duration::from_secs(600),
+    ));
+    let theirs = Remote::from_store("origin", "mem", stale.clone(), "b").assume_trusted();
+    fetch(&reader, &theirs, false, &NoProgress)
+        .await
+        .expect("first fetch");
+
+    // A new commit is pushed through the lagging store: listings will not show its record.
+    let file = a.path().join("more.csv");
+    write_rows(&file, 9000, 9010, "new");
+    import(&repo, &file, Some(ImportMode::Upsert)).await;
+    let pushed = repo
+        .commit("more", "T <t@example.com>")
+        .await
+        .expect("commit");
+    let ours = Remote::from_store("origin", "mem", stale.clone(), "a").assume_trusted();
+    push_main_result(&repo, &ours).await.expect("push");
+    let dir = layout::ref_dir(RefKind::Branch, "main");
+    let newest = |l: Vec<object_store::ObjectMeta>| l.into_iter().map(|m| m.location).max();
+    let listed = newest(list_all(&stale, &dir).await.expect("list"));
+    let stored = newest(list_all(&base, &dir).await.expect("list"));
+    assert_ne!(listed, stored, "the listing should lag in this test");
+
+    let report = fetch(&reader, &theirs, false, &NoProgress)
+        .await
+        .expect("fetch");
+    let tracking = reader
+        .remote_tracking("origin", "main")
+        .await
+        .expect("tracking");
+    assert_eq!(
+        tracking,
+        Some(pushed),
+        "the fetch missed the push: {report:?}"
+    );
+
+    // A push from the old view loses instead of overwriting.
+    let c = tempfile::tempdir().expect("tempdir");
+    let late = representative_repo(c.path()).await;
+    let file = c.path().join("other.csv");
+    write_rows(&file, 9500, 9501, "other");
+    import(&late, &file, Some(ImportMode::Upsert)).await;
+    late.commit("other", "T <t@example.com>")
+        .await
+        .expect("commit");
+    let report = push_main_result(
+        &late,
+        &Remote::from_store("origin", "mem", stale, "c").assume_trusted(),
+    )
+    .await
+    .expect("the push runs");
+    assert!(
+        report.updates.is_empty() && !report.rejected.is_empty(),
+        "a push from an old base must lose: {report:?}"
+    );
+}
+
+/// Shared folders: a store whose listings lag is refused before a collection writes or
+/// deletes anything: its lease listing could miss a push in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_refuses_a_store_whose_listings_lag() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_repo, store) = one_commit_ahead(tmp.path()).await;
+    let before = list_all(&store, &object_store::path::Path::from(""))
+        .await
+        .expect("list");
+    let stale: Arc<dyn ObjectStore> = Arc::new(StaleListingStore::new(
+        store.clone(),
+        std::time::Duration::from_secs(600),
+    ));
+    let gc = Remote::from_store("origin", "mem", stale, "gc");
+    let err = collect(&gc, &[], &GcOptions::default(), 0, &NoProgress)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, strata_remote::Error::UnsafeStore { ref detail, .. } if detail.contains("stale")),
+        "{err}"
+    );
+    let after = list_all(&store, &object_store::path::Path::from(""))
+        .await
+        .expect("list");
+    let kept: Vec<_> = after
+        .iter()
+        .filter(|m| !m.location.as_ref().starts_with("probe/"))
+        .map(|m| m.location.clone())
+        .collect();
+    let had: Vec<_> = before.iter().map(|m| m.location.clone()).collect();
+    assert_eq!(kept, had, "the refused collection changed the remote");
 }

@@ -302,6 +302,23 @@ impl Dir {
     }
 
     /// A `strata` command in this folder, to be started by the caller.
+    /// Runs strata here with one more environment variable set.
+    pub fn strata_env<S: AsRef<OsStr>>(&self, args: &[S], key: &str, value: &OsStr) -> Output {
+        let shown: Vec<String> = args.iter().map(|a| format!("{:?}", a.as_ref())).collect();
+        let out = self
+            .command(args)
+            .env(key, value)
+            .output()
+            .expect("the strata binary should start");
+        Output {
+            command: format!("{key}={value:?} strata {}", shown.join(" ")),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stdout_bytes: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            status: out.status,
+        }
+    }
+
     pub fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
         strata_command(self.path(), args)
     }
@@ -344,6 +361,18 @@ impl Dir {
         let line = out.fails_with_one_line();
         before.assert_same(&self.snapshot(), &command);
         line
+    }
+
+    /// Runs a command that must be refused as a usage error: exit status 2 and the `.strata`
+    /// folder unchanged byte for byte. Returns standard error.
+    #[track_caller]
+    pub fn refused_usage<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        let before = self.snapshot();
+        let out = self.strata(args);
+        let command = out.command.clone();
+        let err = out.usage_error();
+        before.assert_same(&self.snapshot(), &command);
+        err
     }
 
     /// The id of the commit a revision names, as `strata log --json -n 1 REV` reports it.

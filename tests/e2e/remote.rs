@@ -1316,3 +1316,78 @@ fn a_push_to_a_location_that_is_not_a_repository_needs_create() {
         .strata(&["clone", &target.to_string_lossy(), "c"])
         .ok();
 }
+
+/// A mount table in which `folder` is an NFS mount with the default (caching) options.
+fn nfs_mount_table(dir: &Dir, folder: &Path, options: &str) -> PathBuf {
+    let real = std::fs::canonicalize(folder).expect("the folder exists");
+    let point = real.display().to_string().replace(' ', "\\040");
+    dir.write(
+        "mountinfo",
+        format!(
+            "22 1 259:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+             40 22 0:45 / {point} rw,relatime shared:20 - nfs4 srv:/export {options}\n"
+        ),
+    )
+}
+
+#[test]
+fn a_folder_remote_on_a_caching_network_file_system_is_refused_until_allowed() {
+    let shared = tempfile::tempdir().expect("tempdir");
+    let dir = repo_with_items(&[(1, "a", 1)]);
+    let table = nfs_mount_table(
+        &dir,
+        shared.path(),
+        "rw,vers=4.2,acregmin=3,acregmax=60,acdirmin=30,acdirmax=60,hard",
+    );
+    dir.strata(&["remote", "add", "origin", arg(shared.path())])
+        .ok();
+    let before = Snapshot::of(shared.path());
+    let line = dir
+        .strata_env(
+            &["push", "--create", "origin", "main"],
+            "STRATA_MOUNTINFO",
+            table.as_os_str(),
+        )
+        .fails_with_one_line();
+    assert_mentions(
+        &line,
+        &[
+            "network file system",
+            "nfs4",
+            "noac,lookupcache=none",
+            "allow_network_fs=true",
+        ],
+    );
+    before.assert_same(&Snapshot::of(shared.path()), "a refused push");
+
+    // Mounted without caches, the same folder is accepted.
+    let safe = nfs_mount_table(
+        &dir,
+        shared.path(),
+        "rw,vers=4.2,noac,acregmin=0,acregmax=0,acdirmin=0,acdirmax=0,lookupcache=none",
+    );
+    dir.strata_env(
+        &["push", "--create", "origin", "main"],
+        "STRATA_MOUNTINFO",
+        safe.as_os_str(),
+    )
+    .ok();
+
+    // A caching mount is accepted when the remote says so, with a warning.
+    let other = repo_with_items(&[(1, "b", 1)]);
+    let table = nfs_mount_table(&other, shared.path(), "rw,vers=4.2,acdirmax=60");
+    other
+        .strata(&[
+            "remote",
+            "add",
+            "origin",
+            arg(shared.path()),
+            "-o",
+            "allow_network_fs=true",
+        ])
+        .ok();
+    let out = other
+        .strata_env(&["fetch", "origin"], "STRATA_MOUNTINFO", table.as_os_str())
+        .ok();
+    assert_mentions(&out.stderr, &["network file system"]);
+}

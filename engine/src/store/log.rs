@@ -103,14 +103,16 @@ impl NumberedLog {
                         let start = after.load(Ordering::SeqCst);
                         let Some(seq) = self.seqs_after(start).await?.last().copied() else {
                             if start == 0 {
-                                return Ok(Attempt::Done(None));
+                                return Ok(Attempt::Done(self.newer_than(0, None).await?));
                             }
                             // The hint named a record that is not there: list everything.
                             after.store(0, Ordering::SeqCst);
                             return Ok(Attempt::Again("the hint names a removed record".into()));
                         };
                         match get_opt(&self.store, &self.record(seq)).await? {
-                            Some(bytes) => Ok(Attempt::Done(Some((seq, bytes)))),
+                            Some(bytes) => {
+                                Ok(Attempt::Done(self.newer_than(seq, Some(bytes)).await?))
+                            }
                             None => {
                                 after.store(0, Ordering::SeqCst);
                                 Ok(Attempt::Again(format!("record {seq} vanished while read")))
@@ -122,10 +124,29 @@ impl NumberedLog {
             .await
     }
 
-    /// Whether `seq` is still the newest record (one LIST).
+    /// The newest record, given that the listing's newest is `seq` (`bytes`; 0 and `None`:
+    /// nothing listed): records created after it that a lagging listing did not show yet are
+    /// found by reading the next numbers directly (one GET that finds nothing in the normal
+    /// case). A read of a single key is fresh on every supported store even where listings
+    /// may lag, so a reader never takes an old record for the newest (docs/protocol.md,
+    /// section 4).
+    async fn newer_than(&self, seq: u64, bytes: Option<Bytes>) -> Result<Option<(u64, Bytes)>> {
+        let mut newest = bytes.map(|b| (seq, b));
+        let mut next = seq + 1;
+        while let Some(b) = get_opt(&self.store, &self.record(next)).await? {
+            newest = Some((next, b));
+            next += 1;
+        }
+        Ok(newest)
+    }
+
+    /// Whether `seq` is still the newest record (one LIST, one GET).
     pub async fn is_newest(&self, seq: u64) -> Result<bool> {
         let listed = self.seqs_after(seq.saturating_sub(1)).await?;
-        Ok(listed.last().copied().unwrap_or(0) == seq && (seq == 0 || listed.contains(&seq)))
+        let listed_newest =
+            listed.last().copied().unwrap_or(0) == seq && (seq == 0 || listed.contains(&seq));
+        // A listing that lags would not show a record just created: read the next number.
+        Ok(listed_newest && get_opt(&self.store, &self.record(seq + 1)).await?.is_none())
     }
 
     /// The bytes of record `seq`, if it exists.
