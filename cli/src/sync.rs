@@ -29,7 +29,7 @@ pub enum SyncCommand {
         #[arg(short, long)]
         branch: Option<String>,
         /// A remote option KEY=VALUE (repeatable).
-        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE")]
+        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE", value_parser = remote_option)]
         options: Vec<String>,
     },
     /// Download branches and tags from a remote; update REMOTE/BRANCH refs.
@@ -112,7 +112,7 @@ pub enum RemoteCommand {
         name: String,
         url: String,
         /// A remote option KEY=VALUE (repeatable), e.g. endpoint=http://127.0.0.1:7480.
-        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE")]
+        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE", value_parser = remote_option)]
         options: Vec<String>,
     },
     /// Remove a remote and its remote-tracking refs.
@@ -170,6 +170,21 @@ impl strata::Progress for TransferBar {
         self.bar
             .set_message(format!("{n} objects, {}", indicatif::HumanBytes(b)));
         self.bar.tick();
+    }
+}
+
+/// Checks a `-o KEY=VALUE` at parse time: a key that no backend knows (a typo such as
+/// `endpiont`) is a usage error rather than an option silently ignored.
+fn remote_option(o: &str) -> std::result::Result<String, String> {
+    let Some((k, _)) = o.split_once('=') else {
+        return Err(format!("'{o}' is not KEY=VALUE"));
+    };
+    if strata::is_known_option(k) {
+        Ok(o.to_string())
+    } else {
+        Err(format!(
+            "unknown remote option '{k}'; options include endpoint, region, allow_http, allow_unsafe_store, allow_network_fs"
+        ))
     }
 }
 
@@ -501,7 +516,10 @@ async fn fsck(repo: &Repository, opts: &FsckOptions, as_json: bool) -> Result<()
         for p in &report.problems {
             outln!(
                 "{} (reached from {}): {}; {}",
-                p.object, p.reached_from, p.message, p.fix
+                p.object,
+                p.reached_from,
+                p.message,
+                p.fix
             )?;
         }
     }
@@ -511,7 +529,8 @@ async fn fsck(repo: &Repository, opts: &FsckOptions, as_json: bool) -> Result<()
             if !as_json {
                 outln!(
                     "{}: {} objects checked, no problems",
-                    report.location, report.checked
+                    report.location,
+                    report.checked
                 )?;
             }
             Ok(())

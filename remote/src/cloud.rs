@@ -17,10 +17,20 @@ use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 use crate::error::{Error, Result};
 
 /// Options Strata itself understands (not passed to the store).
-pub const STRATA_OPTIONS: &[&str] = &[ALLOW_UNSAFE_STORE];
+pub const STRATA_OPTIONS: &[&str] = &[ALLOW_UNSAFE_STORE, crate::shared::ALLOW_NETWORK_FS];
 
 /// Lets a store that fails the conditional-write probe be used anyway (with a warning).
 pub const ALLOW_UNSAFE_STORE: &str = "allow_unsafe_store";
+
+/// Whether some backend knows the option `key` (Strata's own, S3's, GCS's, Azure's, or the
+/// HTTP client's), in any case.
+pub fn is_known_option(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase();
+    STRATA_OPTIONS.contains(&key.as_str())
+        || AmazonS3ConfigKey::from_str(&key).is_ok()
+        || key.parse::<object_store::gcp::GoogleConfigKey>().is_ok()
+        || key.parse::<object_store::azure::AzureConfigKey>().is_ok()
+}
 
 /// Timeouts, set as configuration keys so that the environment's client settings (such as
 /// `AWS_ALLOW_HTTP`) are kept.

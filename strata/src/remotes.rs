@@ -70,6 +70,26 @@ pub fn check_options(options: &BTreeMap<String, String>) -> Result<BTreeMap<Stri
     Ok(out)
 }
 
+pub use strata_remote::cloud::is_known_option;
+
+/// Refuses options that a location's backend does not use (an S3 endpoint for a folder).
+fn check_options_apply(location: &Location, options: &BTreeMap<String, String>) -> Result<()> {
+    if matches!(location, Location::Cloud { .. }) {
+        return Ok(());
+    }
+    match options
+        .keys()
+        .find(|k| !strata_remote::cloud::STRATA_OPTIONS.contains(&k.as_str()))
+    {
+        Some(k) => Err(Error::invalid(format!(
+            "option '{k}' does not apply to {}: a folder remote takes only {}",
+            location.to_url(),
+            strata_remote::cloud::STRATA_OPTIONS.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// How a forced push checks the remote branch first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ForceWithLease {
@@ -318,6 +338,7 @@ impl Repository {
             options: check_options(options)?,
             verified: false,
         };
+        check_options_apply(&location, &conf.options)?;
         strata_engine::names::validate_name("remote", name)?;
         if config::remotes(&self.inner).await?.contains_key(name) {
             return Err(Error::Remote(strata_remote::Error::RemoteExists {

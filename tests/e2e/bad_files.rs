@@ -94,7 +94,7 @@ fn a_file_whose_extension_names_no_format_is_refused_and_asks_for_format() {
 #[test]
 fn an_unknown_format_flag_is_refused() {
     let dir = Dir::with_people();
-    let line = dir.refused(&[
+    let line = dir.refused_usage(&[
         "import",
         "fresh",
         "people.csv",

@@ -155,7 +155,7 @@ fn export_with_no_format_and_an_unknown_extension_is_refused_and_writes_nothing(
 #[test]
 fn export_with_an_unknown_format_is_refused() {
     let dir = Dir::with_people();
-    let line = dir.refused(&["export", "people", "out.csv", "--format", "xlsx"]);
+    let line = dir.refused_usage(&["export", "people", "out.csv", "--format", "xlsx"]);
     assert_mentions(&line, &["unknown format 'xlsx'"]);
     assert!(!dir.join("out.csv").exists());
 }

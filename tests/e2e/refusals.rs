@@ -234,9 +234,41 @@ fn an_append_with_a_different_primary_key_is_refused() {
 #[test]
 fn an_unknown_mode_is_refused() {
     let dir = Dir::with_people();
-    let line = dir.refused(&["import", "people", "people.csv", "--mode", "merge"]);
+    let line = dir.refused_usage(&["import", "people", "people.csv", "--mode", "merge"]);
     assert_mentions(
         &line,
         &["unknown mode 'merge'", "create, replace, append or upsert"],
+    );
+}
+
+#[test]
+fn modes_formats_and_remote_options_are_checked_as_usage_errors() {
+    let dir = Dir::with_people();
+    let err = dir.refused_usage(&["import", "people", "people.csv", "--mode", "UPSERT"]);
+    assert_mentions(&err, &["unknown mode 'UPSERT'"]);
+    let err = dir.refused_usage(&["delete", "people", "--keys", "k.csv", "--format", "xlsx"]);
+    assert_mentions(&err, &["unknown format 'xlsx'"]);
+    for bad in ["colour=blue", "endpiont=http://127.0.0.1:9000", "endpoint"] {
+        let err = dir.refused_usage(&["remote", "add", "origin", "s3://b/p", "-o", bad]);
+        assert_mentions(&err, &[bad.split('=').next().unwrap_or(bad)]);
+    }
+    let err = dir.refused_usage(&["clone", "s3://b/p", "c", "-o", "colour=blue"]);
+    assert_mentions(&err, &["unknown remote option 'colour'"]);
+}
+
+#[test]
+fn an_s3_option_for_a_folder_remote_is_refused() {
+    let dir = Dir::with_people();
+    let line = dir.refused(&[
+        "remote",
+        "add",
+        "origin",
+        "/tmp/somewhere",
+        "-o",
+        "endpoint=http://127.0.0.1:9000",
+    ]);
+    assert_mentions(
+        &line,
+        &["option 'endpoint' does not apply", "folder remote"],
     );
 }
