@@ -97,6 +97,7 @@ class WriteReport(TypedDict):
     chunks_written: int
     chunks_reused: int
     created: bool
+    notes: List[str]
 
 class RemoteInfo(TypedDict):
     name: str
@@ -232,9 +233,11 @@ class Repository:
         mode: Literal["create", "append", "upsert", "replace"] = "create",
         primary_key: Union[str, Sequence[str], None] = None,
         chunk_rows: Optional[int] = None,
+        types: Optional[Dict[str, str]] = None,
     ) -> WriteReport:
         """Writes Arrow data (anything with ``__arrow_c_stream__``) or a pandas DataFrame into a
-        working table; commit to record it. ``create`` needs ``primary_key``."""
+        working table; commit to record it. ``create`` needs ``primary_key``. ``types`` gives
+        some columns' types for a new table (``{"zip": "utf8"}``)."""
     def delete(self, name: str, keys: Any) -> WriteReport:
         """Deletes rows by key: a list of keys, or Arrow data of exactly the key columns."""
     def drop_table(self, name: str) -> None: ...

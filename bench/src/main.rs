@@ -171,6 +171,7 @@ async fn child_import(repo: &Path, file: &Path, avg: Option<u32>) -> Result<()> 
         primary_key: Some(vec!["id".into()]),
         format: None,
         chunk_rows: avg,
+        ..Default::default()
     };
     let t = Instant::now();
     r.import("bench", file, &opts, &NoProgress).await?;

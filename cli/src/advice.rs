@@ -82,6 +82,12 @@ pub fn advice(s: &Suggestion) -> String {
         Suggestion::CheckUrlOrCreate => {
             "check the URL; to make a new repository there, push with --create".into()
         }
+        Suggestion::RemountOrAllow => "or, knowing that pushes may then go unseen for up to a minute, accept it for this remote with --option allow_network_fs=true".into(),
+        Suggestion::GiveColumnType {
+            column,
+            keeps: Some(keeps),
+        } => format!("fix the value, or give the column's type: --type {column}={keeps} keeps every value as written"),
+        Suggestion::GiveColumnType { .. } => "fix the value to suit the column's type".into(),
         _ => "see 'strata --help'".into(),
     }
 }

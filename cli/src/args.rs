@@ -40,7 +40,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         keys: PathBuf,
         /// Format of the keys file (default: from its extension).
-        #[arg(long)]
+        #[arg(long, value_parser = input_format)]
         format: Option<String>,
     },
     /// List, show, drop or rename tables.
@@ -169,7 +169,7 @@ pub enum Command {
         /// Output file, or - for standard output.
         out: PathBuf,
         /// parquet, csv, jsonl or arrow (default: from the extension).
-        #[arg(long)]
+        #[arg(long, value_parser = output_format)]
         format: Option<String>,
         /// The revision to export (default: the working version).
         #[arg(long)]
@@ -185,14 +185,41 @@ pub struct ImportArgs {
     #[arg(long, short = 'k', value_delimiter = ',', value_name = "COLS")]
     pub primary_key: Option<Vec<String>>,
     /// create (default), replace, append or upsert.
-    #[arg(long)]
+    #[arg(long, value_parser = write_mode)]
     pub mode: Option<String>,
     /// csv, parquet or jsonl (default: from the extension).
-    #[arg(long)]
+    #[arg(long, value_parser = input_format)]
     pub format: Option<String>,
     /// Average rows per chunk for a new table.
     #[arg(long, hide = true)]
     pub chunk_rows: Option<u32>,
+    /// A column's type for a new table, instead of the inferred one (repeatable):
+    /// int64, int32, float64, utf8, bool, date32, timestamp[us], decimal128(P, S), binary.
+    #[arg(long = "type", value_name = "COL=TYPE", value_parser = column_type)]
+    pub types: Vec<(String, strata::DataType)>,
+}
+
+/// Checks an import mode at parse time, so that a wrong one is a usage error.
+fn write_mode(s: &str) -> Result<String, String> {
+    strata::WriteMode::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn input_format(s: &str) -> Result<String, String> {
+    strata::FileFormat::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn output_format(s: &str) -> Result<String, String> {
+    strata::ExportFormat::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn column_type(spec: &str) -> Result<(String, strata::DataType), String> {
+    strata::parse_column_type(spec).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]

@@ -195,6 +195,7 @@ async fn import(repo: &Repository, args: ImportArgs) -> Result<()> {
         mode: write_mode(args.mode.as_deref())?,
         primary_key: args.primary_key,
         chunk_rows: args.chunk_rows,
+        types: args.types,
     };
     let format = file_format(args.format.as_deref())?;
     let bar = Bar::new(&format!("importing {}", args.table));
@@ -203,10 +204,18 @@ async fn import(repo: &Repository, args: ImportArgs) -> Result<()> {
         .await;
     bar.done();
     let s = result?;
+    for note in &s.notes {
+        eprintln!("note: {note}");
+    }
     let verb = if s.created { "Created" } else { "Updated" };
     outln!(
         "{verb} table '{}': {} inserted, {} updated; {} rows in all ({} chunks written, {} reused)",
-        s.table, s.inserted, s.updated, s.rows, s.chunks_written, s.chunks_reused
+        s.table,
+        s.inserted,
+        s.updated,
+        s.rows,
+        s.chunks_written,
+        s.chunks_reused
     )?;
     Ok(())
 }
@@ -219,7 +228,9 @@ async fn delete(repo: &Repository, table: &str, keys: &Path, format: Option<Stri
     let s = result?;
     out!(
         "Deleted {} rows from '{}'; {} rows left",
-        s.deleted, s.table, s.rows
+        s.deleted,
+        s.table,
+        s.rows
     )?;
     if s.missing > 0 {
         out!(" ({} keys matched no row)", s.missing)?;
@@ -502,7 +513,10 @@ async fn conflicts(repo: &Repository, cmd: ConflictsCommand) -> Result<()> {
                     for cell in &c.cells {
                         outln!(
                             "    {}: base {} | ours {} | theirs {}",
-                            cell.column, cell.base, cell.ours, cell.theirs
+                            cell.column,
+                            cell.base,
+                            cell.ours,
+                            cell.theirs
                         )?;
                     }
                 }

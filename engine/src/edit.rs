@@ -76,6 +76,9 @@ pub struct ImportOptions {
     pub format: Option<crate::import::Format>,
     /// Average rows per chunk for a new table (default: [`ChunkParams::default`]).
     pub chunk_rows: Option<u32>,
+    /// Types of some columns of a new table (create, replace), in place of the inferred
+    /// ones; for an existing table they must be the table's.
+    pub types: Vec<(String, crate::arrow::datatypes::DataType)>,
 }
 
 /// What an import or delete did.
@@ -86,6 +89,8 @@ pub struct EditSummary {
     pub rows: u64,
     pub stats: ApplyStats,
     pub created: bool,
+    /// What the user should know about how the input was read (a column kept as text).
+    pub notes: Vec<String>,
 }
 
 impl Repository {
@@ -125,6 +130,8 @@ impl Repository {
             }
             (Some(m), _) => m,
         };
+        let mut notes = Vec::new();
+        let mut exact = Vec::new();
         let (schema, base, op, chunking) = match mode {
             ImportMode::Create | ImportMode::Replace => {
                 let key = match (&opts.primary_key, &existing) {
@@ -136,7 +143,10 @@ impl Repository {
                         })
                     }
                 };
-                let schema = TableSchema::from_arrow(&input.schema()?, &key)?;
+                let inferred = input.infer(&opts.types)?;
+                notes = inferred.notes;
+                exact = inferred.exact;
+                let schema = TableSchema::from_arrow(&inferred.schema, &key)?;
                 let chunking = match (opts.chunk_rows, &existing) {
                     (Some(n), _) => ChunkParams::with_average(n),
                     (None, Some(t)) => t.chunking,
@@ -162,9 +172,38 @@ impl Repository {
                 } else {
                     ChangeOp::Upsert
                 };
+                let arrow = t.schema.arrow()?;
+                for (column, dt) in &opts.types {
+                    match arrow.field_with_name(column) {
+                        Ok(f) if f.data_type() == dt => {}
+                        Ok(f) => {
+                            return Err(Error::SchemaMismatch {
+                                table: table.into(),
+                                path: input.name(),
+                                details: format!(
+                                    "column '{column}' is {} in the table; the type given is {}",
+                                    crate::schema::type_name(f.data_type())
+                                        .unwrap_or_else(|| f.data_type().to_string()),
+                                    crate::schema::type_name(dt)
+                                        .unwrap_or_else(|| dt.to_string())
+                                ),
+                            })
+                        }
+                        Err(_) => {
+                            return Err(Error::SchemaMismatch {
+                                table: table.into(),
+                                path: input.name(),
+                                details: format!(
+                                    "a type is given for column '{column}', which the table does not have"
+                                ),
+                            })
+                        }
+                    }
+                }
                 (t.schema.clone(), Some(t), op, t.chunking)
             }
         };
+        let input = &input.clone().with_exact(exact);
         let watch = self.conflict_keys(table).await?;
         let (object, stats, hit) = self
             .apply_file(table, input, &schema, base, op, chunking, &watch, progress)
@@ -186,6 +225,7 @@ impl Repository {
             rows: object.rows,
             stats,
             created: existing.is_none(),
+            notes,
         })
     }
 
@@ -252,6 +292,7 @@ impl Repository {
             rows: object.rows,
             stats,
             created: false,
+            notes: Vec::new(),
         })
     }
 

@@ -77,6 +77,17 @@ pub enum Error {
     #[error("{path}: {message}")]
     BadInput { path: String, message: String },
 
+    /// A value the column's type cannot hold as it is written: it does not parse, or
+    /// parsing would change it (a leading zero dropped, a fraction cut off).
+    /// `message`: the file, the value, the column, its line and what is wrong with it.
+    #[error("{message}")]
+    BadValue {
+        message: String,
+        column: String,
+        /// A type that holds the column's values as written, when the type was inferred.
+        keeps: Option<String>,
+    },
+
     #[error("table '{table}': schema of {path} differs from the table's: {details}")]
     SchemaMismatch {
         table: String,
@@ -258,6 +269,7 @@ impl Error {
             Error::AmbiguousRevision { .. }
             | Error::InvalidName { .. }
             | Error::BadInput { .. }
+            | Error::BadValue { .. }
             | Error::SchemaMismatch { .. }
             | Error::DuplicateKey { .. }
             | Error::NullKey { .. }

@@ -12,9 +12,10 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::arrow::array::AsArray;
 use crate::arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use crate::arrow::compute::{cast_with_options, concat_batches, take_record_batch, CastOptions};
-use crate::arrow::datatypes::{DataType, Schema, SchemaRef};
+use crate::arrow::datatypes::{DataType, Field, Float64Type, Schema, SchemaRef};
 use crate::arrow::error::ArrowError;
 use crate::arrow::ipc::reader::FileReader as IpcReader;
 use crate::arrow::ipc::writer::FileWriter as IpcWriter;
@@ -72,6 +73,12 @@ impl Format {
 #[derive(Debug, Clone)]
 pub struct Input {
     source: Source,
+    /// Columns whose type was inferred from a sample of the file: their values are read as
+    /// text and converted only when the conversion keeps them exactly (see [`Input::infer`]).
+    exact: Vec<String>,
+    /// Blank lines of a JSON Lines file met so far (they hold no row), to turn row numbers
+    /// into line numbers.
+    blank_lines: Arc<std::sync::Mutex<std::collections::BTreeSet<u64>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +171,8 @@ impl Input {
                 path: path.to_path_buf(),
                 format,
             },
+            exact: Vec::new(),
+            blank_lines: Default::default(),
         })
     }
 
@@ -187,6 +196,8 @@ impl Input {
                     spill: None,
                 }),
             })),
+            exact: Vec::new(),
+            blank_lines: Default::default(),
         }
     }
 
@@ -236,9 +247,25 @@ impl Input {
             Source::File {
                 format: Format::Jsonl,
                 ..
-            } => format!("line {}", row + 1),
+            } => format!("line {}", self.jsonl_line(row)),
             _ => format!("row {}", row + 1),
         }
+    }
+
+    /// The line (1-based) of row `row` (0-based) of a JSON Lines file: blank lines hold no
+    /// row.
+    fn jsonl_line(&self, row: u64) -> u64 {
+        let mut line = row + 1;
+        if let Ok(blank) = self.blank_lines.lock() {
+            for &b in blank.iter() {
+                if b <= line {
+                    line += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        line
     }
 
     /// Where two rows (0-based) of the input are, for messages: `lines 2 and 4`.
@@ -252,7 +279,7 @@ impl Input {
             Source::File {
                 format: Format::Jsonl,
                 ..
-            } => format!("lines {} and {}", a + 1, b + 1),
+            } => format!("lines {} and {}", self.jsonl_line(a), self.jsonl_line(b)),
             _ => format!("rows {} and {}", a + 1, b + 1),
         }
     }
@@ -302,8 +329,204 @@ impl Input {
             _ => Err(self.bad("the input can be read only twice")),
         }
     }
-    /// The input's own schema (inferred for CSV and JSON Lines).
+    /// The input's own schema (inferred for CSV and JSON Lines, by Arrow's rules; see
+    /// [`Input::infer`] for the schema a new table gets).
     pub fn schema(&self) -> Result<Schema> {
+        let schema = self.own_schema()?;
+        self.check_names(schema.fields().iter().map(|f| f.name().as_str()))?;
+        Ok(schema)
+    }
+
+    /// Refuses a header with an empty column name or a name given twice: a second column of
+    /// the same name would silently take the place of the first.
+    fn check_names<'a>(&self, names: impl Iterator<Item = &'a str>) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, name) in names.enumerate() {
+            if name.trim().is_empty() {
+                return Err(self.bad(format!(
+                    "column {} has no name; every column needs a unique name in the header",
+                    i + 1
+                )));
+            }
+            if !seen.insert(name) {
+                return Err(self.bad(format!(
+                    "column '{name}' appears twice; every column needs a unique name in the header"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The schema a new table gets from this input: the input's own, with `types` given
+    /// for some columns, and, for CSV and JSON Lines, inferred so that no value changes:
+    /// a column whose sampled text a number would not keep exactly (`00123`, a whole number
+    /// beyond int64) stays text, with a note saying why. The columns whose numeric type was
+    /// inferred are then read exactly: a later value that the type would change fails the
+    /// import instead (see [`Error::BadValue`]).
+    pub fn infer(&self, types: &[(String, DataType)]) -> Result<Inferred> {
+        let schema = self.schema()?;
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut notes = Vec::new();
+        let text = matches!(
+            self.source,
+            Source::File {
+                format: Format::Csv | Format::Jsonl,
+                ..
+            }
+        );
+        if text {
+            for (i, note) in self.sample_notes(&schema)? {
+                let f = &fields[i];
+                if types.iter().any(|(c, _)| c == f.name()) {
+                    continue;
+                }
+                notes.push(format!(
+                    "column '{}' is kept as text: {note}; give its type to store it otherwise",
+                    f.name()
+                ));
+                fields[i] = f.clone().with_data_type(DataType::Utf8);
+            }
+        }
+        for (column, dt) in types {
+            match fields.iter_mut().find(|f| f.name() == column) {
+                Some(f) => *f = f.clone().with_data_type(dt.clone()),
+                None => {
+                    return Err(self.bad(format!(
+                        "a type is given for column '{column}', which the input does not have"
+                    )))
+                }
+            }
+        }
+        let exact = if text {
+            fields
+                .iter()
+                .filter(|f| !types.iter().any(|(c, _)| c == f.name()))
+                .filter(|f| f.data_type() != &DataType::Utf8)
+                .map(|f| f.name().clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Inferred {
+            schema: Schema::new(fields),
+            notes,
+            exact,
+        })
+    }
+
+    /// This input, with the columns whose type was inferred read exactly.
+    pub fn with_exact(mut self, columns: Vec<String>) -> Self {
+        self.exact = columns;
+        self
+    }
+
+    /// For the columns of an inferred schema whose sampled text its type would not keep,
+    /// (column index, why).
+    fn sample_notes(&self, schema: &Schema) -> Result<Vec<(usize, String)>> {
+        let (file, format) = self.file()?;
+        let mut out = Vec::new();
+        match format {
+            Format::Csv => {
+                let text = Arc::new(Schema::new(
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| Field::new(f.name(), DataType::Utf8, true))
+                        .collect::<Vec<_>>(),
+                ));
+                let reader = crate::arrow::csv::ReaderBuilder::new(text)
+                    .with_header(true)
+                    .with_batch_size(BATCH_ROWS)
+                    .build(file)
+                    .map_err(|e| self.bad(arrow_text(&e)))?;
+                let n = schema.fields().len();
+                let mut found: Vec<Option<String>> = vec![None; n];
+                // Text columns: whether every value is a whole number, and the first one
+                // beyond int64 (Arrow keeps such a column as text).
+                let mut whole = vec![true; n];
+                let mut beyond: Vec<Option<String>> = vec![None; n];
+                let mut rows = 0u64;
+                for batch in reader {
+                    let Ok(batch) = batch else { break };
+                    for (i, f) in schema.fields().iter().enumerate() {
+                        let Some(col) = batch.column(i).as_string_opt::<i32>() else {
+                            continue;
+                        };
+                        let sampled = (INFER_ROWS as u64).saturating_sub(rows) as usize;
+                        for (r, v) in col.iter().enumerate().take(sampled) {
+                            let Some(v) = v else { continue };
+                            let at = || self.location(rows + r as u64);
+                            if f.data_type() == &DataType::Utf8 {
+                                if !whole[i] {
+                                    break;
+                                }
+                                if !is_whole_number(v) {
+                                    whole[i] = false;
+                                } else if beyond[i].is_none() && v.parse::<i64>().is_err() {
+                                    beyond[i] = Some(format!(
+                                        "its value '{v}' at {} is a whole number beyond int64",
+                                        at()
+                                    ));
+                                }
+                            } else if found[i].is_none() {
+                                if let Some(why) = changed_as(v, f.data_type()) {
+                                    found[i] = Some(format!("its value '{v}' at {} {why}", at()));
+                                }
+                            }
+                        }
+                    }
+                    rows += batch.num_rows() as u64;
+                    if rows >= INFER_ROWS as u64 {
+                        break;
+                    }
+                }
+                for i in 0..n {
+                    let note = match (&found[i], whole[i], &beyond[i]) {
+                        (Some(f), _, _) => Some(f.clone()),
+                        (None, true, Some(b)) => Some(b.clone()),
+                        _ => None,
+                    };
+                    if let Some(note) = note {
+                        out.push((i, note));
+                    }
+                }
+            }
+            Format::Jsonl => {
+                let mut values = JsonValues {
+                    lines: BufReader::new(file),
+                    line: 0,
+                    records: 0,
+                    failed: None,
+                };
+                let mut seen = std::collections::HashSet::new();
+                while let Some(Ok(v)) = values.next() {
+                    let serde_json::Value::Object(map) = v else {
+                        continue;
+                    };
+                    for (k, v) in map {
+                        let serde_json::Value::Number(n) = v else {
+                            continue;
+                        };
+                        if beyond_int64(&n) && seen.insert(k.clone()) {
+                            if let Some((i, _)) = schema.column_with_name(&k) {
+                                out.push((
+                                    i,
+                                    format!(
+                                        "its value {n} at line {} is a whole number beyond int64",
+                                        values.line
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            Format::Parquet => {}
+        }
+        Ok(out)
+    }
+
+    fn own_schema(&self) -> Result<Schema> {
         if let Source::Arrow(a) = &self.source {
             return Ok(a.schema.as_ref().clone());
         }
@@ -360,10 +583,21 @@ impl Input {
                     .map_err(|e| self.bad(e))?
                     .0
             }
-            _ => self.schema()?,
+            _ => self.own_schema()?,
         };
+        self.check_names(schema.fields().iter().map(|f| f.name().as_str()))?;
         Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
     }
+}
+
+/// The schema a new table gets from an input (see [`Input::infer`]).
+#[derive(Debug, Clone)]
+pub struct Inferred {
+    pub schema: Schema,
+    /// Why a column that looks numeric is kept as text, one line per column.
+    pub notes: Vec<String>,
+    /// The columns whose non-text type was inferred, to be read exactly.
+    pub exact: Vec<String>,
 }
 
 /// The batches of an Arrow input's reader; the first time through, each is kept for a
@@ -418,6 +652,8 @@ pub struct BatchReader {
     /// For each target column, its position in the file's batches.
     mapping: Vec<usize>,
     target: SchemaRef,
+    /// For each target column, whether its type was inferred (so read exactly).
+    exact: Vec<bool>,
     /// Target columns that may not be null (key columns).
     required: Vec<usize>,
     rows_read: u64,
@@ -449,16 +685,36 @@ impl BatchReader {
                 details: problems.join("; "),
             });
         }
-        // The schema the file is parsed with: file order, target types.
+        // The schema the file is parsed with: file order; for CSV and JSON Lines, every
+        // column that is not nested is read as its text and converted afterwards (see
+        // `convert_text`), so that no value is changed on the way and a value that does not
+        // fit is reported with its column and line.
+        let text = matches!(
+            input.source,
+            Source::File {
+                format: Format::Csv | Format::Jsonl,
+                ..
+            }
+        );
         let read_schema = Arc::new(Schema::new(
             file_cols
                 .iter()
                 .map(|c| {
                     let f = target.field_with_name(c).expect("checked above");
-                    f.as_ref().clone().with_nullable(true)
+                    let f = f.as_ref().clone().with_nullable(true);
+                    if text && !f.data_type().is_nested() {
+                        f.with_data_type(DataType::Utf8)
+                    } else {
+                        f
+                    }
                 })
                 .collect::<Vec<_>>(),
         ));
+        let exact: Vec<bool> = target
+            .fields()
+            .iter()
+            .map(|f| input.exact.contains(f.name()))
+            .collect();
         let mapping: Vec<usize> = target
             .fields()
             .iter()
@@ -477,6 +733,7 @@ impl BatchReader {
                     inner: batches,
                     mapping,
                     target,
+                    exact,
                     required: key_idx.to_vec(),
                     rows_read: 0,
                 });
@@ -491,7 +748,7 @@ impl BatchReader {
                     .build(file)
                     .map_err(|e| input.bad(e))?;
                 let input = input.clone();
-                Box::new(reader.map(move |r| r.map_err(|e| csv_error(&input, &read_schema, &e))))
+                Box::new(reader.map(move |r| r.map_err(|e| input.bad(arrow_text(&e)))))
             }
             Format::Jsonl => Box::new(JsonLines {
                 input: input.clone(),
@@ -516,6 +773,7 @@ impl BatchReader {
             inner: read_ahead(inner),
             mapping,
             target,
+            exact,
             required: key_idx.to_vec(),
             rows_read: 0,
         })
@@ -531,26 +789,36 @@ impl BatchReader {
         let first = self.rows_read;
         let batch = batch?;
         self.rows_read += batch.num_rows() as u64;
-        let opts = CastOptions {
-            safe: false,
-            ..Default::default()
-        };
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.mapping.len());
         for (ti, &fi) in self.mapping.iter().enumerate() {
             let field = self.target.field(ti);
             let col = batch.column(fi);
-            let col = if col.data_type() == field.data_type() {
-                col.clone()
+            let converted = if col.data_type() == field.data_type() {
+                Ok(col.clone())
+            } else if let Some(text) = col.as_string_opt::<i32>() {
+                convert_text(text, field.data_type(), self.exact[ti])
             } else {
-                cast_with_options(col, field.data_type(), &opts).map_err(|e| {
-                    self.input.bad(format!(
-                        "column '{}' does not convert from {} to {}: {e}",
-                        field.name(),
-                        col.data_type(),
-                        field.data_type()
-                    ))
-                })?
+                convert(col, field.data_type())
             };
+            let col = converted.map_err(|bad| {
+                let value = crate::arrow::util::display::ArrayFormatter::try_new(
+                    col.as_ref(),
+                    &Default::default(),
+                )
+                .map(|f| f.value(bad.row).to_string())
+                .unwrap_or_default();
+                Error::BadValue {
+                    message: format!(
+                        "{}: value '{value}' in column '{}' at {} {}",
+                        self.input.name(),
+                        field.name(),
+                        self.input.location(first + bad.row as u64),
+                        bad.problem
+                    ),
+                    column: field.name().clone(),
+                    keeps: self.exact[ti].then(|| "utf8".to_string()),
+                }
+            })?;
             columns.push(col);
         }
         for &k in &self.required {
@@ -583,81 +851,122 @@ fn shown_type(dt: &DataType) -> String {
     type_name(dt).unwrap_or_else(|| dt.to_string())
 }
 
-/// Splits `s` at its first run of ASCII digits: (digits as a number, the rest).
-fn leading_number(s: &str) -> Option<(u64, &str)> {
-    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    Some((s[..end].parse().ok()?, &s[end..]))
+/// A value of a column that its type cannot hold as written: its row in the batch, and why.
+struct Unfit {
+    row: usize,
+    problem: String,
 }
 
-/// A CSV value that does not parse as its column's type, as Arrow reports it:
-/// `Error while parsing value '{value}' as type '{type}' for column {index} at line {n}. Row data: '...'`,
-/// where `n` counts data records from 1 (the header is not counted).
-/// Returns (value, column index, n); `None` for any other text.
-fn parse_csv_value_error(text: &str) -> Option<(&str, usize, u64)> {
-    const SEP: &str = "' as type '";
-    let rest = text.strip_prefix("Error while parsing value '")?;
-    // The value may itself hold the separator: try each occurrence until the tail parses.
-    for (at, _) in rest.match_indices(SEP) {
-        let value = &rest[..at];
-        let tail = &rest[at + SEP.len()..];
-        let Some(q) = tail.find('\'') else { continue };
-        let Some(tail) = tail[q..].strip_prefix("' for column ") else {
-            continue;
-        };
-        let Some((column, tail)) = leading_number(tail) else {
-            continue;
-        };
-        let Some(tail) = tail.strip_prefix(" at line ") else {
-            continue;
-        };
-        let Some((line, tail)) = leading_number(tail) else {
-            continue;
-        };
-        if tail.starts_with(". Row data: '") {
-            return Some((value, usize::try_from(column).ok()?, line));
+/// Converts a column read as text to `to`. Fails on the first value that does not parse;
+/// when `exact` (the type was inferred), also on one that the number would not keep as
+/// written (see [`changed_as`]).
+fn convert_text(
+    text: &crate::arrow::array::StringArray,
+    to: &DataType,
+    exact: bool,
+) -> std::result::Result<ArrayRef, Unfit> {
+    let opts = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    let out = cast_with_options(text, to, &opts).map_err(|e| Unfit {
+        row: 0,
+        problem: format!("cannot be read as {}: {}", shown_type(to), arrow_text(&e)),
+    })?;
+    if out.null_count() != text.null_count() {
+        if let Some(row) = (0..text.len()).find(|&r| text.is_valid(r) && out.is_null(r)) {
+            return Err(Unfit {
+                row,
+                problem: format!("is not a valid {}", shown_type(to)),
+            });
         }
     }
-    None
-}
-
-/// A CSV timestamp that does not parse, as Arrow reports it:
-/// `Error parsing column {index} at line {n}: {reason}`. Returns (index, n, reason).
-fn parse_csv_column_error(text: &str) -> Option<(usize, u64, &str)> {
-    let rest = text.strip_prefix("Error parsing column ")?;
-    let (column, rest) = leading_number(rest)?;
-    let (line, rest) = leading_number(rest.strip_prefix(" at line ")?)?;
-    let reason = rest.strip_prefix(": ")?;
-    Some((usize::try_from(column).ok()?, line, reason))
-}
-
-/// Rewrites an error of Arrow's CSV reader to name the column and the file line (Arrow
-/// names the column by its index and counts lines from the first data record). Text of
-/// any other form is kept as it is.
-fn csv_error(input: &Input, schema: &Schema, e: &ArrowError) -> Error {
-    let text = arrow_text(e);
-    let field = |i: usize| schema.fields().get(i);
-    if let ArrowError::ParseError(_) = e {
-        if let Some((value, column, line)) = parse_csv_value_error(&text) {
-            if let Some(f) = field(column) {
-                return input.bad(format!(
-                    "value '{value}' in column '{}' at line {} is not a valid {}",
-                    f.name(),
-                    line + 1,
-                    shown_type(f.data_type())
-                ));
-            }
-        }
-        if let Some((column, line, reason)) = parse_csv_column_error(&text) {
-            if let Some(f) = field(column) {
-                return input.bad(format!(
-                    "column '{}' at line {}: {reason}",
-                    f.name(),
-                    line + 1
-                ));
+    if exact {
+        for (row, v) in text.iter().enumerate() {
+            if let Some(why) = v.and_then(|v| changed_as(v, to)) {
+                return Err(Unfit {
+                    row,
+                    problem: why.to_string(),
+                });
             }
         }
     }
-    input.bad(text)
+    Ok(out)
+}
+
+/// Converts a column of another type (a Parquet or Arrow input's) to the table's type,
+/// refusing a value that would not survive: one out of the type's range, or a fraction
+/// that an integer column would cut off.
+fn convert(col: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef, Unfit> {
+    let opts = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    let out = cast_with_options(col, to, &opts).map_err(|e| Unfit {
+        row: 0,
+        problem: format!(
+            "cannot be converted from {} to {}: {}",
+            shown_type(col.data_type()),
+            shown_type(to),
+            arrow_text(&e)
+        ),
+    })?;
+    if out.null_count() != col.null_count() {
+        if let Some(row) = (0..col.len()).find(|&r| col.is_valid(r) && out.is_null(r)) {
+            return Err(Unfit {
+                row,
+                problem: format!("does not fit in {}", shown_type(to)),
+            });
+        }
+    }
+    if col.data_type().is_floating() && to.is_integer() {
+        let back = cast_with_options(&out, &DataType::Float64, &opts);
+        let orig = cast_with_options(col, &DataType::Float64, &opts);
+        if let (Ok(back), Ok(orig)) = (back, orig) {
+            let (back, orig) = (
+                back.as_primitive::<Float64Type>(),
+                orig.as_primitive::<Float64Type>(),
+            );
+            if let Some(row) =
+                (0..orig.len()).find(|&r| orig.is_valid(r) && back.value(r) != orig.value(r))
+            {
+                return Err(Unfit {
+                    row,
+                    problem: format!("has a fraction that {} would cut off", shown_type(to)),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `s` is a whole number as text: an optional sign and digits.
+fn is_whole_number(s: &str) -> bool {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Why a number of type `to` would not keep the text `v` as written, if it would not: a
+/// leading zero (`00123`, an identifier or a code more often than a quantity) is dropped.
+fn changed_as(v: &str, to: &DataType) -> Option<&'static str> {
+    if !(to.is_integer() || to.is_floating()) {
+        return None;
+    }
+    let unsigned = v.strip_prefix(['+', '-']).unwrap_or(v);
+    let whole = unsigned.split(['.', 'e', 'E']).next().unwrap_or(unsigned);
+    (whole.len() > 1 && whole.starts_with('0'))
+        .then_some("has a leading zero, which a number would drop")
+}
+
+/// Whether a JSON number is a whole number beyond int64, which Arrow would read as a
+/// float64, losing its last digits.
+fn beyond_int64(n: &serde_json::Number) -> bool {
+    if n.is_i64() {
+        return false;
+    }
+    n.is_u64()
+        || n.as_f64()
+            .is_some_and(|f| f.fract() == 0.0 && f.abs() >= 9.223_372_036_854_776e18)
 }
 
 /// JSON values of a JSON Lines file, one per non-blank line, for schema inference. The
@@ -735,6 +1044,7 @@ impl JsonLines {
         crate::arrow::json::ReaderBuilder::new(self.schema.clone())
             .with_batch_size(BATCH_ROWS)
             .with_strict_mode(true)
+            .with_coerce_primitive(true)
             .build_decoder()
     }
 
@@ -780,6 +1090,11 @@ impl JsonLines {
                 break;
             }
             self.line += 1;
+            if buf[start..].iter().all(u8::is_ascii_whitespace) {
+                if let Ok(mut blank) = self.input.blank_lines.lock() {
+                    blank.insert(self.line);
+                }
+            }
             starts.push((self.line, start));
         }
         if starts.is_empty() {
@@ -804,7 +1119,7 @@ impl JsonLines {
                 continue;
             }
             if let Err(e) = self.decode(text) {
-                return self.input.bad(json_error(&self.schema, line, &e));
+                return self.input.bad(format!("line {line}: {}", arrow_text(&e)));
             }
         }
         let (first, last) = (starts[0].0, starts[starts.len() - 1].0);
@@ -812,37 +1127,6 @@ impl JsonLines {
             "lines {first} to {last}: {}",
             arrow_text(batch_error)
         ))
-    }
-}
-
-/// Describes a JSON decoding error of line `line`, naming the column and value when Arrow's
-/// text has the usual form: `whilst decoding field 'score': failed to parse "lots" as Float64`.
-fn json_error(schema: &Schema, line: u64, e: &ArrowError) -> String {
-    let text = arrow_text(e);
-    let parsed = text
-        .strip_prefix("whilst decoding field '")
-        .and_then(|rest| rest.split_once("': "))
-        .and_then(|(column, reason)| Some((schema.field_with_name(column).ok()?, reason)));
-    match parsed {
-        Some((field, reason)) => {
-            // `failed to parse "text" as Float64` or `failed to parse 1.5 as Int64`.
-            let value =
-                reason
-                    .strip_prefix("failed to parse ")
-                    .and_then(|r| match r.strip_prefix('"') {
-                        Some(quoted) => quoted.find("\" as ").map(|i| &r[..i + 2]),
-                        None => r.split_once(" as ").map(|(v, _)| v),
-                    });
-            match value {
-                Some(v) => format!(
-                    "value {v} in column '{}' at line {line} is not a valid {}",
-                    field.name(),
-                    shown_type(field.data_type())
-                ),
-                None => format!("column '{}' at line {line}: {reason}", field.name()),
-            }
-        }
-        None => format!("line {line}: {text}"),
     }
 }
 

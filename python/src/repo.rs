@@ -279,8 +279,11 @@ impl Repository {
     /// Writes Arrow data (anything with `__arrow_c_stream__`: pyarrow, Polars, DuckDB) or a
     /// pandas DataFrame into a working table. `mode`: "create" (needs `primary_key`),
     /// "append" (refuses existing keys), "upsert" (replaces rows with the same key) or
-    /// "replace" (all rows and the schema). Returns what changed; commit to record it.
-    #[pyo3(signature = (name, data, mode="create", primary_key=None, chunk_rows=None))]
+    /// "replace" (all rows and the schema). `types` gives some columns' types for a new
+    /// table (`{"zip": "utf8"}`), converting the data's. Returns what changed; commit to
+    /// record it.
+    #[pyo3(signature = (name, data, mode="create", primary_key=None, chunk_rows=None, types=None))]
+    #[allow(clippy::too_many_arguments)]
     fn write<'py>(
         &self,
         py: Python<'py>,
@@ -289,7 +292,13 @@ impl Repository {
         mode: &str,
         primary_key: Option<&Bound<'py, PyAny>>,
         chunk_rows: Option<u32>,
+        types: Option<std::collections::BTreeMap<String, String>>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let mut column_types = Vec::new();
+        for (column, ty) in types.unwrap_or_default() {
+            let ty = strata::parse_type(&ty).map_err(|e| invalid(e.to_string()))?;
+            column_types.push((column, ty));
+        }
         let mode = match mode {
             "create" => None,
             m => Some(WriteMode::parse(m).map_err(|_| {
@@ -311,6 +320,7 @@ impl Repository {
             mode,
             primary_key,
             chunk_rows,
+            types: column_types,
         };
         let report = self.run(py, move |r| async move {
             r.write(&name, reader, &opts, &NoProgress).await

@@ -174,3 +174,26 @@ def test_unsupported_types_are_refused_with_the_column_named(repo):
     t = pa.table({"id": [1], "tags": pa.array([["a", "b"]], pa.list_(pa.string()))})
     with pytest.raises(strata.UnsupportedError, match="tags"):
         repo.write("t", t, primary_key="id")
+
+
+def test_types_give_a_new_tables_column_types(repo):
+    data = pa.table({"id": [1, 2], "zip": [123, 40510], "qty": [1.0, 2.0]})
+    r = repo.write("t", data, primary_key="id", types={"zip": "string", "qty": "int64"})
+    assert r["notes"] == []
+    schema = repo.table("t").to_arrow().schema
+    assert schema.field("zip").type == pa.string()
+    assert schema.field("qty").type == pa.int64()
+    assert repo.table("t").to_arrow().column("qty").to_pylist() == [1, 2]
+
+
+def test_a_fraction_for_an_int_column_is_refused_not_cut(repo):
+    repo.write("t", pa.table({"id": [1], "qty": [5]}), primary_key="id")
+    with pytest.raises(strata.InvalidInputError, match="fraction") as e:
+        repo.write("t", pa.table({"id": [2], "qty": [2.5]}), mode="upsert")
+    assert "'qty'" in str(e.value)
+    assert repo.table("t").to_arrow().column("qty").to_pylist() == [5]
+
+
+def test_an_unknown_type_name_is_refused(repo):
+    with pytest.raises(strata.InvalidInputError, match="unknown column type 'float128'"):
+        repo.write("t", pa.table({"id": [1]}), primary_key="id", types={"id": "float128"})

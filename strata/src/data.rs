@@ -194,6 +194,10 @@ pub struct WriteOptions {
     pub primary_key: Option<Vec<String>>,
     /// Average rows per chunk of a new table (default 8192).
     pub chunk_rows: Option<u32>,
+    /// Types of some columns of a new table, in place of the ones inferred from a file (or
+    /// the batches' own). For an existing table they must be the table's. Type names:
+    /// [`parse_type`].
+    pub types: Vec<(String, DataType)>,
 }
 
 /// What a write, import or delete did to a working table.
@@ -213,6 +217,55 @@ pub struct WriteReport {
     pub chunks_reused: u64,
     /// The table was created.
     pub created: bool,
+    /// What to know about how the input was read: a column that looks numeric kept as
+    /// text so that no value changes (a leading zero, a number beyond int64).
+    pub notes: Vec<String>,
+}
+
+/// Parses a column type as users write it: `int64` (also `int`, `bigint`), `int32`,
+/// `int16`, `int8`, `uint8`..`uint64`, `float64` (`float`, `double`), `float32`, `utf8`
+/// (`string`, `text`), `bool` (`boolean`), `binary`, `date32` (`date`), `timestamp[us]`
+/// (`timestamp`; units s, ms, us, ns; `timestamp[us, UTC]` with a zone),
+/// `decimal128(P, S)`.
+pub fn parse_type(name: &str) -> Result<DataType> {
+    let lower = name.trim().to_ascii_lowercase();
+    let canonical = match lower.as_str() {
+        "int" | "integer" | "bigint" | "long" => "int64",
+        "float" | "double" => "float64",
+        "string" | "text" | "str" | "varchar" => "utf8",
+        "boolean" => "bool",
+        "date" => "date32",
+        "timestamp" => "timestamp[us]",
+        other => other,
+    };
+    // `decimal128(10,2)` and `timestamp[us,UTC]` are accepted without the space too.
+    let spaced = canonical.replace(", ", ",").replace(',', ", ");
+    let zoned = match (name.find('['), name.rfind(", ")) {
+        // A time zone keeps its case (`Europe/Paris`).
+        (Some(_), Some(_)) if lower.starts_with("timestamp[") => {
+            let unit_end = spaced.find(", ").unwrap_or(spaced.len());
+            let tz_start = name.find(',').map(|i| i + 1).unwrap_or(name.len());
+            format!("{}, {}", &spaced[..unit_end], name[tz_start..].trim())
+        }
+        _ => spaced,
+    };
+    strata_engine::schema::parse_type(&zoned).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "unknown column type '{name}'; use int64, int32, float64, utf8, bool, date32, timestamp[us], decimal128(P, S) or binary"
+        ))
+    })
+}
+
+/// Parses `COLUMN=TYPE` (see [`parse_type`]).
+pub fn parse_column_type(spec: &str) -> Result<(String, DataType)> {
+    match spec.split_once('=') {
+        Some((column, ty)) if !column.trim().is_empty() => {
+            Ok((column.trim().to_string(), parse_type(ty)?))
+        }
+        _ => Err(Error::InvalidInput(format!(
+            "'{spec}' is not COLUMN=TYPE (for example zip=utf8)"
+        ))),
+    }
 }
 
 impl From<EditSummary> for WriteReport {
@@ -228,6 +281,7 @@ impl From<EditSummary> for WriteReport {
             chunks_written: s.stats.chunks_written,
             chunks_reused: s.stats.chunks_reused,
             created: s.created,
+            notes: s.notes,
         }
     }
 }
@@ -391,6 +445,7 @@ impl Repository {
             primary_key: opts.primary_key.clone(),
             format: None,
             chunk_rows: opts.chunk_rows,
+            types: opts.types.clone(),
         };
         Ok(self
             .inner
@@ -431,6 +486,7 @@ impl Repository {
             primary_key: opts.primary_key.clone(),
             format,
             chunk_rows: opts.chunk_rows,
+            types: opts.types.clone(),
         };
         Ok(self
             .inner

@@ -115,6 +115,14 @@ pub enum Suggestion {
     RetryLater,
     /// Check the URL; or make a new repository at it (a push that creates it).
     CheckUrlOrCreate,
+    /// Remount the shared folder without attribute caching, or accept stale listings for
+    /// this remote.
+    RemountOrAllow,
+    /// Give the column's type (`keeps`: one that holds its values as written).
+    GiveColumnType {
+        column: String,
+        keeps: Option<String>,
+    },
 }
 
 impl Error {
@@ -157,6 +165,10 @@ impl Error {
                 E::KeyRequired { .. } => Some(Suggestion::GiveKey),
                 E::UnknownFormat { .. } => Some(Suggestion::GiveFormat),
                 E::RepositoryBusy => Some(Suggestion::RetryLater),
+                E::BadValue { column, keeps, .. } => Some(Suggestion::GiveColumnType {
+                    column: column.clone(),
+                    keeps: keeps.clone(),
+                }),
                 _ => None,
             },
             Error::Remote(e) => match e {
@@ -168,6 +180,7 @@ impl Error {
                 R::StaleLease { .. } => Some(Suggestion::FetchThenPush),
                 R::TagExists { .. } => Some(Suggestion::ForceTag),
                 R::UnsafeStore { .. } => Some(Suggestion::SafeStore),
+                R::NetworkFolder { .. } => Some(Suggestion::RemountOrAllow),
                 R::GcRunning { remote, .. } => Some(Suggestion::WaitForGc {
                     remote: remote.clone(),
                 }),

@@ -34,8 +34,8 @@ mod repository;
 mod worktree;
 
 pub use data::{
-    ExportFormat, FileFormat, Key, KeyRange, KeyValue, Scan, ScanOptions, TableInfo, TableSummary,
-    WriteMode, WriteOptions, WriteReport,
+    parse_column_type, parse_type, ExportFormat, FileFormat, Key, KeyRange, KeyValue, Scan,
+    ScanOptions, TableInfo, TableSummary, WriteMode, WriteOptions, WriteReport,
 };
 pub use diff::{Change, Diff, DiffOptions, RowDiff, SchemaEvent, TableEvent, TableStat};
 pub use error::{Error, Result, StorageFault, Suggestion};
@@ -44,9 +44,9 @@ pub use maintenance::{FsckOptions, FsckProblem, FsckReport, GcOptions, GcReport,
 pub use merge::{CellConflict, ConflictInfo, MergeOptions, MergeOutcome, Side};
 pub use refs::RefInfo;
 pub use remotes::{
-    check_options, clone_dir_name, CloneOptions, CloneReport, FetchReport, FetchedBranch,
-    ForceWithLease, PullOptions, PullReport, PushOptions, PushReport, PushedRef, RefMove,
-    Rejection, RemoteDetail, RemoteInfo, RemoteRef,
+    check_options, clone_dir_name, is_known_option, CloneOptions, CloneReport, FetchReport,
+    FetchedBranch, ForceWithLease, PullOptions, PullReport, PushOptions, PushReport, PushedRef,
+    RefMove, Rejection, RemoteDetail, RemoteInfo, RemoteRef,
 };
 pub use repository::{Author, Repository, DOT_DIR};
 pub use worktree::{
@@ -59,4 +59,4 @@ pub use strata_engine::{ChunkParams, ErrorKind, ObjectId, Progress};
 
 /// The Arrow types the API speaks in.
 pub use arrow_array::{RecordBatch, RecordBatchReader};
-pub use arrow_schema::{Schema, SchemaRef};
+pub use arrow_schema::{DataType, Schema, SchemaRef};

@@ -301,3 +301,73 @@ fn an_import_over_many_chunks_keeps_every_row() {
         "an edit of one row should reuse the other chunks:\n{out:?}"
     );
 }
+
+#[test]
+fn a_column_kept_as_text_is_noted_and_type_gives_it_a_number_type() {
+    let dir = Dir::repo();
+    dir.write("zips.csv", "id,zip\n1,00123\n2,40510\n");
+    let out = dir.strata(&["import", "zips", "zips.csv", "-k", "id"]).ok();
+    assert_mentions(
+        &out.stderr,
+        &["note: column 'zip' is kept as text", "'00123'"],
+    );
+    assert_eq!(dir.export_csv("zips", None), "id,zip\n1,00123\n2,40510\n");
+
+    let out = dir
+        .strata(&[
+            "import",
+            "nums",
+            "zips.csv",
+            "-k",
+            "id",
+            "--type",
+            "zip=int64",
+        ])
+        .ok();
+    assert!(!out.stderr.contains("note:"), "{out:?}");
+    assert_eq!(dir.export_csv("nums", None), "id,zip\n1,123\n2,40510\n");
+}
+
+#[test]
+fn a_type_that_is_not_column_equals_type_is_a_usage_error() {
+    let dir = Dir::repo();
+    dir.write("people.csv", PEOPLE_CSV);
+    let before = dir.snapshot();
+    for bad in ["score", "score=float128"] {
+        let err = dir
+            .strata(&["import", "p", "people.csv", "-k", "id", "--type", bad])
+            .usage_error();
+        assert_mentions(&err, &[bad]);
+    }
+    before.assert_same(&dir.snapshot(), "a refused import");
+}
+
+#[test]
+fn a_value_inference_would_change_is_refused_with_the_type_that_keeps_it() {
+    let dir = Dir::repo();
+    let mut csv = String::from("id,code\n");
+    for i in 0..100_001 {
+        csv.push_str(&format!("{i},{}\n", 500 + i));
+    }
+    csv.push_str("100001,0042\n");
+    dir.write("codes.csv", csv);
+    let before = dir.snapshot();
+    let line = dir
+        .strata(&["import", "codes", "codes.csv", "-k", "id"])
+        .fails_with_one_line();
+    assert_mentions(
+        &line,
+        &["'0042'", "'code'", "line 100003", "--type code=utf8"],
+    );
+    before.assert_same(&dir.snapshot(), "a refused import");
+    dir.strata(&[
+        "import",
+        "codes",
+        "codes.csv",
+        "-k",
+        "id",
+        "--type",
+        "code=utf8",
+    ])
+    .ok();
+}
