@@ -212,7 +212,9 @@ class Repository:
     def branches(self) -> List[RefInfo]: ...
     def branch(self, name: str, start: Optional[str] = None) -> str:
         """Creates a branch at ``start`` (default: HEAD); returns its commit id."""
-    def delete_branch(self, name: str) -> str: ...
+    def delete_branch(self, name: str, force: bool = False) -> str:
+        """Deletes a branch; unless ``force``, refused when its commits are in neither HEAD's
+        history nor a remote branch's."""
     def tags(self) -> List[RefInfo]: ...
     def tag(self, name: str, rev: Optional[str] = None) -> str:
         """Creates a tag at ``rev`` (default: HEAD); returns its commit id."""

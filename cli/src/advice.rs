@@ -9,10 +9,22 @@ pub fn describe(e: &anyhow::Error) -> String {
     if let Some((fault, location)) = lib.and_then(|l| l.storage_fault()) {
         return format!("{} (while accessing {location})", storage(fault));
     }
-    let mut line = format!("{e:#}");
+    // Each cause once: many errors repeat their cause's text in their own.
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
     if let Some(s) = lib.and_then(|l| l.suggestion()) {
         line.push_str("; ");
         line.push_str(&advice(&s));
+    } else if lib.is_some_and(|l| l.kind() == strata::ErrorKind::PermissionDenied) {
+        line.push_str("; this user may not write there, or its file system is read-only");
     }
     line
 }
@@ -24,6 +36,9 @@ fn storage(fault: StorageFault) -> &'static str {
         }
         StorageFault::BadCredentials => {
             "the credentials were refused: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+        }
+        StorageFault::PermissionDenied if !strata::aws_credentials_configured() => {
+            "access denied, and no AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
         }
         StorageFault::PermissionDenied => {
             "permission denied: these credentials may not read or write this bucket and prefix"
@@ -82,6 +97,7 @@ pub fn advice(s: &Suggestion) -> String {
         Suggestion::CheckUrlOrCreate => {
             "check the URL; to make a new repository there, push with --create".into()
         }
+        Suggestion::ForceDeleteBranch => "merge it first, or delete it anyway with -D".into(),
         Suggestion::RemountOrAllow => "or, knowing that pushes may then go unseen for up to a minute, accept it for this remote with --option allow_network_fs=true".into(),
         Suggestion::GiveColumnType {
             column,
@@ -89,5 +105,39 @@ pub fn advice(s: &Suggestion) -> String {
         } => format!("fix the value, or give the column's type: --type {column}={keeps} keeps every value as written"),
         Suggestion::GiveColumnType { .. } => "fix the value to suit the column's type".into(),
         _ => "see 'strata --help'".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug)]
+    struct Inner;
+    impl std::fmt::Display for Inner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Read-only file system (os error 30)")
+        }
+    }
+    impl std::error::Error for Inner {}
+
+    #[derive(Debug)]
+    struct Outer(Inner);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Unable to open file x: {}", self.0)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let e = anyhow::Error::new(Outer(Inner)).context("pushing");
+        assert_eq!(
+            super::describe(&e),
+            "pushing: Unable to open file x: Read-only file system (os error 30)"
+        );
     }
 }

@@ -6,10 +6,10 @@ use clap::{Args, Parser, Subcommand};
 
 /// Version control for tables, with remotes in object storage.
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, about, long_about = None, disable_help_subcommand = true)]
+#[command(name = "strata", version, about, long_about = None)]
 #[command(
     after_help = "Exit status: 0 on success, 1 when the command failed, 2 on a usage error.\n\
-Run 'strata <command> --help' for the options of a command."
+Run 'strata help <command>' (or 'strata <command> --help') for the options of a command."
 )]
 pub struct Cli {
     /// Run as if strata was started in DIR.
@@ -50,6 +50,12 @@ pub enum Command {
     Status {
         #[arg(long)]
         json: bool,
+        /// One line per changed table: `A` added, `D` removed, `M` modified, then its name.
+        #[arg(short, long, conflicts_with = "json")]
+        short: bool,
+        /// The short form, meant for scripts (stable across versions; no branch line).
+        #[arg(long, conflicts_with_all = ["json", "short"])]
+        porcelain: bool,
     },
     /// Show changed rows and cells: working vs HEAD, REV vs working, or FROM vs TO.
     Diff {
@@ -61,16 +67,45 @@ pub enum Command {
         /// Counts per table instead of rows.
         #[arg(long)]
         stat: bool,
+        /// Exit with status 1 if there are differences, 0 if none.
+        #[arg(long)]
+        exit_code: bool,
+        /// Print nothing; exit with status 1 if there are differences (implies --exit-code).
+        #[arg(long, short = 'q', conflicts_with = "json")]
+        quiet: bool,
         /// JSON Lines, one object per changed row (format in README).
         #[arg(long)]
         json: bool,
+    },
+    /// Get or set who commits: user.name and user.email, for this repository or (--global)
+    /// every repository of this account.
+    Config {
+        /// user.name or user.email.
+        key: Option<String>,
+        /// The value to set.
+        value: Option<String>,
+        /// The account's setting (every repository) rather than this repository's.
+        #[arg(long)]
+        global: bool,
+        /// Remove the setting.
+        #[arg(long, conflicts_with = "value")]
+        unset: bool,
+        /// List the settings and where each comes from.
+        #[arg(long, short = 'l', conflicts_with_all = ["key", "value", "unset"])]
+        list: bool,
+    },
+    /// Print a shell completion script: `strata completions bash > /etc/bash_completion.d/strata`,
+    /// `strata completions zsh > "${fpath[1]}/_strata"`, `strata completions fish > ~/.config/fish/completions/strata.fish`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Record all working changes as a new commit.
     Commit {
         /// The commit message.
         #[arg(short, long)]
         message: String,
-        /// Author as "Name <email>" (default: $STRATA_AUTHOR).
+        /// Author as "Name <email>" (default: $STRATA_AUTHOR, else user.name and user.email).
         #[arg(long)]
         author: Option<String>,
     },
@@ -95,15 +130,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List branches, create one, or delete one with -d.
+    /// List branches, create one, rename one with -m, or delete one with -d (-D if unmerged).
     Branch {
-        /// Name of the branch to create.
+        /// Name of the branch to create (with -m: the old and new names).
         name: Option<String>,
-        /// Where it starts (default: HEAD).
+        /// Where it starts (default: HEAD); with -m, the new name.
         start: Option<String>,
-        /// Delete the named branch.
-        #[arg(short, long, value_name = "NAME", conflicts_with_all = ["name", "start"])]
+        /// Delete the named branch; refused when its commits are in neither HEAD's history
+        /// nor a remote branch's.
+        #[arg(short, long, value_name = "NAME", conflicts_with_all = ["name", "start", "force_delete", "rename"])]
         delete: Option<String>,
+        /// Delete the named branch even if it is not merged.
+        #[arg(short = 'D', value_name = "NAME", conflicts_with_all = ["name", "start", "rename"])]
+        force_delete: Option<String>,
+        /// Rename a branch: `branch -m OLD NEW`, or `branch -m NEW` for the current one.
+        #[arg(short = 'm', long = "move", requires = "name")]
+        rename: bool,
         #[arg(long)]
         json: bool,
     },

@@ -10,7 +10,7 @@ use strata::{
 };
 
 use crate::args::{Cli, Command, ConflictsCommand, ImportArgs, TableCommand};
-use crate::render::{self, Bar};
+use crate::render::{self, count, Bar};
 
 pub async fn run(cli: Cli) -> Result<()> {
     let here = std::env::current_dir().context("cannot read the current folder")?;
@@ -52,9 +52,36 @@ pub async fn run(cli: Cli) -> Result<()> {
     {
         return crate::sync::clone(&cwd, &url, dir, branch, &options).await;
     }
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut command, "strata", &mut out);
+        let stdout = std::io::stdout();
+        let mut lock = stdout.lock();
+        std::io::Write::write_all(&mut lock, &out)?;
+        return Ok(());
+    }
+    if let Command::Config {
+        key,
+        value,
+        global: true,
+        unset,
+        list,
+    } = &cli.command
+    {
+        return config_global(key.as_deref(), value.as_deref(), *unset, *list);
+    }
     let repo = Repository::open(&cwd).await?;
     match cli.command {
-        Command::Init { .. } => unreachable!("handled above"),
+        Command::Config {
+            key,
+            value,
+            unset,
+            list,
+            ..
+        } => config(&repo, key, value, unset, list).await,
+        Command::Init { .. } | Command::Completions { .. } => unreachable!("handled above"),
         Command::Import(args) => import(&repo, args).await,
         Command::Delete {
             table,
@@ -62,13 +89,25 @@ pub async fn run(cli: Cli) -> Result<()> {
             format,
         } => delete(&repo, &table, &keys, format).await,
         Command::Table(cmd) => table(&repo, cmd).await,
-        Command::Status { json } => status(&repo, json).await,
+        Command::Status {
+            json,
+            short,
+            porcelain,
+        } => {
+            if short || porcelain {
+                status_short(&repo, short).await
+            } else {
+                status(&repo, json).await
+            }
+        }
         Command::Diff {
             from,
             to,
             table,
             stat,
             json,
+            exit_code,
+            quiet,
         } => {
             let opts = strata::DiffOptions {
                 from,
@@ -76,7 +115,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 table,
                 stat,
             };
-            crate::diff::run(&repo, &opts, json).await
+            let changed = crate::diff::run(&repo, &opts, json, quiet).await?;
+            if changed && (exit_code || quiet) {
+                return Err(crate::Exit(1).into());
+            }
+            Ok(())
         }
         Command::Commit { message, author } => commit(&repo, &message, author).await,
         Command::Log {
@@ -90,8 +133,20 @@ pub async fn run(cli: Cli) -> Result<()> {
             name,
             start,
             delete,
+            force_delete,
+            rename,
             json,
-        } => branch(&repo, name, start, delete, json).await,
+        } => {
+            if rename {
+                return rename_branch(&repo, name, start).await;
+            }
+            let (delete, force) = match (delete, force_delete) {
+                (Some(d), _) => (Some(d), false),
+                (None, Some(d)) => (Some(d), true),
+                (None, None) => (None, false),
+            };
+            branch(&repo, name, start, delete, force, json).await
+        }
         Command::Checkout {
             target,
             start,
@@ -209,12 +264,12 @@ async fn import(repo: &Repository, args: ImportArgs) -> Result<()> {
     }
     let verb = if s.created { "Created" } else { "Updated" };
     outln!(
-        "{verb} table '{}': {} inserted, {} updated; {} rows in all ({} chunks written, {} reused)",
+        "{verb} table '{}': {} inserted, {} updated; {} in all ({} written, {} reused)",
         s.table,
         s.inserted,
         s.updated,
-        s.rows,
-        s.chunks_written,
+        count(s.rows, "row"),
+        count(s.chunks_written, "chunk"),
         s.chunks_reused
     )?;
     Ok(())
@@ -227,13 +282,13 @@ async fn delete(repo: &Repository, table: &str, keys: &Path, format: Option<Stri
     bar.done();
     let s = result?;
     out!(
-        "Deleted {} rows from '{}'; {} rows left",
-        s.deleted,
+        "Deleted {} from '{}'; {} left",
+        count(s.deleted, "row"),
         s.table,
-        s.rows
+        count(s.rows, "row")
     )?;
     if s.missing > 0 {
-        out!(" ({} keys matched no row)", s.missing)?;
+        out!(" ({} matched no row)", count(s.missing, "key"))?;
     }
     outln!()?;
     Ok(())
@@ -311,10 +366,12 @@ async fn status(repo: &Repository, as_json: bool) -> Result<()> {
         match (u.ahead, u.behind) {
             (Some(0), Some(0)) => outln!("Your branch is up to date with '{name}'.")?,
             (Some(a), Some(0)) => outln!(
-                "Your branch is ahead of '{name}' by {a} commits; 'strata push' publishes them."
+                "Your branch is ahead of '{name}' by {}; 'strata push' publishes them.",
+                count(a as u64, "commit")
             )?,
             (Some(0), Some(b)) => outln!(
-                "Your branch is behind '{name}' by {b} commits; 'strata pull' brings them in."
+                "Your branch is behind '{name}' by {}; 'strata pull' brings them in.",
+                count(b as u64, "commit")
             )?,
             (Some(a), Some(b)) => outln!(
                 "Your branch and '{name}' have diverged: {a} and {b} different commits; 'strata pull' merges them."
@@ -326,7 +383,8 @@ async fn status(repo: &Repository, as_json: bool) -> Result<()> {
         outln!("You are merging '{}'.", m.name)?;
         if m.conflicts.values().sum::<usize>() > 0 {
             for (t, n) in &m.conflicts {
-                outln!("  {t}: {n} conflicting rows")?;
+                let rows = if *n == 1 { "row" } else { "rows" };
+                outln!("  {t}: {n} conflicting {rows}")?;
             }
             outln!("  (see them with 'strata conflicts show'; resolve with 'strata conflicts resolve --ours|--theirs'")?;
             outln!(
@@ -351,13 +409,98 @@ async fn status(repo: &Repository, as_json: bool) -> Result<()> {
     Ok(())
 }
 
+/// `status --short` and `--porcelain`: `XY TABLE` lines, as git's short form (`A ` added,
+/// `D ` removed, ` M` modified, `S` in the first column when the schema changed); the short
+/// form starts with `## BRANCH`.
+async fn status_short(repo: &Repository, with_branch: bool) -> Result<()> {
+    let s = repo.status().await?;
+    if with_branch {
+        match &s.branch {
+            Some(b) => outln!("## {b}")?,
+            None => outln!("## HEAD (no branch)")?,
+        }
+    }
+    for t in &s.tables {
+        let code = match (t.state, t.schema_changed) {
+            ("added", _) => "A ",
+            ("removed", _) => "D ",
+            (_, true) => "SM",
+            _ => " M",
+        };
+        outln!("{code} {}", t.table)?;
+    }
+    if let Some(m) = &s.merging {
+        for (t, n) in &m.conflicts {
+            if *n > 0 {
+                outln!("UU {t}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn commit(repo: &Repository, message: &str, author: Option<String>) -> Result<()> {
     let author = author.as_deref().map(Author::parse).transpose()?;
     let c = repo.commit(message, author.as_ref()).await?;
     let branch = c.branch.as_deref().unwrap_or("detached HEAD");
     let summary = message.lines().next().unwrap_or("");
     outln!("[{branch} {}] {summary}", c.id.short())?;
+    if let Some(a) = &c.guessed_author {
+        eprintln!(
+            "note: no identity is set, so this commit's author is {a}; set yours with\n  strata config --global user.name \"Your Name\"\n  strata config --global user.email you@example.com"
+        );
+    }
     Ok(())
+}
+
+fn print_config(entries: &[strata::ConfigEntry], key: Option<&str>, list: bool) -> Result<()> {
+    if list || key.is_none() {
+        for e in entries {
+            let scope = match e.scope {
+                strata::ConfigScope::Repository => "repository",
+                strata::ConfigScope::Global => "global",
+            };
+            outln!("{}={} ({scope})", e.key, e.value)?;
+        }
+        return Ok(());
+    }
+    let key = key.unwrap_or_default();
+    if !strata::CONFIG_KEYS.contains(&key) {
+        bail!(
+            "unknown setting '{key}'; the settings are {}",
+            strata::CONFIG_KEYS.join(", ")
+        );
+    }
+    match entries.iter().find(|e| e.key == key) {
+        Some(e) => outln!("{}", e.value)?,
+        None => bail!("{key} is not set"),
+    }
+    Ok(())
+}
+
+fn config_global(key: Option<&str>, value: Option<&str>, unset: bool, list: bool) -> Result<()> {
+    match (key, value, unset) {
+        (Some(k), Some(v), false) => Ok(strata::set_global_config(k, Some(v))?),
+        (Some(k), None, true) => Ok(strata::set_global_config(k, None)?),
+        (None, _, true) => bail!("--unset needs the setting to remove"),
+        _ => print_config(&strata::global_config()?, key, list),
+    }
+}
+
+async fn config(
+    repo: &Repository,
+    key: Option<String>,
+    value: Option<String>,
+    unset: bool,
+    list: bool,
+) -> Result<()> {
+    let scope = strata::ConfigScope::Repository;
+    match (key.as_deref(), value.as_deref(), unset) {
+        (Some(k), Some(v), false) => Ok(repo.config_set(k, Some(v), scope).await?),
+        (Some(k), None, true) => Ok(repo.config_set(k, None, scope).await?),
+        (None, _, true) => bail!("--unset needs the setting to remove"),
+        _ => print_config(&repo.config_list().await?, key.as_deref(), list),
+    }
 }
 
 async fn log(
@@ -424,15 +567,32 @@ fn list_refs(refs: &[strata::RefInfo], as_json: bool) -> Result<()> {
     Ok(())
 }
 
+async fn rename_branch(repo: &Repository, a: Option<String>, b: Option<String>) -> Result<()> {
+    let (from, to) = match (a, b) {
+        (Some(from), Some(to)) => (from, to),
+        (Some(to), None) => match repo.head().await? {
+            strata::Head::Branch(current) => (current, to),
+            strata::Head::Detached(_) => {
+                bail!("HEAD is detached: name the branch to rename, 'strata branch -m OLD NEW'")
+            }
+        },
+        (None, _) => bail!("name the new branch name: 'strata branch -m [OLD] NEW'"),
+    };
+    let at = repo.rename_branch(&from, &to).await?;
+    outln!("Renamed branch {from} to {to} (at {})", at.short())?;
+    Ok(())
+}
+
 async fn branch(
     repo: &Repository,
     name: Option<String>,
     start: Option<String>,
     delete: Option<String>,
+    force: bool,
     as_json: bool,
 ) -> Result<()> {
     if let Some(d) = delete {
-        let old = repo.delete_branch(&d).await?;
+        let old = repo.delete_branch(&d, force).await?;
         outln!("Deleted branch {d} (was {})", old.short())?;
         return Ok(());
     }
@@ -476,6 +636,13 @@ async fn export(
     rev: Option<String>,
 ) -> Result<()> {
     let stdout = out.as_os_str() == "-";
+    if !stdout && out.is_dir() {
+        bail!(
+            "'{}' is a folder; name the file to write, such as {}",
+            out.display(),
+            out.join(format!("{table}.parquet")).display()
+        );
+    }
     let format = match format {
         Some(f) => ExportFormat::parse(&f)?,
         None => match ExportFormat::from_path(out) {
@@ -530,7 +697,8 @@ async fn conflicts(repo: &Repository, cmd: ConflictsCommand) -> Result<()> {
             let side = if ours { Side::Ours } else { Side::Theirs };
             let (n, left) = repo.resolve_conflicts(table.as_deref(), side).await?;
             outln!(
-                "Resolved {n} conflicts with {} version; {left} remain{}",
+                "Resolved {} with {} version; {left} remain{}",
+                count(n as u64, "conflict"),
                 if ours { "our" } else { "their" },
                 if left == 0 {
                     ": run 'strata commit' to finish the merge"

@@ -86,8 +86,22 @@ fn line(change: &Change) -> Vec<String> {
     }
 }
 
-pub async fn run(repo: &Repository, opts: &DiffOptions, as_json: bool) -> Result<()> {
+/// Prints the differences (nothing when `quiet`); returns whether there were any.
+pub async fn run(
+    repo: &Repository,
+    opts: &DiffOptions,
+    as_json: bool,
+    quiet: bool,
+) -> Result<bool> {
     let mut changes = repo.diff(opts).await?;
+    if quiet {
+        // The first change answers the question.
+        return match changes.next().await {
+            Some(change) => change.map(|_| true).map_err(Into::into),
+            None => Ok(false),
+        };
+    }
+    let mut changed = false;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     // For people, every changed table gets a `diff NAME` header, even one that exists on
@@ -95,6 +109,7 @@ pub async fn run(repo: &Repository, opts: &DiffOptions, as_json: bool) -> Result
     let mut current: Option<String> = None;
     while let Some(change) = changes.next().await {
         let change = change?;
+        changed = true;
         if as_json {
             serde_json::to_writer(&mut out, &change)?;
             writeln!(out)?;
@@ -117,5 +132,5 @@ pub async fn run(repo: &Repository, opts: &DiffOptions, as_json: bool) -> Result
             writeln!(out, "{l}")?;
         }
     }
-    Ok(())
+    Ok(changed)
 }

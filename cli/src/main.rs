@@ -84,6 +84,10 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
+            if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+                let _ = std::io::stdout().flush();
+                return ExitCode::from(*code);
+            }
             let _ = std::io::stdout().flush();
             eprintln!("strata: error: {}", advice::describe(&e));
             ExitCode::from(1)
@@ -107,6 +111,18 @@ fn init_tracing(verbose: u8) {
 }
 
 /// A reader that closed our standard output (`strata log | head`) is not an error.
+/// Ends a command with an exit status and no message (`diff --exit-code` finding changes).
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()

@@ -13,12 +13,15 @@ use strata::{
 };
 
 use crate::commands::print_json;
+use crate::render::count;
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
-    /// Manage remotes: add, remove, list, show.
-    #[command(subcommand)]
-    Remote(RemoteCommand),
+    /// Manage remotes: add, remove, rename, set-url, list (the default), show.
+    Remote {
+        #[command(subcommand)]
+        command: Option<RemoteCommand>,
+    },
     /// Copy a remote repository into a new folder.
     Clone {
         /// A path, file:///abs/path, or s3://bucket/prefix.
@@ -117,7 +120,11 @@ pub enum RemoteCommand {
     },
     /// Remove a remote and its remote-tracking refs.
     Remove { name: String },
-    /// List remotes.
+    /// Rename a remote, with its remote-tracking refs and the upstreams that name it.
+    Rename { old: String, new: String },
+    /// Point a remote at another URL.
+    SetUrl { name: String, url: String },
+    /// List remotes (-v: with their URLs, as `list` shows them).
     List {
         #[arg(long)]
         json: bool,
@@ -141,10 +148,12 @@ impl TransferBar {
     fn new(what: &str) -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix} {msg}")
+            ProgressStyle::with_template("{spinner} {prefix} {msg} {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_prefix(what.to_string());
+        // The spinner turns while a long object is on its way, so a slow transfer shows life.
+        bar.enable_steady_tick(std::time::Duration::from_millis(150));
         TransferBar {
             bar,
             objects: AtomicU64::new(0),
@@ -167,8 +176,11 @@ impl strata::Progress for TransferBar {
     fn object(&self, bytes: u64) {
         let n = self.objects.fetch_add(1, Ordering::Relaxed) + 1;
         let b = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        self.bar
-            .set_message(format!("{n} objects, {}", indicatif::HumanBytes(b)));
+        self.bar.set_message(format!(
+            "{}, {}",
+            crate::render::count(n, "object"),
+            indicatif::HumanBytes(b)
+        ));
         self.bar.tick();
     }
 }
@@ -237,7 +249,9 @@ pub async fn clone(
 
 pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
     match cmd {
-        SyncCommand::Remote(cmd) => remote(repo, cmd).await,
+        SyncCommand::Remote { command } => {
+            remote(repo, command.unwrap_or(RemoteCommand::List { json: false })).await
+        }
         SyncCommand::Clone { .. } => unreachable!("clone runs without a repository"),
         SyncCommand::Fetch { remote, prune } => fetch(repo, remote.as_deref(), prune).await,
         SyncCommand::Push {
@@ -332,15 +346,15 @@ async fn gc(repo: &Repository, opts: &GcOptions, as_json: bool) -> Result<()> {
     let r = &report.gc;
     let verb = if r.dry_run { "Would remove" } else { "Removed" };
     outln!(
-        "{verb} {} objects ({}) from {}; kept {} objects ({})",
-        r.removed.objects,
+        "{verb} {} ({}) from {}; kept {} ({})",
+        count(r.removed.objects, "object"),
         indicatif::HumanBytes(r.removed.bytes),
         g.location,
-        r.kept.objects,
+        count(r.kept.objects, "object"),
         indicatif::HumanBytes(r.kept.bytes)
     )?;
     if r.ref_records > 0 {
-        outln!("Removed {} old ref records", r.ref_records)?;
+        outln!("Removed {}", count(r.ref_records, "old ref record"))?;
     }
     if report.fenced > 0 {
         outln!(
@@ -368,6 +382,14 @@ async fn remote(repo: &Repository, cmd: RemoteCommand) -> Result<()> {
         RemoteCommand::Remove { name } => {
             repo.remove_remote(&name).await?;
             outln!("Removed remote '{name}'")?;
+        }
+        RemoteCommand::Rename { old, new } => {
+            repo.rename_remote(&old, &new).await?;
+            outln!("Renamed remote '{old}' to '{new}'")?;
+        }
+        RemoteCommand::SetUrl { name, url } => {
+            let info = repo.set_remote_url(&name, &url).await?;
+            outln!("Remote '{name}' -> {}", info.url)?;
         }
         RemoteCommand::List { json } => {
             for r in repo.remotes().await? {
@@ -528,9 +550,9 @@ async fn fsck(repo: &Repository, opts: &FsckOptions, as_json: bool) -> Result<()
         None => {
             if !as_json {
                 outln!(
-                    "{}: {} objects checked, no problems",
+                    "{}: {} checked, no problems",
                     report.location,
-                    report.checked
+                    count(report.checked, "object")
                 )?;
             }
             Ok(())

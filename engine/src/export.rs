@@ -146,6 +146,12 @@ pub async fn export(
     ) = match dest {
         Destination::Stdout => (Box::new(std::io::stdout()), None),
         Destination::File(path) => {
+            if path.is_dir() {
+                return Err(Error::Invalid(format!(
+                    "'{}' is a folder; name the file to write",
+                    path.display()
+                )));
+            }
             let dir = match path.parent() {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => PathBuf::from("."),

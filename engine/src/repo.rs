@@ -221,8 +221,19 @@ impl Repository {
         })?;
         let mut dir = start.as_path();
         loop {
-            if dir.join(DOT_DIR).join(layout::MARKER).is_file() {
-                break;
+            let marker = dir.join(DOT_DIR).join(layout::MARKER);
+            match std::fs::metadata(&marker) {
+                Ok(m) if m.is_file() => break,
+                // A `.strata` that exists but cannot be read is not "no repository".
+                Err(e)
+                    if e.kind() != std::io::ErrorKind::NotFound && dir.join(DOT_DIR).exists() =>
+                {
+                    return Err(Error::Io {
+                        path: dir.join(DOT_DIR),
+                        source: e,
+                    })
+                }
+                _ => {}
             }
             dir = match dir.parent() {
                 Some(p) => p,
@@ -834,6 +845,34 @@ impl Repository {
         };
         self.refs.update(&state, None, self.clock.now()).await?;
         Ok(old)
+    }
+
+    /// Renames a branch (HEAD follows it when it is checked out); returns its commit. The
+    /// new name is written first, so a failure midway leaves both names, never neither.
+    pub async fn rename_branch(&self, from: &str, to: &str) -> Result<ObjectId> {
+        let from_name = RefName::branch(from)?;
+        let to_name = RefName::branch(to)?;
+        let from_state = self.refs.read(&from_name).await?;
+        let Some(commit) = from_state.commit() else {
+            return Err(Error::UnknownBranch { name: from.into() });
+        };
+        let to_state = self.refs.read(&to_name).await?;
+        if to_state.commit().is_some() {
+            return Err(Error::RefExists {
+                kind: RefKind::Branch.noun().into(),
+                name: to.into(),
+            });
+        }
+        self.refs
+            .update(&to_state, Some(commit), self.clock.now())
+            .await?;
+        if self.head().await? == Head::Branch(from.into()) {
+            self.set_head(&Head::Branch(to.to_string())).await?;
+        }
+        self.refs
+            .update(&from_state, None, self.clock.now())
+            .await?;
+        Ok(commit)
     }
 
     /// Starts branch `name` at `commit` (it must not exist yet) and checks it out, replacing

@@ -171,6 +171,7 @@ pub fn advice(s: &Suggestion) -> String {
         Suggestion::GiveFormat => "say which format the file is in (csv, parquet or jsonl)".into(),
         Suggestion::RetryLater => "try again when the other command has finished".into(),
         Suggestion::CheckUrlOrCreate => "check the URL; to make a new repository there, push with create=True".into(),
+        Suggestion::ForceDeleteBranch => "merge it first, or delete it anyway with force=True".into(),
         Suggestion::RemountOrAllow => "or, knowing that pushes may then go unseen for up to a minute, accept it for this remote with options={'allow_network_fs': 'true'}".into(),
         Suggestion::GiveColumnType { column, keeps: Some(keeps) } => format!("fix the value, or give the column's type: types={{'{column}': '{keeps}'}} keeps every value as written"),
         Suggestion::GiveColumnType { .. } => "fix the value to suit the column's type".into(),

@@ -216,8 +216,12 @@ impl Repository {
     }
 
     /// Deletes a branch (not the one checked out); returns the commit it named.
-    fn delete_branch(&self, py: Python<'_>, name: String) -> PyResult<String> {
-        let id = self.run(py, move |r| async move { r.delete_branch(&name).await })?;
+    #[pyo3(signature = (name, force=false))]
+    fn delete_branch(&self, py: Python<'_>, name: String, force: bool) -> PyResult<String> {
+        let id = self.run(
+            py,
+            move |r| async move { r.delete_branch(&name, force).await },
+        )?;
         Ok(id.to_hex())
     }
 

@@ -69,7 +69,10 @@ def test_branches_tags_checkout(repo):
     repo.checkout(c2)
     assert repo.head is None and repo.status()["detached"] == c2
     repo.checkout("main")
-    assert repo.delete_branch("feature") == c2
+    with pytest.raises(strata.InvalidStateError, match="not merged") as e:
+        repo.delete_branch("feature")
+    assert "force=True" in str(e.value)
+    assert repo.delete_branch("feature", force=True) == c2
     assert repo.delete_tag("v1") == c1
     assert repo.tags() == []
 

@@ -193,6 +193,35 @@ impl object_store::CredentialProvider for ProcessCredentials {
 /// `default`): keys and session token from the credentials file, or a `credential_process`
 /// from either file; region and endpoint from the config file. Web identity tokens, container
 /// and instance credentials are object_store's own (`from_env`).
+/// Whether any AWS credentials are configured where Strata looks for them (keys in the
+/// environment, the profile's keys or `credential_process`, a web identity token, container
+/// credentials). Instance metadata is not checked. Used to tell "no credentials at all" from
+/// "these credentials may not do that" when a store refuses a request.
+pub fn aws_credentials_configured() -> bool {
+    let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
+    if set("AWS_ACCESS_KEY_ID")
+        || set("AWS_WEB_IDENTITY_TOKEN_FILE")
+        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    {
+        return true;
+    }
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    let section = if profile == "default" {
+        "default".to_string()
+    } else {
+        format!("profile {profile}")
+    };
+    let creds = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+    let config = aws_file("AWS_CONFIG_FILE", "config");
+    creds.as_deref().is_some_and(|c| {
+        ini_value(c, &profile, "aws_access_key_id").is_some()
+            || ini_value(c, &profile, "credential_process").is_some()
+    }) || config
+        .as_deref()
+        .is_some_and(|c| ini_value(c, &section, "credential_process").is_some())
+}
+
 fn apply_profile(mut b: AmazonS3Builder) -> AmazonS3Builder {
     let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
     let set = |var: &str| std::env::var_os(var).is_some();

@@ -92,6 +92,55 @@ pub async fn set_upstream(repo: &Repository, branch: &str, upstream: Upstream) -
 
 /// The remote to use when none is named: the current branch's upstream, else `origin`, else
 /// the only remote.
+/// Renames a remote: its configuration, remote-tracking branches and the upstreams that
+/// name it. The new name is written first, so a failure midway leaves both.
+pub async fn rename_remote(repo: &Repository, from: &str, to: &str) -> Result<()> {
+    validate_name("remote", to)?;
+    let mut all = remotes(repo).await?;
+    if all.contains_key(to) {
+        return Err(Error::RemoteExists { name: to.into() });
+    }
+    let Some(conf) = all.remove(from) else {
+        return Err(Error::UnknownRemote { name: from.into() });
+    };
+    all.insert(to.into(), conf);
+    repo.write_local(REMOTES, &all).await?;
+    for (branch, commit) in repo.remote_tracking_list(from).await? {
+        repo.set_remote_tracking(to, &branch, Some(commit)).await?;
+        repo.set_remote_tracking(from, &branch, None).await?;
+    }
+    let mut ups = upstreams(repo).await?;
+    for u in ups.values_mut() {
+        if u.remote == from {
+            u.remote = to.into();
+        }
+    }
+    repo.write_local(UPSTREAMS, &ups).await?;
+    Ok(())
+}
+
+/// Points a remote at another URL; the new store is probed again before it is trusted.
+pub async fn set_url(repo: &Repository, name: &str, url: String) -> Result<()> {
+    let mut all = remotes(repo).await?;
+    let Some(conf) = all.get_mut(name) else {
+        return Err(Error::UnknownRemote { name: name.into() });
+    };
+    conf.url = url;
+    conf.verified = false;
+    repo.write_local(REMOTES, &all).await?;
+    Ok(())
+}
+
+/// Moves a branch's upstream to its new name (after a rename).
+pub async fn rename_upstream(repo: &Repository, from: &str, to: &str) -> Result<()> {
+    let mut ups = upstreams(repo).await?;
+    if let Some(u) = ups.remove(from) {
+        ups.insert(to.to_string(), u);
+        repo.write_local(UPSTREAMS, &ups).await?;
+    }
+    Ok(())
+}
+
 pub async fn default_remote(repo: &Repository) -> Result<String> {
     if let strata_engine::repo::Head::Branch(b) = repo.head().await? {
         if let Some(u) = upstream(repo, &b).await? {

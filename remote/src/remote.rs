@@ -149,10 +149,14 @@ impl Remote {
         let bytes: Bytes = encode_json(&marker)?;
         // Racing initializers write the same bytes: whichever lands, the check below reads a
         // marker (and an unclear outcome is settled by that read too).
-        store::create(&self.store, &layout::marker(), bytes)
+        let created = store::create(&self.store, &layout::marker(), bytes)
             .await
             .map_err(|e| self.located(e))?;
-        self.check().await
+        match (self.check().await, created) {
+            // Nothing landed: the create's own failure says why (a read-only folder, say).
+            (Err(Error::NotARepository { .. }), store::Created::Unclear(e)) => Err(self.located(e)),
+            (checked, _) => checked,
+        }
     }
 
     async fn is_empty(&self) -> Result<bool> {

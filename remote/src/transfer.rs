@@ -133,6 +133,26 @@ impl<'a> Transfer<'a> {
 
     /// Copies the given commits (parents first) with everything they reach.
     pub async fn copy_commits(&self, commits: Vec<(ObjectId, Commit)>) -> Result<()> {
+        tracing::info!(
+            commits = commits.len(),
+            "copying {} commits and what they reach",
+            commits.len()
+        );
+        let started = std::time::Instant::now();
+        let result = self.copy_commits_inner(commits).await;
+        let s = self.stats();
+        tracing::info!(
+            objects = s.objects,
+            bytes = s.bytes,
+            "copied {} objects ({} bytes) in {:.1?}",
+            s.objects,
+            s.bytes,
+            started.elapsed()
+        );
+        result
+    }
+
+    async fn copy_commits_inner(&self, commits: Vec<(ObjectId, Commit)>) -> Result<()> {
         for (id, commit) in commits {
             let mut parent_tables: HashMap<String, Vec<ObjectId>> = HashMap::new();
             for p in &commit.parents {

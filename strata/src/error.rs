@@ -118,6 +118,8 @@ pub enum Suggestion {
     /// Remount the shared folder without attribute caching, or accept stale listings for
     /// this remote.
     RemountOrAllow,
+    /// Delete the branch anyway (its commits may then be lost).
+    ForceDeleteBranch,
     /// Give the column's type (`keeps`: one that holds its values as written).
     GiveColumnType {
         column: String,

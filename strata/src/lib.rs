@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod config;
 mod data;
 mod diff;
 mod error;
@@ -33,6 +34,9 @@ mod remotes;
 mod repository;
 mod worktree;
 
+pub use config::{
+    global_config, global_config_path, set_global_config, ConfigEntry, ConfigScope, CONFIG_KEYS,
+};
 pub use data::{
     parse_column_type, parse_type, ExportFormat, FileFormat, Key, KeyRange, KeyValue, Scan,
     ScanOptions, TableInfo, TableSummary, WriteMode, WriteOptions, WriteReport,
@@ -44,9 +48,9 @@ pub use maintenance::{FsckOptions, FsckProblem, FsckReport, GcOptions, GcReport,
 pub use merge::{CellConflict, ConflictInfo, MergeOptions, MergeOutcome, Side};
 pub use refs::RefInfo;
 pub use remotes::{
-    check_options, clone_dir_name, is_known_option, CloneOptions, CloneReport, FetchReport,
-    FetchedBranch, ForceWithLease, PullOptions, PullReport, PushOptions, PushReport, PushedRef,
-    RefMove, Rejection, RemoteDetail, RemoteInfo, RemoteRef,
+    aws_credentials_configured, check_options, clone_dir_name, is_known_option, CloneOptions,
+    CloneReport, FetchReport, FetchedBranch, ForceWithLease, PullOptions, PullReport, PushOptions,
+    PushReport, PushedRef, RefMove, Rejection, RemoteDetail, RemoteInfo, RemoteRef,
 };
 pub use repository::{Author, Repository, DOT_DIR};
 pub use worktree::{

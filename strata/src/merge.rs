@@ -93,7 +93,7 @@ impl Repository {
         rev: &str,
         opts: &MergeOptions,
     ) -> Result<MergeOutcome> {
-        let author = self.author(opts.author.as_ref())?;
+        let (author, _) = self.author(opts.author.as_ref()).await?;
         let engine_opts = strata_engine::merging::MergeOptions {
             message: opts.message.clone(),
             no_ff: opts.no_ff,

@@ -5,7 +5,7 @@ use strata_engine::repo::Head;
 use strata_engine::store::RefKind;
 use strata_engine::ObjectId;
 
-use crate::error::Result;
+use crate::error::{Error, Result, Suggestion};
 use crate::repository::Repository;
 
 /// A branch or tag and the commit it names.
@@ -52,10 +52,60 @@ impl Repository {
         Ok(self.inner.create_ref(RefKind::Branch, name, start).await?)
     }
 
-    /// Deletes a branch (not the one checked out); returns the commit it named.
-    pub async fn delete_branch(&self, name: &str) -> Result<ObjectId> {
+    /// Deletes a branch (not the one checked out); returns the commit it named. Unless
+    /// `force`, a branch whose commits are neither in HEAD's history nor in a remote-tracking
+    /// branch's is refused: deleting it would leave them unreachable (as `git branch -d`).
+    pub async fn delete_branch(&self, name: &str, force: bool) -> Result<ObjectId> {
         let _lock = self.inner.lock_state().await?;
+        if !force {
+            let tip = self
+                .inner
+                .list_refs(RefKind::Branch)
+                .await?
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, c)| c);
+            if let Some(tip) = tip {
+                if !self.is_kept_elsewhere(tip).await? {
+                    return Err(Error::InvalidState {
+                        message: format!(
+                            "branch '{name}' is not merged: its commit {} is in neither HEAD's history nor a remote branch's, so deleting the branch would lose it",
+                            tip.short()
+                        ),
+                        suggestion: Some(Suggestion::ForceDeleteBranch),
+                    });
+                }
+            }
+        }
         Ok(self.inner.delete_ref(RefKind::Branch, name).await?)
+    }
+
+    /// Renames a branch, with its upstream; HEAD follows it when it is checked out.
+    pub async fn rename_branch(&self, from: &str, to: &str) -> Result<ObjectId> {
+        let _lock = self.inner.lock_state().await?;
+        let commit = self.inner.rename_branch(from, to).await?;
+        strata_remote::config::rename_upstream(&self.inner, from, to).await?;
+        Ok(commit)
+    }
+
+    /// Whether `commit` is reachable from HEAD or from a remote-tracking branch.
+    async fn is_kept_elsewhere(&self, commit: ObjectId) -> Result<bool> {
+        let mut tips: Vec<ObjectId> = self.inner.head_commit().await?.into_iter().collect();
+        for remote in strata_remote::config::remotes(&self.inner).await?.keys() {
+            tips.extend(
+                self.inner
+                    .remote_tracking_list(remote)
+                    .await?
+                    .into_iter()
+                    .map(|(_, c)| c),
+            );
+        }
+        for tip in tips {
+            if tip == commit || self.inner.merge_base(commit, tip).await? == Some(commit) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Creates a tag at `rev` (default: HEAD); fails if it exists.

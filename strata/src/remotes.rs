@@ -70,7 +70,7 @@ pub fn check_options(options: &BTreeMap<String, String>) -> Result<BTreeMap<Stri
     Ok(out)
 }
 
-pub use strata_remote::cloud::is_known_option;
+pub use strata_remote::cloud::{aws_credentials_configured, is_known_option};
 
 /// Refuses options that a location's backend does not use (an S3 endpoint for a folder).
 fn check_options_apply(location: &Location, options: &BTreeMap<String, String>) -> Result<()> {
@@ -364,6 +364,26 @@ impl Repository {
         Ok(config::remove_remote(&self.inner, name).await?)
     }
 
+    /// Renames a remote, with its remote-tracking branches and the upstreams that name it.
+    pub async fn rename_remote(&self, from: &str, to: &str) -> Result<()> {
+        let _lock = self.inner.lock_state().await?;
+        Ok(config::rename_remote(&self.inner, from, to).await?)
+    }
+
+    /// Points a remote at another URL (checked as `add_remote` checks one; its options stay).
+    pub async fn set_remote_url(&self, name: &str, url: &str) -> Result<RemoteInfo> {
+        let _lock = self.inner.lock_state().await?;
+        let conf = config::remote(&self.inner, name).await?;
+        let location = Location::parse(url, self.root())?;
+        check_options_apply(&location, &conf.options)?;
+        config::set_url(&self.inner, name, location.to_url()).await?;
+        Ok(RemoteInfo {
+            name: name.to_string(),
+            url: location.to_url(),
+            options: conf.options,
+        })
+    }
+
     /// A remote with its branches and tags, read from it now.
     pub async fn remote(&self, name: &str) -> Result<RemoteDetail> {
         let c = config::remote(&self.inner, name).await?;
@@ -408,6 +428,13 @@ impl Repository {
                         suggestion: None,
                     })
                 }
+            }
+        }
+        // A merge in progress (a pull stopped on conflicts) is finished before the branch
+        // it merges into is pushed: its commit is not made yet.
+        if let Head::Branch(current) = repo.head().await? {
+            if branches.contains(&current) {
+                repo.ensure_no_merge().await?;
             }
         }
         let lease = match &opts.force_with_lease {

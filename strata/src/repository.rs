@@ -40,16 +40,21 @@ impl Author {
         Ok(Author(text.to_string()))
     }
 
-    /// The author from the environment: `STRATA_AUTHOR`, else the user name
-    /// (`$USER <$USER@localhost>`).
-    pub fn from_env() -> Result<Self> {
+    /// The author `STRATA_AUTHOR` names, if set.
+    pub fn from_env() -> Result<Option<Self>> {
         match std::env::var("STRATA_AUTHOR") {
-            Ok(a) => Self::parse(&a),
-            Err(_) => {
-                let user = std::env::var("USER").unwrap_or_else(|_| "strata".into());
-                Self::parse(&format!("{user} <{user}@localhost>"))
-            }
+            Ok(a) => Self::parse(&a).map(Some),
+            Err(_) => Ok(None),
         }
+    }
+
+    /// A stand-in when no identity is set: the login name (`$USER <$USER@localhost>`).
+    pub fn guessed() -> Result<Self> {
+        let user = std::env::var("USER")
+            .ok()
+            .filter(|u| !u.trim().is_empty() && !u.contains(['<', '>']))
+            .unwrap_or_else(|| "strata".into());
+        Self::parse(&format!("{user} <{user}@localhost>"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -122,12 +127,20 @@ impl Repository {
         self.inner.root().join(DOT_DIR)
     }
 
-    /// The author of a commit: the one given, else this handle's, else the environment's.
-    pub(crate) fn author(&self, given: Option<&Author>) -> Result<Author> {
-        match given.or(self.author.as_ref()) {
-            Some(a) => Ok(a.clone()),
-            None => Author::from_env(),
+    /// The author of a commit, and whether it was guessed: the one given, else this
+    /// handle's, else `STRATA_AUTHOR`, else the configured identity (see
+    /// [`crate::config`]), else [`Author::guessed`].
+    pub(crate) async fn author(&self, given: Option<&Author>) -> Result<(Author, bool)> {
+        if let Some(a) = given.or(self.author.as_ref()) {
+            return Ok((a.clone(), false));
         }
+        if let Some(a) = Author::from_env()? {
+            return Ok((a, false));
+        }
+        if let Some(a) = self.configured_author().await? {
+            return Ok((a, false));
+        }
+        Ok((Author::guessed()?, true))
     }
 }
 

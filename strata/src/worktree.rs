@@ -8,7 +8,7 @@ use strata_engine::repo::{Head, TableStatus};
 use strata_engine::store::RefKind;
 use strata_engine::ObjectId;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::repository::{Author, Repository};
 
 /// How one table differs between two versions (HEAD and the working tables, or a commit and
@@ -94,7 +94,13 @@ pub struct Committed {
     pub id: ObjectId,
     /// The branch it was made on (none on a detached HEAD).
     pub branch: Option<String>,
+    /// The author used when no identity is set (`user.name`, `user.email`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guessed_author: Option<String>,
 }
+
+/// Where `checkout -` goes back to (`.strata/local/previous-head.json`).
+const PREVIOUS_HEAD: &str = "previous-head.json";
 
 impl Repository {
     /// What HEAD names: a branch, or a commit (detached).
@@ -152,30 +158,57 @@ impl Repository {
     }
 
     /// Records every working change as a new commit on the current branch (there is no
-    /// staging step). `author` defaults to this handle's, then to the environment's
-    /// (`STRATA_AUTHOR`).
+    /// staging step). `author` defaults to this handle's, then to `STRATA_AUTHOR`, then to
+    /// the configured identity (see [`crate::config`]).
     pub async fn commit(&self, message: &str, author: Option<&Author>) -> Result<Committed> {
         let _lock = self.inner.lock_state().await?;
-        let author = self.author(author)?;
+        let (author, guessed) = self.author(author).await?;
         let id = self.inner.commit(message, author.as_str()).await?;
         let branch = match self.inner.head().await? {
             Head::Branch(b) => Some(b),
             Head::Detached(_) => None,
         };
-        Ok(Committed { id, branch })
+        Ok(Committed {
+            id,
+            branch,
+            guessed_author: guessed.then(|| author.to_string()),
+        })
     }
 
     /// Switches to a branch, or to any revision (detached), replacing the working tables.
-    /// Refuses over uncommitted changes unless `force`.
+    /// Refuses over uncommitted changes unless `force`. `-` is the branch (or commit) checked
+    /// out before the last switch, as in git.
     pub async fn checkout(&self, target: &str, opts: &CheckoutOptions) -> Result<Head> {
         let _lock = self.inner.lock_state().await?;
+        let before = self.inner.head().await?;
+        let target = if target == "-" && opts.create_from.is_none() {
+            match self.inner.read_local::<String>(PREVIOUS_HEAD).await? {
+                Some(p) => p,
+                None => {
+                    return Err(Error::InvalidState {
+                        message: "there is no previous branch to go back to".into(),
+                        suggestion: None,
+                    })
+                }
+            }
+        } else {
+            target.to_string()
+        };
         if let Some(start) = &opts.create_from {
             self.inner.ensure_clean(opts.force).await?;
             self.inner
-                .create_ref(RefKind::Branch, target, Some(start))
+                .create_ref(RefKind::Branch, &target, Some(start))
                 .await?;
         }
-        Ok(self.inner.checkout(target, opts.force).await?)
+        let head = self.inner.checkout(&target, opts.force).await?;
+        if head != before {
+            let previous = match before {
+                Head::Branch(b) => b,
+                Head::Detached(id) => id.to_hex(),
+            };
+            self.inner.write_local(PREVIOUS_HEAD, &previous).await?;
+        }
+        Ok(head)
     }
 
     /// Moves the current branch (or a detached HEAD) to `rev` and discards every working

@@ -97,7 +97,8 @@ async fn commit_records_the_working_tables_and_leaves_status_clean() -> Result {
         committed,
         Committed {
             id,
-            branch: Some("main".into())
+            branch: Some("main".into()),
+            guessed_author: None,
         }
     );
     let status = t.status().await?;

@@ -62,3 +62,55 @@ fn a_reader_that_closes_the_pipe_early_ends_the_command_quietly() {
         );
     }
 }
+
+#[test]
+fn tables_printed_into_a_pipe_are_plain_columns() {
+    let dir = Dir::with_people();
+    dir.write("more.csv", "id,name,score\n9,zed,9.5\n");
+    dir.strata(&["import", "people", "more.csv", "--mode", "upsert"])
+        .ok();
+    for args in [
+        &["status"][..],
+        &["table", "list"],
+        &["table", "show", "people"],
+        &["diff", "--stat"],
+    ] {
+        let out = dir.strata(args).ok();
+        assert!(
+            !out.stdout
+                .chars()
+                .any(|c| ('\u{2500}'..='\u{257f}').contains(&c)),
+            "box drawing in piped output of {args:?}:\n{}",
+            out.stdout
+        );
+    }
+    let status = dir.strata(&["status"]).ok();
+    assert_eq!(
+        table_row(&status.stdout, "people"),
+        ["people", "modified", "1", "0", "0"]
+    );
+}
+
+#[test]
+fn completions_are_printed_for_each_shell_and_help_names_a_command() {
+    let dir = Dir::empty();
+    for (shell, marker) in [
+        ("bash", "_strata()"),
+        ("zsh", "#compdef strata"),
+        ("fish", "complete -c strata"),
+    ] {
+        let out = dir.strata(&["completions", shell]).ok();
+        assert!(
+            out.stdout.contains(marker),
+            "{shell}: {}",
+            &out.stdout[..out.stdout.len().min(300)]
+        );
+        assert!(
+            out.stdout.contains("import"),
+            "{shell} completes the commands"
+        );
+    }
+    dir.strata(&["completions", "tcsh"]).usage_error();
+    let help = dir.strata(&["help", "import"]).ok();
+    assert_mentions(&help.stdout, &["--primary-key", "--type"]);
+}

@@ -248,3 +248,41 @@ fn diff_stat_prints_one_line_of_counts_per_table_and_json_lines() {
     let one = dir.strata(&["diff", "--stat", "--table", "cities"]).ok();
     assert_eq!(one.lines(), ["cities | 0 added, 0 removed, 1 modified"]);
 }
+
+#[test]
+fn diff_exit_code_and_quiet_say_whether_anything_changed() {
+    let dir = Dir::with_people();
+    let same = dir.strata(&["diff", "--exit-code"]).ok();
+    assert_eq!(same.stdout, "");
+    let quiet = dir.strata(&["diff", "--quiet"]).ok();
+    assert_eq!(quiet.stdout, "");
+
+    dir.write("more.csv", "id,name,score\n9,zed,9.5\n");
+    dir.strata(&["import", "people", "more.csv", "--mode", "upsert"])
+        .ok();
+    let out = dir.strata(&["diff", "--exit-code"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.contains("9"), "{out:?}");
+    assert_eq!(out.stderr, "");
+    let out = dir.strata(&["diff", "--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
+    // Without the flag a diff with changes succeeds, as git's does.
+    dir.strata(&["diff"]).ok();
+}
+
+#[test]
+fn status_short_and_porcelain_give_one_line_per_table() {
+    let dir = Dir::with_people();
+    dir.write("more.csv", "id,name,score\n9,zed,9.5\n");
+    dir.strata(&["import", "people", "more.csv", "--mode", "upsert"])
+        .ok();
+    dir.write("t.csv", "k\n1\n");
+    dir.strata(&["import", "other", "t.csv", "-k", "k"]).ok();
+    let short = dir.strata(&["status", "--short"]).ok();
+    assert_eq!(short.stdout, "## main\nA  other\n M people\n");
+    let porcelain = dir.strata(&["status", "--porcelain"]).ok();
+    assert_eq!(porcelain.stdout, "A  other\n M people\n");
+    dir.strata(&["commit", "-m", "both"]).ok();
+    assert_eq!(dir.strata(&["status", "--porcelain"]).ok().stdout, "");
+}

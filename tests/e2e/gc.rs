@@ -216,7 +216,7 @@ fn push_rows(
                 &["push", "origin", "--delete", &branch],
             )?;
             must("checkout main", dir.strata(&["checkout", "main"]))?;
-            must("branch -d", dir.strata(&["branch", "-d", &branch]))?;
+            must("branch -d", dir.strata(&["branch", "-D", &branch]))?;
         }
         i += 1;
     }
@@ -522,7 +522,7 @@ fn killing_gc_at_random_moments(backend: Backend, rounds: u64) {
             .run(&local, &["push", "origin", "--delete", &branch])
             .ok();
         local.strata(&["checkout", "main"]).ok();
-        local.strata(&["branch", "-d", &branch]).ok();
+        local.strata(&["branch", "-D", &branch]).ok();
     };
     let garbage = |args: &[&str]| -> u64 {
         let mut all = vec!["gc", "--dry-run", "--json"];
@@ -663,7 +663,7 @@ fn gc_removes_an_abandoned_branch_and_keeps_everything_still_reachable() {
     let tagged = dir.rev_id("v1");
     let tagged_csv = dir.export_csv("people", Some("v1"));
     dir.strata(&["checkout", "main"]).ok();
-    dir.strata(&["branch", "-d", "old"]).ok();
+    dir.strata(&["branch", "-D", "old"]).ok();
 
     // A branch that is abandoned: nothing reaches its commit.
     dir.strata(&["checkout", "-b", "abandoned"]).ok();
@@ -671,7 +671,7 @@ fn gc_removes_an_abandoned_branch_and_keeps_everything_still_reachable() {
     dir.strata(&["commit", "-m", "abandoned"]).ok();
     let abandoned = dir.rev_id("HEAD");
     dir.strata(&["checkout", "main"]).ok();
-    dir.strata(&["branch", "-d", "abandoned"]).ok();
+    dir.strata(&["branch", "-D", "abandoned"]).ok();
 
     // Two more commits on main, pushed; main then goes back one, so that the last one is
     // reached by origin/main alone.
@@ -762,13 +762,13 @@ fn gc_during_a_merge_with_conflicts_keeps_the_merge_resolvable() {
     dir.strata(&["commit", "-m", "their change"]).ok();
     let theirs = dir.rev_id("HEAD");
     dir.strata(&["checkout", "main"]).ok();
-    dir.strata(&["branch", "-d", "feature"]).ok();
+    dir.strata(&["branch", "-D", "feature"]).ok();
     // Garbage, so that the collection has something to remove.
     dir.strata(&["checkout", "-b", "abandoned"]).ok();
     upsert_people(&dir, "id,name,score\n9,gone,9.0\n");
     dir.strata(&["commit", "-m", "abandoned"]).ok();
     dir.strata(&["checkout", "main"]).ok();
-    dir.strata(&["branch", "-d", "abandoned"]).ok();
+    dir.strata(&["branch", "-D", "abandoned"]).ok();
     // Our side.
     upsert_people(&dir, "id,name,score\n2,bob,8.5\n5,eve,5.0\n");
     dir.strata(&["commit", "-m", "our change"]).ok();

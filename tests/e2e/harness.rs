@@ -26,6 +26,8 @@ pub fn strata_command<S: AsRef<OsStr>>(cwd: &Path, args: &[S]) -> Command {
         .current_dir(cwd)
         .env("STRATA_AUTHOR", AUTHOR)
         .env("STRATA_COMMIT_TIME", COMMIT_TIME.to_string())
+        // The account's settings of whoever runs the tests are not the tests' business.
+        .env("STRATA_CONFIG", cwd.join(".no-account-settings.json"))
         .env_remove("STRATA_LOG")
         .env_remove("RUST_LOG")
         .env_remove("RUST_BACKTRACE");

@@ -184,3 +184,103 @@ fn all_ids(dir: &Dir) -> Vec<String> {
         .map(|c| c["id"].as_str().expect("ids are strings").to_string())
         .collect()
 }
+
+/// Runs strata as a user without STRATA_AUTHOR, with the account settings in `account`.
+fn as_user(dir: &Dir, account: &std::path::Path, args: &[&str]) -> Output {
+    let out = dir
+        .command(args)
+        .env_remove("STRATA_AUTHOR")
+        .env("STRATA_CONFIG", account)
+        .env("USER", "pat")
+        .output()
+        .expect("the strata binary should start");
+    Output {
+        command: format!("strata {}", args.join(" ")),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stdout_bytes: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        status: out.status,
+    }
+}
+
+#[test]
+fn commits_use_the_configured_identity_and_say_when_none_is_set() {
+    let dir = Dir::repo();
+    let account = dir.path().join("account").join("config.json");
+    dir.write("people.csv", PEOPLE_CSV);
+    dir.strata(&["import", "people", "people.csv", "-k", "id"])
+        .ok();
+
+    // Nothing set: the commit goes through, and says who it was made as and how to fix it.
+    let out = as_user(&dir, &account, &["commit", "-m", "first"]).ok();
+    assert_mentions(
+        &out.stderr,
+        &[
+            "no identity is set",
+            "pat <pat@localhost>",
+            "strata config --global user.name",
+        ],
+    );
+    let log = dir.strata(&["log", "--json", "-n", "1"]).ok().json_lines();
+    assert_eq!(log[0]["author"], "pat <pat@localhost>");
+
+    // The account's identity, then the repository's over it.
+    as_user(
+        &dir,
+        &account,
+        &["config", "--global", "user.name", "Ann Account"],
+    )
+    .ok();
+    as_user(
+        &dir,
+        &account,
+        &["config", "--global", "user.email", "ann@example.com"],
+    )
+    .ok();
+    dir.write("more.csv", "id,name,score\n9,zed,9.5\n");
+    dir.strata(&["import", "people", "more.csv", "--mode", "upsert"])
+        .ok();
+    let out = as_user(&dir, &account, &["commit", "-m", "second"]).ok();
+    assert!(!out.stderr.contains("note:"), "{out:?}");
+    let log = dir.strata(&["log", "--json", "-n", "1"]).ok().json_lines();
+    assert_eq!(log[0]["author"], "Ann Account <ann@example.com>");
+
+    as_user(
+        &dir,
+        &account,
+        &["config", "user.email", "ann@work.example"],
+    )
+    .ok();
+    let list = as_user(&dir, &account, &["config", "--list"]).ok();
+    assert_eq!(
+        list.stdout,
+        "user.name=Ann Account (global)\nuser.email=ann@work.example (repository)\n"
+    );
+    let email = as_user(&dir, &account, &["config", "user.email"]).ok();
+    assert_eq!(email.stdout, "ann@work.example\n");
+
+    // Bad settings are refused and change nothing.
+    let before = std::fs::read(&account).expect("the account settings were written");
+    let line = as_user(
+        &dir,
+        &account,
+        &["config", "--global", "user.email", "not-an-address"],
+    )
+    .fails_with_one_line();
+    assert_mentions(&line, &["not an email address"]);
+    let line = as_user(
+        &dir,
+        &account,
+        &["config", "--global", "user.colour", "blue"],
+    )
+    .fails_with_one_line();
+    assert_mentions(
+        &line,
+        &["unknown setting 'user.colour'", "user.name, user.email"],
+    );
+    assert_eq!(std::fs::read(&account).expect("still there"), before);
+
+    as_user(&dir, &account, &["config", "--unset", "user.email"]).ok();
+    let email = as_user(&dir, &account, &["config", "user.email"]).ok();
+    assert_eq!(email.stdout, "ann@example.com\n");
+}

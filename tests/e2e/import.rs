@@ -226,8 +226,8 @@ fn delete_keys_removes_the_listed_rows_and_counts_keys_that_matched_nothing() {
         &out.stdout,
         &[
             "Deleted 2 rows from 'people'",
-            "1 rows left",
-            "1 keys matched no row",
+            "1 row left",
+            "1 key matched no row",
         ],
     );
     assert_eq!(dir.export_csv("people", None), "id,name,score\n2,bob,2.5\n");

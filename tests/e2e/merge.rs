@@ -179,7 +179,7 @@ fn status_describes_a_merge_in_progress_and_says_to_commit_once_conflicts_are_re
         &[
             "On branch main",
             "You are merging 'feature'.",
-            "people: 1 conflicting rows",
+            "people: 1 conflicting row",
             "strata conflicts show",
             "strata merge --abort",
         ],
@@ -240,12 +240,12 @@ fn conflicts_resolve_says_how_many_conflicts_it_resolved_and_how_many_remain() {
         .ok();
     assert_eq!(
         out.stdout,
-        "Resolved 1 conflicts with their version; 1 remain\n"
+        "Resolved 1 conflict with their version; 1 remain\n"
     );
     let out = dir.strata(&["conflicts", "resolve", "--ours"]).ok();
     assert_eq!(
         out.stdout,
-        "Resolved 1 conflicts with our version; 0 remain: run 'strata commit' to finish the merge\n"
+        "Resolved 1 conflict with our version; 0 remain: run 'strata commit' to finish the merge\n"
     );
     assert_eq!(
         dir.strata(&["conflicts", "show"]).ok().stdout,

@@ -314,3 +314,67 @@ fn reset_without_hard_is_a_usage_error_that_changes_nothing() {
     assert_mentions(&stderr, &["--hard"]);
     before.assert_same(&dir.snapshot(), "reset without --hard");
 }
+
+#[test]
+fn an_unmerged_branch_is_kept_by_d_and_deleted_by_capital_d() {
+    let dir = Dir::with_people();
+    dir.strata(&["checkout", "-b", "topic"]).ok();
+    dir.write("more.csv", "id,name,score\n9,zed,9.5\n");
+    dir.strata(&["import", "people", "more.csv", "--mode", "upsert"])
+        .ok();
+    dir.strata(&["commit", "-m", "only on topic"]).ok();
+    let topic = dir.rev_id("topic");
+    dir.strata(&["checkout", "main"]).ok();
+
+    let line = dir.refused(&["branch", "-d", "topic"]);
+    assert_mentions(&line, &["branch 'topic' is not merged", &topic[..12], "-D"]);
+    let out = dir.strata(&["branch", "-D", "topic"]).ok();
+    assert_eq!(
+        out.stdout,
+        format!("Deleted branch topic (was {})\n", &topic[..12])
+    );
+    dir.refused(&["log", "topic"]);
+}
+
+#[test]
+fn a_branch_is_renamed_with_m_and_head_follows_the_current_one() {
+    let dir = Dir::with_people();
+    let head = dir.rev_id("HEAD");
+    dir.strata(&["branch", "feature"]).ok();
+    let out = dir.strata(&["branch", "-m", "feature", "topic"]).ok();
+    assert_eq!(
+        out.stdout,
+        format!("Renamed branch feature to topic (at {})\n", &head[..12])
+    );
+    dir.strata(&["branch", "-m", "trunk"]).ok();
+    let names: Vec<String> = dir
+        .strata(&["branch", "--json"])
+        .ok()
+        .json_lines()
+        .iter()
+        .map(|b| {
+            format!(
+                "{}{}",
+                b["name"].as_str().unwrap_or(""),
+                if b["current"] == true { "*" } else { "" }
+            )
+        })
+        .collect();
+    assert_eq!(names, ["topic", "trunk*"]);
+    let line = dir.refused(&["branch", "-m", "topic", "trunk"]);
+    assert_mentions(&line, &["branch 'trunk' already exists"]);
+    let line = dir.refused(&["branch", "-m", "nope", "other"]);
+    assert_mentions(&line, &["unknown branch 'nope'"]);
+}
+
+#[test]
+fn checkout_dash_goes_back_to_the_previous_branch() {
+    let dir = Dir::with_people();
+    let line = dir.refused(&["checkout", "-"]);
+    assert_mentions(&line, &["no previous branch"]);
+    dir.strata(&["checkout", "-b", "topic"]).ok();
+    let out = dir.strata(&["checkout", "-"]).ok();
+    assert_eq!(out.stdout, "Switched to branch 'main'\n");
+    let out = dir.strata(&["checkout", "-"]).ok();
+    assert_eq!(out.stdout, "Switched to branch 'topic'\n");
+}

@@ -1391,3 +1391,69 @@ fn a_folder_remote_on_a_caching_network_file_system_is_refused_until_allowed() {
         .ok();
     assert_mentions(&out.stderr, &["network file system"]);
 }
+
+#[test]
+fn a_remote_is_renamed_with_its_tracking_refs_and_repointed_with_set_url() {
+    let shared = tempfile::tempdir().expect("tempdir");
+    let moved = tempfile::tempdir().expect("tempdir");
+    let dir = published(shared.path());
+    let head = dir.rev_id("HEAD");
+    let out = dir.strata(&["remote", "rename", "origin", "upstream"]).ok();
+    assert_eq!(out.stdout, "Renamed remote 'origin' to 'upstream'\n");
+    assert_eq!(dir.rev_id("upstream/main"), head);
+    dir.refused(&["log", "origin/main"]);
+    assert_eq!(upstream(&dir)["name"], "upstream/main");
+    assert_eq!(upstream(&dir)["gone"], false);
+    // `remote` alone lists, as `remote -v` does in git.
+    let list = dir.strata(&["remote"]).ok();
+    assert!(list.stdout.starts_with("upstream\t"), "{list:?}");
+
+    // The data moves; the remote follows it; push and fetch work there.
+    copy_tree(shared.path(), moved.path());
+    dir.strata(&["remote", "set-url", "upstream", arg(moved.path())])
+        .ok();
+    dir.strata(&["fetch", "upstream"]).ok();
+    let line = dir.refused(&["remote", "rename", "upstream", "upstream"]);
+    assert_mentions(&line, &["already exists"]);
+    let line = dir.refused(&["remote", "set-url", "nope", arg(moved.path())]);
+    assert_mentions(&line, &["nope"]);
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("list") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn after_a_pull_stops_on_conflicts_push_says_to_finish_the_merge_as_status_does() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    commit_rows(&a, &[(1, "from a", 5)], "a edits 1");
+    a.strata(&["push"]).ok();
+    commit_rows(&b, &[(1, "from b", 6)], "b edits 1");
+    let stopped = b.strata(&["pull"]);
+    assert!(!stopped.status.success(), "{stopped:?}");
+    let status = b.strata(&["status"]).ok();
+    assert_mentions(
+        &status.stdout,
+        &["You are merging", "strata conflicts show"],
+    );
+    let line = b.refused(&["push"]);
+    assert_mentions(
+        &line,
+        &["a merge of", "in progress", "commit", "merge --abort"],
+    );
+    assert!(
+        !line.contains("pull"),
+        "push must not advise a pull in the middle of one: {line}"
+    );
+}

@@ -61,8 +61,29 @@ pub(crate) fn storage_kind(e: &object_store::Error) -> ErrorKind {
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => ErrorKind::PermissionDenied,
         E::NotSupported { .. } | E::NotImplemented { .. } => ErrorKind::Unsupported,
         E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => ErrorKind::InvalidInput,
+        // A local folder reports a refused file operation as a generic error around the
+        // operating system's.
+        E::Generic { source, .. } if local_refusal(source.as_ref()) => ErrorKind::PermissionDenied,
         _ => ErrorKind::Unavailable,
     }
+}
+
+/// Whether an error's chain holds an operating-system refusal that no retry changes: no
+/// permission, or a read-only file system.
+fn local_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) {
+                return true;
+            }
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// Options of a create-only put: the write fails if the key exists. Every immutable write and
@@ -216,4 +237,28 @@ pub fn local_folder(dir: &std::path::Path) -> Result<Arc<dyn ObjectStore>> {
         .map_err(|e| storage_error(&Path::from(dir.display().to_string()), e))?
         .with_fsync(true);
     Ok(Arc::new(fs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_local_write_is_a_permission_error_not_an_unclear_outcome() {
+        for kind in [
+            std::io::ErrorKind::PermissionDenied,
+            std::io::ErrorKind::ReadOnlyFilesystem,
+        ] {
+            let e = object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(std::io::Error::from(kind)),
+            };
+            assert_eq!(storage_kind(&e), ErrorKind::PermissionDenied, "{kind:?}");
+        }
+        let timeout = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+        };
+        assert_eq!(storage_kind(&timeout), ErrorKind::Unavailable);
+    }
 }
