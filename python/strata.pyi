@@ -201,7 +201,7 @@ class Repository:
         and how the branch compares with its upstream."""
     def commit(self, message: str, author: Optional[str] = None) -> str:
         """Records every working change as a commit on the current branch; returns its id.
-        ``author`` is "Name <email>" (default: STRATA_AUTHOR, else the user name)."""
+        ``author`` is "Name <email>" (default: STRATA_AUTHOR, else the identity `strata config` sets, else the user name)."""
     def log(self, rev: Optional[str] = None, n: Optional[int] = None) -> List[CommitInfo]:
         """The history from ``rev`` (default: HEAD), newest first, at most ``n`` commits."""
     def show(self, rev: str = "HEAD") -> Dict[str, Any]:
@@ -280,11 +280,13 @@ class Repository:
         delete: Optional[Sequence[str]] = None,
         atomic: bool = False,
         create: bool = False,
+        merge: bool = True,
     ) -> Dict[str, Any]:
-        """Uploads branches (default: the current one) and moves them on the remote. Raises
-        ConflictError when the remote branch moved meanwhile (pull first). ``create=True``
-        makes the remote's location a new repository if it is not one yet (the first push to
-        a new folder or bucket prefix)."""
+        """Uploads branches (default: the current one) and moves them on the remote. When the
+        remote branch moved meanwhile, its new commits are merged in (when no row conflicts)
+        and the push tried again; ``merge=False`` raises ConflictError instead (pull first).
+        ``create=True`` makes the remote's location a new repository if it is not one yet (the
+        first push to a new folder or bucket prefix)."""
     def fetch(self, remote: Optional[str] = None, prune: bool = False) -> Dict[str, Any]: ...
     def pull(
         self,

@@ -68,6 +68,10 @@ pub enum SyncCommand {
         /// missing folder, an empty prefix).
         #[arg(long)]
         create: bool,
+        /// Stop when the remote branch moved, instead of merging its new commits in (when no
+        /// row conflicts) and pushing again.
+        #[arg(long, alias = "no-rebase")]
+        no_merge: bool,
     },
     /// Fetch, then merge the upstream branch (fast-forward when possible).
     Pull {
@@ -264,6 +268,7 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
             tags,
             delete,
             create,
+            no_merge,
         } => {
             let lease = match force_with_lease.as_deref() {
                 None => None,
@@ -289,6 +294,7 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
                 set_upstream,
                 gc_wait: None,
                 create,
+                no_merge,
             };
             push(repo, &opts).await
         }
@@ -460,6 +466,12 @@ async fn push(repo: &Repository, opts: &PushOptions) -> Result<()> {
     let result = repo.push(opts, &bar).await;
     bar.done();
     let mut report = result?;
+    for m in &report.merges {
+        eprintln!(
+            "The remote branch had moved: merged its new commits in ({}) and pushed again",
+            m.short()
+        );
+    }
     eprintln!("To {}", report.url);
     for u in &report.updates {
         let n = &u.name;

@@ -572,7 +572,7 @@ impl Repository {
     /// Uploads branches (default: the current one) and moves them on the remote (default:
     /// the upstream's, else origin). A branch that moved on the remote meanwhile raises
     /// ConflictError (pull first). Returns what moved.
-    #[pyo3(signature = (remote=None, branches=None, force=false, tags=false, set_upstream=false, delete=None, atomic=false, create=false))]
+    #[pyo3(signature = (remote=None, branches=None, force=false, tags=false, set_upstream=false, delete=None, atomic=false, create=false, merge=true))]
     #[allow(clippy::too_many_arguments)]
     fn push<'py>(
         &self,
@@ -585,6 +585,7 @@ impl Repository {
         delete: Option<Vec<String>>,
         atomic: bool,
         create: bool,
+        merge: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let branches: Vec<String> = match branches {
             None => Vec::new(),
@@ -605,6 +606,7 @@ impl Repository {
             set_upstream,
             gc_wait: None,
             create,
+            no_merge: !merge,
         };
         let mut report = self.run(py, move |r| async move { r.push(&opts, &NoProgress).await })?;
         if let Some(e) = report.error() {

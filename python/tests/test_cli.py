@@ -135,7 +135,7 @@ def test_python_clones_a_folder_remote_and_checks_out_a_branch(tmp_path, cli):
     cli(d, "commit", "-m", "one")
     cli(d, "branch", "dev")
     cli(d, "remote", "add", "origin", tmp_path / "remote")
-    cli(d, "push", "origin", "main", "dev")
+    cli(d, "push", "--create", "origin", "main", "dev")
     c = strata.clone(str(tmp_path / "remote"), tmp_path / "clone", branch="dev")
     assert c.head == "dev"
     assert c.table("items").num_rows == 5

@@ -48,10 +48,27 @@ def test_conflict_a_push_that_is_not_a_fast_forward(tmp_path):
     a.write("t", pa.table({"id": [4], "v": ["a"]}), mode="append")
     a.commit("from a")
     with pytest.raises(strata.ConflictError, match=r"repo.pull\(\)"):
-        a.push()
+        a.push(merge=False)
     # The advice works: pull merges, then the push goes through.
     assert a.pull()["outcome"]["outcome"] == "merged"
     a.push()
+
+
+def test_a_push_after_the_remote_moved_merges_it_in_by_default(tmp_path):
+    a = strata.init(tmp_path / "a")
+    one(a)
+    a.add_remote("origin", str(tmp_path / "remote"))
+    a.push(set_upstream=True, create=True)
+    b = strata.clone(str(tmp_path / "remote"), tmp_path / "b")
+    b.write("t", pa.table({"id": [3], "v": ["b"]}), mode="append")
+    b.commit("from b")
+    b.push()
+    a.write("t", pa.table({"id": [4], "v": ["a"]}), mode="append")
+    mine = a.commit("from a")
+    report = a.push()
+    assert report["rounds"] == 2 and len(report["merges"]) == 1
+    assert a.log()[0]["parents"][0] == mine
+    assert sorted(a.table("t").to_arrow().column("id").to_pylist()) == [1, 2, 3, 4]
 
 
 def test_not_found(repo, tmp_path):
@@ -105,7 +122,7 @@ def test_invalid_input(repo):
     one(repo)
     with pytest.raises(strata.InvalidInputError, match="Name <email>"):
         repo.commit("x", author="nobody")
-    with pytest.raises(strata.InvalidInputError, match="primary key"):
+    with pytest.raises(strata.InvalidInputError, match="key columns"):
         repo.write("new", pa.table({"id": [1]}))
     with pytest.raises(strata.InvalidInputError, match="cannot write a builtins.int"):
         repo.write("t", 5, mode="append")

@@ -14,7 +14,7 @@ use strata_remote::push::{Lease, UpdateKind};
 use strata_remote::url::Location;
 use strata_remote::Remote;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Suggestion};
 use crate::merge::{MergeOptions, MergeOutcome};
 use crate::repository::{Author, Repository};
 
@@ -127,6 +127,28 @@ pub struct PushOptions {
     /// folder or prefix; a missing folder is made). Without it a push only goes to an existing
     /// repository, so that a typo in a URL never creates a remote.
     pub create: bool,
+    /// When the remote branch moved since it was fetched, stop (as git does) instead of
+    /// merging its new commits in and pushing again. By default a push of the checked-out
+    /// branch whose rejection is only that the remote moved fetches what is new, merges it
+    /// when no row conflicts (the merge commit records both sides), and tries again, up to
+    /// [`PUSH_ROUNDS`] times with growing, jittered pauses. On a conflict it stops with the
+    /// branch as it was.
+    pub no_merge: bool,
+}
+
+/// Attempts of a push that merges the remote's new commits in when it was rejected.
+pub const PUSH_ROUNDS: u32 = 50;
+
+/// The pause before push attempt `round + 1`: 10 ms doubling up to 640 ms, times a random
+/// factor in [0.5, 1.5) so that writers that collided do not collide again.
+fn push_pause(round: u32) -> Duration {
+    let base = 10u64 << round.min(6);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let seed = nanos ^ std::process::id().rotate_left(16);
+    let jitter = 0.5 + f64::from(seed % 1000) / 1000.0;
+    Duration::from_millis((base as f64 * jitter) as u64)
 }
 
 /// How a ref moved on the remote.
@@ -175,6 +197,11 @@ pub struct PushReport {
     /// Objects and bytes uploaded.
     pub objects: u64,
     pub bytes: u64,
+    /// Merge commits made because the remote branch had moved (see
+    /// [`PushOptions::no_merge`]), oldest first.
+    pub merges: Vec<ObjectId>,
+    /// Attempts made (1 when nothing had to be merged).
+    pub rounds: u32,
     #[serde(skip)]
     first_rejection: Option<strata_remote::Error>,
     #[serde(skip)]
@@ -416,6 +443,60 @@ impl Repository {
     /// is not a fast-forward, is rejected ([`PushReport::error`]).
     pub async fn push(&self, opts: &PushOptions, progress: &dyn Progress) -> Result<PushReport> {
         let _lock = self.inner.lock_state().await?;
+        let mut merges: Vec<ObjectId> = Vec::new();
+        // The branch's own commit: each round merges the remote's newest state into it
+        // afresh, so the history gets one merge commit, however many rounds it took.
+        let mine = self.inner.head_commit().await?;
+        let mut round = 1;
+        loop {
+            let mut report = self.push_locked(opts, progress).await?;
+            report.rounds = round;
+            report.merges = merges.clone();
+            let Some(branch) = self.mergeable_rejection(&report, opts).await? else {
+                return Ok(report);
+            };
+            if round >= PUSH_ROUNDS {
+                return Ok(report);
+            }
+            // Fetch only what is new, and merge it in under the cell-level rules.
+            let tracking = format!("{}/{branch}", report.remote);
+            self.fetch_locked(Some(&report.remote), false, progress)
+                .await?;
+            if let (Some(mine), Some(_)) = (mine, merges.last()) {
+                // Drop the previous round's merge (never pushed) and merge into our commit.
+                self.inner.reset_hard(&mine.to_hex()).await?;
+                merges.pop();
+            }
+            let merge = MergeOptions {
+                message: Some(format!("Merge {tracking}")),
+                no_ff: false,
+                ff_only: false,
+                author: None,
+            };
+            match self.merge_locked(&tracking, &merge).await? {
+                MergeOutcome::Merged { commit } => merges.push(commit),
+                MergeOutcome::FastForward { .. } | MergeOutcome::UpToDate => {}
+                MergeOutcome::Conflicts { rows, tables } => {
+                    // The branch goes back to where it was; the conflict is the user's call.
+                    self.inner.merge_abort().await?;
+                    return Err(Error::InvalidState {
+                        message: format!(
+                            "the push was rejected: {tracking} moved, and its changes conflict with yours on {rows} row{} (in {}); your branch is as it was",
+                            if rows == 1 { "" } else { "s" },
+                            tables.join(", ")
+                        ),
+                        suggestion: Some(Suggestion::PullThenPush),
+                    });
+                }
+            }
+            tracing::info!(round, "{tracking} had moved: merged it in, pushing again");
+            tokio::time::sleep(push_pause(round)).await;
+            round += 1;
+        }
+    }
+
+    /// One attempt of [`Repository::push`], under the state lock the caller holds.
+    async fn push_locked(&self, opts: &PushOptions, progress: &dyn Progress) -> Result<PushReport> {
         let repo = &self.inner;
         let name = self.remote_or_default(opts.remote.as_deref()).await?;
         let mut branches = opts.branches.clone();
@@ -523,9 +604,47 @@ impl Repository {
                 .collect(),
             objects: report.transferred.objects,
             bytes: report.transferred.bytes,
+            merges: Vec::new(),
+            rounds: 1,
             first_rejection: report.rejected.into_iter().next(),
             atomic: opts.atomic,
         })
+    }
+
+    /// The branch whose rejection a merge can settle: the checked-out branch, rejected only
+    /// because the remote moved, pushed without force or lease, with nothing uncommitted.
+    async fn mergeable_rejection(
+        &self,
+        report: &PushReport,
+        opts: &PushOptions,
+    ) -> Result<Option<String>> {
+        if opts.no_merge
+            || opts.force
+            || opts.atomic
+            || opts.branches.len() > 1
+            || opts.tags
+            || opts.force_with_lease.is_some()
+            || !opts.delete.is_empty()
+        {
+            return Ok(None);
+        }
+        let branch = match &report.first_rejection {
+            Some(
+                strata_remote::Error::NonFastForward { branch }
+                | strata_remote::Error::Moved { branch },
+            ) => branch,
+            _ => return Ok(None),
+        };
+        if report.rejected.len() != 1 {
+            return Ok(None);
+        }
+        if self.inner.head().await? != Head::Branch(branch.clone()) {
+            return Ok(None);
+        }
+        if !self.inner.status().await?.is_empty() || self.inner.merge_state().await?.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(branch.clone()))
     }
 
     /// Downloads every branch and tag of a remote (default: the default remote), reading its

@@ -674,7 +674,7 @@ fn a_push_that_is_not_a_fast_forward_is_rejected_with_advice_to_pull_and_changes
     commit_rows(&b, &[(20, "b", 1)], "b adds 20");
 
     let before = Snapshot::of(&remote);
-    let line = failure_line(b.strata(&["push"]));
+    let line = failure_line(b.strata(&["push", "--no-merge"]));
     assert_mentions(
         &line,
         &["rejected", "main", "non-fast-forward", "strata pull"],
@@ -691,7 +691,7 @@ fn a_forced_push_overwrites_the_remote_branch() {
     commit_rows(&a, &[(10, "a", 1)], "a adds 10");
     a.strata(&["push"]).ok();
     let mine = commit_rows(&b, &[(20, "b", 1)], "b adds 20");
-    b.strata(&["push"]).fails();
+    b.strata(&["push", "--no-merge"]).fails();
 
     let out = b.strata(&["push", "--force"]).ok();
     assert_mentions(&out.stderr, &["forced update"]);
@@ -1456,4 +1456,120 @@ fn after_a_pull_stops_on_conflicts_push_says_to_finish_the_merge_as_status_does(
         !line.contains("pull"),
         "push must not advise a pull in the middle of one: {line}"
     );
+}
+
+#[test]
+fn a_push_after_the_remote_moved_merges_the_new_commits_in_and_lands() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    let theirs = commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    a.strata(&["push"]).ok();
+    let mine = commit_rows(&b, &[(20, "b", 1), (1, "b edits 1", 1)], "b adds 20");
+
+    let out = b.strata(&["push"]).ok();
+    assert_mentions(&out.stderr, &["had moved", "merged"]);
+    let head = b.rev_id("HEAD");
+    assert_eq!(remote_branches(&b)["main"], head);
+    let merge = b.strata(&["log", "--json", "-n", "1"]).ok().json_lines();
+    let parents: Vec<&str> = merge[0]["parents"]
+        .as_array()
+        .expect("parents")
+        .iter()
+        .map(|p| p.as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(parents, [mine.as_str(), theirs.as_str()]);
+    // Each writer's commit is in the history, with its author and message.
+    let log = history(&b, None);
+    assert!(log.contains(&mine) && log.contains(&theirs), "{log:?}");
+    a.strata(&["pull"]).ok();
+    assert_eq!(items(&a), items(&b));
+    assert_eq!(items(&b).get(&10), Some(&("a".to_string(), 1)));
+    assert_eq!(items(&b).get(&1), Some(&("b edits 1".to_string(), 1)));
+    let status = b.strata(&["status", "--porcelain"]).ok();
+    assert_eq!(status.stdout, "");
+}
+
+#[test]
+fn a_push_whose_changes_conflict_with_the_remotes_stops_and_leaves_the_branch_as_it_was() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    commit_rows(&a, &[(1, "from a", 5)], "a edits 1");
+    a.strata(&["push"]).ok();
+    let mine = commit_rows(&b, &[(1, "from b", 6)], "b edits 1");
+    let before = Snapshot::of(&remote);
+
+    let line = failure_line(b.strata(&["push"]));
+    assert_mentions(&line, &["rejected", "conflict", "1 row", "items", "strata pull"]);
+    assert_eq!(b.rev_id("HEAD"), mine, "the branch moved");
+    assert_eq!(b.strata(&["status", "--porcelain"]).ok().stdout, "");
+    before.assert_same(&Snapshot::of(&remote), "a push that stopped on a conflict");
+}
+
+/// `n` clones of one folder remote each add their own rows and push once, all at the same
+/// moment: every push lands, with nothing lost.
+fn many_writers_push_once(n: usize) {
+    let (_hub_dir, remote) = hub();
+    let _seed = published(&remote);
+    let writers: Vec<Dir> = (0..n).map(|_| clone_of(&file_url(&remote))).collect();
+    for (i, w) in writers.iter().enumerate() {
+        let key = 1000 + i as i64;
+        commit_rows(w, &[(key, "w", i as i64)], &format!("writer {i}"));
+    }
+    let start = Instant::now();
+    let children: Vec<_> = writers
+        .iter()
+        .map(|w| {
+            w.command(&["push"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("push starts")
+        })
+        .collect();
+    let mut merged = 0;
+    for (i, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().expect("push ends");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "writer {i}'s push failed: {stderr}");
+        merged += stderr.matches("merged its new commits in").count();
+    }
+    println!(
+        "{n} writers, one push each: all landed in {:.2?} with {merged} merges",
+        start.elapsed()
+    );
+    let check = clone_of(&file_url(&remote));
+    let rows = items(&check);
+    for i in 0..n {
+        assert_eq!(
+            rows.get(&(1000 + i as i64)),
+            Some(&("w".to_string(), i as i64)),
+            "writer {i}'s row is missing"
+        );
+    }
+    assert_eq!(rows.len(), 3 + n);
+    let log = history(&check, None);
+    for i in 0..n {
+        assert!(
+            check
+                .strata(&["log", "--oneline"])
+                .ok()
+                .stdout
+                .contains(&format!("writer {i}")),
+            "writer {i}'s commit is not in the history ({} commits)",
+            log.len()
+        );
+    }
+    check.strata(&["fsck", "--remote", "origin"]).ok();
+}
+
+#[test]
+fn eight_writers_pushing_once_at_the_same_moment_all_land() {
+    many_writers_push_once(8);
+}
+
+#[test]
+fn thirty_two_writers_pushing_once_at_the_same_moment_all_land() {
+    many_writers_push_once(32);
 }
