@@ -43,7 +43,7 @@ use object_store::{
 };
 use strata_engine::clock::Clock;
 use strata_engine::edit::{ImportMode, ImportOptions};
-use strata_engine::merging::{MergeOptions, MergeOutcome};
+use strata_engine::merging::{MergeOptions, MergeOutcome, Side as Taking};
 use strata_engine::progress::NoProgress;
 use strata_engine::store::RefKind;
 use strata_engine::{Commit, ObjectId, Repository};
@@ -132,7 +132,8 @@ struct Config {
     pushers: usize,
     fetchers: usize,
     collectors: usize,
-    /// Chance that a storage call fails in one of the [`Fault`] ways.
+    /// Chance that a storage call fails in one of the [`Fault`] ways (scaled by the kind of
+    /// call).
     fault: f64,
     /// Chance that another actor's whole operation runs at a storage call of a ref, lease or
     /// lock, or at an upload of a metadata object.
@@ -156,12 +157,12 @@ impl Config {
             pushers: r.range(2, 3) as usize,
             fetchers: r.range(1, 2) as usize,
             collectors: r.range(1, 2) as usize,
-            fault: [0.0, 0.01, 0.02, 0.04][r.below(4) as usize],
-            interrupt: [0.03, 0.06, 0.1][r.below(3) as usize],
+            fault: [0.005, 0.02, 0.04, 0.06][r.below(4) as usize],
+            interrupt: [0.02, 0.05, 0.08][r.below(3) as usize],
             stale: 0.3,
             stale_window: r.range(2, 12),
             hint: 0.2,
-            stall: 0.5,
+            stall: 0.6,
         }
     }
 }
@@ -547,14 +548,21 @@ impl Shared {
         if call == Call::Get && p.ends_with("/latest") && rng.chance(cfg.hint) {
             d.stale_hint = true;
         }
-        if rng.chance(cfg.fault) {
+        // Writes fail more often than reads (a failed read mostly just ends the operation),
+        // and ref and lock records most of all: their outcomes are what the protocol settles.
+        let rate = match call {
+            Call::Put if is_record(p) => cfg.fault * 4.0,
+            Call::Put | Call::Delete => cfg.fault * 2.0,
+            _ => cfg.fault / 2.0,
+        };
+        if rng.chance(rate) {
             let fault = match call {
                 Call::Put => {
                     let torn = if is_object(p) { 2 } else { 0 };
                     rng.pick(&[
                         (Fault::Fail, 3),
                         (Fault::LoseResponse, 3),
-                        (Fault::ApplyLater, 3),
+                        (Fault::ApplyLater, 4),
                         (Fault::Conflict, 2),
                         (Fault::Torn, torn),
                     ])
@@ -563,7 +571,13 @@ impl Shared {
                 _ => Fault::Fail,
             };
             if fault == Fault::ApplyLater {
-                d.due = now + rng.range(1, 40);
+                // Soon (while the writer still retries), or long after it gave up.
+                d.due = now
+                    + if rng.chance(0.5) {
+                        rng.range(1, 8)
+                    } else {
+                        rng.range(30, 150)
+                    };
                 d.stall = is_record(p) && rng.chance(cfg.stall);
             }
             d.fault = Some(fault);
@@ -989,6 +1003,10 @@ enum Action {
     PushAll,
     /// Fetch, then merge origin/main into main.
     Pull,
+    /// Fetch, then reset main to origin/main.
+    Reset,
+    /// Delete an own branch on the remote.
+    DeleteBranch,
     Fetch,
     Collect,
 }
@@ -1038,6 +1056,8 @@ struct Mine {
     branches: u64,
     /// Own branches whose push has not been acknowledged yet.
     pending: BTreeSet<String>,
+    created: Vec<String>,
+    deleted: BTreeSet<String>,
 }
 
 impl Actor {
@@ -1103,7 +1123,7 @@ where
     })
 }
 
-fn push_failure(e: &strata_remote::Error) -> Outcome {
+fn failure(e: &strata_remote::Error) -> Outcome {
     let unknown = matches!(e, strata_remote::Error::Engine(x) if x.is_unknown_outcome());
     Outcome::Failed {
         unknown,
@@ -1288,9 +1308,11 @@ impl Sim {
     fn action(role: Role, rng: &mut Rng) -> Action {
         match role {
             Role::Pusher => rng.pick(&[
-                (Action::CommitPush, 40),
-                (Action::Pull, 25),
+                (Action::CommitPush, 36),
+                (Action::Pull, 20),
+                (Action::Reset, 6),
                 (Action::BranchPush, 12),
+                (Action::DeleteBranch, 6),
                 (Action::Push, 10),
                 (Action::Commit, 8),
             ]),
@@ -1345,6 +1367,7 @@ impl Sim {
                     mine.branches += 1;
                     let name = format!("{}-b{}", actor.name, mine.branches);
                     mine.pending.insert(name.clone());
+                    mine.created.push(name.clone());
                     name
                 };
                 actor
@@ -1359,7 +1382,32 @@ impl Sim {
                 branches.extend(actor.mine().pending.iter().cloned());
                 self.push(a, branches, nested).await
             }
-            Action::Pull => self.pull(a).await,
+            Action::Pull => self.pull(a, false).await,
+            Action::Reset => self.pull(a, true).await,
+            Action::DeleteBranch => {
+                let name = {
+                    let mut mine = actor.mine();
+                    let name = mine
+                        .created
+                        .iter()
+                        .find(|b| !mine.deleted.contains(*b))
+                        .cloned();
+                    if let Some(name) = &name {
+                        mine.deleted.insert(name.clone());
+                        mine.pending.remove(name);
+                    }
+                    name
+                };
+                match name {
+                    Some(name) => {
+                        // From now on the branch may vanish at any time (the delete may land
+                        // late): its pushes are no longer held against it.
+                        self.book().acks.retain(|(b, _), _| *b != name);
+                        self.delete(a, name, nested).await
+                    }
+                    None => Outcome::Done("no branch to delete".into()),
+                }
+            }
             Action::Fetch => self.fetch(a).await,
             Action::Collect => self.collect(a).await,
         };
@@ -1520,11 +1568,33 @@ impl Sim {
                     Outcome::Rejected(format!("{} (moved: {})", why.join("; "), moved.join(", ")))
                 }
             }
-            Err(e) => push_failure(&e),
+            Err(e) => failure(&e),
         };
         let after = self.tracking(a).await;
         self.check_tracking(a, &before, &after);
         outcome
+    }
+
+    async fn delete(&self, a: usize, branch: String, nested: bool) -> Outcome {
+        let actor = &self.actors[a];
+        let opts = PushOptions {
+            gc_wait: Some(Duration::from_millis(if nested { 20 } else { 400 })),
+            ..Default::default()
+        };
+        match push(
+            actor.repo(),
+            &actor.remote,
+            &[],
+            &[branch],
+            &opts,
+            &NoProgress,
+        )
+        .await
+        {
+            Ok(report) if report.rejected.is_empty() => Outcome::Done("deleted".into()),
+            Ok(report) => Outcome::Rejected(format!("{:?}", report.rejected)),
+            Err(e) => failure(&e),
+        }
     }
 
     async fn fetch(&self, a: usize) -> Outcome {
@@ -1539,11 +1609,13 @@ impl Sim {
                 report.updated.len(),
                 report.transferred.objects
             )),
-            Err(e) => push_failure(&e),
+            Err(e) => failure(&e),
         }
     }
 
-    async fn pull(&self, a: usize) -> Outcome {
+    /// Fetches, then brings main up to origin/main: by a merge (conflicting rows take their
+    /// side), or by a reset that drops the local commits (what they uploaded is garbage).
+    async fn pull(&self, a: usize, reset: bool) -> Outcome {
         let fetched = self.fetch(a).await;
         if !matches!(fetched, Outcome::Done(_)) {
             return fetched;
@@ -1561,24 +1633,34 @@ impl Sim {
         if self.descends(ours, theirs) {
             return Outcome::Done("up to date".into());
         }
-        let opts = MergeOptions {
-            message: Some(format!("{} merges origin/main", actor.name)),
-            ..Default::default()
-        };
-        let r = repo.clone();
-        let merged =
-            off_thread(move || async move { r.merge("origin/main", AUTHOR, &opts).await }).await;
-        match merged {
-            Ok(MergeOutcome::Merged(id)) => {
-                self.learn_id(repo, id).await;
-                Outcome::Done(format!("merged into {}", id.short()))
-            }
-            Ok(MergeOutcome::FastForward(id)) => {
-                Outcome::Done(format!("fast-forward to {}", id.short()))
-            }
-            Ok(other) => panic!("{}: merging disjoint rows gave {other:?}", actor.name),
-            Err(e) => panic!("{}: merge failed: {e}", actor.name),
+        if reset || self.descends(theirs, ours) {
+            repo.reset_hard("origin/main").await.expect("reset");
+            return Outcome::Done(format!("reset to {}", theirs.short()));
         }
+        let message = format!("{} merges origin/main", actor.name);
+        let r = repo.clone();
+        let merged = off_thread(move || async move {
+            let opts = MergeOptions {
+                message: Some(message.clone()),
+                ..Default::default()
+            };
+            match r.merge("origin/main", AUTHOR, &opts).await? {
+                MergeOutcome::Conflicts(n, _) => {
+                    r.resolve_conflicts(None, Taking::Theirs).await?;
+                    let id = r.commit(&message, AUTHOR).await?;
+                    Ok::<_, strata_engine::Error>(format!(
+                        "merged into {} ({n} conflicting rows take their side)",
+                        id.short()
+                    ))
+                }
+                other => Ok(format!("{other:?}")),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{}: merge failed: {e}", actor.name));
+        let head = repo.resolve("main").await.expect("main");
+        self.learn_id(repo, head).await;
+        Outcome::Done(merged)
     }
 
     async fn collect(&self, a: usize) -> Outcome {
@@ -1612,10 +1694,7 @@ impl Sim {
                     }
                 ))
             }
-            Err(e) => Outcome::Failed {
-                unknown: false,
-                text: e.to_string(),
-            },
+            Err(e) => failure(&e),
         }
     }
 
@@ -1716,13 +1795,15 @@ impl Sim {
         }
         for a in self.of_role(Role::Fetcher) {
             self.must(a, Action::Fetch).await;
-            let tracking: Vec<(String, ObjectId)> = self.tracking(a).await.into_iter().collect();
-            let remote = self.clean.refs.list(RefKind::Branch).await.expect("list");
-            assert_eq!(
-                tracking, remote,
-                "{}: a fetch after healing sees every branch",
-                self.actors[a].name
-            );
+            let tracking = self.tracking(a).await;
+            for (branch, commit) in self.clean.refs.list(RefKind::Branch).await.expect("list") {
+                assert_eq!(
+                    tracking.get(&branch),
+                    Some(&commit),
+                    "{}: a fetch after healing sees {branch} where it is",
+                    self.actors[a].name
+                );
+            }
         }
         self.must(collectors[0], Action::Collect).await;
         assert!(
