@@ -1,13 +1,15 @@
 //! A deterministic simulation of the sync protocol (docs/protocol.md, section 9).
 //!
 //! Several actors share one in-memory remote, each with a repository of its own: pushers
-//! (commit a few rows, push main or a new branch, pull), fetchers, and garbage collections.
-//! One seed decides everything: which actor acts at each step, which storage calls fail and
-//! how (fail, lose the response, apply later, answer 409, tear the write, list stale,
-//! serve a stale `latest` hint), and at which storage call one actor's whole operation runs
-//! in the middle of another's (a collection between a push's uploads and its ref write, a
-//! push between another push's read of a ref and its write). Writes applied later land at a
-//! later point of the schedule, in the middle of other operations.
+//! (commit a few rows; push main or a new branch; delete a branch; pull by a merge, or by a
+//! reset that drops rejected work), fetchers, and garbage collections. One seed decides
+//! everything: which actor acts at each step, what happens to each storage call (it fails,
+//! its response is lost, it is answered 409, an object write is torn, a write or the delete
+//! of a lease or record lands later, a listing is stale, a `latest` hint is an old copy), and
+//! at which storage call one actor's whole operation runs in the middle of another's (a
+//! collection between a push's uploads and its ref write, a push between another push's
+//! read of a ref and its write). Late writes land at a later point of the schedule: during
+//! the writer's retries, or long after it gave up (an unknown outcome).
 //!
 //! After every operation: the remote passes fsck (no ref names a missing or damaged object),
 //! every acknowledged push is still there (the branch is at its commit or a descendant), no
@@ -16,7 +18,7 @@
 //! complete: collections (resuming their own interrupted lock), then pulls and pushes, then
 //! fetches; the remote is then fully collected, consistent, and clones complete.
 //!
-//! `STRATA_SIM_SEEDS=<n>` runs seeds 1..=n (default 40); `STRATA_SIM_SEED=<n>` replays one.
+//! `STRATA_SIM_SEEDS=<n>` runs seeds 1..=n (default 60); `STRATA_SIM_SEED=<n>` replays one.
 //! A failure names the seed, the command that replays it, and the schedule it ran.
 
 mod common;
@@ -54,11 +56,11 @@ use strata_remote::push::{push, PushOptions, PushReport, UpdateKind};
 use strata_remote::testing::Fault;
 use strata_remote::Remote;
 
-const DEFAULT_SEEDS: u64 = 40;
+const DEFAULT_SEEDS: u64 = 60;
 
 /// Whether a collection's delete of an object may also land late. Off: a delete that
-/// reaches the store after the collection ended could remove an object that a push made
-/// after it took as present (docs/protocol.md, section 9).
+/// reaches the store after its collection ended can remove an object that a later push found
+/// present and relied on (docs/protocol.md, section 9); nothing in the protocol fences it.
 const LATE_OBJECT_DELETES: bool = false;
 const REPLAY: &str = "cargo test -p strata-remote --test simulation";
 const AUTHOR: &str = "Sim <sim@example.com>";
@@ -1903,6 +1905,33 @@ struct SeedRun {
     result: Result<BTreeMap<&'static str, u64>, String>,
 }
 
+const SEED_THREAD: &str = "simulation seed runner";
+
+thread_local! {
+    /// Where the last panic of a seed runner happened.
+    static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A seed that fails is reported with its schedule at the end: its panic is not printed
+/// when it happens (other panics are, as usual).
+fn quiet_seed_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let runner = std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with(SEED_THREAD));
+            if runner {
+                let at = info.location().map(|l| format!(" (at {l})"));
+                PANIC_AT.with(|p| *p.borrow_mut() = at);
+            } else {
+                previous(info)
+            }
+        }));
+    });
+}
+
 fn run_seed(seed: u64) -> SeedRun {
     let shared = Shared::new(seed, Config::of(seed));
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1919,7 +1948,10 @@ fn run_seed(seed: u64) -> SeedRun {
     let result = match result {
         Ok(Ok(counts)) => Ok(counts),
         Ok(Err(_)) => Err("the schedule did not finish within 120 s".into()),
-        Err(payload) => Err(panic_text(payload)),
+        Err(payload) => {
+            let at = PANIC_AT.with(|p| p.borrow_mut().take()).unwrap_or_default();
+            Err(format!("{}{at}", panic_text(payload)))
+        }
     };
     SeedRun {
         trace: shared.trace(),
@@ -1947,17 +1979,21 @@ fn run_seeds(seeds: &[u64]) -> Vec<(u64, SeedRun)> {
     let next = AtomicU64::new(0);
     let results = Mutex::new(Vec::new());
     let threads = seeds.len().clamp(1, 6);
+    quiet_seed_panics();
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst) as usize;
-                let Some(&seed) = seeds.get(i) else { break };
-                let run = run_seed(seed);
-                results
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((seed, run));
-            });
+        for t in 0..threads {
+            std::thread::Builder::new()
+                .name(format!("{SEED_THREAD} {t}"))
+                .spawn_scoped(s, || loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst) as usize;
+                    let Some(&seed) = seeds.get(i) else { break };
+                    let run = run_seed(seed);
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((seed, run));
+                })
+                .expect("a thread");
         }
     });
     let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -1979,10 +2015,7 @@ fn random_schedules_of_pushes_fetches_and_collections_under_storage_faults_keep_
                     *totals.entry(k).or_default() += v;
                 }
             }
-            Err(message) => failures.push(format!(
-                "seed {seed} failed: {message}\nreplay it with: STRATA_SIM_SEED={seed} {REPLAY}\nschedule of seed {seed}:\n{}",
-                run.trace
-            )),
+            Err(message) => failures.push((*seed, message, &run.trace)),
         }
     }
     println!(
@@ -1990,17 +2023,24 @@ fn random_schedules_of_pushes_fetches_and_collections_under_storage_faults_keep_
         seeds.len(),
         start.elapsed().as_secs_f64()
     );
-    if seeds.len() == 1 {
-        if let Some((_, run)) = results.first() {
-            println!("schedule:\n{}", run.trace);
-        }
+    if let ([(_, run)], true) = (results.as_slice(), failures.is_empty()) {
+        println!("schedule:\n{}", run.trace);
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} seeds failed\n\n{}",
+    let Some(&(first, first_message, first_trace)) = failures.first() else {
+        return;
+    };
+    let list: Vec<String> = failures
+        .iter()
+        .map(|(seed, message, _)| {
+            let first_line = message.lines().next().unwrap_or_default();
+            format!("seed {seed}: {first_line}\n  replay: STRATA_SIM_SEED={seed} {REPLAY}")
+        })
+        .collect();
+    panic!(
+        "{} of {} seeds failed:\n{}\n\nschedule of seed {first}:\n{first_trace}\n\nseed {first} failed: {first_message}\nreplay it with: STRATA_SIM_SEED={first} {REPLAY}",
         failures.len(),
         seeds.len(),
-        failures.join("\n\n")
+        list.join("\n"),
     );
 }
 
