@@ -1389,19 +1389,24 @@ impl Sim {
     /// Another actor's whole operation, in the middle of a storage call.
     async fn interrupt(self: &Arc<Self>, choice: u64, at: String) {
         let mut rng = Rng::new(choice);
-        let idle: Vec<usize> = {
-            let book = self.book();
-            (0..self.actors.len())
-                .filter(|a| !book.busy.contains(a))
-                .collect()
-        };
-        if idle.is_empty() {
-            return;
+        // Mostly one, sometimes a few in a row (two pushes and a collection between a push's
+        // read of a ref and its write, say).
+        let count = rng.pick(&[(1, 6), (2, 3), (3, 1)]);
+        for _ in 0..count {
+            let idle: Vec<usize> = {
+                let book = self.book();
+                (0..self.actors.len())
+                    .filter(|a| !book.busy.contains(a))
+                    .collect()
+            };
+            if idle.is_empty() {
+                return;
+            }
+            let a = idle[rng.below(idle.len() as u64) as usize];
+            let action = Self::action(self.actors[a].role, &mut rng);
+            self.shared.count("operations run in the middle of another");
+            self.op(a, action, Some(at.clone())).await;
         }
-        let a = idle[rng.below(idle.len() as u64) as usize];
-        let action = Self::action(self.actors[a].role, &mut rng);
-        self.shared.count("operations run in the middle of another");
-        self.op(a, action, Some(at)).await;
     }
 
     /// One operation of one actor, then the invariants.
@@ -1759,7 +1764,16 @@ impl Sim {
                     }
                 ))
             }
-            Err(e) => failure(&e),
+            Err(e) => {
+                // Pushes wait for a lock left held until this checkout collects again.
+                let held = current_lock(&self.clean).await.expect("read the lock");
+                if held.and_then(|l| l.holder).as_ref() == Some(&actor.holder) {
+                    self.shared
+                        .count("collections that failed and left their lock held");
+                    self.shared.note("(its lock stays held)");
+                }
+                failure(&e)
+            }
         }
     }
 
