@@ -18,7 +18,8 @@
 //! complete: collections (resuming their own interrupted lock), then pulls and pushes, then
 //! fetches; the remote is then fully collected, consistent, and clones complete.
 //!
-//! `STRATA_SIM_SEEDS=<n>` runs seeds 1..=n (default 60); `STRATA_SIM_SEED=<n>` replays one.
+//! By default seeds 1..=60 run, and a few that reach rare interleavings ([`RARE_SEEDS`]);
+//! `STRATA_SIM_SEEDS=<n>` runs seeds 1..=n instead, and `STRATA_SIM_SEED=<n>` replays one.
 //! A failure names the seed, the command that replays it, and the schedule it ran.
 
 mod common;
@@ -57,6 +58,12 @@ use strata_remote::testing::Fault;
 use strata_remote::Remote;
 
 const DEFAULT_SEEDS: u64 = 60;
+
+/// Seeds run by default besides 1..=60: as this simulation and the protocol code stand, each
+/// has a ref write of unknown outcome land after a collection ran (the collection must have
+/// fenced it: without the push's lease kept, all three break). Any change to either may
+/// send them elsewhere; they are then ordinary seeds.
+const RARE_SEEDS: [u64; 3] = [111, 203, 391];
 
 /// Whether a collection's delete of an object may also land late. Off: a delete that
 /// reaches the store after its collection ended can remove an object that a later push found
@@ -1983,7 +1990,10 @@ fn seeds() -> Vec<u64> {
     };
     match var("STRATA_SIM_SEED") {
         Some(seed) => vec![seed],
-        None => (1..=var("STRATA_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS)).collect(),
+        None => match var("STRATA_SIM_SEEDS") {
+            Some(n) => (1..=n).collect(),
+            None => (1..=DEFAULT_SEEDS).chain(RARE_SEEDS).collect(),
+        },
     }
 }
 
