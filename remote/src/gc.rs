@@ -404,8 +404,19 @@ async fn acquire_lock(
             )));
         }
         // Still the newest, and still ours (on a store whose create-only puts can both
-        // succeed, the later one's content is what everyone reads).
-        if !holds(remote, seq, &ours.id).await? {
+        // succeed, the later one's content is what everyone reads). If that cannot be read,
+        // the record this collection created is released before it gives up, so that pushes
+        // are not held up by a lock nobody works under.
+        let held = match holds(remote, seq, &ours.id).await {
+            Ok(held) => held,
+            Err(e) => {
+                if let Err(release) = release_lock(remote, ours, seq).await {
+                    tracing::warn!(remote = %remote.name, "could not release the garbage collection lock: {release}");
+                }
+                return Err(e);
+            }
+        };
+        if !held {
             return Ok(Attempt::Again(format!(
                 "lock record {seq} is not the newest"
             )));

@@ -996,3 +996,111 @@ impl ObjectStore for StaleListingStore {
         Ok(())
     }
 }
+
+/// Once a put whose key starts with `trigger` succeeded, every listing under `broken` fails
+/// (a store whose listings start failing mid-operation, for longer than any retry).
+pub struct ListingsFailAfterStore {
+    inner: Arc<dyn ObjectStore>,
+    trigger: String,
+    broken: String,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl ListingsFailAfterStore {
+    pub fn new(inner: Arc<dyn ObjectStore>, trigger: &str, broken: &str) -> Self {
+        ListingsFailAfterStore {
+            inner,
+            trigger: trigger.to_string(),
+            broken: broken.to_string(),
+            armed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn fails(&self, prefix: Option<&Path>) -> bool {
+        self.armed.load(Ordering::SeqCst)
+            && prefix.is_some_and(|p| p.as_ref().starts_with(self.broken.trim_end_matches('/')))
+    }
+
+    fn error(prefix: Option<&Path>) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "listings-fail",
+            source: format!("listing {prefix:?} failed").into(),
+        }
+    }
+}
+
+impl fmt::Debug for ListingsFailAfterStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ListingsFailAfterStore({})", self.inner)
+    }
+}
+
+impl fmt::Display for ListingsFailAfterStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ListingsFailAfterStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for ListingsFailAfterStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        let r = self.inner.put_opts(location, payload, opts).await?;
+        if location.as_ref().starts_with(&self.trigger) {
+            self.armed.store(true, Ordering::SeqCst);
+        }
+        Ok(r)
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        if self.fails(prefix) {
+            return futures::stream::once(futures::future::ready(Err(Self::error(prefix)))).boxed();
+        }
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        if self.fails(prefix) {
+            return futures::stream::once(futures::future::ready(Err(Self::error(prefix)))).boxed();
+        }
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        if self.fails(prefix) {
+            return Err(Self::error(prefix));
+        }
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}

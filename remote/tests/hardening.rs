@@ -15,7 +15,8 @@ use strata_remote::fetch::fetch;
 use strata_remote::gc::{collect, current_lock, GcLock, GcOptions};
 use strata_remote::push::{push, PushOptions};
 use strata_remote::testing::{
-    CaseInsensitiveStore, HookStore, IgnoresConditionsStore, StaleListingStore, StallStore,
+    CaseInsensitiveStore, HookStore, IgnoresConditionsStore, ListingsFailAfterStore,
+    StaleListingStore, StallStore,
 };
 use strata_remote::Remote;
 
@@ -451,4 +452,27 @@ async fn a_collection_refuses_a_store_whose_listings_lag() {
         .collect();
     let had: Vec<_> = before.iter().map(|m| m.location.clone()).collect();
     assert_eq!(kept, had, "the refused collection changed the remote");
+}
+
+/// A collection that cannot confirm it holds the lock it just took (its listings start
+/// failing) releases it before giving up: pushes are not held up by a lock nobody works
+/// under until someone breaks it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_that_cannot_confirm_its_lock_releases_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_repo, store) = one_commit_ahead(tmp.path()).await;
+    let broken = Arc::new(ListingsFailAfterStore::new(
+        store.clone(),
+        "gc/lock/",
+        "gc/lock",
+    ));
+    let gc = Remote::from_store("origin", "mem", broken, "gc").assume_trusted();
+    collect(&gc, &[], &GcOptions::default(), 0, &NoProgress)
+        .await
+        .expect_err("the lock cannot be confirmed");
+    let clean = Remote::from_store("origin", "mem", store, "check");
+    assert!(
+        current_lock(&clean).await.expect("lock").is_none(),
+        "the lock is left held"
+    );
 }

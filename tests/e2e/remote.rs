@@ -1501,7 +1501,10 @@ fn a_push_whose_changes_conflict_with_the_remotes_stops_and_leaves_the_branch_as
     let before = Snapshot::of(&remote);
 
     let line = failure_line(b.strata(&["push"]));
-    assert_mentions(&line, &["rejected", "conflict", "1 row", "items", "strata pull"]);
+    assert_mentions(
+        &line,
+        &["rejected", "conflict", "1 row", "items", "strata pull"],
+    );
     assert_eq!(b.rev_id("HEAD"), mine, "the branch moved");
     assert_eq!(b.strata(&["status", "--porcelain"]).ok().stdout, "");
     before.assert_same(&Snapshot::of(&remote), "a push that stopped on a conflict");

@@ -188,6 +188,17 @@ pub async fn fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>, faults: 
             // A write applied after the push gave up lands now.
             faulty.apply_late().await;
             let clean = Remote::from_store("origin", "clean", store.clone(), "w").assume_trusted();
+            // A collection that failed releases its lock on the way out, unless the failed
+            // call was the release itself (a write to the lock log): pushes are not held up.
+            let failed_lock_write = faulty
+                .fired()
+                .is_some_and(|f| f.starts_with("put gc/lock/"));
+            if fault == Fault::Fail && outcome.is_err() && !failed_lock_write {
+                assert!(
+                    current_lock(&clean).await.expect("lock").is_none(),
+                    "{context}: the failed collection left its lock held"
+                );
+            }
             assert_consistent(&clean, &context).await;
             // An acknowledged push really landed.
             if let Ok(report) = &outcome {
