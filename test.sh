@@ -35,6 +35,10 @@ if [ -z "$driver" ]; then
 fi
 export RUSTC_WORKSPACE_WRAPPER=$driver
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+# A first build gains nothing from incremental compilation's bookkeeping; later runs do.
+if [ ! -d "${CARGO_TARGET_DIR:-target}/debug" ]; then
+  export CARGO_INCREMENTAL=0
+fi
 log "building and linting (clippy -D warnings) every target"
 cargo build --workspace --all-targets -q
 
@@ -59,7 +63,8 @@ if command -v cargo-nextest >/dev/null 2>&1; then
   log "cargo nextest run"
   cargo nextest run --workspace --no-fail-fast 2>&1 | tee target/test.log || status=$?
   passed=$(sed -n 's/.* tests run: \([0-9]*\) passed.*/\1/p' target/test.log | tail -n 1)
-  failed=$(grep -cE '^ +(FAIL|TIMEOUT|SIGSEGV|SIGABRT) \[' target/test.log || true)
+  # (nextest names a failed test twice: as it fails, and in the summary.)
+  failed=$(grep -E '^ +(FAIL|TIMEOUT|SIGSEGV|SIGABRT) \[' target/test.log | sed 's/.*) //' | sort -u | wc -l)
 else
   log "cargo test (cargo-nextest is not installed: the binaries run one after another)"
   cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log || status=$?

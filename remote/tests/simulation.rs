@@ -1194,10 +1194,18 @@ where
 
 fn failure(e: &strata_remote::Error) -> Outcome {
     let unknown = matches!(e, strata_remote::Error::Engine(x) if x.is_unknown_outcome());
-    Outcome::Failed {
-        unknown,
-        text: e.to_string(),
-    }
+    let text = e.to_string();
+    // A push that meets a running collection either sees its lock or is fenced by it and
+    // waits out its (short) wait: which one depends on timing, not on the schedule, so both
+    // read the same in the trace that replays are compared by.
+    let text = if matches!(e, strata_remote::Error::GcRunning { .. })
+        || text.contains("kept interrupting this push")
+    {
+        "held up by a garbage collection".to_string()
+    } else {
+        text
+    };
+    Outcome::Failed { unknown, text }
 }
 
 impl Sim {
