@@ -64,7 +64,7 @@ if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast 2>&1 | tee target/test.log || status=$?
   passed=$(sed -n 's/.* tests run: \([0-9]*\) passed.*/\1/p' target/test.log | tail -n 1)
   # (nextest names a failed test twice: as it fails, and in the summary.)
-  failed=$(grep -E '^ +(FAIL|TIMEOUT|SIGSEGV|SIGABRT) \[' target/test.log | sed 's/.*) //' | sort -u | wc -l)
+  failed=$( { grep -E '^ +(FAIL|TIMEOUT|SIGSEGV|SIGABRT) \[' target/test.log || true; } | sed 's/.*) //' | sort -u | wc -l)
 else
   log "cargo test (cargo-nextest is not installed: the binaries run one after another)"
   cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log || status=$?

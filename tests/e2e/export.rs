@@ -166,3 +166,11 @@ fn export_into_a_missing_folder_is_refused_and_names_it() {
     let line = dir.refused(&["export", "people", "no/such/dir/out.csv"]);
     assert_mentions(&line, &["no/such/dir"]);
 }
+
+#[test]
+fn export_into_a_folder_says_it_is_a_folder() {
+    let dir = Dir::with_people();
+    std::fs::create_dir(dir.join("out")).expect("mkdir");
+    let line = dir.refused(&["export", "people", "out"]);
+    assert_mentions(&line, &["'out' is a folder", "people.parquet"]);
+}
