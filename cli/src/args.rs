@@ -119,6 +119,19 @@ pub enum Command {
         /// Show at most N commits.
         #[arg(short = 'n', long = "max-count", value_name = "N")]
         max_count: Option<usize>,
+        /// Only commits whose author contains this text (any case).
+        #[arg(long, value_name = "TEXT")]
+        author: Option<String>,
+        /// Only commits made at or after this time: YYYY-MM-DD, "YYYY-MM-DD HH:MM:SS" (UTC)
+        /// or seconds since the Unix epoch.
+        #[arg(long, value_name = "DATE", value_parser = time_arg)]
+        since: Option<i64>,
+        /// Only commits made at or before this time (as --since).
+        #[arg(long, value_name = "DATE", value_parser = time_arg)]
+        until: Option<i64>,
+        /// Only commits that changed this table.
+        #[arg(long, value_name = "TABLE")]
+        table: Option<String>,
         /// JSON Lines, one commit per line.
         #[arg(long)]
         json: bool,
@@ -258,6 +271,27 @@ fn output_format(s: &str) -> Result<String, String> {
     strata::ExportFormat::parse(s)
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
+}
+
+/// A time as `log --since` takes it, in seconds since the Unix epoch (UTC).
+fn time_arg(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<i64>() {
+        return Ok(secs);
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        if let Some(dt) = d.and_hms_opt(0, 0, 0) {
+            return Ok(dt.and_utc().timestamp());
+        }
+    }
+    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(t, format) {
+            return Ok(dt.and_utc().timestamp());
+        }
+    }
+    Err(format!(
+        "'{s}' is not a time: use YYYY-MM-DD, \"YYYY-MM-DD HH:MM:SS\" (UTC) or seconds since 1970"
+    ))
 }
 
 fn column_type(spec: &str) -> Result<(String, strata::DataType), String> {

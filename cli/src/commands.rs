@@ -126,8 +126,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             rev,
             oneline,
             max_count,
+            author,
+            since,
+            until,
+            table,
             json,
-        } => log(&repo, rev, oneline, max_count, json).await,
+        } => {
+            let opts = strata::LogOptions {
+                rev,
+                limit: max_count,
+                author,
+                since,
+                until,
+                table,
+            };
+            log(&repo, &opts, oneline, json).await
+        }
         Command::Show { rev, json } => show(&repo, &rev, json).await,
         Command::Branch {
             name,
@@ -505,12 +519,11 @@ async fn config(
 
 async fn log(
     repo: &Repository,
-    rev: Option<String>,
+    opts: &strata::LogOptions,
     oneline: bool,
-    max_count: Option<usize>,
     as_json: bool,
 ) -> Result<()> {
-    for c in repo.log(rev.as_deref(), max_count).await? {
+    for c in repo.log_filtered(opts).await? {
         if as_json {
             print_json(&c)?;
         } else if oneline {

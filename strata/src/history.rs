@@ -41,6 +41,23 @@ impl CommitInfo {
     }
 }
 
+/// Which commits a log lists (all filters must match).
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    /// Where the history starts (default: HEAD).
+    pub rev: Option<String>,
+    /// At most this many commits (of those that match).
+    pub limit: Option<usize>,
+    /// The author contains this text (any case).
+    pub author: Option<String>,
+    /// Made at or after this time (seconds since the Unix epoch).
+    pub since: Option<i64>,
+    /// Made at or before this time.
+    pub until: Option<i64>,
+    /// Changed this table (against the first parent).
+    pub table: Option<String>,
+}
+
 /// A commit and what it changed, table by table, against its first parent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CommitDetail {
@@ -83,6 +100,42 @@ impl Repository {
             .into_iter()
             .map(|(id, c)| CommitInfo::new(id, c))
             .collect())
+    }
+
+    /// The history as [`Repository::log`] gives it, keeping only the commits that match
+    /// every filter given; `limit` counts the commits kept.
+    pub async fn log_filtered(&self, opts: &LogOptions) -> Result<Vec<CommitInfo>> {
+        let all = self.log(opts.rev.as_deref(), None).await?;
+        let tables: BTreeMap<ObjectId, BTreeMap<String, ObjectId>> =
+            all.iter().map(|c| (c.id, c.tables.clone())).collect();
+        let mut out = Vec::new();
+        for c in &all {
+            if opts.limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+            if let Some(a) = &opts.author {
+                if !c.author.to_lowercase().contains(&a.to_lowercase()) {
+                    continue;
+                }
+            }
+            if opts.since.is_some_and(|t| c.time < t) || opts.until.is_some_and(|t| c.time > t) {
+                continue;
+            }
+            if let Some(t) = &opts.table {
+                let parent = match c.parents.first() {
+                    Some(p) => match tables.get(p) {
+                        Some(ts) => ts.get(t).copied(),
+                        None => self.inner.commit_tables(Some(*p)).await?.get(t).copied(),
+                    },
+                    None => None,
+                };
+                if c.tables.get(t).copied() == parent {
+                    continue;
+                }
+            }
+            out.push(c.clone());
+        }
+        Ok(out)
     }
 
     /// A commit and what it changed.

@@ -43,7 +43,7 @@ pub use data::{
 };
 pub use diff::{Change, Diff, DiffOptions, RowDiff, SchemaEvent, TableEvent, TableStat};
 pub use error::{Error, Result, StorageFault, Suggestion};
-pub use history::{CommitDetail, CommitInfo};
+pub use history::{CommitDetail, CommitInfo, LogOptions};
 pub use maintenance::{FsckOptions, FsckProblem, FsckReport, GcOptions, GcReport, Repair};
 pub use merge::{CellConflict, ConflictInfo, MergeOptions, MergeOutcome, Side};
 pub use refs::RefInfo;

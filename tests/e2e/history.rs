@@ -284,3 +284,46 @@ fn commits_use_the_configured_identity_and_say_when_none_is_set() {
     let email = as_user(&dir, &account, &["config", "user.email"]).ok();
     assert_eq!(email.stdout, "ann@example.com\n");
 }
+
+#[test]
+fn log_filters_by_author_time_and_table() {
+    let dir = three_commits();
+    // A fourth commit by someone else, later, touching another table.
+    dir.write("cities.csv", "city,pop\noslo,1\n");
+    dir.strata(&["import", "cities", "cities.csv", "-k", "city"])
+        .ok();
+    let out = dir
+        .command(&["commit", "-m", "cities", "--author", "Bo <bo@example.com>"])
+        .env("STRATA_COMMIT_TIME", (COMMIT_TIME + 86_400).to_string())
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let summaries = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["log", "--oneline"];
+        all.extend_from_slice(args);
+        dir.strata(&all)
+            .ok()
+            .stdout
+            .lines()
+            .map(|l| l.split_once(' ').map_or("", |(_, s)| s).to_string())
+            .collect()
+    };
+    assert_eq!(summaries(&["--author", "bo@"]), ["cities"]);
+    assert_eq!(
+        summaries(&["--author", "TEST"]),
+        ["third", "second", "add people"]
+    );
+    assert_eq!(summaries(&["--table", "cities"]), ["cities"]);
+    assert_eq!(
+        summaries(&["--table", "people"]),
+        ["third", "second", "add people"]
+    );
+    assert_eq!(summaries(&["--since", "2023-11-15"]), ["cities"]);
+    assert_eq!(summaries(&["--until", "2023-11-15", "-n", "1"]), ["third"]);
+    assert_eq!(
+        summaries(&["--since", &(COMMIT_TIME + 1).to_string()]),
+        ["cities"]
+    );
+    let err = dir.strata(&["log", "--since", "yesterday"]).usage_error();
+    assert_mentions(&err, &["'yesterday' is not a time"]);
+}
