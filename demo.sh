@@ -3,8 +3,8 @@
 # exchanging changes, a merge, history and time travel. Run from anywhere: ./demo.sh  (builds strata first).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cargo build -q --profile demo -p strata-cli --manifest-path "$here/Cargo.toml"
-strata() { "${CARGO_TARGET_DIR:-$here/target}/demo/strata" "$@"; }
+cargo build -q --release -p strata-cli --manifest-path "$here/Cargo.toml"
+strata() { "$here/target/release/strata" "$@"; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/strata-demo.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work"
