@@ -367,13 +367,7 @@ impl Input {
         let schema = self.schema()?;
         let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         let mut notes = Vec::new();
-        let text = matches!(
-            self.source,
-            Source::File {
-                format: Format::Csv | Format::Jsonl,
-                ..
-            }
-        );
+        let text = self.is_text();
         if text {
             for (i, note) in self.sample_notes(&schema)? {
                 let f = &fields[i];
@@ -412,6 +406,18 @@ impl Input {
             notes,
             exact,
         })
+    }
+
+    /// Whether the input is a text file (CSV, JSON Lines): its values are read as text and
+    /// converted by Strata.
+    fn is_text(&self) -> bool {
+        matches!(
+            self.source,
+            Source::File {
+                format: Format::Csv | Format::Jsonl,
+                ..
+            }
+        )
     }
 
     /// This input, with the columns whose type was inferred read exactly.
@@ -689,13 +695,7 @@ impl BatchReader {
         // column that is not nested is read as its text and converted afterwards (see
         // `convert_text`), so that no value is changed on the way and a value that does not
         // fit is reported with its column and line.
-        let text = matches!(
-            input.source,
-            Source::File {
-                format: Format::Csv | Format::Jsonl,
-                ..
-            }
-        );
+        let text = input.is_text();
         let read_schema = Arc::new(Schema::new(
             file_cols
                 .iter()

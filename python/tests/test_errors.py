@@ -36,7 +36,8 @@ def test_conflict_an_existing_key(repo):
     assert e.value.advice == "write with mode='upsert' to overwrite it"
 
 
-def test_conflict_a_push_that_is_not_a_fast_forward(tmp_path):
+def behind_the_remote(tmp_path):
+    """A repository with a commit of its own, whose remote branch moved since it pushed."""
     a = strata.init(tmp_path / "a")
     one(a)
     a.add_remote("origin", str(tmp_path / "remote"))
@@ -46,7 +47,11 @@ def test_conflict_a_push_that_is_not_a_fast_forward(tmp_path):
     b.commit("from b")
     b.push()
     a.write("t", pa.table({"id": [4], "v": ["a"]}), mode="append")
-    a.commit("from a")
+    return a, a.commit("from a")
+
+
+def test_conflict_a_push_that_is_not_a_fast_forward(tmp_path):
+    a, _ = behind_the_remote(tmp_path)
     with pytest.raises(strata.ConflictError, match=r"repo.pull\(\)"):
         a.push(merge=False)
     # The advice works: pull merges, then the push goes through.
@@ -55,16 +60,7 @@ def test_conflict_a_push_that_is_not_a_fast_forward(tmp_path):
 
 
 def test_a_push_after_the_remote_moved_merges_it_in_by_default(tmp_path):
-    a = strata.init(tmp_path / "a")
-    one(a)
-    a.add_remote("origin", str(tmp_path / "remote"))
-    a.push(set_upstream=True, create=True)
-    b = strata.clone(str(tmp_path / "remote"), tmp_path / "b")
-    b.write("t", pa.table({"id": [3], "v": ["b"]}), mode="append")
-    b.commit("from b")
-    b.push()
-    a.write("t", pa.table({"id": [4], "v": ["a"]}), mode="append")
-    mine = a.commit("from a")
+    a, mine = behind_the_remote(tmp_path)
     report = a.push()
     assert report["rounds"] == 2 and len(report["merges"]) == 1
     assert a.log()[0]["parents"][0] == mine

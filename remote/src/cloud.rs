@@ -193,6 +193,15 @@ impl object_store::CredentialProvider for ProcessCredentials {
 /// `default`): keys and session token from the credentials file, or a `credential_process`
 /// from either file; region and endpoint from the config file. Web identity tokens, container
 /// and instance credentials are object_store's own (`from_env`).
+/// A profile's section in `~/.aws/config` (`[default]`, `[profile NAME]`).
+fn config_section(profile: &str) -> String {
+    if profile == "default" {
+        "default".to_string()
+    } else {
+        format!("profile {profile}")
+    }
+}
+
 /// Whether any AWS credentials are configured where Strata looks for them (keys in the
 /// environment, the profile's keys or `credential_process`, a web identity token, container
 /// credentials). Instance metadata is not checked. Used to tell "no credentials at all" from
@@ -207,11 +216,7 @@ pub fn aws_credentials_configured() -> bool {
         return true;
     }
     let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
-    let section = if profile == "default" {
-        "default".to_string()
-    } else {
-        format!("profile {profile}")
-    };
+    let section = config_section(&profile);
     let creds = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
     let config = aws_file("AWS_CONFIG_FILE", "config");
     creds.as_deref().is_some_and(|c| {
@@ -241,11 +246,7 @@ fn apply_profile(mut b: AmazonS3Builder) -> AmazonS3Builder {
         }
     }
     let config = aws_file("AWS_CONFIG_FILE", "config");
-    let config_section = if profile == "default" {
-        "default".to_string()
-    } else {
-        format!("profile {profile}")
-    };
+    let config_section = config_section(&profile);
     if !have_keys {
         let process = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials")
             .and_then(|c| ini_value(&c, &profile, "credential_process"))

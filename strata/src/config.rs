@@ -108,7 +108,7 @@ fn check_value(key: &str, value: &str) -> Result<()> {
         return bad("may not hold '<', '>' or control characters");
     }
     if key == "user.email" && !value.contains('@') {
-        return bad("is not an email address");
+        return bad("is not an email address (give one such as you@example.com)");
     }
     Ok(())
 }

@@ -186,7 +186,7 @@ impl Repository {
                 Some(p) => p,
                 None => {
                     return Err(Error::InvalidState {
-                        message: "there is no previous branch to go back to".into(),
+                        message: "there is no previous branch to go back to: 'checkout -' returns to the branch checked out before the last switch; name a branch instead".into(),
                         suggestion: None,
                     })
                 }

@@ -145,13 +145,10 @@ impl Backend {
             .command(dir, args)
             .output()
             .expect("the strata binary should start");
-        Output {
-            command: format!("strata {} (remote on {})", shown.join(" "), self.name()),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stdout_bytes: out.stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            status: out.status,
-        }
+        Output::of(
+            format!("strata {} (remote on {})", shown.join(" "), self.name()),
+            out,
+        )
     }
 }
 

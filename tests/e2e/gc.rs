@@ -58,13 +58,7 @@ fn run_with_env<S: AsRef<OsStr>>(
     }
     let out = cmd.output().expect("the strata binary should start");
     let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    Output {
-        command: format!("{} strata {}", env.join(" "), shown.join(" ")),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stdout_bytes: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        status: out.status,
-    }
+    Output::of(format!("{} strata {}", env.join(" "), shown.join(" ")), out)
 }
 
 /// A number in a `gc --json` report, e.g. `count(&report, &["removed", "objects"])`.

@@ -40,13 +40,7 @@ pub fn run_in<S: AsRef<OsStr>>(cwd: &Path, args: &[S]) -> Output {
     let out = strata_command(cwd, args)
         .output()
         .expect("the strata binary should start");
-    Output {
-        command: format!("strata {}", shown.join(" ")),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stdout_bytes: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        status: out.status,
-    }
+    Output::of(format!("strata {}", shown.join(" ")), out)
 }
 
 /// What a finished command printed and how it exited.
@@ -72,6 +66,17 @@ impl fmt::Debug for Output {
 }
 
 impl Output {
+    /// What a finished process printed, shown as `command` in messages.
+    pub fn of(command: String, out: std::process::Output) -> Output {
+        Output {
+            command,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stdout_bytes: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            status: out.status,
+        }
+    }
+
     /// Asserts the command succeeded; shows everything it printed when it did not.
     #[track_caller]
     pub fn ok(self) -> Output {
@@ -312,13 +317,7 @@ impl Dir {
             .env(key, value)
             .output()
             .expect("the strata binary should start");
-        Output {
-            command: format!("{key}={value:?} strata {}", shown.join(" ")),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stdout_bytes: out.stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            status: out.status,
-        }
+        Output::of(format!("{key}={value:?} strata {}", shown.join(" ")), out)
     }
 
     pub fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {

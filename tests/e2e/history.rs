@@ -194,13 +194,7 @@ fn as_user(dir: &Dir, account: &std::path::Path, args: &[&str]) -> Output {
         .env("USER", "pat")
         .output()
         .expect("the strata binary should start");
-    Output {
-        command: format!("strata {}", args.join(" ")),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stdout_bytes: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        status: out.status,
-    }
+    Output::of(format!("strata {}", args.join(" ")), out)
 }
 
 #[test]

@@ -49,13 +49,7 @@ fn s3_cmd(dir: &Dir, args: &[&str], endpoint: &str, key: &str, secret: &str) -> 
         .env("AWS_ALLOW_HTTP", "true")
         .env("HOME", dir.path());
     let out = cmd.output().expect("the strata binary should start");
-    Output {
-        command: format!("strata {}", args.join(" ")),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stdout_bytes: out.stdout,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        status: out.status,
-    }
+    Output::of(format!("strata {}", args.join(" ")), out)
 }
 
 fn s3(dir: &Dir, args: &[&str]) -> Output {
@@ -267,13 +261,7 @@ fn a_profile_with_a_credential_process_pushes_and_clones() {
             .env("AWS_ALLOW_HTTP", "true")
             .env("HOME", dir.path());
         let out = cmd.output().expect("strata starts");
-        Output {
-            command: format!("strata {}", args.join(" ")),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stdout_bytes: out.stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            status: out.status,
-        }
+        Output::of(format!("strata {}", args.join(" ")), out)
     };
     run(&dir, &["remote", "add", "origin", &url]).ok();
     let pushed = run(&dir, &["push", "--create", "-u", "origin", "main"]).ok();
