@@ -180,6 +180,10 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A table's Iceberg view could not be made (the text says why).
+    #[error("the Iceberg view of table '{table}': {reason}")]
+    Iceberg { table: String, reason: String },
+
     /// The storage did not answer as needed after several tries (the text says what was
     /// being done).
     #[error("{0}")]
@@ -243,7 +247,9 @@ impl Error {
             Error::RepositoryExists { .. }
             | Error::TableExists { .. }
             | Error::RefExists { .. } => K::AlreadyExists,
-            Error::FormatTooNew { .. } | Error::UnsupportedType { .. } => K::Unsupported,
+            Error::FormatTooNew { .. } | Error::UnsupportedType { .. } | Error::Iceberg { .. } => {
+                K::Unsupported
+            }
             Error::CorruptObject { .. }
             | Error::CorruptRef { .. }
             | Error::MissingObject { .. } => K::Corrupt,

@@ -19,6 +19,7 @@ pub mod edit;
 pub mod error;
 pub mod export;
 pub mod gc;
+pub mod iceberg;
 pub mod id;
 pub mod import;
 pub mod key;

@@ -13,10 +13,11 @@ use crate::clock::{Clock, SystemClock};
 use crate::commit::Commit;
 use crate::diff::{diff_tables, DiffCounts};
 use crate::error::{Error, Result};
+use crate::iceberg;
 use crate::id::ObjectId;
 use crate::names::validate_name;
 use crate::store::objects::{check_format, encode_json};
-use crate::store::{layout, Objects, RefKind, RefLog, RefName};
+use crate::store::{layout, Objects, RefKind, RefLog, RefName, RefState};
 use crate::table::TableObject;
 
 /// Name of the folder that holds a repository's data.
@@ -544,6 +545,39 @@ impl Repository {
         Ok(id)
     }
 
+    /// Moves a ref (compare-and-swap on its log), then publishes its Iceberg views. A
+    /// failure to publish is a warning, not a failure of the move: the views catch up at the
+    /// ref's next move or at `strata iceberg`.
+    async fn update_ref(&self, state: &RefState, new: Option<ObjectId>) -> Result<RefState> {
+        let after = self.refs.update(state, new, self.clock.now()).await?;
+        if let Err(e) = self.publish_views(&after, state.commit()).await {
+            tracing::warn!(r#ref = %after.name, error = %e, "could not publish the Iceberg views");
+        }
+        Ok(after)
+    }
+
+    /// Where this repository's Iceberg views live, and the URI engines read it by.
+    pub fn iceberg_location(&self) -> iceberg::Location {
+        iceberg::Location::new(self.objects.clone(), &file_uri(&self.root.join(".strata")))
+    }
+
+    /// Publishes the Iceberg views of a ref at the state `after` (which replaced `previous`).
+    pub async fn publish_views(
+        &self,
+        after: &RefState,
+        previous: Option<ObjectId>,
+    ) -> Result<Vec<iceberg::View>> {
+        iceberg::publish(
+            &self.iceberg_location(),
+            &self.objects,
+            &after.name,
+            after.seq,
+            previous,
+            after.commit(),
+        )
+        .await
+    }
+
     /// Moves a branch from `expected` to `new` by a compare-and-swap on its ref log.
     pub(crate) async fn move_branch(
         &self,
@@ -559,7 +593,7 @@ impl Repository {
                 actual: state.commit().map_or("nothing".into(), |c| c.short()),
             });
         }
-        self.refs.update(&state, new, self.clock.now()).await?;
+        self.update_ref(&state, new).await?;
         Ok(())
     }
 
@@ -824,9 +858,7 @@ impl Repository {
                 name: name.into(),
             });
         }
-        self.refs
-            .update(&state, Some(target), self.clock.now())
-            .await?;
+        self.update_ref(&state, Some(target)).await?;
         Ok(target)
     }
 
@@ -843,7 +875,7 @@ impl Repository {
                 RefKind::Tag => Error::UnknownTag { name: name.into() },
             });
         };
-        self.refs.update(&state, None, self.clock.now()).await?;
+        self.update_ref(&state, None).await?;
         Ok(old)
     }
 
@@ -863,15 +895,11 @@ impl Repository {
                 name: to.into(),
             });
         }
-        self.refs
-            .update(&to_state, Some(commit), self.clock.now())
-            .await?;
+        self.update_ref(&to_state, Some(commit)).await?;
         if self.head().await? == Head::Branch(from.into()) {
             self.set_head(&Head::Branch(to.to_string())).await?;
         }
-        self.refs
-            .update(&from_state, None, self.clock.now())
-            .await?;
+        self.update_ref(&from_state, None).await?;
         Ok(commit)
     }
 
@@ -933,9 +961,7 @@ impl Repository {
                 let name = RefName::branch(&b)?;
                 let state = self.refs.read(&name).await?;
                 if state.commit() != Some(target) {
-                    self.refs
-                        .update(&state, Some(target), self.clock.now())
-                        .await?;
+                    self.update_ref(&state, Some(target)).await?;
                 }
             }
             Head::Detached(_) => self.set_head(&Head::Detached(target)).await?,
@@ -1010,4 +1036,17 @@ async fn put_json<T: Serialize>(
     value: &T,
 ) -> Result<()> {
     crate::store::put(store, path, encode_json(value)?).await
+}
+
+/// A `file://` URI of an absolute path, with the bytes a URI may not hold escaped.
+pub fn file_uri(path: &Path) -> String {
+    let mut out = String::from("file://");
+    for b in path.to_string_lossy().bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -1,0 +1,1019 @@
+//! Iceberg views: every branch and tag of a table, readable in place by engines that read
+//! Apache Iceberg (DuckDB, Spark, Trino, Polars, pyiceberg), over Strata's own chunks.
+//!
+//! For a table at a ref, this module writes Iceberg format-2 metadata into the same location
+//! as the chunks (docs/protocol.md, section 10):
+//!
+//! ```text
+//! iceberg/manifests/ab/cdef....avro                 one manifest per level-0 index node
+//! iceberg/lists/ab/cdef....avro                     one manifest list per table object
+//! iceberg/<heads|tags>/<ref>/<table>/metadata/v<seq>.metadata.json
+//! iceberg/<heads|tags>/<ref>/<table>/metadata/version-hint.text
+//! ```
+//!
+//! Manifests and lists are named by the object they describe, so a one-row commit writes one
+//! or two new manifests, one list and one small JSON file; everything else is shared with the
+//! versions before it. The files name chunks by absolute URI, so they are written for one
+//! location (a repository or a remote) and never copied between locations. Parquet chunks
+//! carry no field ids: the metadata maps column names to ids (`schema.name-mapping.default`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use apache_avro::types::Value;
+use apache_avro::Schema as AvroSchema;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Decimal128Type, Int16Type, Int32Type, Int64Type, Int8Type,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt16Type, UInt32Type, UInt8Type,
+};
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::{DataType, Schema, TimeUnit};
+use bytes::Bytes;
+use futures::{stream, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use parquet::file::metadata::{FooterTail, ParquetMetaData, ParquetMetaDataReader};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
+use crate::schema::{parse_type, TableSchema};
+use crate::store::objects::{ObjectKind, Objects};
+use crate::store::refs::{RefKind, RefName};
+use crate::store::{create, delete_opt, get_opt, head_opt, layout, put, Created};
+use crate::table::TableObject;
+use crate::tree::{Entry, Node};
+use crate::Commit;
+
+/// The folder under a location's root that holds every Iceberg file.
+pub const DIR: &str = "iceberg";
+
+/// How many chunk footers are read at once when a manifest is written.
+const READ_CONCURRENCY: usize = 16;
+
+/// The manifest list's sort order id for Strata's key order.
+const KEY_ORDER_ID: i64 = 1;
+
+/// A location's root as engines name it (`file:///abs/.strata`, `s3://bucket/prefix`), and
+/// its store.
+#[derive(Clone, Debug)]
+pub struct Location {
+    pub objects: Objects,
+    uri: String,
+}
+
+impl Location {
+    /// `uri` is the absolute URI of the store's root; a trailing `/` is dropped.
+    pub fn new(objects: Objects, uri: &str) -> Self {
+        Location {
+            objects,
+            uri: uri.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The absolute URI of a key of this location.
+    pub fn uri_of(&self, path: &Path) -> String {
+        format!("{}/{}", self.uri, path)
+    }
+
+    fn store(&self) -> &Arc<dyn ObjectStore> {
+        self.objects.store()
+    }
+}
+
+pub fn manifest_path(node: &ObjectId) -> Path {
+    let hex = node.to_hex();
+    Path::from(format!("{DIR}/manifests/{}/{}.avro", &hex[..2], &hex[2..]))
+}
+
+pub fn list_path(table: &ObjectId) -> Path {
+    let hex = table.to_hex();
+    Path::from(format!("{DIR}/lists/{}/{}.avro", &hex[..2], &hex[2..]))
+}
+
+/// The Iceberg table folder of `table` at a ref: what engines are pointed at.
+pub fn table_dir(kind: RefKind, name: &str, table: &str) -> Path {
+    Path::from(format!("{DIR}/{}/{name}/{table}", kind.dir()))
+}
+
+pub fn metadata_path(kind: RefKind, name: &str, table: &str, seq: u64) -> Path {
+    table_dir(kind, name, table)
+        .join("metadata")
+        .join(format!("v{seq}.metadata.json"))
+}
+
+pub fn hint_path(kind: RefKind, name: &str, table: &str) -> Path {
+    table_dir(kind, name, table)
+        .join("metadata")
+        .join("version-hint.text")
+}
+
+/// One table's view at a ref, as published.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct View {
+    pub table: String,
+    /// The Iceberg table folder (its `metadata/version-hint.text` names the current version).
+    pub location: String,
+    /// The current `metadata.json`.
+    pub metadata: String,
+    /// The ref record number the metadata describes (the `N` of `vN.metadata.json`).
+    pub version: u64,
+    /// Iceberg files this publication wrote, and their bytes (0 when all existed already).
+    pub files_written: u64,
+    pub bytes_written: u64,
+}
+
+/// What a chunk's footer says of one column.
+struct ColumnStats {
+    lower: Option<Vec<u8>>,
+    upper: Option<Vec<u8>>,
+    nulls: Option<u64>,
+}
+
+/// One manifest as a manifest list names it.
+#[derive(Clone, Debug)]
+struct ManifestRef {
+    path: String,
+    length: i64,
+    files: i32,
+    rows: i64,
+}
+
+/// The Iceberg type of a Strata column type. Iceberg has no unsigned integers: `uint8` and
+/// `uint16` are `int`, `uint32` is `long`, and `uint64` is `long` too (a value above 2^63-1
+/// cannot be read as one, and readers fail on it rather than change it). Iceberg format 2
+/// has microsecond timestamps only: other units are declared as `timestamp`/`timestamptz` and
+/// converted by the readers.
+pub fn iceberg_type(dt: &DataType) -> Option<String> {
+    Some(match dt {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 => "int".into(),
+        DataType::UInt8 | DataType::UInt16 => "int".into(),
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "long".into(),
+        DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Utf8 => "string".into(),
+        DataType::Binary => "binary".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Timestamp(_, None) => "timestamp".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
+        DataType::Decimal128(p, s) => format!("decimal({p}, {s})"),
+        _ => return None,
+    })
+}
+
+fn columns(table: &str, schema: &TableSchema) -> Result<Vec<(String, DataType, bool)>> {
+    schema
+        .columns
+        .iter()
+        .map(|c| {
+            let dt = parse_type(&c.data_type).ok_or_else(|| Error::UnsupportedType {
+                column: c.name.clone(),
+                data_type: c.data_type.clone(),
+            })?;
+            if iceberg_type(&dt).is_none() {
+                return Err(Error::Iceberg {
+                    table: table.into(),
+                    reason: format!(
+                        "column {} has type {}, which Iceberg lacks",
+                        c.name, c.data_type
+                    ),
+                });
+            }
+            Ok((c.name.clone(), dt, c.nullable))
+        })
+        .collect()
+}
+
+/// The Iceberg schema (ids are column positions from 1) as JSON.
+fn schema_json(table: &str, schema: &TableSchema) -> Result<serde_json::Value> {
+    let cols = columns(table, schema)?;
+    let fields: Vec<serde_json::Value> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, (name, dt, nullable))| {
+            json!({"id": i + 1, "name": name, "required": !nullable,
+                   "type": iceberg_type(dt).unwrap_or_default()})
+        })
+        .collect();
+    let ids: Vec<usize> = schema.key_indices().iter().map(|i| i + 1).collect();
+    Ok(json!({"type": "struct", "schema-id": 0, "identifier-field-ids": ids, "fields": fields}))
+}
+
+/// Iceberg's single-value serialization of a bound (the first value of `array`), or `None`
+/// when the type gets no bounds (floats, whose NaNs order apart; `uint64`, whose order is not
+/// `long`'s). `upper` rounds a nanosecond bound up rather than down.
+fn bound(array: &ArrayRef, upper: bool) -> Option<Vec<u8>> {
+    if array.is_empty() || array.is_null(0) {
+        return None;
+    }
+    let int = |v: i32| Some(v.to_le_bytes().to_vec());
+    let long = |v: i64| Some(v.to_le_bytes().to_vec());
+    match array.data_type() {
+        DataType::Int8 => int(array.as_primitive::<Int8Type>().value(0).into()),
+        DataType::Int16 => int(array.as_primitive::<Int16Type>().value(0).into()),
+        DataType::Int32 => int(array.as_primitive::<Int32Type>().value(0)),
+        DataType::UInt8 => int(array.as_primitive::<UInt8Type>().value(0).into()),
+        DataType::UInt16 => int(array.as_primitive::<UInt16Type>().value(0).into()),
+        DataType::Int64 => long(array.as_primitive::<Int64Type>().value(0)),
+        DataType::UInt32 => long(array.as_primitive::<UInt32Type>().value(0).into()),
+        DataType::Date32 => int(array.as_primitive::<Date32Type>().value(0)),
+        DataType::Boolean => Some(vec![u8::from(array.as_boolean().value(0))]),
+        DataType::Utf8 => Some(array.as_string::<i32>().value(0).as_bytes().to_vec()),
+        DataType::Binary => Some(array.as_binary::<i32>().value(0).to_vec()),
+        DataType::Timestamp(unit, _) => {
+            let micros = match unit {
+                TimeUnit::Second => array
+                    .as_primitive::<TimestampSecondType>()
+                    .value(0)
+                    .checked_mul(1_000_000)?,
+                TimeUnit::Millisecond => array
+                    .as_primitive::<TimestampMillisecondType>()
+                    .value(0)
+                    .checked_mul(1_000)?,
+                TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(0),
+                TimeUnit::Nanosecond => {
+                    let ns = array.as_primitive::<TimestampNanosecondType>().value(0);
+                    if upper {
+                        ns.div_euclid(1_000) + i64::from(ns.rem_euclid(1_000) != 0)
+                    } else {
+                        ns.div_euclid(1_000)
+                    }
+                }
+            };
+            long(micros)
+        }
+        DataType::Decimal128(_, _) => {
+            let v = array.as_primitive::<Decimal128Type>().value(0);
+            Some(decimal_bytes(v))
+        }
+        _ => None,
+    }
+}
+
+/// An unscaled decimal as Iceberg stores it: big-endian two's complement, in as few bytes as
+/// keep its sign.
+fn decimal_bytes(v: i128) -> Vec<u8> {
+    let bytes = v.to_be_bytes();
+    let mut start = 0;
+    while start < 15 {
+        let (b, next) = (bytes[start], bytes[start + 1]);
+        let redundant = (b == 0x00 && next & 0x80 == 0) || (b == 0xFF && next & 0x80 != 0);
+        if !redundant {
+            break;
+        }
+        start += 1;
+    }
+    bytes[start..].to_vec()
+}
+
+/// Reads a chunk's Parquet footer (one ranged read in the usual case).
+async fn read_footer(objects: &Objects, entry: &Entry) -> Result<ParquetMetaData> {
+    let path = layout::chunk(&entry.id);
+    let store = objects.store();
+    let len = entry.bytes;
+    let storage = |e| crate::store::storage_error(&path, e);
+    let tail_len = len.min(64 * 1024);
+    let tail = store
+        .get_range(&path, len - tail_len..len)
+        .await
+        .map_err(storage)?;
+    let corrupt = |reason: String| Error::CorruptObject {
+        id: entry.id.to_hex(),
+        reason,
+    };
+    if tail.len() < 8 {
+        return Err(corrupt("the chunk is shorter than a Parquet footer".into()));
+    }
+    let mut end = [0u8; 8];
+    end.copy_from_slice(&tail[tail.len() - 8..]);
+    let footer = FooterTail::try_new(&end).map_err(|e| corrupt(e.to_string()))?;
+    let meta_len = footer.metadata_length() as u64;
+    if meta_len + 8 > len {
+        return Err(corrupt("its footer is longer than the chunk".into()));
+    }
+    let meta = if meta_len + 8 <= tail.len() as u64 {
+        let start = tail.len() - 8 - meta_len as usize;
+        tail.slice(start..tail.len() - 8)
+    } else {
+        store
+            .get_range(&path, len - 8 - meta_len..len - 8)
+            .await
+            .map_err(storage)?
+    };
+    ParquetMetaDataReader::decode_metadata(&meta).map_err(|e| corrupt(e.to_string()))
+}
+
+/// Each column's bounds and null count in one chunk, by field id.
+fn chunk_stats(meta: &ParquetMetaData, schema: &Schema) -> BTreeMap<i32, ColumnStats> {
+    let mut out = BTreeMap::new();
+    let parquet_schema = meta.file_metadata().schema_descr();
+    for (i, field) in schema.fields().iter().enumerate() {
+        let id = i as i32 + 1;
+        let Ok(conv) = StatisticsConverter::try_new(field.name(), schema, parquet_schema) else {
+            continue;
+        };
+        let groups = meta.row_groups();
+        let single = groups.len() == 1;
+        let lower = conv
+            .row_group_mins(groups.iter())
+            .ok()
+            .filter(|_| single)
+            .and_then(|a| bound(&a, false));
+        let upper = conv
+            .row_group_maxes(groups.iter())
+            .ok()
+            .filter(|_| single)
+            .and_then(|a| bound(&a, true));
+        let nulls = conv
+            .row_group_null_counts(groups.iter())
+            .ok()
+            .and_then(|a| (!a.is_empty() && a.null_count() == 0).then(|| a.values().iter().sum()));
+        out.insert(
+            id,
+            ColumnStats {
+                lower,
+                upper,
+                nulls,
+            },
+        );
+    }
+    out
+}
+
+fn avro_schema(json: &str) -> Result<AvroSchema> {
+    AvroSchema::parse_str(json).map_err(|e| Error::Iceberg {
+        table: String::new(),
+        reason: format!("the Avro schema does not parse: {e}"),
+    })
+}
+
+const MANIFEST_SCHEMA: &str = r#"{"type":"record","name":"manifest_entry","fields":[
+ {"name":"status","type":"int","field-id":0},
+ {"name":"snapshot_id","type":["null","long"],"default":null,"field-id":1},
+ {"name":"sequence_number","type":["null","long"],"default":null,"field-id":3},
+ {"name":"file_sequence_number","type":["null","long"],"default":null,"field-id":4},
+ {"name":"data_file","field-id":2,"type":{"type":"record","name":"r2","fields":[
+  {"name":"content","type":"int","field-id":134},
+  {"name":"file_path","type":"string","field-id":100},
+  {"name":"file_format","type":"string","field-id":101},
+  {"name":"partition","field-id":102,"type":{"type":"record","name":"r102","fields":[]}},
+  {"name":"record_count","type":"long","field-id":103},
+  {"name":"file_size_in_bytes","type":"long","field-id":104},
+  {"name":"value_counts","default":null,"field-id":109,"type":["null",{"type":"array","logicalType":"map","items":{"type":"record","name":"k119_v120","fields":[{"name":"key","type":"int","field-id":119},{"name":"value","type":"long","field-id":120}]}}]},
+  {"name":"null_value_counts","default":null,"field-id":110,"type":["null",{"type":"array","logicalType":"map","items":{"type":"record","name":"k121_v122","fields":[{"name":"key","type":"int","field-id":121},{"name":"value","type":"long","field-id":122}]}}]},
+  {"name":"lower_bounds","default":null,"field-id":125,"type":["null",{"type":"array","logicalType":"map","items":{"type":"record","name":"k126_v127","fields":[{"name":"key","type":"int","field-id":126},{"name":"value","type":"bytes","field-id":127}]}}]},
+  {"name":"upper_bounds","default":null,"field-id":128,"type":["null",{"type":"array","logicalType":"map","items":{"type":"record","name":"k129_v130","fields":[{"name":"key","type":"int","field-id":129},{"name":"value","type":"bytes","field-id":130}]}}]},
+  {"name":"key_metadata","type":["null","bytes"],"default":null,"field-id":131},
+  {"name":"split_offsets","default":null,"field-id":132,"type":["null",{"type":"array","items":"long","element-id":133}]},
+  {"name":"sort_order_id","type":["null","int"],"default":null,"field-id":140}
+ ]}}
+]}"#;
+
+const LIST_SCHEMA: &str = r#"{"type":"record","name":"manifest_file","fields":[
+ {"name":"manifest_path","type":"string","field-id":500},
+ {"name":"manifest_length","type":"long","field-id":501},
+ {"name":"partition_spec_id","type":"int","field-id":502},
+ {"name":"content","type":"int","field-id":517},
+ {"name":"sequence_number","type":"long","field-id":515},
+ {"name":"min_sequence_number","type":"long","field-id":516},
+ {"name":"added_snapshot_id","type":"long","field-id":503},
+ {"name":"added_files_count","type":"int","field-id":504},
+ {"name":"existing_files_count","type":"int","field-id":505},
+ {"name":"deleted_files_count","type":"int","field-id":506},
+ {"name":"added_rows_count","type":"long","field-id":512},
+ {"name":"existing_rows_count","type":"long","field-id":513},
+ {"name":"deleted_rows_count","type":"long","field-id":514},
+ {"name":"key_metadata","type":["null","bytes"],"default":null,"field-id":519}
+]}"#;
+
+fn some(v: Value) -> Value {
+    Value::Union(1, Box::new(v))
+}
+
+fn none() -> Value {
+    Value::Union(0, Box::new(Value::Null))
+}
+
+fn int_map<T>(items: impl Iterator<Item = (i32, T)>, value: impl Fn(T) -> Value) -> Value {
+    let entries: Vec<Value> = items
+        .map(|(k, v)| {
+            Value::Record(vec![
+                ("key".to_string(), Value::Int(k)),
+                ("value".to_string(), value(v)),
+            ])
+        })
+        .collect();
+    some(Value::Array(entries))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// An Avro object container file of `records`. The header is written here rather than by
+/// the Avro writer, so that it carries the schema text exactly as given: Iceberg readers need
+/// its `field-id`, `element-id` and `logicalType: map` attributes, and the writer would drop
+/// the last.
+fn avro_file(
+    schema_text: &str,
+    records: Vec<Value>,
+    metadata: &[(&str, String)],
+    marker: [u8; 16],
+) -> Result<Bytes> {
+    let fail = |e: apache_avro::Error| Error::Iceberg {
+        table: String::new(),
+        reason: format!("an Avro file could not be written: {e}"),
+    };
+    let schema = avro_schema(schema_text)?;
+    let mut meta: HashMap<String, Value> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::Bytes(v.as_bytes().to_vec())))
+        .collect();
+    let compact: serde_json::Value =
+        serde_json::from_str(schema_text).map_err(|e| Error::Iceberg {
+            table: String::new(),
+            reason: format!("the Avro schema is not JSON: {e}"),
+        })?;
+    meta.insert(
+        "avro.schema".into(),
+        Value::Bytes(compact.to_string().into_bytes()),
+    );
+    // Deflate, as other Iceberg writers use: some readers take a file that names no codec
+    // for a compressed one.
+    meta.insert("avro.codec".into(), Value::Bytes(b"deflate".to_vec()));
+    // The header: magic, the metadata as one block of a map of bytes, the sync marker.
+    let mut out = b"Obj\x01".to_vec();
+    let mut meta: Vec<(String, Value)> = meta.into_iter().collect();
+    meta.sort_by(|a, b| a.0.cmp(&b.0));
+    avro_long(&mut out, meta.len() as i64);
+    for (k, v) in meta {
+        avro_bytes(&mut out, k.as_bytes());
+        if let Value::Bytes(b) = v {
+            avro_bytes(&mut out, &b);
+        }
+    }
+    avro_long(&mut out, 0);
+    out.extend_from_slice(&marker);
+    let mut writer = apache_avro::Writer::builder()
+        .schema(&schema)
+        .writer(out)
+        .codec(apache_avro::Codec::Deflate(
+            apache_avro::DeflateSettings::default(),
+        ))
+        .marker(marker)
+        .has_header(true)
+        .build()
+        .map_err(fail)?;
+    for r in records {
+        writer.append_value(r).map_err(fail)?;
+    }
+    Ok(Bytes::from(writer.into_inner().map_err(fail)?))
+}
+
+/// Avro's variable-length zig-zag encoding of a long.
+fn avro_long(out: &mut Vec<u8>, n: i64) {
+    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8 & 0x7F) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn avro_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    avro_long(out, b.len() as i64);
+    out.extend_from_slice(b);
+}
+
+fn marker_of(id: &ObjectId) -> [u8; 16] {
+    let mut m = [0u8; 16];
+    m.copy_from_slice(&id.as_bytes()[..16]);
+    m
+}
+
+/// The Iceberg snapshot id of a table object: its id's first eight bytes, made positive.
+pub fn snapshot_id(table: &ObjectId) -> i64 {
+    (table.prefix_u64() >> 1) as i64
+}
+
+/// Writes `bytes` at `path` unless something is there already (the same file, since its
+/// name says what it describes at this location). Returns the bytes written (0 if none).
+async fn create_file(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Bytes) -> Result<u64> {
+    let n = bytes.len() as u64;
+    match create(store, path, bytes).await? {
+        Created::Created => Ok(n),
+        Created::Unclear(e) => match head_opt(store, path).await? {
+            Some(_) => Ok(0),
+            None => Err(e),
+        },
+    }
+}
+
+/// Writes the manifest of one level-0 index node.
+async fn write_manifest(
+    at: &Location,
+    source: &Objects,
+    table: &str,
+    schema: &TableSchema,
+    node: &ObjectId,
+) -> Result<(ManifestRef, u64)> {
+    let node_obj: Node = source.get_json(node).await?;
+    let arrow = schema.arrow()?;
+    let stats: Vec<BTreeMap<i32, ColumnStats>> = stream::iter(node_obj.entries.iter())
+        .map(|e| {
+            let arrow = arrow.clone();
+            async move {
+                let meta = read_footer(source, e).await?;
+                Ok::<_, Error>(chunk_stats(&meta, &arrow))
+            }
+        })
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let schema_text = schema_json(table, schema)?.to_string();
+    let mut records = Vec::with_capacity(node_obj.entries.len());
+    let mut rows = 0i64;
+    for (e, st) in node_obj.entries.iter().zip(stats) {
+        rows += to_i64(e.rows);
+        let n = to_i64(e.rows);
+        let data_file = Value::Record(vec![
+            ("content".into(), Value::Int(0)),
+            (
+                "file_path".into(),
+                Value::String(at.uri_of(&layout::chunk(&e.id))),
+            ),
+            ("file_format".into(), Value::String("PARQUET".into())),
+            ("partition".into(), Value::Record(vec![])),
+            ("record_count".into(), Value::Long(n)),
+            ("file_size_in_bytes".into(), Value::Long(to_i64(e.bytes))),
+            (
+                "value_counts".into(),
+                int_map(st.keys().map(|k| (*k, n)), Value::Long),
+            ),
+            (
+                "null_value_counts".into(),
+                int_map(
+                    st.iter().filter_map(|(k, s)| s.nulls.map(|v| (*k, v))),
+                    |v| Value::Long(to_i64(v)),
+                ),
+            ),
+            (
+                "lower_bounds".into(),
+                int_map(
+                    st.iter()
+                        .filter_map(|(k, s)| s.lower.clone().map(|v| (*k, v))),
+                    Value::Bytes,
+                ),
+            ),
+            (
+                "upper_bounds".into(),
+                int_map(
+                    st.iter()
+                        .filter_map(|(k, s)| s.upper.clone().map(|v| (*k, v))),
+                    Value::Bytes,
+                ),
+            ),
+            ("key_metadata".into(), none()),
+            ("split_offsets".into(), none()),
+            (
+                "sort_order_id".into(),
+                some(Value::Int(KEY_ORDER_ID as i32)),
+            ),
+        ]);
+        records.push(Value::Record(vec![
+            ("status".into(), Value::Int(1)),
+            ("snapshot_id".into(), none()),
+            ("sequence_number".into(), none()),
+            ("file_sequence_number".into(), none()),
+            ("data_file".into(), data_file),
+        ]));
+    }
+    let files = records.len() as i32;
+    let bytes = avro_file(
+        MANIFEST_SCHEMA,
+        records,
+        &[
+            ("schema", schema_text),
+            ("schema-id", "0".into()),
+            ("partition-spec", "[]".into()),
+            ("partition-spec-id", "0".into()),
+            ("format-version", "2".into()),
+            ("content", "data".into()),
+        ],
+        marker_of(node),
+    )?;
+    let path = manifest_path(node);
+    let length = bytes.len() as i64;
+    let written = create_file(at.store(), &path, bytes).await?;
+    Ok((
+        ManifestRef {
+            path: at.uri_of(&path),
+            length,
+            files,
+            rows,
+        },
+        written,
+    ))
+}
+
+/// The manifests a list names, by manifest URI (to reuse them for a list of a later version).
+fn read_list(bytes: &[u8]) -> Option<HashMap<String, ManifestRef>> {
+    let reader = apache_avro::Reader::new(bytes).ok()?;
+    let mut out = HashMap::new();
+    for value in reader {
+        let Ok(Value::Record(fields)) = value else {
+            return None;
+        };
+        let field = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+        let (
+            Some(Value::String(path)),
+            Some(Value::Long(length)),
+            Some(Value::Int(files)),
+            Some(Value::Long(rows)),
+        ) = (
+            field("manifest_path"),
+            field("manifest_length"),
+            field("added_files_count"),
+            field("added_rows_count"),
+        )
+        else {
+            return None;
+        };
+        out.insert(
+            path.clone(),
+            ManifestRef {
+                path: path.clone(),
+                length: *length,
+                files: *files,
+                rows: *rows,
+            },
+        );
+    }
+    Some(out)
+}
+
+/// The level-0 nodes of a table's index, in key order.
+async fn level0_nodes(source: &Objects, root: &ObjectId) -> Result<Vec<ObjectId>> {
+    let top: Node = source.get_json(root).await?;
+    if top.level == 0 {
+        return Ok(vec![*root]);
+    }
+    let mut level = top.level;
+    let mut ids: Vec<ObjectId> = top.entries.iter().map(|e| e.id).collect();
+    while level > 1 {
+        let nodes: Vec<Node> = stream::iter(ids)
+            .map(|id| async move { source.get_json::<Node>(&id).await })
+            .buffered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        ids = nodes
+            .into_iter()
+            .flat_map(|n| n.entries.into_iter().map(|e| e.id))
+            .collect();
+        level -= 1;
+    }
+    Ok(ids)
+}
+
+/// Writes the manifest list of a table object (and the manifests it needs) unless it exists.
+/// `base` is an earlier version of the table whose list may exist here: the manifests they
+/// share are taken from it instead of being looked up one by one.
+async fn write_list(
+    at: &Location,
+    source: &Objects,
+    name: &str,
+    id: &ObjectId,
+    base: Option<&ObjectId>,
+    written: &mut (u64, u64),
+) -> Result<()> {
+    let path = list_path(id);
+    if head_opt(at.store(), &path).await?.is_some() {
+        return Ok(());
+    }
+    let table = TableObject::read(source, id).await?;
+    let mut known = HashMap::new();
+    if let Some(base) = base.filter(|b| *b != id) {
+        if let Some(bytes) = get_opt(at.store(), &list_path(base)).await? {
+            known = read_list(&bytes).unwrap_or_default();
+        }
+    }
+    let nodes = level0_nodes(source, &table.index).await?;
+    let mut manifests = Vec::with_capacity(nodes.len());
+    for node in &nodes {
+        let uri = at.uri_of(&manifest_path(node));
+        if let Some(m) = known.get(&uri) {
+            manifests.push(m.clone());
+            continue;
+        }
+        let (m, n) = write_manifest(at, source, name, &table.schema, node).await?;
+        if n > 0 {
+            written.0 += 1;
+            written.1 += n;
+        }
+        manifests.push(m);
+    }
+    let snapshot = snapshot_id(id);
+    let records: Vec<Value> = manifests
+        .into_iter()
+        .map(|m| {
+            Value::Record(vec![
+                ("manifest_path".into(), Value::String(m.path)),
+                ("manifest_length".into(), Value::Long(m.length)),
+                ("partition_spec_id".into(), Value::Int(0)),
+                ("content".into(), Value::Int(0)),
+                ("sequence_number".into(), Value::Long(1)),
+                ("min_sequence_number".into(), Value::Long(1)),
+                ("added_snapshot_id".into(), Value::Long(snapshot)),
+                ("added_files_count".into(), Value::Int(m.files)),
+                ("existing_files_count".into(), Value::Int(0)),
+                ("deleted_files_count".into(), Value::Int(0)),
+                ("added_rows_count".into(), Value::Long(m.rows)),
+                ("existing_rows_count".into(), Value::Long(0)),
+                ("deleted_rows_count".into(), Value::Long(0)),
+                ("key_metadata".into(), none()),
+            ])
+        })
+        .collect();
+    let bytes = avro_file(
+        LIST_SCHEMA,
+        records,
+        &[
+            ("snapshot-id", snapshot.to_string()),
+            ("parent-snapshot-id", "null".into()),
+            ("sequence-number", "1".into()),
+            ("format-version", "2".into()),
+        ],
+        marker_of(id),
+    )?;
+    let n = create_file(at.store(), &path, bytes).await?;
+    if n > 0 {
+        written.0 += 1;
+        written.1 += n;
+    }
+    Ok(())
+}
+
+/// The `metadata.json` of `table` (object `id`) at record `seq` of a ref.
+fn metadata_json(
+    at: &Location,
+    ref_name: &RefName,
+    seq: u64,
+    name: &str,
+    id: &ObjectId,
+    table: &TableObject,
+    time: i64,
+) -> Result<serde_json::Value> {
+    let schema = schema_json(name, &table.schema)?;
+    let snapshot = snapshot_id(id);
+    let ms = time.saturating_mul(1000);
+    let mapping: Vec<serde_json::Value> = table
+        .schema
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({"field-id": i + 1, "names": [c.name]}))
+        .collect();
+    let key_order: Vec<serde_json::Value> = table
+        .schema
+        .key_indices()
+        .iter()
+        .map(|i| {
+            json!({"transform": "identity", "source-id": i + 1, "direction": "asc",
+                   "null-order": "nulls-first"})
+        })
+        .collect();
+    let hash = blake3::hash(format!("{ref_name}\n{name}").as_bytes());
+    let mut uuid_bytes = [0u8; 16];
+    uuid_bytes.copy_from_slice(&hash.as_bytes()[..16]);
+    let uuid = uuid::Builder::from_random_bytes(uuid_bytes).into_uuid();
+    let location = at.uri_of(&table_dir(ref_name.kind, &ref_name.name, name));
+    Ok(json!({
+        "format-version": 2,
+        "table-uuid": uuid.to_string(),
+        "location": location,
+        "last-sequence-number": 1,
+        "last-updated-ms": ms,
+        "last-column-id": table.schema.columns.len(),
+        "current-schema-id": 0,
+        "schemas": [schema],
+        "default-spec-id": 0,
+        "partition-specs": [{"spec-id": 0, "fields": []}],
+        "last-partition-id": 999,
+        "default-sort-order-id": KEY_ORDER_ID,
+        "sort-orders": [{"order-id": 0, "fields": []},
+                        {"order-id": KEY_ORDER_ID, "fields": key_order}],
+        "properties": {
+            "schema.name-mapping.default": serde_json::Value::Array(mapping).to_string(),
+            "strata.ref": ref_name.to_string(),
+            "strata.ref-record": seq.to_string(),
+            "strata.table-object": id.to_hex(),
+        },
+        "current-snapshot-id": snapshot,
+        "refs": {"main": {"snapshot-id": snapshot, "type": "branch"}},
+        "snapshots": [{
+            "snapshot-id": snapshot,
+            "sequence-number": 1,
+            "timestamp-ms": ms,
+            "manifest-list": at.uri_of(&list_path(id)),
+            "summary": {"operation": "append",
+                        "total-records": table.rows.to_string(),
+                        "total-files-size": table.bytes.to_string()},
+            "schema-id": 0
+        }],
+        "snapshot-log": [{"snapshot-id": snapshot, "timestamp-ms": ms}],
+        "metadata-log": []
+    }))
+}
+
+/// The record number `version-hint.text` names, if it names one.
+async fn read_hint(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Option<u64>> {
+    Ok(get_opt(store, path)
+        .await?
+        .and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse().ok()))
+}
+
+/// Publishes the Iceberg view of every table of `commit` at record `seq` of `ref_name`, at
+/// location `at`; objects (tables, nodes, chunk footers) are read from `source`, which holds
+/// them all (the repository itself, or the local repository when publishing on a remote).
+/// `previous` is the commit the ref held before: its tables' lists serve as bases, and the
+/// views of tables it had that `commit` lacks are withdrawn. A deleted ref (`commit: None`)
+/// withdraws every view. Every file is written before `version-hint.text` names it.
+pub async fn publish(
+    at: &Location,
+    source: &Objects,
+    ref_name: &RefName,
+    seq: u64,
+    previous: Option<ObjectId>,
+    commit: Option<ObjectId>,
+) -> Result<Vec<View>> {
+    let old_tables = match previous {
+        Some(c) => read_commit(source, &c).await?.tables,
+        None => BTreeMap::new(),
+    };
+    let (new_tables, time) = match commit {
+        Some(c) => {
+            let commit = read_commit(source, &c).await?;
+            (commit.tables, commit.time)
+        }
+        None => (BTreeMap::new(), 0),
+    };
+    let mut views = Vec::with_capacity(new_tables.len());
+    for (name, id) in &new_tables {
+        views.push(
+            publish_table(
+                at,
+                source,
+                ref_name,
+                seq,
+                name,
+                id,
+                old_tables.get(name),
+                time,
+            )
+            .await?,
+        );
+    }
+    for name in old_tables.keys().filter(|n| !new_tables.contains_key(*n)) {
+        delete_opt(at.store(), &hint_path(ref_name.kind, &ref_name.name, name)).await?;
+    }
+    Ok(views)
+}
+
+async fn read_commit(source: &Objects, id: &ObjectId) -> Result<Commit> {
+    Commit::read(source, id).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn publish_table(
+    at: &Location,
+    source: &Objects,
+    ref_name: &RefName,
+    seq: u64,
+    name: &str,
+    id: &ObjectId,
+    base: Option<&ObjectId>,
+    time: i64,
+) -> Result<View> {
+    let (kind, rname) = (ref_name.kind, ref_name.name.as_str());
+    let meta_path = metadata_path(kind, rname, name, seq);
+    let mut written = (0u64, 0u64);
+    if head_opt(at.store(), &meta_path).await?.is_none() {
+        write_list(at, source, name, id, base, &mut written).await?;
+        let table = TableObject::read(source, id).await?;
+        let json = metadata_json(at, ref_name, seq, name, id, &table, time)?;
+        let bytes = Bytes::from(
+            serde_json::to_vec_pretty(&json).map_err(|e| Error::Iceberg {
+                table: name.into(),
+                reason: format!("its metadata does not encode: {e}"),
+            })?,
+        );
+        let n = create_file(at.store(), &meta_path, bytes).await?;
+        if n > 0 {
+            written.0 += 1;
+            written.1 += n;
+        }
+    }
+    // The hint only moves forward: a slower writer of an older record leaves it alone. It
+    // is advisory, like a ref's `latest`: `strata iceberg` always reads the ref itself.
+    let hint = hint_path(kind, rname, name);
+    if read_hint(at.store(), &hint).await?.is_none_or(|h| h < seq) {
+        put(at.store(), &hint, Bytes::from(seq.to_string())).await?;
+    }
+    Ok(View {
+        table: name.to_string(),
+        location: at.uri_of(&table_dir(kind, rname, name)),
+        metadata: at.uri_of(&meta_path),
+        version: seq,
+        files_written: written.0,
+        bytes_written: written.1,
+    })
+}
+
+/// Whether a key of a location belongs to the Iceberg views.
+pub fn is_iceberg_key(path: &Path) -> bool {
+    path.as_ref().starts_with("iceberg/")
+}
+
+/// The object an Iceberg file is derived from (a manifest's node, a list's table), if it is
+/// such a file.
+pub fn derived_from(path: &Path) -> Option<(ObjectKind, ObjectId)> {
+    let s = path.as_ref();
+    let rest = s
+        .strip_prefix("iceberg/manifests/")
+        .or_else(|| s.strip_prefix("iceberg/lists/"))?;
+    let (dir, file) = rest.split_once('/')?;
+    let hex = format!("{dir}{}", file.strip_suffix(".avro")?);
+    hex.parse::<ObjectId>()
+        .ok()
+        .map(|id| (ObjectKind::Meta, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_take_the_fewest_bytes_that_keep_their_sign() {
+        assert_eq!(decimal_bytes(0), vec![0x00]);
+        assert_eq!(decimal_bytes(127), vec![0x7F]);
+        assert_eq!(decimal_bytes(128), vec![0x00, 0x80]);
+        assert_eq!(decimal_bytes(-1), vec![0xFF]);
+        assert_eq!(decimal_bytes(-129), vec![0xFF, 0x7F]);
+        assert_eq!(decimal_bytes(1234), vec![0x04, 0xD2]);
+    }
+
+    #[test]
+    fn the_avro_schemas_parse_and_keep_their_field_ids() {
+        for text in [MANIFEST_SCHEMA, LIST_SCHEMA] {
+            let schema = avro_schema(text).expect("parses");
+            let written = serde_json::to_string(&schema).expect("serializes");
+            assert!(written.contains("\"field-id\""), "{written}");
+        }
+    }
+
+    #[test]
+    fn every_strata_type_has_an_iceberg_type() {
+        for name in [
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "uint8",
+            "uint16",
+            "uint32",
+            "uint64",
+            "float32",
+            "float64",
+            "bool",
+            "utf8",
+            "binary",
+            "date32",
+            "timestamp[s]",
+            "timestamp[ns, UTC]",
+            "decimal128(10, 2)",
+        ] {
+            let dt = parse_type(name).expect("a Strata type");
+            assert!(iceberg_type(&dt).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn derived_files_name_their_object() {
+        let id = ObjectId::of(b"x");
+        assert_eq!(
+            derived_from(&manifest_path(&id)),
+            Some((ObjectKind::Meta, id))
+        );
+        assert_eq!(derived_from(&list_path(&id)), Some((ObjectKind::Meta, id)));
+        assert_eq!(
+            derived_from(&Path::from(
+                "iceberg/heads/main/t/metadata/v1.metadata.json"
+            )),
+            None
+        );
+    }
+}
