@@ -136,6 +136,31 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the Iceberg metadata of a table at a branch or tag, for DuckDB, Spark, Trino,
+    /// Polars and pyiceberg to read in place (published first if missing).
+    Iceberg {
+        table: String,
+        /// A branch or tag (default: the current branch).
+        #[arg(long)]
+        rev: Option<String>,
+        /// The view on this remote rather than in the repository.
+        #[arg(long)]
+        remote: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a table's chunk files (absolute URIs) with their rows and key bounds.
+    LsFiles {
+        table: String,
+        /// Any revision locally; a branch or tag with --remote (default: the current branch).
+        #[arg(long)]
+        rev: Option<String>,
+        /// The files on this remote rather than in the repository.
+        #[arg(long)]
+        remote: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a commit and what it changed.
     Show {
         #[arg(default_value = "HEAD")]

@@ -143,6 +143,46 @@ pub async fn run(cli: Cli) -> Result<()> {
             log(&repo, &opts, oneline, json).await
         }
         Command::Show { rev, json } => show(&repo, &rev, json).await,
+        Command::Iceberg {
+            table,
+            rev,
+            remote,
+            json,
+        } => {
+            let view = repo
+                .iceberg(&table, &strata::ViewOptions { rev, remote })
+                .await?;
+            if json {
+                return print_json(&view);
+            }
+            outln!("{}", view.metadata)?;
+            Ok(())
+        }
+        Command::LsFiles {
+            table,
+            rev,
+            remote,
+            json,
+        } => {
+            let files = repo
+                .ls_files(&table, &strata::ViewOptions { rev, remote })
+                .await?;
+            if json {
+                return print_json(&files);
+            }
+            let mut out = render::table(&["uri", "rows", "bytes", "key min", "key max"]);
+            for f in files {
+                out.add_row(vec![
+                    f.uri,
+                    f.rows.to_string(),
+                    f.bytes.to_string(),
+                    f.key_min.join(", "),
+                    f.key_max.join(", "),
+                ]);
+            }
+            outln!("{out}")?;
+            Ok(())
+        }
         Command::Branch {
             name,
             start,

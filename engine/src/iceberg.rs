@@ -933,6 +933,65 @@ async fn publish_table(
     })
 }
 
+/// One chunk of a table as other engines may read it: where it is, its rows and bytes, and
+/// the lowest and highest value of each key column in it (as text).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DataFile {
+    pub uri: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub key_min: Vec<String>,
+    pub key_max: Vec<String>,
+}
+
+/// The chunks of `table` at location `at`, in key order, with their key columns' bounds from
+/// each chunk's footer (read from `source`).
+pub async fn data_files(
+    at: &Location,
+    source: &Objects,
+    table: &TableObject,
+) -> Result<Vec<DataFile>> {
+    let arrow = table.schema.arrow()?;
+    let keys = table.schema.primary_key.clone();
+    let entries = table.chunks(source).await?;
+    stream::iter(entries)
+        .map(|e| {
+            let (arrow, keys) = (arrow.clone(), keys.clone());
+            async move {
+                let meta = read_footer(source, &e).await?;
+                let parquet_schema = meta.file_metadata().schema_descr();
+                let (mut key_min, mut key_max) = (Vec::new(), Vec::new());
+                for k in &keys {
+                    let conv =
+                        StatisticsConverter::try_new(k, &arrow, parquet_schema).map_err(|err| {
+                            Error::CorruptObject {
+                                id: e.id.to_hex(),
+                                reason: err.to_string(),
+                            }
+                        })?;
+                    let text = |a: std::result::Result<ArrayRef, _>| {
+                        a.ok()
+                            .filter(|a: &ArrayRef| !a.is_empty() && !a.is_null(0))
+                            .and_then(|a| arrow_cast::display::array_value_to_string(&a, 0).ok())
+                            .unwrap_or_default()
+                    };
+                    key_min.push(text(conv.row_group_mins(meta.row_groups().iter())));
+                    key_max.push(text(conv.row_group_maxes(meta.row_groups().iter())));
+                }
+                Ok::<_, Error>(DataFile {
+                    uri: at.uri_of(&layout::chunk(&e.id)),
+                    rows: e.rows,
+                    bytes: e.bytes,
+                    key_min,
+                    key_max,
+                })
+            }
+        })
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
 /// Whether a key of a location belongs to the Iceberg views.
 pub fn is_iceberg_key(path: &Path) -> bool {
     path.as_ref().starts_with("iceberg/")

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use strata_engine::iceberg;
 use strata_engine::store::{RefKind, RefLog, RefName, RefState};
 use strata_engine::{ObjectId, Progress, Repository};
 
@@ -385,7 +386,31 @@ async fn upload_and_move(
             }
         }
     }
+    publish_views(repo, remote, &moved).await;
     Ok(Attempt::Done(report))
+}
+
+/// Publishes the Iceberg views of the refs a push moved, on the remote (docs/protocol.md,
+/// section 10): after the moves, so that a view never names what the ref does not. Chunk
+/// footers are read from the local repository, which holds everything it pushed. A failure
+/// is a warning: the push itself is done, and the next push or `strata iceberg --remote`
+/// publishes the views.
+async fn publish_views(repo: &Repository, remote: &Remote, moved: &[(RefState, Option<ObjectId>)]) {
+    let at = iceberg::Location::new(remote.objects.clone(), &remote.url);
+    for (after, old) in moved {
+        if let Err(e) = iceberg::publish(
+            &at,
+            repo.objects(),
+            &after.name,
+            after.seq,
+            *old,
+            after.commit(),
+        )
+        .await
+        {
+            tracing::warn!(r#ref = %after.name, remote = %remote.url, error = %e, "could not publish the Iceberg views");
+        }
+    }
 }
 
 /// Moves refs that an atomic push already moved back to their old values (new records), and

@@ -32,6 +32,7 @@ mod merge;
 mod refs;
 mod remotes;
 mod repository;
+mod views;
 mod worktree;
 
 pub use config::{
@@ -53,6 +54,7 @@ pub use remotes::{
     PushReport, PushedRef, RefMove, Rejection, RemoteDetail, RemoteInfo, RemoteRef,
 };
 pub use repository::{Author, Repository, DOT_DIR};
+pub use views::{DataFile, IcebergView, ViewOptions};
 pub use worktree::{
     CheckoutOptions, Committed, HeadRef as Head, MergingStatus, Status, TableChange, UpstreamStatus,
 };
