@@ -239,6 +239,8 @@ pub struct GcReport {
     pub kept: Swept,
     /// Old ref records removed.
     pub ref_records: u64,
+    /// Iceberg files removed (docs/protocol.md, section 10).
+    pub iceberg_files: u64,
     pub dry_run: bool,
 }
 
@@ -315,6 +317,8 @@ impl Repository {
             return Ok(report);
         }
         report.removed = sweep(self.objects(), &garbage, progress).await?;
+        report.iceberg_files =
+            crate::iceberg::collect(self.objects(), self.refs(), &garbage).await?;
         for kind in [RefKind::Branch, RefKind::Tag] {
             for name in self.refs().names(kind).await? {
                 report.ref_records += self.refs().compact(&name, &Default::default()).await?;

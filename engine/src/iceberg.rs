@@ -992,6 +992,77 @@ pub async fn data_files(
         .await
 }
 
+/// Removes the Iceberg files that nothing needs any more, after a collection swept
+/// `garbage` from `objects`' store: the manifests and lists of swept objects, every version
+/// of a view older than its ref's current record except the one `version-hint.text` names,
+/// and the views of deleted refs and of tables their ref no longer holds. Refs are read after
+/// the listing, so a view a push publishes meanwhile (a newer record) is never removed.
+/// Returns how many files were removed.
+pub async fn collect(
+    objects: &Objects,
+    refs: &crate::store::RefLog,
+    garbage: &BTreeMap<(ObjectKind, ObjectId), u64>,
+) -> Result<u64> {
+    let store = objects.store();
+    let listed = crate::store::list_all(store, &Path::from(DIR)).await?;
+    let mut doomed: Vec<Path> = Vec::new();
+    // (kind, ref, table) -> version files
+    let mut views: BTreeMap<(RefKind, String, String), Vec<(Option<u64>, Path)>> = BTreeMap::new();
+    for m in listed {
+        if let Some((kind, id)) = derived_from(&m.location) {
+            if garbage.contains_key(&(kind, id)) {
+                doomed.push(m.location);
+            }
+            continue;
+        }
+        let parts: Vec<&str> = m.location.as_ref().split('/').collect();
+        let [_, dir, name, table, "metadata", file] = parts[..] else {
+            continue;
+        };
+        let kind = match dir {
+            "heads" => RefKind::Branch,
+            "tags" => RefKind::Tag,
+            _ => continue,
+        };
+        let seq = file
+            .strip_prefix('v')
+            .and_then(|f| f.strip_suffix(".metadata.json"))
+            .and_then(|n| n.parse().ok());
+        views
+            .entry((kind, name.to_string(), table.to_string()))
+            .or_default()
+            .push((seq, m.location));
+    }
+    for ((kind, name, table), files) in views {
+        let Ok(ref_name) = RefName::new(kind, &name) else {
+            continue;
+        };
+        let state = refs.read(&ref_name).await?;
+        let held = match state.commit() {
+            Some(c) => match Commit::read(objects, &c).await {
+                Ok(commit) => commit.tables.contains_key(&table),
+                Err(_) => true,
+            },
+            None => false,
+        };
+        let hint = read_hint(store, &hint_path(kind, &name, &table)).await?;
+        for (seq, path) in files {
+            match seq {
+                Some(n) if n < state.seq && (Some(n) != hint || !held) => doomed.push(path),
+                None if !held && hint.is_some_and(|h| h <= state.seq) => doomed.push(path),
+                _ => {}
+            }
+        }
+    }
+    let n = doomed.len() as u64;
+    stream::iter(doomed)
+        .map(|p| async move { delete_opt(store, &p).await })
+        .buffer_unordered(READ_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(n)
+}
+
 /// Whether a key of a location belongs to the Iceberg views.
 pub fn is_iceberg_key(path: &Path) -> bool {
     path.as_ref().starts_with("iceberg/")

@@ -269,7 +269,7 @@ pub async fn collect(
             removed: Swept::of(&garbage),
             kept,
             dry_run: true,
-            ref_records: 0,
+            ..Default::default()
         };
         return Ok(report);
     }
@@ -331,6 +331,8 @@ async fn collect_locked(
     // over (`--break-lock` elsewhere) stops here.
     ensure_held(remote, lock_seq, id).await?;
     report.gc.removed = engine_gc::sweep(&remote.objects, &garbage, progress).await?;
+    report.gc.iceberg_files =
+        strata_engine::iceberg::collect(&remote.objects, &remote.refs, &garbage).await?;
     // 5. Compact the ref logs, keeping every record a lease names.
     ensure_held(remote, lock_seq, id).await?;
     for kind in [RefKind::Branch, RefKind::Tag] {
