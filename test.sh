@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit, property, end-to-end, S3 and Python tests.
-# Installs and starts what the tests need: Python packages in .venv (maturin, pytest, and the
-# readers the tests use: pyarrow, Polars, DuckDB, pandas), and two real S3 servers bound to
-# 127.0.0.1 (Ceph radosgw and LocalStack, see localstack/README.md), which are stopped again
-# at the end. The servers and Python packages install in the background while the code builds.
+# Installs and starts what the tests need: Python packages in .venv (python/requirements-test.txt:
+# maturin, pytest, and the readers the tests use: pyarrow, Polars, DuckDB with its Iceberg
+# extension, pandas, pyiceberg), and two real S3 servers bound to 127.0.0.1 (Ceph radosgw and
+# LocalStack, see localstack/README.md), which are stopped again at the end. The servers and
+# Python packages install in the background while the code builds.
 set -euo pipefail
 cd "$(dirname "$0")"
 start=$(date +%s)
@@ -16,9 +17,9 @@ bash localstack/all.sh start >target/s3-start.log 2>&1 &
 servers=$!
 venv=${STRATA_VENV:-$PWD/.venv}
 (
-  if ! "$venv/bin/python" -c 'import maturin, pytest, pyarrow, polars, duckdb, pandas' 2>/dev/null; then
+  if ! "$venv/bin/python" python/check-test-deps.py 2>/dev/null; then
     python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check \
-      maturin pytest pyarrow polars duckdb pandas
+      -r python/requirements-test.txt
   fi
 ) >target/venv.log 2>&1 &
 packages=$!

@@ -79,6 +79,23 @@ class CommitInfo(TypedDict):
     tables: Dict[str, str]
     """Table name to table version id."""
 
+class IcebergView(TypedDict):
+    table: str
+    ref: str
+    commit: str
+    location: str
+    metadata: str
+    version: int
+    files_written: int
+    bytes_written: int
+
+class DataFile(TypedDict):
+    uri: str
+    rows: int
+    bytes: int
+    key_min: List[str]
+    key_max: List[str]
+
 class TableSummary(TypedDict):
     table: str
     id: str
@@ -228,6 +245,15 @@ class Repository:
     def tables(self, rev: Optional[str] = None) -> List[TableSummary]: ...
     def table(self, name: str, rev: Optional[str] = None) -> Table:
         """A handle on a table at a revision (default: the working version)."""
+    def iceberg(
+        self, table: str, rev: Optional[str] = None, remote: Optional[str] = None
+    ) -> IcebergView:
+        """The Iceberg view of a table at a branch or tag (default: the current branch), in
+        this repository or on a remote; published first if missing."""
+    def ls_files(
+        self, table: str, rev: Optional[str] = None, remote: Optional[str] = None
+    ) -> List[DataFile]:
+        """The chunk files of a table at a revision, with rows, bytes and key bounds."""
     def write(
         self,
         name: str,

@@ -146,7 +146,7 @@ struct ManifestRef {
 /// `uint16` are `int`, `uint32` is `long`, and `uint64` is `long` too (a value above 2^63-1
 /// cannot be read as one, and readers fail on it rather than change it). Iceberg format 2
 /// has microsecond timestamps only: other units are declared as `timestamp`/`timestamptz` and
-/// converted by the readers.
+/// converted by the readers; `timestamp[s]` is `long` (seconds), as Parquet stores it.
 pub fn iceberg_type(dt: &DataType) -> Option<String> {
     Some(match dt {
         DataType::Int8 | DataType::Int16 | DataType::Int32 => "int".into(),
@@ -158,6 +158,9 @@ pub fn iceberg_type(dt: &DataType) -> Option<String> {
         DataType::Utf8 => "string".into(),
         DataType::Binary => "binary".into(),
         DataType::Date32 => "date".into(),
+        // Parquet has no second unit: such columns are stored as plain 64-bit integers (the
+        // Arrow type travels in the file's metadata, which only Arrow readers use).
+        DataType::Timestamp(TimeUnit::Second, _) => "long".into(),
         DataType::Timestamp(_, None) => "timestamp".into(),
         DataType::Timestamp(_, Some(_)) => "timestamptz".into(),
         DataType::Decimal128(p, s) => format!("decimal({p}, {s})"),
@@ -226,10 +229,8 @@ fn bound(array: &ArrayRef, upper: bool) -> Option<Vec<u8>> {
         DataType::Binary => Some(array.as_binary::<i32>().value(0).to_vec()),
         DataType::Timestamp(unit, _) => {
             let micros = match unit {
-                TimeUnit::Second => array
-                    .as_primitive::<TimestampSecondType>()
-                    .value(0)
-                    .checked_mul(1_000_000)?,
+                // Declared as `long`: the seconds themselves.
+                TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(0),
                 TimeUnit::Millisecond => array
                     .as_primitive::<TimestampMillisecondType>()
                     .value(0)
@@ -523,11 +524,11 @@ async fn write_manifest(
 ) -> Result<(ManifestRef, u64)> {
     let node_obj: Node = source.get_json(node).await?;
     let arrow = schema.arrow()?;
-    let stats: Vec<BTreeMap<i32, ColumnStats>> = stream::iter(node_obj.entries.iter())
+    let stats: Vec<BTreeMap<i32, ColumnStats>> = stream::iter(node_obj.entries.clone())
         .map(|e| {
             let arrow = arrow.clone();
             async move {
-                let meta = read_footer(source, e).await?;
+                let meta = read_footer(source, &e).await?;
                 Ok::<_, Error>(chunk_stats(&meta, &arrow))
             }
         })
@@ -992,6 +993,9 @@ pub async fn data_files(
         .await
 }
 
+/// A view: its ref's kind and name, and its table.
+type ViewKey = (RefKind, String, String);
+
 /// Removes the Iceberg files that nothing needs any more, after a collection swept
 /// `garbage` from `objects`' store: the manifests and lists of swept objects, every version
 /// of a view older than its ref's current record except the one `version-hint.text` names,
@@ -1007,7 +1011,7 @@ pub async fn collect(
     let listed = crate::store::list_all(store, &Path::from(DIR)).await?;
     let mut doomed: Vec<Path> = Vec::new();
     // (kind, ref, table) -> version files
-    let mut views: BTreeMap<(RefKind, String, String), Vec<(Option<u64>, Path)>> = BTreeMap::new();
+    let mut views: BTreeMap<ViewKey, Vec<(Option<u64>, Path)>> = BTreeMap::new();
     for m in listed {
         if let Some((kind, id)) = derived_from(&m.location) {
             if garbage.contains_key(&(kind, id)) {

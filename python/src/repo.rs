@@ -273,6 +273,39 @@ impl Repository {
         to_py(py, &t)
     }
 
+    /// The Iceberg view of a table at a branch or tag (default: the current branch) of this
+    /// repository or of a remote: a dict with `metadata` (the `metadata.json` URI, for
+    /// `pyiceberg.table.StaticTable.from_metadata` and `polars.scan_iceberg`), `location`
+    /// (the table folder, for DuckDB's `iceberg_scan`), `ref`, `commit` and `version`.
+    /// Publishes the view first if it is missing.
+    #[pyo3(signature = (table, rev=None, remote=None))]
+    fn iceberg<'py>(
+        &self,
+        py: Python<'py>,
+        table: String,
+        rev: Option<String>,
+        remote: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = strata::ViewOptions { rev, remote };
+        let v = self.run(py, move |r| async move { r.iceberg(&table, &opts).await })?;
+        to_py(py, &v)
+    }
+
+    /// The chunk files of a table at a revision (any revision locally; a branch or tag on a
+    /// remote): dicts of `uri`, `rows`, `bytes`, `key_min` and `key_max`, in key order.
+    #[pyo3(signature = (table, rev=None, remote=None))]
+    fn ls_files<'py>(
+        &self,
+        py: Python<'py>,
+        table: String,
+        rev: Option<String>,
+        remote: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = strata::ViewOptions { rev, remote };
+        let f = self.run(py, move |r| async move { r.ls_files(&table, &opts).await })?;
+        to_py(py, &f)
+    }
+
     /// A handle on a table at a revision (default: the working version). A revision is
     /// resolved to its commit now, so the handle keeps reading that commit.
     #[pyo3(signature = (name, rev=None))]
