@@ -514,6 +514,52 @@ async fn create_file(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Bytes) ->
     }
 }
 
+/// A manifest entry's `data_file` for one chunk, from its footer's statistics.
+fn data_file(uri: String, rows: i64, bytes: u64, st: BTreeMap<i32, ColumnStats>) -> Value {
+    let n = rows;
+    Value::Record(vec![
+        ("content".into(), Value::Int(0)),
+        ("file_path".into(), Value::String(uri)),
+        ("file_format".into(), Value::String("PARQUET".into())),
+        ("partition".into(), Value::Record(vec![])),
+        ("record_count".into(), Value::Long(n)),
+        ("file_size_in_bytes".into(), Value::Long(to_i64(bytes))),
+        (
+            "value_counts".into(),
+            int_map(st.keys().map(|k| (*k, n)), Value::Long),
+        ),
+        (
+            "null_value_counts".into(),
+            int_map(
+                st.iter().filter_map(|(k, s)| s.nulls.map(|v| (*k, v))),
+                |v| Value::Long(to_i64(v)),
+            ),
+        ),
+        (
+            "lower_bounds".into(),
+            int_map(
+                st.iter()
+                    .filter_map(|(k, s)| s.lower.clone().map(|v| (*k, v))),
+                Value::Bytes,
+            ),
+        ),
+        (
+            "upper_bounds".into(),
+            int_map(
+                st.iter()
+                    .filter_map(|(k, s)| s.upper.clone().map(|v| (*k, v))),
+                Value::Bytes,
+            ),
+        ),
+        ("key_metadata".into(), none()),
+        ("split_offsets".into(), none()),
+        (
+            "sort_order_id".into(),
+            some(Value::Int(KEY_ORDER_ID as i32)),
+        ),
+    ])
+}
+
 /// Writes the manifest of one level-0 index node.
 async fn write_manifest(
     at: &Location,
@@ -521,15 +567,34 @@ async fn write_manifest(
     table: &str,
     schema: &TableSchema,
     node: &ObjectId,
+    reuse: &HashMap<String, Value>,
 ) -> Result<(ManifestRef, u64)> {
     let node_obj: Node = source.get_json(node).await?;
+    let path = manifest_path(node);
+    // One that exists (written for another version, or before an interruption) is not read
+    // again: its counts are the node's.
+    if let Some(meta) = head_opt(at.store(), &path).await? {
+        let manifest = ManifestRef {
+            path: at.uri_of(&path),
+            length: to_i64(meta.size),
+            files: node_obj.entries.len() as i32,
+            rows: node_obj.entries.iter().map(|e| to_i64(e.rows)).sum(),
+        };
+        return Ok((manifest, 0));
+    }
     let arrow = schema.arrow()?;
-    let stats: Vec<BTreeMap<i32, ColumnStats>> = stream::iter(node_obj.entries.clone())
+    // A chunk that an earlier manifest of this location describes is taken from it; only
+    // the others' footers are read (after a one-row edit: the one or two new chunks).
+    let stats: Vec<Option<BTreeMap<i32, ColumnStats>>> = stream::iter(node_obj.entries.clone())
         .map(|e| {
             let arrow = arrow.clone();
+            let known = reuse.contains_key(&at.uri_of(&layout::chunk(&e.id)));
             async move {
+                if known {
+                    return Ok(None);
+                }
                 let meta = read_footer(source, &e).await?;
-                Ok::<_, Error>(chunk_stats(&meta, &arrow))
+                Ok::<_, Error>(Some(chunk_stats(&meta, &arrow)))
             }
         })
         .buffered(READ_CONCURRENCY)
@@ -539,52 +604,14 @@ async fn write_manifest(
     let mut records = Vec::with_capacity(node_obj.entries.len());
     let mut rows = 0i64;
     for (e, st) in node_obj.entries.iter().zip(stats) {
-        rows += to_i64(e.rows);
         let n = to_i64(e.rows);
-        let data_file = Value::Record(vec![
-            ("content".into(), Value::Int(0)),
-            (
-                "file_path".into(),
-                Value::String(at.uri_of(&layout::chunk(&e.id))),
-            ),
-            ("file_format".into(), Value::String("PARQUET".into())),
-            ("partition".into(), Value::Record(vec![])),
-            ("record_count".into(), Value::Long(n)),
-            ("file_size_in_bytes".into(), Value::Long(to_i64(e.bytes))),
-            (
-                "value_counts".into(),
-                int_map(st.keys().map(|k| (*k, n)), Value::Long),
-            ),
-            (
-                "null_value_counts".into(),
-                int_map(
-                    st.iter().filter_map(|(k, s)| s.nulls.map(|v| (*k, v))),
-                    |v| Value::Long(to_i64(v)),
-                ),
-            ),
-            (
-                "lower_bounds".into(),
-                int_map(
-                    st.iter()
-                        .filter_map(|(k, s)| s.lower.clone().map(|v| (*k, v))),
-                    Value::Bytes,
-                ),
-            ),
-            (
-                "upper_bounds".into(),
-                int_map(
-                    st.iter()
-                        .filter_map(|(k, s)| s.upper.clone().map(|v| (*k, v))),
-                    Value::Bytes,
-                ),
-            ),
-            ("key_metadata".into(), none()),
-            ("split_offsets".into(), none()),
-            (
-                "sort_order_id".into(),
-                some(Value::Int(KEY_ORDER_ID as i32)),
-            ),
-        ]);
+        let uri = at.uri_of(&layout::chunk(&e.id));
+        let data_file = match (st, reuse.get(&uri)) {
+            (Some(st), _) => data_file(uri, n, e.bytes, st),
+            (None, Some(known)) => known.clone(),
+            (None, None) => continue,
+        };
+        rows += n;
         records.push(Value::Record(vec![
             ("status".into(), Value::Int(1)),
             ("snapshot_id".into(), none()),
@@ -607,7 +634,6 @@ async fn write_manifest(
         ],
         marker_of(node),
     )?;
-    let path = manifest_path(node);
     let length = bytes.len() as i64;
     let written = create_file(at.store(), &path, bytes).await?;
     Ok((
@@ -657,6 +683,49 @@ fn read_list(bytes: &[u8]) -> Option<HashMap<String, ManifestRef>> {
     Some(out)
 }
 
+/// The manifest entries of the base version's manifests that the new version does not share
+/// (the nodes an edit replaced), by chunk URI: the new manifests take the entries of the
+/// chunks they kept from there instead of reading those chunks' footers again. A manifest
+/// that cannot be read only costs those reads.
+async fn replaced_entries(
+    at: &Location,
+    known: &HashMap<String, ManifestRef>,
+    nodes: &[ObjectId],
+) -> HashMap<String, Value> {
+    let current: std::collections::HashSet<String> =
+        nodes.iter().map(|n| at.uri_of(&manifest_path(n))).collect();
+    let prefix = format!("{}/", at.uri);
+    let mut out = HashMap::new();
+    for uri in known.keys().filter(|u| !current.contains(*u)) {
+        let Some(key) = uri.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Ok(Some(bytes)) = get_opt(at.store(), &Path::from(key)).await else {
+            continue;
+        };
+        let Ok(reader) = apache_avro::Reader::new(&bytes[..]) else {
+            continue;
+        };
+        for value in reader.flatten() {
+            let Value::Record(fields) = value else {
+                continue;
+            };
+            let Some((_, data_file)) = fields.into_iter().find(|(n, _)| n == "data_file") else {
+                continue;
+            };
+            let path = match &data_file {
+                Value::Record(df) => match df.iter().find(|(n, _)| n == "file_path") {
+                    Some((_, Value::String(path))) => path.clone(),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            out.insert(path, data_file);
+        }
+    }
+    out
+}
+
 /// The level-0 nodes of a table's index, in key order.
 async fn level0_nodes(source: &Objects, root: &ObjectId) -> Result<Vec<ObjectId>> {
     let top: Node = source.get_json(root).await?;
@@ -703,6 +772,7 @@ async fn write_list(
         }
     }
     let nodes = level0_nodes(source, &table.index).await?;
+    let reuse = replaced_entries(at, &known, &nodes).await;
     let mut manifests = Vec::with_capacity(nodes.len());
     for node in &nodes {
         let uri = at.uri_of(&manifest_path(node));
@@ -710,7 +780,7 @@ async fn write_list(
             manifests.push(m.clone());
             continue;
         }
-        let (m, n) = write_manifest(at, source, name, &table.schema, node).await?;
+        let (m, n) = write_manifest(at, source, name, &table.schema, node, &reuse).await?;
         if n > 0 {
             written.0 += 1;
             written.1 += n;
@@ -830,6 +900,22 @@ fn metadata_json(
     }))
 }
 
+/// The table object of the version a view's hint names, if it names a readable one.
+async fn hinted_table(at: &Location, ref_name: &RefName, table: &str) -> Option<ObjectId> {
+    let (kind, name) = (ref_name.kind, ref_name.name.as_str());
+    let seq = read_hint(at.store(), &hint_path(kind, name, table))
+        .await
+        .ok()??;
+    let bytes = get_opt(at.store(), &metadata_path(kind, name, table, seq))
+        .await
+        .ok()??;
+    let meta: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    meta["properties"]["strata.table-object"]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
 /// The record number `version-hint.text` names, if it names one.
 async fn read_hint(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Option<u64>> {
     Ok(get_opt(store, path)
@@ -864,19 +950,12 @@ pub async fn publish(
     };
     let mut views = Vec::with_capacity(new_tables.len());
     for (name, id) in &new_tables {
-        views.push(
-            publish_table(
-                at,
-                source,
-                ref_name,
-                seq,
-                name,
-                id,
-                old_tables.get(name),
-                time,
-            )
-            .await?,
-        );
+        // Without the ref's previous value, the version the hint names serves as the base.
+        let base = match old_tables.get(name) {
+            Some(b) => Some(*b),
+            None => hinted_table(at, ref_name, name).await,
+        };
+        views.push(publish_table(at, source, ref_name, seq, name, id, base.as_ref(), time).await?);
     }
     for name in old_tables.keys().filter(|n| !new_tables.contains_key(*n)) {
         delete_opt(at.store(), &hint_path(ref_name.kind, &ref_name.name, name)).await?;

@@ -19,6 +19,7 @@ from pyiceberg.table import StaticTable
 
 import strata
 
+os.environ.setdefault("POLARS_ICEBERG_PLANNER", "pyiceberg")  # plan with pyiceberg, without a warning
 EXTENSIONS = pathlib.Path(list(duckdb_ext.__path__)[0]) / "extensions" / f"v{duckdb.__version__}"
 
 # Every column type Strata stores, with the Arrow type each Iceberg reader returns for it

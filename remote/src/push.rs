@@ -33,6 +33,8 @@ pub struct PushOptions {
     pub set_upstream: bool,
     /// How long to wait for a garbage collection on the remote (default [`DEFAULT_GC_WAIT`]).
     pub gc_wait: Option<Duration>,
+    /// Leave the remote's Iceberg views as they are (docs/protocol.md, section 10).
+    pub skip_views: bool,
 }
 
 /// What happened to one ref.
@@ -386,7 +388,9 @@ async fn upload_and_move(
             }
         }
     }
-    publish_views(repo, remote, &moved).await;
+    if !opts.skip_views {
+        publish_views(repo, remote, &moved).await;
+    }
     Ok(Attempt::Done(report))
 }
 

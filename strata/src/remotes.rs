@@ -544,6 +544,7 @@ impl Repository {
             tags: opts.tags,
             set_upstream: opts.set_upstream,
             gc_wait,
+            skip_views: false,
         };
         for b in &branches {
             // Unknown branches are refused before anything else happens.
