@@ -18,7 +18,12 @@ use strata_remote::Remote;
 async fn a_fault_of_any_kind_at_any_storage_call_of_a_push_leaves_a_folder_remote_consistent_and_a_retry_completes(
 ) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    fault_matrix(|name| folder(&tmp.path().join(name)), &ALL_FAULTS).await;
+    fault_matrix(
+        |name| folder(&tmp.path().join(name)),
+        &ALL_FAULTS,
+        Views::Publish,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,6 +32,7 @@ async fn a_fault_of_any_kind_at_any_storage_call_of_a_push_leaves_a_memory_remot
     fault_matrix(
         |_| Arc::new(object_store::memory::InMemory::new()),
         &ALL_FAULTS,
+        Views::Publish,
     )
     .await;
 }

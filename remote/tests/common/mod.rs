@@ -129,12 +129,32 @@ pub async fn push_all(
     repo: &Repository,
     remote: &Remote,
 ) -> strata_remote::Result<strata_remote::push::PushReport> {
+    push_both(repo, remote, Views::Publish).await
+}
+
+/// Whether a push publishes its Iceberg views (docs/protocol.md, section 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Views {
+    Publish,
+    Skip,
+}
+
+/// Pushes main and side, publishing the views or not.
+pub async fn push_both(
+    repo: &Repository,
+    remote: &Remote,
+    views: Views,
+) -> strata_remote::Result<strata_remote::push::PushReport> {
+    let opts = PushOptions {
+        skip_views: views == Views::Skip,
+        ..Default::default()
+    };
     push(
         repo,
         remote,
         &["main".to_string(), "side".to_string()],
         &[],
-        &PushOptions::default(),
+        &opts,
         &NoProgress,
     )
     .await
@@ -153,7 +173,11 @@ pub const ALL_FAULTS: [Fault; 5] = [
 /// (fails it, loses its response, applies it late, answers 409, tears it), for every k; after
 /// each, the remote is consistent, a clone is complete, and a retried push finishes.
 /// `fresh(name)` makes an empty store for one run.
-pub async fn fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>, faults: &[Fault]) {
+pub async fn fault_matrix(
+    fresh: impl Fn(&str) -> Arc<dyn ObjectStore>,
+    faults: &[Fault],
+    views: Views,
+) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo = representative_repo(tmp.path()).await;
     let main = repo.resolve("main").await.expect("main");
@@ -167,7 +191,9 @@ pub async fn fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>, faults: 
         .expect("the store passes the probe");
     counting.counts.reset();
     let remote = Remote::from_store("origin", "count", counting.clone(), "w").assume_trusted();
-    push_all(&repo, &remote).await.expect("fault-free push");
+    push_both(&repo, &remote, views)
+        .await
+        .expect("fault-free push");
     let calls = counting.counts.requests();
     assert!(
         calls > 10,
@@ -183,7 +209,7 @@ pub async fn fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>, faults: 
             let faulty = Arc::new(FaultStore::new(store.clone(), k, fault));
             let remote =
                 Remote::from_store("origin", "faulty", faulty.clone(), "w").assume_trusted();
-            let outcome = push_all(&repo, &remote).await;
+            let outcome = push_both(&repo, &remote, views).await;
             let context = format!("{context} ({:?})", faulty.fired());
             // A write applied after the push gave up lands now.
             faulty.apply_late().await;
@@ -213,7 +239,7 @@ pub async fn fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>, faults: 
             }
             assert_clone_complete(store.clone(), &base.join("clone"), &context).await;
             // Re-running the push finishes.
-            let report = push_all(&repo, &clean)
+            let report = push_both(&repo, &clean, views)
                 .await
                 .unwrap_or_else(|e| panic!("{context}: retry failed: {e}"));
             assert!(
@@ -348,7 +374,7 @@ pub async fn gc_fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>, fault
                 "{context}: the lock is still there"
             );
             assert_consistent(&clean, &context).await;
-            let report = push_all(&repo, &clean)
+            let report = push_both(&repo, &clean, Views::Skip)
                 .await
                 .unwrap_or_else(|e| panic!("{context}: push after gc failed: {e}"));
             assert!(report.rejected.is_empty(), "{context}");
