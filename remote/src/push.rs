@@ -357,6 +357,11 @@ async fn upload_and_move(
                         lock: None,
                     });
                 }
+                // The refs moved so far stay moved: their views are published now (the
+                // next attempt finds them up to date).
+                if !opts.skip_views {
+                    publish_views(repo, remote, &moved).await;
+                }
                 let moved = report
                     .updates
                     .into_iter()
@@ -383,6 +388,9 @@ async fn upload_and_move(
                     undo(repo, remote, moved, &mut report).await;
                     report.rejected.push(Error::Engine(e));
                     return Ok(Attempt::Done(report));
+                }
+                if !opts.skip_views {
+                    publish_views(repo, remote, &moved).await;
                 }
                 return Err(e.into());
             }
