@@ -757,6 +757,7 @@ async fn write_list(
     source: &Objects,
     name: &str,
     id: &ObjectId,
+    table: &TableObject,
     base: Option<&ObjectId>,
     written: &mut (u64, u64),
 ) -> Result<()> {
@@ -764,7 +765,6 @@ async fn write_list(
     if head_opt(at.store(), &path).await?.is_some() {
         return Ok(());
     }
-    let table = TableObject::read(source, id).await?;
     let mut known = HashMap::new();
     if let Some(base) = base.filter(|b| *b != id) {
         if let Some(bytes) = get_opt(at.store(), &list_path(base)).await? {
@@ -982,8 +982,8 @@ async fn publish_table(
     let meta_path = metadata_path(kind, rname, name, seq);
     let mut written = (0u64, 0u64);
     if head_opt(at.store(), &meta_path).await?.is_none() {
-        write_list(at, source, name, id, base, &mut written).await?;
         let table = TableObject::read(source, id).await?;
+        write_list(at, source, name, id, &table, base, &mut written).await?;
         let json = metadata_json(at, ref_name, seq, name, id, &table, time)?;
         let bytes = Bytes::from(
             serde_json::to_vec_pretty(&json).map_err(|e| Error::Iceberg {
