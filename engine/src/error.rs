@@ -180,9 +180,9 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
-    /// A table's Iceberg view could not be made (the text says why).
-    #[error("the Iceberg view of table '{table}': {reason}")]
-    Iceberg { table: String, reason: String },
+    /// An Iceberg view could not be made (`what` names it, `reason` says why).
+    #[error("{what}: {reason}")]
+    Iceberg { what: String, reason: String },
 
     /// The storage did not answer as needed after several tries (the text says what was
     /// being done).

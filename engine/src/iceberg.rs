@@ -41,15 +41,16 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::schema::{parse_type, TableSchema};
+use crate::store::layout::{self, hint_path, list_path, manifest_path, metadata_path, table_dir};
 use crate::store::objects::{ObjectKind, Objects};
 use crate::store::refs::{RefKind, RefName};
-use crate::store::{create, delete_opt, get_opt, head_opt, layout, put, Created};
+use crate::store::{create, delete_opt, get_opt, head_opt, put, Created};
 use crate::table::TableObject;
 use crate::tree::{Entry, Node};
 use crate::Commit;
 
 /// The folder under a location's root that holds every Iceberg file.
-pub const DIR: &str = "iceberg";
+pub use crate::store::layout::ICEBERG_DIR as DIR;
 
 /// How many chunk footers are read at once when a manifest is written.
 const READ_CONCURRENCY: usize = 16;
@@ -82,33 +83,6 @@ impl Location {
     fn store(&self) -> &Arc<dyn ObjectStore> {
         self.objects.store()
     }
-}
-
-pub fn manifest_path(node: &ObjectId) -> Path {
-    let hex = node.to_hex();
-    Path::from(format!("{DIR}/manifests/{}/{}.avro", &hex[..2], &hex[2..]))
-}
-
-pub fn list_path(table: &ObjectId) -> Path {
-    let hex = table.to_hex();
-    Path::from(format!("{DIR}/lists/{}/{}.avro", &hex[..2], &hex[2..]))
-}
-
-/// The Iceberg table folder of `table` at a ref: what engines are pointed at.
-pub fn table_dir(kind: RefKind, name: &str, table: &str) -> Path {
-    Path::from(format!("{DIR}/{}/{name}/{table}", kind.dir()))
-}
-
-pub fn metadata_path(kind: RefKind, name: &str, table: &str, seq: u64) -> Path {
-    table_dir(kind, name, table)
-        .join("metadata")
-        .join(format!("v{seq}.metadata.json"))
-}
-
-pub fn hint_path(kind: RefKind, name: &str, table: &str) -> Path {
-    table_dir(kind, name, table)
-        .join("metadata")
-        .join("version-hint.text")
 }
 
 /// One table's view at a ref, as published.
@@ -179,7 +153,7 @@ fn columns(table: &str, schema: &TableSchema) -> Result<Vec<(String, DataType, b
             })?;
             if iceberg_type(&dt).is_none() {
                 return Err(Error::Iceberg {
-                    table: table.into(),
+                    what: format!("the Iceberg view of table '{table}'"),
                     reason: format!(
                         "column {} has type {}, which Iceberg lacks",
                         c.name, c.data_type
@@ -347,7 +321,7 @@ fn chunk_stats(meta: &ParquetMetaData, schema: &Schema) -> BTreeMap<i32, ColumnS
 
 fn avro_schema(json: &str) -> Result<AvroSchema> {
     AvroSchema::parse_str(json).map_err(|e| Error::Iceberg {
-        table: String::new(),
+        what: "an Iceberg manifest file".into(),
         reason: format!("the Avro schema does not parse: {e}"),
     })
 }
@@ -426,7 +400,7 @@ fn avro_file(
     marker: [u8; 16],
 ) -> Result<Bytes> {
     let fail = |e: apache_avro::Error| Error::Iceberg {
-        table: String::new(),
+        what: "an Iceberg manifest file".into(),
         reason: format!("an Avro file could not be written: {e}"),
     };
     let schema = avro_schema(schema_text)?;
@@ -436,7 +410,7 @@ fn avro_file(
         .collect();
     let compact: serde_json::Value =
         serde_json::from_str(schema_text).map_err(|e| Error::Iceberg {
-            table: String::new(),
+            what: "an Iceberg manifest file".into(),
             reason: format!("the Avro schema is not JSON: {e}"),
         })?;
     meta.insert(
@@ -987,7 +961,7 @@ async fn publish_table(
         let json = metadata_json(at, ref_name, seq, name, id, &table, time)?;
         let bytes = Bytes::from(
             serde_json::to_vec_pretty(&json).map_err(|e| Error::Iceberg {
-                table: name.into(),
+                what: format!("the Iceberg view of table '{name}'"),
                 reason: format!("its metadata does not encode: {e}"),
             })?,
         );

@@ -7,6 +7,7 @@
 //! refs/heads/<branch>/<seq:020>        branch ref log: immutable numbered records
 //! refs/heads/<branch>/latest           advisory copy of the newest record (never trusted alone)
 //! refs/tags/<tag>/...                  the same for tags
+//! iceberg/...                          Iceberg views, derived per location (protocol section 10)
 //! local/...                            per-checkout state; never part of a remote
 //! ```
 
@@ -120,3 +121,45 @@ pub fn local(name: &str) -> Path {
 
 /// Temporary files of a running import (spilled sort runs).
 pub const TMP_DIR: &str = "tmp";
+
+/// The folder of a location's Iceberg views (docs/protocol.md, section 10).
+pub const ICEBERG_DIR: &str = "iceberg";
+
+/// The Iceberg manifest of a level-0 index node.
+pub fn manifest_path(node: &ObjectId) -> Path {
+    let hex = node.to_hex();
+    Path::from(format!(
+        "{ICEBERG_DIR}/manifests/{}/{}.avro",
+        &hex[..2],
+        &hex[2..]
+    ))
+}
+
+/// The Iceberg manifest list of a table object.
+pub fn list_path(table: &ObjectId) -> Path {
+    let hex = table.to_hex();
+    Path::from(format!(
+        "{ICEBERG_DIR}/lists/{}/{}.avro",
+        &hex[..2],
+        &hex[2..]
+    ))
+}
+
+/// The Iceberg table folder of `table` at a ref: what engines are pointed at.
+pub fn table_dir(kind: RefKind, name: &str, table: &str) -> Path {
+    Path::from(format!("{ICEBERG_DIR}/{}/{name}/{table}", kind.dir()))
+}
+
+/// A view's `metadata.json` for record `seq` of its ref.
+pub fn metadata_path(kind: RefKind, name: &str, table: &str, seq: u64) -> Path {
+    table_dir(kind, name, table)
+        .join("metadata")
+        .join(format!("v{seq}.metadata.json"))
+}
+
+/// A view's `version-hint.text`.
+pub fn hint_path(kind: RefKind, name: &str, table: &str) -> Path {
+    table_dir(kind, name, table)
+        .join("metadata")
+        .join("version-hint.text")
+}
