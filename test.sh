@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit, property, end-to-end, S3 and Python tests.
+# Runs every test: formatting, lints, unit, property, end-to-end, cloud storage and Python tests.
 # Installs and starts what the tests need: Python packages in .venv (python/requirements-test.txt:
 # maturin, pytest, and the readers the tests use: pyarrow, Polars, DuckDB with its Iceberg
-# extension, pandas, pyiceberg), and two real S3 servers bound to 127.0.0.1 (Ceph radosgw and
-# LocalStack, see localstack/README.md), which are stopped again at the end. The servers and
-# Python packages install in the background while the code builds.
+# extension, pandas, pyiceberg), and four real storage servers bound to 127.0.0.1 (Ceph radosgw
+# and LocalStack for S3, Azurite for Azure, fake-gcs-server for GCS; see localstack/README.md),
+# which are stopped again at the end. The servers and Python packages install in the background
+# while the code builds. The tests' temporary folders go to memory (/dev/shm) when it has room:
+# the tests write and sync many small files, and on a disk most of their time went to waiting
+# for it.
 set -euo pipefail
 cd "$(dirname "$0")"
 start=$(date +%s)
 mkdir -p target
 log() { echo "== $* ($(( $(date +%s) - start )) s)"; }
 
-# 1. In the background: the S3 servers, and the Python packages the tests read data with.
-trap 'bash localstack/all.sh stop >/dev/null 2>&1 || true' EXIT
+# 1. In the background: the storage servers, and the Python packages the tests read data with.
+scratch=
+if [ -z "${STRATA_TEST_TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ] &&
+  [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')" -gt $((8 * 1024 * 1024)) ]; then
+  scratch=$(mktemp -d /dev/shm/strata-tests.XXXXXX)
+  export TMPDIR=$scratch
+elif [ -n "${STRATA_TEST_TMPDIR:-}" ]; then
+  export TMPDIR=$STRATA_TEST_TMPDIR
+fi
+trap 'bash localstack/all.sh stop >/dev/null 2>&1 || true; [ -z "$scratch" ] || rm -rf "$scratch"' EXIT
 bash localstack/all.sh start >target/s3-start.log 2>&1 &
 servers=$!
 venv=${STRATA_VENV:-$PWD/.venv}
@@ -44,10 +55,10 @@ log "building and linting (clippy -D warnings) every target"
 cargo build --workspace --all-targets -q
 
 # 3. Wait for what ran in the background.
-log "waiting for the S3 servers and the Python packages"
+log "waiting for the storage servers and the Python packages"
 if ! wait "$servers"; then
   cat target/s3-start.log >&2
-  echo "error: the S3 servers did not start (see above); the S3 tests cannot run" >&2
+  echo "error: the storage servers did not start (see above); the cloud tests cannot run" >&2
   exit 1
 fi
 if ! wait "$packages"; then

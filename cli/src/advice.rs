@@ -7,7 +7,7 @@ use strata::{StorageFault, Suggestion};
 pub fn describe(e: &anyhow::Error) -> String {
     let lib = e.chain().find_map(|c| c.downcast_ref::<strata::Error>());
     if let Some((fault, location)) = lib.and_then(|l| l.storage_fault()) {
-        return format!("{} (while accessing {location})", storage(fault));
+        return format!("{} (while accessing {location})", storage(fault, &location));
     }
     // Each cause once: many errors repeat their cause's text in their own.
     let mut line = String::new();
@@ -29,25 +29,60 @@ pub fn describe(e: &anyhow::Error) -> String {
     line
 }
 
-fn storage(fault: StorageFault) -> &'static str {
-    match fault {
-        StorageFault::NoSuchBucket => {
+/// The cloud a location is on, by its URL's scheme; S3 (and its compatibles) otherwise.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cloud {
+    S3,
+    Gcs,
+    Azure,
+}
+
+impl Cloud {
+    fn of(location: &str) -> Cloud {
+        let scheme = location.split_once("://").map_or("", |(s, _)| s);
+        match scheme.to_ascii_lowercase().as_str() {
+            "gs" => Cloud::Gcs,
+            "az" | "abfs" | "abfss" => Cloud::Azure,
+            _ => Cloud::S3,
+        }
+    }
+}
+
+fn storage(fault: StorageFault, location: &str) -> &'static str {
+    let cloud = Cloud::of(location);
+    match (fault, cloud) {
+        (StorageFault::NoSuchBucket, Cloud::Azure) => {
+            "the container does not exist: create it, or fix the container name in the remote URL"
+        }
+        (StorageFault::NoSuchBucket, _) => {
             "the bucket does not exist: create it, or fix the bucket name in the remote URL"
         }
-        StorageFault::BadCredentials => {
+        (StorageFault::BadCredentials, Cloud::S3) => {
             "the credentials were refused: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
         }
-        StorageFault::PermissionDenied if !strata::aws_credentials_configured() => {
+        (StorageFault::BadCredentials, Cloud::Gcs) => {
+            "the credentials were refused: check GOOGLE_APPLICATION_CREDENTIALS (or GOOGLE_SERVICE_ACCOUNT)"
+        }
+        (StorageFault::BadCredentials, Cloud::Azure) => {
+            "the credentials were refused: check AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_SAS_KEY)"
+        }
+        (StorageFault::PermissionDenied, Cloud::S3) if !strata::aws_credentials_configured() => {
             "access denied, and no AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
         }
-        StorageFault::PermissionDenied => {
+        (StorageFault::PermissionDenied, _) => {
             "permission denied: these credentials may not read or write this bucket and prefix"
         }
-        StorageFault::UnknownHost => {
+        (StorageFault::UnknownHost, Cloud::S3) => {
             "unknown host: check the endpoint (AWS_ENDPOINT_URL or --option endpoint=...) and the bucket name"
         }
-        StorageFault::Unreachable => {
+        (StorageFault::UnknownHost, _) => {
+            "unknown host: check the endpoint (--option endpoint=...) and the bucket or container name"
+        }
+        (StorageFault::Unreachable, Cloud::S3) => {
             "cannot reach the storage endpoint: is the server running, and is the endpoint right (AWS_ENDPOINT_URL, --option endpoint=..., allow_http for http://)?"
+        }
+        (StorageFault::Unreachable, _) => {
+            "cannot reach the storage endpoint: is the server running, and is the endpoint right (--option endpoint=..., allow_http for http://)?"
         }
         _ => "the storage failed",
     }

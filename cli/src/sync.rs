@@ -24,7 +24,7 @@ pub enum SyncCommand {
     },
     /// Copy a remote repository into a new folder.
     Clone {
-        /// A path, file:///abs/path, or s3://bucket/prefix.
+        /// A path, file:///abs/path, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix.
         url: String,
         /// Folder to create (default: the last part of the URL).
         dir: Option<PathBuf>,

@@ -28,8 +28,52 @@ pub fn is_known_option(key: &str) -> bool {
     let key = key.trim().to_ascii_lowercase();
     STRATA_OPTIONS.contains(&key.as_str())
         || AmazonS3ConfigKey::from_str(&key).is_ok()
+        || key == "endpoint"
         || key.parse::<object_store::gcp::GoogleConfigKey>().is_ok()
         || key.parse::<object_store::azure::AzureConfigKey>().is_ok()
+}
+
+/// Whether the option `key` would hold a secret (a key, a token, a password) for some
+/// backend. Such options are refused: options are stored in the repository, and secrets come
+/// from the environment or the backend's credential files.
+pub fn is_secret_option(key: &str) -> bool {
+    use object_store::azure::AzureConfigKey as Az;
+    use object_store::gcp::GoogleConfigKey as Gs;
+    let key = key.trim().to_ascii_lowercase();
+    let s3 = AmazonS3ConfigKey::from_str(&key);
+    let gs = key.parse::<Gs>();
+    let az = key.parse::<Az>();
+    let secret = matches!(
+        s3,
+        Ok(AmazonS3ConfigKey::SecretAccessKey | AmazonS3ConfigKey::Token)
+    ) || key.contains("customer_key")
+        || matches!(gs, Ok(Gs::ServiceAccountKey | Gs::BearerToken))
+        || matches!(
+            az,
+            Ok(Az::AccessKey
+                | Az::ClientSecret
+                | Az::SasKey
+                | Az::Token
+                | Az::FabricSessionToken
+                | Az::EncryptionKey)
+        );
+    // An option no backend knows is judged by its name.
+    let unknown = s3.is_err() && gs.is_err() && az.is_err();
+    secret
+        || unknown
+            && ["secret", "token", "password", "private_key", "account_key"]
+                .iter()
+                .any(|s| key.contains(s))
+}
+
+/// `STORAGE_EMULATOR_HOST` may be `host:port` or a URL.
+fn emulator_url(host: &str) -> String {
+    let host = host.trim().trim_end_matches('/');
+    if host.contains("://") {
+        host.to_string()
+    } else {
+        format!("http://{host}")
+    }
 }
 
 /// Timeouts, set as configuration keys so that the environment's client settings (such as
@@ -305,7 +349,12 @@ impl StorageFault {
         let text = format!("{e:?} {e}").to_ascii_lowercase();
         let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
         Some(
-            if has(&["nosuchbucket", "specified bucket does not exist"]) {
+            if has(&[
+                "nosuchbucket",
+                "specified bucket does not exist",
+                "containernotfound",
+                "specified container does not exist",
+            ]) {
                 StorageFault::NoSuchBucket
             } else if has(&[
                 "invalidaccesskeyid",
@@ -313,6 +362,8 @@ impl StorageFault {
                 "invalidtoken",
                 "expiredtoken",
                 "no credentials",
+                "authenticationfailed",
+                "server failed to authenticate the request",
             ]) {
                 StorageFault::BadCredentials
             } else if matches!(
@@ -394,17 +445,47 @@ pub fn open(
             Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
         }
         "gs" => {
+            use object_store::gcp::GoogleConfigKey;
             let mut b = GoogleCloudStorageBuilder::from_env()
                 .with_bucket_name(&bucket)
                 .with_retry(retry());
             for (k, v) in TIMEOUTS {
-                b = b.with_config(object_store::gcp::GoogleConfigKey::Client(k), v);
+                b = b.with_config(GoogleConfigKey::Client(k), v);
+            }
+            // Google's emulator variable: the server at that address, without credentials
+            // (as Google's own client libraries use it). A per-remote endpoint wins.
+            if let Some(host) = std::env::var("STORAGE_EMULATOR_HOST")
+                .ok()
+                .filter(|h| !h.trim().is_empty())
+            {
+                b = b
+                    .with_config(GoogleConfigKey::BaseUrl, emulator_url(&host))
+                    .with_config(GoogleConfigKey::SkipSignature, "true");
             }
             for (k, v) in store_options {
-                let key = k
-                    .parse()
-                    .map_err(|_| bad(format!("unknown option '{k}' for gs://")))?;
+                // `endpoint`, as for the other backends, is the service's base URL.
+                let key = if k == "endpoint" {
+                    GoogleConfigKey::BaseUrl
+                } else {
+                    k.parse().map_err(|_| {
+                        bad(format!(
+                            "unknown option '{k}' for gs://; GCS options include endpoint, skip_signature, service_account (a key file's path)"
+                        ))
+                    })?
+                };
                 b = b.with_config(key, v);
+            }
+            // Unsigned requests (an emulator, a public bucket) need no token: without this,
+            // object_store would still ask the instance metadata server for one.
+            let unsigned = b
+                .get_config_value(&GoogleConfigKey::SkipSignature)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            if unsigned {
+                b = b.with_credentials(Arc::new(object_store::StaticCredentialProvider::new(
+                    object_store::gcp::GcpCredential {
+                        bearer: String::new(),
+                    },
+                )));
             }
             Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
         }
@@ -416,9 +497,11 @@ pub fn open(
                 b = b.with_config(object_store::azure::AzureConfigKey::Client(k), v);
             }
             for (k, v) in store_options {
-                let key = k
-                    .parse()
-                    .map_err(|_| bad(format!("unknown option '{k}' for az://")))?;
+                let key = k.parse().map_err(|_| {
+                    bad(format!(
+                        "unknown option '{k}' for az://; Azure options include endpoint, account_name, use_emulator, allow_http"
+                    ))
+                })?;
                 b = b.with_config(key, v);
             }
             Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
@@ -461,5 +544,66 @@ mod tests {
         )
         .is_err());
         assert!(open("s3", "s3:///p", &opts).is_err());
+        let gs = BTreeMap::from([
+            ("endpoint".to_string(), "http://127.0.0.1:1".to_string()),
+            ("skip_signature".to_string(), "true".to_string()),
+        ]);
+        open("gs", "gs://bucket/some/prefix", &gs).expect("gs builds");
+        let az = BTreeMap::from([
+            ("use_emulator".to_string(), "true".to_string()),
+            ("account_name".to_string(), "devstoreaccount1".to_string()),
+        ]);
+        open("az", "az://container/some/prefix", &az).expect("az builds");
+        let err = open(
+            "gs",
+            "gs://bucket/p",
+            &BTreeMap::from([("region".to_string(), "x".to_string())]),
+        )
+        .expect_err("region is no GCS option");
+        assert!(err.to_string().contains("GCS options include"), "{err}");
+    }
+
+    #[test]
+    fn secrets_of_every_backend_are_recognised_and_paths_are_not() {
+        for key in [
+            "aws_secret_access_key",
+            "secret_access_key",
+            "token",
+            "aws_sse_customer_key_base64",
+            "google_service_account_key",
+            "service_account_key",
+            "bearer_token",
+            "azure_storage_account_key",
+            "access_key",
+            "account_key",
+            "master_key",
+            "client_secret",
+            "sas_token",
+            "sas_key",
+            "azure_storage_token",
+            "My_Password",
+        ] {
+            assert!(is_secret_option(key), "{key} holds a secret");
+        }
+        for key in [
+            "endpoint",
+            "region",
+            "aws_access_key_id",
+            "aws_web_identity_token_file",
+            "google_service_account",
+            "service_account",
+            "account_name",
+            "use_emulator",
+            "allow_http",
+            "skip_signature",
+        ] {
+            assert!(!is_secret_option(key), "{key} holds no secret");
+        }
+    }
+
+    #[test]
+    fn the_emulator_host_may_be_given_with_or_without_a_scheme() {
+        assert_eq!(emulator_url("127.0.0.1:4443"), "http://127.0.0.1:4443");
+        assert_eq!(emulator_url("https://gcs.local/"), "https://gcs.local");
     }
 }

@@ -44,25 +44,14 @@ pub struct RemoteDetail {
     pub tags: Vec<RemoteRef>,
 }
 
-/// Option keys that would hold secrets: refused, since options are stored in the
-/// repository. Secrets come from the environment or a credentials file.
-const SECRET_OPTIONS: [&str; 6] = [
-    "secret_access_key",
-    "aws_secret_access_key",
-    "session_token",
-    "aws_session_token",
-    "password",
-    "token",
-];
-
 /// Checks remote options: keys are lower-cased; a secret is refused.
 pub fn check_options(options: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for (k, v) in options {
         let key = k.trim().to_ascii_lowercase();
-        if SECRET_OPTIONS.iter().any(|s| key.contains(s)) {
+        if strata_remote::cloud::is_secret_option(&key) {
             return Err(Error::invalid(format!(
-                "option '{k}' is a secret; secrets are read from the environment or a profile, never stored"
+                "option '{k}' is a secret; secrets are read from the environment or the backend's credential files, never stored"
             )));
         }
         out.insert(key, v.trim().to_string());

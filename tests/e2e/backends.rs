@@ -1,7 +1,8 @@
 //! The storage a shared remote can live on, so that one scenario runs on each: a folder
-//! (`file://`), Ceph radosgw and LocalStack (both S3, started by `./test.sh` or
-//! `bash localstack/all.sh start`). An S3 backend whose endpoint variable is unset makes the
-//! test fail, saying how to start the servers; it is never skipped.
+//! (`file://`), Ceph radosgw and LocalStack (both S3), Azurite (Azure Blob Storage) and
+//! fake-gcs-server (Google Cloud Storage), all started by `./test.sh` or
+//! `bash localstack/all.sh start`. A server whose endpoint variable is unset makes the test
+//! fail, saying how to start the servers; it is never skipped.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,10 @@ pub enum Backend {
     /// LocalStack: `If-Match` is atomic, but two create-only puts of a brand-new key can
     /// both succeed (see localstack/README.md).
     LocalStack,
+    /// Azurite, the Azure Blob Storage emulator (`az://`).
+    Azurite,
+    /// fake-gcs-server, a Google Cloud Storage emulator (`gs://`).
+    Gcs,
 }
 
 /// A fresh, empty remote location on a backend. For a folder it lives (and is removed) with
@@ -67,6 +72,8 @@ impl Backend {
             Backend::File => "a folder",
             Backend::Radosgw => "radosgw",
             Backend::LocalStack => "LocalStack",
+            Backend::Azurite => "Azurite",
+            Backend::Gcs => "fake-gcs-server",
         }
     }
 
@@ -82,10 +89,12 @@ impl Backend {
             Backend::File => return None,
             Backend::Radosgw => "STRATA_RADOSGW_ENDPOINT",
             Backend::LocalStack => "STRATA_LOCALSTACK_ENDPOINT",
+            Backend::Azurite => "STRATA_AZURITE_ENDPOINT",
+            Backend::Gcs => "STRATA_GCS_ENDPOINT",
         };
         Some(std::env::var(var).unwrap_or_else(|_| {
             panic!(
-                "{var} is not set: this test needs the local S3 servers. Run ./test.sh, which \
+                "{var} is not set: this test needs the local storage servers. Run ./test.sh, which \
                  starts them, or: bash localstack/all.sh start && eval \"$(bash localstack/all.sh env)\""
             )
         }))
@@ -106,29 +115,59 @@ impl Backend {
                 }
             }
             Some(_) => Remote {
-                url: unique_s3_url(name),
+                url: unique_url(self.scheme(), name),
                 folder: None,
                 _holder: None,
             },
         }
     }
 
-    /// Gives `cmd` what it needs to reach this backend: nothing for a folder; for S3 only the
-    /// standard AWS variables (any inherited `AWS_*` removed first).
+    /// The URL scheme of this backend's remotes.
+    fn scheme(self) -> &'static str {
+        match self {
+            Backend::File => "file",
+            Backend::Radosgw | Backend::LocalStack => "s3",
+            Backend::Azurite => "az",
+            Backend::Gcs => "gs",
+        }
+    }
+
+    /// Gives `cmd` what it needs to reach this backend, through each cloud's standard
+    /// environment only (any inherited variable of that cloud removed first): nothing for a
+    /// folder; `AWS_*` for S3; `AZURE_STORAGE_*` and `AZURITE_BLOB_STORAGE_URL` for Azurite;
+    /// `STORAGE_EMULATOR_HOST` for the GCS emulator.
     pub fn apply(self, cmd: &mut Command) -> &mut Command {
         let Some(endpoint) = self.endpoint() else {
             return cmd;
         };
+        let prefixes: &[&str] = match self {
+            Backend::File => &[],
+            Backend::Radosgw | Backend::LocalStack => &["AWS_"],
+            Backend::Azurite => &["AZURE_", "AZURITE_"],
+            Backend::Gcs => &["GOOGLE_", "STORAGE_EMULATOR_HOST"],
+        };
         for (k, _) in std::env::vars_os() {
-            if k.to_str().is_some_and(|k| k.starts_with("AWS_")) {
+            if k.to_str()
+                .is_some_and(|k| prefixes.iter().any(|p| k.starts_with(p)))
+            {
                 cmd.env_remove(k);
             }
         }
-        cmd.env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_ACCESS_KEY_ID", "strata")
-            .env("AWS_SECRET_ACCESS_KEY", "stratasecret")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ALLOW_HTTP", "true")
+        match self {
+            Backend::File => cmd,
+            Backend::Radosgw | Backend::LocalStack => cmd
+                .env("AWS_ENDPOINT_URL", endpoint)
+                .env("AWS_ACCESS_KEY_ID", "strata")
+                .env("AWS_SECRET_ACCESS_KEY", "stratasecret")
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ALLOW_HTTP", "true"),
+            Backend::Azurite => cmd
+                .env("AZURE_STORAGE_USE_EMULATOR", "true")
+                .env("AZURITE_BLOB_STORAGE_URL", endpoint)
+                .env("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT)
+                .env("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY),
+            Backend::Gcs => cmd.env("STORAGE_EMULATOR_HOST", endpoint),
+        }
     }
 
     /// A `strata` command in `dir` that can reach this backend, to be started by the caller.
@@ -152,17 +191,27 @@ impl Backend {
     }
 }
 
-/// `s3://BUCKET/e2e/NAME-...`, unique to this process and call.
-fn unique_s3_url(name: &str) -> String {
+/// Azurite's well-known development account and its published key (not a secret).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// The bucket (a container on Azure) the test servers hold.
+fn test_bucket() -> String {
+    std::env::var("STRATA_TEST_BUCKET").unwrap_or_else(|_| "strata".into())
+}
+
+/// `SCHEME://BUCKET/e2e/NAME-...`, unique to this process and call.
+fn unique_url(scheme: &str, name: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let bucket = std::env::var("STRATA_TEST_BUCKET").unwrap_or_else(|_| "strata".into());
     format!(
-        "s3://{bucket}/e2e/{name}-{nanos:x}-{:x}-{}",
+        "{scheme}://{}/e2e/{name}-{nanos:x}-{:x}-{}",
+        test_bucket(),
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )

@@ -5,6 +5,7 @@ mod harness;
 
 mod bad_files;
 mod cli;
+mod clouds;
 mod concurrency;
 mod corruption;
 mod diff;

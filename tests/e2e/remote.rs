@@ -1,8 +1,9 @@
 //! Remotes end to end: clone, fetch, push and pull between separate `strata` processes that
 //! share a `file://` remote (a folder in a temporary directory), including many writers at
 //! once, pushes killed at random moments and a corrupted remote. The three big scenarios
-//! (many nodes taking turns, eight racing pushers, killed pushes) also run on S3: radosgw and
-//! LocalStack (see `backends.rs`).
+//! (many nodes taking turns, eight racing pushers, killed pushes) also run on the cloud
+//! servers: radosgw and LocalStack (S3), Azurite (Azure) and fake-gcs-server (GCS); see
+//! `backends.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Write};
@@ -264,6 +265,16 @@ fn the_field_failing_case_local_sees_node1_pushes_after_pulling_on_localstack() 
     the_field_failing_case(Backend::LocalStack);
 }
 
+#[test]
+fn the_field_failing_case_local_sees_node1_pushes_after_pulling_on_azurite() {
+    the_field_failing_case(Backend::Azurite);
+}
+
+#[test]
+fn the_field_failing_case_local_sees_node1_pushes_after_pulling_on_gcs() {
+    the_field_failing_case(Backend::Gcs);
+}
+
 /// Three nodes share a remote on `backend`: `local` publishes, `node1` pushes, `local` pulls
 /// and must see node1's rows; then twenty rounds of each node pulling, changing and pushing.
 fn the_field_failing_case(backend: Backend) {
@@ -389,6 +400,16 @@ fn eight_processes_pushing_to_one_branch_lose_no_commit_on_a_folder() {
 #[test]
 fn eight_processes_pushing_to_one_branch_lose_no_commit_on_radosgw() {
     eight_processes_pushing_to_one_branch(Backend::Radosgw);
+}
+
+#[test]
+fn eight_processes_pushing_to_one_branch_lose_no_commit_on_azurite() {
+    eight_processes_pushing_to_one_branch(Backend::Azurite);
+}
+
+#[test]
+fn eight_processes_pushing_to_one_branch_lose_no_commit_on_gcs() {
+    eight_processes_pushing_to_one_branch(Backend::Gcs);
 }
 
 // Not on LocalStack: its create-only put of a brand-new key is not atomic (two racing ref
@@ -544,17 +565,31 @@ fn killing_push_processes_at_random_moments_leaves_the_remote_consistent_on_a_fo
 
 #[test]
 fn killing_push_processes_at_random_moments_leaves_the_remote_consistent_on_radosgw() {
-    killing_push_processes_at_random_moments(Backend::Radosgw, S3_KILLS);
+    killing_push_processes_at_random_moments(Backend::Radosgw, CLOUD_KILLS);
 }
 
 #[test]
 fn killing_push_processes_at_random_moments_leaves_the_remote_consistent_on_localstack() {
-    killing_push_processes_at_random_moments(Backend::LocalStack, S3_KILLS);
+    killing_push_processes_at_random_moments(Backend::LocalStack, CLOUD_KILLS);
 }
 
-/// How many pushes are killed on each S3 server (20 on a folder): fewer, because there every
+#[test]
+fn killing_push_processes_at_random_moments_leaves_the_remote_consistent_on_azurite() {
+    killing_push_processes_at_random_moments(Backend::Azurite, EMULATOR_KILLS);
+}
+
+#[test]
+fn killing_push_processes_at_random_moments_leaves_the_remote_consistent_on_gcs() {
+    killing_push_processes_at_random_moments(Backend::Gcs, EMULATOR_KILLS);
+}
+
+/// How many pushes are killed on each cloud server (20 on a folder): fewer, because there every
 /// iteration's fsck and clone take a few times longer.
-const S3_KILLS: u64 = 10;
+const CLOUD_KILLS: u64 = 10;
+
+/// On the Azure and GCS emulators: fewer again, to keep the whole test run within its time;
+/// the kill points are random, so the runs on four backends together cover more of them.
+const EMULATOR_KILLS: u64 = 6;
 
 /// Pushes of 300 changed rows of a 100,000-row table to a remote on `backend` are killed
 /// `kills` times at random moments; after each, the remote passes fsck and a fresh clone
