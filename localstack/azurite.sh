@@ -116,7 +116,6 @@ start_server() {
 }
 
 do_start() {
-  local t0
   node_ok || s3_die "Azurite needs Node.js >= 20 and npm on the PATH (found: $(node --version 2>/dev/null || echo no node))"
   if s3_pid_alive "$PIDFILE"; then
     if wait_ready 15; then
@@ -130,16 +129,8 @@ do_start() {
   [ -e "$PIDFILE" ] && do_stop
   install_packages
   # As with the other servers: a failed start is reported and stopped, then tried again.
-  local attempt
-  for attempt in 1 2 3; do
-    t0=$(s3_now_ms)
-    if (start_server && { wait_ready "$TIMEOUT" || fail "no signed request succeeded on $ENDPOINT within $TIMEOUT s"; }); then
-      s3_log "ready on $ENDPOINT, container $CONTAINER (start took $(s3_secs "$t0") s)"
-      return 0
-    fi
-    [ "$attempt" -lt 3 ] && s3_log "start attempt $attempt failed after $(s3_secs "$t0") s; starting again"
-  done
-  s3_die "Azurite did not start in 3 attempts (see above)"
+  s3_start_attempts start_server "$TIMEOUT" "no signed request succeeded on $ENDPOINT within $TIMEOUT s" \
+    "ready on $ENDPOINT, container $CONTAINER" "Azurite"
 }
 
 do_status() {

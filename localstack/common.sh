@@ -184,3 +184,20 @@ s3_prepare_dir() { # dir marker
   mkdir -p "$dir"
   : >"$dir/$marker"
 }
+
+# Starts a server in up to 3 attempts: START_FN starts it, then `wait_ready
+# TIMEOUT` (the script's own) waits for it to answer, or `fail NOT_READY` (the
+# script's own: it prints the log tails and stops what started) reports it. A
+# failed attempt is followed by a fresh one; after the third the script exits.
+s3_start_attempts() { # start_fn timeout not_ready_message ready_message server_name
+  local attempt t0
+  for attempt in 1 2 3; do
+    t0=$(s3_now_ms)
+    if ("$1" && { wait_ready "$2" || fail "$3"; }); then
+      s3_log "$4 (start took $(s3_secs "$t0") s)"
+      return 0
+    fi
+    [ "$attempt" -lt 3 ] && s3_log "start attempt $attempt failed after $(s3_secs "$t0") s; starting again"
+  done
+  s3_die "$5 did not start in 3 attempts (see above)"
+}

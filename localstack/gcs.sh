@@ -144,7 +144,6 @@ start_server() {
 }
 
 do_start() {
-  local t0
   if both_alive; then
     if wait_ready 15; then
       s3_log "already running on $ENDPOINT, bucket $BUCKET"
@@ -157,16 +156,8 @@ do_start() {
   { [ -e "$PIDFILE" ] || [ -e "$PROXY_PIDFILE" ]; } && do_stop
   install_packages
   # As with the other servers: a failed start is reported and stopped, then tried again.
-  local attempt
-  for attempt in 1 2 3; do
-    t0=$(s3_now_ms)
-    if (start_server && { wait_ready "$TIMEOUT" || fail "the JSON API did not answer on $ENDPOINT within $TIMEOUT s"; }); then
-      s3_log "ready on $ENDPOINT, bucket $BUCKET (start took $(s3_secs "$t0") s)"
-      return 0
-    fi
-    [ "$attempt" -lt 3 ] && s3_log "start attempt $attempt failed after $(s3_secs "$t0") s; starting again"
-  done
-  s3_die "fake-gcs-server did not start in 3 attempts (see above)"
+  s3_start_attempts start_server "$TIMEOUT" "the JSON API did not answer on $ENDPOINT within $TIMEOUT s" \
+    "ready on $ENDPOINT, bucket $BUCKET" "fake-gcs-server"
 }
 
 do_status() {

@@ -125,7 +125,6 @@ start_server() {
 }
 
 do_start() {
-  local t0
   [ -x "$S3_TOOLS_VENV/bin/python" ] || s3_tools_venv
   if s3_pid_alive "$PIDFILE"; then
     if wait_ready 15; then
@@ -139,16 +138,8 @@ do_start() {
   [ -e "$PIDFILE" ] && do_stop
   install_packages
   # As with radosgw: a failed start is reported and stopped, then tried again.
-  local attempt
-  for attempt in 1 2 3; do
-    t0=$(s3_now_ms)
-    if (start_server && { wait_ready "$TIMEOUT" || fail "no signed S3 request succeeded on $ENDPOINT within $TIMEOUT s"; }); then
-      s3_log "ready on $ENDPOINT, bucket $S3_BUCKET (start took $(s3_secs "$t0") s)"
-      return 0
-    fi
-    [ "$attempt" -lt 3 ] && s3_log "start attempt $attempt failed after $(s3_secs "$t0") s; starting again"
-  done
-  s3_die "LocalStack did not start in 3 attempts (see above)"
+  s3_start_attempts start_server "$TIMEOUT" "no signed S3 request succeeded on $ENDPOINT within $TIMEOUT s" \
+    "ready on $ENDPOINT, bucket $S3_BUCKET" "LocalStack"
 }
 
 do_status() {

@@ -197,7 +197,6 @@ wait_ready() { # timeout
 }
 
 do_start() {
-  local t0
   [ -x "$S3_TOOLS_VENV/bin/python" ] || s3_tools_venv
   if all_alive; then
     if wait_ready 15; then
@@ -213,16 +212,8 @@ do_start() {
   # A Ceph start now and then hangs (a monitor that never answers was seen on
   # a loaded machine): each attempt starts a fresh cluster, and a failed one
   # is stopped and reported before the next.
-  local attempt
-  for attempt in 1 2 3; do
-    t0=$(s3_now_ms)
-    if (start_cluster && { wait_ready "$TIMEOUT" || fail "no signed S3 request succeeded on $ENDPOINT within $TIMEOUT s"; }); then
-      s3_log "ready on $ENDPOINT, bucket $S3_BUCKET (start took $(s3_secs "$t0") s)"
-      return 0
-    fi
-    [ "$attempt" -lt 3 ] && s3_log "start attempt $attempt failed after $(s3_secs "$t0") s; starting again"
-  done
-  s3_die "radosgw did not start in 3 attempts (see above)"
+  s3_start_attempts start_cluster "$TIMEOUT" "no signed S3 request succeeded on $ENDPOINT within $TIMEOUT s" \
+    "ready on $ENDPOINT, bucket $S3_BUCKET" "radosgw"
 }
 
 do_status() {

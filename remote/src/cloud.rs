@@ -28,7 +28,6 @@ pub fn is_known_option(key: &str) -> bool {
     let key = key.trim().to_ascii_lowercase();
     STRATA_OPTIONS.contains(&key.as_str())
         || AmazonS3ConfigKey::from_str(&key).is_ok()
-        || key == "endpoint"
         || key.parse::<object_store::gcp::GoogleConfigKey>().is_ok()
         || key.parse::<object_store::azure::AzureConfigKey>().is_ok()
 }

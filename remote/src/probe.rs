@@ -24,16 +24,7 @@ const ROUNDS: usize = 3;
 /// Checks that `store` can be trusted. `url` names it in errors; `nonce` makes the probe's
 /// keys unique.
 pub async fn probe(store: &Arc<dyn ObjectStore>, url: &str, nonce: &str) -> Result<()> {
-    // A storage error names the key; the URL in front says which store (and cloud) it was.
-    let outcome = run(store, url, nonce).await.map_err(|e| match e {
-        Error::Engine(strata_engine::Error::Storage { path, source }) => {
-            Error::Engine(strata_engine::Error::Storage {
-                path: format!("{}/{path}", url.trim_end_matches('/')),
-                source,
-            })
-        }
-        other => other,
-    });
+    let outcome = run(store, url, nonce).await;
     for round in 0..ROUNDS {
         let key = key_of(nonce, round);
         if let Err(e) = store::delete_opt(store, &key).await {

@@ -86,7 +86,12 @@ impl Remote {
             return Ok(false);
         }
         let nonce = uuid::Uuid::new_v4().to_string();
-        crate::probe::probe(&self.store, &self.url, &nonce).await?;
+        crate::probe::probe(&self.store, &self.url, &nonce)
+            .await
+            .map_err(|e| match e {
+                Error::Engine(e) => self.located(e),
+                other => other,
+            })?;
         self.verified.store(true, Ordering::SeqCst);
         Ok(true)
     }

@@ -92,21 +92,39 @@ const AZURE_KEYS: [(&str, &str); 2] = [
     ("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY),
 ];
 
+/// Adds a remote at `url` with `options` (KEY=VALUE), pushes to it (verbosely), clones it
+/// with the same options into another folder and checks the clone holds the table; `vars`
+/// is all the environment each command gets. Returns the repository and the push's output.
+fn push_and_clone_with_options(
+    url: &str,
+    options: &[&str],
+    vars: &[(&str, &str)],
+) -> (Dir, Output) {
+    let opts: Vec<&str> = options.iter().flat_map(|o| ["--option", *o]).collect();
+    let dir = Dir::with_people();
+    let mut add = vec!["remote", "add", "origin", url];
+    add.extend(&opts);
+    bare(&dir, &add, vars).ok();
+    let pushed = bare(&dir, &["-vv", "push", "--create", "origin", "main"], vars).ok();
+    let other = Dir::empty();
+    let mut clone = vec!["clone", url, "copy"];
+    clone.extend(&opts);
+    bare(&other, &clone, vars).ok();
+    assert_eq!(
+        run_in(&other.join("copy"), &["export", "people", "-"])
+            .ok()
+            .stdout,
+        dir.export_csv("people", None)
+    );
+    (dir, pushed)
+}
+
 #[test]
 fn an_azure_endpoint_given_as_a_remote_option_is_stored_and_the_key_is_not() {
-    let dir = Dir::with_people();
     let url = Backend::Azurite.remote("options").url;
     let endpoint = format!("endpoint={}", azure_account_url());
-    let opts = ["--option", endpoint.as_str(), "--option", "allow_http=true"];
-    let mut add = vec!["remote", "add", "origin", url.as_str()];
-    add.extend(opts);
-    bare(&dir, &add, &AZURE_KEYS).ok();
-    let verbose = bare(
-        &dir,
-        &["-vv", "push", "--create", "origin", "main"],
-        &AZURE_KEYS,
-    )
-    .ok();
+    let (dir, verbose) =
+        push_and_clone_with_options(&url, &[&endpoint, "allow_http=true"], &AZURE_KEYS);
     let shown = bare(&dir, &["remote", "show", "origin", "--json"], &AZURE_KEYS).ok();
     for text in [&verbose.stdout, &verbose.stderr, &shown.stdout] {
         assert!(!text.contains(AZURITE_KEY), "the key appeared in output");
@@ -117,43 +135,13 @@ fn an_azure_endpoint_given_as_a_remote_option_is_stored_and_the_key_is_not() {
         !config.contains(AZURITE_KEY),
         "the key was stored: {config}"
     );
-    let other = Dir::empty();
-    let mut clone = vec!["clone", url.as_str(), "copy"];
-    clone.extend(opts);
-    bare(&other, &clone, &AZURE_KEYS).ok();
-    assert_eq!(
-        run_in(&other.join("copy"), &["export", "people", "-"])
-            .ok()
-            .stdout,
-        dir.export_csv("people", None)
-    );
 }
 
 #[test]
 fn a_gcs_endpoint_given_as_a_remote_option_needs_no_environment() {
-    let dir = Dir::with_people();
     let url = Backend::Gcs.remote("options").url;
     let endpoint = format!("endpoint={}", Backend::Gcs.endpoint().expect("an endpoint"));
-    let opts = [
-        "--option",
-        endpoint.as_str(),
-        "--option",
-        "skip_signature=true",
-    ];
-    let mut add = vec!["remote", "add", "origin", url.as_str()];
-    add.extend(opts);
-    bare(&dir, &add, &[]).ok();
-    bare(&dir, &["push", "--create", "origin", "main"], &[]).ok();
-    let other = Dir::empty();
-    let mut clone = vec!["clone", url.as_str(), "copy"];
-    clone.extend(opts);
-    bare(&other, &clone, &[]).ok();
-    assert_eq!(
-        run_in(&other.join("copy"), &["export", "people", "-"])
-            .ok()
-            .stdout,
-        dir.export_csv("people", None)
-    );
+    push_and_clone_with_options(&url, &[&endpoint, "skip_signature=true"], &[]);
 }
 
 #[test]
