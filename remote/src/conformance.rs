@@ -263,12 +263,16 @@ pub async fn a_reader_never_sees_a_ref_to_a_missing_object(
     let name = RefName::branch(&unique("visible")).expect("name");
     let objects = Objects::new(store.clone(), "conformance");
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The writer starts once the reader is reading: on a fast store (memory) a writer that
+    // starts first can finish every round before the reader is first scheduled.
+    let (reading, started) = tokio::sync::oneshot::channel::<()>();
     let writer = {
         let store = store.clone();
         let name = name.clone();
         let objects = objects.clone();
         let done = done.clone();
         tokio::spawn(async move {
+            let _ = started.await;
             let log = RefLog::new(store, "writer");
             for i in 0..rounds {
                 let id = objects
@@ -293,6 +297,7 @@ pub async fn a_reader_never_sees_a_ref_to_a_missing_object(
             let log = RefLog::new(store, "reader");
             let mut seen = std::collections::HashSet::new();
             let mut reads = 0usize;
+            let mut reading = Some(reading);
             loop {
                 let finished = done.load(std::sync::atomic::Ordering::SeqCst);
                 if let Some(id) = log.read(&name).await.expect("read").commit() {
@@ -303,6 +308,9 @@ pub async fn a_reader_never_sees_a_ref_to_a_missing_object(
                     seen.insert(id);
                 }
                 reads += 1;
+                if let Some(reading) = reading.take() {
+                    let _ = reading.send(());
+                }
                 if finished {
                     break;
                 }
