@@ -263,16 +263,29 @@ pub async fn a_reader_never_sees_a_ref_to_a_missing_object(
     let name = RefName::branch(&unique("visible")).expect("name");
     let objects = Objects::new(store.clone(), "conformance");
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // The writer starts once the reader is reading: on a fast store (memory) a writer that
-    // starts first can finish every round before the reader is first scheduled.
-    let (reading, started) = tokio::sync::oneshot::channel::<()>();
+    // How many reads the reader has finished. The writer waits (a bounded while) for the
+    // reader to read between its updates: on a fast store (memory) on a loaded machine, a
+    // writer left alone can finish every round while the reader waits to be scheduled.
+    let read_count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let writer = {
         let store = store.clone();
         let name = name.clone();
         let objects = objects.clone();
         let done = done.clone();
+        let read_count = read_count.clone();
         tokio::spawn(async move {
-            let _ = started.await;
+            let reader_moves = |seen: usize| {
+                let read_count = read_count.clone();
+                async move {
+                    for _ in 0..10_000 {
+                        if read_count.load(std::sync::atomic::Ordering::SeqCst) > seen {
+                            return;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                }
+            };
+            reader_moves(0).await;
             let log = RefLog::new(store, "writer");
             for i in 0..rounds {
                 let id = objects
@@ -284,7 +297,7 @@ pub async fn a_reader_never_sees_a_ref_to_a_missing_object(
                     .expect("put object");
                 let state = log.read(&name).await.expect("read");
                 log.update(&state, Some(id), 0).await.expect("update");
-                tokio::task::yield_now().await;
+                reader_moves(read_count.load(std::sync::atomic::Ordering::SeqCst)).await;
             }
             done.store(true, std::sync::atomic::Ordering::SeqCst);
         })
@@ -297,7 +310,6 @@ pub async fn a_reader_never_sees_a_ref_to_a_missing_object(
             let log = RefLog::new(store, "reader");
             let mut seen = std::collections::HashSet::new();
             let mut reads = 0usize;
-            let mut reading = Some(reading);
             loop {
                 let finished = done.load(std::sync::atomic::Ordering::SeqCst);
                 if let Some(id) = log.read(&name).await.expect("read").commit() {
@@ -308,9 +320,7 @@ pub async fn a_reader_never_sees_a_ref_to_a_missing_object(
                     seen.insert(id);
                 }
                 reads += 1;
-                if let Some(reading) = reading.take() {
-                    let _ = reading.send(());
-                }
+                read_count.store(reads, std::sync::atomic::Ordering::SeqCst);
                 if finished {
                     break;
                 }
