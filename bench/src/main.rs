@@ -622,7 +622,7 @@ async fn remote_bench(args: &Args, endpoint: &str) -> Result<()> {
         counting.counts.summary()
     );
     let t = Instant::now();
-    let local = repo.gc(false, &NoProgress).await?;
+    let local = repo.gc(false, false, &NoProgress).await?;
     println!(
         "gc of the local repository: {:.0} ms, removed {} objects, kept {}",
         t.elapsed().as_secs_f64() * 1000.0,

@@ -122,6 +122,7 @@ pub fn advice(s: &Suggestion) -> String {
         Suggestion::SeeProblems => "each line above says what to do".into(),
         Suggestion::ResolveOrAbort => "resolve them ('strata conflicts show', 'strata conflicts resolve --ours|--theirs', or fix the rows with import/delete), or undo the merge with 'strata merge --abort'".into(),
         Suggestion::MergeWithoutFfOnly => "merge without --ff-only".into(),
+        Suggestion::ApplyByHand => "make the change by hand ('strata import', 'strata delete') and commit, or merge the branch instead ('strata merge')".into(),
         Suggestion::GiveMessage => "give one with -m".into(),
         Suggestion::CreateTable => {
             "import without --mode (and with --primary-key) to create it".into()

@@ -103,19 +103,88 @@ pub enum Command {
     /// Record all working changes as a new commit.
     Commit {
         /// The commit message.
-        #[arg(short, long)]
-        message: String,
-        /// Author as "Name <email>" (default: $STRATA_AUTHOR, else user.name and user.email).
+        #[arg(short, long, required_unless_present = "amend")]
+        message: Option<String>,
+        /// Author as "Name <email>" (default: $STRATA_AUTHOR, else user.name and user.email;
+        /// with --amend, the amended commit's author).
+        #[arg(long)]
+        author: Option<String>,
+        /// Replace the last commit by one with the working tables (and the new message, if
+        /// given), on the same parents.
+        #[arg(long)]
+        amend: bool,
+    },
+    /// Make a new commit that undoes what a commit changed.
+    Revert {
+        rev: String,
+        /// For a merge commit: the parent (1, 2, ...) whose side is kept.
+        #[arg(short = 'm', long = "mainline", value_name = "N")]
+        mainline: Option<usize>,
         #[arg(long)]
         author: Option<String>,
     },
+    /// Apply what a commit changed on top of HEAD, as a new commit with its message and author.
+    CherryPick {
+        rev: String,
+        /// For a merge commit: the parent (1, 2, ...) its change is taken against.
+        #[arg(short = 'm', long = "mainline", value_name = "N")]
+        mainline: Option<usize>,
+        /// Add "(cherry picked from commit ID)" to the message.
+        #[arg(short = 'x')]
+        record_origin: bool,
+        /// Author of the new commit (default: the picked commit's).
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// Where a branch or tag (default: the current branch) pointed, newest first; entry N
+    /// is the revision NAME@{N}, so a reset or a forced pull can be undone.
+    Reflog {
+        name: Option<String>,
+        /// Show at most N entries.
+        #[arg(short = 'n', long = "max-count", value_name = "N")]
+        max_count: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the commit id each revision names.
+    RevParse {
+        #[arg(required = true)]
+        revs: Vec<String>,
+        /// Abbreviated ids.
+        #[arg(long)]
+        short: bool,
+        /// For HEAD: the name of the branch checked out (HEAD when detached).
+        #[arg(long)]
+        abbrev_ref: bool,
+    },
+    /// Print the best common ancestor of two revisions (the base a merge uses).
+    MergeBase {
+        a: String,
+        b: String,
+        /// Print nothing: exit 0 if A is in the history of B, 1 if not.
+        #[arg(long)]
+        is_ancestor: bool,
+    },
     /// Show the commit history.
     Log {
-        /// Start from this revision (default: HEAD).
+        /// Start from this revision (default: HEAD); A..B: in B's history but not A's;
+        /// A...B: in either's but not both.
         rev: Option<String>,
         /// One line per commit.
         #[arg(long)]
         oneline: bool,
+        /// Start from every branch, tag, remote-tracking branch and HEAD.
+        #[arg(long)]
+        all: bool,
+        /// Draw the history's lines beside the commits.
+        #[arg(long)]
+        graph: bool,
+        /// Show the branches and tags at each commit (default: on a terminal).
+        #[arg(long, overrides_with = "no_decorate")]
+        decorate: bool,
+        /// Do not show branch and tag names.
+        #[arg(long)]
+        no_decorate: bool,
         /// Show at most N commits.
         #[arg(short = 'n', long = "max-count", value_name = "N")]
         max_count: Option<usize>,

@@ -115,16 +115,27 @@ pub async fn run(cli: Cli) -> Result<()> {
                 table,
                 stat,
             };
+            if !quiet {
+                crate::output::start_pager();
+            }
             let changed = crate::diff::run(&repo, &opts, json, quiet).await?;
             if changed && (exit_code || quiet) {
                 return Err(crate::Exit(1).into());
             }
             Ok(())
         }
-        Command::Commit { message, author } => commit(&repo, &message, author).await,
+        Command::Commit {
+            message,
+            author,
+            amend,
+        } => commit(&repo, message.as_deref(), author, amend).await,
         Command::Log {
             rev,
             oneline,
+            all,
+            graph,
+            decorate,
+            no_decorate,
             max_count,
             author,
             since,
@@ -134,15 +145,57 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             let opts = strata::LogOptions {
                 rev,
+                all,
                 limit: max_count,
                 author,
                 since,
                 until,
                 table,
             };
-            log(&repo, &opts, oneline, json).await
+            let style = crate::history::LogStyle {
+                oneline,
+                graph,
+                decorate: match (decorate, no_decorate) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+                json,
+            };
+            crate::output::start_pager();
+            crate::history::log(&repo, &opts, &style).await
         }
-        Command::Show { rev, json } => show(&repo, &rev, json).await,
+        Command::Reflog {
+            name,
+            max_count,
+            json,
+        } => {
+            crate::output::start_pager();
+            crate::history::reflog(&repo, name.as_deref(), max_count, json).await
+        }
+        Command::RevParse {
+            revs,
+            short,
+            abbrev_ref,
+        } => crate::history::rev_parse(&repo, &revs, short, abbrev_ref).await,
+        Command::MergeBase { a, b, is_ancestor } => {
+            crate::history::merge_base(&repo, &a, &b, is_ancestor).await
+        }
+        Command::Revert {
+            rev,
+            mainline,
+            author,
+        } => crate::history::pick(&repo, &rev, true, mainline, false, author).await,
+        Command::CherryPick {
+            rev,
+            mainline,
+            record_origin,
+            author,
+        } => crate::history::pick(&repo, &rev, false, mainline, record_origin, author).await,
+        Command::Show { rev, json } => {
+            crate::output::start_pager();
+            show(&repo, &rev, json).await
+        }
         Command::Iceberg {
             table,
             rev,
@@ -273,9 +326,10 @@ pub async fn run(cli: Cli) -> Result<()> {
 /// Prints one value as a line of JSON.
 pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(crate::output::Out);
     serde_json::to_writer(&mut out, value)?;
     writeln!(out)?;
+    out.flush()?;
     Ok(())
 }
 
@@ -493,12 +547,21 @@ async fn status_short(repo: &Repository, with_branch: bool) -> Result<()> {
     Ok(())
 }
 
-async fn commit(repo: &Repository, message: &str, author: Option<String>) -> Result<()> {
+async fn commit(
+    repo: &Repository,
+    message: Option<&str>,
+    author: Option<String>,
+    amend: bool,
+) -> Result<()> {
     let author = author.as_deref().map(Author::parse).transpose()?;
-    let c = repo.commit(message, author.as_ref()).await?;
+    let c = match (amend, message) {
+        (true, m) => repo.amend(m, author.as_ref()).await?,
+        (false, Some(m)) => repo.commit(m, author.as_ref()).await?,
+        (false, None) => bail!("give a commit message with -m"),
+    };
     let branch = c.branch.as_deref().unwrap_or("detached HEAD");
-    let summary = message.lines().next().unwrap_or("");
-    outln!("[{branch} {}] {summary}", c.id.short())?;
+    let info = repo.commit_info(&c.id.to_hex()).await?;
+    outln!("[{branch} {}] {}", c.id.short(), info.summary())?;
     if let Some(a) = &c.guessed_author {
         eprintln!(
             "note: no identity is set, so this commit's author is {a}; set yours with\n  strata config --global user.name \"Your Name\"\n  strata config --global user.email you@example.com"
@@ -555,35 +618,6 @@ async fn config(
         (None, _, true) => bail!("--unset needs the setting to remove"),
         _ => print_config(&repo.config_list().await?, key.as_deref(), list),
     }
-}
-
-async fn log(
-    repo: &Repository,
-    opts: &strata::LogOptions,
-    oneline: bool,
-    as_json: bool,
-) -> Result<()> {
-    for c in repo.log_filtered(opts).await? {
-        if as_json {
-            print_json(&c)?;
-        } else if oneline {
-            outln!("{} {}", c.id.short(), c.summary())?;
-        } else {
-            outln!("commit {}", c.id)?;
-            if c.parents.len() > 1 {
-                let ps: Vec<String> = c.parents.iter().map(|p| p.short()).collect();
-                outln!("Merge: {}", ps.join(" "))?;
-            }
-            outln!("Author: {}", c.author)?;
-            outln!("Date:   {}", render::date(c.time))?;
-            outln!()?;
-            for line in c.message.lines() {
-                outln!("    {line}")?;
-            }
-            outln!()?;
-        }
-    }
-    Ok(())
 }
 
 async fn show(repo: &Repository, rev: &str, as_json: bool) -> Result<()> {

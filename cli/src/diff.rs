@@ -102,8 +102,8 @@ pub async fn run(
         };
     }
     let mut changed = false;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = std::io::BufWriter::new(crate::output::Out);
+    let paint = crate::output::Paint::stdout();
     // For people, every changed table gets a `diff NAME` header, even one that exists on
     // both sides (the library only marks added and removed tables).
     let mut current: Option<String> = None;
@@ -129,8 +129,16 @@ pub async fn run(
             }
         }
         for l in line(&change) {
+            let l = if l.starts_with("+ ") {
+                paint.added(&l)
+            } else if l.starts_with("- ") {
+                paint.removed(&l)
+            } else {
+                l
+            };
             writeln!(out, "{l}")?;
         }
     }
+    out.flush()?;
     Ok(changed)
 }

@@ -6,7 +6,7 @@
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)
+        writeln!($crate::output::Out, $($arg)*)
     }};
 }
 
@@ -14,7 +14,7 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        write!(std::io::stdout().lock(), $($arg)*)
+        write!($crate::output::Out, $($arg)*)
     }};
 }
 
@@ -22,6 +22,8 @@ mod advice;
 mod args;
 mod commands;
 mod diff;
+mod history;
+mod output;
 mod render;
 mod sync;
 
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
         }
     });
     runtime.shutdown_background();
+    output::finish_pager();
     let Some(outcome) = outcome else {
         eprintln!("strata: interrupted");
         return ExitCode::from(130);

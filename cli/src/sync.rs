@@ -95,6 +95,10 @@ pub enum SyncCommand {
         /// (interrupted elsewhere). Use only when sure.
         #[arg(long, requires = "remote")]
         break_lock: bool,
+        /// Also collect what only the reflog keeps: drop every reflog entry but each ref's
+        /// current one (by default entries younger than 90 days are kept).
+        #[arg(long, conflicts_with = "remote")]
+        expire_reflog: bool,
         #[arg(long)]
         json: bool,
     },
@@ -316,12 +320,14 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
             remote,
             dry_run,
             break_lock,
+            expire_reflog,
             json,
         } => {
             let opts = GcOptions {
                 remote,
                 dry_run,
                 break_lock,
+                expire_reflog,
             };
             gc(repo, &opts, json).await
         }

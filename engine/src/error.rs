@@ -148,6 +148,14 @@ pub enum Error {
     #[error("cannot fast-forward to '{rev}': the histories have diverged")]
     NotFastForward { rev: String },
 
+    #[error("cannot {what} {rev}: {count} cell{} conflict{} with changes made since, in {tables}; nothing was changed", if *.count == 1 { "" } else { "s" }, if *.count == 1 { "s" } else { "" })]
+    PickConflicts {
+        what: String,
+        rev: String,
+        count: usize,
+        tables: String,
+    },
+
     #[error("table '{name}' does not exist")]
     NoSuchTableToChange { name: String },
 
@@ -256,9 +264,10 @@ impl Error {
             Error::Storage { source, .. } => crate::store::storage_kind(source),
             Error::Unavailable(_) | Error::UnknownOutcome { .. } => K::Unavailable,
             Error::Io { .. } => K::Io,
-            Error::RefConflict { .. } | Error::Fenced { .. } | Error::KeyExists { .. } => {
-                K::Conflict
-            }
+            Error::RefConflict { .. }
+            | Error::Fenced { .. }
+            | Error::KeyExists { .. }
+            | Error::PickConflicts { .. } => K::Conflict,
             Error::UncommittedChanges { .. }
             | Error::NothingToCommit
             | Error::DeleteCurrentBranch { .. }

@@ -6,7 +6,7 @@
 //! exclusive lock, and the remote protocol (leases, fences, the gc lock) is in the remote
 //! crate.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::store::{delete_opt, get_opt, layout, list_all, ObjectKind, Objects, RefKind};
+use crate::store::{delete_opt, get_opt, layout, list_all, ObjectKind, Objects, RefKind, RefName};
 
 /// Requests in flight at once while marking and deleting.
 const CONCURRENCY: usize = 16;
@@ -262,13 +262,49 @@ pub fn partition(
     (garbage, kept)
 }
 
+/// How long garbage collection keeps reflog entries (and the commits they name): 90 days.
+pub const REFLOG_KEEP_SECS: i64 = 90 * 24 * 3600;
+
 impl Repository {
+    /// Per existing branch and tag, its reflog entries made at or after `since` (record
+    /// number to commit).
+    async fn reflog_kept(&self, since: i64) -> Result<Vec<(RefName, BTreeMap<u64, ObjectId>)>> {
+        let mut out = Vec::new();
+        for kind in [RefKind::Branch, RefKind::Tag] {
+            for name in self.refs().names(kind).await? {
+                let kept: BTreeMap<u64, ObjectId> = self
+                    .reflog(&name)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.time >= since)
+                    .filter_map(|r| r.commit.map(|c| (r.seq, c)))
+                    .collect();
+                if !kept.is_empty() {
+                    out.push((name, kept));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every commit and table this checkout still needs: branches, tags, remote-tracking
     /// refs, HEAD, the working tables and a merge in progress.
     pub async fn gc_roots(&self) -> Result<Vec<ObjectId>> {
+        self.gc_roots_keeping(Some(self.now() - REFLOG_KEEP_SECS))
+            .await
+    }
+
+    /// As [`Repository::gc_roots`], plus the commits of the reflog entries made at or after
+    /// `reflog_since` (`None`: none).
+    async fn gc_roots_keeping(&self, reflog_since: Option<i64>) -> Result<Vec<ObjectId>> {
         let mut roots = Vec::new();
         for kind in [RefKind::Branch, RefKind::Tag] {
             roots.extend(self.list_refs(kind).await?.into_iter().map(|(_, c)| c));
+        }
+        if let Some(since) = reflog_since {
+            for (_, kept) in self.reflog_kept(since).await? {
+                roots.extend(kept.into_values());
+            }
         }
         let remotes = layout::local("remotes");
         let metas = list_all(self.store(), &remotes).await?;
@@ -302,9 +338,23 @@ impl Repository {
     /// Collects this repository's own store: removes unreachable objects, compacts the ref
     /// logs, and removes what an interrupted import left in `tmp/`. Needs the exclusive lock
     /// ([`Repository::lock_exclusive`]), so no other command runs meanwhile.
-    pub async fn gc(&self, dry_run: bool, progress: &dyn Progress) -> Result<GcReport> {
+    ///
+    /// Reflog entries younger than [`REFLOG_KEEP_SECS`] (90 days, as git's default) are
+    /// kept with the commits they name, so a reset or a forced pull stays undoable;
+    /// `expire_reflog` drops every entry but each ref's current one first.
+    pub async fn gc(
+        &self,
+        dry_run: bool,
+        expire_reflog: bool,
+        progress: &dyn Progress,
+    ) -> Result<GcReport> {
         let listed = list_objects(self.objects()).await?;
-        let roots = self.gc_roots().await?;
+        let since = (!expire_reflog).then(|| self.now() - REFLOG_KEEP_SECS);
+        let roots = self.gc_roots_keeping(since).await?;
+        let kept_entries = match since {
+            Some(since) => self.reflog_kept(since).await?,
+            None => Vec::new(),
+        };
         let marked = mark(&[self.objects()], &roots).await?;
         let (garbage, kept) = partition(listed, &marked);
         let mut report = GcReport {
@@ -321,7 +371,12 @@ impl Repository {
             crate::iceberg::collect(self.objects(), self.refs(), &garbage).await?;
         for kind in [RefKind::Branch, RefKind::Tag] {
             for name in self.refs().names(kind).await? {
-                report.ref_records += self.refs().compact(&name, &Default::default()).await?;
+                let pinned: BTreeSet<u64> = kept_entries
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, kept)| kept.keys().copied().collect())
+                    .unwrap_or_default();
+                report.ref_records += self.refs().compact(&name, &pinned).await?;
             }
         }
         let tmp = self.root().join(crate::repo::DOT_DIR).join(layout::TMP_DIR);

@@ -134,7 +134,8 @@ impl Repository {
         let ours = self.commit_of(&head).await?;
         let Some(ours) = ours else {
             // An unborn branch simply takes their history.
-            self.move_head(&head, None, theirs).await?;
+            self.move_head(&head, None, theirs, &format!("merge {rev}: fast-forward"))
+                .await?;
             return Ok(MergeOutcome::FastForward(theirs));
         };
         let base = self.merge_base(ours, theirs).await?;
@@ -146,7 +147,13 @@ impl Repository {
             return Err(Error::NotFastForward { rev: rev.into() });
         }
         if can_ff && !opts.no_ff {
-            self.move_head(&head, Some(ours), theirs).await?;
+            self.move_head(
+                &head,
+                Some(ours),
+                theirs,
+                &format!("merge {rev}: fast-forward"),
+            )
+            .await?;
             return Ok(MergeOutcome::FastForward(theirs));
         }
         let branch = match &head {
@@ -157,9 +164,54 @@ impl Repository {
             .message
             .clone()
             .unwrap_or_else(|| format!("Merge '{rev}' into {branch}"));
+        let (merged, conflicts) = self.merge_commits(base, ours, Some(theirs)).await?;
+        let working = Working { tables: merged };
+        if conflicts.is_empty() {
+            let commit = Commit::new(
+                vec![ours, theirs],
+                working.tables.clone(),
+                author.into(),
+                self.now(),
+                message,
+            );
+            let id = self.objects().put_json(&commit).await?;
+            let reason = format!("merge {rev}: {}", commit.summary());
+            self.move_head(&head, Some(ours), id, &reason).await?;
+            return Ok(MergeOutcome::Merged(id));
+        }
+        let state = MergeState {
+            theirs,
+            theirs_name: rev.into(),
+            base,
+            head: Some(ours),
+            pre_merge: Working {
+                tables: self.commit_tables(Some(ours)).await?,
+            },
+            message,
+            tables: conflicts,
+        };
+        // The state goes first: a crash before the working tables change leaves a merge
+        // that `--abort` undoes.
+        self.set_merge_state(Some(&state)).await?;
+        self.set_working(&working).await?;
+        Ok(MergeOutcome::Conflicts(
+            state.conflict_count(),
+            state.tables.keys().cloned().collect(),
+        ))
+    }
+
+    /// Merges the tables of commits `ours` and `theirs` from their `base` under the
+    /// cell-level rules: the merged tables (with our side of each conflicting cell) and the
+    /// conflicts, table by table.
+    pub(crate) async fn merge_commits(
+        &self,
+        base: Option<ObjectId>,
+        ours: ObjectId,
+        theirs: Option<ObjectId>,
+    ) -> Result<(BTreeMap<String, ObjectId>, BTreeMap<String, TableConflicts>)> {
         let base_tables = self.commit_tables(base).await?;
         let ours_tables = self.commit_tables(Some(ours)).await?;
-        let theirs_tables = self.commit_tables(Some(theirs)).await?;
+        let theirs_tables = self.commit_tables(theirs).await?;
         let mut merged = BTreeMap::new();
         let mut conflicts = BTreeMap::new();
         let names: BTreeSet<&String> = ours_tables.keys().chain(theirs_tables.keys()).collect();
@@ -220,45 +272,125 @@ impl Repository {
                 merged.insert(name.clone(), id);
             }
         }
-        let working = Working { tables: merged };
-        if conflicts.is_empty() {
-            let commit = Commit::new(
-                vec![ours, theirs],
-                working.tables.clone(),
-                author.into(),
-                self.now(),
-                message,
-            );
-            let id = self.objects().put_json(&commit).await?;
-            self.move_head(&head, Some(ours), id).await?;
-            return Ok(MergeOutcome::Merged(id));
-        }
-        let state = MergeState {
-            theirs,
-            theirs_name: rev.into(),
-            base,
-            head: Some(ours),
-            pre_merge: Working {
-                tables: ours_tables,
-            },
-            message,
-            tables: conflicts,
+        Ok((merged, conflicts))
+    }
+
+    /// Replaces HEAD's commit by one with the working tables, the same parents, and
+    /// `message` and `author` (default: the replaced commit's): `commit --amend`.
+    pub async fn amend(&self, message: Option<&str>, author: Option<&str>) -> Result<ObjectId> {
+        self.ensure_no_merge().await?;
+        let head = self.head().await?;
+        let Some(old_id) = self.commit_of(&head).await? else {
+            return Err(Error::State(
+                "there is no commit to amend yet; commit first".into(),
+            ));
         };
-        // The state goes first: a crash before the working tables change leaves a merge
-        // that `--abort` undoes.
-        self.set_merge_state(Some(&state)).await?;
-        self.set_working(&working).await?;
-        Ok(MergeOutcome::Conflicts(
-            state.conflict_count(),
-            state.tables.keys().cloned().collect(),
-        ))
+        let old = Commit::read(self.objects(), &old_id).await?;
+        let message = message.unwrap_or(&old.message);
+        if message.trim().is_empty() {
+            return Err(Error::EmptyMessage);
+        }
+        let working = self.working().await?;
+        let commit = Commit::new(
+            old.parents.clone(),
+            working.tables.clone(),
+            author.unwrap_or(&old.author).to_string(),
+            self.now(),
+            message.to_string(),
+        );
+        let id = self.objects().put_json(&commit).await?;
+        let reason = format!("commit (amend): {}", commit.summary());
+        self.move_head(&head, Some(old_id), id, &reason).await?;
+        Ok(id)
+    }
+
+    /// Applies the change commit `rev` made (`revert`: its inverse) on top of HEAD as a new
+    /// commit, merging it under the cell-level rules with what changed since. A merge
+    /// commit's change is taken against its parent number `mainline`. On a conflict nothing
+    /// changes ([`Error::PickConflicts`]). The new commit's message and author are `message`
+    /// and `author`.
+    pub async fn pick(
+        &self,
+        rev: &str,
+        revert: bool,
+        mainline: Option<usize>,
+        message: &dyn Fn(&Commit, ObjectId) -> String,
+        author: &dyn Fn(&Commit) -> String,
+    ) -> Result<ObjectId> {
+        let what = if revert { "revert" } else { "cherry-pick" };
+        self.ensure_no_merge().await?;
+        self.ensure_clean(false).await?;
+        let target = self.resolve(rev).await?;
+        let picked = Commit::read(self.objects(), &target).await?;
+        let parent = match (picked.parents.len(), mainline) {
+            (n, None) if n > 1 => {
+                return Err(Error::Invalid(format!(
+                    "{rev} is a merge commit: say which parent's side to {what} against with -m N (1 to {n})"
+                )))
+            }
+            (n, Some(m)) if m == 0 || m > n => {
+                return Err(Error::Invalid(format!(
+                    "-m {m}: {rev} has {n} parent{}; give 1 to {n}",
+                    if n == 1 { "" } else { "s" }
+                )))
+            }
+            (_, Some(m)) => Some(picked.parents[m - 1]),
+            (_, None) => picked.parents.first().copied(),
+        };
+        let head = self.head().await?;
+        let Some(ours) = self.commit_of(&head).await? else {
+            return Err(Error::State(format!(
+                "HEAD has no commits yet: there is nothing to {what} onto"
+            )));
+        };
+        let (base, theirs) = if revert {
+            (Some(target), parent)
+        } else {
+            (parent, Some(target))
+        };
+        let (merged, conflicts) = self.merge_commits(base, ours, theirs).await?;
+        if !conflicts.is_empty() {
+            return Err(Error::PickConflicts {
+                what: what.into(),
+                rev: rev.into(),
+                count: conflicts.values().map(|t| t.conflicts.len()).sum(),
+                tables: conflicts.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        }
+        if merged == self.commit_tables(Some(ours)).await? {
+            return Err(Error::State(format!(
+                "{what} of {rev} changes nothing: HEAD already has {}",
+                if revert {
+                    "none of its change"
+                } else {
+                    "its change"
+                }
+            )));
+        }
+        let commit = Commit::new(
+            vec![ours],
+            merged,
+            author(&picked),
+            self.now(),
+            message(&picked, target),
+        );
+        let id = self.objects().put_json(&commit).await?;
+        let reason = format!("{what}: {}", commit.summary());
+        self.move_head(&head, Some(ours), id, &reason).await?;
+        Ok(id)
     }
 
     /// Moves HEAD's branch (or detached HEAD) from `expected` to `to`, and the working tables.
-    async fn move_head(&self, head: &Head, expected: Option<ObjectId>, to: ObjectId) -> Result<()> {
+    async fn move_head(
+        &self,
+        head: &Head,
+        expected: Option<ObjectId>,
+        to: ObjectId,
+        reason: &str,
+    ) -> Result<()> {
         match head {
             Head::Branch(b) => {
-                self.move_branch(&RefName::branch(b)?, expected, Some(to))
+                self.move_branch(&RefName::branch(b)?, expected, Some(to), reason)
                     .await?
             }
             Head::Detached(_) => self.set_head(&Head::Detached(to)).await?,

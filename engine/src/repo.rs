@@ -17,7 +17,7 @@ use crate::iceberg;
 use crate::id::ObjectId;
 use crate::names::validate_name;
 use crate::store::objects::{check_format, encode_json};
-use crate::store::{layout, Objects, RefKind, RefLog, RefName, RefState};
+use crate::store::{layout, Objects, RefKind, RefLog, RefName, RefRecord, RefState};
 use crate::table::TableObject;
 
 /// Name of the folder that holds a repository's data.
@@ -531,9 +531,17 @@ impl Repository {
             message.to_string(),
         );
         let id = self.objects.put_json(&commit).await?;
+        let kind = if merging.is_some() {
+            "commit (merge)"
+        } else if parent.is_none() {
+            "commit (initial)"
+        } else {
+            "commit"
+        };
+        let reason = format!("{kind}: {}", commit.summary());
         match head {
             Head::Branch(b) => {
-                self.move_branch(&RefName::branch(&b)?, parent, Some(id))
+                self.move_branch(&RefName::branch(&b)?, parent, Some(id), &reason)
                     .await?;
             }
             Head::Detached(_) => self.set_head(&Head::Detached(id)).await?,
@@ -548,8 +556,16 @@ impl Repository {
     /// Moves a ref (compare-and-swap on its log), then publishes its Iceberg views. A
     /// failure to publish is a warning, not a failure of the move: the views catch up at the
     /// ref's next move or at `strata iceberg`.
-    async fn update_ref(&self, state: &RefState, new: Option<ObjectId>) -> Result<RefState> {
-        let after = self.refs.update(state, new, self.clock.now()).await?;
+    async fn update_ref(
+        &self,
+        state: &RefState,
+        new: Option<ObjectId>,
+        reason: &str,
+    ) -> Result<RefState> {
+        let after = self
+            .refs
+            .update_because(state, new, self.clock.now(), reason)
+            .await?;
         if let Err(e) = self.publish_views(&after, state.commit()).await {
             tracing::warn!(r#ref = %after.name, error = %e, "could not publish the Iceberg views");
         }
@@ -584,6 +600,7 @@ impl Repository {
         name: &RefName,
         expected: Option<ObjectId>,
         new: Option<ObjectId>,
+        reason: &str,
     ) -> Result<()> {
         let state = self.refs.read(name).await?;
         if state.commit() != expected {
@@ -593,7 +610,7 @@ impl Repository {
                 actual: state.commit().map_or("nothing".into(), |c| c.short()),
             });
         }
-        self.update_ref(&state, new).await?;
+        self.update_ref(&state, new, reason).await?;
         Ok(())
     }
 
@@ -607,17 +624,35 @@ impl Repository {
         start: ObjectId,
         limit: Option<usize>,
     ) -> Result<Vec<(ObjectId, Commit)>> {
-        // Every reachable commit, with how many of its children are reachable.
+        self.log_from(&[start], &HashSet::new(), limit).await
+    }
+
+    /// The commits reachable from any of `starts` and not in `hidden` (which must hold
+    /// every ancestor of its members: a set of reachable commits, as for `A..B`), in the
+    /// order of [`Repository::log`].
+    pub async fn log_from(
+        &self,
+        starts: &[ObjectId],
+        hidden: &HashSet<ObjectId>,
+        limit: Option<usize>,
+    ) -> Result<Vec<(ObjectId, Commit)>> {
+        // Every listed commit, with how many of its children are listed.
         let mut commits: BTreeMap<ObjectId, Commit> = BTreeMap::new();
         let mut children: BTreeMap<ObjectId, usize> = BTreeMap::new();
-        let mut queue = vec![start];
-        children.insert(start, 0);
+        let mut queue: Vec<ObjectId> = starts
+            .iter()
+            .filter(|s| !hidden.contains(s))
+            .copied()
+            .collect();
         while let Some(id) = queue.pop() {
             if commits.contains_key(&id) {
                 continue;
             }
             let commit = Commit::read(&self.objects, &id).await?;
             for p in &commit.parents {
+                if hidden.contains(p) {
+                    continue;
+                }
                 *children.entry(*p).or_insert(0) += 1;
                 if !commits.contains_key(p) {
                     queue.push(*p);
@@ -626,8 +661,11 @@ impl Repository {
             commits.insert(id, commit);
         }
         let mut ready = BinaryHeap::new();
-        let first = commits.get(&start).map_or(0, |c| c.time);
-        ready.push((first, start));
+        for (id, c) in &commits {
+            if children.get(id).copied().unwrap_or(0) == 0 {
+                ready.push((c.time, *id));
+            }
+        }
         let mut out = Vec::new();
         while let Some((_, id)) = ready.pop() {
             if limit.is_some_and(|l| out.len() >= l) {
@@ -691,10 +729,81 @@ impl Repository {
         Ok(id)
     }
 
+    /// The reflog of a branch or tag: where it pointed, newest first (entry 0 is where it
+    /// points now), back to its creation or to the oldest record garbage collection kept.
+    /// A deleted and re-created ref starts a new reflog, as in git; fence records written by
+    /// a collection are not entries.
+    pub async fn reflog(&self, name: &RefName) -> Result<Vec<RefRecord>> {
+        let folder = self.refs.records(name).await?;
+        let mut out = Vec::new();
+        for (_, _, record) in folder.records.into_iter().rev() {
+            let record = record?;
+            if record.gc.is_some() {
+                continue;
+            }
+            if record.commit.is_none() {
+                break;
+            }
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// The ref a reflog selector names: `@{N}` and `HEAD@{N}` the branch checked out,
+    /// `NAME@{N}` a branch, else a tag.
+    pub async fn reflog_ref(&self, name: &str) -> Result<RefName> {
+        if name.is_empty() || name == "HEAD" || name == "@" {
+            return match self.head().await? {
+                Head::Branch(b) => RefName::branch(&b),
+                Head::Detached(_) => Err(Error::Invalid(
+                    "HEAD is detached, and only branches and tags have a reflog; name one (main@{1})"
+                        .into(),
+                )),
+            };
+        }
+        let branch = RefName::branch(name)?;
+        if self.refs.read(&branch).await?.commit().is_some() {
+            return Ok(branch);
+        }
+        let tag = RefName::tag(name)?;
+        if self.refs.read(&tag).await?.commit().is_some() {
+            return Ok(tag);
+        }
+        Err(Error::UnknownBranch { name: name.into() })
+    }
+
+    /// Resolves `NAME@{N}`: where the ref pointed N moves ago.
+    async fn resolve_reflog(&self, name: &str, n: &str, rev: &str) -> Result<ObjectId> {
+        let n: usize = n.parse().map_err(|_| {
+            Error::Invalid(format!(
+                "'{rev}': expected a number of moves between the braces, as in main@{{1}}"
+            ))
+        })?;
+        let ref_name = self.reflog_ref(name).await?;
+        let log = self.reflog(&ref_name).await?;
+        match log.get(n).and_then(|r| r.commit) {
+            Some(c) => Ok(c),
+            None => Err(Error::Invalid(format!(
+                "'{rev}': the reflog of {} has {} {} (0 to {}); see 'strata reflog {}'",
+                ref_name.name,
+                log.len(),
+                if log.len() == 1 { "entry" } else { "entries" },
+                log.len().saturating_sub(1),
+                ref_name.name
+            ))),
+        }
+    }
+
     async fn resolve_base(&self, base: &str, rev: &str) -> Result<ObjectId> {
         let unknown = || Error::UnknownRevision {
             rev: rev.to_string(),
         };
+        if let Some((name, rest)) = base.split_once("@{") {
+            if let Some(n) = rest.strip_suffix('}') {
+                return self.resolve_reflog(name, n, rev).await;
+            }
+            return Err(unknown());
+        }
         if base == "HEAD" || base == "@" {
             return self.head_commit().await?.ok_or_else(|| {
                 Error::Invalid("HEAD has no commits yet; commit something first".into())
@@ -858,7 +967,13 @@ impl Repository {
                 name: name.into(),
             });
         }
-        self.update_ref(&state, Some(target)).await?;
+        let from = start.unwrap_or("HEAD");
+        self.update_ref(
+            &state,
+            Some(target),
+            &format!("{}: created from {from}", kind.noun()),
+        )
+        .await?;
         Ok(target)
     }
 
@@ -875,7 +990,8 @@ impl Repository {
                 RefKind::Tag => Error::UnknownTag { name: name.into() },
             });
         };
-        self.update_ref(&state, None).await?;
+        self.update_ref(&state, None, &format!("{}: deleted", kind.noun()))
+            .await?;
         Ok(old)
     }
 
@@ -895,18 +1011,24 @@ impl Repository {
                 name: to.into(),
             });
         }
-        self.update_ref(&to_state, Some(commit)).await?;
+        self.update_ref(
+            &to_state,
+            Some(commit),
+            &format!("branch: renamed from {from}"),
+        )
+        .await?;
         if self.head().await? == Head::Branch(from.into()) {
             self.set_head(&Head::Branch(to.to_string())).await?;
         }
-        self.update_ref(&from_state, None).await?;
+        self.update_ref(&from_state, None, &format!("branch: renamed to {to}"))
+            .await?;
         Ok(commit)
     }
 
     /// Starts branch `name` at `commit` (it must not exist yet) and checks it out, replacing
     /// the working tables: what a clone does once it has fetched.
-    pub async fn start_branch_at(&self, name: &str, commit: ObjectId) -> Result<()> {
-        self.move_branch(&RefName::branch(name)?, None, Some(commit))
+    pub async fn start_branch_at(&self, name: &str, commit: ObjectId, reason: &str) -> Result<()> {
+        self.move_branch(&RefName::branch(name)?, None, Some(commit), reason)
             .await?;
         self.set_head(&Head::Branch(name.to_string())).await?;
         let tables = self.commit_tables(Some(commit)).await?;
@@ -961,7 +1083,8 @@ impl Repository {
                 let name = RefName::branch(&b)?;
                 let state = self.refs.read(&name).await?;
                 if state.commit() != Some(target) {
-                    self.update_ref(&state, Some(target)).await?;
+                    self.update_ref(&state, Some(target), &format!("reset: moving to {rev}"))
+                        .await?;
                 }
             }
             Head::Detached(_) => self.set_head(&Head::Detached(target)).await?,

@@ -75,7 +75,7 @@ pub async fn fetch(
         let state = repo.refs().read(&name).await?;
         if state.commit().is_none() {
             repo.refs()
-                .update(&state, Some(*commit), repo.now())
+                .update_because(&state, Some(*commit), repo.now(), "fetch: new tag")
                 .await?;
             report.new_tags.push(tag.clone());
         }
@@ -192,6 +192,7 @@ async fn clone_into(
         },
     )
     .await?;
-    repo.start_branch_at(&name, commit).await?;
+    repo.start_branch_at(&name, commit, &format!("clone: from {url}"))
+        .await?;
     Ok((repo, Some(name)))
 }

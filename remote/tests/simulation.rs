@@ -1361,7 +1361,7 @@ impl Sim {
                     .await
                     .expect("first fetch");
                 if actor.role == Role::Pusher {
-                    repo.start_branch_at("main", base)
+                    repo.start_branch_at("main", base, "clone")
                         .await
                         .expect("start main");
                 }

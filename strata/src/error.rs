@@ -120,6 +120,8 @@ pub enum Suggestion {
     RemountOrAllow,
     /// Delete the branch anyway (its commits may then be lost).
     ForceDeleteBranch,
+    /// Make the change by hand (import, delete) and commit, or merge instead.
+    ApplyByHand,
     /// Give the column's type (`keeps`: one that holds its values as written).
     GiveColumnType {
         column: String,
@@ -162,6 +164,7 @@ impl Error {
                 E::MergeInProgress { .. } => Some(Suggestion::FinishOrAbortMerge),
                 E::ConflictsRemain { .. } => Some(Suggestion::ResolveOrAbort),
                 E::NotFastForward { .. } => Some(Suggestion::MergeWithoutFfOnly),
+                E::PickConflicts { .. } => Some(Suggestion::ApplyByHand),
                 E::EmptyMessage => Some(Suggestion::GiveMessage),
                 E::NoSuchTableToChange { .. } => Some(Suggestion::CreateTable),
                 E::KeyRequired { .. } => Some(Suggestion::GiveKey),

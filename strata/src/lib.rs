@@ -44,7 +44,7 @@ pub use data::{
 };
 pub use diff::{Change, Diff, DiffOptions, RowDiff, SchemaEvent, TableEvent, TableStat};
 pub use error::{Error, Result, StorageFault, Suggestion};
-pub use history::{CommitDetail, CommitInfo, LogOptions};
+pub use history::{CommitDetail, CommitInfo, LogOptions, ReflogEntry};
 pub use maintenance::{FsckOptions, FsckProblem, FsckReport, GcOptions, GcReport, Repair};
 pub use merge::{CellConflict, ConflictInfo, MergeOptions, MergeOutcome, Side};
 pub use refs::RefInfo;
@@ -56,7 +56,8 @@ pub use remotes::{
 pub use repository::{Author, Repository, DOT_DIR};
 pub use views::{DataFile, IcebergView, ViewOptions};
 pub use worktree::{
-    CheckoutOptions, Committed, HeadRef as Head, MergingStatus, Status, TableChange, UpstreamStatus,
+    CheckoutOptions, Committed, HeadRef as Head, MergingStatus, PickOptions, Status, TableChange,
+    UpstreamStatus,
 };
 
 pub use strata_engine::progress::NoProgress;

@@ -23,6 +23,10 @@ pub struct GcOptions {
     /// Take a remote's collection lock from a collection that is not running any more
     /// (interrupted elsewhere). Use only when sure.
     pub break_lock: bool,
+    /// Locally: drop every reflog entry but each ref's current one first, so that commits
+    /// only the reflog kept are collected too (by default entries younger than 90 days are
+    /// kept). Ignored for a remote, which has no reflog.
+    pub expire_reflog: bool,
 }
 
 /// What a collection removed and kept.
@@ -101,7 +105,7 @@ impl Repository {
                 if !opts.dry_run {
                     repo.lock_exclusive()?;
                 }
-                let gc = repo.gc(opts.dry_run, progress).await?;
+                let gc = repo.gc(opts.dry_run, opts.expire_reflog, progress).await?;
                 Ok(GcReport {
                     location: repo.root().display().to_string(),
                     report: RemoteGcReport {

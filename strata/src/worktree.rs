@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use strata_engine::repo::{Head, TableStatus};
 use strata_engine::store::RefKind;
-use strata_engine::ObjectId;
+use strata_engine::{Commit, ObjectId};
 
 use crate::error::{Error, Result};
 use crate::repository::{Author, Repository};
@@ -99,6 +99,18 @@ pub struct Committed {
     pub guessed_author: Option<String>,
 }
 
+/// Options of [`Repository::revert`] and [`Repository::cherry_pick`].
+#[derive(Debug, Clone, Default)]
+pub struct PickOptions {
+    /// For a merge commit: the parent (1, 2, ...) whose side its change is taken against.
+    pub mainline: Option<usize>,
+    /// The new commit's author (revert: default as for a commit; cherry-pick: default the
+    /// picked commit's author, as git keeps it).
+    pub author: Option<Author>,
+    /// Cherry-pick: add "(cherry picked from commit ID)" to the message (`-x`).
+    pub record_origin: bool,
+}
+
 /// Where `checkout -` goes back to (`.strata/local/previous-head.json`).
 const PREVIOUS_HEAD: &str = "previous-head.json";
 
@@ -172,6 +184,83 @@ impl Repository {
             id,
             branch,
             guessed_author: guessed.then(|| author.to_string()),
+        })
+    }
+
+    /// Replaces the last commit (`commit --amend`) by one with the working tables, the same
+    /// parents, and `message` (default: the old message). The author stays the old commit's
+    /// unless `author` is given.
+    pub async fn amend(&self, message: Option<&str>, author: Option<&Author>) -> Result<Committed> {
+        let _lock = self.inner.lock_state().await?;
+        let id = self
+            .inner
+            .amend(message, author.map(Author::as_str))
+            .await?;
+        self.committed(id, false).await
+    }
+
+    /// Makes a new commit that undoes the change `rev` made, merged under the cell-level
+    /// rules with what changed since. Needs a clean working state. On a conflicting cell
+    /// nothing changes and the error names the tables.
+    pub async fn revert(&self, rev: &str, opts: &PickOptions) -> Result<Committed> {
+        let _lock = self.inner.lock_state().await?;
+        let (author, guessed) = self.author(opts.author.as_ref()).await?;
+        let id = self
+            .inner
+            .pick(
+                rev,
+                true,
+                opts.mainline,
+                &|c, id| format!("Revert \"{}\"\n\nThis reverts commit {id}.", c.summary()),
+                &|_| author.to_string(),
+            )
+            .await?;
+        self.committed(id, guessed).await
+    }
+
+    /// Applies the change commit `rev` made on top of HEAD as a new commit with its message
+    /// and author, merged under the cell-level rules. Needs a clean working state. On a
+    /// conflicting cell nothing changes and the error names the tables.
+    pub async fn cherry_pick(&self, rev: &str, opts: &PickOptions) -> Result<Committed> {
+        let _lock = self.inner.lock_state().await?;
+        let origin = opts.record_origin;
+        let author = opts.author.as_ref().map(|a| a.to_string());
+        let id = self
+            .inner
+            .pick(
+                rev,
+                false,
+                opts.mainline,
+                &|c, id| {
+                    if origin {
+                        format!(
+                            "{}\n\n(cherry picked from commit {id})",
+                            c.message.trim_end()
+                        )
+                    } else {
+                        c.message.clone()
+                    }
+                },
+                &|c| author.clone().unwrap_or_else(|| c.author.clone()),
+            )
+            .await?;
+        self.committed(id, false).await
+    }
+
+    async fn committed(&self, id: ObjectId, guessed: bool) -> Result<Committed> {
+        let branch = match self.inner.head().await? {
+            Head::Branch(b) => Some(b),
+            Head::Detached(_) => None,
+        };
+        let guessed_author = if guessed {
+            Some(Commit::read(self.inner.objects(), &id).await?.author)
+        } else {
+            None
+        };
+        Ok(Committed {
+            id,
+            branch,
+            guessed_author,
         })
     }
 

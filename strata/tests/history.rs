@@ -3,7 +3,10 @@
 mod common;
 
 use serde_json::json;
-use strata::{Author, Committed, ErrorKind, ObjectId, TableChange, WriteMode};
+use strata::{
+    Author, Committed, ErrorKind, GcOptions, LogOptions, MergeOptions, NoProgress, ObjectId,
+    PickOptions, TableChange, WriteMode,
+};
 
 use common::*;
 
@@ -296,5 +299,289 @@ async fn show_of_a_commit_that_only_renamed_a_table_lists_both_names() -> Result
             ("people".to_string(), "removed")
         ]
     );
+    Ok(())
+}
+
+// ---- reflog, ranges, merge-base, revert, cherry-pick, amend ----
+
+/// The reasons of a ref's reflog, newest first.
+async fn reasons(t: &TestRepo, name: Option<&str>) -> Vec<String> {
+    t.reflog(name)
+        .await
+        .expect("the reflog should be readable")
+        .into_iter()
+        .map(|e| e.reason.unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_reflog_lists_every_move_of_a_branch_and_name_at_n_undoes_a_reset() -> Result {
+    let t = three_commits().await;
+    let third = t.id("HEAD").await;
+    t.reset_hard("HEAD~2").await?;
+    assert_eq!(
+        reasons(&t, None).await,
+        [
+            "reset: moving to HEAD~2",
+            "commit: third",
+            "commit: second",
+            "commit (initial): add people"
+        ]
+    );
+    let log = t.reflog(Some("main")).await?;
+    assert_eq!(log[0].selector, "main@{0}");
+    assert_eq!(log[1].selector, "main@{1}");
+    assert_eq!(log[1].commit, third);
+    assert_eq!(t.id("main@{1}").await, third);
+    assert_eq!(t.id("@{1}").await, third, "@{{N}} is the current branch's");
+    assert_eq!(t.id("main@{1}~1").await, t.id("main@{2}").await);
+
+    // The reset is undone by resetting to where the branch was.
+    t.reset_hard("main@{1}").await?;
+    assert_eq!(t.id("HEAD").await, third);
+    assert_eq!(
+        t.reflog(None).await?[0].reason.as_deref(),
+        Some("reset: moving to main@{1}")
+    );
+
+    let past = t.resolve("main@{9}").await.expect_err("beyond the reflog");
+    assert_eq!(past.kind(), ErrorKind::InvalidInput);
+    assert!(past.to_string().contains("has 5 entries"), "{past}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn branches_and_tags_record_why_they_moved_and_a_recreated_branch_starts_a_new_reflog(
+) -> Result {
+    let t = three_commits().await;
+    t.create_branch("topic", Some("HEAD~1")).await?;
+    t.rename_branch("topic", "feature").await?;
+    assert_eq!(
+        reasons(&t, Some("feature")).await,
+        ["branch: renamed from topic"]
+    );
+    t.create_tag("v1", None).await?;
+    assert_eq!(reasons(&t, Some("v1")).await, ["tag: created from HEAD"]);
+    t.delete_branch("feature", true).await?;
+    t.create_branch("feature", None).await?;
+    assert_eq!(
+        reasons(&t, Some("feature")).await,
+        ["branch: created from HEAD"],
+        "the deleted branch's entries are not the new one's"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn gc_keeps_the_commits_the_reflog_names_until_the_reflog_is_expired() -> Result {
+    let t = three_commits().await;
+    let third = t.id("HEAD").await;
+    let third_rows = t.csv("people", Some("HEAD")).await;
+    t.reset_hard("HEAD~2").await?;
+
+    let kept = t.gc(&GcOptions::default(), &NoProgress).await?;
+    assert_eq!(kept.report.gc.removed.objects, 0, "{kept:?}");
+    assert_eq!(t.id("main@{1}").await, third);
+    assert_eq!(t.csv("people", Some("main@{1}")).await, third_rows);
+
+    let expire = GcOptions {
+        expire_reflog: true,
+        ..Default::default()
+    };
+    let swept = t.gc(&expire, &NoProgress).await?;
+    assert!(swept.report.gc.removed.objects > 0, "{swept:?}");
+    assert_eq!(t.reflog(None).await?.len(), 1);
+    let gone = t.resolve(&third.to_hex()).await.expect_err("collected");
+    assert_eq!(gone.kind(), ErrorKind::NotFound, "{gone}");
+    Ok(())
+}
+
+/// A history that forks at `second`: main gets `main-1`, topic gets `topic-1` and `topic-2`.
+async fn forked() -> TestRepo {
+    let t = three_commits().await;
+    t.create_branch("topic", Some("HEAD~1"))
+        .await
+        .expect("branch");
+    t.commit_on("topic", "topic-1", async |t| {
+        t.upsert("people", "id,name,score\n7,gil,7.0\n").await;
+    })
+    .await;
+    t.commit_on("topic", "topic-2", async |t| {
+        t.upsert("people", "id,name,score\n8,hal,8.0\n").await;
+    })
+    .await;
+    t.upsert("people", "id,name,score\n9,ida,9.0\n").await;
+    t.commit_changes("main-1").await;
+    t
+}
+
+async fn summaries(t: &TestRepo, opts: &LogOptions) -> Vec<String> {
+    t.log_filtered(opts)
+        .await
+        .unwrap_or_else(|e| panic!("log {opts:?} failed: {e}"))
+        .iter()
+        .map(|c| c.summary().to_string())
+        .collect()
+}
+
+fn range(rev: &str) -> LogOptions {
+    LogOptions {
+        rev: Some(rev.into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn log_ranges_list_what_one_side_has_and_the_other_lacks() -> Result {
+    let t = forked().await;
+    assert_eq!(
+        summaries(&t, &range("main..topic")).await,
+        ["topic-2", "topic-1"]
+    );
+    assert_eq!(
+        summaries(&t, &range("topic..main")).await,
+        ["main-1", "third"]
+    );
+    assert_eq!(summaries(&t, &range("topic..")).await, ["main-1", "third"]);
+    assert_eq!(
+        summaries(&t, &range("main...topic")).await.len(),
+        4,
+        "the symmetric difference"
+    );
+    assert!(summaries(&t, &range("main..main")).await.is_empty());
+    let all = LogOptions {
+        all: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        summaries(&t, &all).await.len(),
+        6,
+        "every branch's commits, once"
+    );
+
+    assert_eq!(
+        t.merge_base("main", "topic").await?,
+        Some(t.id("main~2").await)
+    );
+    assert!(t.is_ancestor("main~2", "topic").await?);
+    assert!(t.is_ancestor("main", "main").await?);
+    assert!(!t.is_ancestor("main", "topic").await?);
+    let labels = t.ref_labels().await?;
+    assert_eq!(labels[&t.id("main").await], ["HEAD -> main"]);
+    assert_eq!(labels[&t.id("topic").await], ["topic"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn revert_undoes_one_commit_and_keeps_what_came_after() -> Result {
+    let t = three_commits().await;
+    t.upsert("people", "id,name,score\n3,cyril,3.0\n").await;
+    t.commit_changes("fourth").await;
+    // `second` renamed bob and added dee; reverting it keeps the later changes.
+    let c = t.revert("HEAD~2", &PickOptions::default()).await?;
+    assert_eq!(c.branch.as_deref(), Some("main"));
+    assert_eq!(t.parents("HEAD").await, [t.id("HEAD~1").await]);
+    assert_eq!(
+        t.csv("people", None).await,
+        "id,name,score\n2,bob,2.5\n3,cyril,3.0\n"
+    );
+    let message = t.message("HEAD").await;
+    assert!(
+        message.starts_with("Revert \"second\"\n\nThis reverts commit "),
+        "{message}"
+    );
+    assert_eq!(reasons(&t, None).await[0], "revert: Revert \"second\"");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_revert_or_pick_that_conflicts_changes_nothing_and_names_the_table() -> Result {
+    let t = three_commits().await;
+    t.upsert("people", "id,name,score\n2,robert,2.5\n").await;
+    t.commit_changes("bob again").await;
+    // Refs, HEAD and the working tables stay; chunks the attempt wrote are unreferenced
+    // (gc removes them).
+    let state = ["refs", "local", "strata.json"];
+    let before = t.snapshot().only(&state);
+    // Reverting `second` would set bob's name back while `bob again` changed it since.
+    let e = t
+        .revert("HEAD~2", &PickOptions::default())
+        .await
+        .expect_err("conflict");
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(
+        e.to_string().contains("in people; nothing was changed"),
+        "{e}"
+    );
+    before.assert_same(&t.snapshot().only(&state), "a conflicting revert");
+
+    t.upsert("people", "id,name,score\n5,eve,5.0\n").await;
+    let dirty = t
+        .cherry_pick("HEAD~1", &PickOptions::default())
+        .await
+        .expect_err("working changes");
+    assert_eq!(dirty.kind(), ErrorKind::InvalidState, "{dirty}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn cherry_pick_applies_a_commit_of_another_branch_with_its_message_and_author() -> Result {
+    let t = forked().await;
+    let picked = t.id("topic").await;
+    let opts = PickOptions {
+        record_origin: true,
+        ..Default::default()
+    };
+    t.cherry_pick("topic", &opts).await?;
+    assert_eq!(t.parents("HEAD").await, [t.id("HEAD~1").await]);
+    let info = t.commit_info("HEAD").await?;
+    assert_eq!(info.author, t.commit_info("topic").await?.author);
+    assert_eq!(
+        info.message,
+        format!("topic-2\n\n(cherry picked from commit {picked})")
+    );
+    let rows = t.csv("people", None).await;
+    assert!(
+        rows.contains("8,hal,8.0") && !rows.contains("7,gil"),
+        "{rows}"
+    );
+
+    // A merge commit needs its mainline.
+    t.merge("topic", &MergeOptions::default()).await?;
+    let e = t
+        .revert("HEAD", &PickOptions::default())
+        .await
+        .expect_err("a merge without -m");
+    assert!(e.to_string().contains("-m N"), "{e}");
+    t.revert(
+        "HEAD",
+        &PickOptions {
+            mainline: Some(1),
+            ..Default::default()
+        },
+    )
+    .await?;
+    assert!(!t.csv("people", None).await.contains("7,gil"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn amend_replaces_the_last_commit_on_the_same_parent_keeping_its_author() -> Result {
+    let t = three_commits().await;
+    let old = t.id("HEAD").await;
+    let old_author = t.commit_info("HEAD").await?.author;
+    t.upsert("people", "id,name,score\n6,fay,6.0\n").await;
+    let amended = t.amend(Some("third, amended"), None).await?;
+    assert_ne!(amended.id, old);
+    let info = t.commit_info("HEAD").await?;
+    assert_eq!(info.message, "third, amended");
+    assert_eq!(info.author, old_author);
+    assert_eq!(info.parents, t.commit_info(&old.to_hex()).await?.parents);
+    assert!(t.csv("people", Some("HEAD")).await.contains("6,fay,6.0"));
+    assert_eq!(t.status().await?.tables, []);
+    assert_eq!(t.id("main@{1}").await, old);
+    // Without a message, the old one stays.
+    t.amend(None, None).await?;
+    assert_eq!(t.message("HEAD").await, "third, amended");
     Ok(())
 }

@@ -30,7 +30,12 @@ pub fn strata_command<S: AsRef<OsStr>>(cwd: &Path, args: &[S]) -> Command {
         .env("STRATA_CONFIG", cwd.join(".no-account-settings.json"))
         .env_remove("STRATA_LOG")
         .env_remove("RUST_LOG")
-        .env_remove("RUST_BACKTRACE");
+        .env_remove("RUST_BACKTRACE")
+        // Colour and paging are each test's choice.
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("STRATA_PAGER")
+        .env_remove("PAGER");
     cmd
 }
 

@@ -321,3 +321,222 @@ fn log_filters_by_author_time_and_table() {
     let err = dir.strata(&["log", "--since", "yesterday"]).usage_error();
     assert_mentions(&err, &["'yesterday' is not a time"]);
 }
+
+/// [`three_commits`], then `topic` from `second` with one commit, and main merging it.
+fn merged_topic() -> Dir {
+    let dir = three_commits();
+    dir.strata(&["checkout", "-b", "topic", "HEAD~1"]).ok();
+    dir.write("t.csv", "id,name,score\n7,gil,7.0\n");
+    dir.strata(&["import", "people", "t.csv", "--mode", "upsert"])
+        .ok();
+    dir.strata(&["commit", "-m", "topic work"]).ok();
+    dir.strata(&["checkout", "main"]).ok();
+    dir.write("m.csv", "id,name,score\n9,ida,9.0\n");
+    dir.strata(&["import", "people", "m.csv", "--mode", "upsert"])
+        .ok();
+    dir.strata(&["commit", "-m", "main work"]).ok();
+    dir.strata(&["merge", "topic", "-m", "merge topic"]).ok();
+    dir.strata(&["tag", "v1", "HEAD~1"]).ok();
+    dir
+}
+
+#[test]
+fn log_graph_draws_the_fork_and_the_merge_with_branch_and_tag_names() {
+    let dir = merged_topic();
+    let out = dir
+        .strata(&["log", "--graph", "--oneline", "--decorate", "--all"])
+        .ok()
+        .stdout;
+    let short = |rev: &str| dir.rev_id(rev)[..12].to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("* {} (HEAD -> main) merge topic", short("main")),
+        "{out}"
+    );
+    assert_eq!(lines[1], "|\\", "the merge opens a second lane:\n{out}");
+    assert!(
+        out.contains(&format!("* | {} (tag: v1) main work", short("v1")))
+            || out.contains(&format!("| * {} (tag: v1) main work", short("v1"))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{} (topic) topic work", short("topic"))),
+        "{out}"
+    );
+    assert!(out.contains("|/\n"), "the lanes join at the fork:\n{out}");
+    assert!(
+        out.ends_with(&format!("* {} add people\n", short("HEAD~4"))),
+        "{out}"
+    );
+    assert_eq!(out.matches('*').count(), 6, "one row per commit:\n{out}");
+
+    // Piped without --decorate: no names, so scripts read `ID SUMMARY`.
+    let plain = dir.strata(&["log", "--oneline", "-n", "1"]).ok().stdout;
+    assert_eq!(plain, format!("{} merge topic\n", short("main")));
+}
+
+#[test]
+fn colour_is_used_when_forced_and_never_with_no_color_or_into_a_pipe() {
+    let dir = merged_topic();
+    let args = ["log", "--oneline", "--decorate", "-n", "1"];
+    let forced = dir.strata_env(&args, "CLICOLOR_FORCE", "1".as_ref()).ok();
+    assert!(forced.stdout.contains("\x1b[33m"), "{forced:?}");
+    assert!(
+        forced.stdout.contains("\x1b[1;36m(HEAD -> main)"),
+        "{forced:?}"
+    );
+    let out = dir
+        .command(&args)
+        .env("CLICOLOR_FORCE", "1")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("strata runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !text.contains('\x1b'), "{text}");
+    let piped = dir.strata(&args).ok();
+    assert!(!piped.stdout.contains('\x1b'), "{piped:?}");
+
+    dir.write("d.csv", "id,name,score\n10,jo,1.0\n");
+    dir.strata(&["import", "people", "d.csv", "--mode", "upsert"])
+        .ok();
+    let diff = dir
+        .strata_env(&["diff"], "CLICOLOR_FORCE", "1".as_ref())
+        .ok();
+    assert!(diff.stdout.contains("\x1b[32m+ (id=10)"), "{diff:?}");
+}
+
+/// Runs `strata ARGS` on a terminal (a pseudo-terminal made by `script`), with `STRATA_PAGER`
+/// set to `pager`; returns what the terminal showed.
+fn on_a_terminal(dir: &Dir, args: &str, pager: &str) -> String {
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("{} {args}", strata_bin()), "/dev/null"])
+        .current_dir(dir.path())
+        .env("STRATA_AUTHOR", AUTHOR)
+        .env("STRATA_CONFIG", dir.join(".no-account-settings.json"))
+        .env("STRATA_PAGER", pager)
+        .env("NO_COLOR", "1")
+        .env_remove("PAGER")
+        .output()
+        .expect("`script` (util-linux) should be installed: it gives strata a terminal");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+#[test]
+fn long_output_on_a_terminal_goes_through_the_pager_and_never_into_a_pipe() {
+    let dir = merged_topic();
+    let paged = on_a_terminal(&dir, "log --oneline", "sed s/^/PAGED:/");
+    assert!(
+        paged.contains("PAGED:") && paged.contains("merge topic"),
+        "{paged}"
+    );
+    assert_eq!(
+        paged.lines().filter(|l| l.starts_with("PAGED:")).count(),
+        6,
+        "every line went through the pager:\n{paged}"
+    );
+    // The pager's name `cat` (or empty) means no pager.
+    let unpaged = on_a_terminal(&dir, "log --oneline", "cat");
+    assert!(!unpaged.contains("PAGED:") && unpaged.contains("merge topic"));
+    // Decorations are on by default on a terminal.
+    assert!(unpaged.contains("(HEAD -> main)"), "{unpaged}");
+    // Into a pipe, the pager is never started.
+    let piped = dir.strata_env(
+        &["log", "--oneline"],
+        "STRATA_PAGER",
+        "sed s/^/PAGED:/".as_ref(),
+    );
+    assert!(!piped.ok().stdout.contains("PAGED:"));
+}
+
+#[test]
+fn reflog_rev_parse_and_merge_base_answer_as_scripts_expect() {
+    let dir = merged_topic();
+    dir.strata(&["reset", "--hard", "HEAD~1"]).ok();
+    let reflog = dir.strata(&["reflog", "-n", "2"]).ok().stdout;
+    let lines: Vec<&str> = reflog.lines().collect();
+    assert_eq!(lines.len(), 2, "{reflog}");
+    assert!(
+        lines[0].ends_with("reset: moving to HEAD~1") && lines[0].contains(" main@{0}: "),
+        "{reflog}"
+    );
+    assert!(lines[1].ends_with("merge topic: merge topic"), "{reflog}");
+    let undone = dir.strata(&["rev-parse", "main@{1}"]).ok().stdout;
+    dir.strata(&["reset", "--hard", "main@{1}"]).ok();
+    assert_eq!(format!("{}\n", dir.rev_id("HEAD")), undone);
+    let json = dir.strata(&["reflog", "--json", "-n", "1"]).ok().json();
+    assert_eq!(json["selector"], "main@{0}");
+    assert_eq!(json["commit"], dir.rev_id("HEAD"));
+
+    let out = dir.strata(&["rev-parse", "--short", "HEAD", "topic"]).ok();
+    assert_eq!(
+        out.lines(),
+        [&dir.rev_id("HEAD")[..12], &dir.rev_id("topic")[..12]]
+    );
+    assert_eq!(
+        dir.strata(&["rev-parse", "--abbrev-ref", "HEAD"])
+            .ok()
+            .stdout,
+        "main\n"
+    );
+    let base = dir.strata(&["merge-base", "main~1", "topic"]).ok().stdout;
+    assert_eq!(base, format!("{}\n", dir.rev_id("HEAD~3")));
+    dir.strata(&["merge-base", "--is-ancestor", "topic", "main"])
+        .ok();
+    let no = dir.strata(&["merge-base", "--is-ancestor", "main", "topic"]);
+    assert_eq!(no.status.code(), Some(1), "{no:?}");
+    assert_eq!(no.stdout, "");
+    assert_eq!(no.stderr, "");
+    let line = dir.refused(&["rev-parse", "main@{40}"]);
+    assert_mentions(
+        &line,
+        &["main@{40}", "the reflog of main has", "strata reflog main"],
+    );
+}
+
+#[test]
+fn revert_cherry_pick_and_amend_print_the_new_commit_and_a_conflict_changes_nothing() {
+    let dir = three_commits();
+    let out = dir.strata(&["revert", "HEAD"]).ok();
+    assert_eq!(
+        out.stdout,
+        format!("[main {}] Revert \"third\"\n", &dir.rev_id("HEAD")[..12])
+    );
+    assert!(dir.export_csv("people", None).contains("1,ann,1.5"));
+    let out = dir
+        .strata(&["commit", "--amend", "-m", "put ann back"])
+        .ok();
+    assert_eq!(
+        out.stdout,
+        format!("[main {}] put ann back\n", &dir.rev_id("HEAD")[..12])
+    );
+    dir.strata(&["checkout", "-b", "side", "HEAD~1"]).ok();
+    let out = dir.strata(&["cherry-pick", "main", "-x"]).ok();
+    assert_mentions(&out.stdout, &["[side ", "] put ann back"]);
+
+    // bob was renamed by `second` and renamed again since: reverting `second` conflicts.
+    dir.strata(&["checkout", "main"]).ok();
+    dir.write("bob.csv", "id,name,score\n2,robert,2.5\n");
+    dir.strata(&["import", "people", "bob.csv", "--mode", "upsert"])
+        .ok();
+    dir.strata(&["commit", "-m", "bob again"]).ok();
+    let before = dir.snapshot().only(&["refs", "local"]);
+    let line = dir.strata(&["revert", "HEAD~3"]).fails_with_one_line();
+    assert_mentions(
+        &line,
+        &[
+            "cannot revert HEAD~3",
+            "1 cell conflicts",
+            "in people",
+            "nothing was changed",
+            "strata merge",
+        ],
+    );
+    before.assert_same(
+        &dir.snapshot().only(&["refs", "local"]),
+        "a conflicting revert",
+    );
+    let usage = dir.refused_usage(&["commit"]);
+    assert_mentions(&usage, &["--message"]);
+}

@@ -129,6 +129,10 @@ pub struct RefRecord {
     /// Set on a fence record written by garbage collection run `gc` (the commit is unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gc: Option<String>,
+    /// Why the ref moved, for people (`commit: MESSAGE`, `reset: moving to REV`): what
+    /// `strata reflog` shows. Older records have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What a read found: the newest record number (0 when the ref never existed) and its record.
@@ -359,7 +363,19 @@ impl RefLog {
         new: Option<ObjectId>,
         time: i64,
     ) -> Result<RefState> {
-        self.write(expected, new, time, None).await
+        self.write(expected, new, time, None, None).await
+    }
+
+    /// As [`RefLog::update`], recording why the ref moved (shown by `strata reflog`).
+    pub async fn update_because(
+        &self,
+        expected: &RefState,
+        new: Option<ObjectId>,
+        time: i64,
+        reason: &str,
+    ) -> Result<RefState> {
+        self.write(expected, new, time, None, Some(reason.to_string()))
+            .await
     }
 
     /// Writes the record after `expected`; `gc` marks a garbage collection's fence.
@@ -369,6 +385,7 @@ impl RefLog {
         new: Option<ObjectId>,
         time: i64,
         gc: Option<String>,
+        reason: Option<String>,
     ) -> Result<RefState> {
         let name = &expected.name;
         if expected.seq == 0 {
@@ -385,6 +402,7 @@ impl RefLog {
             nonce: uuid::Uuid::new_v4().to_string(),
             time,
             gc,
+            reason,
         };
         let bytes = encode_json(&record)?;
         let log = self.log(name);
@@ -454,7 +472,7 @@ impl RefLog {
                         )));
                     }
                     match self
-                        .write(&state, state.commit(), time, Some(gc.to_string()))
+                        .write(&state, state.commit(), time, Some(gc.to_string()), None)
                         .await
                     {
                         Ok(_) => {
