@@ -38,6 +38,9 @@ pub enum SyncCommand {
     /// Download branches and tags from a remote; update REMOTE/BRANCH refs.
     Fetch {
         remote: Option<String>,
+        /// Fetch from every remote.
+        #[arg(long, conflicts_with = "remote")]
+        all: bool,
         /// Remove REMOTE/BRANCH refs of branches deleted on the remote.
         #[arg(long)]
         prune: bool,
@@ -45,7 +48,12 @@ pub enum SyncCommand {
     /// Upload branches (default: the current one) and move them on the remote.
     Push {
         remote: Option<String>,
+        /// Branches or tags to push: NAME, LOCAL:REMOTE, or :REMOTE to delete a remote branch.
+        #[arg(value_name = "REFSPEC")]
         branches: Vec<String>,
+        /// Push every local branch.
+        #[arg(long)]
+        all: bool,
         /// Remember REMOTE/BRANCH as the upstream of each pushed branch.
         #[arg(short = 'u', long = "set-upstream")]
         set_upstream: bool,
@@ -261,10 +269,19 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
             remote(repo, command.unwrap_or(RemoteCommand::List { json: false })).await
         }
         SyncCommand::Clone { .. } => unreachable!("clone runs without a repository"),
-        SyncCommand::Fetch { remote, prune } => fetch(repo, remote.as_deref(), prune).await,
+        SyncCommand::Fetch { remote, all, prune } => {
+            if all {
+                for r in repo.remotes().await? {
+                    fetch(repo, Some(&r.name), prune).await?;
+                }
+                return Ok(());
+            }
+            fetch(repo, remote.as_deref(), prune).await
+        }
         SyncCommand::Push {
             remote,
             branches,
+            all,
             set_upstream,
             force,
             force_with_lease,
@@ -290,6 +307,7 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
             let opts = PushOptions {
                 remote,
                 branches,
+                all,
                 delete,
                 force,
                 force_with_lease: lease,
@@ -481,10 +499,11 @@ async fn push(repo: &Repository, opts: &PushOptions) -> Result<()> {
     eprintln!("To {}", report.url);
     for u in &report.updates {
         let n = &u.name;
+        let from = u.source.as_deref().unwrap_or(n);
         match u.moved {
-            RefMove::UpToDate => eprintln!(" = [up to date]      {n} -> {n}"),
+            RefMove::UpToDate => eprintln!(" = [up to date]      {from} -> {n}"),
             RefMove::Created => eprintln!(
-                " * [new {}]{}{n} -> {n}",
+                " * [new {}]{}{from} -> {n}",
                 u.kind,
                 if u.kind == "tag" {
                     "         "
@@ -493,15 +512,15 @@ async fn push(repo: &Repository, opts: &PushOptions) -> Result<()> {
                 }
             ),
             RefMove::FastForward => {
-                eprintln!("   {}..{}  {n} -> {n}", short(u.old), short(u.new))
+                eprintln!("   {}..{}  {from} -> {n}", short(u.old), short(u.new))
             }
             RefMove::Forced => eprintln!(
-                " + {}...{} {n} -> {n} (forced update)",
+                " + {}...{} {from} -> {n} (forced update)",
                 short(u.old),
                 short(u.new)
             ),
             RefMove::Replaced => eprintln!(
-                " + (damaged)...{} {n} -> {n} (forced over a damaged ref record)",
+                " + (damaged)...{} {from} -> {n} (forced over a damaged ref record)",
                 short(u.new)
             ),
             RefMove::Deleted => eprintln!(" - [deleted]         {n}"),

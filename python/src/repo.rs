@@ -631,6 +631,7 @@ impl Repository {
         let opts = PushOptions {
             remote,
             branches,
+            all: false,
             delete: delete.unwrap_or_default(),
             force,
             force_with_lease: None,

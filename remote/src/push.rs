@@ -80,6 +80,25 @@ struct Planned {
 /// How long a push waits for a garbage collection on the remote before giving up.
 pub const DEFAULT_GC_WAIT: Duration = Duration::from_secs(120);
 
+/// One ref a push sets on the remote, and where its value comes from (a refspec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSpec {
+    /// The local branch or tag whose commit is pushed; `None` deletes `remote`.
+    pub local: Option<RefName>,
+    /// The ref on the remote (of the same kind as `local`).
+    pub remote: RefName,
+}
+
+impl PushSpec {
+    /// Pushes a local branch or tag to the ref of the same name on the remote.
+    pub fn same(name: RefName) -> Self {
+        PushSpec {
+            local: Some(name.clone()),
+            remote: name,
+        }
+    }
+}
+
 /// Pushes local `branches` (and with `opts.tags`, all tags), and deletes `deletes` on the remote.
 pub async fn push(
     repo: &Repository,
@@ -89,25 +108,55 @@ pub async fn push(
     opts: &PushOptions,
     progress: &dyn Progress,
 ) -> Result<PushReport> {
+    let mut specs = Vec::new();
+    for b in branches {
+        specs.push(PushSpec::same(RefName::branch(b)?));
+    }
+    for d in deletes {
+        specs.push(PushSpec {
+            local: None,
+            remote: RefName::branch(d)?,
+        });
+    }
+    push_specs(repo, remote, &specs, opts, progress).await
+}
+
+/// Pushes each spec (and with `opts.tags`, every tag under its own name).
+pub async fn push_specs(
+    repo: &Repository,
+    remote: &Remote,
+    specs: &[PushSpec],
+    opts: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<PushReport> {
     // Everything the push needs from this repository is checked before the remote is
     // touched: a push with a bad argument writes nothing anywhere.
     let mut wanted: Vec<(RefName, Option<ObjectId>)> = Vec::new();
-    for b in branches {
-        let name = RefName::branch(b)?;
-        let commit = repo
-            .refs()
-            .read(&name)
-            .await?
-            .commit()
-            .ok_or_else(|| strata_engine::Error::UnknownBranch { name: b.clone() })?;
-        wanted.push((name, Some(commit)));
-    }
-    for d in deletes {
-        wanted.push((RefName::branch(d)?, None));
+    for spec in specs {
+        let commit =
+            match &spec.local {
+                None => None,
+                Some(local) => {
+                    Some(repo.refs().read(local).await?.commit().ok_or_else(
+                        || match local.kind {
+                            RefKind::Branch => strata_engine::Error::UnknownBranch {
+                                name: local.name.clone(),
+                            },
+                            RefKind::Tag => strata_engine::Error::UnknownTag {
+                                name: local.name.clone(),
+                            },
+                        },
+                    )?)
+                }
+            };
+        wanted.push((spec.remote.clone(), commit));
     }
     if opts.tags {
         for (t, c) in repo.list_refs(RefKind::Tag).await? {
-            wanted.push((RefName::tag(&t)?, Some(c)));
+            let name = RefName::tag(&t)?;
+            if !wanted.iter().any(|(n, _)| *n == name) {
+                wanted.push((name, Some(c)));
+            }
         }
     }
     remote.ensure_initialized().await?;
@@ -131,7 +180,7 @@ pub async fn push(
                 }
                 report.transferred.objects += transferred.objects;
                 report.transferred.bytes += transferred.bytes;
-                remember(repo, remote, &report, opts).await?;
+                remember(repo, remote, &report, specs, opts).await?;
                 return Ok(report);
             }
             Attempt::Fenced { moved, stats, lock } => {
@@ -451,6 +500,7 @@ async fn remember(
     repo: &Repository,
     remote: &Remote,
     report: &PushReport,
+    specs: &[PushSpec],
     opts: &PushOptions,
 ) -> Result<()> {
     for u in &report.updates {
@@ -458,11 +508,18 @@ async fn remember(
             repo.set_remote_tracking(&remote.name, &u.name.name, u.new)
                 .await?;
             if opts.set_upstream && u.new.is_some() {
-                let up = Upstream {
-                    remote: remote.name.clone(),
-                    branch: u.name.name.clone(),
-                };
-                config::set_upstream(repo, &u.name.name, up).await?;
+                let local = specs
+                    .iter()
+                    .find(|s| s.remote == u.name)
+                    .and_then(|s| s.local.as_ref())
+                    .filter(|l| l.kind == RefKind::Branch);
+                if let Some(local) = local {
+                    let up = Upstream {
+                        remote: remote.name.clone(),
+                        branch: u.name.name.clone(),
+                    };
+                    config::set_upstream(repo, &local.name, up).await?;
+                }
             }
         }
     }

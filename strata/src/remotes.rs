@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 use strata_engine::repo::Head;
-use strata_engine::store::RefKind;
+use strata_engine::store::{RefKind, RefName};
 use strata_engine::{ObjectId, Progress};
 use strata_remote::config::{self, RemoteConfig};
-use strata_remote::push::{Lease, UpdateKind};
+use strata_remote::push::{Lease, PushSpec, UpdateKind};
 use strata_remote::url::Location;
 use strata_remote::Remote;
 
@@ -96,8 +96,13 @@ pub enum ForceWithLease {
 pub struct PushOptions {
     /// The remote (default: the current branch's upstream's, else `origin`, else the only one).
     pub remote: Option<String>,
-    /// Branches to push (default: the current branch, unless tags or deletes are pushed).
+    /// What to push, as refspecs (default: the current branch, unless tags, deletes or
+    /// `all` are pushed): `NAME` pushes a branch (else a tag) to the same name on the
+    /// remote, `LOCAL:REMOTE` a local branch or tag to another name, `:REMOTE` deletes a
+    /// remote branch; full names `refs/heads/X` and `refs/tags/X` are accepted on each side.
     pub branches: Vec<String>,
+    /// Push every local branch.
+    pub all: bool,
     /// Branches to delete on the remote.
     pub delete: Vec<String>,
     /// Move remote branches even when it is not a fast-forward.
@@ -156,7 +161,10 @@ pub enum RefMove {
 /// One ref a push moved (or found up to date).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PushedRef {
+    /// The ref's name on the remote.
     pub name: String,
+    /// The local branch or tag pushed into it (none for a delete).
+    pub source: Option<String>,
     /// `branch` or `tag`.
     pub kind: &'static str,
     pub old: Option<ObjectId>,
@@ -489,7 +497,7 @@ impl Repository {
         let repo = &self.inner;
         let name = self.remote_or_default(opts.remote.as_deref()).await?;
         let mut branches = opts.branches.clone();
-        if branches.is_empty() && opts.delete.is_empty() && !opts.tags {
+        if branches.is_empty() && opts.delete.is_empty() && !opts.tags && !opts.all {
             match repo.head().await? {
                 Head::Branch(b) => branches.push(b),
                 Head::Detached(_) => {
@@ -500,10 +508,30 @@ impl Repository {
                 }
             }
         }
+        // Unknown branches and tags are refused before anything else happens.
+        let mut specs = Vec::new();
+        if opts.all {
+            for (b, _) in repo.list_refs(RefKind::Branch).await? {
+                specs.push(PushSpec::same(RefName::branch(&b)?));
+            }
+        }
+        for b in &branches {
+            let spec = self.push_spec(b).await?;
+            if !specs.contains(&spec) {
+                specs.push(spec);
+            }
+        }
+        for d in &opts.delete {
+            specs.push(PushSpec {
+                local: None,
+                remote: RefName::branch(d)?,
+            });
+        }
         // A merge in progress (a pull stopped on conflicts) is finished before the branch
         // it merges into is pushed: its commit is not made yet.
         if let Head::Branch(current) = repo.head().await? {
-            if branches.contains(&current) {
+            let current = RefName::branch(&current)?;
+            if specs.iter().any(|s| s.local.as_ref() == Some(&current)) {
                 repo.ensure_no_merge().await?;
             }
         }
@@ -535,30 +563,21 @@ impl Repository {
             gc_wait,
             skip_views: false,
         };
-        for b in &branches {
-            // Unknown branches are refused before anything else happens.
-            if repo
-                .refs()
-                .read(&strata_engine::store::RefName::branch(b)?)
-                .await?
-                .commit()
-                .is_none()
-            {
-                return Err(strata_engine::Error::UnknownBranch { name: b.clone() }.into());
-            }
-        }
         let r = Remote::configured(repo, &name, opts.create).await?;
         if !opts.create {
             r.check().await?;
         }
         let report =
-            strata_remote::push::push(repo, &r, &branches, &opts.delete, &engine_opts, progress)
-                .await?;
+            strata_remote::push::push_specs(repo, &r, &specs, &engine_opts, progress).await?;
         let updates = report
             .updates
             .iter()
             .map(|u| PushedRef {
                 name: u.name.name.clone(),
+                source: match specs.iter().find(|s| s.remote == u.name) {
+                    Some(s) => s.local.as_ref().map(|l| l.name.clone()),
+                    None => u.new.map(|_| u.name.name.clone()),
+                },
                 kind: u.name.kind.noun(),
                 old: u.old,
                 new: u.new,
@@ -601,6 +620,60 @@ impl Repository {
         })
     }
 
+    /// A refspec of [`PushOptions::branches`] as the ref it sets on the remote.
+    async fn push_spec(&self, spec: &str) -> Result<PushSpec> {
+        let named = |s: &str, kind: RefKind| {
+            if s.starts_with("refs/") {
+                RefName::parse(s)
+            } else {
+                RefName::new(kind, s)
+            }
+        };
+        let (local, remote) = match spec.split_once(':') {
+            Some(("", r)) => {
+                return Ok(PushSpec {
+                    local: None,
+                    remote: named(r, RefKind::Branch)?,
+                })
+            }
+            Some((l, r)) => (l, Some(r)),
+            None => (spec, None),
+        };
+        let local = if local.starts_with("refs/") {
+            RefName::parse(local)?
+        } else {
+            let branch = RefName::branch(local)?;
+            let tag = RefName::tag(local)?;
+            if self.inner.refs().read(&branch).await?.commit().is_some() {
+                branch
+            } else if self.inner.refs().read(&tag).await?.commit().is_some() {
+                tag
+            } else {
+                return Err(strata_engine::Error::UnknownBranch {
+                    name: local.to_string(),
+                }
+                .into());
+            }
+        };
+        let remote = match remote {
+            Some(r) => named(r, local.kind)?,
+            None => local.clone(),
+        };
+        if remote.kind != local.kind {
+            return Err(Error::InvalidInput(format!(
+                "cannot push {} '{}' into the {} '{}': push a branch to a branch and a tag to a tag",
+                local.kind.noun(),
+                local.name,
+                remote.kind.noun(),
+                remote.name
+            )));
+        }
+        Ok(PushSpec {
+            local: Some(local),
+            remote,
+        })
+    }
+
     /// The branch whose rejection a merge can settle: the checked-out branch, rejected only
     /// because the remote moved, pushed without force or lease, with nothing uncommitted.
     async fn mergeable_rejection(
@@ -612,6 +685,8 @@ impl Repository {
             || opts.force
             || opts.atomic
             || opts.branches.len() > 1
+            || opts.branches.iter().any(|b| b.contains(':'))
+            || opts.all
             || opts.tags
             || opts.force_with_lease.is_some()
             || !opts.delete.is_empty()

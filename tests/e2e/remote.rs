@@ -1611,3 +1611,57 @@ fn eight_writers_pushing_once_at_the_same_moment_all_land() {
 fn thirty_two_writers_pushing_once_at_the_same_moment_all_land() {
     many_writers_push_once(32);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Refspecs: tags, other names, every branch, deletes; fetch from every remote
+
+#[test]
+fn push_takes_tags_other_names_every_branch_and_deletes_as_git_does() {
+    let (_hub_dir, remote) = hub();
+    let dir = published(&remote);
+    dir.strata(&["tag", "v1"]).ok();
+    dir.strata(&["branch", "topic"]).ok();
+    commit_rows(&dir, &[(4, "main", 4)], "on main");
+
+    let out = dir.strata(&["push", "origin", "v1"]).ok();
+    assert_mentions(&out.stderr, &["[new tag]", "v1 -> v1"]);
+    let out = dir.strata(&["push", "-u", "origin", "topic:feature"]).ok();
+    assert_mentions(&out.stderr, &["[new branch]", "topic -> feature"]);
+    let branches = remote_branches(&dir);
+    assert_eq!(branches["feature"], dir.rev_id("topic"));
+    assert!(!branches.contains_key("topic"), "{branches:?}");
+    dir.strata(&["checkout", "topic"]).ok();
+    assert_eq!(upstream(&dir)["name"], "origin/feature");
+    dir.strata(&["checkout", "main"]).ok();
+
+    let out = dir.strata(&["push", "origin", "--all"]).ok();
+    assert_mentions(&out.stderr, &["main -> main", "topic -> topic"]);
+    let branches = remote_branches(&dir);
+    assert_eq!(branches["main"], dir.rev_id("main"));
+    assert_eq!(branches["topic"], dir.rev_id("topic"));
+
+    let out = dir.strata(&["push", "origin", ":feature"]).ok();
+    assert_mentions(&out.stderr, &["[deleted]", "feature"]);
+    assert!(!remote_branches(&dir).contains_key("feature"));
+
+    // A tag into a branch, and a name that is neither: one line, nothing changed anywhere.
+    let before = Snapshot::of(&remote);
+    let line = dir.refused(&["push", "origin", "v1:refs/heads/x"]);
+    assert_mentions(&line, &["cannot push tag 'v1' into the branch 'x'"]);
+    let line = dir.refused(&["push", "origin", "nothing-here"]);
+    assert_mentions(&line, &["unknown branch 'nothing-here'"]);
+    before.assert_same(&Snapshot::of(&remote), "refused pushes");
+
+    // fetch --all reads every remote.
+    let (_second_dir, second) = hub();
+    dir.strata(&["remote", "add", "second", arg(&second)]).ok();
+    dir.strata(&["push", "--create", "second", "main"]).ok();
+    let other = clone_of(&file_url(&remote));
+    other
+        .strata(&["remote", "add", "second", arg(&second)])
+        .ok();
+    other.strata(&["fetch", "--all"]).ok();
+    assert_eq!(other.rev_id("second/main"), dir.rev_id("main"));
+    assert_eq!(other.rev_id("origin/topic"), dir.rev_id("topic"));
+    assert_eq!(other.rev_id("v1"), dir.rev_id("v1"));
+}
