@@ -358,6 +358,7 @@ impl Repository {
             primary_key,
             chunk_rows,
             types: column_types,
+            ..Default::default()
         };
         let report = self.run(py, move |r| async move {
             r.write(&name, reader, &opts, &NoProgress).await
