@@ -76,6 +76,10 @@ pub enum Command {
         /// JSON Lines, one object per changed row (format in README).
         #[arg(long)]
         json: bool,
+        /// Only the changed rows for which EXPR holds, e.g. "price > 10 and to_status =
+        /// 'open'" (from_COL / to_COL: the old / new value; syntax in README).
+        #[arg(long = "where", value_name = "EXPR", value_parser = row_filter)]
+        filter: Option<strata::RowFilter>,
     },
     /// Get or set who commits: user.name and user.email, for this repository or (--global)
     /// every repository of this account.
@@ -292,6 +296,10 @@ fn write_mode(s: &str) -> Result<String, String> {
     strata::WriteMode::parse(s)
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
+}
+
+fn row_filter(s: &str) -> Result<strata::RowFilter, String> {
+    strata::RowFilter::parse(s).map_err(|e| e.to_string())
 }
 
 fn delimiter(s: &str) -> Result<u8, String> {

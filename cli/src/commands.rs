@@ -108,12 +108,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
             exit_code,
             quiet,
+            filter,
         } => {
             let opts = strata::DiffOptions {
                 from,
                 to,
                 table,
                 stat,
+                filter,
             };
             let changed = crate::diff::run(&repo, &opts, json, quiet).await?;
             if changed && (exit_code || quiet) {

@@ -435,6 +435,7 @@ impl Repository {
             to: b.clone(),
             table: table.clone(),
             stat: false,
+            filter: None,
         };
         let collected: Collected = self.run(py, move |r| async move {
             let mut diff = r.diff(&opts).await?;

@@ -26,6 +26,7 @@ mod config;
 mod data;
 mod diff;
 mod error;
+mod filter;
 mod history;
 mod maintenance;
 mod merge;
@@ -45,6 +46,7 @@ pub use data::{
 };
 pub use diff::{Change, Diff, DiffOptions, RowDiff, SchemaEvent, TableEvent, TableStat};
 pub use error::{Error, Result, StorageFault, Suggestion};
+pub use filter::{FilterError, RowFilter};
 pub use history::{CommitDetail, CommitInfo, LogOptions};
 pub use maintenance::{FsckOptions, FsckProblem, FsckReport, GcOptions, GcReport, Repair};
 pub use merge::{CellConflict, ConflictInfo, MergeOptions, MergeOutcome, Side};
