@@ -1049,7 +1049,10 @@ impl<R: Read> Read for Decompressed<R> {
         self.inner.read(buf).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
-                format!("cannot decompress it as {}: {e}", self.what),
+                format!(
+                    "cannot decompress it as {}: {e} (the data is damaged, or not {} data)",
+                    self.what, self.what
+                ),
             )
         })
     }
