@@ -76,6 +76,10 @@ pub enum Command {
         /// JSON Lines, one object per changed row (format in README).
         #[arg(long)]
         json: bool,
+        /// Only the changed rows for which EXPR holds, e.g. "price > 10 and to_status =
+        /// 'open'" (from_COL / to_COL: the old / new value; syntax in README).
+        #[arg(long = "where", value_name = "EXPR", value_parser = row_filter)]
+        filter: Option<strata::RowFilter>,
     },
     /// Get or set who commits: user.name and user.email, for this repository or (--global)
     /// every repository of this account.
@@ -329,6 +333,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     pub table: String,
+    /// The file, or - for standard input (then --format is required).
     pub file: PathBuf,
     /// Key columns, comma-separated (required to create a table).
     #[arg(long, short = 'k', value_delimiter = ',', value_name = "COLS")]
@@ -336,9 +341,16 @@ pub struct ImportArgs {
     /// create (default), replace, append or upsert.
     #[arg(long, value_parser = write_mode)]
     pub mode: Option<String>,
-    /// csv, parquet or jsonl (default: from the extension).
-    #[arg(long, value_parser = input_format)]
+    /// csv, parquet or jsonl (default: from the extension, under .gz or .zst; .tsv is CSV).
+    #[arg(long, value_parser = input_format, required_if_eq("file", "-"))]
     pub format: Option<String>,
+    /// The field delimiter of a CSV file: one character, or \t or tab (default: a tab for
+    /// .tsv files, else a comma).
+    #[arg(long, value_name = "C", value_parser = delimiter)]
+    pub delimiter: Option<u8>,
+    /// gzip, zstd or none (default: from the extension, .gz or .zst).
+    #[arg(long, value_parser = compression)]
+    pub compression: Option<strata::Compression>,
     /// Average rows per chunk for a new table.
     #[arg(long, hide = true)]
     pub chunk_rows: Option<u32>,
@@ -353,6 +365,18 @@ fn write_mode(s: &str) -> Result<String, String> {
     strata::WriteMode::parse(s)
         .map(|_| s.to_string())
         .map_err(|e| e.to_string())
+}
+
+fn row_filter(s: &str) -> Result<strata::RowFilter, String> {
+    strata::RowFilter::parse(s).map_err(|e| e.to_string())
+}
+
+fn delimiter(s: &str) -> Result<u8, String> {
+    strata::parse_delimiter(s).map_err(|e| e.to_string())
+}
+
+fn compression(s: &str) -> Result<strata::Compression, String> {
+    strata::Compression::parse(s).map_err(|e| e.to_string())
 }
 
 fn input_format(s: &str) -> Result<String, String> {

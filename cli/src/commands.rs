@@ -108,12 +108,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
             exit_code,
             quiet,
+            filter,
         } => {
             let opts = strata::DiffOptions {
                 from,
                 to,
                 table,
                 stat,
+                filter,
             };
             if !quiet {
                 crate::output::start_pager();
@@ -359,12 +361,22 @@ async fn import(repo: &Repository, args: ImportArgs) -> Result<()> {
         primary_key: args.primary_key,
         chunk_rows: args.chunk_rows,
         types: args.types,
+        compression: args.compression,
+        delimiter: args.delimiter,
     };
     let format = file_format(args.format.as_deref())?;
     let bar = Bar::new(&format!("importing {}", args.table));
-    let result = repo
-        .import_file(&args.table, &args.file, format, &opts, &bar)
-        .await;
+    let result = match format {
+        Some(format) if args.file.as_os_str() == "-" => {
+            let stdin = Box::new(std::io::stdin());
+            repo.import_reader(&args.table, stdin, "standard input", format, &opts, &bar)
+                .await
+        }
+        _ => {
+            repo.import_file(&args.table, &args.file, format, &opts, &bar)
+                .await
+        }
+    };
     bar.done();
     let s = result?;
     for note in &s.notes {

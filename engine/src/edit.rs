@@ -74,11 +74,56 @@ pub struct ImportOptions {
     pub mode: Option<ImportMode>,
     pub primary_key: Option<Vec<String>>,
     pub format: Option<crate::import::Format>,
+    /// How the file is compressed (default: from its name, `.gz` or `.zst`).
+    pub compression: Option<crate::import::Compression>,
+    /// The field delimiter of a CSV file (default: a tab for `.tsv`, else a comma).
+    pub delimiter: Option<u8>,
     /// Average rows per chunk for a new table (default: [`ChunkParams::default`]).
     pub chunk_rows: Option<u32>,
     /// Types of some columns of a new table (create, replace), in place of the inferred
     /// ones; for an existing table they must be the table's.
     pub types: Vec<(String, crate::arrow::datatypes::DataType)>,
+}
+
+/// How to read the file of an import.
+fn read_options(opts: &ImportOptions, name: Option<&str>) -> crate::import::ReadOptions {
+    crate::import::ReadOptions {
+        format: opts.format,
+        compression: opts.compression,
+        delimiter: opts.delimiter,
+        name: name.map(str::to_string),
+    }
+}
+
+/// The temporary folder standard input is copied to: removed when dropped, with the
+/// repository's `tmp/` when that is left empty.
+struct Spool {
+    dir: Option<tempfile::TempDir>,
+    /// The file in it that the input is copied to.
+    file: std::path::PathBuf,
+}
+
+impl Spool {
+    fn new(dir: tempfile::TempDir) -> Self {
+        let file = dir.path().join("input");
+        Spool {
+            dir: Some(dir),
+            file,
+        }
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let parent = dir.path().parent().map(Path::to_path_buf);
+            let _ = dir.close();
+            if let Some(p) = parent {
+                // Fails, as it should, while another command has a folder there.
+                let _ = std::fs::remove_dir(p);
+            }
+        }
+    }
 }
 
 /// What an import or delete did.
@@ -103,7 +148,43 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<EditSummary> {
         validate_name("table", table)?;
-        let input = Input::new(path, opts.format)?;
+        let input = Input::with_options(path, &read_options(opts, None))?;
+        self.import_input(table, &input, opts, progress).await
+    }
+
+    /// Imports what `reader` gives (standard input, say), in `opts.format`, which is
+    /// required. An import reads its input more than once (to infer types, then to read the
+    /// rows, and again to sort them when they are not in key order), so the bytes are first
+    /// copied, as they come, to a file in the repository's `tmp/` folder, removed afterwards.
+    /// `name` is what messages call the input.
+    pub async fn import_reader(
+        &self,
+        table: &str,
+        reader: &mut (dyn std::io::Read + Send),
+        name: &str,
+        opts: &ImportOptions,
+        progress: &dyn Progress,
+    ) -> Result<EditSummary> {
+        validate_name("table", table)?;
+        if opts.format.is_none() {
+            return Err(Error::Invalid(format!(
+                "the format of {name} cannot be told from a file name; give it (csv, parquet or jsonl)"
+            )));
+        }
+        let spool = Spool::new(self.tmp_dir()?);
+        let path = &spool.file;
+        let io = |e: std::io::Error| Error::BadInput {
+            path: name.to_string(),
+            message: format!("cannot copy it to {}: {e}", path.display()),
+        };
+        let mut file = std::fs::File::create(path).map_err(io)?;
+        std::io::copy(reader, &mut file).map_err(|e| Error::BadInput {
+            path: name.to_string(),
+            message: format!("cannot read it: {e}"),
+        })?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        let input = Input::with_options(path, &read_options(opts, Some(name)))?;
         self.import_input(table, &input, opts, progress).await
     }
 

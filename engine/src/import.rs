@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -55,17 +55,118 @@ impl Format {
         }
     }
 
-    /// The format a file name's extension implies.
+    /// The format a file name's extension implies, under a compression suffix
+    /// (`rows.csv.gz` is CSV); `.tsv` is CSV.
     pub fn from_path(path: &Path) -> Result<Self> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let ext = inner_extension(path);
+        let ext = if ext == "tsv" { "csv".to_string() } else { ext };
         Self::parse(&ext).map_err(|_| Error::UnknownFormat {
             path: path.display().to_string(),
         })
     }
+}
+
+/// The extension of a file name under its compression suffix, in lower case: `csv` for
+/// `rows.CSV.gz`, `jsonl` for `rows.jsonl`.
+fn inner_extension(path: &Path) -> String {
+    let ext = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let outer = ext(path);
+    if Compression::from_extension(&outer).is_some() {
+        path.file_stem()
+            .map(|s| ext(Path::new(s)))
+            .unwrap_or_default()
+    } else {
+        outer
+    }
+}
+
+/// How an input file's bytes are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Read as it is.
+    None,
+    /// gzip (`.gz`); several members one after the other are read as one stream.
+    Gzip,
+    /// Zstandard (`.zst`).
+    Zstd,
+}
+
+impl Compression {
+    /// Parses a `--compression` value: `gzip` (`gz`), `zstd` (`zst`) or `none`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(Compression::None),
+            other => Self::from_extension(other).ok_or_else(|| {
+                Error::Invalid(format!("unknown compression '{s}'; use gzip, zstd or none"))
+            }),
+        }
+    }
+
+    fn from_extension(ext: &str) -> Option<Self> {
+        match ext {
+            "gz" | "gzip" => Some(Compression::Gzip),
+            "zst" | "zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// The compression a file name's last extension implies (`None` for any other).
+    pub fn from_path(path: &Path) -> Self {
+        path.extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| Self::from_extension(&e.to_ascii_lowercase()))
+            .unwrap_or(Compression::None)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// How to read an input file; what is not given follows from the file's name.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// The format (default: from the extension under any compression suffix).
+    pub format: Option<Format>,
+    /// The compression (default: from the last extension, `.gz` or `.zst`).
+    pub compression: Option<Compression>,
+    /// The field delimiter of a CSV file (default: a tab for `.tsv`, else a comma).
+    pub delimiter: Option<u8>,
+    /// What to call the input in messages (default: its path).
+    pub name: Option<String>,
+}
+
+/// Parses a CSV delimiter as people write it: one character, or `\t` or `tab` for a tab.
+pub fn parse_delimiter(s: &str) -> Result<u8> {
+    let c = match s {
+        "\\t" | "tab" | "TAB" => '\t',
+        _ => {
+            let mut chars = s.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => c,
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "the delimiter '{s}' is not one character; give one, such as ';' or '|', or \\t for a tab"
+                    )))
+                }
+            }
+        }
+    };
+    if !c.is_ascii() || matches!(c, '"' | '\n' | '\r') {
+        return Err(Error::Invalid(format!(
+            "{c:?} cannot be a delimiter; give one ASCII character other than a quote or a line break"
+        )));
+    }
+    Ok(c as u8)
 }
 
 /// Where rows come from: a file (CSV with a header, Parquet, JSON Lines), or a stream of
@@ -83,7 +184,15 @@ pub struct Input {
 
 #[derive(Debug, Clone)]
 enum Source {
-    File { path: PathBuf, format: Format },
+    File {
+        path: PathBuf,
+        format: Format,
+        compression: Compression,
+        /// The field delimiter (CSV).
+        delimiter: u8,
+        /// What the input is called in messages.
+        name: String,
+    },
     Arrow(Arc<ArrowInput>),
 }
 
@@ -156,20 +265,61 @@ impl ArrowState {
 impl Input {
     /// A file, in `format` (default: from its extension).
     pub fn new(path: &Path, format: Option<Format>) -> Result<Self> {
+        Self::with_options(
+            path,
+            &ReadOptions {
+                format,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// A file, read as `opts` says (what they leave out follows from its name). A compressed
+    /// file is decompressed as it is read, never as a whole.
+    pub fn with_options(path: &Path, opts: &ReadOptions) -> Result<Self> {
+        let name = opts
+            .name
+            .clone()
+            .unwrap_or_else(|| path.display().to_string());
         if path.is_dir() {
             return Err(Error::Invalid(format!(
-                "'{}' is a directory, not a file",
-                path.display()
+                "'{name}' is a directory, not a file"
             )));
         }
-        let format = match format {
+        let format = match opts.format {
             Some(f) => f,
             None => Format::from_path(path)?,
+        };
+        let compression = opts
+            .compression
+            .unwrap_or_else(|| Compression::from_path(path));
+        let bad = |message: String| Error::BadInput {
+            path: name.clone(),
+            message,
+        };
+        if format == Format::Parquet && compression != Compression::None {
+            return Err(bad(format!(
+                "a Parquet file cannot be read {} compressed (Parquet compresses inside the file); decompress it first",
+                compression.name()
+            )));
+        }
+        if opts.delimiter.is_some() && format != Format::Csv {
+            return Err(bad(
+                "a delimiter applies to CSV only; this input is not read as CSV".to_string(),
+            ));
+        }
+        let delimiter = match opts.delimiter {
+            Some(d) => d,
+            None if inner_extension(path) == "tsv" => b'\t',
+            None => b',',
         };
         Ok(Input {
             source: Source::File {
                 path: path.to_path_buf(),
                 format,
+                compression,
+                delimiter,
+                name,
             },
             exact: Vec::new(),
             blank_lines: Default::default(),
@@ -211,14 +361,15 @@ impl Input {
 
     pub(crate) fn name(&self) -> String {
         match &self.source {
-            Source::File { path, .. } => path.display().to_string(),
+            Source::File { name, .. } => name.clone(),
             Source::Arrow(a) => a.name.clone(),
         }
     }
 
+    /// The file, opened as it is stored (Parquet needs to seek in it).
     fn file(&self) -> Result<(File, Format)> {
         match &self.source {
-            Source::File { path, format } => {
+            Source::File { path, format, .. } => {
                 File::open(path)
                     .map(|f| (f, *format))
                     .map_err(|e| Error::BadInput {
@@ -227,6 +378,37 @@ impl Input {
                     })
             }
             Source::Arrow(_) => Err(Error::Invalid(format!("{} is not a file", self.name()))),
+        }
+    }
+
+    /// The bytes of a text file (CSV, JSON Lines), decompressed as they are read.
+    fn text(&self) -> Result<(Box<dyn Read + Send>, Format)> {
+        let (file, format) = self.file()?;
+        let compression = match &self.source {
+            Source::File { compression, .. } => *compression,
+            Source::Arrow(_) => Compression::None,
+        };
+        let file = BufReader::new(file);
+        let reader: Box<dyn Read + Send> = match compression {
+            Compression::None => Box::new(file),
+            Compression::Gzip => Box::new(Decompressed {
+                inner: flate2::read::MultiGzDecoder::new(file),
+                what: "gzip",
+            }),
+            Compression::Zstd => Box::new(Decompressed {
+                inner: zstd::stream::read::Decoder::with_buffer(file)
+                    .map_err(|e| self.bad(format!("cannot start reading it as zstd: {e}")))?,
+                what: "zstd",
+            }),
+        };
+        Ok((reader, format))
+    }
+
+    /// The field delimiter of a CSV file.
+    fn delimiter(&self) -> u8 {
+        match &self.source {
+            Source::File { delimiter, .. } => *delimiter,
+            Source::Arrow(_) => b',',
         }
     }
 
@@ -429,7 +611,10 @@ impl Input {
     /// For the columns of an inferred schema whose sampled text its type would not keep,
     /// (column index, why).
     fn sample_notes(&self, schema: &Schema) -> Result<Vec<(usize, String)>> {
-        let (file, format) = self.file()?;
+        if !self.is_text() {
+            return Ok(Vec::new());
+        }
+        let (file, format) = self.text()?;
         let mut out = Vec::new();
         match format {
             Format::Csv => {
@@ -442,6 +627,7 @@ impl Input {
                 ));
                 let reader = crate::arrow::csv::ReaderBuilder::new(text)
                     .with_header(true)
+                    .with_delimiter(self.delimiter())
                     .with_batch_size(BATCH_ROWS)
                     .build(file)
                     .map_err(|e| self.bad(arrow_text(&e)))?;
@@ -453,7 +639,13 @@ impl Input {
                 let mut beyond: Vec<Option<String>> = vec![None; n];
                 let mut rows = 0u64;
                 for batch in reader {
-                    let Ok(batch) = batch else { break };
+                    let batch = match batch {
+                        Ok(b) => b,
+                        // A file that cannot be read (bad compressed data) says so; the
+                        // rest of a sample is only for notes, read again by the import.
+                        Err(ArrowError::IoError(m, _)) => return Err(self.bad(m)),
+                        Err(_) => break,
+                    };
                     for (i, f) in schema.fields().iter().enumerate() {
                         let Some(col) = batch.column(i).as_string_opt::<i32>() else {
                             continue;
@@ -536,13 +728,20 @@ impl Input {
         if let Source::Arrow(a) = &self.source {
             return Ok(a.schema.as_ref().clone());
         }
-        let (mut file, format) = self.file()?;
+        if !self.is_text() {
+            let (file, _) = self.file()?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(|e| self.bad(format!("not a readable Parquet file: {e}")))?;
+            return Ok(builder.schema().as_ref().clone());
+        }
+        let (mut file, format) = self.text()?;
         match format {
             Format::Csv => {
                 let (schema, _) = crate::arrow::csv::reader::Format::default()
                     .with_header(true)
+                    .with_delimiter(self.delimiter())
                     .infer_schema(&mut file, Some(INFER_ROWS))
-                    .map_err(|e| self.bad(e))?;
+                    .map_err(|e| self.bad(arrow_text(&e)))?;
                 if schema.fields().is_empty() {
                     return Err(self.bad("the file is empty; a CSV file needs a header line"));
                 }
@@ -567,11 +766,7 @@ impl Input {
                 }
                 Ok(schema)
             }
-            Format::Parquet => {
-                let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-                    .map_err(|e| self.bad(format!("not a readable Parquet file: {e}")))?;
-                Ok(builder.schema().as_ref().clone())
-            }
+            Format::Parquet => Err(self.bad("a Parquet file is not text")),
         }
     }
 
@@ -582,11 +777,12 @@ impl Input {
                 format: Format::Csv,
                 ..
             } => {
-                let (mut file, _) = self.file()?;
+                let (mut file, _) = self.text()?;
                 crate::arrow::csv::reader::Format::default()
                     .with_header(true)
+                    .with_delimiter(self.delimiter())
                     .infer_schema(&mut file, Some(0))
-                    .map_err(|e| self.bad(e))?
+                    .map_err(|e| self.bad(arrow_text(&e)))?
                     .0
             }
             _ => self.own_schema()?,
@@ -725,7 +921,7 @@ impl BatchReader {
                     .expect("checked above")
             })
             .collect();
-        let (file, format) = match &input.source {
+        let format = match &input.source {
             Source::Arrow(a) => {
                 let batches = input.arrow_batches(a)?;
                 return Ok(BatchReader {
@@ -738,12 +934,14 @@ impl BatchReader {
                     rows_read: 0,
                 });
             }
-            Source::File { .. } => input.file()?,
+            Source::File { format, .. } => *format,
         };
         let inner: Box<dyn Iterator<Item = _> + Send> = match format {
             Format::Csv => {
+                let (file, _) = input.text()?;
                 let reader = crate::arrow::csv::ReaderBuilder::new(read_schema.clone())
                     .with_header(true)
+                    .with_delimiter(input.delimiter())
                     .with_batch_size(BATCH_ROWS)
                     .build(file)
                     .map_err(|e| input.bad(e))?;
@@ -752,13 +950,14 @@ impl BatchReader {
             }
             Format::Jsonl => Box::new(JsonLines {
                 input: input.clone(),
-                lines: BufReader::new(file),
+                lines: BufReader::new(input.text()?.0),
                 schema: read_schema,
                 line: 0,
                 ready: VecDeque::new(),
                 done: false,
             }),
             Format::Parquet => {
+                let (file, _) = input.file()?;
                 let reader = ParquetRecordBatchReaderBuilder::try_new(file)
                     .map_err(|e| input.bad(format!("not a readable Parquet file: {e}")))?
                     .with_batch_size(BATCH_ROWS)
@@ -838,10 +1037,32 @@ impl BatchReader {
     }
 }
 
+/// A decompressing reader whose errors say that the compressed data could not be read (an
+/// error in the middle of a CSV or JSON Lines file is otherwise hard to place).
+struct Decompressed<R> {
+    inner: R,
+    what: &'static str,
+}
+
+impl<R: Read> Read for Decompressed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot decompress it as {}: {e} (the data is damaged, or not {} data)",
+                    self.what, self.what
+                ),
+            )
+        })
+    }
+}
+
 /// The text of an Arrow error without the variant's prefix (`Parser error: `, `Json error: `).
 fn arrow_text(e: &ArrowError) -> String {
     match e {
         ArrowError::ParseError(s) | ArrowError::JsonError(s) | ArrowError::CsvError(s) => s.clone(),
+        ArrowError::IoError(s, _) => s.clone(),
         other => other.to_string(),
     }
 }
@@ -1031,7 +1252,7 @@ fn json_syntax_error(e: &serde_json::Error) -> String {
 /// a batch fails, its lines are decoded one by one to find the line to blame.
 struct JsonLines {
     input: Input,
-    lines: BufReader<File>,
+    lines: BufReader<Box<dyn Read + Send>>,
     schema: SchemaRef,
     /// Lines read so far.
     line: u64,
@@ -1538,4 +1759,70 @@ fn read_ahead(inner: BatchIter) -> BatchIter {
         }
     });
     Box::new(rx.into_iter())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_format_comes_from_the_extension_under_a_compression_suffix() {
+        let format = |p: &str| Format::from_path(Path::new(p)).ok();
+        assert_eq!(format("rows.csv"), Some(Format::Csv));
+        assert_eq!(format("rows.CSV.GZ"), Some(Format::Csv));
+        assert_eq!(format("rows.tsv.zst"), Some(Format::Csv));
+        assert_eq!(format("rows.jsonl.zst"), Some(Format::Jsonl));
+        assert_eq!(format("rows.parquet"), Some(Format::Parquet));
+        assert_eq!(format("rows.gz"), None);
+        assert_eq!(format("rows"), None);
+        let compression = |p: &str| Compression::from_path(Path::new(p));
+        assert_eq!(compression("rows.csv.gz"), Compression::Gzip);
+        assert_eq!(compression("rows.jsonl.zst"), Compression::Zstd);
+        assert_eq!(compression("rows.csv"), Compression::None);
+        assert_eq!(compression("rows.gz.csv"), Compression::None);
+    }
+
+    #[test]
+    fn compression_names_parse_and_others_are_refused() {
+        for (s, c) in [
+            ("gzip", Compression::Gzip),
+            ("gz", Compression::Gzip),
+            ("ZSTD", Compression::Zstd),
+            ("zst", Compression::Zstd),
+            ("none", Compression::None),
+        ] {
+            assert_eq!(Compression::parse(s).ok(), Some(c), "{s}");
+        }
+        assert!(Compression::parse("bzip2").is_err());
+    }
+
+    #[test]
+    fn a_delimiter_is_one_ascii_character_or_a_name_for_tab() {
+        assert_eq!(parse_delimiter(";").ok(), Some(b';'));
+        assert_eq!(parse_delimiter("|").ok(), Some(b'|'));
+        assert_eq!(parse_delimiter("\\t").ok(), Some(b'\t'));
+        assert_eq!(parse_delimiter("tab").ok(), Some(b'\t'));
+        assert_eq!(parse_delimiter("\t").ok(), Some(b'\t'));
+        for bad in ["", ";;", "\"", "\n", "é"] {
+            assert!(parse_delimiter(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_tsv_file_defaults_to_tabs_and_a_compressed_parquet_file_is_refused() {
+        let input = Input::new(Path::new("rows.tsv.gz"), None).expect("a tsv input");
+        assert_eq!(input.delimiter(), b'\t');
+        let input = Input::new(Path::new("rows.csv"), None).expect("a csv input");
+        assert_eq!(input.delimiter(), b',');
+        let err = Input::new(Path::new("rows.parquet.gz"), None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("decompress it first"), "{err}");
+        let opts = ReadOptions {
+            delimiter: Some(b';'),
+            ..Default::default()
+        };
+        assert!(Input::with_options(Path::new("rows.jsonl"), &opts).is_err());
+    }
 }

@@ -358,6 +358,7 @@ impl Repository {
             primary_key,
             chunk_rows,
             types: column_types,
+            ..Default::default()
         };
         let report = self.run(py, move |r| async move {
             r.write(&name, reader, &opts, &NoProgress).await
@@ -434,6 +435,7 @@ impl Repository {
             to: b.clone(),
             table: table.clone(),
             stat: false,
+            filter: None,
         };
         let collected: Collected = self.run(py, move |r| async move {
             let mut diff = r.diff(&opts).await?;

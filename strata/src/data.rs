@@ -25,6 +25,7 @@ use crate::repository::Repository;
 
 pub use strata_engine::edit::ImportMode as WriteMode;
 pub use strata_engine::export::ExportFormat;
+pub use strata_engine::import::Compression;
 pub use strata_engine::import::Format as FileFormat;
 
 /// One value of a key column, in a key range. It is converted to the column's type (text to a
@@ -198,6 +199,36 @@ pub struct WriteOptions {
     /// the batches' own). For an existing table they must be the table's. Type names:
     /// [`parse_type`].
     pub types: Vec<(String, DataType)>,
+    /// How an imported file is compressed (default: from its name: `.gz` is gzip, `.zst`
+    /// zstd, anything else none). A compressed file is decompressed as it is read. Parquet
+    /// compresses inside the file, so a compressed Parquet file is refused. Files only:
+    /// [`Repository::write`] refuses it.
+    pub compression: Option<Compression>,
+    /// The field delimiter of an imported CSV file (default: a tab for a `.tsv` file, else a
+    /// comma); refused for other formats. As people write it: [`parse_delimiter`]. Files
+    /// only: [`Repository::write`] refuses it.
+    pub delimiter: Option<u8>,
+}
+
+impl WriteOptions {
+    /// The engine's options for an import in `format`.
+    fn engine(&self, format: Option<FileFormat>) -> EngineImport {
+        EngineImport {
+            mode: self.mode,
+            primary_key: self.primary_key.clone(),
+            format,
+            compression: self.compression,
+            delimiter: self.delimiter,
+            chunk_rows: self.chunk_rows,
+            types: self.types.clone(),
+        }
+    }
+}
+
+/// Parses a CSV field delimiter as people write it: one ASCII character (`;`, `|`), or `\t`
+/// or `tab` for a tab. A quote or a line break is refused.
+pub fn parse_delimiter(s: &str) -> Result<u8> {
+    strata_engine::import::parse_delimiter(s).map_err(|e| Error::invalid(e.to_string()))
 }
 
 /// What a write, import or delete did to a working table.
@@ -438,15 +469,14 @@ impl Repository {
         opts: &WriteOptions,
         progress: &dyn Progress,
     ) -> Result<WriteReport> {
+        if opts.compression.is_some() || opts.delimiter.is_some() {
+            return Err(Error::invalid(
+                "a compression or a delimiter applies to files; write takes Arrow batches",
+            ));
+        }
         let _lock = self.inner.lock_state().await?;
         let input = Input::arrow("the written batches", batches, &self.tmp_base());
-        let engine_opts = EngineImport {
-            mode: opts.mode,
-            primary_key: opts.primary_key.clone(),
-            format: None,
-            chunk_rows: opts.chunk_rows,
-            types: opts.types.clone(),
-        };
+        let engine_opts = opts.engine(None);
         Ok(self
             .inner
             .import_input(table, &input, &engine_opts, progress)
@@ -471,7 +501,9 @@ impl Repository {
     }
 
     /// Imports a file (CSV with a header, Parquet, JSON Lines; `format` default: from the
-    /// extension) into a working table, as [`Repository::write`] does with batches.
+    /// extension under any compression suffix, `rows.csv.gz` being CSV) into a working table,
+    /// as [`Repository::write`] does with batches. [`WriteOptions::compression`] and
+    /// [`WriteOptions::delimiter`] say how to read it.
     pub async fn import_file(
         &self,
         table: &str,
@@ -481,16 +513,39 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<WriteReport> {
         let _lock = self.inner.lock_state().await?;
-        let engine_opts = EngineImport {
-            mode: opts.mode,
-            primary_key: opts.primary_key.clone(),
-            format,
-            chunk_rows: opts.chunk_rows,
-            types: opts.types.clone(),
-        };
         Ok(self
             .inner
-            .import(table, path, &engine_opts, progress)
+            .import(table, path, &opts.engine(format), progress)
+            .await?
+            .into())
+    }
+
+    /// Imports what `reader` gives (standard input, say) in `format`, as
+    /// [`Repository::import_file`] does with a file (with [`WriteOptions::compression`], the
+    /// bytes are decompressed). `name` is what messages call the input ("standard input").
+    /// An import reads its input more than once (to infer types, to read the rows, and to
+    /// sort them when they are not in key order), so the bytes are first copied as they come
+    /// to a file in the repository's `tmp/` folder, which is removed afterwards; this is
+    /// also what lets Parquet, which must seek, come from a pipe.
+    pub async fn import_reader(
+        &self,
+        table: &str,
+        mut reader: Box<dyn std::io::Read + Send>,
+        name: &str,
+        format: FileFormat,
+        opts: &WriteOptions,
+        progress: &dyn Progress,
+    ) -> Result<WriteReport> {
+        let _lock = self.inner.lock_state().await?;
+        Ok(self
+            .inner
+            .import_reader(
+                table,
+                reader.as_mut(),
+                name,
+                &opts.engine(Some(format)),
+                progress,
+            )
             .await?
             .into())
     }

@@ -13,6 +13,7 @@ use strata_engine::{ObjectId, TableObject};
 use tokio::sync::mpsc;
 
 use crate::error::Result;
+use crate::filter::{BoundFilter, RowFilter, RowRef};
 use crate::repository::Repository;
 
 /// What to compare.
@@ -26,6 +27,12 @@ pub struct DiffOptions {
     pub table: Option<String>,
     /// Counts per table ([`Change::Stat`]) instead of rows.
     pub stat: bool,
+    /// Only the changed rows for which this holds ([`RowFilter::parse`]). A table none of
+    /// whose rows pass gives no change at all (no [`TableEvent`] or [`SchemaEvent`] either),
+    /// and [`Change::Stat`] counts only the rows that pass. The filter is checked against
+    /// each table the diff compares before any change is produced: a column a table lacks, or
+    /// a value its column's type cannot hold, fails [`Repository::diff`].
+    pub filter: Option<RowFilter>,
 }
 
 /// A table that exists on one side only.
@@ -103,6 +110,20 @@ impl Stream for Diff {
     }
 }
 
+/// The two versions of a changed row (absent where the row does not exist).
+fn versions<'a>(change: &RowChange<'a>) -> (RowRef<'a>, RowRef<'a>) {
+    match change {
+        RowChange::Added { new, row } => (None, Some((&new.batch, *row))),
+        RowChange::Removed { old, row } => (Some((&old.batch, *row)), None),
+        RowChange::Modified {
+            old,
+            old_row,
+            new,
+            new_row,
+        } => (Some((&old.batch, *old_row)), Some((&new.batch, *new_row))),
+    }
+}
+
 fn row_diff(table: &str, key: &[String], change: RowChange<'_>) -> Result<RowDiff> {
     Ok(match change {
         RowChange::Added { new, row } => RowDiff {
@@ -137,13 +158,15 @@ fn row_diff(table: &str, key: &[String], change: RowChange<'_>) -> Result<RowDif
     })
 }
 
-/// Sends the changes of one table; false when the receiver went away.
+/// Sends the changes of one table (with a filter, only the rows that pass, and the table's
+/// events only before the first of them); false when the receiver went away.
 async fn diff_table(
     objects: &strata_engine::store::Objects,
     name: &str,
     old: Option<TableObject>,
     new: Option<TableObject>,
     stat: bool,
+    filter: Option<BoundFilter>,
     tx: &mpsc::Sender<Result<Change>>,
 ) -> Result<bool> {
     let key: Vec<String> = new
@@ -180,17 +203,37 @@ async fn diff_table(
             key_changed: sc.key_changed,
         }));
     }
-    if !stat {
-        for h in head {
+    // Without a filter the table's events come first; with one, before its first row that
+    // passes, if any does.
+    let mut head = if stat { Vec::new() } else { head };
+    if filter.is_none() {
+        for h in head.drain(..) {
             if tx.send(Ok(h)).await.is_err() {
                 return Ok(false);
             }
         }
     }
+    let mut passed = strata_engine::diff::DiffCounts::default();
     let mut diff = TableDiff::new(objects, old.as_ref(), new.as_ref()).await?;
     while let Some(change) = diff.next().await? {
+        if let Some(f) = &filter {
+            let (o, n) = versions(&change);
+            if !f.matches(o, n) {
+                continue;
+            }
+            match (o.is_some(), n.is_some()) {
+                (false, _) => passed.added += 1,
+                (_, false) => passed.removed += 1,
+                _ => passed.modified += 1,
+            }
+        }
         if stat {
             continue;
+        }
+        for h in head.drain(..) {
+            if tx.send(Ok(h)).await.is_err() {
+                return Ok(false);
+            }
         }
         let row = row_diff(name, &key, change)?;
         if tx.send(Ok(Change::Row(row))).await.is_err() {
@@ -198,7 +241,14 @@ async fn diff_table(
         }
     }
     if stat {
-        let c = diff.counts();
+        let c = if filter.is_some() {
+            if passed.is_empty() {
+                return Ok(true);
+            }
+            passed
+        } else {
+            diff.counts()
+        };
         let s = Change::Stat(TableStat {
             table: name.into(),
             kind: "stat",
@@ -212,6 +262,17 @@ async fn diff_table(
         }
     }
     Ok(true)
+}
+
+/// A table's version, if there is one.
+async fn read_table(
+    objects: &strata_engine::store::Objects,
+    id: Option<ObjectId>,
+) -> Result<Option<TableObject>> {
+    Ok(match id {
+        Some(id) => Some(TableObject::read(objects, &id).await?),
+        None => None,
+    })
 }
 
 impl Repository {
@@ -246,22 +307,37 @@ impl Repository {
             }
         }
         let objects = repo.objects().clone();
+        // With a filter, every table is read first to check the filter against its columns,
+        // so that a filter that does not fit fails here, before any change is produced.
+        let mut tables = Vec::with_capacity(pairs.len());
+        for (name, a, b) in pairs {
+            let Some(f) = &opts.filter else {
+                tables.push((name, a, b, None));
+                continue;
+            };
+            let (ta, tb) = (
+                read_table(&objects, a).await?,
+                read_table(&objects, b).await?,
+            );
+            let schema = |t: &Option<TableObject>| t.as_ref().map(|t| t.schema.arrow());
+            let (sa, sb) = (schema(&ta).transpose()?, schema(&tb).transpose()?);
+            let bound = f.bind(&name, sa.as_deref(), sb.as_deref())?;
+            tables.push((name, a, b, Some((ta, tb, bound))));
+        }
         let stat = opts.stat;
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(async move {
-            for (name, a, b) in pairs {
-                let read = |id: Option<ObjectId>| {
-                    let objects = objects.clone();
-                    async move {
-                        match id {
-                            Some(id) => TableObject::read(&objects, &id).await.map(Some),
-                            None => Ok(None),
-                        }
-                    }
-                };
+            for (name, a, b, read) in tables {
                 let result = async {
-                    let (ta, tb) = (read(a).await?, read(b).await?);
-                    diff_table(&objects, &name, ta, tb, stat, &tx).await
+                    let (ta, tb, filter) = match read {
+                        Some((ta, tb, bound)) => (ta, tb, Some(bound)),
+                        None => (
+                            read_table(&objects, a).await?,
+                            read_table(&objects, b).await?,
+                            None,
+                        ),
+                    };
+                    diff_table(&objects, &name, ta, tb, stat, filter, &tx).await
                 }
                 .await;
                 match result {

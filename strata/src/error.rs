@@ -22,6 +22,11 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
 
+    /// A diff filter that does not parse, or names a column or a value that a table does
+    /// not have.
+    #[error(transparent)]
+    Filter(Box<crate::filter::FilterError>),
+
     /// The repository's state does not allow the operation now.
     #[error("{message}")]
     InvalidState {
@@ -43,6 +48,12 @@ pub enum Error {
     /// Problems that `fsck` found (each is in its report).
     #[error("{count} problem{} in {location}", if *.count == 1 { "" } else { "s" })]
     Damaged { count: usize, location: String },
+}
+
+impl From<crate::filter::FilterError> for Error {
+    fn from(e: crate::filter::FilterError) -> Self {
+        Error::Filter(Box::new(e))
+    }
 }
 
 impl From<strata_remote::Error> for Error {
@@ -135,7 +146,7 @@ impl Error {
         match self {
             Error::Engine(e) => e.kind(),
             Error::Remote(e) => e.kind(),
-            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::InvalidInput(_) | Error::Filter(_) => ErrorKind::InvalidInput,
             Error::InvalidState { .. } => ErrorKind::InvalidState,
             Error::MergeConflicts { .. } => ErrorKind::Conflict,
             Error::Damaged { .. } => ErrorKind::Corrupt,
@@ -198,7 +209,7 @@ impl Error {
                 Some(Suggestion::ResolveConflicts { pull: *pull })
             }
             Error::Damaged { .. } => Some(Suggestion::SeeProblems),
-            Error::InvalidInput(_) => None,
+            Error::InvalidInput(_) | Error::Filter(_) => None,
         }
     }
 

@@ -26,6 +26,7 @@ mod config;
 mod data;
 mod diff;
 mod error;
+mod filter;
 mod history;
 mod maintenance;
 mod merge;
@@ -39,11 +40,13 @@ pub use config::{
     global_config, global_config_path, set_global_config, ConfigEntry, ConfigScope, CONFIG_KEYS,
 };
 pub use data::{
-    parse_column_type, parse_type, ExportFormat, FileFormat, Key, KeyRange, KeyValue, Scan,
-    ScanOptions, TableInfo, TableSummary, WriteMode, WriteOptions, WriteReport,
+    parse_column_type, parse_delimiter, parse_type, Compression, ExportFormat, FileFormat, Key,
+    KeyRange, KeyValue, Scan, ScanOptions, TableInfo, TableSummary, WriteMode, WriteOptions,
+    WriteReport,
 };
 pub use diff::{Change, Diff, DiffOptions, RowDiff, SchemaEvent, TableEvent, TableStat};
 pub use error::{Error, Result, StorageFault, Suggestion};
+pub use filter::{FilterError, RowFilter};
 pub use history::{CommitDetail, CommitInfo, LogOptions, ReflogEntry};
 pub use maintenance::{FsckOptions, FsckProblem, FsckReport, GcOptions, GcReport, Repair};
 pub use merge::{CellConflict, ConflictInfo, MergeOptions, MergeOutcome, Side};

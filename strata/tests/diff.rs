@@ -420,3 +420,60 @@ async fn a_diff_of_a_renamed_table_shows_one_table_removed_and_one_added() -> Re
     );
     Ok(())
 }
+
+/// Diff options with a filter.
+fn filtered(filter: &str) -> DiffOptions {
+    DiffOptions {
+        filter: Some(strata::RowFilter::parse(filter).expect("the filter parses")),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_filtered_diff_gives_a_tables_events_only_before_a_row_that_passes() {
+    let t = TestRepo::with_people().await;
+    t.create("cities", &["city"], "city,pop\noslo,1\n").await;
+    t.import_csv(
+        "people",
+        "id,name,score,team\n1,ann,1.5,red\n2,bob,2.5,blue\n3,cy,3.0,\n",
+        &mode(strata::WriteMode::Replace),
+    )
+    .await;
+    // Only people has a team; cities is new and has none, so the filter does not fit it.
+    let err = t
+        .diff(&filtered("to_team = 'blue'"))
+        .await
+        .err()
+        .expect("cities has no column team");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("table 'cities'"), "{err}");
+
+    let people = |f: &str| DiffOptions {
+        table: Some("people".into()),
+        ..filtered(f)
+    };
+    assert_eq!(
+        t.diff_json(&people("to_team = 'blue'")).await,
+        [
+            json!({"table": "people", "kind": "schema", "added": ["team"], "dropped": [],
+                   "retyped": [], "key_changed": false}),
+            json!({"table": "people", "kind": "modified", "key": {"id": 2},
+                   "old": {"id": 2, "name": "bob", "score": 2.5},
+                   "new": {"id": 2, "name": "bob", "score": 2.5, "team": "blue"},
+                   "changed": ["team"]}),
+        ]
+    );
+    // The old version has no team: from_team is null there.
+    assert_eq!(
+        t.diff_json(&people("from_team is not null")).await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(
+        t.diff_json(&stat(people("to_team is null and score > 2.9")))
+            .await,
+        [
+            json!({"table": "people", "kind": "stat", "added": 0, "removed": 0, "modified": 1,
+                "schema_changed": true})
+        ]
+    );
+}

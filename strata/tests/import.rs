@@ -12,7 +12,7 @@ use arrow_array::{Float64Array, Int64Array, RecordBatch, RecordBatchIterator};
 use arrow_schema::{DataType, Field, Schema};
 use common::*;
 use serde_json::json;
-use strata::{ErrorKind, NoProgress, Suggestion, WriteMode, WriteOptions};
+use strata::{ErrorKind, FileFormat, NoProgress, Suggestion, WriteMode, WriteOptions};
 
 fn write_file(t: &TestRepo, name: &str, contents: &str) -> PathBuf {
     let path = t.path().join(name);
@@ -392,4 +392,76 @@ async fn batches_of_floats_written_to_an_int_column_keep_whole_values_and_refuse
         t.rows("t", None).await,
         vec![json!({"id": 1, "qty": 5}), json!({"id": 2, "qty": 7})]
     );
+}
+
+#[tokio::test]
+async fn a_reader_imports_in_the_format_given_and_data_not_in_the_compression_is_refused() {
+    let t = TestRepo::new().await;
+    let semicolons = PEOPLE_CSV.replace(',', ";");
+    let opts = WriteOptions {
+        delimiter: Some(strata::parse_delimiter(";").expect("one character")),
+        ..create_opts("id")
+    };
+    let reader = Box::new(std::io::Cursor::new(semicolons.into_bytes()));
+    let report = t
+        .import_reader(
+            "people",
+            reader,
+            "the pipe",
+            FileFormat::Csv,
+            &opts,
+            &NoProgress,
+        )
+        .await
+        .expect("the import should succeed");
+    assert_eq!(report.rows, 3);
+    assert!(
+        !t.path().join(".strata/tmp").exists(),
+        "the copy of the input was left behind"
+    );
+
+    // Bytes that are not what the compression says fail, naming the input, and change
+    // nothing.
+    let before = t.snapshot();
+    let opts = WriteOptions {
+        compression: Some(strata::Compression::Zstd),
+        ..create_opts("id")
+    };
+    let reader = Box::new(std::io::Cursor::new(PEOPLE_CSV.as_bytes().to_vec()));
+    let err = t
+        .import_reader(
+            "other",
+            reader,
+            "the pipe",
+            FileFormat::Csv,
+            &opts,
+            &NoProgress,
+        )
+        .await
+        .expect_err("plain text is not zstd");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let text = err.to_string();
+    assert!(
+        text.starts_with("the pipe: ") && text.contains("zstd"),
+        "{text}"
+    );
+    before.assert_same(&t.snapshot(), "a refused import");
+}
+
+#[tokio::test]
+async fn write_refuses_the_options_that_only_files_have() {
+    let t = TestRepo::new().await;
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1]))])
+        .expect("a batch");
+    let reader = Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema));
+    let opts = WriteOptions {
+        delimiter: Some(b';'),
+        ..create_opts("id")
+    };
+    let err = t
+        .write("t", reader, &opts, &NoProgress)
+        .await
+        .expect_err("a delimiter means nothing to batches");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
 }

@@ -286,3 +286,139 @@ fn status_short_and_porcelain_give_one_line_per_table() {
     dir.strata(&["commit", "-m", "both"]).ok();
     assert_eq!(dir.strata(&["status", "--porcelain"]).ok().stdout, "");
 }
+
+/// A repository where `items` changed since HEAD: a1's price rose past 10, a2's qty changed
+/// (price 12 throughout), a3 (price 20) was removed and a4 (price 1) added.
+fn items_changed() -> Dir {
+    let dir = Dir::repo();
+    dir.write(
+        "items.csv",
+        "sku,label,qty,price\na1,bolt,10,5.5\na2,nut,3,12.0\na3,washer,7,20.0\n",
+    );
+    dir.strata(&["import", "items", "items.csv", "-k", "sku"])
+        .ok();
+    dir.strata(&["commit", "-m", "items"]).ok();
+    dir.write(
+        "change.csv",
+        "sku,label,qty,price\na1,bolt,10,15.5\na2,nut,4,12.0\na4,pin,1,1.0\n",
+    );
+    dir.strata(&["import", "items", "change.csv", "--mode", "replace"])
+        .ok();
+    dir
+}
+
+const A1: &str = "~ (sku=\"a1\") price: 5.5 -> 15.5";
+const A2: &str = "~ (sku=\"a2\") qty: 3 -> 4";
+const A3: &str = "- (sku=\"a3\") sku=\"a3\", label=\"washer\", qty=7, price=20.0";
+const A4: &str = "+ (sku=\"a4\") sku=\"a4\", label=\"pin\", qty=1, price=1.0";
+
+#[test]
+fn diff_where_shows_only_the_changed_rows_for_which_the_filter_holds() {
+    let dir = items_changed();
+    let all = dir.strata(&["diff"]).ok();
+    assert_eq!(all.lines(), expected_lines("diff items", &[A1, A2, A3, A4]));
+
+    // Without a prefix, either version may satisfy it: a1's new price, a2's and a3's.
+    let out = dir.strata(&["diff", "--where", "price > 10"]).ok();
+    assert_eq!(out.lines(), expected_lines("diff items", &[A1, A2, A3]));
+    let out = dir
+        .strata(&["diff", "--where", "price < 2 or label = 'washer'"])
+        .ok();
+    assert_eq!(out.lines(), expected_lines("diff items", &[A3, A4]));
+    let out = dir
+        .strata(&[
+            "diff",
+            "--where",
+            "NOT (qty = 4 OR qty IS NULL) AND sku <> 'a4'",
+        ])
+        .ok();
+    assert_eq!(out.lines(), expected_lines("diff items", &[A1, A3]));
+
+    let json = dir
+        .strata(&["diff", "--json", "--where", "qty = 3"])
+        .ok()
+        .json_lines();
+    assert_eq!(json.len(), 1, "{json:?}");
+    assert_eq!(json[0]["key"], json!({"sku": "a2"}));
+    assert_eq!(json[0]["changed"], json!(["qty"]));
+}
+
+#[test]
+fn diff_where_from_and_to_test_the_old_and_the_new_value() {
+    let dir = items_changed();
+    let out = dir
+        .strata(&["diff", "--where", "from_price < 10 and to_price > 10"])
+        .ok();
+    assert_eq!(out.lines(), expected_lines("diff items", &[A1]));
+    // An added row has no old version: its from_ values are null.
+    let out = dir.strata(&["diff", "--where", "from_sku is null"]).ok();
+    assert_eq!(out.lines(), expected_lines("diff items", &[A4]));
+    let out = dir.strata(&["diff", "--where", "to_qty >= 4"]).ok();
+    assert_eq!(out.lines(), expected_lines("diff items", &[A1, A2]));
+}
+
+#[test]
+fn diff_where_counts_with_stat_and_decides_the_exit_code() {
+    let dir = items_changed();
+    let stat = dir
+        .strata(&["diff", "--stat", "--where", "price > 10"])
+        .ok();
+    assert_eq!(stat.lines(), ["items | 0 added, 1 removed, 2 modified"]);
+    let json = dir
+        .strata(&["diff", "--stat", "--json", "--where", "price < 2"])
+        .ok()
+        .json_lines();
+    assert_eq!(
+        json,
+        [
+            json!({"table": "items", "kind": "stat", "added": 1, "removed": 0, "modified": 0,
+                "schema_changed": false})
+        ]
+    );
+
+    // No row passes: nothing is printed and there are no differences.
+    let none = dir
+        .strata(&["diff", "--exit-code", "--stat", "--where", "price > 100"])
+        .ok();
+    assert_eq!(none.stdout, "");
+    let out = dir.strata(&["diff", "--quiet", "--where", "price > 100"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = dir.strata(&["diff", "--quiet", "--where", "price > 15"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""));
+}
+
+#[test]
+fn diff_where_applies_to_the_table_chosen_and_names_a_column_a_table_lacks() {
+    let dir = two_tables_changed();
+    let out = dir
+        .strata(&["diff", "--table", "cities", "--where", "pop > 2"])
+        .ok();
+    assert_eq!(
+        out.lines(),
+        ["diff cities", "~ (city=\"rome\") pop: 2 -> 3"]
+    );
+    // Every table compared must have the column.
+    let line = dir.refused(&["diff", "--where", "pop > 2"]);
+    assert_mentions(
+        &line,
+        &["table 'people'", "no column 'pop'", "id, name, score"],
+    );
+    let line = dir.refused(&["diff", "--table", "cities", "--where", "pop = 'many'"]);
+    assert_mentions(&line, &["column 'pop'", "'many'", "int64"]);
+}
+
+#[test]
+fn a_diff_filter_that_does_not_parse_is_a_usage_error_saying_where() {
+    let dir = items_changed();
+    for (filter, at) in [
+        ("price >", "character 8"),
+        ("price > 10 and", "character 15"),
+        ("(price > 10", "character 12"),
+        ("price >> 10", "character 8"),
+    ] {
+        let err = dir.refused_usage(&["diff", "--where", filter]);
+        let first = err.lines().next().unwrap_or_default();
+        assert_mentions(first, &["--where", "invalid filter", at]);
+    }
+}

@@ -329,6 +329,27 @@ impl Dir {
         strata_command(self.path(), args)
     }
 
+    /// Runs `strata` in this folder with `input` piped into its standard input.
+    pub fn strata_stdin<S: AsRef<OsStr>>(&self, args: &[S], input: &[u8]) -> Output {
+        use std::io::Write as _;
+        let shown: Vec<String> = args.iter().map(|a| format!("{:?}", a.as_ref())).collect();
+        let mut child = self
+            .command(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the strata binary should start");
+        let mut stdin = child.stdin.take().expect("standard input is piped");
+        // A command that fails before reading closes the pipe: not the test's failure.
+        let _ = stdin.write_all(input);
+        drop(stdin);
+        let out = child
+            .wait_with_output()
+            .expect("the strata binary should finish");
+        Output::of(format!("... | strata {}", shown.join(" ")), out)
+    }
+
     /// Writes a file (making its folders) and returns its path.
     pub fn write(&self, rel: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> PathBuf {
         let path = self.join(rel);

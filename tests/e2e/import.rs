@@ -371,3 +371,234 @@ fn a_value_inference_would_change_is_refused_with_the_type_that_keeps_it() {
     ])
     .ok();
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).expect("gzip to memory");
+    enc.finish().expect("gzip to memory")
+}
+
+/// [`PEOPLE_CSV`] with `sep` between fields.
+fn people_separated_by(sep: &str) -> String {
+    PEOPLE_CSV.replace(',', sep)
+}
+
+#[test]
+fn a_tsv_file_is_read_with_tabs_between_fields() {
+    let dir = Dir::repo();
+    dir.write("people.tsv", people_separated_by("\t"));
+    dir.strata(&["import", "people", "people.tsv", "-k", "id"])
+        .ok();
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+}
+
+#[test]
+fn the_delimiter_flag_reads_fields_separated_by_that_character() {
+    let dir = Dir::repo();
+    dir.write("people.csv", people_separated_by(";"));
+    dir.strata(&[
+        "import",
+        "people",
+        "people.csv",
+        "-k",
+        "id",
+        "--delimiter",
+        ";",
+    ])
+    .ok();
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+    let show = dir
+        .strata(&["table", "show", "people", "--json"])
+        .ok()
+        .json();
+    assert_eq!(show["columns"][2]["type"], "float64");
+
+    dir.write("tabs.txt", people_separated_by("\t"));
+    for tab in ["\\t", "tab"] {
+        let table = format!("t{}", tab.len());
+        dir.strata(&[
+            "import",
+            &table,
+            "tabs.txt",
+            "-k",
+            "id",
+            "--format",
+            "csv",
+            "--delimiter",
+            tab,
+        ])
+        .ok();
+        assert_eq!(dir.export_csv(&table, None), PEOPLE_CSV);
+    }
+}
+
+#[test]
+fn a_delimiter_that_is_not_one_character_is_a_usage_error() {
+    let dir = Dir::repo();
+    dir.write("people.csv", PEOPLE_CSV);
+    for bad in [";;", "", "\""] {
+        let err = dir.refused_usage(&["import", "p", "people.csv", "-k", "id", "--delimiter", bad]);
+        assert_mentions(&err, &["--delimiter"]);
+    }
+}
+
+#[test]
+fn a_gzip_csv_is_read_decompressed_and_compression_none_overrides_the_extension() {
+    let dir = Dir::repo();
+    dir.write("people.csv.gz", gzip(PEOPLE_CSV.as_bytes()));
+    dir.strata(&["import", "people", "people.csv.gz", "-k", "id"])
+        .ok();
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+
+    // A file named .gz that is not compressed, read as it is.
+    dir.write("plain.csv.gz", PEOPLE_CSV);
+    dir.strata(&[
+        "import",
+        "plain",
+        "plain.csv.gz",
+        "-k",
+        "id",
+        "--compression",
+        "none",
+    ])
+    .ok();
+    assert_eq!(dir.export_csv("plain", None), PEOPLE_CSV);
+}
+
+#[test]
+fn a_zstd_json_lines_file_is_read_decompressed() {
+    let dir = Dir::repo();
+    let jsonl = concat!(
+        r#"{"id":3,"name":"cy","score":3.0}"#,
+        "\n",
+        r#"{"id":1,"name":"ann","score":1.5}"#,
+        "\n",
+        r#"{"id":2,"name":"bob","score":2.5}"#,
+        "\n",
+    );
+    let compressed = zstd::encode_all(jsonl.as_bytes(), 3).expect("zstd to memory");
+    dir.write("people.jsonl.zst", &compressed);
+    dir.strata(&["import", "people", "people.jsonl.zst", "-k", "id"])
+        .ok();
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+    // The flag says it for a name that does not.
+    dir.write("people.data", &compressed);
+    dir.strata(&[
+        "import",
+        "again",
+        "people.data",
+        "-k",
+        "id",
+        "--format",
+        "jsonl",
+        "--compression",
+        "zstd",
+    ])
+    .ok();
+    assert_eq!(dir.export_csv("again", None), PEOPLE_CSV);
+}
+
+#[test]
+fn a_csv_piped_into_standard_input_imports_like_the_file() {
+    let dir = Dir::repo();
+    let out = dir.strata_stdin(
+        &["import", "people", "-", "-k", "id", "--format", "csv"],
+        PEOPLE_CSV.as_bytes(),
+    );
+    let out = out.ok();
+    assert_mentions(&out.stdout, &["Created table 'people'", "3 rows in all"]);
+    assert_eq!(dir.export_csv("people", None), PEOPLE_CSV);
+    // The copy of the input is gone.
+    assert!(
+        !dir.join(".strata/tmp").exists(),
+        "a temporary folder was left behind"
+    );
+    // Compressed, and Parquet (which needs to seek), through the pipe too.
+    dir.strata_stdin(
+        &[
+            "import",
+            "zipped",
+            "-",
+            "-k",
+            "id",
+            "--format",
+            "csv",
+            "--compression",
+            "gzip",
+        ],
+        &gzip(PEOPLE_CSV.as_bytes()),
+    )
+    .ok();
+    assert_eq!(dir.export_csv("zipped", None), PEOPLE_CSV);
+    dir.strata(&["export", "people", "people.parquet"]).ok();
+    dir.strata_stdin(
+        &["import", "pq", "-", "-k", "id", "--format", "parquet"],
+        &dir.read("people.parquet"),
+    )
+    .ok();
+    assert_eq!(dir.export_csv("pq", None), PEOPLE_CSV);
+}
+
+#[test]
+fn standard_input_without_a_format_is_a_usage_error_that_changes_nothing() {
+    let dir = Dir::repo();
+    let before = dir.snapshot();
+    let err = dir
+        .strata_stdin(
+            &["import", "people", "-", "-k", "id"],
+            PEOPLE_CSV.as_bytes(),
+        )
+        .usage_error();
+    assert_mentions(&err, &["--format"]);
+    before.assert_same(
+        &dir.snapshot(),
+        "an import from standard input without a format",
+    );
+}
+
+#[test]
+fn bad_data_from_standard_input_is_refused_and_leaves_no_copy_behind() {
+    let dir = Dir::with_people();
+    let before = dir.snapshot();
+    let out = dir.strata_stdin(
+        &[
+            "import", "people", "-", "--format", "csv", "--mode", "upsert",
+        ],
+        b"id,name,score\n7,gus,not a number\n",
+    );
+    let line = out.fails_with_one_line();
+    assert_mentions(
+        &line,
+        &["standard input", "'not a number'", "score", "line 2"],
+    );
+    before.assert_same(&dir.snapshot(), "a refused import from standard input");
+}
+
+#[test]
+fn a_corrupt_gzip_file_is_refused_in_one_line_and_changes_nothing() {
+    let dir = Dir::with_people();
+    let mut bytes = gzip(PEOPLE_CSV.repeat(50).as_bytes());
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xFF;
+    bytes[mid + 1] ^= 0xFF;
+    dir.write("more.csv.gz", &bytes);
+    let line = dir.refused(&["import", "people", "more.csv.gz", "--mode", "upsert"]);
+    assert_mentions(&line, &["more.csv.gz", "gzip"]);
+
+    dir.write("junk.csv.gz", "id,name,score\n9,not,compressed\n");
+    let line = dir.refused(&["import", "junk", "junk.csv.gz", "-k", "id"]);
+    assert_mentions(&line, &["junk.csv.gz", "cannot decompress it as gzip"]);
+}
+
+#[test]
+fn a_compressed_parquet_file_is_refused_with_what_to_do() {
+    let dir = Dir::with_people();
+    dir.strata(&["export", "people", "people.parquet"]).ok();
+    dir.write("people.parquet.gz", gzip(&dir.read("people.parquet")));
+    let line = dir.refused(&["import", "copy", "people.parquet.gz", "-k", "id"]);
+    assert_mentions(
+        &line,
+        &["people.parquet.gz", "Parquet", "decompress it first"],
+    );
+}
