@@ -238,6 +238,9 @@ pub enum Command {
     Show {
         #[arg(default_value = "HEAD")]
         rev: String,
+        /// Only the table of changes, not the changed rows.
+        #[arg(long)]
+        stat: bool,
         #[arg(long)]
         json: bool,
     },
@@ -257,6 +260,12 @@ pub enum Command {
         /// Rename a branch: `branch -m OLD NEW`, or `branch -m NEW` for the current one.
         #[arg(short = 'm', long = "move", requires = "name")]
         rename: bool,
+        /// List the remote-tracking branches too (`remotes/REMOTE/BRANCH`).
+        #[arg(short = 'a', long = "all", conflicts_with_all = ["name", "start", "delete", "force_delete", "rename"])]
+        all: bool,
+        /// List only the remote-tracking branches (`REMOTE/BRANCH`).
+        #[arg(short = 'r', long = "remotes", conflicts_with_all = ["name", "start", "delete", "force_delete", "rename", "all"])]
+        remotes: bool,
         #[arg(long)]
         json: bool,
     },
@@ -273,13 +282,19 @@ pub enum Command {
         #[arg(short, long)]
         force: bool,
     },
-    /// List tags, create one, or delete one with -d.
+    /// List tags, create one (annotated with -a -m), or delete one with -d.
     Tag {
         name: Option<String>,
         /// Revision to tag (default: HEAD).
         rev: Option<String>,
         #[arg(short, long, value_name = "NAME", conflicts_with_all = ["name", "rev"])]
         delete: Option<String>,
+        /// Make an annotated tag: it records who tagged, when, and the message (-m).
+        #[arg(short = 'a', long = "annotate", requires_all = ["name", "message"])]
+        annotate: bool,
+        /// The annotated tag's message (implies -a).
+        #[arg(short = 'm', long, requires = "name", conflicts_with = "delete")]
+        message: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -194,9 +194,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             record_origin,
             author,
         } => crate::history::pick(&repo, &rev, false, mainline, record_origin, author).await,
-        Command::Show { rev, json } => {
+        Command::Show { rev, stat, json } => {
             crate::output::start_pager();
-            show(&repo, &rev, json).await
+            show(&repo, &rev, stat, json).await
         }
         Command::Iceberg {
             table,
@@ -244,10 +244,26 @@ pub async fn run(cli: Cli) -> Result<()> {
             delete,
             force_delete,
             rename,
+            all,
+            remotes,
             json,
         } => {
             if rename {
                 return rename_branch(&repo, name, start).await;
+            }
+            if all || remotes {
+                let mut refs = if all {
+                    repo.branches().await?
+                } else {
+                    Vec::new()
+                };
+                for mut r in repo.remote_branches().await? {
+                    if all {
+                        r.name = format!("remotes/{}", r.name);
+                    }
+                    refs.push(r);
+                }
+                return list_refs(&refs, json);
             }
             let (delete, force) = match (delete, force_delete) {
                 (Some(d), _) => (Some(d), false),
@@ -279,8 +295,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             name,
             rev,
             delete,
+            annotate: _,
+            message,
             json,
-        } => tag(&repo, name, rev, delete, json).await,
+        } => tag(&repo, name, rev, delete, message, json).await,
         Command::Reset { hard: _, rev } => {
             let id = repo.reset_hard(&rev).await?;
             let c = repo.commit_info(&id.to_hex()).await?;
@@ -632,10 +650,31 @@ async fn config(
     }
 }
 
-async fn show(repo: &Repository, rev: &str, as_json: bool) -> Result<()> {
+async fn show(repo: &Repository, rev: &str, stat: bool, as_json: bool) -> Result<()> {
     let d = repo.show(rev).await?;
+    let note = repo.tag_note(rev).await?;
     if as_json {
-        return print_json(&d);
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            #[serde(flatten)]
+            detail: &'a strata::CommitDetail,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tag: Option<&'a strata::TagNote>,
+        }
+        return print_json(&Shown {
+            detail: &d,
+            tag: note.as_ref(),
+        });
+    }
+    if let Some(n) = &note {
+        outln!("tag {rev}")?;
+        outln!("Tagger: {}", n.tagger)?;
+        outln!("Date:   {}", render::date(n.time))?;
+        outln!()?;
+        for line in n.message.lines() {
+            outln!("{line}")?;
+        }
+        outln!()?;
     }
     let c = &d.commit;
     outln!("commit {}", c.id)?;
@@ -648,8 +687,19 @@ async fn show(repo: &Repository, rev: &str, as_json: bool) -> Result<()> {
     outln!()?;
     if d.changes.is_empty() {
         outln!("No table changes.")?;
-    } else {
-        outln!("{}", render::changes(&d.changes, false))?;
+        return Ok(());
+    }
+    outln!("{}", render::changes(&d.changes, false))?;
+    // The changed rows, as `diff PARENT COMMIT` shows them (a first commit's rows are all
+    // new: `strata export` shows them).
+    if let (false, Some(parent)) = (stat, c.parents.first()) {
+        outln!()?;
+        let opts = strata::DiffOptions {
+            from: Some(parent.to_hex()),
+            to: Some(c.id.to_hex()),
+            ..Default::default()
+        };
+        crate::diff::run(repo, &opts, false, false).await?;
     }
     Ok(())
 }
@@ -660,7 +710,15 @@ fn list_refs(refs: &[strata::RefInfo], as_json: bool) -> Result<()> {
             print_json(r)?;
         } else {
             let mark = if r.current { "*" } else { " " };
-            outln!("{mark} {:<24} {}", r.name, r.commit.short())?;
+            match &r.note {
+                Some(n) => outln!(
+                    "{mark} {:<24} {} {}",
+                    r.name,
+                    r.commit.short(),
+                    n.message.lines().next().unwrap_or("")
+                )?,
+                None => outln!("{mark} {:<24} {}", r.name, r.commit.short())?,
+            }
         }
     }
     Ok(())
@@ -710,6 +768,7 @@ async fn tag(
     name: Option<String>,
     rev: Option<String>,
     delete: Option<String>,
+    message: Option<String>,
     as_json: bool,
 ) -> Result<()> {
     if let Some(d) = delete {
@@ -720,7 +779,13 @@ async fn tag(
     match name {
         None => list_refs(&repo.tags().await?, as_json),
         Some(n) => {
-            let at = repo.create_tag(&n, rev.as_deref()).await?;
+            let at = match &message {
+                Some(m) => {
+                    repo.create_annotated_tag(&n, rev.as_deref(), m, None)
+                        .await?
+                }
+                None => repo.create_tag(&n, rev.as_deref()).await?,
+            };
             outln!("Created tag {n} at {}", at.short())?;
             Ok(())
         }

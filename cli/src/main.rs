@@ -33,7 +33,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = match args::Cli::try_parse() {
+    let cli = match args::Cli::try_parse_from(count_shorthand(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -96,6 +96,30 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `log -3` and `reflog -3` as git takes them: after `log` or `reflog`, `-N` is
+/// `--max-count=N`.
+fn count_shorthand(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut counted = false;
+    let mut out = Vec::new();
+    for a in args {
+        let text = a.to_str().unwrap_or_default();
+        if text == "--" {
+            counted = false;
+        } else if counted
+            && text.len() > 1
+            && text.starts_with('-')
+            && text[1..].bytes().all(|b| b.is_ascii_digit())
+        {
+            out.push(format!("--max-count={}", &text[1..]).into());
+            continue;
+        } else if !out.is_empty() && (text == "log" || text == "reflog") {
+            counted = true;
+        }
+        out.push(a);
+    }
+    out
 }
 
 fn init_tracing(verbose: u8) {

@@ -17,7 +17,7 @@ use crate::iceberg;
 use crate::id::ObjectId;
 use crate::names::validate_name;
 use crate::store::objects::{check_format, encode_json};
-use crate::store::{layout, Objects, RefKind, RefLog, RefName, RefRecord, RefState};
+use crate::store::{layout, Objects, RefKind, RefLog, RefName, RefRecord, RefState, TagNote};
 use crate::table::TableObject;
 
 /// Name of the folder that holds a repository's data.
@@ -958,6 +958,17 @@ impl Repository {
         name: &str,
         start: Option<&str>,
     ) -> Result<ObjectId> {
+        self.create_ref_noted(kind, name, start, None).await
+    }
+
+    /// As [`Repository::create_ref`], with an annotated tag's note.
+    pub async fn create_ref_noted(
+        &self,
+        kind: RefKind,
+        name: &str,
+        start: Option<&str>,
+        note: Option<TagNote>,
+    ) -> Result<ObjectId> {
         let ref_name = RefName::new(kind, name)?;
         let target = self.resolve(start.unwrap_or("HEAD")).await?;
         let state = self.refs.read(&ref_name).await?;
@@ -968,12 +979,14 @@ impl Repository {
             });
         }
         let from = start.unwrap_or("HEAD");
-        self.update_ref(
-            &state,
-            Some(target),
-            &format!("{}: created from {from}", kind.noun()),
-        )
-        .await?;
+        let reason = format!("{}: created from {from}", kind.noun());
+        let after = self
+            .refs
+            .update_noted(&state, Some(target), self.clock.now(), Some(&reason), note)
+            .await?;
+        if let Err(e) = self.publish_views(&after, None).await {
+            tracing::warn!(r#ref = %after.name, error = %e, "could not publish the Iceberg views");
+        }
         Ok(target)
     }
 

@@ -74,8 +74,15 @@ pub async fn fetch(
         let name = RefName::tag(tag)?;
         let state = repo.refs().read(&name).await?;
         if state.commit().is_none() {
+            let note = remote.refs.read(&name).await?.record.and_then(|r| r.note);
             repo.refs()
-                .update_because(&state, Some(*commit), repo.now(), "fetch: new tag")
+                .update_noted(
+                    &state,
+                    Some(*commit),
+                    repo.now(),
+                    Some("fetch: new tag"),
+                    note,
+                )
                 .await?;
             report.new_tags.push(tag.clone());
         }

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use strata_engine::iceberg;
-use strata_engine::store::{RefKind, RefLog, RefName, RefState};
+use strata_engine::store::{RefKind, RefLog, RefName, RefState, TagNote};
 use strata_engine::{ObjectId, Progress, Repository};
 
 use crate::config::{self, Upstream};
@@ -75,6 +75,8 @@ struct Planned {
     state: RefState,
     new: Option<ObjectId>,
     kind: UpdateKind,
+    /// An annotated tag's note, written with the new record.
+    note: Option<TagNote>,
 }
 
 /// How long a push waits for a garbage collection on the remote before giving up.
@@ -132,6 +134,8 @@ pub async fn push_specs(
     // Everything the push needs from this repository is checked before the remote is
     // touched: a push with a bad argument writes nothing anywhere.
     let mut wanted: Vec<(RefName, Option<ObjectId>)> = Vec::new();
+    // Annotated tags' notes, by the name they get on the remote.
+    let mut notes: HashMap<RefName, TagNote> = HashMap::new();
     for spec in specs {
         let commit =
             match &spec.local {
@@ -149,12 +153,20 @@ pub async fn push_specs(
                     )?)
                 }
             };
+        if let Some(local) = spec.local.as_ref().filter(|l| l.kind == RefKind::Tag) {
+            if let Some(note) = repo.refs().read(local).await?.record.and_then(|r| r.note) {
+                notes.insert(spec.remote.clone(), note);
+            }
+        }
         wanted.push((spec.remote.clone(), commit));
     }
     if opts.tags {
         for (t, c) in repo.list_refs(RefKind::Tag).await? {
             let name = RefName::tag(&t)?;
             if !wanted.iter().any(|(n, _)| *n == name) {
+                if let Some(note) = repo.refs().read(&name).await?.record.and_then(|r| r.note) {
+                    notes.insert(name.clone(), note);
+                }
                 wanted.push((name, Some(c)));
             }
         }
@@ -169,7 +181,7 @@ pub async fn push_specs(
     let limit = opts.gc_wait.unwrap_or(DEFAULT_GC_WAIT);
     let start = std::time::Instant::now();
     loop {
-        let wait = match attempt(repo, remote, &wanted, opts, progress).await? {
+        let wait = match attempt(repo, remote, &wanted, &notes, opts, progress).await? {
             Attempt::Done(mut report) => {
                 for u in &mut report.updates {
                     if u.kind == UpdateKind::UpToDate {
@@ -225,6 +237,7 @@ async fn attempt(
     repo: &Repository,
     remote: &Remote,
     wanted: &[(RefName, Option<ObjectId>)],
+    notes: &HashMap<RefName, TagNote>,
     opts: &PushOptions,
     progress: &dyn Progress,
 ) -> Result<Attempt> {
@@ -263,7 +276,12 @@ async fn attempt(
                 new,
                 kind: UpdateKind::UpToDate,
             }),
-            Ok(kind) => planned.push(Planned { state, new, kind }),
+            Ok(kind) => planned.push(Planned {
+                note: notes.get(&state.name).cloned(),
+                state,
+                new,
+                kind,
+            }),
             Err(e) if e.is_rejection() || matches!(e, Error::UnknownRemoteBranch { .. }) => {
                 report.rejected.push(e)
             }
@@ -375,7 +393,11 @@ async fn upload_and_move(
     let mut moved: Vec<(RefState, Option<ObjectId>)> = Vec::new();
     for p in planned {
         let name = p.state.name.clone();
-        match remote.refs.update(&p.state, p.new, repo.now()).await {
+        match remote
+            .refs
+            .update_noted(&p.state, p.new, repo.now(), None, p.note.clone())
+            .await
+        {
             Ok(after) => {
                 moved.push((after, p.state.commit()));
                 report.updates.push(RefUpdate {

@@ -65,6 +65,7 @@ pub use worktree::{
 
 pub use strata_engine::progress::NoProgress;
 pub use strata_engine::schema::ColumnDef;
+pub use strata_engine::store::TagNote;
 pub use strata_engine::{ChunkParams, ErrorKind, ObjectId, Progress};
 
 /// The Arrow types the API speaks in.

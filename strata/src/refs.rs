@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 use strata_engine::repo::Head;
-use strata_engine::store::RefKind;
+use strata_engine::store::{RefKind, RefName, TagNote};
 use strata_engine::ObjectId;
 
 use crate::error::{Error, Result, Suggestion};
-use crate::repository::Repository;
+use crate::repository::{Author, Repository};
 
 /// A branch or tag and the commit it names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -15,6 +15,9 @@ pub struct RefInfo {
     pub commit: ObjectId,
     /// The branch checked out (always false for tags).
     pub current: bool,
+    /// An annotated tag's note (`tag -a`): tagger, time and message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<TagNote>,
 }
 
 impl Repository {
@@ -23,22 +26,42 @@ impl Repository {
             Head::Branch(b) if kind == RefKind::Branch => Some(b),
             _ => None,
         };
-        Ok(self
-            .inner
-            .list_refs(kind)
-            .await?
-            .into_iter()
-            .map(|(name, commit)| RefInfo {
+        let mut out = Vec::new();
+        for (name, commit) in self.inner.list_refs(kind).await? {
+            let note = match kind {
+                RefKind::Tag => self.tag_note(&name).await?,
+                RefKind::Branch => None,
+            };
+            out.push(RefInfo {
                 current: current.as_deref() == Some(name.as_str()),
                 name,
                 commit,
-            })
-            .collect())
+                note,
+            });
+        }
+        Ok(out)
     }
 
     /// Every branch, by name.
     pub async fn branches(&self) -> Result<Vec<RefInfo>> {
         self.refs_of(RefKind::Branch).await
+    }
+
+    /// Every remote-tracking branch (`REMOTE/BRANCH`, where the last fetch or push saw it),
+    /// by name.
+    pub async fn remote_branches(&self) -> Result<Vec<RefInfo>> {
+        let mut out = Vec::new();
+        for remote in strata_remote::config::remotes(&self.inner).await?.keys() {
+            for (branch, commit) in self.inner.remote_tracking_list(remote).await? {
+                out.push(RefInfo {
+                    name: format!("{remote}/{branch}"),
+                    commit,
+                    current: false,
+                    note: None,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Every tag, by name.
@@ -112,6 +135,46 @@ impl Repository {
     pub async fn create_tag(&self, name: &str, rev: Option<&str>) -> Result<ObjectId> {
         let _lock = self.inner.lock_state().await?;
         Ok(self.inner.create_ref(RefKind::Tag, name, rev).await?)
+    }
+
+    /// Creates an annotated tag at `rev` (default: HEAD) with `message`, tagged by `tagger`
+    /// (default: the commit author as [`Repository::commit`] finds it); fails if it exists.
+    /// The note travels with the tag on push, fetch and clone.
+    pub async fn create_annotated_tag(
+        &self,
+        name: &str,
+        rev: Option<&str>,
+        message: &str,
+        tagger: Option<&Author>,
+    ) -> Result<ObjectId> {
+        if message.trim().is_empty() {
+            return Err(strata_engine::Error::EmptyMessage.into());
+        }
+        let _lock = self.inner.lock_state().await?;
+        let (tagger, _) = self.author(tagger).await?;
+        let note = TagNote {
+            tagger: tagger.to_string(),
+            time: self.inner.now(),
+            message: message.to_string(),
+        };
+        Ok(self
+            .inner
+            .create_ref_noted(RefKind::Tag, name, rev, Some(note))
+            .await?)
+    }
+
+    /// The note of an annotated tag (`None`: a lightweight tag, or no such tag).
+    pub async fn tag_note(&self, name: &str) -> Result<Option<TagNote>> {
+        let Ok(tag) = RefName::tag(name) else {
+            return Ok(None);
+        };
+        Ok(self
+            .inner
+            .refs()
+            .read(&tag)
+            .await?
+            .record
+            .and_then(|r| r.note))
     }
 
     /// Deletes a tag; returns the commit it named.

@@ -585,3 +585,30 @@ async fn amend_replaces_the_last_commit_on_the_same_parent_keeping_its_author() 
     assert_eq!(t.message("HEAD").await, "third, amended");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_annotated_tag_records_its_tagger_time_and_message_and_a_light_one_none() -> Result {
+    let t = three_commits().await;
+    let at = t
+        .create_annotated_tag("v1", Some("HEAD~1"), "release", None)
+        .await?;
+    assert_eq!(at, t.id("HEAD~1").await);
+    t.create_tag("light", None).await?;
+    let note = t
+        .tag_note("v1")
+        .await?
+        .expect("an annotated tag has a note");
+    assert_eq!(note.tagger, AUTHOR);
+    assert_eq!(note.time, COMMIT_TIME);
+    assert_eq!(note.message, "release");
+    assert_eq!(t.tag_note("light").await?, None);
+    let tags = t.tags().await?;
+    assert_eq!(tags[1].note.as_ref(), Some(&note));
+    let empty = t
+        .create_annotated_tag("v2", None, "  ", None)
+        .await
+        .expect_err("an empty message");
+    assert_eq!(empty.kind(), ErrorKind::InvalidInput);
+    assert!(t.tag_note("v2").await?.is_none());
+    Ok(())
+}

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use crate::harness::*;
 use crate::history::three_commits;
+use crate::remote::arg;
 
 const BOBBY_CSV: &str = "id,name,score\n1,ann,1.5\n2,bobby,2.5\n3,cy,3.0\n";
 
@@ -377,4 +378,104 @@ fn checkout_dash_goes_back_to_the_previous_branch() {
     assert_eq!(out.stdout, "Switched to branch 'main'\n");
     let out = dir.strata(&["checkout", "-"]).ok();
     assert_eq!(out.stdout, "Switched to branch 'topic'\n");
+}
+
+#[test]
+fn an_annotated_tag_keeps_its_tagger_and_message_through_push_and_clone() {
+    let dir = three_commits();
+    dir.strata(&[
+        "tag",
+        "-a",
+        "v1",
+        "-m",
+        "first release\n\nwith notes",
+        "HEAD~1",
+    ])
+    .ok();
+    dir.strata(&["tag", "light"]).ok();
+    let listed = dir.strata(&["tag"]).ok().stdout;
+    assert_mentions(&listed, &["v1", "first release"]);
+    let tags = dir.strata(&["tag", "--json"]).ok().json_lines();
+    assert_eq!(tags[0]["name"], "light");
+    assert!(tags[0].get("note").is_none(), "{tags:?}");
+    assert_eq!(tags[1]["note"]["tagger"], AUTHOR);
+    assert_eq!(tags[1]["note"]["message"], "first release\n\nwith notes");
+
+    let shown = dir.strata(&["show", "v1", "--stat"]).ok().stdout;
+    assert!(
+        shown.starts_with(&format!("tag v1\nTagger: {AUTHOR}\nDate:   ")),
+        "{shown}"
+    );
+    assert_mentions(&shown, &["first release", "with notes", "commit "]);
+
+    let (_hub_dir, remote) = crate::remote::hub();
+    dir.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+    dir.strata(&["push", "--create", "origin", "main"]).ok();
+    dir.strata(&["push", "origin", "v1"]).ok();
+    let clone = Dir::empty();
+    clone
+        .strata(&[
+            "clone",
+            &crate::remote::file_url(&remote),
+            arg(clone.path()),
+        ])
+        .ok();
+    let json = clone.strata(&["show", "v1", "--json"]).ok().json();
+    assert_eq!(json["tag"]["message"], "first release\n\nwith notes");
+    assert_eq!(json["id"], dir.rev_id("v1"));
+
+    // -a needs a message (there is no editor to ask for one).
+    let usage = dir.refused_usage(&["tag", "-a", "v2"]);
+    assert_mentions(&usage, &["--message"]);
+}
+
+#[test]
+fn branch_lists_remote_tracking_branches_with_a_and_r_and_log_takes_a_count() {
+    let dir = three_commits();
+    let (_hub_dir, remote) = crate::remote::hub();
+    dir.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+    dir.strata(&["push", "--create", "origin", "main"]).ok();
+    dir.strata(&["branch", "topic"]).ok();
+    let all = dir.strata(&["branch", "-a"]).ok();
+    assert_eq!(
+        all.lines()
+            .iter()
+            .map(|l| l
+                .split_whitespace()
+                .filter(|w| *w != "*")
+                .next()
+                .unwrap_or(""))
+            .collect::<Vec<_>>(),
+        ["main", "topic", "remotes/origin/main"],
+        "{all:?}"
+    );
+    let remotes = dir.strata(&["branch", "-r", "--json"]).ok().json();
+    assert_eq!(remotes["name"], "origin/main");
+    assert_eq!(remotes["commit"], dir.rev_id("main"));
+
+    let two = dir.strata(&["log", "-2", "--oneline"]).ok();
+    assert_eq!(two.lines().len(), 2, "{two:?}");
+    let one = dir.strata(&["reflog", "-1"]).ok();
+    assert_eq!(one.lines().len(), 1, "{one:?}");
+}
+
+#[test]
+fn show_prints_the_changed_rows_under_the_table_of_changes() {
+    let dir = three_commits();
+    let out = dir.strata(&["show", "HEAD~1"]).ok().stdout;
+    assert_mentions(
+        &out,
+        &[
+            "second",
+            "diff people",
+            "~ (id=2) name: \"bob\" -> \"bobby\"",
+            "+ (id=4)",
+        ],
+    );
+    let stat = dir.strata(&["show", "HEAD~1", "--stat"]).ok().stdout;
+    assert!(!stat.contains("diff people"), "{stat}");
+    assert_eq!(
+        table_row(&stat, "people"),
+        ["people", "modified", "1", "0", "1"]
+    );
 }

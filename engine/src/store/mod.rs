@@ -39,7 +39,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 
 pub use objects::{ObjectKind, Objects};
-pub use refs::{RefKind, RefLog, RefName, RefRecord, RefState};
+pub use refs::{RefKind, RefLog, RefName, RefRecord, RefState, TagNote};
 
 use crate::error::{Error, ErrorKind, Result};
 

@@ -133,6 +133,19 @@ pub struct RefRecord {
     /// `strata reflog` shows. Older records have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// An annotated tag's note (`tag -a`): travels with the tag on push and fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<TagNote>,
+}
+
+/// What an annotated tag says besides its commit: who tagged, when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagNote {
+    /// `Name <email>`.
+    pub tagger: String,
+    /// Seconds since the Unix epoch.
+    pub time: i64,
+    pub message: String,
 }
 
 /// What a read found: the newest record number (0 when the ref never existed) and its record.
@@ -363,7 +376,7 @@ impl RefLog {
         new: Option<ObjectId>,
         time: i64,
     ) -> Result<RefState> {
-        self.write(expected, new, time, None, None).await
+        self.write(expected, new, time, None, None, None).await
     }
 
     /// As [`RefLog::update`], recording why the ref moved (shown by `strata reflog`).
@@ -374,7 +387,20 @@ impl RefLog {
         time: i64,
         reason: &str,
     ) -> Result<RefState> {
-        self.write(expected, new, time, None, Some(reason.to_string()))
+        self.write(expected, new, time, None, Some(reason.to_string()), None)
+            .await
+    }
+
+    /// As [`RefLog::update`], with why the ref moved and (for an annotated tag) its note.
+    pub async fn update_noted(
+        &self,
+        expected: &RefState,
+        new: Option<ObjectId>,
+        time: i64,
+        reason: Option<&str>,
+        note: Option<TagNote>,
+    ) -> Result<RefState> {
+        self.write(expected, new, time, None, reason.map(str::to_string), note)
             .await
     }
 
@@ -386,6 +412,7 @@ impl RefLog {
         time: i64,
         gc: Option<String>,
         reason: Option<String>,
+        note: Option<TagNote>,
     ) -> Result<RefState> {
         let name = &expected.name;
         if expected.seq == 0 {
@@ -403,6 +430,7 @@ impl RefLog {
             time,
             gc,
             reason,
+            note,
         };
         let bytes = encode_json(&record)?;
         let log = self.log(name);
@@ -472,7 +500,14 @@ impl RefLog {
                         )));
                     }
                     match self
-                        .write(&state, state.commit(), time, Some(gc.to_string()), None)
+                        .write(
+                            &state,
+                            state.commit(),
+                            time,
+                            Some(gc.to_string()),
+                            None,
+                            state.record.as_ref().and_then(|r| r.note.clone()),
+                        )
                         .await
                     {
                         Ok(_) => {
