@@ -440,11 +440,7 @@ fn branch_lists_remote_tracking_branches_with_a_and_r_and_log_takes_a_count() {
     assert_eq!(
         all.lines()
             .iter()
-            .map(|l| l
-                .split_whitespace()
-                .filter(|w| *w != "*")
-                .next()
-                .unwrap_or(""))
+            .map(|l| l.split_whitespace().find(|w| *w != "*").unwrap_or(""))
             .collect::<Vec<_>>(),
         ["main", "topic", "remotes/origin/main"],
         "{all:?}"
