@@ -285,7 +285,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 create_from: create.then(|| start.unwrap_or_else(|| "HEAD".into())),
                 force,
             };
-            match repo.checkout(&target, &opts).await? {
+            let left = match repo.head().await? {
+                Head::Detached(id) => Some(id),
+                Head::Branch(_) => None,
+            };
+            let head = repo.checkout(&target, &opts).await?;
+            if let Some(left) = left.filter(|l| head != Head::Detached(*l)) {
+                warn_left_behind(&repo, left).await?;
+            }
+            match head {
                 Head::Branch(b) => outln!("Switched to branch '{b}'")?,
                 Head::Detached(id) => outln!("HEAD is now at {} (detached)", id.short())?,
             }
@@ -648,6 +656,30 @@ async fn config(
         (None, _, true) => bail!("--unset needs the setting to remove"),
         _ => print_config(&repo.config_list().await?, key.as_deref(), list),
     }
+}
+
+/// Warns, as git does, when leaving a detached HEAD leaves commits no branch or tag reaches.
+async fn warn_left_behind(repo: &Repository, left: strata::ObjectId) -> Result<()> {
+    let behind = repo.unreferenced_commits(&left.to_hex()).await?;
+    if behind.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "warning: you are leaving {} behind, not on any branch:",
+        count(behind.len() as u64, "commit")
+    );
+    for c in behind.iter().take(5) {
+        eprintln!("  {} {}", c.id.short(), c.summary());
+    }
+    if behind.len() > 5 {
+        eprintln!("  ... and {} more", behind.len() - 5);
+    }
+    eprintln!(
+        "To keep {}, make a branch there: strata branch NAME {}",
+        if behind.len() == 1 { "it" } else { "them" },
+        left.short()
+    );
+    Ok(())
 }
 
 async fn show(repo: &Repository, rev: &str, stat: bool, as_json: bool) -> Result<()> {

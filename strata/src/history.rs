@@ -252,6 +252,40 @@ impl Repository {
         Ok(out)
     }
 
+    /// The commits in `rev`'s history that no branch, tag or remote-tracking branch reaches,
+    /// newest first: what a switch away from a detached HEAD at `rev` leaves behind (kept
+    /// only until garbage collection).
+    pub async fn unreferenced_commits(&self, rev: &str) -> Result<Vec<CommitInfo>> {
+        let id = self.inner.resolve(rev).await?;
+        let mut tips = Vec::new();
+        for kind in [RefKind::Branch, RefKind::Tag] {
+            tips.extend(
+                self.inner
+                    .list_refs(kind)
+                    .await?
+                    .into_iter()
+                    .map(|(_, c)| c),
+            );
+        }
+        for remote in strata_remote::config::remotes(&self.inner).await?.keys() {
+            tips.extend(
+                self.inner
+                    .remote_tracking_list(remote)
+                    .await?
+                    .into_iter()
+                    .map(|(_, c)| c),
+            );
+        }
+        let reached = self.inner.reachable_from(&tips).await?;
+        Ok(self
+            .inner
+            .log_from(&[id], &reached, None)
+            .await?
+            .into_iter()
+            .map(|(id, c)| CommitInfo::new(id, c))
+            .collect())
+    }
+
     /// The best common ancestor of two revisions (`None`: their histories never meet), as
     /// merge uses it.
     pub async fn merge_base(&self, a: &str, b: &str) -> Result<Option<ObjectId>> {

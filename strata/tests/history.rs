@@ -612,3 +612,24 @@ async fn an_annotated_tag_records_its_tagger_time_and_message_and_a_light_one_no
     assert!(t.tag_note("v2").await?.is_none());
     Ok(())
 }
+
+#[tokio::test]
+async fn unreferenced_commits_are_those_no_branch_or_tag_reaches() -> Result {
+    let t = three_commits().await;
+    t.switch_to("HEAD~1").await;
+    t.upsert("people", "id,name,score\n5,eve,5.0\n").await;
+    let a = t.commit_changes("adrift 1").await;
+    t.upsert("people", "id,name,score\n6,fay,6.0\n").await;
+    let b = t.commit_changes("adrift 2").await;
+    let left: Vec<ObjectId> = t
+        .unreferenced_commits(&b.to_hex())
+        .await?
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(left, [b, a]);
+    t.create_tag("keep", Some(&a.to_hex())).await?;
+    assert_eq!(t.unreferenced_commits(&b.to_hex()).await?.len(), 1);
+    assert!(t.unreferenced_commits("main").await?.is_empty());
+    Ok(())
+}

@@ -475,3 +475,31 @@ fn show_prints_the_changed_rows_under_the_table_of_changes() {
         ["people", "modified", "1", "0", "1"]
     );
 }
+
+#[test]
+fn leaving_a_detached_head_with_commits_on_no_branch_warns_and_says_how_to_keep_them() {
+    let dir = three_commits();
+    dir.strata(&["checkout", "HEAD~1"]).ok();
+    dir.write("eve.csv", "id,name,score\n5,eve,5.0\n");
+    dir.strata(&["import", "people", "eve.csv", "--mode", "upsert"])
+        .ok();
+    dir.strata(&["commit", "-m", "adrift"]).ok();
+    let adrift = dir.rev_id("HEAD");
+    let out = dir.strata(&["checkout", "main"]).ok();
+    assert_mentions(
+        &out.stderr,
+        &[
+            "warning: you are leaving 1 commit behind, not on any branch:",
+            &format!("{} adrift", &adrift[..12]),
+            &format!("strata branch NAME {}", &adrift[..12]),
+        ],
+    );
+    // Nothing is left behind when the commits are on a branch, or when there are none.
+    dir.strata(&["checkout", &adrift]).ok();
+    dir.strata(&["branch", "kept", &adrift]).ok();
+    let out = dir.strata(&["checkout", "main"]).ok();
+    assert!(!out.stderr.contains("warning"), "{out:?}");
+    dir.strata(&["checkout", "HEAD~1"]).ok();
+    let out = dir.strata(&["checkout", "main"]).ok();
+    assert!(!out.stderr.contains("warning"), "{out:?}");
+}
