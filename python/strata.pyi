@@ -320,8 +320,10 @@ class Repository:
         branch: Optional[str] = None,
         ff_only: bool = False,
         author: Optional[str] = None,
+        rebase: bool = False,
     ) -> Dict[str, Any]:
-        """Fetches, then merges the remote branch; ``outcome`` is as merge() returns."""
+        """Fetches, then merges the remote branch (``rebase=True``: replays this branch's own
+        commits on top of it); ``outcome`` is as merge() returns."""
 
 def init(path: PathLike) -> Repository:
     """Creates an empty repository in ``path``; the first branch is ``main``."""

@@ -369,6 +369,11 @@ pub(crate) fn print_merge(outcome: &MergeOutcome, merged: &str) -> Result<()> {
         MergeOutcome::FastForward { commit } => outln!("Fast-forward to {}", commit.short())?,
         MergeOutcome::Merged { commit } => outln!("{merged}: commit {}", commit.short())?,
         MergeOutcome::Conflicts { .. } => {}
+        MergeOutcome::Rebased { commit, replayed } => outln!(
+            "Rebased {}: now at {}",
+            count(*replayed as u64, "commit"),
+            commit.short()
+        )?,
     }
     Ok(())
 }

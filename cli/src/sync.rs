@@ -86,10 +86,13 @@ pub enum SyncCommand {
         remote: Option<String>,
         branch: Option<String>,
         /// Refuse unless the merge is a fast-forward.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rebase")]
         ff_only: bool,
         #[arg(long)]
         author: Option<String>,
+        /// Replay this branch's own commits on top of the remote branch instead of merging.
+        #[arg(long, short = 'r')]
+        rebase: bool,
     },
     /// Delete objects that no ref reaches, locally or on a remote, and compact old ref records.
     Gc {
@@ -325,12 +328,14 @@ pub async fn run(repo: &Repository, cmd: SyncCommand) -> Result<()> {
             branch,
             ff_only,
             author,
+            rebase,
         } => {
             let opts = PullOptions {
                 remote,
                 branch,
                 ff_only,
                 author: author.as_deref().map(Author::parse).transpose()?,
+                rebase,
             };
             pull(repo, &opts).await
         }
@@ -541,7 +546,15 @@ async fn pull(repo: &Repository, opts: &PullOptions) -> Result<()> {
     bar.done();
     let report = result?;
     print_fetch(&report.fetch);
-    crate::commands::print_merge(&report.outcome, &format!("Merged {}", report.merged))?;
+    match &report.outcome {
+        strata::MergeOutcome::Rebased { commit, replayed } => outln!(
+            "Rebased {} onto {}: now at {}",
+            count(*replayed as u64, "commit"),
+            report.merged,
+            commit.short()
+        )?,
+        outcome => crate::commands::print_merge(outcome, &format!("Merged {}", report.merged))?,
+    }
     match report.outcome.conflict_error("pull", true) {
         Some(e) => Err(e.into()),
         None => Ok(()),

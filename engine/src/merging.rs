@@ -61,6 +61,9 @@ pub enum MergeOutcome {
     Merged(ObjectId),
     /// Stopped with this many conflicting rows, in these tables.
     Conflicts(usize, Vec<String>),
+    /// The branch's own commits were replayed on top of the other side (`pull --rebase`):
+    /// the new tip, and how many commits were replayed.
+    Rebased(ObjectId, usize),
 }
 
 /// Which side wins when resolving conflicts.
@@ -378,6 +381,69 @@ impl Repository {
         let reason = format!("{what}: {}", commit.summary());
         self.move_head(&head, Some(ours), id, &reason).await?;
         Ok(id)
+    }
+
+    /// Replays the commits of HEAD's history that `onto` lacks on top of `onto`, oldest
+    /// first, each keeping its author, time and message, then moves HEAD's branch there
+    /// (`pull --rebase`). Each is merged under the cell-level rules; one whose change `onto`
+    /// already has is dropped. History with merge commits is refused (merge instead). On a
+    /// conflicting cell nothing changes ([`Error::PickConflicts`]). `name` names `onto` in
+    /// messages and the reflog.
+    pub async fn rebase(&self, onto: ObjectId, name: &str) -> Result<MergeOutcome> {
+        self.ensure_no_merge().await?;
+        self.ensure_clean(false).await?;
+        let head = self.head().await?;
+        let reason = format!("pull --rebase: onto {name}");
+        let Some(ours) = self.commit_of(&head).await? else {
+            self.move_head(&head, None, onto, &reason).await?;
+            return Ok(MergeOutcome::FastForward(onto));
+        };
+        let base = self.merge_base(ours, onto).await?;
+        if base == Some(onto) {
+            return Ok(MergeOutcome::UpToDate);
+        }
+        if base == Some(ours) {
+            self.move_head(&head, Some(ours), onto, &reason).await?;
+            return Ok(MergeOutcome::FastForward(onto));
+        }
+        let theirs = self.reachable(onto).await?;
+        let mut mine = self.log_from(&[ours], &theirs, None).await?;
+        mine.reverse();
+        if let Some((id, _)) = mine.iter().find(|(_, c)| c.parents.len() > 1) {
+            return Err(Error::State(format!(
+                "cannot rebase onto {name}: the commits to replay include the merge {}; pull without --rebase (a merge) instead",
+                id.short()
+            )));
+        }
+        let mut tip = onto;
+        let mut replayed = 0;
+        for (id, c) in &mine {
+            let (merged, conflicts) = self
+                .merge_commits(c.parents.first().copied(), tip, Some(*id))
+                .await?;
+            if !conflicts.is_empty() {
+                return Err(Error::PickConflicts {
+                    what: format!("rebase onto {name}: replaying"),
+                    rev: id.short(),
+                    count: conflicts.values().map(|t| t.conflicts.len()).sum(),
+                    tables: conflicts.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+            if merged == self.commit_tables(Some(tip)).await? {
+                continue;
+            }
+            let commit = Commit::new(
+                vec![tip],
+                merged,
+                c.author.clone(),
+                c.time,
+                c.message.clone(),
+            );
+            tip = self.objects().put_json(&commit).await?;
+            replayed += 1;
+        }
+        self.move_head(&head, Some(ours), tip, &reason).await?;
+        Ok(MergeOutcome::Rebased(tip, replayed))
     }
 
     /// Moves HEAD's branch (or detached HEAD) from `expected` to `to`, and the working tables.

@@ -668,8 +668,9 @@ impl Repository {
     }
 
     /// Fetches, then merges the remote branch (default: the upstream) into the current
-    /// branch. Returns the fetch, what was merged, and the merge's outcome as merge() does.
-    #[pyo3(signature = (remote=None, branch=None, ff_only=false, author=None))]
+    /// branch (with `rebase=True`: replays the branch's own commits on top of it). Returns
+    /// the fetch, what was merged, and the merge's outcome as merge() does.
+    #[pyo3(signature = (remote=None, branch=None, ff_only=false, author=None, rebase=false))]
     fn pull<'py>(
         &self,
         py: Python<'py>,
@@ -677,12 +678,14 @@ impl Repository {
         branch: Option<String>,
         ff_only: bool,
         author: Option<&str>,
+        rebase: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let opts = PullOptions {
             remote,
             branch,
             ff_only,
             author: self::author(author)?,
+            rebase,
         };
         let p = self.run(py, move |r| async move { r.pull(&opts, &NoProgress).await })?;
         let d = to_py(py, &p)?;

@@ -37,6 +37,8 @@ pub enum MergeOutcome {
     /// The merge stopped: these rows conflict, in these tables. The merge is in progress:
     /// resolve the conflicts and commit, or abort it.
     Conflicts { rows: usize, tables: Vec<String> },
+    /// The branch's own commits were replayed on top of the other side (`pull --rebase`).
+    Rebased { commit: ObjectId, replayed: usize },
 }
 
 impl From<strata_engine::merging::MergeOutcome> for MergeOutcome {
@@ -47,6 +49,7 @@ impl From<strata_engine::merging::MergeOutcome> for MergeOutcome {
             M::FastForward(commit) => MergeOutcome::FastForward { commit },
             M::Merged(commit) => MergeOutcome::Merged { commit },
             M::Conflicts(rows, tables) => MergeOutcome::Conflicts { rows, tables },
+            M::Rebased(commit, replayed) => MergeOutcome::Rebased { commit, replayed },
         }
     }
 }

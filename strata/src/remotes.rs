@@ -276,6 +276,10 @@ pub struct PullOptions {
     /// Refuse unless the merge is a fast-forward.
     pub ff_only: bool,
     pub author: Option<Author>,
+    /// Replay the branch's own commits on top of the remote branch (keeping their authors,
+    /// times and messages) instead of merging: a straight history. Refused for history with
+    /// merge commits; on a conflicting cell nothing changes.
+    pub rebase: bool,
 }
 
 /// What a pull did: the fetch, then the merge of `REMOTE/BRANCH`.
@@ -472,7 +476,9 @@ impl Repository {
             };
             match self.merge_locked(&tracking, &merge).await? {
                 MergeOutcome::Merged { commit } => merges.push(commit),
-                MergeOutcome::FastForward { .. } | MergeOutcome::UpToDate => {}
+                MergeOutcome::FastForward { .. }
+                | MergeOutcome::UpToDate
+                | MergeOutcome::Rebased { .. } => {}
                 MergeOutcome::Conflicts { rows, tables } => {
                     // The branch goes back to where it was; the conflict is the user's call.
                     self.inner.merge_abort().await?;
@@ -787,13 +793,18 @@ impl Repository {
                 branch,
             }));
         }
-        let merge = MergeOptions {
-            message: Some(format!("Merge {tracking}")),
-            no_ff: false,
-            ff_only: opts.ff_only,
-            author: opts.author.clone(),
+        let outcome = if opts.rebase {
+            let onto = repo.resolve(&tracking).await?;
+            repo.rebase(onto, &tracking).await?.into()
+        } else {
+            let merge = MergeOptions {
+                message: Some(format!("Merge {tracking}")),
+                no_ff: false,
+                ff_only: opts.ff_only,
+                author: opts.author.clone(),
+            };
+            self.merge_locked(&tracking, &merge).await?
         };
-        let outcome = self.merge_locked(&tracking, &merge).await?;
         Ok(PullReport {
             fetch,
             merged: tracking,

@@ -1665,3 +1665,82 @@ fn push_takes_tags_other_names_every_branch_and_deletes_as_git_does() {
     assert_eq!(other.rev_id("origin/topic"), dir.rev_id("topic"));
     assert_eq!(other.rev_id("v1"), dir.rev_id("v1"));
 }
+
+#[test]
+fn pull_rebase_replays_the_local_commits_on_top_of_the_remote_branch() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    let theirs = commit_rows(&a, &[(10, "a", 1)], "a adds 10");
+    a.strata(&["push"]).ok();
+    commit_rows(&b, &[(20, "b", 1)], "b adds 20");
+    commit_rows(&b, &[(1, "b edits 1", 1)], "b edits 1");
+
+    let out = b.strata(&["pull", "--rebase"]).ok();
+    assert_mentions(&out.stdout, &["Rebased 2 commits onto origin/main"]);
+    let log = b.strata(&["log", "--json", "-n", "3"]).ok().json_lines();
+    let summaries: Vec<&str> = log
+        .iter()
+        .map(|c| c["message"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(summaries, ["b edits 1", "b adds 20", "a adds 10"]);
+    assert_eq!(log[2]["id"], theirs.as_str());
+    assert!(
+        log.iter()
+            .all(|c| c["parents"].as_array().map_or(0, Vec::len) == 1),
+        "a straight history: {log:?}"
+    );
+    assert_eq!(log[0]["author"], AUTHOR);
+    let rows = items(&b);
+    assert_eq!(rows.get(&10), Some(&("a".to_string(), 1)));
+    assert_eq!(rows.get(&1), Some(&("b edits 1".to_string(), 1)));
+    let reflog = b.strata(&["reflog", "-n", "1"]).ok().stdout;
+    assert_mentions(&reflog, &["pull --rebase: onto origin/main"]);
+    // The rebased branch is a fast-forward of the remote's.
+    let out = b.strata(&["push", "--no-merge"]).ok();
+    assert_mentions(&out.stderr, &["main -> main"]);
+    a.strata(&["pull", "--ff-only"]).ok();
+    assert_eq!(items(&a), items(&b));
+}
+
+#[test]
+fn pull_rebase_that_conflicts_or_meets_a_merge_changes_nothing() {
+    let (_hub_dir, remote) = hub();
+    let a = published(&remote);
+    let b = clone_of(&file_url(&remote));
+    commit_rows(&a, &[(1, "from a", 5)], "a edits 1");
+    a.strata(&["push"]).ok();
+    let mine = commit_rows(&b, &[(1, "from b", 6)], "b edits 1");
+    b.strata(&["fetch"]).ok();
+    // Refs, HEAD and the working tables stay; chunks the attempt wrote are unreferenced
+    // (gc removes them).
+    let before = b.snapshot().only(&["refs", "local"]);
+    let line = b.strata(&["pull", "--rebase"]).fails_with_one_line();
+    before.assert_same(
+        &b.snapshot().only(&["refs", "local"]),
+        "a conflicting rebase",
+    );
+    assert_mentions(
+        &line,
+        &[
+            "cannot rebase onto origin/main",
+            "1 cell conflicts",
+            "items",
+            "nothing was changed",
+        ],
+    );
+    assert_eq!(b.rev_id("HEAD"), mine);
+
+    // A local merge commit is not replayed: merge instead.
+    let c = clone_of(&file_url(&remote));
+    c.strata(&["checkout", "-b", "side", "HEAD~1"]).ok();
+    commit_rows(&c, &[(30, "side", 1)], "side adds 30");
+    c.strata(&["checkout", "main"]).ok();
+    commit_rows(&c, &[(31, "main", 1)], "main adds 31");
+    c.strata(&["merge", "side"]).ok();
+    commit_rows(&a, &[(40, "a", 1)], "a adds 40");
+    a.strata(&["push"]).ok();
+    c.strata(&["fetch"]).ok();
+    let line = c.refused(&["pull", "--rebase"]);
+    assert_mentions(&line, &["include the merge", "pull without --rebase"]);
+}
