@@ -60,6 +60,12 @@ impl Remote {
         create: bool,
     ) -> Result<Self> {
         let location = Location::parse(url, cwd)?;
+        #[cfg(feature = "testing")]
+        let store = match crate::testing::routed(&location.to_url()) {
+            Some(store) => store,
+            None => open(&location, &config.options, create)?,
+        };
+        #[cfg(not(feature = "testing"))]
         let store = open(&location, &config.options, create)?;
         let mut remote = Self::from_store(name, &location.to_url(), store, writer);
         remote.verified.store(config.verified, Ordering::SeqCst);

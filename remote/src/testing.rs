@@ -1104,3 +1104,33 @@ impl ObjectStore for ListingsFailAfterStore {
         self.inner.copy_opts(from, to, options).await
     }
 }
+
+/// Stores that remotes of given URLs use instead of opening their URL, in this process.
+static ROUTES: Mutex<Vec<(String, Arc<dyn ObjectStore>)>> = Mutex::new(Vec::new());
+
+/// Makes every remote whose URL is `url` (as [`crate::url::Location::to_url`] writes it)
+/// open `store` instead, in this process: how a test puts a fault-injecting store under the
+/// library's own push, pull or clone. Routing the same URL again replaces the store.
+pub fn route(url: &str, store: Arc<dyn ObjectStore>) {
+    let mut routes = ROUTES.lock().unwrap_or_else(|e| e.into_inner());
+    routes.retain(|(u, _)| u != url);
+    routes.push((url.to_string(), store));
+}
+
+/// Ends a [`route`].
+pub fn unroute(url: &str) {
+    ROUTES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|(u, _)| u != url);
+}
+
+/// The store routed for `url`, if any.
+pub(crate) fn routed(url: &str) -> Option<Arc<dyn ObjectStore>> {
+    ROUTES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(u, _)| u == url)
+        .map(|(_, s)| s.clone())
+}
