@@ -210,6 +210,7 @@ fn table_alter_refuses_a_value_that_does_not_convert_and_changes_nothing() {
             "(id=1)",
             "int64",
             "nothing was changed",
+            "fix that row first ('strata import people FILE --mode upsert')",
         ],
     );
     let line = dir.refused(&["table", "alter", "people", "--drop-column", "id"]);
