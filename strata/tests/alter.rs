@@ -292,3 +292,31 @@ async fn a_replace_that_changes_the_schema_reports_how() {
         "added column region, retyped score: float64 -> utf8; key (id) -> (id, region)"
     );
 }
+
+#[tokio::test]
+async fn chunks_stay_where_the_keys_put_them_so_undoing_a_change_gives_the_same_table() {
+    let t = TestRepo::new().await;
+    let mut csv = String::from("id,name\n");
+    for i in 0..200 {
+        csv.push_str(&format!("{i},n{i}\n"));
+    }
+    let opts = strata::WriteOptions {
+        primary_key: Some(vec!["id".into()]),
+        chunk_rows: Some(8),
+        ..Default::default()
+    };
+    t.import_csv("people", &csv, &opts).await;
+    let before = t.table("people", None).await.expect("people exists");
+    assert!(before.chunks > 4, "several chunks: {}", before.chunks);
+    let renamed = t
+        .alter_table("people", &[rename("name", "label")])
+        .await
+        .expect("a rename");
+    assert_ne!(renamed.table_id, before.id);
+    assert_eq!(renamed.chunks_written as usize, before.chunks);
+    let back = t
+        .alter_table("people", &[rename("label", "name")])
+        .await
+        .expect("a rename back");
+    assert_eq!(back.table_id, before.id, "the same rows cut the same way");
+}
