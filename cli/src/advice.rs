@@ -140,6 +140,7 @@ pub fn advice(s: &Suggestion) -> String {
             keeps: Some(keeps),
         } => format!("fix the value, or give the column's type: --type {column}={keeps} keeps every value as written"),
         Suggestion::GiveColumnType { .. } => "fix the value to suit the column's type".into(),
+        Suggestion::FixValueOrChooseType { table } => format!("fix that row first ('strata import {table} FILE --mode upsert'), or choose a type that holds every value"),
         _ => "see 'strata --help'".into(),
     }
 }

@@ -43,7 +43,7 @@ pub enum Command {
         #[arg(long, value_parser = input_format)]
         format: Option<String>,
     },
-    /// List, show, drop or rename tables.
+    /// List, show, drop, rename or alter tables.
     #[command(subcommand)]
     Table(TableCommand),
     /// Show which tables changed since HEAD, with rows added, removed and modified.
@@ -452,6 +452,136 @@ pub enum TableCommand {
     Drop { table: String },
     /// Rename a table (a working change).
     Rename { from: String, to: String },
+    /// Change a table's columns (a working change): the options apply in the order given,
+    /// all or none; every chunk is rewritten.
+    #[command(
+        after_help = "Examples:\n  strata table alter people --add-column email:utf8\n  strata table alter people --add-column active:bool=true --drop-column score\n  strata table alter people --rename-column name=full_name --set-type id=int32"
+    )]
+    Alter {
+        table: String,
+        #[command(flatten)]
+        changes: AlterChanges,
+    },
+}
+
+/// The changes of `table alter`, in the order they were given on the command line (clap's
+/// derive would group them by option).
+#[derive(Debug, Clone)]
+pub struct AlterChanges(pub Vec<strata::SchemaChange>);
+
+const ALTER_OPTIONS: [&str; 4] = ["add_column", "drop_column", "rename_column", "set_type"];
+
+impl clap::FromArgMatches for AlterChanges {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut changes: Vec<(usize, strata::SchemaChange)> = Vec::new();
+        for id in ALTER_OPTIONS {
+            if let (Ok(Some(values)), Some(at)) =
+                (m.try_get_many::<strata::SchemaChange>(id), m.indices_of(id))
+            {
+                changes.extend(at.zip(values.cloned()));
+            }
+        }
+        changes.sort_by_key(|(at, _)| *at);
+        Ok(AlterChanges(changes.into_iter().map(|(_, c)| c).collect()))
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for AlterChanges {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        use clap::{Arg, ArgAction, ArgGroup};
+        cmd.arg(
+            Arg::new("add_column")
+                .long("add-column")
+                .value_name("NAME:TYPE[=DEFAULT]")
+                .action(ArgAction::Append)
+                .value_parser(add_column)
+                .help("Add a column (types as import --type takes them), null in every row or DEFAULT"),
+        )
+        .arg(
+            Arg::new("drop_column")
+                .long("drop-column")
+                .value_name("NAME")
+                .action(ArgAction::Append)
+                .value_parser(drop_column)
+                .help("Remove a column (not a key column)"),
+        )
+        .arg(
+            Arg::new("rename_column")
+                .long("rename-column")
+                .value_name("OLD=NEW")
+                .action(ArgAction::Append)
+                .value_parser(rename_column)
+                .help("Rename a column (a key column too)"),
+        )
+        .arg(
+            Arg::new("set_type")
+                .long("set-type")
+                .value_name("COL=TYPE")
+                .action(ArgAction::Append)
+                .value_parser(set_type)
+                .help("Change a column's type; every value must convert to it unchanged"),
+        )
+        .group(
+            ArgGroup::new("changes")
+                .args(ALTER_OPTIONS)
+                .multiple(true)
+                .required(true),
+        )
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+fn add_column(spec: &str) -> Result<strata::SchemaChange, String> {
+    let Some((name, rest)) = spec.split_once(':').filter(|(n, _)| !n.trim().is_empty()) else {
+        return Err(format!(
+            "'{spec}' is not NAME:TYPE or NAME:TYPE=DEFAULT (for example email:utf8)"
+        ));
+    };
+    let (ty, default) = match rest.split_once('=') {
+        Some((ty, d)) => (ty, Some(d.to_string())),
+        None => (rest, None),
+    };
+    Ok(strata::SchemaChange::AddColumn {
+        name: name.trim().to_string(),
+        data_type: strata::parse_type(ty).map_err(|e| e.to_string())?,
+        default,
+    })
+}
+
+fn drop_column(name: &str) -> Result<strata::SchemaChange, String> {
+    if name.trim().is_empty() {
+        return Err("give the name of the column to drop".into());
+    }
+    Ok(strata::SchemaChange::DropColumn {
+        name: name.trim().to_string(),
+    })
+}
+
+fn rename_column(spec: &str) -> Result<strata::SchemaChange, String> {
+    match spec.split_once('=') {
+        Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => {
+            Ok(strata::SchemaChange::RenameColumn {
+                from: from.trim().to_string(),
+                to: to.trim().to_string(),
+            })
+        }
+        _ => Err(format!(
+            "'{spec}' is not OLD=NEW (for example name=full_name)"
+        )),
+    }
+}
+
+fn set_type(spec: &str) -> Result<strata::SchemaChange, String> {
+    let (column, data_type) = strata::parse_column_type(spec).map_err(|e| e.to_string())?;
+    Ok(strata::SchemaChange::SetType { column, data_type })
 }
 
 #[derive(Debug, Subcommand)]

@@ -413,6 +413,9 @@ async fn import(repo: &Repository, args: ImportArgs) -> Result<()> {
     for note in &s.notes {
         eprintln!("note: {note}");
     }
+    if let Some(change) = &s.schema_change {
+        eprintln!("note: replacing {} changes its schema: {change}", s.table);
+    }
     let verb = if s.created { "Created" } else { "Updated" };
     outln!(
         "{verb} table '{}': {} inserted, {} updated; {} in all ({} written, {} reused)",
@@ -497,6 +500,18 @@ async fn table(repo: &Repository, cmd: TableCommand) -> Result<()> {
         TableCommand::Rename { from, to } => {
             repo.rename_table(&from, &to).await?;
             outln!("Renamed table '{from}' to '{to}' (commit to record it)")?;
+        }
+        TableCommand::Alter { table, changes } => {
+            let r = repo.alter_table(&table, &changes.0).await?;
+            outln!("Altered table '{table}' (commit to record it):")?;
+            for c in &changes.0 {
+                outln!("  {c}")?;
+            }
+            outln!(
+                "{} rewritten in {}",
+                count(r.rows, "row"),
+                count(r.chunks_written, "chunk")
+            )?;
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ pub mod datatypes {
 }
 
 pub mod compute {
-    pub use arrow_cast::cast::{cast_with_options, CastOptions};
+    pub use arrow_cast::cast::{can_cast_types, cast_with_options, CastOptions};
     pub use arrow_schema::SortOptions;
     pub use arrow_select::concat::concat_batches;
     pub use arrow_select::filter::filter_record_batch;

@@ -287,6 +287,9 @@ pub struct SchemaChange {
     /// `column: old type -> new type`.
     pub retyped: Vec<String>,
     pub key_changed: bool,
+    /// The key columns before and after.
+    pub old_key: Vec<String>,
+    pub new_key: Vec<String>,
 }
 
 impl SchemaChange {
@@ -307,6 +310,8 @@ impl SchemaChange {
             }
         }
         c.key_changed = old.primary_key != new.primary_key;
+        c.old_key = old.primary_key.clone();
+        c.new_key = new.primary_key.clone();
         c
     }
 

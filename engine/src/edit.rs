@@ -136,6 +136,8 @@ pub struct EditSummary {
     pub created: bool,
     /// What the user should know about how the input was read (a column kept as text).
     pub notes: Vec<String>,
+    /// How a replace changed the table's columns or key (`None`: it did not).
+    pub schema_change: Option<crate::diff::SchemaChange>,
 }
 
 impl Repository {
@@ -307,6 +309,10 @@ impl Repository {
             stats,
             created: existing.is_none(),
             notes,
+            schema_change: existing
+                .as_ref()
+                .map(|old| crate::diff::SchemaChange::between(&old.schema, &object.schema))
+                .filter(|c| !c.is_empty()),
         })
     }
 
@@ -374,6 +380,7 @@ impl Repository {
             stats,
             created: false,
             notes: Vec::new(),
+            schema_change: None,
         })
     }
 

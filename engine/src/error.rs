@@ -116,6 +116,35 @@ pub enum Error {
     #[error("invalid primary key: {reason}")]
     InvalidPrimaryKey { reason: String },
 
+    #[error("table '{table}' has no column '{column}'; its columns are {columns}")]
+    UnknownColumn {
+        table: String,
+        column: String,
+        /// The table's columns at that point, comma-separated.
+        columns: String,
+    },
+
+    #[error("table '{table}' already has a column '{column}'")]
+    ColumnExists { table: String, column: String },
+
+    /// A schema change the table's key or types do not allow (`reason` says why).
+    #[error("table '{table}', column '{column}': {reason}; nothing was changed")]
+    SchemaChangeRefused {
+        table: String,
+        column: String,
+        reason: String,
+    },
+
+    /// A value that a column's new type cannot hold unchanged (it does not convert, or
+    /// converting it back gives another value). `problem` names the value, its row's key and
+    /// the type.
+    #[error("table '{table}', column '{column}': {problem}; nothing was changed")]
+    ValueDoesNotConvert {
+        table: String,
+        column: String,
+        problem: String,
+    },
+
     #[error("ref {name} was moved by someone else: expected {expected}, found {actual}")]
     RefConflict {
         name: String,
@@ -251,9 +280,11 @@ impl Error {
             | Error::UnknownTable { .. }
             | Error::UnknownRevision { .. }
             | Error::UnknownBranch { .. }
-            | Error::UnknownTag { .. } => K::NotFound,
+            | Error::UnknownTag { .. }
+            | Error::UnknownColumn { .. } => K::NotFound,
             Error::RepositoryExists { .. }
             | Error::TableExists { .. }
+            | Error::ColumnExists { .. }
             | Error::RefExists { .. } => K::AlreadyExists,
             Error::FormatTooNew { .. } | Error::UnsupportedType { .. } | Error::Iceberg { .. } => {
                 K::Unsupported
@@ -289,6 +320,8 @@ impl Error {
             | Error::DuplicateKey { .. }
             | Error::NullKey { .. }
             | Error::InvalidPrimaryKey { .. }
+            | Error::SchemaChangeRefused { .. }
+            | Error::ValueDoesNotConvert { .. }
             | Error::Arrow { .. }
             | Error::Parquet { .. }
             | Error::Invalid(_)

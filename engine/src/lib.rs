@@ -10,6 +10,7 @@
 //! (`strata-remote`, `strata`); what changes the checkout's state outside the documented
 //! operations (HEAD, the working tables, local files) is private to it.
 
+pub mod alter;
 pub mod arrow;
 pub mod chunk;
 pub mod clock;

@@ -487,6 +487,89 @@ pub async fn apply_rows(
     Ok(t)
 }
 
+/// Rewrites every row of a table through `transform` (one chunk's rows at a time, in key
+/// order) into a table with `schema`, keeping its chunking: the rows are cut into chunks by
+/// their keys, as every write cuts them. With `check_order`, the keys `transform` gives are
+/// checked to stay strictly increasing (`Err` with the two keys, shown as in messages, when
+/// they do not). With `write` false, nothing is stored: the rows are only checked, and
+/// `None` is returned.
+pub async fn rewrite(
+    objects: &Objects,
+    base: &TableObject,
+    schema: TableSchema,
+    transform: &(dyn Fn(RecordBatch) -> Result<RecordBatch> + Sync),
+    check_order: bool,
+    write: bool,
+) -> Result<std::result::Result<Option<(TableObject, ApplyStats)>, (String, String)>> {
+    let (entries, known) = tree::load(objects, &base.index).await?;
+    let arrow_schema = schema.arrow()?;
+    let key_idx = schema.key_indices();
+    let mut chunker = Chunker {
+        objects,
+        params: base.chunking,
+        schema: arrow_schema.clone(),
+        pending: Vec::new(),
+        pending_rows: 0,
+        last_key: Vec::new(),
+        out: Vec::new(),
+        in_flight: 0,
+        written: 0,
+    };
+    let mut previous: Option<(Vec<u8>, RecordBatch, usize)> = None;
+    let mut batches = std::pin::pin!(scan(objects, base, entries)?);
+    while let Some(batch) = batches.next().await {
+        let batch = transform(batch?)?;
+        let batch = RecordBatch::try_new(arrow_schema.clone(), batch.columns().to_vec())
+            .map_err(|e| Error::arrow("rewriting the rows", e))?;
+        let keys = encode_keys(&batch, &key_idx)?.map_err(|at| {
+            Error::Invalid(format!("key column '{}' would hold a null", at.column))
+        })?;
+        if check_order && !keys.is_empty() {
+            if let Some((prev, prev_batch, row)) = &previous {
+                if keys.get(0) <= prev.as_slice() {
+                    let shown = format_key(prev_batch, &key_idx, *row);
+                    return Ok(Err((shown, format_key(&batch, &key_idx, 0))));
+                }
+            }
+            for i in 1..keys.len() {
+                if keys.get(i) <= keys.get(i - 1) {
+                    let shown = format_key(&batch, &key_idx, i - 1);
+                    return Ok(Err((shown, format_key(&batch, &key_idx, i))));
+                }
+            }
+            let last = keys.len() - 1;
+            previous = Some((keys.get(last).to_vec(), batch.clone(), last));
+        }
+        if write {
+            chunker.push(&Rows { batch, keys }).await?;
+        }
+    }
+    if !write {
+        return Ok(Ok(None));
+    }
+    let (entries, written) = chunker.finish().await?;
+    let stats = ApplyStats {
+        chunks_written: written,
+        ..ApplyStats::default()
+    };
+    let rows = entries.iter().map(|e| e.rows).sum();
+    let bytes = entries.iter().map(|e| e.bytes).sum();
+    let built = tree::build(entries, &known)?;
+    let index = tree::store(objects, built).await?;
+    Ok(Ok(Some((
+        TableObject {
+            format: TABLE_FORMAT,
+            kind: "table".into(),
+            schema,
+            chunking: base.chunking,
+            index,
+            rows,
+            bytes,
+        },
+        stats,
+    ))))
+}
+
 /// Stores a table object and returns its id.
 pub async fn store_table(objects: &Objects, table: &TableObject) -> Result<ObjectId> {
     objects.put_json(table).await

@@ -175,6 +175,7 @@ pub fn advice(s: &Suggestion) -> String {
         Suggestion::RemountOrAllow => "or, knowing that pushes may then go unseen for up to a minute, accept it for this remote with options={'allow_network_fs': 'true'}".into(),
         Suggestion::GiveColumnType { column, keeps: Some(keeps) } => format!("fix the value, or give the column's type: types={{'{column}': '{keeps}'}} keeps every value as written"),
         Suggestion::GiveColumnType { .. } => "fix the value to suit the column's type".into(),
+        Suggestion::FixValueOrChooseType { .. } => "fix that row first (write it with mode='upsert'), or choose a type that holds every value".into(),
         _ => "see help(strata)".into(),
     }
 }

@@ -23,6 +23,7 @@ use strata_engine::{ChunkParams, ObjectId, Progress, TableObject};
 use crate::error::{Error, Result};
 use crate::repository::Repository;
 
+pub use strata_engine::alter::SchemaChange;
 pub use strata_engine::edit::ImportMode as WriteMode;
 pub use strata_engine::export::ExportFormat;
 pub use strata_engine::import::Compression;
@@ -251,6 +252,87 @@ pub struct WriteReport {
     /// What to know about how the input was read: a column that looks numeric kept as
     /// text so that no value changes (a leading zero, a number beyond int64).
     pub notes: Vec<String>,
+    /// How a replace changed the table's columns or key (`None` when it kept them, and for
+    /// the other modes, which cannot change them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_change: Option<SchemaDiff>,
+}
+
+/// How a table's columns and key differ between two versions of it. A column is known by
+/// its name only, so a renamed column is one dropped and one added.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SchemaDiff {
+    /// Columns only the new version has.
+    pub added: Vec<String>,
+    /// Columns only the old version has.
+    pub dropped: Vec<String>,
+    /// `column: old type -> new type`.
+    pub retyped: Vec<String>,
+    /// The key columns before.
+    pub old_key: Vec<String>,
+    /// The key columns after.
+    pub new_key: Vec<String>,
+}
+
+impl SchemaDiff {
+    /// True when the columns' names and types and the key are the same.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.dropped.is_empty()
+            && self.retyped.is_empty()
+            && self.old_key == self.new_key
+    }
+}
+
+impl From<strata_engine::diff::SchemaChange> for SchemaDiff {
+    fn from(c: strata_engine::diff::SchemaChange) -> Self {
+        SchemaDiff {
+            added: c.added,
+            dropped: c.dropped,
+            retyped: c.retyped,
+            old_key: c.old_key,
+            new_key: c.new_key,
+        }
+    }
+}
+
+impl std::fmt::Display for SchemaDiff {
+    /// `added column x, dropped column y, retyped score: float64 -> utf8; key (id) -> (id,
+    /// region)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        parts.extend(self.added.iter().map(|c| format!("added column {c}")));
+        parts.extend(self.dropped.iter().map(|c| format!("dropped column {c}")));
+        parts.extend(self.retyped.iter().map(|c| format!("retyped {c}")));
+        write!(f, "{}", parts.join(", "))?;
+        if self.old_key != self.new_key {
+            if !parts.is_empty() {
+                write!(f, "; ")?;
+            }
+            write!(
+                f,
+                "key ({}) -> ({})",
+                self.old_key.join(", "),
+                self.new_key.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`Repository::alter_table`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlterReport {
+    pub table: String,
+    /// The new working version of the table.
+    pub table_id: ObjectId,
+    /// Rows in the table (the same as before).
+    pub rows: u64,
+    /// Chunks written: every chunk is rewritten.
+    pub chunks_written: u64,
+    /// How the columns and key differ from the version before (a rename is a column dropped
+    /// and one added).
+    pub schema: SchemaDiff,
 }
 
 /// Parses a column type as users write it: `int64` (also `int`, `bigint`), `int32`,
@@ -313,6 +395,7 @@ impl From<EditSummary> for WriteReport {
             chunks_reused: s.stats.chunks_reused,
             created: s.created,
             notes: s.notes,
+            schema_change: s.schema_change.map(SchemaDiff::from),
         }
     }
 }
@@ -592,6 +675,25 @@ impl Repository {
     pub async fn drop_table(&self, name: &str) -> Result<()> {
         let _lock = self.inner.lock_state().await?;
         Ok(self.inner.drop_table(name).await?)
+    }
+
+    /// Changes the columns of a working table (a change to commit): adds, drops, renames or
+    /// retypes them, `changes` applied in order, all or nothing. Every chunk is rewritten
+    /// (rows keep their keys, so chunk boundaries stay where the keys put them; a rename
+    /// rewrites them too, as chunk files name their columns). A change the table or its
+    /// rows do not allow (an unknown column, a key column dropped, a value that does not
+    /// convert to a new type) is refused before anything is stored, so the repository is left
+    /// as it was. Refused while a merge is in progress.
+    pub async fn alter_table(&self, table: &str, changes: &[SchemaChange]) -> Result<AlterReport> {
+        let _lock = self.inner.lock_state().await?;
+        let s = self.inner.alter_table(table, changes).await?;
+        Ok(AlterReport {
+            table: s.table,
+            table_id: s.table_id,
+            rows: s.rows,
+            chunks_written: s.stats.chunks_written,
+            schema: s.schema_change.map(SchemaDiff::from).unwrap_or_default(),
+        })
     }
 
     /// Renames a working table (a change to commit).

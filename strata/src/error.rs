@@ -138,6 +138,9 @@ pub enum Suggestion {
         column: String,
         keeps: Option<String>,
     },
+    /// Fix the row whose value does not convert to a column's new type (an upsert), or
+    /// choose a type that holds every value.
+    FixValueOrChooseType { table: String },
 }
 
 impl Error {
@@ -181,6 +184,9 @@ impl Error {
                 E::KeyRequired { .. } => Some(Suggestion::GiveKey),
                 E::UnknownFormat { .. } => Some(Suggestion::GiveFormat),
                 E::RepositoryBusy => Some(Suggestion::RetryLater),
+                E::ValueDoesNotConvert { table, .. } => Some(Suggestion::FixValueOrChooseType {
+                    table: table.clone(),
+                }),
                 E::BadValue { column, keeps, .. } => Some(Suggestion::GiveColumnType {
                     column: column.clone(),
                     keeps: keeps.clone(),

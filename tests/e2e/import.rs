@@ -167,6 +167,33 @@ fn mode_replace_swaps_every_row_and_may_change_the_schema() {
 }
 
 #[test]
+fn a_replace_that_changes_the_schema_or_the_key_says_so_on_stderr() {
+    let dir = Dir::with_people();
+    dir.write("same.csv", PEOPLE_CSV);
+    let out = dir
+        .strata(&["import", "people", "same.csv", "--mode", "replace"])
+        .ok();
+    assert!(!out.stderr.contains("schema"), "{out:?}");
+    dir.write("new.csv", "id,region,name\n7,eu,gus\n");
+    let out = dir
+        .strata(&[
+            "import",
+            "people",
+            "new.csv",
+            "--mode",
+            "replace",
+            "-k",
+            "id,region",
+        ])
+        .ok();
+    assert_eq!(
+        out.stderr,
+        "note: replacing people changes its schema: added column region, dropped column score; \
+         key (id) -> (id, region)\n"
+    );
+}
+
+#[test]
 fn mode_append_adds_new_keys() {
     let dir = Dir::with_people();
     dir.write("more.csv", "id,name,score\n4,dee,4.5\n5,eve,5.5\n");

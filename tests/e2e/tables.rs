@@ -148,3 +148,82 @@ fn a_dropped_table_name_can_be_imported_again() {
         "the same rows make the same table"
     );
 }
+
+#[test]
+fn table_alter_changes_columns_prints_each_change_and_diff_shows_it() {
+    let dir = Dir::with_people();
+    let out = dir
+        .strata(&[
+            "table",
+            "alter",
+            "people",
+            "--add-column",
+            "team:utf8=red",
+            "--rename-column",
+            "name=full_name",
+            "--set-type",
+            "score=utf8",
+        ])
+        .ok();
+    assert_eq!(
+        out.stdout,
+        "Altered table 'people' (commit to record it):\n  added column team (utf8) = red\n  \
+         renamed column name to full_name\n  changed column score to utf8\n\
+         3 rows rewritten in 1 chunk\n"
+    );
+    assert_eq!(
+        dir.export_csv("people", None),
+        "id,full_name,score,team\n1,ann,1.5,red\n2,bob,2.5,red\n3,cy,3.0,red\n"
+    );
+    let status = dir.strata(&["status", "--json"]).ok().json();
+    assert_eq!(status["tables"][0]["schema_changed"], true);
+    let diff = dir.strata(&["diff"]).ok().stdout;
+    assert_mentions(
+        &diff,
+        &[
+            "schema: added column full_name",
+            "schema: added column team",
+            "schema: dropped column name",
+            "schema: retyped score: float64 -> utf8",
+        ],
+    );
+}
+
+#[test]
+fn table_alter_refuses_a_value_that_does_not_convert_and_changes_nothing() {
+    let dir = Dir::with_people();
+    let line = dir.refused(&[
+        "table",
+        "alter",
+        "people",
+        "--add-column",
+        "team:utf8",
+        "--set-type",
+        "name=int64",
+    ]);
+    assert_mentions(
+        &line,
+        &[
+            "table 'people'",
+            "column 'name'",
+            "\"ann\"",
+            "(id=1)",
+            "int64",
+            "nothing was changed",
+            "fix that row first ('strata import people FILE --mode upsert')",
+        ],
+    );
+    let line = dir.refused(&["table", "alter", "people", "--drop-column", "id"]);
+    assert_mentions(&line, &["column 'id'", "key columns cannot be dropped"]);
+}
+
+#[test]
+fn table_alter_without_a_change_or_with_a_bad_type_is_a_usage_error() {
+    let dir = Dir::with_people();
+    let err = dir.refused_usage(&["table", "alter", "people"]);
+    assert_mentions(&err, &["--add-column", "--set-type"]);
+    let err = dir.refused_usage(&["table", "alter", "people", "--set-type", "score=money"]);
+    assert_mentions(&err, &["unknown column type 'money'"]);
+    let err = dir.refused_usage(&["table", "alter", "people", "--rename-column", "name"]);
+    assert_mentions(&err, &["OLD=NEW"]);
+}
