@@ -1545,21 +1545,32 @@ fn a_push_whose_changes_conflict_with_the_remotes_stops_and_leaves_the_branch_as
     before.assert_same(&Snapshot::of(&remote), "a push that stopped on a conflict");
 }
 
-/// `n` clones of one folder remote each add their own rows and push once, all at the same
-/// moment: every push lands, with nothing lost.
-fn many_writers_push_once(n: usize) {
-    let (_hub_dir, remote) = hub();
-    let _seed = published(&remote);
-    let writers: Vec<Dir> = (0..n).map(|_| clone_of(&file_url(&remote))).collect();
+/// `n` clones of one remote on `backend` each add a row of their own and update a row of
+/// their own (disjoint keys), and push once, all at the same moment: every push lands (merging
+/// the commits that landed first), with nothing lost.
+fn many_writers_push_once(backend: Backend, n: usize) {
+    let remote = backend.remote(&format!("writers-{n}"));
+    let url = &remote.url;
+    let seed = published_on(backend, url);
+    // One row per writer to update.
+    let owned: Vec<(i64, &str, i64)> = (0..n as i64).map(|i| (2000 + i, "seed", 0)).collect();
+    commit_rows(&seed, &owned, "rows to update");
+    backend.run(&seed, &["push"]).ok();
+    let writers: Vec<Dir> = (0..n).map(|_| clone_on(backend, url)).collect();
     for (i, w) in writers.iter().enumerate() {
-        let key = 1000 + i as i64;
-        commit_rows(w, &[(key, "w", i as i64)], &format!("writer {i}"));
+        let i = i as i64;
+        commit_rows(
+            w,
+            &[(1000 + i, "w", i), (2000 + i, "updated", i)],
+            &format!("writer {i}"),
+        );
     }
     let start = Instant::now();
     let children: Vec<_> = writers
         .iter()
         .map(|w| {
-            w.command(&["push"])
+            backend
+                .command(w, &["push"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -1574,42 +1585,53 @@ fn many_writers_push_once(n: usize) {
         merged += stderr.matches("merged its new commits in").count();
     }
     println!(
-        "{n} writers, one push each: all landed in {:.2?} with {merged} merges",
+        "{n} writers on {}, one push each: all landed in {:.2?} with {merged} merges",
+        backend.name(),
         start.elapsed()
     );
-    let check = clone_of(&file_url(&remote));
+    let check = clone_on(backend, url);
     let rows = items(&check);
-    for i in 0..n {
+    for i in 0..n as i64 {
         assert_eq!(
-            rows.get(&(1000 + i as i64)),
-            Some(&("w".to_string(), i as i64)),
-            "writer {i}'s row is missing"
+            rows.get(&(1000 + i)),
+            Some(&("w".to_string(), i)),
+            "writer {i}'s new row is missing"
+        );
+        assert_eq!(
+            rows.get(&(2000 + i)),
+            Some(&("updated".to_string(), i)),
+            "writer {i}'s update is missing"
         );
     }
-    assert_eq!(rows.len(), 3 + n);
-    let log = history(&check, None);
+    assert_eq!(rows.len(), 3 + 2 * n);
+    let log = check.strata(&["log", "--oneline"]).ok().stdout;
     for i in 0..n {
         assert!(
-            check
-                .strata(&["log", "--oneline"])
-                .ok()
-                .stdout
-                .contains(&format!("writer {i}")),
-            "writer {i}'s commit is not in the history ({} commits)",
-            log.len()
+            log.contains(&format!("writer {i}")),
+            "writer {i}'s commit is not in the history:\n{log}"
         );
     }
-    check.strata(&["fsck", "--remote", "origin"]).ok();
+    backend.run(&check, &["fsck", "--remote", "origin"]).ok();
 }
 
 #[test]
 fn eight_writers_pushing_once_at_the_same_moment_all_land() {
-    many_writers_push_once(8);
+    many_writers_push_once(Backend::File, 8);
 }
 
 #[test]
 fn thirty_two_writers_pushing_once_at_the_same_moment_all_land() {
-    many_writers_push_once(32);
+    many_writers_push_once(Backend::File, 32);
+}
+
+#[test]
+fn eight_writers_pushing_once_at_the_same_moment_all_land_on_radosgw() {
+    many_writers_push_once(Backend::Radosgw, 8);
+}
+
+#[test]
+fn thirty_two_writers_pushing_once_at_the_same_moment_all_land_on_radosgw() {
+    many_writers_push_once(Backend::Radosgw, 32);
 }
 
 // ---------------------------------------------------------------------------------------------
