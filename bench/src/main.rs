@@ -3,6 +3,10 @@
 //! price float64, tag utf8 with 100 values).
 //!
 //! Usage: strata-bench [--rows N] [--python PATH] [--chunk-sweep] [--keep DIR]
+//!        strata-bench --writers 8,32,100 [--remote ENDPOINT] [--rows N]
+//! `--writers` runs the many-writers figures: clones of one remote (a folder, or an S3 bucket
+//! at ENDPOINT with AWS credentials in the environment) each append 100 rows and run
+//! `strata push` once, all at the same moment, beside one uncontended push of the same change.
 //! `bench/run.sh` builds it in release mode, installs pyarrow, and runs it for 1M and 10M rows.
 
 use std::path::{Path, PathBuf};
@@ -28,6 +32,8 @@ struct Args {
     /// Remote benchmark against this S3 endpoint ("file" for a local folder).
     remote: Option<String>,
     child_import: Option<(PathBuf, PathBuf, Option<u32>)>,
+    /// Many-writers figures for these numbers of writers.
+    writers: Vec<usize>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -37,6 +43,7 @@ fn parse_args() -> Result<Args> {
         chunk_sweep: false,
         remote: None,
         child_import: None,
+        writers: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -44,6 +51,14 @@ fn parse_args() -> Result<Args> {
             "--rows" => args.rows = it.next().context("--rows needs a number")?.parse()?,
             "--python" => args.python = it.next().context("--python needs a path")?,
             "--chunk-sweep" => args.chunk_sweep = true,
+            "--writers" => {
+                args.writers = it
+                    .next()
+                    .context("--writers needs numbers, as in 8,32,100")?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<std::result::Result<_, _>>()?
+            }
             "--remote" => {
                 args.remote = Some(
                     it.next()
@@ -467,13 +482,177 @@ async fn main() -> Result<()> {
     if let Some((repo, file, avg)) = &args.child_import {
         return child_import(repo, file, *avg).await;
     }
-    if let Some(endpoint) = &args.remote {
+    if !args.writers.is_empty() {
+        writers_bench(&args).await
+    } else if let Some(endpoint) = &args.remote {
         remote_bench(&args, endpoint).await
     } else if args.chunk_sweep {
         sweep(&args).await
     } else {
         bench(&args).await
     }
+}
+
+/// Runs the release `strata` binary beside this one; fails with its standard error.
+fn strata(cli: &Path, dir: &Path, args: &[&str]) -> Result<std::process::Output> {
+    let out = Command::new(cli)
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("STRATA_AUTHOR", "Bench <bench@example.com>")
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "strata {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// Appends 100 rows with keys from `first` to the clone in `dir` and commits them.
+fn commit_append(cli: &Path, dir: &Path, first: u64, message: &str) -> Result<()> {
+    let mut csv = String::from("id,name,qty,price,tag\n");
+    for k in first..first + 100 {
+        csv.push_str(&format!("{k},writer,{k},1.5,w\n"));
+    }
+    let file = dir.join("append.csv");
+    std::fs::write(&file, csv)?;
+    let path = file.to_string_lossy().to_string();
+    strata(cli, dir, &["import", "bench", &path, "--mode", "append"])?;
+    strata(cli, dir, &["commit", "-m", message])?;
+    Ok(())
+}
+
+/// Many writers pushing once each, as separate processes: wall time, each writer's latency
+/// (median and worst) and attempts, beside one uncontended push of the same change.
+async fn writers_bench(args: &Args) -> Result<()> {
+    let cli = std::env::current_exe()?.with_file_name("strata");
+    if !cli.exists() {
+        bail!("build the command first: cargo build --release -p strata-cli");
+    }
+    let endpoint = args.remote.clone().unwrap_or_else(|| "file".into());
+    let tmp = tempfile::tempdir()?;
+    let input = tmp.path().join("input.parquet");
+    write_input(&input, args.rows)?;
+    let seed = tmp.path().join("seed");
+    run_child_import(&seed, &input, None)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let (url, options): (String, Vec<String>) = if endpoint == "file" {
+        (tmp.path().join("remote").to_string_lossy().to_string(), Vec::new())
+    } else {
+        let bucket = std::env::var("STRATA_TEST_BUCKET").unwrap_or_else(|_| "strata".into());
+        (
+            format!("s3://{bucket}/bench/writers-{nanos:x}"),
+            vec![
+                "-o".into(),
+                format!("endpoint={endpoint}"),
+                "-o".into(),
+                "allow_http=true".into(),
+            ],
+        )
+    };
+    let opts: Vec<&str> = options.iter().map(String::as_str).collect();
+    let mut add = vec!["remote", "add", "origin", url.as_str()];
+    add.extend(&opts);
+    strata(&cli, &seed, &add)?;
+    strata(&cli, &seed, &["push", "--create", "-u", "origin", "main"])?;
+    let clone = |name: &str| -> Result<PathBuf> {
+        let dir = tmp.path().join(name);
+        let d = dir.to_string_lossy().to_string();
+        let mut a = vec!["clone", url.as_str(), d.as_str()];
+        a.extend(&opts);
+        strata(&cli, tmp.path(), &a)?;
+        Ok(dir)
+    };
+    println!(
+        "== many writers on {}: each clone of a {}-row table appends 100 rows and runs 'strata push' once, all at the same moment",
+        if endpoint == "file" { "a folder" } else { endpoint.as_str() },
+        args.rows
+    );
+    println!("writers | wall s | latency median s | worst s | attempts median / max | uncontended push s | wall / uncontended");
+    let mut next_key = args.rows + 1_000_000;
+    for &n in &args.writers {
+        // One push of the same change with nobody else pushing (median of 3).
+        let single = clone(&format!("single-{n}"))?;
+        let mut singles = Vec::new();
+        for i in 0..3 {
+            commit_append(&cli, &single, next_key, &format!("single {i}"))?;
+            next_key += 100;
+            let t = Instant::now();
+            strata(&cli, &single, &["push"])?;
+            singles.push(t.elapsed().as_secs_f64());
+        }
+        singles.sort_by(f64::total_cmp);
+        let single_secs = singles[1];
+        let dirs: Vec<PathBuf> = (0..n)
+            .map(|i| clone(&format!("w{n}-{i}")))
+            .collect::<Result<_>>()?;
+        for (i, d) in dirs.iter().enumerate() {
+            commit_append(&cli, d, next_key, &format!("writer {i}"))?;
+            next_key += 100;
+        }
+        let start = Instant::now();
+        let children: Vec<std::process::Child> = dirs
+            .iter()
+            .map(|d| {
+                Command::new(&cli)
+                    .arg("-C")
+                    .arg(d)
+                    .arg("push")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+            })
+            .collect::<std::io::Result<_>>()?;
+        let waits: Vec<std::thread::JoinHandle<Result<(f64, u32)>>> = children
+            .into_iter()
+            .map(|c| {
+                std::thread::spawn(move || -> Result<(f64, u32)> {
+                    let out = c.wait_with_output()?;
+                    let secs = start.elapsed().as_secs_f64();
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    if !out.status.success() {
+                        bail!("a writer's push failed: {err}");
+                    }
+                    let attempts = err
+                        .split("(attempt ")
+                        .nth(1)
+                        .and_then(|r| r.split(')').next())
+                        .and_then(|a| a.parse().ok())
+                        .unwrap_or(1);
+                    Ok((secs, attempts))
+                })
+            })
+            .collect();
+        let mut latencies = Vec::new();
+        let mut attempts = Vec::new();
+        for w in waits {
+            let (secs, a) = w
+                .join()
+                .map_err(|_| anyhow::anyhow!("a waiting thread panicked"))??;
+            latencies.push(secs);
+            attempts.push(a);
+        }
+        let wall = start.elapsed().as_secs_f64();
+        latencies.sort_by(f64::total_cmp);
+        attempts.sort_unstable();
+        println!(
+            "{n:>7} | {wall:>6.2} | {:>16.2} | {:>7.2} | {:>12} / {:<8} | {single_secs:>18.2} | {:>6.1}x",
+            latencies[latencies.len() / 2],
+            latencies[latencies.len() - 1],
+            attempts[attempts.len() / 2],
+            attempts[attempts.len() - 1],
+            wall / single_secs
+        );
+        for d in dirs {
+            std::fs::remove_dir_all(d).ok();
+        }
+    }
+    Ok(())
 }
 
 fn remote_store(

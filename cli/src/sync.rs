@@ -497,8 +497,9 @@ async fn push(repo: &Repository, opts: &PushOptions) -> Result<()> {
     let mut report = result?;
     for m in &report.merges {
         eprintln!(
-            "The remote branch had moved: merged its new commits in ({}) and pushed again",
-            m.short()
+            "The remote branch had moved: merged its new commits in ({}) and pushed again (attempt {})",
+            m.short(),
+            report.rounds
         );
     }
     eprintln!("To {}", report.url);
