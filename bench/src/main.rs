@@ -542,7 +542,10 @@ async fn writers_bench(args: &Args) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos();
     let (url, options): (String, Vec<String>) = if endpoint == "file" {
-        (tmp.path().join("remote").to_string_lossy().to_string(), Vec::new())
+        (
+            tmp.path().join("remote").to_string_lossy().to_string(),
+            Vec::new(),
+        )
     } else {
         let bucket = std::env::var("STRATA_TEST_BUCKET").unwrap_or_else(|_| "strata".into());
         (

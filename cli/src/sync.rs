@@ -207,10 +207,11 @@ impl strata::Progress for TransferBar {
 /// Checks a `-o KEY=VALUE` at parse time: a key that no backend knows (a typo such as
 /// `endpiont`) is a usage error rather than an option silently ignored.
 fn remote_option(o: &str) -> std::result::Result<String, String> {
-    let Some((k, _)) = o.split_once('=') else {
+    let Some((k, v)) = o.split_once('=') else {
         return Err(format!("'{o}' is not KEY=VALUE"));
     };
     if strata::is_known_option(k) {
+        strata::check_option_value(k, v)?;
         Ok(o.to_string())
     } else {
         Err(format!(

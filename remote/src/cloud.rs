@@ -24,6 +24,27 @@ pub const ALLOW_UNSAFE_STORE: &str = "allow_unsafe_store";
 
 /// Whether some backend knows the option `key` (Strata's own, S3's, GCS's, Azure's, or the
 /// HTTP client's), in any case.
+/// Checks an option's value where a bad one would only fail later, deep in a request: an
+/// endpoint (`endpoint`, `aws_endpoint`, GCS's base URL, ...) must be an absolute
+/// `http(s)://HOST[:PORT]` URL. Returns why not, in one line.
+pub fn check_option_value(key: &str, value: &str) -> std::result::Result<(), String> {
+    let k = key.trim().to_ascii_lowercase();
+    if !(k.contains("endpoint") || k.ends_with("base_url")) {
+        return Ok(());
+    }
+    match url::Url::parse(value.trim()) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "option {key}='{value}' is not a server's URL: give http://HOST:PORT or https://HOST"
+        )),
+    }
+}
+
 pub fn is_known_option(key: &str) -> bool {
     let key = key.trim().to_ascii_lowercase();
     STRATA_OPTIONS.contains(&key.as_str())
@@ -270,7 +291,7 @@ pub fn aws_credentials_configured() -> bool {
         .is_some_and(|c| ini_value(c, &section, "credential_process").is_some())
 }
 
-fn apply_profile(mut b: AmazonS3Builder) -> AmazonS3Builder {
+fn apply_profile(mut b: AmazonS3Builder) -> std::result::Result<AmazonS3Builder, String> {
     let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
     let set = |var: &str| std::env::var_os(var).is_some();
     let mut have_keys = set("AWS_ACCESS_KEY_ID");
@@ -311,6 +332,11 @@ fn apply_profile(mut b: AmazonS3Builder) -> AmazonS3Builder {
         }
         if !set("AWS_ENDPOINT_URL") && !set("AWS_ENDPOINT") {
             if let Some(endpoint) = ini_value(&config, &section, "endpoint_url") {
+                if check_option_value("endpoint_url", &endpoint).is_err() {
+                    return Err(format!(
+                        "the AWS profile '{profile}' has endpoint_url = '{endpoint}', which is not a server's URL: give http://HOST:PORT or https://HOST"
+                    ));
+                }
                 b = b.with_endpoint(endpoint);
             }
         }
@@ -320,7 +346,7 @@ fn apply_profile(mut b: AmazonS3Builder) -> AmazonS3Builder {
             b = b.with_region(region);
         }
     }
-    b
+    Ok(b)
 }
 
 /// A storage failure people meet often enough to be told what to do about it.
@@ -421,6 +447,22 @@ pub fn open(
         return Err(bad("it names no bucket: use s3://bucket/prefix".into()));
     }
     let prefix = parsed.path().trim_matches('/').to_string();
+    for (k, v) in options {
+        check_option_value(k, v).map_err(bad)?;
+    }
+    // The builders read their backend's variables from the environment as well.
+    let family = match scheme {
+        "s3" | "s3a" => "aws_",
+        "gs" => "google_",
+        _ => "azure_",
+    };
+    for (k, v) in std::env::vars() {
+        if k.to_ascii_lowercase().starts_with(family) && check_option_value(&k, &v).is_err() {
+            return Err(bad(format!(
+                "the environment variable {k}='{v}' is not a server's URL: give http://HOST:PORT or https://HOST, or unset it"
+            )));
+        }
+    }
     install_crypto_provider();
     let store_options = options
         .iter()
@@ -428,6 +470,7 @@ pub fn open(
     let store: Arc<dyn ObjectStore> = match scheme {
         "s3" | "s3a" => {
             let mut b = apply_profile(AmazonS3Builder::from_env())
+                .map_err(bad)?
                 .with_bucket_name(&bucket)
                 .with_retry(retry());
             for (k, v) in TIMEOUTS {

@@ -52,9 +52,9 @@ pub use maintenance::{FsckOptions, FsckProblem, FsckReport, GcOptions, GcReport,
 pub use merge::{CellConflict, ConflictInfo, MergeOptions, MergeOutcome, Side};
 pub use refs::RefInfo;
 pub use remotes::{
-    aws_credentials_configured, check_options, clone_dir_name, is_known_option, CloneOptions,
-    CloneReport, FetchReport, FetchedBranch, ForceWithLease, PullOptions, PullReport, PushOptions,
-    PushReport, PushedRef, RefMove, Rejection, RemoteDetail, RemoteInfo, RemoteRef,
+    aws_credentials_configured, check_option_value, check_options, clone_dir_name, is_known_option,
+    CloneOptions, CloneReport, FetchReport, FetchedBranch, ForceWithLease, PullOptions, PullReport,
+    PushOptions, PushReport, PushedRef, RefMove, Rejection, RemoteDetail, RemoteInfo, RemoteRef,
 };
 pub use repository::{Author, Repository, DOT_DIR};
 pub use views::{DataFile, IcebergView, ViewOptions};

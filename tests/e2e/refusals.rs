@@ -257,6 +257,35 @@ fn modes_formats_and_remote_options_are_checked_as_usage_errors() {
 }
 
 #[test]
+fn an_endpoint_that_is_not_a_url_is_refused_as_an_option_or_from_the_environment() {
+    let dir = Dir::with_people();
+    for bad in [
+        "endpoint=",
+        "endpoint=localhost:9000",
+        "aws_endpoint=ftp://x",
+    ] {
+        let err = dir.refused_usage(&["remote", "add", "origin", "s3://b/p", "-o", bad]);
+        assert_mentions(&err, &["is not a server's URL", "http://HOST:PORT"]);
+    }
+    // From the environment, as object_store reads it: refused before any request.
+    let before = dir.snapshot();
+    let out = dir
+        .command(&["remote", "add", "origin", "s3://b/p"])
+        .env("AWS_ENDPOINT", "")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "y")
+        .output()
+        .expect("strata runs");
+    let out = Output::of("AWS_ENDPOINT='' strata remote add".into(), out);
+    let line = out.fails_with_one_line();
+    assert_mentions(
+        &line,
+        &["AWS_ENDPOINT=''", "is not a server's URL", "unset it"],
+    );
+    before.assert_same(&dir.snapshot(), "a bad endpoint in the environment");
+}
+
+#[test]
 fn an_s3_option_for_a_folder_remote_is_refused() {
     let dir = Dir::with_people();
     let line = dir.refused(&[
