@@ -216,11 +216,40 @@ class Repository:
     def status(self) -> Dict[str, Any]:
         """The working tables compared with HEAD (``tables``), the branch, a merge in progress,
         and how the branch compares with its upstream."""
-    def commit(self, message: str, author: Optional[str] = None) -> str:
+    def commit(
+        self, message: Optional[str] = None, author: Optional[str] = None, amend: bool = False
+    ) -> str:
         """Records every working change as a commit on the current branch; returns its id.
-        ``author`` is "Name <email>" (default: STRATA_AUTHOR, else the identity `strata config` sets, else the user name)."""
-    def log(self, rev: Optional[str] = None, n: Optional[int] = None) -> List[CommitInfo]:
-        """The history from ``rev`` (default: HEAD), newest first, at most ``n`` commits."""
+        ``author`` is "Name <email>" (default: STRATA_AUTHOR, else the identity `strata config` sets, else the user name).
+        ``amend=True`` replaces the last commit instead (same parents; old message and author
+        unless given)."""
+    def log(
+        self, rev: Optional[str] = None, n: Optional[int] = None, all: bool = False
+    ) -> List[CommitInfo]:
+        """The history from ``rev`` (default: HEAD; ``A..B`` and ``A...B`` ranges too), newest
+        first, at most ``n`` commits; ``all=True`` starts from every branch, tag and
+        remote-tracking branch."""
+    def reflog(self, name: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Where a branch or tag (default: the current branch) pointed, newest first: dicts of
+        ``selector`` (``main@{N}``, usable as a revision), ``commit``, ``time`` and ``reason``."""
+    def revert(self, rev: str, mainline: Optional[int] = None, author: Optional[str] = None) -> str:
+        """A new commit undoing what ``rev`` changed; a conflicting cell raises ConflictError
+        and changes nothing. Returns its id."""
+    def cherry_pick(
+        self,
+        rev: str,
+        mainline: Optional[int] = None,
+        record_origin: bool = False,
+        author: Optional[str] = None,
+    ) -> str:
+        """Applies what ``rev`` changed on top of HEAD as a new commit with its message and
+        author. Returns its id."""
+    def merge_base(self, a: str, b: str) -> Optional[str]:
+        """The best common ancestor of two revisions (None: their histories never meet)."""
+    def alter_table(self, table: str, changes: Sequence[Sequence[str]]) -> Dict[str, Any]:
+        """Changes a working table's columns, all or nothing, in order: ``("add", NAME, TYPE)``,
+        ``("add", NAME, TYPE, DEFAULT)``, ``("drop", NAME)``, ``("rename", OLD, NEW)``,
+        ``("set_type", NAME, TYPE)``."""
     def show(self, rev: str = "HEAD") -> Dict[str, Any]:
         """A commit and what it changed, table by table (``changes``)."""
     def resolve(self, rev: str) -> str:
@@ -233,8 +262,9 @@ class Repository:
         """Deletes a branch; unless ``force``, refused when its commits are in neither HEAD's
         history nor a remote branch's."""
     def tags(self) -> List[RefInfo]: ...
-    def tag(self, name: str, rev: Optional[str] = None) -> str:
-        """Creates a tag at ``rev`` (default: HEAD); returns its commit id."""
+    def tag(self, name: str, rev: Optional[str] = None, message: Optional[str] = None) -> str:
+        """Creates a tag at ``rev`` (default: HEAD); returns its commit id. With ``message``,
+        an annotated tag (tagger, time and message travel with it)."""
     def delete_tag(self, name: str) -> str: ...
     def checkout(self, rev: str, force: bool = False) -> None:
         """Switches to a branch or any revision (detached). Refuses over uncommitted changes
@@ -271,11 +301,18 @@ class Repository:
     def drop_table(self, name: str) -> None: ...
     def rename_table(self, old: str, new: str) -> None: ...
 
-    def diff(self, a: Optional[str] = None, b: Optional[str] = None, table: Optional[str] = None) -> Any:
+    def diff(
+        self,
+        a: Optional[str] = None,
+        b: Optional[str] = None,
+        table: Optional[str] = None,
+        where: Optional[str] = None,
+    ) -> Any:
         """The rows that differ between revision ``a`` (default: HEAD) and ``b`` (default: the
         working tables). For one ``table`` a ``pyarrow.Table`` with the key columns, ``kind``
         (added, removed, modified), ``old_<column>`` and ``new_<column>``; without ``table`` a
-        dict of such tables by name. Needs pyarrow."""
+        dict of such tables by name. ``where`` keeps only the rows a filter passes, as
+        ``strata diff --where`` (``"price > 10 and from_status = 'open'"``). Needs pyarrow."""
     def merge(
         self,
         rev: str,

@@ -164,26 +164,150 @@ impl Repository {
     }
 
     /// Records every working change as a new commit on the current branch; returns its id.
-    /// `author` is "Name <email>" (default: STRATA_AUTHOR, else the user name).
-    #[pyo3(signature = (message, author=None))]
-    fn commit(&self, py: Python<'_>, message: String, author: Option<&str>) -> PyResult<String> {
+    /// `author` is "Name <email>" (default: STRATA_AUTHOR, else the user name). With
+    /// `amend=True`, replaces the last commit instead (same parents; the message defaults to
+    /// the old one, the author stays the old commit's unless given).
+    #[pyo3(signature = (message=None, author=None, amend=false))]
+    fn commit(
+        &self,
+        py: Python<'_>,
+        message: Option<String>,
+        author: Option<&str>,
+        amend: bool,
+    ) -> PyResult<String> {
         let author = self::author(author)?;
+        if !amend && message.is_none() {
+            return Err(invalid("commit() needs a message (or amend=True)"));
+        }
         let c = self.run(py, move |r| async move {
-            r.commit(&message, author.as_ref()).await
+            match (amend, message) {
+                (true, m) => r.amend(m.as_deref(), author.as_ref()).await,
+                (false, m) => r.commit(m.as_deref().unwrap_or(""), author.as_ref()).await,
+            }
         })?;
         Ok(c.id.to_hex())
     }
 
-    /// The history from `rev` (default: HEAD), newest first, at most `n` commits.
-    #[pyo3(signature = (rev=None, n=None))]
+    /// The history from `rev` (default: HEAD; `A..B` and `A...B` ranges too), newest
+    /// first, at most `n` commits; `all=True` starts from every branch, tag and
+    /// remote-tracking branch.
+    #[pyo3(signature = (rev=None, n=None, all=false))]
     fn log<'py>(
         &self,
         py: Python<'py>,
         rev: Option<String>,
         n: Option<usize>,
+        all: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let log = self.run(py, move |r| async move { r.log(rev.as_deref(), n).await })?;
+        let opts = strata::LogOptions {
+            rev,
+            all,
+            limit: n,
+            ..Default::default()
+        };
+        let log = self.run(py, move |r| async move { r.log_filtered(&opts).await })?;
         to_py(py, &log)
+    }
+
+    /// Where a branch or tag (default: the current branch) pointed, newest first: dicts of
+    /// selector (`main@{N}`, a revision), commit, time and reason.
+    #[pyo3(signature = (name=None))]
+    fn reflog<'py>(&self, py: Python<'py>, name: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+        let log = self.run(py, move |r| async move { r.reflog(name.as_deref()).await })?;
+        to_py(py, &log)
+    }
+
+    /// Makes a new commit undoing what commit `rev` changed (merged with what changed since;
+    /// a conflicting cell raises ConflictError and changes nothing). `mainline` picks a merge
+    /// commit's parent. Returns the new commit's id.
+    #[pyo3(signature = (rev, mainline=None, author=None))]
+    fn revert(
+        &self,
+        py: Python<'_>,
+        rev: String,
+        mainline: Option<usize>,
+        author: Option<&str>,
+    ) -> PyResult<String> {
+        let opts = strata::PickOptions {
+            mainline,
+            author: self::author(author)?,
+            record_origin: false,
+        };
+        let c = self.run(py, move |r| async move { r.revert(&rev, &opts).await })?;
+        Ok(c.id.to_hex())
+    }
+
+    /// Applies what commit `rev` changed on top of HEAD as a new commit with its message and
+    /// author; `record_origin=True` adds "(cherry picked from commit ID)". Returns its id.
+    #[pyo3(signature = (rev, mainline=None, record_origin=false, author=None))]
+    fn cherry_pick(
+        &self,
+        py: Python<'_>,
+        rev: String,
+        mainline: Option<usize>,
+        record_origin: bool,
+        author: Option<&str>,
+    ) -> PyResult<String> {
+        let opts = strata::PickOptions {
+            mainline,
+            author: self::author(author)?,
+            record_origin,
+        };
+        let c = self.run(py, move |r| async move { r.cherry_pick(&rev, &opts).await })?;
+        Ok(c.id.to_hex())
+    }
+
+    /// The best common ancestor of two revisions (None when their histories never meet).
+    fn merge_base(&self, py: Python<'_>, a: String, b: String) -> PyResult<Option<String>> {
+        let id = self.run(py, move |r| async move { r.merge_base(&a, &b).await })?;
+        Ok(id.map(|i| i.to_hex()))
+    }
+
+    /// Changes a working table's columns, all or nothing, in order. Each change is a tuple:
+    /// `("add", NAME, TYPE)` or `("add", NAME, TYPE, DEFAULT)`, `("drop", NAME)`,
+    /// `("rename", OLD, NEW)`, `("set_type", NAME, TYPE)`; types as `write(types=...)` takes
+    /// them ("int64", "utf8", "decimal128(10, 2)", ...).
+    fn alter_table<'py>(
+        &self,
+        py: Python<'py>,
+        table: String,
+        changes: Vec<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut parsed = Vec::new();
+        for c in &changes {
+            let ty = |s: &str| strata::parse_type(s).py_err();
+            let change = match c.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                ["add", name, t] => strata::SchemaChange::AddColumn {
+                    name: name.to_string(),
+                    data_type: ty(t)?,
+                    default: None,
+                },
+                ["add", name, t, d] => strata::SchemaChange::AddColumn {
+                    name: name.to_string(),
+                    data_type: ty(t)?,
+                    default: Some(d.to_string()),
+                },
+                ["drop", name] => strata::SchemaChange::DropColumn {
+                    name: name.to_string(),
+                },
+                ["rename", from, to] => strata::SchemaChange::RenameColumn {
+                    from: from.to_string(),
+                    to: to.to_string(),
+                },
+                ["set_type", column, t] => strata::SchemaChange::SetType {
+                    column: column.to_string(),
+                    data_type: ty(t)?,
+                },
+                other => {
+                    return Err(invalid(format!(
+                        "{other:?} is not a change: use (\"add\", NAME, TYPE[, DEFAULT]), (\"drop\", NAME), (\"rename\", OLD, NEW) or (\"set_type\", NAME, TYPE)"
+                    )))
+                }
+            };
+            parsed.push(change);
+        }
+        let report = self.run(py, move |r| async move { r.alter_table(&table, &parsed).await })?;
+        to_py(py, &report)
     }
 
     /// A commit and what it changed, table by table.
@@ -231,11 +355,21 @@ impl Repository {
         to_py(py, &t)
     }
 
-    /// Creates a tag at `rev` (default: HEAD); returns its commit id.
-    #[pyo3(signature = (name, rev=None))]
-    fn tag(&self, py: Python<'_>, name: String, rev: Option<String>) -> PyResult<String> {
+    /// Creates a tag at `rev` (default: HEAD); returns its commit id. With `message`, an
+    /// annotated tag: it records the tagger, the time and the message, which travel with it.
+    #[pyo3(signature = (name, rev=None, message=None))]
+    fn tag(
+        &self,
+        py: Python<'_>,
+        name: String,
+        rev: Option<String>,
+        message: Option<String>,
+    ) -> PyResult<String> {
         let id = self.run(py, move |r| async move {
-            r.create_tag(&name, rev.as_deref()).await
+            match message {
+                Some(m) => r.create_annotated_tag(&name, rev.as_deref(), &m, None).await,
+                None => r.create_tag(&name, rev.as_deref()).await,
+            }
         })?;
         Ok(id.to_hex())
     }
@@ -418,16 +552,22 @@ impl Repository {
     /// and revision `b` (default: the working tables). For one `table`, a `pyarrow.Table`
     /// with the key columns, `kind` ("added", "removed", "modified"), and `old_<column>`,
     /// `new_<column>` for the other columns; without `table`, a dict of such tables for
-    /// every table that differs. Needs pyarrow.
-    #[pyo3(signature = (a=None, b=None, table=None))]
+    /// every table that differs. `where` keeps only the rows a filter passes, as
+    /// `strata diff --where` does. Needs pyarrow.
+    #[pyo3(signature = (a=None, b=None, table=None, r#where=None))]
     fn diff<'py>(
         &self,
         py: Python<'py>,
         a: Option<String>,
         b: Option<String>,
         table: Option<String>,
+        r#where: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         convert::pyarrow(py, "diff()")?;
+        let filter = match &r#where {
+            Some(w) => Some(strata::RowFilter::parse(w).map_err(|e| invalid(e.to_string()))?),
+            None => None,
+        };
         type Side = Option<SchemaRef>;
         type Collected = BTreeMap<String, (Vec<String>, Side, Side, Vec<RowDiff>)>;
         let opts = DiffOptions {
@@ -435,7 +575,7 @@ impl Repository {
             to: b.clone(),
             table: table.clone(),
             stat: false,
-            filter: None,
+            filter,
         };
         let collected: Collected = self.run(py, move |r| async move {
             let mut diff = r.diff(&opts).await?;

@@ -205,3 +205,80 @@ def test_merge_abort(repo):
     repo.merge_abort()
     assert repo.table("t").to_arrow().column("v").to_pylist() == ["f"]
     assert repo.status()["merging"] is None
+
+
+def test_amend_reflog_revert_cherry_pick_and_ranges(repo):
+    repo.write("t", rows(id=[1, 2], v=["a", "b"]), primary_key="id")
+    first = repo.commit("first")
+    repo.write("t", rows(id=[3], v=["c"]), mode="append")
+    second = repo.commit("second")
+    repo.write("t", rows(id=[4], v=["d"]), mode="append")
+    amended = repo.commit(message="second, with d", amend=True)
+    assert amended != second
+    assert repo.log(n=1)[0]["parents"] == [first]
+    assert repo.log(n=1)[0]["message"] == "second, with d"
+    log = repo.reflog()
+    assert [e["selector"] for e in log] == ["main@{0}", "main@{1}", "main@{2}"]
+    assert log[0]["reason"] == "commit (amend): second, with d"
+    assert repo.resolve("main@{1}") == second
+
+    reverted = repo.revert("HEAD")
+    assert repo.table("t").to_arrow().column("id").to_pylist() == [1, 2]
+    assert repo.log(n=1)[0]["message"].startswith('Revert "second, with d"')
+
+    repo.branch("side", start=first)
+    repo.checkout("side")
+    repo.write("t", rows(id=[9], v=["z"]), mode="append")
+    side = repo.commit("side adds 9")
+    repo.checkout("main")
+    picked = repo.cherry_pick("side", record_origin=True)
+    assert picked != side
+    assert f"(cherry picked from commit {side})" in repo.log(n=1)[0]["message"]
+    assert 9 in repo.table("t").to_arrow().column("id").to_pylist()
+
+    assert [c["id"] for c in repo.log(rev="main..side")] == [side]
+    assert {c["id"] for c in repo.log(all=True)} >= {first, amended, reverted, side, picked}
+    assert repo.merge_base("main", "side") == first
+
+    repo.tag("v1", message="release one")
+    v1 = [t for t in repo.tags() if t["name"] == "v1"][0]
+    assert v1["note"]["message"] == "release one"
+
+
+def test_a_conflicting_revert_raises_and_changes_nothing(repo):
+    repo.write("t", rows(id=[1], v=["a"]), primary_key="id")
+    repo.commit("first")
+    repo.write("t", rows(id=[1], v=["b"]), mode="upsert")
+    repo.commit("to b")
+    repo.write("t", rows(id=[1], v=["c"]), mode="upsert")
+    head = repo.commit("to c")
+    with pytest.raises(strata.ConflictError, match="nothing was changed"):
+        repo.revert("HEAD~1")
+    assert repo.resolve("HEAD") == head
+    with pytest.raises(strata.InvalidInputError):
+        repo.commit()
+
+
+def test_diff_where_and_alter_table(repo):
+    repo.write("t", rows(id=[1, 2, 3], price=[5.0, 20.0, 30.0]), primary_key="id")
+    repo.commit("first")
+    repo.write("t", rows(id=[1, 2], price=[50.0, 2.0]), mode="upsert")
+    changed = repo.diff(table="t", where="to_price > 10")
+    assert changed.column("id").to_pylist() == [1]
+    both = repo.diff(table="t", where="price > 10")
+    assert both.column("id").to_pylist() == [1, 2]
+    with pytest.raises(strata.InvalidInputError):
+        repo.diff(table="t", where="price >")
+    repo.commit("second")
+
+    report = repo.alter_table(
+        "t", [("add", "note", "utf8", "none"), ("rename", "price", "cost"), ("set_type", "id", "int64")]
+    )
+    assert report["table"] == "t"
+    table = repo.table("t").to_arrow()
+    assert table.column_names == ["id", "cost", "note"]
+    assert table.column("note").to_pylist() == ["none", "none", "none"]
+    with pytest.raises(strata.InvalidInputError):
+        repo.alter_table("t", [("drop", "id")])
+    with pytest.raises(strata.InvalidInputError):
+        repo.alter_table("t", [("explode", "id")])
