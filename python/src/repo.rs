@@ -306,7 +306,10 @@ impl Repository {
             };
             parsed.push(change);
         }
-        let report = self.run(py, move |r| async move { r.alter_table(&table, &parsed).await })?;
+        let report = self.run(
+            py,
+            move |r| async move { r.alter_table(&table, &parsed).await },
+        )?;
         to_py(py, &report)
     }
 
@@ -367,7 +370,10 @@ impl Repository {
     ) -> PyResult<String> {
         let id = self.run(py, move |r| async move {
             match message {
-                Some(m) => r.create_annotated_tag(&name, rev.as_deref(), &m, None).await,
+                Some(m) => {
+                    r.create_annotated_tag(&name, rev.as_deref(), &m, None)
+                        .await
+                }
                 None => r.create_tag(&name, rev.as_deref()).await,
             }
         })?;

@@ -371,6 +371,15 @@ fn log_graph_draws_the_fork_and_the_merge_with_branch_and_tag_names() {
     );
     assert_eq!(out.matches('*').count(), 6, "one row per commit:\n{out}");
 
+    // Ranges: what topic has that main's first parent line lacks, and the other way.
+    let only_topic = dir.strata(&["log", "--oneline", "main~1..topic"]).ok();
+    assert_eq!(
+        only_topic.lines(),
+        [format!("{} topic work", short("topic")).as_str()]
+    );
+    let either = dir.strata(&["log", "--oneline", "topic...main~1"]).ok();
+    assert_eq!(either.lines().len(), 3, "{either:?}");
+
     // Piped without --decorate: no names, so scripts read `ID SUMMARY`.
     let plain = dir.strata(&["log", "--oneline", "-n", "1"]).ok().stdout;
     assert_eq!(plain, format!("{} merge topic\n", short("main")));
