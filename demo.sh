@@ -9,6 +9,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/strata-demo.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 export STRATA_AUTHOR="Demo <demo@example.com>"
+# A script's output is not paged, even on a terminal.
+export STRATA_PAGER=cat
 step() { printf '\n\033[1m$ strata %s\033[0m\n' "$*"; strata "$@"; }
 
 # A sample data set: 100,000 orders.
