@@ -185,24 +185,7 @@ impl Repository {
         }
         if opts.all {
             starts.extend(self.inner.head_commit().await?);
-            for kind in [RefKind::Branch, RefKind::Tag] {
-                starts.extend(
-                    self.inner
-                        .list_refs(kind)
-                        .await?
-                        .into_iter()
-                        .map(|(_, c)| c),
-                );
-            }
-            for remote in strata_remote::config::remotes(&self.inner).await?.keys() {
-                starts.extend(
-                    self.inner
-                        .remote_tracking_list(remote)
-                        .await?
-                        .into_iter()
-                        .map(|(_, c)| c),
-                );
-            }
+            starts.extend(self.ref_tips().await?);
         }
         starts.sort();
         starts.dedup();
@@ -257,6 +240,19 @@ impl Repository {
     /// only until garbage collection).
     pub async fn unreferenced_commits(&self, rev: &str) -> Result<Vec<CommitInfo>> {
         let id = self.inner.resolve(rev).await?;
+        let tips = self.ref_tips().await?;
+        let reached = self.inner.reachable_from(&tips).await?;
+        Ok(self
+            .inner
+            .log_from(&[id], &reached, None)
+            .await?
+            .into_iter()
+            .map(|(id, c)| CommitInfo::new(id, c))
+            .collect())
+    }
+
+    /// The commits every branch, tag and remote-tracking branch names.
+    async fn ref_tips(&self) -> Result<Vec<ObjectId>> {
         let mut tips = Vec::new();
         for kind in [RefKind::Branch, RefKind::Tag] {
             tips.extend(
@@ -276,14 +272,7 @@ impl Repository {
                     .map(|(_, c)| c),
             );
         }
-        let reached = self.inner.reachable_from(&tips).await?;
-        Ok(self
-            .inner
-            .log_from(&[id], &reached, None)
-            .await?
-            .into_iter()
-            .map(|(id, c)| CommitInfo::new(id, c))
-            .collect())
+        Ok(tips)
     }
 
     /// The best common ancestor of two revisions (`None`: their histories never meet), as
