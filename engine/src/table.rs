@@ -181,6 +181,20 @@ enum PendingEntry {
 }
 
 impl<'a> Chunker<'a> {
+    fn new(objects: &'a Objects, params: ChunkParams, schema: SchemaRef) -> Self {
+        Chunker {
+            objects,
+            params,
+            schema,
+            pending: Vec::new(),
+            pending_rows: 0,
+            last_key: Vec::new(),
+            out: Vec::new(),
+            in_flight: 0,
+            written: 0,
+        }
+    }
+
     fn at_boundary(&self) -> bool {
         self.pending_rows == 0
     }
@@ -392,17 +406,7 @@ pub async fn apply(
     };
     let mut stats = ApplyStats::default();
     let mut cursor = Cursor::new(source);
-    let mut chunker = Chunker {
-        objects,
-        params: chunking,
-        schema: arrow_schema.clone(),
-        pending: Vec::new(),
-        pending_rows: 0,
-        last_key: Vec::new(),
-        out: Vec::new(),
-        in_flight: 0,
-        written: 0,
-    };
+    let mut chunker = Chunker::new(objects, chunking, arrow_schema.clone());
     let n = old_entries.len();
     for (idx, entry) in old_entries.into_iter().enumerate() {
         let is_last = idx + 1 == n;
@@ -504,17 +508,7 @@ pub async fn rewrite(
     let (entries, known) = tree::load(objects, &base.index).await?;
     let arrow_schema = schema.arrow()?;
     let key_idx = schema.key_indices();
-    let mut chunker = Chunker {
-        objects,
-        params: base.chunking,
-        schema: arrow_schema.clone(),
-        pending: Vec::new(),
-        pending_rows: 0,
-        last_key: Vec::new(),
-        out: Vec::new(),
-        in_flight: 0,
-        written: 0,
-    };
+    let mut chunker = Chunker::new(objects, base.chunking, arrow_schema.clone());
     let mut previous: Option<(Vec<u8>, RecordBatch, usize)> = None;
     let mut batches = std::pin::pin!(scan(objects, base, entries)?);
     while let Some(batch) = batches.next().await {
