@@ -263,6 +263,13 @@ impl Repository {
                     .map(|(_, c)| c),
             );
         }
+        tips.extend(self.tracking_tips().await?);
+        Ok(tips)
+    }
+
+    /// The commits the remote-tracking branches of every remote name.
+    pub(crate) async fn tracking_tips(&self) -> Result<Vec<ObjectId>> {
+        let mut tips = Vec::new();
         for remote in strata_remote::config::remotes(&self.inner).await?.keys() {
             tips.extend(
                 self.inner

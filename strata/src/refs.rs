@@ -114,15 +114,7 @@ impl Repository {
     /// Whether `commit` is reachable from HEAD or from a remote-tracking branch.
     async fn is_kept_elsewhere(&self, commit: ObjectId) -> Result<bool> {
         let mut tips: Vec<ObjectId> = self.inner.head_commit().await?.into_iter().collect();
-        for remote in strata_remote::config::remotes(&self.inner).await?.keys() {
-            tips.extend(
-                self.inner
-                    .remote_tracking_list(remote)
-                    .await?
-                    .into_iter()
-                    .map(|(_, c)| c),
-            );
-        }
+        tips.extend(self.tracking_tips().await?);
         for tip in tips {
             if tip == commit || self.inner.merge_base(commit, tip).await? == Some(commit) {
                 return Ok(true);
