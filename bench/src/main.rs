@@ -2,11 +2,16 @@
 //! deterministic table (id int64 key 0..N-1, name utf8 of 12-20 letters, qty int64,
 //! price float64, tag utf8 with 100 values).
 //!
-//! Usage: strata-bench [--rows N] [--python PATH] [--chunk-sweep] [--keep DIR]
+//! Usage: strata-bench [--rows N] [--python PATH] [--chunk-sweep] [--growth N,N,...]
 //!        strata-bench --writers 8,32,100 [--remote ENDPOINT] [--rows N]
 //! `--writers` runs the many-writers figures: clones of one remote (a folder, or an S3 bucket
 //! at ENDPOINT with AWS credentials in the environment) each append 100 rows and run
 //! `strata push` once, all at the same moment, beside one uncontended push of the same change.
+//! `--growth 1000000,10000000,100000000` prints, for each table size, what import and a full
+//! scan cost (these grow with the table) beside what a one-row commit, a small diff and the
+//! push of a one-row change cost (these should not).
+//! `--chunk-sweep` compares average chunk sizes (the environment variable SWEEP=2048,8192
+//! picks them).
 //! `bench/run.sh` builds it in release mode, installs pyarrow, and runs it for 1M and 10M rows.
 
 use std::path::{Path, PathBuf};
@@ -34,6 +39,8 @@ struct Args {
     child_import: Option<(PathBuf, PathBuf, Option<u32>)>,
     /// Many-writers figures for these numbers of writers.
     writers: Vec<usize>,
+    /// Growth figures for these table sizes.
+    growth: Vec<u64>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -44,6 +51,7 @@ fn parse_args() -> Result<Args> {
         remote: None,
         child_import: None,
         writers: Vec::new(),
+        growth: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -51,6 +59,17 @@ fn parse_args() -> Result<Args> {
             "--rows" => args.rows = it.next().context("--rows needs a number")?.parse()?,
             "--python" => args.python = it.next().context("--python needs a path")?,
             "--chunk-sweep" => args.chunk_sweep = true,
+            "--growth" => {
+                args.growth = it
+                    .next()
+                    .context("--growth needs row counts, as in 1000000,10000000")?
+                    .split(',')
+                    .map(|n| {
+                        n.parse()
+                            .with_context(|| format!("'{n}' is not a row count"))
+                    })
+                    .collect::<Result<_>>()?;
+            }
             "--writers" => {
                 args.writers = it
                     .next()
@@ -228,11 +247,15 @@ start = time.perf_counter()
 pq.write_table(t, sys.argv[2], compression="zstd")
 print(time.perf_counter() - start)
 "#;
+    python_secs(python, script, &[input, out])
+}
+
+/// Runs a timing script with pyarrow in a fresh process; the seconds it prints.
+fn python_secs(python: &str, script: &str, args: &[&Path]) -> Result<f64> {
     let out = Command::new(python)
         .arg("-c")
         .arg(script)
-        .arg(input)
-        .arg(out)
+        .args(args)
         .output()
         .with_context(|| format!("cannot run {python}"))?;
     if !out.status.success() {
@@ -302,6 +325,24 @@ async fn one_row_upsert(repo: &Repository, dir: &Path, row: u64) -> Result<(f64,
     repo.commit("one row", "Bench <bench@localhost>").await?;
     let secs = t.elapsed().as_secs_f64();
     Ok((secs, dir_bytes(&repo.root().join(".strata")) - before))
+}
+
+/// Appends `count` rows after the last key and commits; the bytes this added.
+async fn append_rows(repo: &Repository, dir: &Path, rows: u64, count: u64) -> Result<u64> {
+    let file = dir.join("append.csv");
+    let mut text = String::from("id,name,qty,price,tag\n");
+    for i in rows + 10..rows + 10 + count {
+        text.push_str(&format!("{i},{},{},1.0,tag03\n", name(i), i % 1000));
+    }
+    std::fs::write(&file, text)?;
+    let before = dir_bytes(&repo.root().join(".strata"));
+    let opts = ImportOptions {
+        mode: Some(ImportMode::Append),
+        ..Default::default()
+    };
+    repo.import("bench", &file, &opts, &NoProgress).await?;
+    repo.commit("append", "Bench <bench@localhost>").await?;
+    Ok(dir_bytes(&repo.root().join(".strata")) - before)
 }
 
 async fn export_secs(repo: &Repository, rev: &str, out: &Path) -> Result<f64> {
@@ -384,7 +425,75 @@ async fn bench(args: &Args) -> Result<()> {
         first,
         n as f64 / newest
     );
+    cli_exports(&args.python, &repo, tmp.path())?;
     diff_bench(&repo, tmp.path(), n).await
+}
+
+/// `strata export` of the newest commit to each format, beside pyarrow reading its own zstd
+/// file of the same rows (the floor), taking turns over three rounds: medians.
+fn cli_exports(python: &str, repo: &Repository, dir: &Path) -> Result<()> {
+    let cli = std::env::current_exe()?.with_file_name("strata");
+    if !cli.exists() {
+        println!("CLI exports: CLI not built (cargo build --release -p strata-cli)");
+        return Ok(());
+    }
+    let floor_file = dir.join("pyarrow.parquet");
+    let formats = ["parquet", "arrow", "csv"];
+    let mut floor = Vec::new();
+    let mut times = vec![Vec::new(); formats.len()];
+    for _ in 0..3 {
+        floor.push(pyarrow_read_secs(python, &floor_file)?);
+        for (i, format) in formats.iter().enumerate() {
+            let out_file = dir.join(format!("export.{format}"));
+            let t = Instant::now();
+            let out = Command::new(&cli)
+                .arg("-C")
+                .arg(repo.root())
+                .arg("export")
+                .arg("bench")
+                .arg(&out_file)
+                .output()?;
+            if !out.status.success() {
+                bail!(
+                    "strata export failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            times[i].push(t.elapsed().as_secs_f64());
+            std::fs::remove_file(&out_file)?;
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let floor = median(&mut floor);
+    let figures: Vec<String> = formats
+        .iter()
+        .zip(times.iter_mut())
+        .map(|(f, t)| {
+            let secs = median(t);
+            format!("{f} {secs:.2} s = {:.2}x", secs / floor)
+        })
+        .collect();
+    println!(
+        "CLI export of the newest commit (process included): {} of pyarrow's read of its zstd file, {floor:.2} s (target <= 1.3x)",
+        figures.join(", ")
+    );
+    Ok(())
+}
+
+/// pyarrow reading a Parquet file into a table, in a fresh process (the read alone is timed).
+fn pyarrow_read_secs(python: &str, file: &Path) -> Result<f64> {
+    let script = r#"
+import sys, time
+import pyarrow.parquet as pq
+pq.read_table(sys.argv[1], columns=["id"])
+start = time.perf_counter()
+pq.read_table(sys.argv[1])
+print(time.perf_counter() - start)
+"#;
+    python_secs(python, script, &[file])
 }
 
 /// One updated row plus 1,000 appended rows, diffed in-process and through the CLI.
@@ -456,21 +565,58 @@ async fn sweep(args: &Args) -> Result<()> {
     let input = tmp.path().join("input.parquet");
     write_input(&input, args.rows)?;
     println!("== chunk size sweep over {} rows", args.rows);
-    println!("avg rows | chunks | import s | export s | one-row upsert ms | KiB added");
-    for avg in [1024u32, 4096, 8192, 16384, 65536] {
+    println!(
+        "avg rows | chunks | chunk of a random row | import s | export s | scan s (best of 3) | one-row upsert ms | KiB added | 1,000 appended: KiB added"
+    );
+    for avg in std::env::var("SWEEP")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|x| x.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .unwrap_or_else(|| vec![1024u32, 2048, 4096, 8192, 16384, 65536])
+    {
         let dir = tmp.path().join(format!("r{avg}"));
         let run = run_child_import(&dir, &input, Some(avg))?;
         let repo = Repository::open(&dir).await?;
         let (_, t) = repo.table("bench", None).await?;
-        let chunks = t.chunks(repo.objects()).await?.len();
+        let entries = t.chunks(repo.objects()).await?;
+        let chunks = entries.len();
+        // The chunk a random row falls in (what a one-row edit rewrites), on average: longer
+        // chunks hold more rows, so this is sum(len^2) / sum(len), above the average length.
+        let sq: f64 = entries.iter().map(|e| (e.rows as f64).powi(2)).sum();
+        let edited_rows = sq / entries.iter().map(|e| e.rows as f64).sum::<f64>().max(1.0);
+        let edited_kib = entries
+            .iter()
+            .map(|e| e.rows as f64 * e.bytes as f64)
+            .sum::<f64>()
+            / entries.iter().map(|e| e.rows as f64).sum::<f64>().max(1.0)
+            / 1024.0;
         let exp = export_secs(&repo, "HEAD", &tmp.path().join("e.parquet")).await?;
+        let mut scans = Vec::new();
+        for _ in 0..3 {
+            let start = Instant::now();
+            let (_, mut stream, _) =
+                strata_engine::table::scan_spec(repo.objects(), &t, Default::default()).await?;
+            let mut batches = Vec::new();
+            while let Some(b) = futures::StreamExt::next(&mut stream).await {
+                batches.push(b?);
+            }
+            scans.push(start.elapsed().as_secs_f64());
+            drop(batches);
+        }
+        scans.sort_by(f64::total_cmp);
         let (secs, added) = one_row_upsert(&repo, tmp.path(), args.rows / 2).await?;
+        let appended = append_rows(&repo, tmp.path(), args.rows, 1000).await?;
         println!(
-            "{avg:>8} | {chunks:>6} | {:>8.2} | {:>8.2} | {:>17.0} | {:>9.1}",
+            "{avg:>8} | {chunks:>6} | {edited_rows:>8.0} rows, {edited_kib:>5.0} KiB | {:>8.2} | {:>8.2} | {:>18.2} | {:>17.0} | {:>9.1} | {:>9.1}",
             run.secs,
             exp,
+            scans[0],
             secs * 1000.0,
-            added as f64 / 1024.0
+            added as f64 / 1024.0,
+            appended as f64 / 1024.0
         );
     }
     Ok(())
@@ -482,7 +628,9 @@ async fn main() -> Result<()> {
     if let Some((repo, file, avg)) = &args.child_import {
         return child_import(repo, file, *avg).await;
     }
-    if !args.writers.is_empty() {
+    if !args.growth.is_empty() {
+        growth_bench(&args).await
+    } else if !args.writers.is_empty() {
         writers_bench(&args).await
     } else if let Some(endpoint) = &args.remote {
         remote_bench(&args, endpoint).await
@@ -822,5 +970,105 @@ async fn remote_bench(args: &Args, endpoint: &str) -> Result<()> {
         t.elapsed().as_secs_f64() * 1000.0,
         counting.counts.summary()
     );
+    Ok(())
+}
+
+/// The median of `values` (which it sorts).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// For each size: import and full scan (which grow with the table) beside a one-row upsert and
+/// commit, a small diff and the push of a one-row change to a folder remote (which should not).
+async fn growth_bench(args: &Args) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    use strata_remote::testing::CountingStore;
+    use strata_remote::Remote;
+    let mut lines = Vec::new();
+    for &n in &args.growth {
+        let tmp = tempfile::tempdir()?;
+        let input = tmp.path().join("input.parquet");
+        write_input(&input, n)?;
+        let repo_dir = tmp.path().join("repo");
+        let run = run_child_import(&repo_dir, &input, None)?;
+        std::fs::remove_file(&input)?;
+        let repo = Repository::open(&repo_dir).await?;
+        let (_, t) = repo.table("bench", None).await?;
+        let start = Instant::now();
+        let (_, mut stream, _) =
+            strata_engine::table::scan_spec(repo.objects(), &t, Default::default()).await?;
+        let mut scanned = 0usize;
+        while let Some(b) = futures::StreamExt::next(&mut stream).await {
+            scanned += b?.num_rows();
+        }
+        let scan = start.elapsed().as_secs_f64();
+        anyhow::ensure!(scanned as u64 == n, "the scan read {scanned} of {n} rows");
+
+        // A folder remote holding the table, behind a counting wrapper.
+        let store: Arc<dyn object_store::ObjectStore> = {
+            let p = tmp.path().join("remote");
+            std::fs::create_dir_all(&p)?;
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(p)?)
+        };
+        let counting = Arc::new(CountingStore::new(store));
+        let remote = Remote::from_store("origin", "file", counting.clone(), "bench");
+        let main = ["main".to_string()];
+        let opts = strata_remote::push::PushOptions::default();
+        strata_remote::push::push(&repo, &remote, &main, &[], &opts, &NoProgress).await?;
+
+        let (mut commit_ms, mut commit_kib, mut diff_ms) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut push_ms, mut push_kib, mut push_calls) = (Vec::new(), Vec::new(), Vec::new());
+        for k in 0..5u64 {
+            let (secs, added) = one_row_upsert(&repo, tmp.path(), (n / 7) * (k + 1) % n).await?;
+            commit_ms.push(secs * 1000.0);
+            commit_kib.push(added as f64 / 1024.0);
+            // A small diff: this one-row commit against the one before it.
+            let (_, old) = repo.table("bench", Some("HEAD~1")).await?;
+            let (_, new) = repo.table("bench", Some("HEAD")).await?;
+            let t = Instant::now();
+            let counts = strata_engine::diff::diff_tables(
+                repo.objects(),
+                Some(&old),
+                Some(&new),
+                &mut |_| Ok(()),
+            )
+            .await?;
+            diff_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(counts.modified == 1, "the diff found {counts:?}");
+            counting.counts.reset();
+            let t = Instant::now();
+            strata_remote::push::push(&repo, &remote, &main, &[], &opts, &NoProgress).await?;
+            push_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            push_kib.push(counting.counts.bytes_put.load(Ordering::SeqCst) as f64 / 1024.0);
+            let c = &counting.counts;
+            push_calls.push(
+                (c.gets.load(Ordering::SeqCst)
+                    + c.puts.load(Ordering::SeqCst)
+                    + c.heads.load(Ordering::SeqCst)
+                    + c.lists.load(Ordering::SeqCst)) as f64,
+            );
+        }
+        let line = format!(
+            "{n:>11} | {:>8.2} | {:>6.2} | {:>13.1} | {:>10.1} | {:>9.1} | {:>10.1} | {:>9.1} | {:>10.0}",
+            run.secs,
+            scan,
+            median(&mut commit_ms),
+            median(&mut commit_kib),
+            median(&mut diff_ms),
+            median(&mut push_ms),
+            median(&mut push_kib),
+            median(&mut push_calls),
+        );
+        println!("{line}");
+        lines.push(line);
+    }
+    println!("== growth (medians of 5 one-row changes; push to a folder remote)");
+    println!(
+        "       rows | import s | scan s | 1-row commit ms | commit KiB | diff ms | push ms | push KiB | push calls"
+    );
+    for line in lines {
+        println!("{line}");
+    }
     Ok(())
 }

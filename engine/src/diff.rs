@@ -1,8 +1,6 @@
 //! Row-level comparison of two versions of a table. Chunks with the same id hold the same
 //! rows, so only chunks that differ are read: the cost follows the size of the change.
 
-use std::collections::HashSet;
-
 use crate::arrow::array::{make_comparator, Array, RecordBatch};
 use crate::arrow::compute::SortOptions;
 use crate::arrow::datatypes::SchemaRef;
@@ -158,33 +156,27 @@ impl<'a> TableDiff<'a> {
         old: Option<&TableObject>,
         new: Option<&TableObject>,
     ) -> Result<TableDiff<'a>> {
-        let old_entries = match old {
-            Some(t) => t.chunks(objects).await?,
-            None => Vec::new(),
-        };
-        let new_entries = match new {
-            Some(t) => t.chunks(objects).await?,
-            None => Vec::new(),
-        };
         let same_key = match (old, new) {
             (Some(a), Some(b)) => a.schema.primary_key == b.schema.primary_key,
             _ => true,
         };
-        let (old_only, new_only) = if same_key {
-            let old_ids: HashSet<_> = old_entries.iter().map(|e| e.id).collect();
-            let new_ids: HashSet<_> = new_entries.iter().map(|e| e.id).collect();
-            (
-                old_entries
-                    .into_iter()
-                    .filter(|e| !new_ids.contains(&e.id))
-                    .collect(),
-                new_entries
-                    .into_iter()
-                    .filter(|e| !old_ids.contains(&e.id))
-                    .collect(),
-            )
-        } else {
-            (old_entries, new_entries)
+        // Under the same key only the chunks one side lacks are read, found through the
+        // index nodes that differ; otherwise rows cannot be matched and every chunk is read.
+        let (old_only, new_only) = match (old, new) {
+            (Some(a), Some(b)) if same_key => {
+                let d = crate::tree::diff(objects, &a.index, objects, &b.index).await?;
+                (d.old_only, d.new_only)
+            }
+            _ => (
+                match old {
+                    Some(t) => t.chunks(objects).await?,
+                    None => Vec::new(),
+                },
+                match new {
+                    Some(t) => t.chunks(objects).await?,
+                    None => Vec::new(),
+                },
+            ),
         };
         Ok(TableDiff {
             a: Side::new(objects, old, old_only)?,

@@ -1,17 +1,29 @@
 //! Writing a table version out as Parquet, CSV, JSON Lines or Arrow IPC, streamed in key
 //! order chunk by chunk. Any revision exports at the same speed: a commit names its tables'
-//! chunks directly, so nothing is replayed.
+//! chunks directly, so nothing is replayed. A Parquet export copies the chunks' compressed
+//! pages as they are (each chunk becomes a row group of the file): nothing is decoded or
+//! encoded again.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use crate::arrow::array::RecordBatch;
 use crate::arrow::datatypes::SchemaRef;
-use futures::StreamExt;
-use parquet::arrow::ArrowWriter;
+use futures::{stream, StreamExt};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
+use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+
+use crate::chunk::{decode_chunk, writer_properties};
+use crate::id::ObjectId;
+use crate::tree::Entry;
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -176,16 +188,23 @@ pub async fn export(
             (Box::new(file), Some((tmp, path.clone())))
         }
     };
-    let mut sink = Sink::new(format, out, &schema)?;
-    let mut rows = 0u64;
-    let mut stream = std::pin::pin!(scan(objects, table, entries)?);
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        sink.write(&batch)?;
-        rows += batch.num_rows() as u64;
-        progress.advance(batch.num_rows() as u64);
-    }
-    sink.finish()?;
+    let rows = if format == ExportFormat::Parquet {
+        copy_to_parquet(objects, &schema, entries, out, progress).await?
+    } else if matches!(format, ExportFormat::Csv | ExportFormat::Jsonl) {
+        write_text(objects, table, entries, format, out, progress).await?
+    } else {
+        let mut sink = Sink::new(format, out, &schema)?;
+        let mut rows = 0u64;
+        let mut stream = std::pin::pin!(scan(objects, table, entries)?);
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            sink.write(&batch)?;
+            rows += batch.num_rows() as u64;
+            progress.advance(batch.num_rows() as u64);
+        }
+        sink.finish()?;
+        rows
+    };
     if let Some((tmp, path)) = tmp {
         tmp.persist(&path).map_err(|e| Error::Io {
             path: path.clone(),
@@ -193,4 +212,178 @@ pub async fn export(
         })?;
     }
     Ok(rows)
+}
+
+/// Writes the chunks `entries` as one Parquet file, in order: each chunk's row group is copied
+/// with its compressed pages, statistics and page index, and the file carries the table's
+/// Arrow schema as a Parquet writer would. A chunk whose Parquet schema is not the one this
+/// build gives the table (written by another version) is decoded and encoded again instead.
+async fn copy_to_parquet(
+    objects: &Objects,
+    schema: &SchemaRef,
+    entries: Vec<Entry>,
+    out: Box<dyn Write + Send>,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let err = |e| Error::parquet("writing the export", e);
+    let mut props = writer_properties();
+    add_encoded_arrow_schema_to_metadata(schema, &mut props);
+    let parquet_schema = ArrowSchemaConverter::new()
+        .convert(schema)
+        .map_err(|e| Error::parquet("starting the export", e))?;
+    let out = BufWriter::with_capacity(1 << 20, out);
+    let mut writer =
+        SerializedFileWriter::new(out, parquet_schema.root_schema_ptr(), Arc::new(props))
+            .map_err(|e| Error::parquet("starting the export", e))?;
+    let encoders = ArrowRowGroupWriterFactory::new(&writer, schema.clone());
+    // Chunks are read, checked and their footers parsed a few ahead, on the blocking pool.
+    let mut chunks = stream::iter(entries)
+        .map(|entry| async move {
+            let id = entry.id;
+            objects
+                .read_chunk(&id, move |bytes| {
+                    let metadata = ParquetMetaDataReader::new()
+                        .with_page_index_policy(PageIndexPolicy::Optional)
+                        .parse_and_finish(&bytes)
+                        .map_err(|e| Error::CorruptObject {
+                            id: id.to_hex(),
+                            reason: format!("the chunk does not decode: {e}"),
+                        })?;
+                    Ok((id, bytes, metadata))
+                })
+                .await
+        })
+        .buffered(crate::table::read_ahead());
+    let mut rows = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let (id, bytes, metadata): (ObjectId, bytes::Bytes, ParquetMetaData) = chunk?;
+        let copied =
+            metadata.file_metadata().schema_descr().root_schema() == parquet_schema.root_schema();
+        let added = if copied {
+            let page_index = metadata.page_index();
+            let mut added = 0u64;
+            for (rg_idx, rg) in metadata.row_groups().iter().enumerate() {
+                let mut out = writer.next_row_group().map_err(err)?;
+                for (col_idx, column) in rg.columns().iter().enumerate() {
+                    let close = ColumnCloseResult {
+                        bytes_written: u64::try_from(column.compressed_size()).unwrap_or(0),
+                        rows_written: u64::try_from(rg.num_rows()).unwrap_or(0),
+                        metadata: column.clone(),
+                        bloom_filter: None,
+                        column_index: page_index
+                            .and_then(|pi| pi.column_index(rg_idx, col_idx))
+                            .cloned(),
+                        offset_index: page_index
+                            .and_then(|pi| pi.offset_index(rg_idx, col_idx))
+                            .cloned(),
+                    };
+                    out.append_column(&bytes, close).map_err(err)?;
+                }
+                out.close().map_err(err)?;
+                added += u64::try_from(rg.num_rows()).unwrap_or(0);
+            }
+            added
+        } else {
+            let batch = decode_chunk(&id, bytes, schema)?;
+            let mut columns = encoders
+                .create_column_writers(writer.flushed_row_groups().len())
+                .map_err(err)?;
+            let mut next = columns.iter_mut();
+            for (field, array) in schema.fields().iter().zip(batch.columns()) {
+                for leaf in compute_leaves(field, array).map_err(err)? {
+                    let column = next.next().ok_or_else(|| {
+                        Error::Invalid("the table's schema has more leaves than its file".into())
+                    })?;
+                    column.write(&leaf).map_err(err)?;
+                }
+            }
+            let mut out = writer.next_row_group().map_err(err)?;
+            for column in columns {
+                column
+                    .close()
+                    .map_err(err)?
+                    .append_to_row_group(&mut out)
+                    .map_err(err)?;
+            }
+            out.close().map_err(err)?;
+            batch.num_rows() as u64
+        };
+        rows += added;
+        progress.advance(added);
+    }
+    let out = writer.into_inner().map_err(err)?;
+    let mut inner = out.into_inner().map_err(|e| Error::Io {
+        path: "the export's destination".into(),
+        source: e.into_error(),
+    })?;
+    inner.flush().map_err(|e| Error::Io {
+        path: "the export's destination".into(),
+        source: e,
+    })?;
+    Ok(rows)
+}
+
+/// Writes the rows as CSV (with a header line) or JSON Lines. Formatting text costs more than
+/// decoding, so batches are formatted on the blocking pool, several at once, and written in
+/// key order.
+async fn write_text(
+    objects: &Objects,
+    table: &TableObject,
+    entries: Vec<Entry>,
+    format: ExportFormat,
+    out: Box<dyn Write + Send>,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let io = |e| Error::Io {
+        path: "the export's destination".into(),
+        source: e,
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, out);
+    let ahead = crate::table::read_ahead();
+    let mut texts = std::pin::pin!(scan(objects, table, entries)?
+        .enumerate()
+        .map(move |(i, batch)| async move {
+            let batch = batch?;
+            tokio::task::spawn_blocking(move || {
+                let text = format_text(format, &batch, i == 0)?;
+                Ok((text, batch.num_rows() as u64))
+            })
+            .await
+            .map_err(|e| Error::Invalid(format!("formatting the export failed: {e}")))?
+        })
+        .buffered(ahead));
+    let mut rows = 0u64;
+    let mut any = false;
+    while let Some(text) = texts.next().await {
+        let (text, n): (Vec<u8>, u64) = text?;
+        out.write_all(&text).map_err(io)?;
+        any = true;
+        rows += n;
+        progress.advance(n);
+    }
+    if !any && format == ExportFormat::Csv {
+        // No rows: the header line alone.
+        let schema = table.schema.arrow()?;
+        let text = format_text(format, &RecordBatch::new_empty(schema), true)?;
+        out.write_all(&text).map_err(io)?;
+    }
+    out.flush().map_err(io)?;
+    Ok(rows)
+}
+
+/// One batch as CSV (after a header line when `header`) or JSON Lines.
+fn format_text(format: ExportFormat, batch: &RecordBatch, header: bool) -> Result<Vec<u8>> {
+    let err = |e| Error::arrow("writing the export", e);
+    let mut buf = Vec::with_capacity(batch.get_array_memory_size() + 1024);
+    if format == ExportFormat::Csv {
+        let mut w = crate::arrow::csv::WriterBuilder::new()
+            .with_header(header)
+            .build(&mut buf);
+        w.write(batch).map_err(err)?;
+    } else {
+        let mut w = crate::arrow::json::LineDelimitedWriter::new(&mut buf);
+        w.write(batch).map_err(err)?;
+        w.finish().map_err(err)?;
+    }
+    Ok(buf)
 }

@@ -280,7 +280,7 @@ impl Repository {
         }
         Ok(Repository {
             lock,
-            objects: Objects::new(store.clone(), location),
+            objects: Objects::new(store.clone(), location).in_folder(root.join(DOT_DIR)),
             refs: RefLog::new(store.clone(), config.writer),
             store,
             root,

@@ -3,7 +3,8 @@
 //! nodes. An edit rewrites only the nodes on the paths to the chunks it changed, so a
 //! commit's metadata cost follows the change, not the table.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -87,25 +88,22 @@ fn is_node_boundary(entry: &Entry, count: usize) -> bool {
 /// Builds the index over `chunks` (in key order). Nodes whose ids are in `known` are
 /// already stored and are not returned for writing.
 pub fn build(chunks: Vec<Entry>, known: &HashSet<ObjectId>) -> Result<BuiltTree> {
+    build_from(0, chunks, known)
+}
+
+/// Builds the levels from `level` up over `entries`, the entries of that level's nodes.
+fn build_from(level: u8, entries: Vec<Entry>, known: &HashSet<ObjectId>) -> Result<BuiltTree> {
     let mut nodes = Vec::new();
-    let mut level: u8 = 0;
-    let mut entries = chunks;
+    let mut level = level;
+    let mut entries = entries;
     loop {
-        let mut parents = Vec::new();
-        let mut current: Vec<Entry> = Vec::new();
-        let total = entries.len();
-        for (i, e) in entries.into_iter().enumerate() {
-            let boundary = is_node_boundary(&e, current.len() + 1);
-            current.push(e);
-            if boundary || i + 1 == total {
-                parents.push(seal(
-                    level,
-                    std::mem::take(&mut current),
-                    known,
-                    &mut nodes,
-                )?);
-            }
+        let mut cut = Cutter::new(level, known);
+        for e in entries {
+            cut.push(e)?;
         }
+        cut.finish()?;
+        nodes.append(&mut cut.nodes);
+        let mut parents = cut.sealed;
         if parents.is_empty() {
             parents.push(seal(level, Vec::new(), known, &mut nodes)?);
         }
@@ -117,6 +115,54 @@ pub fn build(chunks: Vec<Entry>, known: &HashSet<ObjectId>) -> Result<BuiltTree>
         }
         entries = parents;
         level += 1;
+    }
+}
+
+/// Cuts one level's entries into nodes as they come: an entry on a boundary ends its node.
+struct Cutter<'k> {
+    level: u8,
+    known: &'k HashSet<ObjectId>,
+    current: Vec<Entry>,
+    /// The entries of the nodes ended so far (the next level's entries).
+    sealed: Vec<Entry>,
+    /// The new nodes to store.
+    nodes: Vec<(ObjectId, Bytes)>,
+}
+
+impl<'k> Cutter<'k> {
+    fn new(level: u8, known: &'k HashSet<ObjectId>) -> Self {
+        Cutter {
+            level,
+            known,
+            current: Vec::new(),
+            sealed: Vec::new(),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// Adds an entry; true when it ended a node.
+    fn push(&mut self, entry: Entry) -> Result<bool> {
+        let boundary = is_node_boundary(&entry, self.current.len() + 1);
+        self.current.push(entry);
+        if boundary {
+            self.end_node()?;
+        }
+        Ok(boundary)
+    }
+
+    /// Ends the node in progress, if any: the level ends here.
+    fn finish(&mut self) -> Result<()> {
+        if !self.current.is_empty() {
+            self.end_node()?;
+        }
+        Ok(())
+    }
+
+    fn end_node(&mut self) -> Result<()> {
+        let entries = std::mem::take(&mut self.current);
+        let entry = seal(self.level, entries, self.known, &mut self.nodes)?;
+        self.sealed.push(entry);
+        Ok(())
     }
 }
 
@@ -162,7 +208,16 @@ pub async fn store(objects: &Objects, tree: BuiltTree) -> Result<ObjectId> {
 }
 
 async fn read_node(objects: &Objects, id: &ObjectId) -> Result<Node> {
-    let node: Node = objects.get_json(id).await?;
+    Ok(read_node_bytes(objects, id).await?.0)
+}
+
+/// An index node and its stored bytes.
+async fn read_node_bytes(objects: &Objects, id: &ObjectId) -> Result<(Node, Bytes)> {
+    let bytes = objects.get(ObjectKind::Meta, id).await?;
+    let node: Node = serde_json::from_slice(&bytes).map_err(|e| Error::CorruptObject {
+        id: id.to_hex(),
+        reason: format!("it does not decode: {e}"),
+    })?;
     check_format(&format!("index node {id}"), node.format, NODE_FORMAT)?;
     if node.kind != "node" {
         return Err(Error::CorruptObject {
@@ -170,7 +225,7 @@ async fn read_node(objects: &Objects, id: &ObjectId) -> Result<Node> {
             reason: format!("expected an index node, found a {}", node.kind),
         });
     }
-    Ok(node)
+    Ok((node, bytes))
 }
 
 /// The chunk entries of a tree in key order, and the ids of all its nodes.
@@ -201,6 +256,393 @@ pub async fn load(objects: &Objects, root: &ObjectId) -> Result<(Vec<Entry>, Has
         level -= 1;
     }
     Ok((entries, known))
+}
+
+/// A replacement in one level's sequence of entries: the old entries whose keys lie in
+/// `first..=last` (hex-encoded keys, compared as strings: hex keeps the byte order) give way to
+/// `entries`. `first` and `last` are keys of old entries.
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub first: String,
+    pub last: String,
+    pub entries: Vec<Entry>,
+}
+
+/// A stored tree read on demand: a node is read when an edit or a seek reaches it, and kept.
+pub struct LazyTree<'a> {
+    objects: &'a Objects,
+    root: Arc<Node>,
+    root_id: ObjectId,
+    nodes: HashMap<ObjectId, Arc<Node>>,
+}
+
+impl<'a> LazyTree<'a> {
+    pub async fn open(objects: &'a Objects, root: &ObjectId) -> Result<LazyTree<'a>> {
+        let node = Arc::new(read_node(objects, root).await?);
+        let mut nodes = HashMap::new();
+        nodes.insert(*root, node.clone());
+        Ok(LazyTree {
+            objects,
+            root: node,
+            root_id: *root,
+            nodes,
+        })
+    }
+
+    /// How many nodes have been read (the root included).
+    pub fn nodes_read(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when the tree lists no chunk (an empty table).
+    pub fn is_empty(&self) -> bool {
+        self.root.entries.is_empty()
+    }
+
+    async fn node(&mut self, id: &ObjectId, level: u8) -> Result<Arc<Node>> {
+        if let Some(n) = self.nodes.get(id) {
+            return Ok(n.clone());
+        }
+        let node = Arc::new(read_node(self.objects, id).await?);
+        if node.level != level {
+            return Err(Error::Invalid(format!(
+                "index tree under {} has a level-{} node ({id}) where level {level} belongs",
+                self.root_id, node.level
+            )));
+        }
+        self.nodes.insert(*id, node.clone());
+        Ok(node)
+    }
+
+    /// A cursor on the entries of `level`'s nodes, at the first entry whose key is at least
+    /// `key` (or at the last entry when every key is smaller). With `node_start`, the cursor
+    /// is at the first entry of that entry's node instead.
+    pub async fn seek(&mut self, level: u8, key: &str, node_start: bool) -> Result<Cursor> {
+        if level > self.root.level {
+            return Err(Error::Invalid(format!(
+                "index tree under {} has no level {level}",
+                self.root_id
+            )));
+        }
+        let mut path = Vec::new();
+        let mut node = self.root.clone();
+        loop {
+            let idx = node
+                .entries
+                .iter()
+                .position(|e| e.last_key.as_str() >= key)
+                .unwrap_or(node.entries.len().saturating_sub(1));
+            if node.level == level {
+                path.push((node, if node_start { 0 } else { idx }));
+                return Ok(Cursor { path, done: false });
+            }
+            let child = node.entries[idx].id;
+            let child_level = node.level - 1;
+            path.push((node, idx));
+            node = self.node(&child, child_level).await?;
+        }
+    }
+}
+
+/// A position among the entries of one level of a [`LazyTree`], with the path from the root.
+pub struct Cursor {
+    path: Vec<(Arc<Node>, usize)>,
+    done: bool,
+}
+
+impl Cursor {
+    /// The entry at the cursor; `None` past the last one.
+    pub fn peek(&self) -> Option<&Entry> {
+        if self.done {
+            return None;
+        }
+        let (node, idx) = self.path.last()?;
+        node.entries.get(*idx)
+    }
+
+    /// True when the entry at the cursor is the last of its node.
+    pub fn at_node_end(&self) -> bool {
+        self.path
+            .last()
+            .is_some_and(|(node, idx)| idx + 1 == node.entries.len())
+    }
+
+    /// True when the entry at the cursor is the last of the whole level.
+    pub fn at_level_end(&self) -> bool {
+        self.path
+            .iter()
+            .all(|(node, idx)| idx + 1 == node.entries.len())
+    }
+
+    /// Moves to the next entry, reading the nodes on the way.
+    pub async fn advance(&mut self, tree: &mut LazyTree<'_>) -> Result<()> {
+        if self.done || self.path.is_empty() {
+            self.done = true;
+            return Ok(());
+        }
+        let mut depth = self.path.len() - 1;
+        loop {
+            let (node, idx) = &mut self.path[depth];
+            *idx += 1;
+            if *idx < node.entries.len() {
+                break;
+            }
+            if depth == 0 {
+                self.done = true;
+                return Ok(());
+            }
+            depth -= 1;
+        }
+        for d in depth + 1..self.path.len() {
+            let (parent, idx) = &self.path[d - 1];
+            let (child, level) = (parent.entries[*idx].id, parent.level - 1);
+            let node = tree.node(&child, level).await?;
+            self.path[d] = (node, 0);
+        }
+        Ok(())
+    }
+}
+
+/// Applies `spans` (in key order, not overlapping) to the chunk entries of `tree` and returns
+/// the new tree: the same tree [`build`] makes from the edited entries, found by reading and
+/// cutting again only the nodes around the spans. At each level the nodes from the one that
+/// holds a span's first entry are cut again until a cut falls on an old node's end; the nodes
+/// after it are kept, so an edit reads and writes a few nodes per level whatever the size of
+/// the table.
+pub async fn edit(tree: &mut LazyTree<'_>, spans: Vec<Span>) -> Result<BuiltTree> {
+    let top = tree.root.level;
+    let mut created: Vec<(u8, ObjectId, Bytes)> = Vec::new();
+    let mut spans = spans;
+    for level in 0..top {
+        if spans.is_empty() {
+            break;
+        }
+        spans = recut(tree, level, spans, &mut created).await?;
+    }
+    // The root's entries, edited, are cut and built up like a new tree's.
+    let mut entries = Vec::with_capacity(tree.root.entries.len());
+    let mut old = tree.root.entries.iter().peekable();
+    for span in spans {
+        while let Some(e) = old.next_if(|e| e.last_key < span.first) {
+            entries.push(e.clone());
+        }
+        while old.next_if(|e| e.last_key <= span.last).is_some() {}
+        entries.extend(span.entries);
+    }
+    entries.extend(old.cloned());
+    let known: HashSet<ObjectId> = tree.nodes.keys().copied().collect();
+    if entries.is_empty() {
+        // Every chunk is gone: no node cut below is part of the tree.
+        return build(Vec::new(), &known);
+    }
+    let created = created.into_iter().filter(|(_, id, _)| !known.contains(id));
+    if entries.len() > 1 || top == 0 {
+        let built = build_from(top, entries, &known)?;
+        let nodes = created.map(|(_, id, bytes)| (id, bytes)).chain(built.nodes);
+        return Ok(BuiltTree {
+            root: built.root,
+            nodes: nodes.collect(),
+        });
+    }
+    // One entry left at the top: as in a tree built whole, it stands for its child, down to
+    // the first node with more than one entry (or a level-0 node).
+    let created: HashMap<ObjectId, (u8, Bytes)> = created
+        .map(|(level, id, bytes)| (id, (level, bytes)))
+        .collect();
+    let mut root = entries[0].id;
+    let root_level = loop {
+        let node: Arc<Node> = match created.get(&root) {
+            Some((_, bytes)) => {
+                Arc::new(
+                    serde_json::from_slice(bytes).map_err(|e| Error::CorruptObject {
+                        id: root.to_hex(),
+                        reason: format!("a new index node does not decode: {e}"),
+                    })?,
+                )
+            }
+            None => match tree.nodes.get(&root) {
+                Some(n) => n.clone(),
+                None => Arc::new(read_node(tree.objects, &root).await?),
+            },
+        };
+        if node.level > 0 && node.entries.len() == 1 {
+            root = node.entries[0].id;
+        } else {
+            break node.level;
+        }
+    };
+    let nodes = created
+        .into_iter()
+        .filter(|(_, (level, _))| *level <= root_level)
+        .map(|(id, (_, bytes))| (id, bytes))
+        .collect();
+    Ok(BuiltTree { root, nodes })
+}
+
+/// Cuts `level`'s nodes again around `spans` (replacements among that level's entries) and
+/// returns the replacements they make among the next level's entries.
+async fn recut(
+    tree: &mut LazyTree<'_>,
+    level: u8,
+    spans: Vec<Span>,
+    created: &mut Vec<(u8, ObjectId, Bytes)>,
+) -> Result<Vec<Span>> {
+    let root = tree.root_id;
+    let out_of_order = || {
+        Error::Invalid(format!(
+            "an edit of the index tree under {root} names entries out of key order"
+        ))
+    };
+    let none = HashSet::new();
+    let mut out = Vec::new();
+    let mut spans = spans.into_iter().peekable();
+    while let Some(span) = spans.peek() {
+        let mut cur = tree.seek(level, &span.first, true).await?;
+        let first = cur
+            .path
+            .last()
+            .and_then(|(node, _)| node.entries.last())
+            .map(|e| e.last_key.clone())
+            .ok_or_else(out_of_order)?;
+        let mut last = first.clone();
+        let mut cut = Cutter::new(level, &none);
+        loop {
+            let Some(entry) = cur.peek() else {
+                cut.finish()?;
+                break;
+            };
+            if let Some(span) = spans.next_if(|s| s.first <= entry.last_key) {
+                if span.first != entry.last_key {
+                    return Err(out_of_order());
+                }
+                for e in span.entries {
+                    cut.push(e)?;
+                }
+                while let Some(e) = cur.peek() {
+                    if e.last_key > span.last {
+                        break;
+                    }
+                    last = e.last_key.clone();
+                    cur.advance(tree).await?;
+                }
+                continue;
+            }
+            let entry = entry.clone();
+            let ends_node = cur.at_node_end();
+            cur.advance(tree).await?;
+            last = entry.last_key.clone();
+            if cut.push(entry)? && ends_node {
+                break;
+            }
+        }
+        created.extend(cut.nodes.into_iter().map(|(id, bytes)| (level, id, bytes)));
+        out.push(Span {
+            first,
+            last,
+            entries: cut.sealed,
+        });
+    }
+    Ok(out)
+}
+
+/// What differs between two trees over the same key order: the chunk entries only one of
+/// them holds (each in key order), the ids (of chunks and nodes) both hold, and the old tree's
+/// nodes that were read. Only the nodes on the paths to differing chunks are read: subtrees
+/// with the same id are the same rows and are not opened.
+#[derive(Debug, Default)]
+pub struct TreeDiff {
+    pub old_only: Vec<Entry>,
+    pub new_only: Vec<Entry>,
+    pub common: HashSet<ObjectId>,
+    pub old_nodes: HashSet<ObjectId>,
+    /// The stored bytes of the new tree's nodes that were read (those that differ), so that
+    /// a copy of them need not read them again.
+    pub new_nodes: HashMap<ObjectId, Bytes>,
+}
+
+/// Compares the tree under `old` (in `old_objects`) with the tree under `new` (in
+/// `new_objects`); see [`TreeDiff`].
+pub async fn diff(
+    old_objects: &Objects,
+    old: &ObjectId,
+    new_objects: &Objects,
+    new: &ObjectId,
+) -> Result<TreeDiff> {
+    // The frontiers: (height, entry), height 0 for a chunk and level + 1 for a node.
+    let root_entry = |id: &ObjectId| Entry {
+        id: *id,
+        rows: 0,
+        bytes: 0,
+        last_key: String::new(),
+    };
+    let (a_top, (b_top, b_bytes)) = (
+        read_node(old_objects, old).await?,
+        read_node_bytes(new_objects, new).await?,
+    );
+    let mut a = vec![(a_top.level + 1, root_entry(old))];
+    let mut b = vec![(b_top.level + 1, root_entry(new))];
+    let mut out = TreeDiff::default();
+    out.new_nodes.insert(*new, b_bytes);
+    let mut cache: HashMap<ObjectId, Node> = HashMap::from([(*old, a_top), (*new, b_top)]);
+    loop {
+        let a_ids: HashSet<ObjectId> = a.iter().map(|(_, e)| e.id).collect();
+        let b_ids: HashSet<ObjectId> = b.iter().map(|(_, e)| e.id).collect();
+        out.common.extend(a_ids.intersection(&b_ids).copied());
+        a.retain(|(_, e)| !b_ids.contains(&e.id));
+        b.retain(|(_, e)| !a_ids.contains(&e.id));
+        let height = a.iter().chain(&b).map(|(h, _)| *h).max().unwrap_or(0);
+        if height == 0 {
+            break;
+        }
+        let wanted = |side: &[(u8, Entry)], objects: &'_ Objects| {
+            side.iter()
+                .filter(|(h, e)| *h == height && !cache.contains_key(&e.id))
+                .map(|(_, e)| (e.id, objects.clone()))
+                .collect::<Vec<_>>()
+        };
+        let mut wanted_ids = wanted(&a, old_objects);
+        wanted_ids.extend(wanted(&b, new_objects));
+        let read: Vec<(ObjectId, Node)> =
+            stream::iter(wanted_ids)
+                .map(|(id, objects)| async move {
+                    Ok::<_, Error>((id, read_node(&objects, &id).await?))
+                })
+                .buffered(READ_CONCURRENCY)
+                .try_collect()
+                .await?;
+        cache.extend(read);
+        let mut expand = |side: Vec<(u8, Entry)>, old_side: bool| -> Result<Vec<(u8, Entry)>> {
+            let mut next = Vec::with_capacity(side.len());
+            for (h, e) in side {
+                if h != height {
+                    next.push((h, e));
+                    continue;
+                }
+                let node = cache
+                    .get(&e.id)
+                    .ok_or_else(|| Error::Invalid(format!("index node {} was not read", e.id)))?;
+                if node.level + 1 != h {
+                    return Err(Error::Invalid(format!(
+                        "index node {} is at level {} where level {} belongs",
+                        e.id,
+                        node.level,
+                        h - 1
+                    )));
+                }
+                if old_side {
+                    out.old_nodes.insert(e.id);
+                }
+                next.extend(node.entries.iter().map(|c| (node.level, c.clone())));
+            }
+            Ok(next)
+        };
+        a = expand(std::mem::take(&mut a), true)?;
+        b = expand(std::mem::take(&mut b), false)?;
+        cache.retain(|_, n| n.level + 1 < height);
+    }
+    out.old_only = a.into_iter().map(|(_, e)| e).collect();
+    out.new_only = b.into_iter().map(|(_, e)| e).collect();
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -241,5 +683,171 @@ mod tests {
             decode_hex(&encode_hex(&[0, 255, 16])),
             Some(vec![0, 255, 16])
         );
+    }
+
+    /// An entry with key `key` whose id ends its node with the given odds (per 1024), so
+    /// that trees cut mostly by the content, mostly by the 256-entry limit, or in between
+    /// are all tried.
+    fn entry_with(key: u64, boundary_per_1024: u64, seed: u64) -> Entry {
+        let mut nonce = 0u64;
+        let want = (seed ^ key.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % 1024 < boundary_per_1024;
+        loop {
+            let id = ObjectId::of(&[key.to_be_bytes(), nonce.to_be_bytes()].concat());
+            if id.prefix_u64().is_multiple_of(NODE_AVG) == want {
+                return Entry {
+                    id,
+                    rows: key % 7 + 1,
+                    bytes: key % 11 + 1,
+                    last_key: encode_hex(&key.to_be_bytes()),
+                };
+            }
+            nonce += 1;
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+    }
+
+    fn memory() -> Objects {
+        Objects::new(
+            std::sync::Arc::new(object_store::memory::InMemory::new()),
+            "memory",
+        )
+    }
+
+    /// Edits `old` (keys 1000, 2000, ...) with `edits`: (first old index, old entries
+    /// replaced (at least one), new entries), and returns the spans and the edited sequence.
+    fn spans_of(
+        old: &[Entry],
+        edits: &[(usize, usize, usize)],
+        odds: u64,
+        seed: u64,
+    ) -> (Vec<Span>, Vec<Entry>) {
+        let mut spans = Vec::new();
+        let mut edited = Vec::new();
+        let mut next = 0;
+        for &(start, len, added) in edits {
+            if start < next || start >= old.len() {
+                continue;
+            }
+            let end = (start + len.max(1)).min(old.len());
+            edited.extend_from_slice(&old[next..start]);
+            // New keys lie strictly between the old entries around the span.
+            let low = start as u64 * 1000 + 1;
+            let step = ((end - start) as u64 * 1000 + 998) / (added as u64 + 1);
+            let entries: Vec<Entry> = (1..=added as u64)
+                .map(|j| entry_with(low + j * step, odds, seed ^ j))
+                .collect();
+            edited.extend(entries.iter().cloned());
+            spans.push(Span {
+                first: old[start].last_key.clone(),
+                last: old[end - 1].last_key.clone(),
+                entries,
+            });
+            next = end;
+        }
+        edited.extend_from_slice(&old[next..]);
+        (spans, edited)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Editing a stored tree in place gives the tree built whole from the edited entries,
+        /// whatever the edits, the size of the tree and how its nodes are cut.
+        #[test]
+        fn an_edited_tree_is_the_tree_built_from_the_edited_entries(
+            n in 1usize..4000,
+            odds in proptest::sample::select(vec![0u64, 4, 16, 64, 256]),
+            seed in 0u64..1_000_000,
+            edits in proptest::collection::vec((0usize..4000, 0usize..400, 0usize..6), 0..6),
+        ) {
+            let mut edits = edits;
+            edits.sort();
+            let old: Vec<Entry> = (1..=n as u64).map(|k| entry_with(k * 1000, odds, seed)).collect();
+            let (spans, edited) = spans_of(&old, &edits, odds, seed);
+            runtime().block_on(async {
+                let objects = memory();
+                let root = store(&objects, build(old, &HashSet::new()).expect("build")).await.expect("store");
+                let mut tree = LazyTree::open(&objects, &root).await.expect("open");
+                let made = edit(&mut tree, spans).await.expect("edit");
+                let whole = build(edited.clone(), &HashSet::new()).expect("build");
+                proptest::prop_assert_eq!(made.root, whole.root);
+                let root = store(&objects, made).await.expect("store");
+                let (loaded, _) = load(&objects, &root).await.expect("every node of the edit is stored");
+                proptest::prop_assert_eq!(loaded, edited);
+                Ok(())
+            })?;
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+        /// The differing chunks two trees' diff finds are those that only one of their
+        /// whole entry lists holds, in key order.
+        #[test]
+        fn a_tree_diff_finds_the_chunks_only_one_side_holds(
+            n in 1usize..3000,
+            odds in proptest::sample::select(vec![0u64, 16, 64, 256]),
+            seed in 0u64..1_000_000,
+            edits in proptest::collection::vec((0usize..3000, 0usize..300, 0usize..6), 0..5),
+            swap in proptest::bool::ANY,
+        ) {
+            let mut edits = edits;
+            edits.sort();
+            let old: Vec<Entry> = (1..=n as u64).map(|k| entry_with(k * 1000, odds, seed)).collect();
+            let (_, edited) = spans_of(&old, &edits, odds, seed);
+            let (old, new) = if swap { (edited, old) } else { (old, edited) };
+            runtime().block_on(async {
+                let objects = memory();
+                let a = store(&objects, build(old.clone(), &HashSet::new()).expect("build")).await.expect("store");
+                let b = store(&objects, build(new.clone(), &HashSet::new()).expect("build")).await.expect("store");
+                let found = diff(&objects, &a, &objects, &b).await.expect("diff");
+                let only = |x: &[Entry], y: &[Entry]| -> Vec<Entry> {
+                    let ys: HashSet<ObjectId> = y.iter().map(|e| e.id).collect();
+                    x.iter().filter(|e| !ys.contains(&e.id)).cloned().collect()
+                };
+                proptest::prop_assert_eq!(&found.old_only, &only(&old, &new));
+                proptest::prop_assert_eq!(&found.new_only, &only(&new, &old));
+                // What a copy of the new tree skips as present is really in the old one.
+                let (_, a_nodes) = load(&objects, &a).await.expect("load");
+                let a_chunks: HashSet<ObjectId> = old.iter().map(|e| e.id).collect();
+                for id in found.common.iter().chain(&found.old_nodes) {
+                    proptest::prop_assert!(a_nodes.contains(id) || a_chunks.contains(id));
+                }
+                Ok(())
+            })?;
+        }
+    }
+
+    #[test]
+    fn a_one_entry_edit_reads_a_few_nodes_per_level() {
+        runtime().block_on(async {
+            let objects = memory();
+            let old: Vec<Entry> = (1..=100_000u64)
+                .map(|k| entry_with(k * 1000, 16, 7))
+                .collect();
+            let built = build(old.clone(), &HashSet::new()).expect("build");
+            let all = built.nodes.len();
+            let root = store(&objects, built).await.expect("store");
+            let mut tree = LazyTree::open(&objects, &root).await.expect("open");
+            let levels = usize::from(tree.root.level) + 1;
+            let (spans, edited) = spans_of(&old, &[(54_321, 1, 1)], 16, 7);
+            let made = edit(&mut tree, spans).await.expect("edit");
+            assert!(
+                tree.nodes_read() <= 3 * levels && made.nodes.len() <= 2 * levels,
+                "{} nodes read and {} written of {all} ({levels} levels)",
+                tree.nodes_read(),
+                made.nodes.len()
+            );
+            assert_eq!(
+                made.root,
+                build(edited, &HashSet::new()).expect("build").root
+            );
+        });
     }
 }

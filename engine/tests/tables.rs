@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use proptest::prelude::*;
-use strata_engine::table::{apply, ChangeOp};
+use strata_engine::table::{apply, ChangeOp, TableObject};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
@@ -55,6 +55,44 @@ proptest! {
     }
 }
 
+fn t2_bytes(entries: &[strata_engine::tree::Entry]) -> u64 {
+    entries.iter().map(|e| e.bytes).sum()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    /// Edits scattered over a table of many index nodes (two levels) give the table that
+    /// importing the edited rows in one go gives, index and counts included.
+    #[test]
+    fn scattered_edits_of_a_large_table_give_the_table_imported_whole(
+        upserts in prop::collection::btree_map(-100i64..25_000, "[a-z]{0,3}", 0..60),
+        dels in prop::collection::vec(0i64..25_000, 0..60),
+        cut in 0i64..20_000,
+    ) {
+        runtime().block_on(async {
+            let objects = objects();
+            let rows: BTreeMap<i64, String> = (0..20_000).map(|i| (i, format!("v{i}"))).collect();
+            let t = create(&objects, &rows, 5000).await;
+            // A run of deletes that empties many chunks in a row, besides the scattered ones.
+            let mut dels: Vec<i64> = dels.into_iter().chain(cut..cut + 700).collect();
+            dels.sort();
+            dels.dedup();
+            let edited = edit(&objects, &t, &upserts, &dels).await;
+            let mut expected = rows.clone();
+            expected.extend(upserts.clone());
+            for d in &dels {
+                expected.remove(d);
+            }
+            let direct = create(&objects, &expected, 5000).await;
+            prop_assert_eq!(edited.index, direct.index);
+            prop_assert_eq!((edited.rows, edited.bytes, edited.chunks), (direct.rows, direct.bytes, direct.chunks));
+            prop_assert_eq!(read_all(&objects, &edited).await, expected);
+            Ok(())
+        })?;
+    }
+}
+
 #[test]
 fn changing_one_value_rewrites_exactly_one_chunk() {
     runtime().block_on(async {
@@ -64,27 +102,52 @@ fn changing_one_value_rewrites_exactly_one_chunk() {
         let before = t.chunks(&objects).await.expect("chunks");
         assert!(before.len() > 500, "{} chunks", before.len());
         let change: BTreeMap<i64, String> = [(12_345, "changed".to_string())].into();
-        let (t2, stats) = apply(
-            &objects,
-            "t",
-            Some(&t),
-            schema(),
-            PARAMS,
-            ChangeOp::Upsert,
-            &mut source(&change, 1),
-        )
-        .await
-        .expect("upsert");
+        let (t2, stats) = upsert(&objects, &t, &change).await;
         assert_eq!(stats.updated, 1);
         assert_eq!(stats.chunks_written, 1);
+        assert_eq!(stats.chunks_reused as usize, before.len() - 1);
         let after = t2.chunks(&objects).await.expect("chunks");
         assert_eq!(before.len(), after.len());
+        assert_eq!(t2.chunks, Some(after.len() as u64));
+        assert_eq!((t2.rows, t2.bytes), (t.rows, t2_bytes(&after)));
         let differing = before
             .iter()
             .zip(&after)
             .filter(|(a, b)| a.id != b.id)
             .count();
         assert_eq!(differing, 1);
+    });
+}
+
+#[test]
+fn a_table_stored_before_tables_counted_their_chunks_reads_and_edits_as_before() {
+    runtime().block_on(async {
+        let objects = objects();
+        let rows: BTreeMap<i64, String> = (0..20_000).map(|i| (i, format!("v{i}"))).collect();
+        let t = create(&objects, &rows, 1000).await;
+        let chunks = t.chunks(&objects).await.expect("chunks").len();
+        assert_eq!(t.chunks, Some(chunks as u64));
+        // The object as an older version stored it: no "chunks" field.
+        let mut json = serde_json::to_value(&t).expect("encode");
+        json.as_object_mut().expect("an object").remove("chunks");
+        let old: TableObject = serde_json::from_value(json).expect("an older table decodes");
+        assert_eq!(
+            old,
+            TableObject {
+                chunks: None,
+                ..t.clone()
+            }
+        );
+        assert!(!serde_json::to_string(&old)
+            .expect("encode")
+            .contains("chunks"));
+        // Editing it counts its chunks once, and the new version carries the count.
+        let change: BTreeMap<i64, String> = [(777, "changed".to_string())].into();
+        let (edited, stats) = upsert(&objects, &old, &change).await;
+        assert_eq!(stats.chunks_reused as usize, chunks - 1);
+        assert_eq!(edited.chunks, Some(chunks as u64));
+        let (fresh, _) = upsert(&objects, &t, &change).await;
+        assert_eq!(edited, fresh);
     });
 }
 
@@ -170,4 +233,169 @@ fn appending_an_existing_key_is_refused_with_the_key() {
         .expect_err("duplicate");
         assert!(err.to_string().contains("id=42"), "{err}");
     });
+}
+
+mod export {
+    //! A Parquet export copies each chunk as a row group of the file, pages as they are; a chunk
+    //! in another Parquet layout is decoded and encoded again. Either way the file holds the
+    //! table's rows in key order, with the table's Arrow schema.
+
+    use std::collections::{BTreeMap, HashSet};
+
+    use super::common::*;
+    use std::sync::Arc;
+
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ArrowWriter;
+    use strata_engine::arrow::array::RecordBatch;
+    use strata_engine::arrow::datatypes::{Field, Schema};
+    use strata_engine::chunk::decode_chunk;
+    use strata_engine::export::{export, Destination, ExportFormat};
+    use strata_engine::progress::NoProgress;
+    use strata_engine::store::{ObjectKind, Objects};
+    use strata_engine::table::TableObject;
+    use strata_engine::tree;
+
+    fn rows(n: i64) -> BTreeMap<i64, String> {
+        (0..n).map(|i| (i * 3, format!("value {i}"))).collect()
+    }
+
+    /// Exports `t` to a Parquet file and reads it back: its rows, and how many row groups.
+    async fn export_and_read(objects: &Objects, t: &TableObject) -> (BTreeMap<i64, String>, usize) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.parquet");
+        let n = export(
+            objects,
+            t,
+            &Destination::File(path.clone()),
+            ExportFormat::Parquet,
+            &NoProgress,
+        )
+        .await
+        .expect("export");
+        assert_eq!(n, t.rows);
+        let file = std::fs::File::open(&path).expect("open");
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("a Parquet file");
+        let groups = builder.metadata().num_row_groups();
+        assert_eq!(
+            builder.schema().fields(),
+            t.schema.arrow().expect("schema").fields(),
+            "the file carries the table's Arrow schema"
+        );
+        let batches = builder.build().expect("reader").map(|b| b.expect("batch"));
+        (rows_in_key_order(batches), groups)
+    }
+
+    #[test]
+    fn a_parquet_export_copies_each_chunk_as_a_row_group() {
+        runtime().block_on(async {
+            let objects = objects();
+            let expected = rows(2000);
+            let t = create(&objects, &expected, 97).await;
+            let chunks = t.chunks(&objects).await.expect("chunks").len();
+            assert!(chunks > 20, "many chunks: {chunks}");
+            let (got, groups) = export_and_read(&objects, &t).await;
+            assert_eq!(got, expected);
+            assert_eq!(groups, chunks);
+        });
+    }
+
+    #[test]
+    fn a_chunk_in_another_parquet_layout_is_encoded_again_in_the_export() {
+        runtime().block_on(async {
+            let objects = objects();
+            let expected = rows(600);
+            let t = create(&objects, &expected, 50).await;
+            let schema = t.schema.arrow().expect("schema");
+            let mut entries = t.chunks(&objects).await.expect("chunks");
+            // The third chunk, written again with Parquet field ids: the same rows, another
+            // Parquet schema.
+            let old = &entries[2];
+            let bytes = objects
+                .get(ObjectKind::Chunk, &old.id)
+                .await
+                .expect("chunk");
+            let batch = decode_chunk(&old.id, bytes, &schema).expect("decode");
+            let with_ids = Arc::new(Schema::new(
+                schema
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        Field::new(f.name(), f.data_type().clone(), f.is_nullable()).with_metadata(
+                            std::collections::HashMap::from([(
+                                "PARQUET:field_id".to_string(),
+                                (i + 1).to_string(),
+                            )]),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            ));
+            let mut buf = Vec::new();
+            let mut writer =
+                ArrowWriter::try_new(&mut buf, with_ids.clone(), None).expect("writer");
+            writer
+                .write(&RecordBatch::try_new(with_ids, batch.columns().to_vec()).expect("batch"))
+                .expect("write");
+            writer.close().expect("close");
+            let id = objects
+                .put(ObjectKind::Chunk, bytes::Bytes::from(buf))
+                .await
+                .expect("store");
+            assert_ne!(id, old.id);
+            entries[2].id = id;
+            let built = tree::build(entries.clone(), &HashSet::new()).expect("index");
+            let index = tree::store(&objects, built).await.expect("store index");
+            let mixed = TableObject { index, ..t.clone() };
+            let (got, groups) = export_and_read(&objects, &mixed).await;
+            assert_eq!(got, expected);
+            assert_eq!(groups, entries.len());
+        });
+    }
+
+    /// CSV and JSON Lines are formatted a few batches at once, and written in key order: a header
+    /// line first (alone, for a table without rows).
+    #[test]
+    fn text_exports_hold_every_row_in_key_order_after_one_header() {
+        runtime().block_on(async {
+            let objects = objects();
+            let expected = rows(3000);
+            let t = create(&objects, &expected, 101).await;
+            let empty = create(&objects, &BTreeMap::new(), 10).await;
+            let dir = tempfile::tempdir().expect("tempdir");
+            for (format, table, name) in [
+                (ExportFormat::Csv, &t, "t.csv"),
+                (ExportFormat::Jsonl, &t, "t.jsonl"),
+                (ExportFormat::Csv, &empty, "empty.csv"),
+            ] {
+                let path = dir.path().join(name);
+                export(
+                    &objects,
+                    table,
+                    &Destination::File(path.clone()),
+                    format,
+                    &NoProgress,
+                )
+                .await
+                .expect("export");
+                let text = std::fs::read_to_string(&path).expect("read");
+                let mut lines = text.lines();
+                let want: Vec<String> = if std::ptr::eq(table, &empty) {
+                    Vec::new()
+                } else if format == ExportFormat::Csv {
+                    expected.iter().map(|(k, v)| format!("{k},{v}")).collect()
+                } else {
+                    expected
+                        .iter()
+                        .map(|(k, v)| format!(r#"{{"id":{k},"v":"{v}"}}"#))
+                        .collect()
+                };
+                if format == ExportFormat::Csv {
+                    assert_eq!(lines.next(), Some("id,v"), "{name}: one header first");
+                }
+                let got: Vec<String> = lines.map(str::to_string).collect();
+                assert_eq!(got, want, "{name}");
+            }
+        });
+    }
 }

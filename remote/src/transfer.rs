@@ -213,17 +213,25 @@ impl<'a> Transfer<'a> {
             return Ok(());
         }
         let table = TableObject::read(self.src, id).await?;
+        // What the parents hold is found by comparing their index with this one: only the
+        // nodes on the paths to the chunks that differ are read, so the cost follows the
+        // change, not the table.
         let mut present_nodes = HashSet::new();
         let mut present_chunks = HashSet::new();
+        let mut read = HashMap::new();
         for p in parents {
             let pt = TableObject::read(self.local, p).await?;
-            let (entries, nodes) = tree::load(self.local, &pt.index).await?;
-            present_nodes.extend(nodes);
-            present_chunks.extend(entries.into_iter().map(|e| e.id));
+            let d = tree::diff(self.local, &pt.index, self.src, &table.index).await?;
+            present_nodes.extend(d.old_nodes);
+            present_nodes.extend(d.common.iter().copied());
+            present_chunks.extend(d.common);
+            present_chunks.extend(d.old_only.into_iter().map(|e| e.id));
+            read.extend(d.new_nodes);
         }
         let present = Present {
             nodes: present_nodes,
             chunks: present_chunks,
+            read,
         };
         self.copy_node(table.index, &present).await?;
         if !whole {
@@ -237,7 +245,10 @@ impl<'a> Transfer<'a> {
             if present.nodes.contains(&id) {
                 return Ok(());
             }
-            let bytes = self.src.get(ObjectKind::Meta, &id).await?;
+            let bytes = match present.read.get(&id) {
+                Some(bytes) => bytes.clone(),
+                None => self.src.get(ObjectKind::Meta, &id).await?,
+            };
             let whole = self
                 .dst
                 .holds(ObjectKind::Meta, &id, bytes.len() as u64)
@@ -287,4 +298,6 @@ impl<'a> Transfer<'a> {
 struct Present {
     nodes: HashSet<ObjectId>,
     chunks: HashSet<ObjectId>,
+    /// Nodes of the copied index already read from `src` (by the comparison with a parent).
+    read: HashMap<ObjectId, bytes::Bytes>,
 }

@@ -483,7 +483,10 @@ impl Repository {
     /// One table at a revision (default: the working version).
     pub async fn table(&self, name: &str, rev: Option<&str>) -> Result<TableInfo> {
         let (id, t) = self.table_object(name, rev).await?;
-        let chunks = t.chunks(self.inner.objects()).await?.len();
+        let chunks = match t.chunks {
+            Some(n) => n as usize,
+            None => t.chunks(self.inner.objects()).await?.len(),
+        };
         Ok(TableInfo {
             table: name.to_string(),
             id,

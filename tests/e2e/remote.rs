@@ -600,10 +600,11 @@ fn killing_push_processes_at_random_moments(backend: Backend, kills: u64) {
     let remote: Remote = backend.remote("killed-pushes");
     let url = &remote.url;
     let local = pushed_items(backend, url, ROWS, 2048);
-    // One push like those below (300 rows changed, so every chunk) is timed; each kill then
-    // falls at a random moment within a window that starts at twice that time and adapts (a
-    // kill after the branch moved shrinks it, one before widens it), so that kills land before,
-    // during and after the upload alike whatever the backend's speed and the machine's load.
+    // One push like those below (300 rows changed, so every chunk) is timed. Each kill then
+    // falls at a random moment between the latest delay known to fall before the upload and
+    // the earliest known to fall after the branch moved (at first: none, and twice the timed
+    // push). The bracket narrows onto the upload whatever the backend's speed and the machine's
+    // load, and widens again when a noisy run contradicts it.
     let spread = |owner: &str, value: i64, offset: i64| -> String {
         let rows: Vec<(i64, &str, i64)> = (0..300)
             .map(|j| ((j * (ROWS / 300) + offset) % ROWS, owner, value))
@@ -614,13 +615,18 @@ fn killing_push_processes_at_random_moments(backend: Backend, kills: u64) {
     let timed = Instant::now();
     backend.run(&local, &["push"]).ok();
     let first_window_ms = (2 * timed.elapsed().as_millis() as u64).clamp(20, 3000);
-    let mut window_ms = first_window_ms;
+    let (mut low_ms, mut high_ms) = (0u64, first_window_ms);
 
     // How the kills fell: before any upload, during the upload (the branch not moved) and
     // after the push finished. On a folder "during" means objects were stored; on S3, where
     // the test does not list objects, it means the push had logged that its upload began.
+    // At least `kills` pushes are killed, and more (up to three times as many) until one
+    // kill has landed during an upload.
     let (mut early, mut during, mut finished) = (0, 0, 0);
-    for iteration in 0..kills {
+    for iteration in 0..kills * 3 {
+        if iteration >= kills && during > 0 {
+            break;
+        }
         let mut rng = SplitMix(0x5EED_0000 + iteration);
         let offset = (rng.next() % 300) as i64;
         let tip = spread(&format!("kill{iteration}"), iteration as i64, offset);
@@ -632,7 +638,8 @@ fn killing_push_processes_at_random_moments(backend: Backend, kills: u64) {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the push should start");
-        std::thread::sleep(Duration::from_millis(rng.next() % window_ms));
+        let delay_ms = low_ms + rng.next() % (high_ms - low_ms).max(1);
+        std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().expect("the push should be killable");
         let out = child
             .wait_with_output()
@@ -649,16 +656,19 @@ fn killing_push_processes_at_random_moments(backend: Backend, kills: u64) {
         };
         if moved {
             finished += 1;
+            high_ms = delay_ms.max(1);
+            if low_ms + 5 >= high_ms {
+                low_ms = high_ms / 2;
+            }
         } else if upload_began {
             during += 1;
         } else {
             early += 1;
+            low_ms = delay_ms;
+            if high_ms <= low_ms + 5 {
+                high_ms = (low_ms + low_ms / 2).clamp(low_ms + 20, 6000);
+            }
         }
-        window_ms = if moved {
-            (window_ms * 3 / 4).max(20)
-        } else {
-            (window_ms * 5 / 4).min(3000)
-        };
 
         let out = backend.run(&local, &["fsck", "--remote", "origin"]).ok();
         assert_mentions(&out.stdout, &["no problems"]);
@@ -689,8 +699,8 @@ fn killing_push_processes_at_random_moments(backend: Backend, kills: u64) {
     );
     fresh.strata(&["fsck"]).ok();
     eprintln!(
-        "killed pushes on {} (window {first_window_ms} ms, last {window_ms} ms): {early} before \
-         any upload, {during} during the upload, {finished} after the branch moved; {:?} in all",
+        "killed pushes on {} (first window {first_window_ms} ms, last {low_ms}-{high_ms} ms): \
+         {early} before any upload, {during} during the upload, {finished} after the branch moved; {:?} in all",
         backend.name(),
         started.elapsed()
     );

@@ -1,6 +1,7 @@
 //! Immutable, content-addressed objects. Writes are create-only (an existing object is
 //! left alone: same id, same bytes) and every read verifies the hash.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -35,6 +36,9 @@ impl ObjectKind {
 pub struct Objects {
     store: Arc<dyn ObjectStore>,
     location: String,
+    /// The store's folder, when the store is a folder on this machine (a repository's own
+    /// objects): chunks are then read straight from their files, see [`Objects::read_chunk`].
+    folder: Option<PathBuf>,
 }
 
 impl Objects {
@@ -42,7 +46,14 @@ impl Objects {
         Objects {
             store,
             location: location.into(),
+            folder: None,
         }
+    }
+
+    /// The same objects, stored in `folder` on this machine (the folder `store` is over).
+    pub fn in_folder(mut self, folder: PathBuf) -> Self {
+        self.folder = Some(folder);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -104,6 +115,49 @@ impl Objects {
             });
         }
         put(&self.store, &kind.path(id), bytes).await
+    }
+
+    /// Reads a chunk, checks that its bytes hash to its id, and hands them to `decode`, all on
+    /// the blocking pool. From a folder on this machine the file is read in that same task,
+    /// without a round trip through the async runtime: a scan reads hundreds of chunks a
+    /// second, and the hops cost a fifth of its time.
+    pub async fn read_chunk<T, F>(&self, id: &ObjectId, decode: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Bytes) -> Result<T> + Send + 'static,
+    {
+        let id = *id;
+        let task = match &self.folder {
+            Some(folder) => {
+                let file = folder.join(ObjectKind::Chunk.path(&id).as_ref());
+                let location = self.location.clone();
+                tokio::task::spawn_blocking(move || {
+                    // The same outcomes as `get_unchecked` and `verify` give through the
+                    // store: no file is a missing object, any other bytes a damaged one.
+                    let bytes = match std::fs::read(&file) {
+                        Ok(b) => Bytes::from(b),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            return Err(Error::MissingObject {
+                                id: id.to_hex(),
+                                location,
+                            })
+                        }
+                        Err(source) => return Err(Error::Io { path: file, source }),
+                    };
+                    verify(&id, &bytes)?;
+                    decode(bytes)
+                })
+            }
+            None => {
+                let bytes = self.get_unchecked(ObjectKind::Chunk, &id).await?;
+                tokio::task::spawn_blocking(move || {
+                    verify(&id, &bytes)?;
+                    decode(bytes)
+                })
+            }
+        };
+        task.await
+            .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
     }
 
     /// Reads an object's bytes without checking them: the caller must [`verify`] them (off the

@@ -100,6 +100,11 @@ pub async fn read_all(objects: &Objects, t: &TableObject) -> BTreeMap<i64, Strin
         .try_collect()
         .await
         .expect("read");
+    rows_in_key_order(batches)
+}
+
+/// The (id, v) rows of `batches`, checking that they come in key order.
+pub fn rows_in_key_order(batches: impl IntoIterator<Item = RecordBatch>) -> BTreeMap<i64, String> {
     let mut out = BTreeMap::new();
     let mut last = None;
     for b in batches {
@@ -132,6 +137,25 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 pub fn table_strategy() -> impl Strategy<Value = BTreeMap<i64, String>> {
     prop::collection::btree_map(0i64..5000, "[a-z]{0,5}", 0..400)
+}
+
+/// Upserts `rows` into `t` (in batches of one row), with what the edit did.
+pub async fn upsert(
+    objects: &Objects,
+    t: &TableObject,
+    rows: &BTreeMap<i64, String>,
+) -> (TableObject, strata_engine::table::ApplyStats) {
+    apply(
+        objects,
+        "t",
+        Some(t),
+        schema(),
+        PARAMS,
+        ChangeOp::Upsert,
+        &mut source(rows, 1),
+    )
+    .await
+    .expect("upsert")
 }
 
 /// Applies upserts then deletes to a table.
