@@ -37,7 +37,9 @@ packages=$!
 
 # 2. Formatting, then one build that is also the lint pass: the workspace's crates are
 # compiled by clippy-driver (as `cargo clippy -- -D warnings` does), so the dependencies are
-# built once, for the tests, instead of once more for the lints.
+# built once, for the tests, instead of once more for the lints. The Python package is built
+# (and so linted) by python/test.sh below, with the settings maturin gives PyO3: building it
+# here too would build PyO3 twice.
 log "cargo fmt --check"
 cargo fmt --all -- --check
 driver=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver || true)
@@ -52,7 +54,7 @@ if [ ! -d "${CARGO_TARGET_DIR:-target}/debug" ]; then
   export CARGO_INCREMENTAL=0
 fi
 log "building and linting (clippy -D warnings) every target"
-cargo build --workspace --all-targets -q
+cargo build --workspace --exclude strata-python --all-targets -q
 
 # 3. Wait for what ran in the background.
 log "waiting for the storage servers and the Python packages"
@@ -73,19 +75,19 @@ eval "$(bash localstack/all.sh env)"
 status=0
 if command -v cargo-nextest >/dev/null 2>&1; then
   log "cargo nextest run"
-  cargo nextest run --workspace --no-fail-fast 2>&1 | tee target/test.log || status=$?
+  cargo nextest run --workspace --exclude strata-python --no-fail-fast 2>&1 | tee target/test.log || status=$?
   passed=$(sed -n 's/.* tests run: \([0-9]*\) passed.*/\1/p' target/test.log | tail -n 1)
   # (nextest names a failed test twice: as it fails, and in the summary.)
   failed=$( { grep -E '^ +(FAIL|TIMEOUT|SIGSEGV|SIGABRT) \[' target/test.log || true; } | sed 's/.*) //' | sort -u | wc -l)
 else
   log "cargo test (cargo-nextest is not installed: the binaries run one after another)"
-  cargo test --workspace --no-fail-fast 2>&1 | tee target/test.log || status=$?
+  cargo test --workspace --exclude strata-python --no-fail-fast 2>&1 | tee target/test.log || status=$?
   count() { awk -v what="$1" '/^test result:/ { for (i = 1; i < NF; i++) if (index($(i + 1), what) == 1) n += $i } END { print n + 0 }' target/test.log; }
   passed=$(count passed)
   failed=$(count failed)
 fi
 log "cargo test --doc"
-cargo test --workspace --doc -q 2>&1 | tee -a target/test.log || status=$?
+cargo test --workspace --exclude strata-python --doc -q 2>&1 | tee -a target/test.log || status=$?
 log "the Python package (python/test.sh)"
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 if STRATA_BIN="$target_dir/debug/strata" python/test.sh "$venv" 2>&1 | tee target/python.log; then
