@@ -52,8 +52,10 @@ fi
 
 log "building the extension"
 wheels=$(mktemp -d)
+# (workspace-features: the shared dependencies' features as the workspace's test build has
+# them, so that build's artifacts are reused; see python/Cargo.toml.)
 "$venv/bin/maturin" build --profile dev --quiet -m "$here/Cargo.toml" \
-  --interpreter "$venv/bin/python" -o "$wheels"
+  --features workspace-features --interpreter "$venv/bin/python" -o "$wheels"
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
 rm -rf "$wheels"
 

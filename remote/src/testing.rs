@@ -39,6 +39,40 @@ pub enum Fault {
 /// A write kept by [`Fault::ApplyLater`].
 type Late = (Path, PutPayload, PutOptions);
 
+/// Which storage calls a [`FaultStore`] counts towards its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calls {
+    /// Every call.
+    All,
+    /// Writes only: puts (multipart too), deletes and copies.
+    Writes,
+}
+
+impl Fault {
+    /// The calls at which this fault does something that [`Fault::Fail`] does not. At a read
+    /// or a listing every kind acts as `Fail` does: the caller gets an error and the store is
+    /// as it was (a lost or late answer to a read changes nothing). So a matrix that runs
+    /// `Fail` at every call needs each other kind at the writes only.
+    pub fn calls(self) -> Calls {
+        match self {
+            Fault::Fail => Calls::All,
+            _ => Calls::Writes,
+        }
+    }
+}
+
+impl Calls {
+    /// The calls of `counts` that this selection numbers.
+    pub fn of(self, counts: &Counts) -> u64 {
+        match self {
+            Calls::All => counts.requests(),
+            Calls::Writes => {
+                counts.puts.load(Ordering::SeqCst) + counts.deletes.load(Ordering::SeqCst)
+            }
+        }
+    }
+}
+
 /// Fails, or loses the response of, the `k`-th storage call (1-based), once.
 #[derive(Debug)]
 pub struct FaultStore {
@@ -50,7 +84,10 @@ pub struct FaultStore {
 struct FaultState {
     target: u64,
     fault: Fault,
+    numbered: Calls,
     calls: AtomicU64,
+    /// Calls of the kind `numbered` selects.
+    counted: AtomicU64,
     /// Set once the fault has fired: which call it hit.
     fired: Mutex<Option<String>>,
     late: Mutex<Option<Late>>,
@@ -59,7 +96,12 @@ struct FaultState {
 impl FaultState {
     /// Whether this call is the targeted one (and so what to do).
     fn next(&self, what: &str, path: &Path) -> Option<Fault> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let write = matches!(what, "put" | "put_multipart" | "delete" | "copy");
+        if self.numbered == Calls::Writes && !write {
+            return None;
+        }
+        let n = self.counted.fetch_add(1, Ordering::SeqCst) + 1;
         if n == self.target {
             if let Ok(mut f) = self.fired.lock() {
                 *f = Some(format!("{what} {path}"));
@@ -73,12 +115,24 @@ impl FaultState {
 
 impl FaultStore {
     pub fn new(inner: Arc<dyn ObjectStore>, target: u64, fault: Fault) -> Self {
+        Self::numbering(inner, target, fault, Calls::All)
+    }
+
+    /// Faults the `k`-th of the calls `numbered` selects (1-based), once.
+    pub fn numbering(
+        inner: Arc<dyn ObjectStore>,
+        target: u64,
+        fault: Fault,
+        numbered: Calls,
+    ) -> Self {
         FaultStore {
             inner,
             state: Arc::new(FaultState {
                 target,
                 fault,
+                numbered,
                 calls: AtomicU64::new(0),
+                counted: AtomicU64::new(0),
                 fired: Mutex::new(None),
                 late: Mutex::new(None),
             }),

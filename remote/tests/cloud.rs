@@ -172,7 +172,9 @@ on_all!(
             .expect("probe")
     }
 );
-/// Faults at every storage call of a push (memory and folders run every kind in faults.rs).
+/// Faults at every write of a push (memory and folders run every kind in faults.rs; at a read
+/// or a listing every kind acts as a plain failure, which the wrapper answers before the
+/// server is asked: see `Fault::calls`).
 /// The push publishes no Iceberg views here: their calls are plain create-only puts and
 /// reads, which the memory and folder matrices fault one by one, and each would add a whole
 /// push to these matrices. LocalStack, the slowest server here and one whose create-only
@@ -187,25 +189,27 @@ async fn push_faults(server: Server, faults: &[Fault]) {
     .await
 }
 
-/// On radosgw, both faults that depend on a server's answers: a lost response (resolved by
-/// reading back) and a refused create-only write.
+/// On radosgw, at every write of a push: a lost response (the server stored it; the push
+/// reads back or meets the server's own refusal when it tries again) and a refused
+/// create-only write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_fault_at_any_storage_call_of_a_push_leaves_the_remote_consistent_on_radosgw() {
+async fn a_fault_at_any_write_of_a_push_leaves_the_remote_consistent_on_radosgw() {
     push_faults(Server::Radosgw, &[Fault::LoseResponse, Fault::Conflict]).await
 }
 
-/// On the emulators, the refused write at every call: each cloud refuses in its own words
-/// (Azure 409 `BlobAlreadyExists`, GCS 412 `PreconditionFailed`), and a push must take each
-/// for what it is. A lost response is resolved by reading back, which the conformance test
-/// above proves on each server; repeating that at every call would add minutes per cloud.
+/// On the emulators, a lost response at every write of a push: the server stored the write
+/// and the push was told it failed, so its next try of a create-only put meets the server's
+/// own refusal, in each cloud's own words (Azure 409 `BlobAlreadyExists`, GCS 412
+/// `PreconditionFailed`), and must take it for what it is. (A refused write injected by the
+/// wrapper is the same on every server; radosgw, folders and memory run that one.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_refused_write_at_any_storage_call_of_a_push_leaves_the_remote_consistent_on_azurite() {
-    push_faults(Server::Azurite, &[Fault::Conflict]).await
+async fn a_lost_response_at_any_write_of_a_push_leaves_the_remote_consistent_on_azurite() {
+    push_faults(Server::Azurite, &[Fault::LoseResponse]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_refused_write_at_any_storage_call_of_a_push_leaves_the_remote_consistent_on_gcs() {
-    push_faults(Server::Gcs, &[Fault::Conflict]).await
+async fn a_lost_response_at_any_write_of_a_push_leaves_the_remote_consistent_on_gcs() {
+    push_faults(Server::Gcs, &[Fault::LoseResponse]).await
 }
 
 async fn racing_ref_writers(server: Server) {
@@ -229,12 +233,12 @@ async fn exactly_one_of_many_racing_ref_writers_wins_on_gcs() {
     racing_ref_writers(Server::Gcs).await
 }
 
-/// Lost responses and conflicts at every storage call of a collection, on radosgw (memory and
+/// Lost responses and conflicts at every write of a collection, on radosgw (memory and
 /// folders run every kind in gc.rs). A collection's calls are the same kinds of request as a
 /// push's (create-only puts, reads, listings, deletes), which the emulators answer in the
 /// matrices and conformance tests above; this matrix is the slowest here, so it runs once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_fault_at_any_storage_call_of_gc_leaves_the_remote_consistent_on_radosgw() {
+async fn a_fault_at_any_write_of_gc_leaves_the_remote_consistent_on_radosgw() {
     let base = unique("gc-faults");
     gc_fault_matrix(
         |name| Server::Radosgw.store(&format!("{base}-{name}")),

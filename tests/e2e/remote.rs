@@ -276,7 +276,8 @@ fn the_field_failing_case_local_sees_node1_pushes_after_pulling_on_gcs() {
 }
 
 /// Three nodes share a remote on `backend`: `local` publishes, `node1` pushes, `local` pulls
-/// and must see node1's rows; then twenty rounds of each node pulling, changing and pushing.
+/// and must see node1's rows; then rounds (twenty on a folder: [`Backend::rounds`]) of each
+/// node pulling, changing and pushing.
 fn the_field_failing_case(backend: Backend) {
     let started = Instant::now();
     let remote = backend.remote("three-nodes");
@@ -323,11 +324,12 @@ fn the_field_failing_case(backend: Backend) {
     );
     assert_eq!(local.rev_id("HEAD"), node1.rev_id("HEAD"));
 
-    // Twenty rounds of each node in turn: pull, add and change rows, commit, push.
+    // Rounds of each node in turn: pull, add and change rows, commit, push.
     let nodes = [("local", &local), ("node1", &node1), ("node2", &node2)];
     let mut owned: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     let mut rejections = 0;
-    for round in 0..20i64 {
+    let rounds = backend.rounds(20);
+    for round in 0..rounds {
         for (n, (name, node)) in nodes.iter().enumerate() {
             backend.run(node, &["pull"]).ok();
             assert_eq!(
@@ -383,8 +385,9 @@ fn the_field_failing_case(backend: Backend) {
     let out = backend.run(&node2, &["fsck", "--remote", "origin"]).ok();
     assert_mentions(&out.stdout, &["no problems"]);
     eprintln!(
-        "three nodes on {}: 60 pushes in {:?}",
+        "three nodes on {}: {} pushes in {:?}",
         backend.name(),
+        3 * rounds,
         started.elapsed()
     );
 }
@@ -416,11 +419,12 @@ fn eight_processes_pushing_to_one_branch_lose_no_commit_on_gcs() {
 // updates can both be acknowledged; see localstack/README.md), so "exactly one pusher wins"
 // cannot be asserted there. Strata's probe is what decides whether to trust such a store.
 
-/// Eight clones of a remote on `backend` each commit ten rows, pushing after every commit and
-/// pulling when rejected; no acknowledged commit may be lost.
+/// Eight clones of a remote on `backend` each commit rows one at a time (ten on a folder:
+/// [`Backend::rounds`]), pushing after every commit and pulling when rejected; no
+/// acknowledged commit may be lost.
 fn eight_processes_pushing_to_one_branch(backend: Backend) {
     const WORKERS: i64 = 8;
-    const COMMITS: i64 = 10;
+    let commits = backend.rounds(10);
     const TRIES: usize = 200;
     let started = Instant::now();
     let remote = backend.remote("eight-pushers");
@@ -437,7 +441,7 @@ fn eight_processes_pushing_to_one_branch(backend: Backend) {
                     let owner = format!("w{t}");
                     let mut acknowledged = Vec::new();
                     let mut rejections = 0;
-                    for i in 0..COMMITS {
+                    for i in 0..commits {
                         let key = 1000 + t as i64 * 100 + i;
                         commit_rows(dir, &[(key, &owner, i)], &format!("worker {t} commit {i}"));
                         rejections += push_until_accepted(backend, dir, TRIES);
@@ -459,7 +463,7 @@ fn eight_processes_pushing_to_one_branch(backend: Backend) {
 
     let acknowledged: Vec<&String> = results.iter().flat_map(|(a, _)| a).collect();
     let rejections: usize = results.iter().map(|(_, r)| r).sum();
-    assert_eq!(acknowledged.len(), (WORKERS * COMMITS) as usize);
+    assert_eq!(acknowledged.len(), (WORKERS * commits) as usize);
     let distinct: BTreeSet<&String> = acknowledged.iter().copied().collect();
     assert_eq!(
         distinct.len(),
@@ -487,12 +491,12 @@ fn eight_processes_pushing_to_one_branch(backend: Backend) {
     let rows = items(&fresh);
     assert_eq!(
         rows.len(),
-        3 + (WORKERS * COMMITS) as usize,
+        3 + (WORKERS * commits) as usize,
         "rows on {}{why}: {rows:?}",
         backend.name()
     );
     for t in 0..WORKERS {
-        for i in 0..COMMITS {
+        for i in 0..commits {
             let key = 1000 + t * 100 + i;
             assert_eq!(
                 rows.get(&key),
@@ -570,7 +574,7 @@ fn killing_push_processes_at_random_moments_leaves_the_remote_consistent_on_rado
 
 #[test]
 fn killing_push_processes_at_random_moments_leaves_the_remote_consistent_on_localstack() {
-    killing_push_processes_at_random_moments(Backend::LocalStack, CLOUD_KILLS);
+    killing_push_processes_at_random_moments(Backend::LocalStack, EMULATOR_KILLS);
 }
 
 #[test]
@@ -587,8 +591,9 @@ fn killing_push_processes_at_random_moments_leaves_the_remote_consistent_on_gcs(
 /// iteration's fsck and clone take a few times longer.
 const CLOUD_KILLS: u64 = 10;
 
-/// On the Azure and GCS emulators: fewer again, to keep the whole test run within its time;
-/// the kill points are random, so the runs on four backends together cover more of them.
+/// On LocalStack and the Azure and GCS emulators: fewer again, to keep the whole test run
+/// within its time (they share the machine's cores with the tests); the kill points are
+/// random, so the runs on five backends together cover more of them.
 const EMULATOR_KILLS: u64 = 6;
 
 /// Pushes of 300 changed rows of a 100,000-row table to a remote on `backend` are killed

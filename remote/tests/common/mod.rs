@@ -194,19 +194,21 @@ pub async fn fault_matrix(
     push_both(&repo, &remote, views)
         .await
         .expect("fault-free push");
-    let calls = counting.counts.requests();
     assert!(
-        calls > 10,
-        "a representative push makes many calls ({calls})"
+        counting.counts.requests() > 10,
+        "a representative push makes many calls"
     );
     println!("fault-free push: {}", counting.counts.summary());
 
     for &fault in faults {
+        // Each kind where it differs from a plain failure (see `Fault::calls`).
+        let numbered = fault.calls();
+        let calls = numbered.of(&counting.counts);
         for k in 1..=calls + 2 {
             let context = format!("{fault:?} at call {k}");
             let base = tmp.path().join(format!("{fault:?}-{k}"));
             let store = fresh(&format!("{fault:?}-{k}"));
-            let faulty = Arc::new(FaultStore::new(store.clone(), k, fault));
+            let faulty = Arc::new(FaultStore::numbering(store.clone(), k, fault, numbered));
             let remote =
                 Remote::from_store("origin", "faulty", faulty.clone(), "w").assume_trusted();
             let outcome = push_both(&repo, &remote, views).await;
@@ -336,15 +338,16 @@ pub async fn gc_fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>, fault
         .expect("fault-free gc");
     assert!(report.gc.removed.objects > 0, "{report:?}");
     assert!(report.gc.ref_records > 0, "{report:?}");
-    let calls = counting.counts.requests();
     println!("fault-free gc: {}", counting.counts.summary());
 
     for &fault in faults {
+        let numbered = fault.calls();
+        let calls = numbered.of(&counting.counts);
         for k in 1..=calls + 2 {
             let context = format!("gc with {fault:?} at call {k}");
             let store = fresh(&format!("gc-{fault:?}-{k}"));
             push_with_garbage(&repo, store.clone()).await;
-            let faulty = Arc::new(FaultStore::new(store.clone(), k, fault));
+            let faulty = Arc::new(FaultStore::numbering(store.clone(), k, fault, numbered));
             // Probed once (below, by the fault-free run's store kind); a fault in the probe
             // itself is the probe's matter.
             let remote =
