@@ -3,8 +3,10 @@
 # exchanging changes, a merge, history and time travel. Run from anywhere: ./demo.sh  (builds strata first).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cargo build -q --release -p strata-cli --manifest-path "$here/Cargo.toml"
-strata() { "$here/target/release/strata" "$@"; }
+# The demo profile (Cargo.toml): a quicker first build than --release.
+cargo build -q --profile demo -p strata-cli --manifest-path "$here/Cargo.toml"
+bin=${CARGO_TARGET_DIR:-$here/target}/demo/strata
+strata() { "$bin" "$@"; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/strata-demo.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work"
