@@ -11,7 +11,7 @@ if ! "$venv/bin/python" -c 'import pyarrow, numpy' 2>/dev/null; then
   "$venv/bin/pip" install -q pyarrow numpy
 fi
 cargo build --release -q -p strata-bench -p strata-cli
-bin=target/release/strata-bench
+bin=${CARGO_TARGET_DIR:-target}/release/strata-bench
 if [ "${1:-}" = "--sweep" ]; then
   "$bin" --python "$venv/bin/python" --rows 1000000 --chunk-sweep
   exit 0
