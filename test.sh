@@ -29,7 +29,7 @@ servers=$!
 venv=${STRATA_VENV:-$PWD/.venv}
 (
   if ! "$venv/bin/python" python/check-test-deps.py 2>/dev/null; then
-    python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check \
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q --no-compile --disable-pip-version-check \
       -r python/requirements-test.txt
   fi
 ) >target/venv.log 2>&1 &

@@ -118,7 +118,7 @@ _s3_make_venv() {
   mkdir -p "$(dirname "$venv")"
   local log; log=$(dirname "$venv")/$(basename "$venv")-install.log
   if ! { "$py" -m venv "$venv" &&
-         "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" -c "$cons"; } >"$log" 2>&1 </dev/null; then
+         "$venv/bin/python" -m pip install -q --no-compile --disable-pip-version-check -r "$req" -c "$cons"; } >"$log" 2>&1 </dev/null; then
     tail -n 30 "$log" >&2
     rm -rf "$venv"
     return 1

@@ -47,7 +47,7 @@ trap cleanup EXIT
 log "test dependencies in $venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 if ! "$venv/bin/python" "$here/check-test-deps.py" 2>/dev/null; then
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements-test.txt"
+  "$venv/bin/pip" install -q --no-compile --disable-pip-version-check -r "$here/requirements-test.txt"
 fi
 
 log "building the extension"
