@@ -118,13 +118,13 @@ impl FaultStore {
         Self::numbering(inner, target, fault, Calls::All)
     }
 
-    /// Faults the `k`-th of the calls `numbered` selects (1-based), once.
-    pub fn numbering(
-        inner: Arc<dyn ObjectStore>,
-        target: u64,
-        fault: Fault,
-        numbered: Calls,
-    ) -> Self {
+    /// Faults the `k`-th (1-based) of the calls where `fault` does something a plain failure
+    /// does not ([`Fault::calls`]), once: how the fault matrices number their runs.
+    pub fn at_distinct_call(inner: Arc<dyn ObjectStore>, target: u64, fault: Fault) -> Self {
+        Self::numbering(inner, target, fault, fault.calls())
+    }
+
+    fn numbering(inner: Arc<dyn ObjectStore>, target: u64, fault: Fault, numbered: Calls) -> Self {
         FaultStore {
             inner,
             state: Arc::new(FaultState {

@@ -127,14 +127,13 @@ async fn a_fault_at_any_storage_call_of_a_merging_push_leaves_both_sides_consist
 
     for fault in ALL_FAULTS {
         // Each kind where it differs from a plain failure (see `Fault::calls`).
-        let numbered = fault.calls();
-        let calls = numbered.of(&counting.counts);
+        let calls = fault.calls().of(&counting.counts);
         for k in 1..=calls + 1 {
             let context = format!("{fault:?} at call {k}");
             let run = tmp.path().join(format!("{fault:?}-{k}"));
             copy_dir(&root, &run);
             let store = folder(&run.join("remote"));
-            let faulty = Arc::new(FaultStore::numbering(store.clone(), k, fault, numbered));
+            let faulty = Arc::new(FaultStore::at_distinct_call(store.clone(), k, fault));
             route(&url, faulty.clone());
             let b = Repository::open(run.join("b")).await.expect("open b");
             let outcome = b.push(&PushOptions::default(), &NoProgress).await;

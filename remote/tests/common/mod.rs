@@ -202,13 +202,12 @@ pub async fn fault_matrix(
 
     for &fault in faults {
         // Each kind where it differs from a plain failure (see `Fault::calls`).
-        let numbered = fault.calls();
-        let calls = numbered.of(&counting.counts);
+        let calls = fault.calls().of(&counting.counts);
         for k in 1..=calls + 2 {
             let context = format!("{fault:?} at call {k}");
             let base = tmp.path().join(format!("{fault:?}-{k}"));
             let store = fresh(&format!("{fault:?}-{k}"));
-            let faulty = Arc::new(FaultStore::numbering(store.clone(), k, fault, numbered));
+            let faulty = Arc::new(FaultStore::at_distinct_call(store.clone(), k, fault));
             let remote =
                 Remote::from_store("origin", "faulty", faulty.clone(), "w").assume_trusted();
             let outcome = push_both(&repo, &remote, views).await;
@@ -341,13 +340,12 @@ pub async fn gc_fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>, fault
     println!("fault-free gc: {}", counting.counts.summary());
 
     for &fault in faults {
-        let numbered = fault.calls();
-        let calls = numbered.of(&counting.counts);
+        let calls = fault.calls().of(&counting.counts);
         for k in 1..=calls + 2 {
             let context = format!("gc with {fault:?} at call {k}");
             let store = fresh(&format!("gc-{fault:?}-{k}"));
             push_with_garbage(&repo, store.clone()).await;
-            let faulty = Arc::new(FaultStore::numbering(store.clone(), k, fault, numbered));
+            let faulty = Arc::new(FaultStore::at_distinct_call(store.clone(), k, fault));
             // Probed once (below, by the fault-free run's store kind); a fault in the probe
             // itself is the probe's matter.
             let remote =
