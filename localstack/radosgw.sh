@@ -101,6 +101,40 @@ mon data = $DIR/mon/\$id
 # (radosgw creates several pools on its first start)
 paxos propose interval = 0.01
 paxos min wait = 0.001
+# Errors only. At Ceph's default levels (1/5 and 0/5) every request logs three lines and
+# formats dozens of debug messages into an in-memory ring: a large part of the servers' CPU
+# in a test run, where they share two cores with the tests.
+debug rgw = 0/0
+debug ms = 0/0
+debug objecter = 0/0
+debug rados = 0/0
+debug monc = 0/0
+debug auth = 0/0
+debug osd = 0/0
+debug memstore = 0/0
+debug objclass = 0/0
+debug filestore = 0/0
+debug bluestore = 0/0
+debug journal = 0/0
+debug mon = 0/0
+debug paxos = 0/0
+debug context = 0/0
+debug asok = 0/0
+debug finisher = 0/0
+debug throttle = 0/0
+debug crush = 0/0
+debug optracker = 0/0
+debug heartbeatmap = 0/0
+debug perfcounter = 0/0
+debug timer = 0/0
+debug lockdep = 0/0
+debug buffer = 0/0
+debug striper = 0/0
+debug civetweb = 0/0
+debug rgw sync = 0/0
+debug rgw datacache = 0/0
+debug rgw access = 0/0
+debug rocksdb = 0/0
 
 [client.rgw.strata]
 ms mon client mode = crc

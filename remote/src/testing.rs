@@ -319,6 +319,8 @@ pub struct Counts {
     pub deletes: AtomicU64,
     pub bytes_put: AtomicU64,
     pub bytes_got: AtomicU64,
+    /// Every write, in the order made: `put PATH`, `delete PATH`, `copy PATH`.
+    pub writes: Mutex<Vec<String>>,
 }
 
 impl Counts {
@@ -342,6 +344,38 @@ impl Counts {
         ] {
             c.store(0, Ordering::SeqCst);
         }
+        if let Ok(mut w) = self.writes.lock() {
+            w.clear();
+        }
+    }
+
+    fn wrote(&self, what: &str, path: &Path) {
+        if let Ok(mut w) = self.writes.lock() {
+            w.push(format!("{what} {path}"));
+        }
+    }
+
+    /// The writes (numbered from 1 in the order they were made, as [`Calls::Writes`] numbers
+    /// them) that are the first or the last of their kind. A kind is the operation and the
+    /// top folder of the path (`put chunks`, `delete objects`, `put leases`); each write to a
+    /// ref or lock record (`refs/`, `gc/`) is a kind of its own. A matrix that runs on a slow
+    /// server faults these only: the bulk of a push is content-addressed puts made by one
+    /// code path, which the memory and folder matrices fault one by one.
+    pub fn first_and_last_writes_of_each_kind(&self) -> Vec<u64> {
+        let writes = match self.writes.lock() {
+            Ok(w) => w.clone(),
+            Err(_) => return Vec::new(),
+        };
+        let kinds: Vec<String> = writes.iter().map(|w| kind_of_write(w)).collect();
+        let mut picked = Vec::new();
+        for (i, kind) in kinds.iter().enumerate() {
+            let first = !kinds[..i].contains(kind);
+            let last = !kinds[i + 1..].contains(kind);
+            if first || last {
+                picked.push(i as u64 + 1);
+            }
+        }
+        picked
     }
 
     pub fn summary(&self) -> String {
@@ -357,6 +391,17 @@ impl Counts {
             self.bytes_got.load(Ordering::SeqCst)
         )
     }
+}
+
+/// The kind of a recorded write (`put chunks/ab/...` → `put chunks`); see
+/// [`Counts::first_and_last_writes_of_each_kind`].
+fn kind_of_write(write: &str) -> String {
+    let (op, path) = write.split_once(' ').unwrap_or((write, ""));
+    if path.starts_with("refs/") || path.starts_with("gc/") {
+        return write.to_string();
+    }
+    let top = path.split('/').next().unwrap_or(path);
+    format!("{op} {top}")
 }
 
 /// Counts the requests made through it.
@@ -390,6 +435,7 @@ impl ObjectStore for CountingStore {
         opts: PutOptions,
     ) -> Result<PutResult> {
         self.counts.puts.fetch_add(1, Ordering::SeqCst);
+        self.counts.wrote("put", location);
         self.counts
             .bytes_put
             .fetch_add(payload.content_length() as u64, Ordering::SeqCst);
@@ -402,6 +448,7 @@ impl ObjectStore for CountingStore {
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
         self.counts.puts.fetch_add(1, Ordering::SeqCst);
+        self.counts.wrote("put_multipart", location);
         self.inner.put_multipart_opts(location, opts).await
     }
 
@@ -424,8 +471,11 @@ impl ObjectStore for CountingStore {
     ) -> BoxStream<'static, Result<Path>> {
         let counts = self.counts.clone();
         self.inner
-            .delete_stream(Box::pin(locations.inspect(move |_| {
+            .delete_stream(Box::pin(locations.inspect(move |path| {
                 counts.deletes.fetch_add(1, Ordering::SeqCst);
+                if let Ok(path) = path {
+                    counts.wrote("delete", path);
+                }
             })))
     }
 
@@ -450,6 +500,7 @@ impl ObjectStore for CountingStore {
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         self.counts.puts.fetch_add(1, Ordering::SeqCst);
+        self.counts.wrote("copy", to);
         self.inner.copy_opts(from, to, options).await
     }
 }
@@ -1187,4 +1238,35 @@ pub(crate) fn routed(url: &str) -> Option<Arc<dyn ObjectStore>> {
         .iter()
         .find(|(u, _)| u == url)
         .map(|(_, s)| s.clone())
+}
+
+/// Creates a bucket on fake-gcs-server, the Google Cloud Storage emulator the tests run on
+/// (its JSON API at `endpoint`, such as `http://127.0.0.1:4443`); a bucket that exists
+/// already is fine. Tests give each remote a bucket of its own there: the emulator keeps a
+/// bucket's objects in one list that it searches from the start on every request, so with
+/// one shared bucket each request cost more than the one before, all run long.
+pub fn create_gcs_emulator_bucket(endpoint: &str, bucket: &str) -> std::io::Result<()> {
+    use std::io::{Error, Read, Write};
+    let authority = endpoint
+        .strip_prefix("http://")
+        .ok_or_else(|| Error::other(format!("{endpoint}: expected an http:// endpoint")))?
+        .trim_end_matches('/');
+    let body = format!("{{\"name\":\"{bucket}\"}}");
+    let request = format!(
+        "POST /storage/v1/b?project=test HTTP/1.1\r\nHost: {authority}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = std::net::TcpStream::connect(authority)?;
+    stream.write_all(request.as_bytes())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.split(' ').nth(1).unwrap_or("");
+    match status {
+        "200" | "409" => Ok(()),
+        _ => Err(Error::other(format!(
+            "creating bucket {bucket} on {endpoint} answered: {}",
+            response.lines().next().unwrap_or("nothing")
+        ))),
+    }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use common::*;
 use object_store::ObjectStore;
 use strata_remote::conformance;
-use strata_remote::testing::Fault;
+use strata_remote::testing::{create_gcs_emulator_bucket, Fault};
 
 /// A cloud storage server the test command starts.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +77,16 @@ impl Server {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
+        let bucket = match self {
+            // A bucket per store on the GCS emulator (see `create_gcs_emulator_bucket`).
+            Server::Gcs => {
+                let own = unique("strata").to_lowercase();
+                create_gcs_emulator_bucket(&self.endpoint(), &own)
+                    .unwrap_or_else(|e| panic!("the GCS emulator creates a bucket: {e}"));
+                own
+            }
+            _ => bucket,
+        };
         let url = format!("{scheme}://{bucket}/tests/{}", unique(name));
         strata_remote::cloud::open(scheme, &url, &options)
             .unwrap_or_else(|e| panic!("the {self:?} store builds: {e}"))
@@ -172,9 +182,13 @@ on_all!(
             .expect("probe")
     }
 );
-/// Faults at every write of a push (memory and folders run every kind in faults.rs; at a read
-/// or a listing every kind acts as a plain failure, which the wrapper answers before the
-/// server is asked: see `Fault::calls`).
+/// Faults at the first and the last write of each kind of a push: its version file, its lease,
+/// its chunks, its objects, every ref record and `latest` copy, and the lease's release (see
+/// `Counts::first_and_last_writes_of_each_kind`). Memory and folders fault every call with
+/// every kind in faults.rs; what a server adds is its own answer to a write, and the push's
+/// twenty-odd chunk and object puts are made by one code path and answered alike. At a read or
+/// a listing every kind acts as a plain failure, which the wrapper answers before the server
+/// is asked (see `Fault::calls`).
 /// The push publishes no Iceberg views here: their calls are plain create-only puts and
 /// reads, which the memory and folder matrices fault one by one, and each would add a whole
 /// push to these matrices. LocalStack, the slowest server here and one whose create-only
@@ -185,31 +199,32 @@ async fn push_faults(server: Server, faults: &[Fault]) {
         |name| server.store(&format!("{base}-{name}")),
         faults,
         Views::Skip,
+        Reach::EachKindOfWrite,
     )
     .await
 }
 
-/// On radosgw, a lost response at every write of a push: the server stored the write, and
+/// On radosgw, a lost response at each kind of write of a push: the server stored the write, and
 /// the push reads it back or meets the server's own refusal when it tries again. (A refused
 /// write or any other fault the wrapper injects without asking the server acts the same on
 /// every store; memory and folders run those.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_lost_response_at_any_write_of_a_push_leaves_the_remote_consistent_on_radosgw() {
+async fn a_lost_response_at_each_kind_of_write_of_a_push_leaves_the_remote_consistent_on_radosgw() {
     push_faults(Server::Radosgw, &[Fault::LoseResponse]).await
 }
 
-/// On the emulators, a lost response at every write of a push: the server stored the write
+/// On the emulators, a lost response at each kind of write of a push: the server stored the write
 /// and the push was told it failed, so its next try of a create-only put meets the server's
 /// own refusal, in each cloud's own words (Azure 409 `BlobAlreadyExists`, GCS 412
 /// `PreconditionFailed`), and must take it for what it is. (A refused write injected by the
 /// wrapper is the same on every server; radosgw, folders and memory run that one.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_lost_response_at_any_write_of_a_push_leaves_the_remote_consistent_on_azurite() {
+async fn a_lost_response_at_each_kind_of_write_of_a_push_leaves_the_remote_consistent_on_azurite() {
     push_faults(Server::Azurite, &[Fault::LoseResponse]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_lost_response_at_any_write_of_a_push_leaves_the_remote_consistent_on_gcs() {
+async fn a_lost_response_at_each_kind_of_write_of_a_push_leaves_the_remote_consistent_on_gcs() {
     push_faults(Server::Gcs, &[Fault::LoseResponse]).await
 }
 
@@ -234,17 +249,19 @@ async fn exactly_one_of_many_racing_ref_writers_wins_on_gcs() {
     racing_ref_writers(Server::Gcs).await
 }
 
-/// A lost response at every write of a collection, on radosgw (memory and folders run every
+/// A lost response at each kind of write of a collection (every write to a lock or ref record,
+/// the first and last deletion of chunks and of objects), on radosgw (memory and folders run every
 /// kind in gc.rs; see the push matrix above for why a server needs only this one). A
 /// collection's calls are the same kinds of request as a push's (create-only puts, reads,
 /// listings, deletes), which the emulators answer in the matrices and conformance tests
 /// above; this matrix is the slowest here, so it runs once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_lost_response_at_any_write_of_gc_leaves_the_remote_consistent_on_radosgw() {
+async fn a_lost_response_at_each_kind_of_write_of_gc_leaves_the_remote_consistent_on_radosgw() {
     let base = unique("gc-faults");
     gc_fault_matrix(
         |name| Server::Radosgw.store(&format!("{base}-{name}")),
         &[Fault::LoseResponse],
+        Reach::EachKindOfWrite,
     )
     .await
 }

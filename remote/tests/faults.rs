@@ -22,6 +22,7 @@ async fn a_fault_of_any_kind_at_any_storage_call_of_a_push_leaves_a_folder_remot
         |name| folder(&tmp.path().join(name)),
         &ALL_FAULTS,
         Views::Publish,
+        Reach::EveryCall,
     )
     .await;
 }
@@ -33,6 +34,7 @@ async fn a_fault_of_any_kind_at_any_storage_call_of_a_push_leaves_a_memory_remot
         |_| Arc::new(object_store::memory::InMemory::new()),
         &ALL_FAULTS,
         Views::Publish,
+        Reach::EveryCall,
     )
     .await;
 }

@@ -360,11 +360,16 @@ async fn a_fault_at_any_storage_call_of_gc_leaves_a_folder_remote_consistent_and
 {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().to_path_buf();
-    gc_fault_matrix(|name| folder(&root.join(name)), &GC_FAULTS).await;
+    gc_fault_matrix(
+        |name| folder(&root.join(name)),
+        &GC_FAULTS,
+        Reach::EveryCall,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_at_any_storage_call_of_gc_leaves_a_memory_remote_consistent_and_a_retry_completes()
 {
-    gc_fault_matrix(|_| Arc::new(InMemory::new()), &GC_FAULTS).await;
+    gc_fault_matrix(|_| Arc::new(InMemory::new()), &GC_FAULTS, Reach::EveryCall).await;
 }

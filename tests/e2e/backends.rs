@@ -127,8 +127,8 @@ impl Backend {
                     _holder: Some(holder),
                 }
             }
-            Some(_) => Remote {
-                url: unique_url(self.scheme(), name),
+            Some(endpoint) => Remote {
+                url: unique_url(self, &endpoint, name),
                 folder: None,
                 _holder: None,
             },
@@ -214,18 +214,29 @@ fn test_bucket() -> String {
     std::env::var("STRATA_TEST_BUCKET").unwrap_or_else(|_| "strata".into())
 }
 
-/// `SCHEME://BUCKET/e2e/NAME-...`, unique to this process and call.
-fn unique_url(scheme: &str, name: &str) -> String {
+/// `SCHEME://BUCKET/e2e/NAME-...`, unique to this process and call. On the GCS emulator the
+/// remote gets a bucket of its own (see `create_gcs_emulator_bucket`); elsewhere it is a
+/// prefix of the test bucket.
+fn unique_url(backend: Backend, endpoint: &str, name: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!(
-        "{scheme}://{}/e2e/{name}-{nanos:x}-{:x}-{}",
-        test_bucket(),
+    let unique = format!(
+        "{nanos:x}-{:x}-{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    );
+    let bucket = match backend {
+        Backend::Gcs => {
+            let own = format!("strata-e2e-{unique}");
+            strata_remote::testing::create_gcs_emulator_bucket(endpoint, &own)
+                .unwrap_or_else(|e| panic!("the GCS emulator creates a bucket: {e}"));
+            own
+        }
+        _ => test_bucket(),
+    };
+    format!("{}://{bucket}/e2e/{name}-{unique}", backend.scheme())
 }

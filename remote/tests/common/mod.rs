@@ -14,7 +14,7 @@ use strata_remote::fetch::fetch;
 use strata_remote::fsck::{check_refs, fsck, Side};
 use strata_remote::gc::{collect, current_lock, GcOptions};
 use strata_remote::push::{push, PushOptions};
-use strata_remote::testing::{CountingStore, Fault, FaultStore};
+use strata_remote::testing::{Calls, CountingStore, Counts, Fault, FaultStore};
 use strata_remote::Remote;
 
 pub fn write_rows(path: &Path, from: u64, to: u64, tag: &str) {
@@ -173,10 +173,43 @@ pub const ALL_FAULTS: [Fault; 5] = [
 /// (fails it, loses its response, applies it late, answers 409, tears it), for every k; after
 /// each, the remote is consistent, a clone is complete, and a retried push finishes.
 /// `fresh(name)` makes an empty store for one run.
+/// Which calls a fault matrix faults, numbered as the fault numbers them ([`Fault::calls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Every call, one run each, and two past the last (where nothing fires).
+    EveryCall,
+    /// The first and the last write of each kind, and one past the last write: for the
+    /// servers, where what differs from memory and folders is how the server answers a write
+    /// (see `Counts::first_and_last_writes_of_each_kind`). Faults that number writes only.
+    EachKindOfWrite,
+}
+
+impl Reach {
+    /// The calls to fault, one run each, from a fault-free run's counts.
+    pub fn calls(self, fault: Fault, counts: &Counts) -> Vec<u64> {
+        let calls = fault.calls().of(counts);
+        match self {
+            Reach::EveryCall => (1..=calls + 2).collect(),
+            Reach::EachKindOfWrite => {
+                assert_eq!(
+                    fault.calls(),
+                    Calls::Writes,
+                    "{fault:?} is numbered over every call, not over the writes"
+                );
+                let mut picked = counts.first_and_last_writes_of_each_kind();
+                assert!(picked.len() > 2, "a fault-free run records its writes");
+                picked.push(calls + 1);
+                picked
+            }
+        }
+    }
+}
+
 pub async fn fault_matrix(
     fresh: impl Fn(&str) -> Arc<dyn ObjectStore>,
     faults: &[Fault],
     views: Views,
+    reach: Reach,
 ) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo = representative_repo(tmp.path()).await;
@@ -202,8 +235,9 @@ pub async fn fault_matrix(
 
     for &fault in faults {
         // Each kind where it differs from a plain failure (see `Fault::calls`).
-        let calls = fault.calls().of(&counting.counts);
-        for k in 1..=calls + 2 {
+        let picked = reach.calls(fault, &counting.counts);
+        println!("{fault:?} at calls {picked:?}");
+        for k in picked {
             let context = format!("{fault:?} at call {k}");
             let base = tmp.path().join(format!("{fault:?}-{k}"));
             let store = fresh(&format!("{fault:?}-{k}"));
@@ -319,7 +353,11 @@ pub async fn garbage_left(remote: &Remote) -> u64 {
 /// for every k. After each: the remote is consistent and clones complete; a retried
 /// collection (from the same repository) completes and leaves no garbage and no lock; pushes
 /// work again.
-pub async fn gc_fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>, faults: &[Fault]) {
+pub async fn gc_fault_matrix(
+    fresh: impl Fn(&str) -> Arc<dyn ObjectStore>,
+    faults: &[Fault],
+    reach: Reach,
+) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let repo = repo_with_throwaway_branch(tmp.path()).await;
 
@@ -340,8 +378,9 @@ pub async fn gc_fault_matrix(fresh: impl Fn(&str) -> Arc<dyn ObjectStore>, fault
     println!("fault-free gc: {}", counting.counts.summary());
 
     for &fault in faults {
-        let calls = fault.calls().of(&counting.counts);
-        for k in 1..=calls + 2 {
+        let picked = reach.calls(fault, &counting.counts);
+        println!("{fault:?} at calls {picked:?}");
+        for k in picked {
             let context = format!("gc with {fault:?} at call {k}");
             let store = fresh(&format!("gc-{fault:?}-{k}"));
             push_with_garbage(&repo, store.clone()).await;
