@@ -73,6 +73,38 @@ impl Calls {
     }
 }
 
+/// Which calls a fault matrix faults, numbered as the fault numbers them ([`Fault::calls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Every call, one run each, and two past the last (where nothing fires).
+    EveryCall,
+    /// The first and the last write of each kind, and one past the last write: for the
+    /// servers, where what differs from memory and folders is how the server answers a write
+    /// (see `Counts::first_and_last_writes_of_each_kind`). Faults that number writes only.
+    EachKindOfWrite,
+}
+
+impl Reach {
+    /// The calls to fault, one run each, from a fault-free run's counts.
+    pub fn calls(self, fault: Fault, counts: &Counts) -> Vec<u64> {
+        let calls = fault.calls().of(counts);
+        match self {
+            Reach::EveryCall => (1..=calls + 2).collect(),
+            Reach::EachKindOfWrite => {
+                assert_eq!(
+                    fault.calls(),
+                    Calls::Writes,
+                    "{fault:?} is numbered over every call, not over the writes"
+                );
+                let mut picked = counts.first_and_last_writes_of_each_kind();
+                assert!(picked.len() > 2, "a fault-free run records its writes");
+                picked.push(calls + 1);
+                picked
+            }
+        }
+    }
+}
+
 /// Fails, or loses the response of, the `k`-th storage call (1-based), once.
 #[derive(Debug)]
 pub struct FaultStore {

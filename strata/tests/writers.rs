@@ -10,7 +10,7 @@ use common::*;
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 use strata::{CloneOptions, FsckOptions, NoProgress, PushOptions, Repository};
-use strata_remote::testing::{route, unroute, Calls, CountingStore, Fault, FaultStore};
+use strata_remote::testing::{route, unroute, Calls, CountingStore, Fault, FaultStore, Reach};
 
 /// Copies a folder tree.
 fn copy_dir(from: &Path, to: &Path) {
@@ -126,22 +126,16 @@ async fn a_fault_at_any_storage_call_of_a_merging_push_leaves_both_sides_consist
     );
 
     for fault in ALL_FAULTS {
-        // A plain failure at every call, and one past the last. The other kinds differ from it
+        // A plain failure at every call, and past the last. The other kinds differ from it
         // at writes only (see `Fault::calls`); they fault the first and last write of each kind
         // (every ref and lock record is a kind of its own) and one past the last write. The
         // bulk of the push's puts are content-addressed uploads made by the one code path that
         // the push fault matrices fault write by write with every kind.
-        let calls = fault.calls().of(&counting.counts);
-        let picked: Vec<u64> = match fault.calls() {
-            Calls::All => (1..=calls + 1).collect(),
-            Calls::Writes => {
-                let mut picked = counting.counts.first_and_last_writes_of_each_kind();
-                assert!(picked.len() > 2, "the fault-free push recorded its writes");
-                picked.push(calls + 1);
-                picked
-            }
+        let reach = match fault.calls() {
+            Calls::All => Reach::EveryCall,
+            Calls::Writes => Reach::EachKindOfWrite,
         };
-        for k in picked {
+        for k in reach.calls(fault, &counting.counts) {
             let context = format!("{fault:?} at call {k}");
             let run = tmp.path().join(format!("{fault:?}-{k}"));
             copy_dir(&root, &run);

@@ -14,7 +14,8 @@ use strata_remote::fetch::fetch;
 use strata_remote::fsck::{check_refs, fsck, Side};
 use strata_remote::gc::{collect, current_lock, GcOptions};
 use strata_remote::push::{push, PushOptions};
-use strata_remote::testing::{Calls, CountingStore, Counts, Fault, FaultStore};
+pub use strata_remote::testing::Reach;
+use strata_remote::testing::{CountingStore, Fault, FaultStore};
 use strata_remote::Remote;
 
 pub fn write_rows(path: &Path, from: u64, to: u64, tag: &str) {
@@ -173,38 +174,6 @@ pub const ALL_FAULTS: [Fault; 5] = [
 /// (fails it, loses its response, applies it late, answers 409, tears it), for every k; after
 /// each, the remote is consistent, a clone is complete, and a retried push finishes.
 /// `fresh(name)` makes an empty store for one run.
-/// Which calls a fault matrix faults, numbered as the fault numbers them ([`Fault::calls`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reach {
-    /// Every call, one run each, and two past the last (where nothing fires).
-    EveryCall,
-    /// The first and the last write of each kind, and one past the last write: for the
-    /// servers, where what differs from memory and folders is how the server answers a write
-    /// (see `Counts::first_and_last_writes_of_each_kind`). Faults that number writes only.
-    EachKindOfWrite,
-}
-
-impl Reach {
-    /// The calls to fault, one run each, from a fault-free run's counts.
-    pub fn calls(self, fault: Fault, counts: &Counts) -> Vec<u64> {
-        let calls = fault.calls().of(counts);
-        match self {
-            Reach::EveryCall => (1..=calls + 2).collect(),
-            Reach::EachKindOfWrite => {
-                assert_eq!(
-                    fault.calls(),
-                    Calls::Writes,
-                    "{fault:?} is numbered over every call, not over the writes"
-                );
-                let mut picked = counts.first_and_last_writes_of_each_kind();
-                assert!(picked.len() > 2, "a fault-free run records its writes");
-                picked.push(calls + 1);
-                picked
-            }
-        }
-    }
-}
-
 pub async fn fault_matrix(
     fresh: impl Fn(&str) -> Arc<dyn ObjectStore>,
     faults: &[Fault],
