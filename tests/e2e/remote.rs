@@ -596,15 +596,18 @@ const CLOUD_KILLS: u64 = 10;
 /// random, so the runs on five backends together cover more of them.
 const EMULATOR_KILLS: u64 = 6;
 
-/// Pushes of 300 changed rows of a 100,000-row table to a remote on `backend` are killed
-/// `kills` times at random moments; after each, the remote passes fsck and a fresh clone
-/// holds exactly the rows of the commit it checked out.
+/// Pushes of 300 changed rows of a 25,000-row table (about 50 chunks) to a remote on
+/// `backend` are killed `kills` times at random moments; after each, the remote passes fsck
+/// and a fresh clone holds exactly the rows of the commit it checked out.
 fn killing_push_processes_at_random_moments(backend: Backend, kills: u64) {
-    const ROWS: i64 = 100_000;
+    // About 50 chunks of 512 rows: what makes a push's upload take long enough to be killed
+    // part-way is its number of objects; the rows are what every fsck, clone and export of
+    // the test reads.
+    const ROWS: i64 = 25_000;
     let started = Instant::now();
     let remote: Remote = backend.remote("killed-pushes");
     let url = &remote.url;
-    let local = pushed_items(backend, url, ROWS, 2048);
+    let local = pushed_items(backend, url, ROWS, 512);
     // One push like those below (300 rows changed, so every chunk) is timed. Each kill then
     // falls at a random moment between the latest delay known to fall before the upload and
     // the earliest known to fall after the branch moved (at first: none, and twice the timed
