@@ -1,6 +1,6 @@
 //! `strata diff` as people see it: a `diff TABLE` header per table, one line per changed row
 //! (`+`, `-`, `~` with the changed cells), schema lines, `--stat` counts, and `--json` lines
-//! as printed. Which rows a diff gives is tested through the library (strata/tests/diff.rs).
+//! as printed. Which rows a diff gives is tested through the library (strata/tests/it/diff.rs).
 
 use serde_json::{json, Value};
 

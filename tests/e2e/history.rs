@@ -1,7 +1,7 @@
 //! `strata status`, `commit`, `log` and `show` as people see them: the status table, the
 //! commit line, the log in full and one-line forms, show's table of changes, `--json` as
 //! printed, and what only a process has (the author and time from the environment). What
-//! they report is tested through the library (strata/tests/history.rs).
+//! they report is tested through the library (strata/tests/it/history.rs).
 
 use serde_json::json;
 

@@ -1,7 +1,7 @@
 //! `strata merge` and `strata conflicts` as people see them: what a merge prints, the line it
 //! fails with, conflicts shown for people and as JSON Lines, what resolving and aborting
 //! print, and usage errors. The merge rules themselves are tested through the library
-//! (strata/tests/merge.rs).
+//! (strata/tests/it/merge.rs).
 
 use serde_json::json;
 

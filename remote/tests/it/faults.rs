@@ -1,11 +1,9 @@
 //! Crash consistency and cost of the sync protocol, in one process over a local folder:
 //! a fault at every storage call of a representative push, and request counts.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use strata_engine::edit::{ImportMode, ImportOptions};
 use strata_engine::progress::NoProgress;
 use strata_engine::Repository;

@@ -6,12 +6,10 @@
 //! winner" race is proven on radosgw, Azurite and fake-gcs-server (and on memory and folders);
 //! LocalStack runs the rest.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use object_store::ObjectStore;
 use strata_remote::conformance;
 use strata_remote::testing::{create_gcs_emulator_bucket, Fault};

@@ -1,11 +1,9 @@
 //! Garbage collection of remotes: what it removes and keeps, pushes it fences, faults at
 //! every storage call (docs/protocol.md, section 8).
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use strata_remote::testing::Fault;
 
 /// Faults a collection must survive: lock and fence records are created atomically on every

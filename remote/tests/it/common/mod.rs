@@ -283,7 +283,7 @@ pub async fn repo_with_throwaway_branch(dir: &Path) -> Repository {
 /// `tmp`'s log has records to compact.
 ///
 /// Without Iceberg views: a collection's handling of views is tested with the views
-/// (strata/tests/views.rs); here every storage call of the collection gets a fault, and the
+/// (strata/tests/it/views.rs); here every storage call of the collection gets a fault, and the
 /// views would only add calls that delete derived files.
 pub async fn push_with_garbage(repo: &Repository, store: Arc<dyn ObjectStore>) {
     let remote = Remote::from_store("origin", "setup", store, "setup").assume_trusted();

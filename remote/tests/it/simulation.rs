@@ -22,8 +22,6 @@
 //! `STRATA_SIM_SEEDS=<n>` runs seeds 1..=n instead, and `STRATA_SIM_SEED=<n>` replays one.
 //! A failure names the seed, the command that replays it, and the schedule it ran.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::ops::Range;
@@ -69,7 +67,7 @@ const RARE_SEEDS: [u64; 3] = [111, 203, 391];
 /// reaches the store after its collection ended can remove an object that a later push found
 /// present and relied on (docs/protocol.md, section 9); nothing in the protocol fences it.
 const LATE_OBJECT_DELETES: bool = false;
-const REPLAY: &str = "cargo test -p strata-remote --test simulation";
+const REPLAY: &str = "cargo test -p strata-remote --test it simulation::";
 const AUTHOR: &str = "Sim <sim@example.com>";
 
 // ---- randomness: splitmix64, seeded; nothing else decides ----
@@ -1905,13 +1903,14 @@ impl Sim {
             "the lock is left held"
         );
         assert_eq!(
-            common::garbage_left(&self.clean).await,
+            crate::common::garbage_left(&self.clean).await,
             0,
             "garbage left after a collection without faults"
         );
         self.check("the final collection").await;
         let dir = self._tmp.path().join("clone");
-        common::assert_clone_complete(self.shared.inner.clone(), &dir, "the final clone").await;
+        crate::common::assert_clone_complete(self.shared.inner.clone(), &dir, "the final clone")
+            .await;
         self.shared
             .note("every retry completed; the remote is whole");
     }

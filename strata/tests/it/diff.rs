@@ -1,12 +1,10 @@
 //! Diff: which rows and cells changed between the working tables and HEAD, a revision and the
 //! working tables, or two revisions; per table, or as counts.
 
-mod common;
-
 use serde_json::{json, Value};
 use strata::{Change, DiffOptions, ErrorKind, RowDiff, Suggestion};
 
-use common::*;
+use crate::common::*;
 
 type Result = strata::Result<()>;
 

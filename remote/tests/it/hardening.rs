@@ -1,11 +1,9 @@
 //! Regression tests for the ways an acknowledged write could be lost, a ref could name a
 //! missing object, or a collection could delete live data: each fails without its fix.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
 use strata_engine::edit::ImportMode;

@@ -2,11 +2,9 @@
 //! merges do not depend on the order of the sides, and a diff applied to its source gives
 //! its target.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use strata_engine::diff::{diff_tables, RowChange};
 use strata_engine::merge::merge_tables;

@@ -2,9 +2,7 @@
 //! diff as a schema change; a change the table or its rows do not allow refused with the
 //! table and column, leaving the repository as it was; several changes all or nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use strata::{DataType, ErrorKind, SchemaChange};
 

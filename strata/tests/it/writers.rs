@@ -1,12 +1,10 @@
 //! Many writers: a push whose branch the remote moved merges the new commits in and lands,
 //! and a fault at any storage call of that merging push leaves everything consistent.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 use strata::{CloneOptions, FsckOptions, NoProgress, PushOptions, Repository};

@@ -1,8 +1,6 @@
 //! Merging: fast-forwards, merge commits, the three-way merge cell by cell, conflicts listed
 //! and resolved, and aborting a merge.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,7 +12,7 @@ use strata::{
     Side, Suggestion, TableStat, WriteOptions,
 };
 
-use common::*;
+use crate::common::*;
 
 type Result = strata::Result<()>;
 

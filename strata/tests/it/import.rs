@@ -3,14 +3,12 @@
 //! value that its column's type would change is refused with its column and line, and a
 //! refused import leaves the repository as it was.
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::common::*;
 use arrow_array::{Float64Array, Int64Array, RecordBatch, RecordBatchIterator};
 use arrow_schema::{DataType, Field, Schema};
-use common::*;
 use serde_json::json;
 use strata::{ErrorKind, FileFormat, NoProgress, Suggestion, WriteMode, WriteOptions};
 

@@ -2,11 +2,9 @@
 //! where they are on a remote. (The readers that read them, pyiceberg, DuckDB and Polars, are
 //! run by python/tests/test_iceberg.py.)
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{TestRepo, PEOPLE_CSV};
+use crate::common::{TestRepo, PEOPLE_CSV};
 use strata::{GcOptions, NoProgress, PushOptions, ViewOptions};
 
 fn at(rev: &str) -> ViewOptions {

@@ -1,14 +1,12 @@
 //! Status, commit, log and show.
 
-mod common;
-
 use serde_json::json;
 use strata::{
     Author, Committed, ErrorKind, GcOptions, LogOptions, MergeOptions, NoProgress, ObjectId,
     PickOptions, TableChange, WriteMode,
 };
 
-use common::*;
+use crate::common::*;
 
 type Result = strata::Result<()>;
 

@@ -2,7 +2,7 @@
 
 // The example's `main` is not called here.
 #[allow(dead_code)]
-#[path = "../examples/tour.rs"]
+#[path = "../../examples/tour.rs"]
 mod tour;
 
 #[tokio::test]

@@ -1,11 +1,9 @@
 //! Properties of key-chunked tables: chunking depends on the rows alone, an edit rewrites
 //! only the chunks around it, and what goes in comes out in key order.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use strata_engine::table::{apply, ChangeOp, TableObject};
 
@@ -242,7 +240,7 @@ mod export {
 
     use std::collections::{BTreeMap, HashSet};
 
-    use super::common::*;
+    use crate::common::*;
     use std::sync::Arc;
 
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

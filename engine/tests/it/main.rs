@@ -1,0 +1,7 @@
+//! The engine's integration tests, one binary (each file of this folder is a module).
+
+mod common;
+
+mod decoders;
+mod merge;
+mod tables;

@@ -1,0 +1,12 @@
+//! The library's integration tests, one binary (each file of this folder is a module).
+
+mod common;
+
+mod alter;
+mod diff;
+mod example;
+mod history;
+mod import;
+mod merge;
+mod views;
+mod writers;
