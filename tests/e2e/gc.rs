@@ -77,14 +77,14 @@ fn count(report: &serde_json::Value, path: &[&str]) -> u64 {
 
 #[test]
 fn gc_racing_pushes_keeps_every_acknowledged_commit_on_a_folder() {
-    gc_racing_pushes::<100>(Backend::File);
+    gc_racing_pushes::<60>(Backend::File);
 }
 
 #[test]
 fn gc_racing_pushes_keeps_every_acknowledged_commit_on_radosgw() {
     // Fewer rounds than on a folder: each costs a few times more on the server, and the
     // folder run already covers the interleavings in number.
-    gc_racing_pushes::<40>(Backend::Radosgw);
+    gc_racing_pushes::<24>(Backend::Radosgw);
 }
 
 /// What one pusher did.
