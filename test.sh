@@ -5,7 +5,7 @@
 # extension, pandas, pyiceberg), and four real storage servers bound to 127.0.0.1 (Ceph radosgw
 # and LocalStack for S3, Azurite for Azure, fake-gcs-server for GCS; see localstack/README.md),
 # which are stopped again at the end. The servers and Python packages install in the background
-# while the code builds. The tests' temporary folders go to memory (/dev/shm) when it has room:
+# while the code builds, with uv (from PyPI, into target/uv) where it installs, else pip. The tests' temporary folders go to memory (/dev/shm) when it has room:
 # the tests write and sync many small files, and on a disk most of their time went to waiting
 # for it.
 set -euo pipefail
@@ -24,13 +24,28 @@ elif [ -n "${STRATA_TEST_TMPDIR:-}" ]; then
   export TMPDIR=$STRATA_TEST_TMPDIR
 fi
 trap 'bash localstack/all.sh stop >/dev/null 2>&1 || true; [ -z "$scratch" ] || rm -rf "$scratch"' EXIT
+# uv installs the Python packages below and the servers' (localstack/common.sh): it takes a
+# fraction of pip's CPU time, which the build would otherwise share. pip is the fallback.
+uv_dir=target/uv
+if [ ! -x "$uv_dir/bin/uv" ]; then
+  { python3 -m venv "$uv_dir" && "$uv_dir/bin/pip" install -q --disable-pip-version-check "uv==0.13.9"; } \
+    >target/uv.log 2>&1 || echo "note: could not install uv (target/uv.log); pip installs the Python packages" >&2
+fi
+if [ -x "$uv_dir/bin/uv" ]; then
+  export STRATA_UV=$PWD/$uv_dir/bin/uv
+fi
 bash localstack/all.sh start >target/s3-start.log 2>&1 &
 servers=$!
 venv=${STRATA_VENV:-$PWD/.venv}
 (
   if ! "$venv/bin/python" python/check-test-deps.py 2>/dev/null; then
-    python3 -m venv "$venv" && "$venv/bin/pip" install -q --no-compile --disable-pip-version-check \
-      -r python/requirements-test.txt
+    # (with pip in the venv: python/test.sh installs the package's wheel with it)
+    python3 -m venv "$venv" || exit 1
+    if [ -n "${STRATA_UV:-}" ]; then
+      "$STRATA_UV" pip install -q --python "$venv/bin/python" -r python/requirements-test.txt
+    else
+      "$venv/bin/pip" install -q --no-compile --disable-pip-version-check -r python/requirements-test.txt
+    fi
   fi
 ) >target/venv.log 2>&1 &
 packages=$!
