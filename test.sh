@@ -25,29 +25,36 @@ elif [ -n "${STRATA_TEST_TMPDIR:-}" ]; then
 fi
 trap 'bash localstack/all.sh stop >/dev/null 2>&1 || true; [ -z "$scratch" ] || rm -rf "$scratch"' EXIT
 # uv installs the Python packages below and the servers' (localstack/common.sh): it takes a
-# fraction of pip's CPU time, which the build would otherwise share. pip is the fallback.
-uv_dir=target/uv
-if [ ! -x "$uv_dir/bin/uv" ]; then
-  { python3 -m venv "$uv_dir" && "$uv_dir/bin/pip" install -q --disable-pip-version-check "uv==0.13.9"; } \
-    >target/uv.log 2>&1 || echo "note: could not install uv (target/uv.log); pip installs the Python packages" >&2
-fi
-if [ -x "$uv_dir/bin/uv" ]; then
-  export STRATA_UV=$PWD/$uv_dir/bin/uv
-fi
-bash localstack/all.sh start >target/s3-start.log 2>&1 &
+# fraction of pip's CPU time, which the build would otherwise share. pip is the fallback. Both
+# background jobs below install it first, whichever comes first (the other waits on the lock).
+uv_dir=$PWD/target/uv
+with_uv() { # command...: runs it with STRATA_UV set if uv is (or can be) installed
+  flock "$PWD/target/uv.lock" bash -c '[ -x "$1/bin/uv" ] || {
+    python3 -m venv "$1" && "$1/bin/pip" install -q --disable-pip-version-check "uv==0.13.9"
+  } >>"$1.log" 2>&1' _ "$uv_dir" || echo "note: could not install uv ($uv_dir.log); pip installs" >&2
+  if [ -x "$uv_dir/bin/uv" ]; then
+    STRATA_UV=$uv_dir/bin/uv "$@"
+  else
+    "$@"
+  fi
+}
+with_uv bash localstack/all.sh start >target/s3-start.log 2>&1 &
 servers=$!
 venv=${STRATA_VENV:-$PWD/.venv}
-(
+install_test_packages() {
   if ! "$venv/bin/python" python/check-test-deps.py 2>/dev/null; then
     # (with pip in the venv: python/test.sh installs the package's wheel with it)
-    python3 -m venv "$venv" || exit 1
+    python3 -m venv "$venv" || return 1
     if [ -n "${STRATA_UV:-}" ]; then
       "$STRATA_UV" pip install -q --python "$venv/bin/python" -r python/requirements-test.txt
     else
       "$venv/bin/pip" install -q --no-compile --disable-pip-version-check -r python/requirements-test.txt
     fi
   fi
-) >target/venv.log 2>&1 &
+}
+export venv
+export -f install_test_packages
+with_uv bash -c install_test_packages >target/venv.log 2>&1 &
 packages=$!
 
 # 2. Formatting, then one build that is also the lint pass: the workspace's crates are
