@@ -5,9 +5,9 @@
 # extension, pandas, pyiceberg), and four real storage servers bound to 127.0.0.1 (Ceph radosgw
 # and LocalStack for S3, Azurite for Azure, fake-gcs-server for GCS; see localstack/README.md),
 # which are stopped again at the end. The servers and Python packages install in the background
-# while the code builds, with uv (from PyPI, into target/uv) where it installs, else pip. The tests' temporary folders go to memory (/dev/shm) when it has room:
-# the tests write and sync many small files, and on a disk most of their time went to waiting
-# for it.
+# while the code builds, with uv (from PyPI, into target/uv) where it installs, else pip. The
+# tests' temporary folders go to memory (/dev/shm) when it has room: the tests write and sync
+# many small files, and on a disk most of their time went to waiting for it.
 set -euo pipefail
 cd "$(dirname "$0")"
 start=$(date +%s)
@@ -41,20 +41,7 @@ with_uv() { # command...: runs it with STRATA_UV set if uv is (or can be) instal
 with_uv bash localstack/all.sh start >target/s3-start.log 2>&1 &
 servers=$!
 venv=${STRATA_VENV:-$PWD/.venv}
-install_test_packages() {
-  if ! "$venv/bin/python" python/check-test-deps.py 2>/dev/null; then
-    # (with pip in the venv: python/test.sh installs the package's wheel with it)
-    python3 -m venv "$venv" || return 1
-    if [ -n "${STRATA_UV:-}" ]; then
-      "$STRATA_UV" pip install -q --python "$venv/bin/python" -r python/requirements-test.txt
-    else
-      "$venv/bin/pip" install -q --no-compile --disable-pip-version-check -r python/requirements-test.txt
-    fi
-  fi
-}
-export venv
-export -f install_test_packages
-with_uv bash -c install_test_packages >target/venv.log 2>&1 &
+with_uv bash python/install-test-deps.sh "$venv" >target/venv.log 2>&1 &
 packages=$!
 
 # 2. Formatting, then one build that is also the lint pass: the workspace's crates are

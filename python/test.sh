@@ -45,10 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 log "test dependencies in $venv"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-if ! "$venv/bin/python" "$here/check-test-deps.py" 2>/dev/null; then
-  "$venv/bin/pip" install -q --no-compile --disable-pip-version-check -r "$here/requirements-test.txt"
-fi
+bash "$here/install-test-deps.sh" "$venv"
 
 log "building the extension"
 wheels=$(mktemp -d)
