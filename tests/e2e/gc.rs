@@ -433,12 +433,12 @@ fn diagnose(
 
 #[test]
 fn killing_gc_processes_at_random_moments_leaves_the_repository_and_a_folder_remote_consistent() {
-    killing_gc_at_random_moments(Backend::File, 12);
+    killing_gc_at_random_moments(Backend::File, 9);
 }
 
 #[test]
 fn killing_gc_processes_at_random_moments_leaves_the_repository_and_a_radosgw_remote_consistent() {
-    killing_gc_at_random_moments(Backend::Radosgw, 6);
+    killing_gc_at_random_moments(Backend::Radosgw, 4);
 }
 
 /// Starts `strata ARGS` in `dir` and kills it after `ms` milliseconds; returns whether it had

@@ -419,12 +419,12 @@ fn eight_processes_pushing_to_one_branch_lose_no_commit_on_gcs() {
 // updates can both be acknowledged; see localstack/README.md), so "exactly one pusher wins"
 // cannot be asserted there. Strata's probe is what decides whether to trust such a store.
 
-/// Eight clones of a remote on `backend` each commit rows one at a time (ten on a folder:
+/// Eight clones of a remote on `backend` each commit rows one at a time (six on a folder:
 /// [`Backend::rounds`]), pushing after every commit and pulling when rejected; no
 /// acknowledged commit may be lost.
 fn eight_processes_pushing_to_one_branch(backend: Backend) {
     const WORKERS: i64 = 8;
-    let commits = backend.rounds(10);
+    let commits = backend.rounds(6);
     const TRIES: usize = 200;
     let started = Instant::now();
     let remote = backend.remote("eight-pushers");

@@ -18,7 +18,7 @@
 //! complete: collections (resuming their own interrupted lock), then pulls and pushes, then
 //! fetches; the remote is then fully collected, consistent, and clones complete.
 //!
-//! By default seeds 1..=60 run, and a few that reach rare interleavings ([`RARE_SEEDS`]);
+//! By default seeds 1..=40 run, and a few that reach rare interleavings ([`RARE_SEEDS`]);
 //! `STRATA_SIM_SEEDS=<n>` runs seeds 1..=n instead, and `STRATA_SIM_SEED=<n>` replays one.
 //! A failure names the seed, the command that replays it, and the schedule it ran.
 
@@ -55,9 +55,9 @@ use strata_remote::push::{push, PushOptions, PushReport, UpdateKind};
 use strata_remote::testing::Fault;
 use strata_remote::Remote;
 
-const DEFAULT_SEEDS: u64 = 60;
+const DEFAULT_SEEDS: u64 = 40;
 
-/// Seeds run by default besides 1..=60: as this simulation and the protocol code stand, each
+/// Seeds run by default besides 1..=40: as this simulation and the protocol code stand, each
 /// has a ref write of unknown outcome land after a collection ran (the collection must have
 /// fenced it: without the push's lease kept, all three break). Any change to either may
 /// send them elsewhere; they are then ordinary seeds.
