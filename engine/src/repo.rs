@@ -546,7 +546,8 @@ impl Repository {
             }
             Head::Detached(_) => self.set_head(&Head::Detached(id)).await?,
         }
-        self.set_working(&working).await?;
+        // The working tables are the commit's now: WORKING already says so (or, missing,
+        // falls back to HEAD's, which are the same).
         if merging.is_some() {
             self.clear_merge().await?;
         }
