@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use apache_avro::types::Value;
-use apache_avro::Schema as AvroSchema;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Date32Type, Decimal128Type, Int16Type, Int32Type, Int64Type, Int8Type,
@@ -319,13 +318,6 @@ fn chunk_stats(meta: &ParquetMetaData, schema: &Schema) -> BTreeMap<i32, ColumnS
     out
 }
 
-fn avro_schema(json: &str) -> Result<AvroSchema> {
-    AvroSchema::parse_str(json).map_err(|e| Error::Iceberg {
-        what: "an Iceberg manifest file".into(),
-        reason: format!("the Avro schema does not parse: {e}"),
-    })
-}
-
 const MANIFEST_SCHEMA: &str = r#"{"type":"record","name":"manifest_entry","fields":[
  {"name":"status","type":"int","field-id":0},
  {"name":"snapshot_id","type":["null","long"],"default":null,"field-id":1},
@@ -365,103 +357,38 @@ const LIST_SCHEMA: &str = r#"{"type":"record","name":"manifest_file","fields":[
  {"name":"key_metadata","type":["null","bytes"],"default":null,"field-id":519}
 ]}"#;
 
-fn some(v: Value) -> Value {
-    Value::Union(1, Box::new(v))
-}
-
-fn none() -> Value {
-    Value::Union(0, Box::new(Value::Null))
-}
-
-fn int_map<T>(items: impl Iterator<Item = (i32, T)>, value: impl Fn(T) -> Value) -> Value {
-    let entries: Vec<Value> = items
-        .map(|(k, v)| {
-            Value::Record(vec![
-                ("key".to_string(), Value::Int(k)),
-                ("value".to_string(), value(v)),
-            ])
-        })
-        .collect();
-    some(Value::Array(entries))
-}
-
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// An Avro object container file of `records`. The header is written here rather than by
-/// the Avro writer, so that it carries the schema text exactly as given: Iceberg readers need
-/// its `field-id`, `element-id` and `logicalType: map` attributes, and the writer would drop
-/// the last.
+/// An Avro object container file of `count` records, encoded one after another in `records`
+/// (see [`crate::avro`]). The header carries the schema text exactly as given: Iceberg readers
+/// need its `field-id`, `element-id` and `logicalType: map` attributes.
 fn avro_file(
     schema_text: &str,
-    records: Vec<Value>,
+    count: usize,
+    records: &[u8],
     metadata: &[(&str, String)],
     marker: [u8; 16],
 ) -> Result<Bytes> {
-    let fail = |e: apache_avro::Error| Error::Iceberg {
-        what: "an Iceberg manifest file".into(),
-        reason: format!("an Avro file could not be written: {e}"),
-    };
-    let schema = avro_schema(schema_text)?;
-    let mut meta: HashMap<String, Value> = metadata
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::Bytes(v.as_bytes().to_vec())))
-        .collect();
     let compact: serde_json::Value =
         serde_json::from_str(schema_text).map_err(|e| Error::Iceberg {
             what: "an Iceberg manifest file".into(),
             reason: format!("the Avro schema is not JSON: {e}"),
         })?;
-    meta.insert(
-        "avro.schema".into(),
-        Value::Bytes(compact.to_string().into_bytes()),
-    );
+    let schema = compact.to_string();
+    let mut meta: Vec<(&str, &[u8])> = metadata.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    meta.push(("avro.schema", schema.as_bytes()));
     // Deflate, as other Iceberg writers use: some readers take a file that names no codec
     // for a compressed one.
-    meta.insert("avro.codec".into(), Value::Bytes(b"deflate".to_vec()));
-    // The header: magic, the metadata as one block of a map of bytes, the sync marker.
-    let mut out = b"Obj\x01".to_vec();
-    let mut meta: Vec<(String, Value)> = meta.into_iter().collect();
-    meta.sort_by(|a, b| a.0.cmp(&b.0));
-    avro_long(&mut out, meta.len() as i64);
-    for (k, v) in meta {
-        avro_bytes(&mut out, k.as_bytes());
-        if let Value::Bytes(b) = v {
-            avro_bytes(&mut out, &b);
-        }
-    }
-    avro_long(&mut out, 0);
-    out.extend_from_slice(&marker);
-    let mut writer = apache_avro::Writer::builder()
-        .schema(&schema)
-        .writer(out)
-        .codec(apache_avro::Codec::Deflate(
-            apache_avro::DeflateSettings::default(),
-        ))
-        .marker(marker)
-        .has_header(true)
-        .build()
-        .map_err(fail)?;
-    for r in records {
-        writer.append_value(r).map_err(fail)?;
-    }
-    Ok(Bytes::from(writer.into_inner().map_err(fail)?))
-}
-
-/// Avro's variable-length zig-zag encoding of a long.
-fn avro_long(out: &mut Vec<u8>, n: i64) {
-    let mut z = ((n << 1) ^ (n >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8 & 0x7F) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
-fn avro_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    avro_long(out, b.len() as i64);
-    out.extend_from_slice(b);
+    meta.push(("avro.codec", b"deflate"));
+    meta.sort_by(|a, b| a.0.cmp(b.0));
+    crate::avro::container(&meta, marker, count, records)
+        .map(Bytes::from)
+        .map_err(|e| Error::Iceberg {
+            what: "an Iceberg manifest file".into(),
+            reason: format!("an Avro file could not be written: {e}"),
+        })
 }
 
 fn marker_of(id: &ObjectId) -> [u8; 16] {
@@ -488,50 +415,123 @@ async fn create_file(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Bytes) ->
     }
 }
 
-/// A manifest entry's `data_file` for one chunk, from its footer's statistics.
-fn data_file(uri: String, rows: i64, bytes: u64, st: BTreeMap<i32, ColumnStats>) -> Value {
-    let n = rows;
-    Value::Record(vec![
-        ("content".into(), Value::Int(0)),
-        ("file_path".into(), Value::String(uri)),
-        ("file_format".into(), Value::String("PARQUET".into())),
-        ("partition".into(), Value::Record(vec![])),
-        ("record_count".into(), Value::Long(n)),
-        ("file_size_in_bytes".into(), Value::Long(to_i64(bytes))),
-        (
-            "value_counts".into(),
-            int_map(st.keys().map(|k| (*k, n)), Value::Long),
-        ),
-        (
-            "null_value_counts".into(),
-            int_map(
-                st.iter().filter_map(|(k, s)| s.nulls.map(|v| (*k, v))),
-                |v| Value::Long(to_i64(v)),
-            ),
-        ),
-        (
-            "lower_bounds".into(),
-            int_map(
-                st.iter()
-                    .filter_map(|(k, s)| s.lower.clone().map(|v| (*k, v))),
-                Value::Bytes,
-            ),
-        ),
-        (
-            "upper_bounds".into(),
-            int_map(
-                st.iter()
-                    .filter_map(|(k, s)| s.upper.clone().map(|v| (*k, v))),
-                Value::Bytes,
-            ),
-        ),
-        ("key_metadata".into(), none()),
-        ("split_offsets".into(), none()),
-        (
-            "sort_order_id".into(),
-            some(Value::Int(KEY_ORDER_ID as i32)),
-        ),
-    ])
+/// Appends a manifest entry's `data_file` for one chunk, from its footer's statistics
+/// (the record `r2` of [`MANIFEST_SCHEMA`]).
+fn encode_data_file(
+    out: &mut Vec<u8>,
+    uri: &str,
+    rows: i64,
+    bytes: u64,
+    st: &BTreeMap<i32, ColumnStats>,
+) {
+    use crate::avro::{bytes as avro_bytes, long};
+    long(out, 0); // content: data
+    avro_bytes(out, uri.as_bytes());
+    avro_bytes(out, b"PARQUET");
+    // partition: an empty record, no bytes.
+    long(out, rows);
+    long(out, to_i64(bytes));
+    // Each map is the union's second branch, an array of (key, value) records: one block,
+    // then the empty block that ends it.
+    fn map<T>(out: &mut Vec<u8>, items: &[(i32, T)], value: impl Fn(&mut Vec<u8>, &T)) {
+        long(out, 1);
+        if !items.is_empty() {
+            long(out, items.len() as i64);
+            for (k, v) in items {
+                long(out, i64::from(*k));
+                value(out, v);
+            }
+        }
+        long(out, 0);
+    }
+    let counts: Vec<(i32, i64)> = st.keys().map(|k| (*k, rows)).collect();
+    map(out, &counts, |o, v| long(o, *v));
+    let nulls: Vec<(i32, i64)> = st
+        .iter()
+        .filter_map(|(k, s)| s.nulls.map(|v| (*k, to_i64(v))))
+        .collect();
+    map(out, &nulls, |o, v| long(o, *v));
+    for upper in [false, true] {
+        let bounds: Vec<(i32, &[u8])> = st
+            .iter()
+            .filter_map(|(k, s)| {
+                let b = if upper { &s.upper } else { &s.lower };
+                b.as_deref().map(|v| (*k, v))
+            })
+            .collect();
+        map(out, &bounds, |o, v| avro_bytes(o, v));
+    }
+    long(out, 0); // key_metadata: null
+    long(out, 0); // split_offsets: null
+    long(out, 1); // sort_order_id: the key order
+    long(out, KEY_ORDER_ID);
+}
+
+/// Appends a manifest entry (`manifest_entry` of [`MANIFEST_SCHEMA`]) around an encoded
+/// `data_file`: added, with the snapshot and sequence numbers inherited.
+fn encode_entry(out: &mut Vec<u8>, data_file: &[u8]) {
+    crate::avro::long(out, 1); // status: added
+    crate::avro::long(out, 0); // snapshot_id: null
+    crate::avro::long(out, 0); // sequence_number: null
+    crate::avro::long(out, 0); // file_sequence_number: null
+    out.extend_from_slice(data_file);
+}
+
+/// The encoded `data_file` of each entry of a manifest Strata wrote, by chunk URI, read
+/// without decoding the values, so that they are copied into the next manifest as they are.
+/// `None` when the file is not a manifest of [`MANIFEST_SCHEMA`].
+fn data_files_of(file: &[u8]) -> Option<HashMap<String, Vec<u8>>> {
+    use crate::avro::Cursor;
+    let (schema, data, count) = crate::avro::records(file)?;
+    let ours: serde_json::Value = serde_json::from_str(MANIFEST_SCHEMA).ok()?;
+    if schema != ours.to_string().as_bytes() {
+        return None;
+    }
+    fn long(c: &mut Cursor<'_>) -> Option<()> {
+        c.long().map(|_| ())
+    }
+    fn bytes(c: &mut Cursor<'_>) -> Option<()> {
+        c.bytes().map(|_| ())
+    }
+    fn union(c: &mut Cursor<'_>, value: impl Fn(&mut Cursor<'_>) -> Option<()>) -> Option<()> {
+        match c.long()? {
+            0 => Some(()),
+            1 => value(c),
+            _ => None,
+        }
+    }
+    let mut c = Cursor::new(&data);
+    let mut out = HashMap::with_capacity(count);
+    for _ in 0..count {
+        long(&mut c)?; // status
+        for _ in 0..3 {
+            union(&mut c, long)?; // snapshot and sequence numbers
+        }
+        let start = c.at;
+        long(&mut c)?; // content
+        let uri = std::str::from_utf8(c.bytes()?).ok()?.to_string();
+        bytes(&mut c)?; // file_format
+        long(&mut c)?; // record_count
+        long(&mut c)?; // file_size_in_bytes
+        for value_is_bytes in [false, false, true, true] {
+            // value_counts, null_value_counts, lower_bounds, upper_bounds
+            union(&mut c, |c| {
+                c.skip_array(|c| {
+                    long(c)?;
+                    if value_is_bytes {
+                        bytes(c)
+                    } else {
+                        long(c)
+                    }
+                })
+            })?;
+        }
+        union(&mut c, bytes)?; // key_metadata
+        union(&mut c, |c| c.skip_array(long))?; // split_offsets
+        union(&mut c, long)?; // sort_order_id
+        out.insert(uri, data[start..c.at].to_vec());
+    }
+    c.done().then_some(out)
 }
 
 /// Writes the manifest of one level-0 index node.
@@ -541,7 +541,7 @@ async fn write_manifest(
     table: &str,
     schema: &TableSchema,
     node: &ObjectId,
-    reuse: &HashMap<String, Value>,
+    reuse: &HashMap<String, Vec<u8>>,
 ) -> Result<(ManifestRef, u64)> {
     let node_obj: Node = source.get_json(node).await?;
     let path = manifest_path(node);
@@ -575,29 +575,29 @@ async fn write_manifest(
         .try_collect()
         .await?;
     let schema_text = schema_json(table, schema)?.to_string();
-    let mut records = Vec::with_capacity(node_obj.entries.len());
+    let mut records = Vec::with_capacity(node_obj.entries.len() * 256);
+    let mut data_file = Vec::with_capacity(512);
     let mut rows = 0i64;
+    let mut files = 0i32;
     for (e, st) in node_obj.entries.iter().zip(stats) {
         let n = to_i64(e.rows);
         let uri = at.uri_of(&layout::chunk(&e.id));
-        let data_file = match (st, reuse.get(&uri)) {
-            (Some(st), _) => data_file(uri, n, e.bytes, st),
-            (None, Some(known)) => known.clone(),
+        match (st, reuse.get(&uri)) {
+            (Some(st), _) => {
+                data_file.clear();
+                encode_data_file(&mut data_file, &uri, n, e.bytes, &st);
+                encode_entry(&mut records, &data_file);
+            }
+            (None, Some(known)) => encode_entry(&mut records, known),
             (None, None) => continue,
-        };
+        }
         rows += n;
-        records.push(Value::Record(vec![
-            ("status".into(), Value::Int(1)),
-            ("snapshot_id".into(), none()),
-            ("sequence_number".into(), none()),
-            ("file_sequence_number".into(), none()),
-            ("data_file".into(), data_file),
-        ]));
+        files += 1;
     }
-    let files = records.len() as i32;
     let bytes = avro_file(
         MANIFEST_SCHEMA,
-        records,
+        usize::try_from(files).unwrap_or(0),
+        &records,
         &[
             ("schema", schema_text),
             ("schema-id", "0".into()),
@@ -665,7 +665,7 @@ async fn replaced_entries(
     at: &Location,
     known: &HashMap<String, ManifestRef>,
     nodes: &[ObjectId],
-) -> HashMap<String, Value> {
+) -> HashMap<String, Vec<u8>> {
     let current: std::collections::HashSet<String> =
         nodes.iter().map(|n| at.uri_of(&manifest_path(n))).collect();
     let prefix = format!("{}/", at.uri);
@@ -677,24 +677,8 @@ async fn replaced_entries(
         let Ok(Some(bytes)) = get_opt(at.store(), &Path::from(key)).await else {
             continue;
         };
-        let Ok(reader) = apache_avro::Reader::new(&bytes[..]) else {
-            continue;
-        };
-        for value in reader.flatten() {
-            let Value::Record(fields) = value else {
-                continue;
-            };
-            let Some((_, data_file)) = fields.into_iter().find(|(n, _)| n == "data_file") else {
-                continue;
-            };
-            let path = match &data_file {
-                Value::Record(df) => match df.iter().find(|(n, _)| n == "file_path") {
-                    Some((_, Value::String(path))) => path.clone(),
-                    _ => continue,
-                },
-                _ => continue,
-            };
-            out.insert(path, data_file);
+        if let Some(entries) = data_files_of(&bytes) {
+            out.extend(entries);
         }
     }
     out
@@ -762,30 +746,28 @@ async fn write_list(
         manifests.push(m);
     }
     let snapshot = snapshot_id(id);
-    let records: Vec<Value> = manifests
-        .into_iter()
-        .map(|m| {
-            Value::Record(vec![
-                ("manifest_path".into(), Value::String(m.path)),
-                ("manifest_length".into(), Value::Long(m.length)),
-                ("partition_spec_id".into(), Value::Int(0)),
-                ("content".into(), Value::Int(0)),
-                ("sequence_number".into(), Value::Long(1)),
-                ("min_sequence_number".into(), Value::Long(1)),
-                ("added_snapshot_id".into(), Value::Long(snapshot)),
-                ("added_files_count".into(), Value::Int(m.files)),
-                ("existing_files_count".into(), Value::Int(0)),
-                ("deleted_files_count".into(), Value::Int(0)),
-                ("added_rows_count".into(), Value::Long(m.rows)),
-                ("existing_rows_count".into(), Value::Long(0)),
-                ("deleted_rows_count".into(), Value::Long(0)),
-                ("key_metadata".into(), none()),
-            ])
-        })
-        .collect();
+    let mut records = Vec::with_capacity(manifests.len() * 128);
+    for m in &manifests {
+        use crate::avro::{bytes as avro_bytes, long};
+        avro_bytes(&mut records, m.path.as_bytes());
+        long(&mut records, m.length);
+        long(&mut records, 0); // partition_spec_id
+        long(&mut records, 0); // content: data
+        long(&mut records, 1); // sequence_number
+        long(&mut records, 1); // min_sequence_number
+        long(&mut records, snapshot); // added_snapshot_id
+        long(&mut records, i64::from(m.files)); // added_files_count
+        long(&mut records, 0); // existing_files_count
+        long(&mut records, 0); // deleted_files_count
+        long(&mut records, m.rows); // added_rows_count
+        long(&mut records, 0); // existing_rows_count
+        long(&mut records, 0); // deleted_rows_count
+        long(&mut records, 0); // key_metadata: null
+    }
     let bytes = avro_file(
         LIST_SCHEMA,
-        records,
+        manifests.len(),
+        &records,
         &[
             ("snapshot-id", snapshot.to_string()),
             ("parent-snapshot-id", "null".into()),
@@ -1142,6 +1124,109 @@ pub fn derived_from(path: &Path) -> Option<(ObjectKind, ObjectId)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use apache_avro::Schema as AvroSchema;
+
+    fn avro_schema(json: &str) -> Result<AvroSchema> {
+        AvroSchema::parse_str(json).map_err(|e| Error::Iceberg {
+            what: "an Iceberg manifest file".into(),
+            reason: format!("the Avro schema does not parse: {e}"),
+        })
+    }
+
+    fn field<'a>(record: &'a Value, name: &str) -> &'a Value {
+        match record {
+            Value::Record(fields) => &fields.iter().find(|(n, _)| n == name).expect(name).1,
+            other => panic!("not a record: {other:?}"),
+        }
+    }
+
+    fn map_keys(v: &Value) -> Vec<i32> {
+        match v {
+            Value::Union(1, inner) => match inner.as_ref() {
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| match field(i, "key") {
+                        Value::Int(k) => *k,
+                        other => panic!("not an int key: {other:?}"),
+                    })
+                    .collect(),
+                other => panic!("not an array: {other:?}"),
+            },
+            other => panic!("not a map: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn manifests_encoded_here_read_as_avro_and_their_entries_copy_whole() {
+        let mut st = BTreeMap::new();
+        st.insert(
+            1,
+            ColumnStats {
+                lower: Some(1i64.to_le_bytes().to_vec()),
+                upper: Some(9i64.to_le_bytes().to_vec()),
+                nulls: Some(0),
+            },
+        );
+        st.insert(
+            2,
+            ColumnStats {
+                lower: Some(b"a".to_vec()),
+                upper: None,
+                nulls: None,
+            },
+        );
+        let uris = [
+            "file:///r/chunks/aa/1.parquet",
+            "file:///r/chunks/bb/2.parquet",
+        ];
+        let mut records = Vec::new();
+        for (i, uri) in uris.iter().enumerate() {
+            let mut df = Vec::new();
+            encode_data_file(&mut df, uri, 10 + i as i64, 1000, &st);
+            encode_entry(&mut records, &df);
+        }
+        let file = avro_file(
+            MANIFEST_SCHEMA,
+            2,
+            &records,
+            &[("format-version", "2".into())],
+            [3; 16],
+        )
+        .expect("written");
+        let schema = avro_schema(MANIFEST_SCHEMA).expect("parses");
+        let values: Vec<Value> = apache_avro::Reader::new(&file[..])
+            .expect("an Avro file")
+            .map(|v| v.expect("a record"))
+            .collect();
+        assert_eq!(values.len(), 2);
+        for v in &values {
+            assert!(v.validate(&schema), "{v:?}");
+        }
+        assert_eq!(field(&values[0], "status"), &Value::Int(1));
+        let df = field(&values[1], "data_file");
+        assert_eq!(field(df, "file_path"), &Value::String(uris[1].into()));
+        assert_eq!(field(df, "record_count"), &Value::Long(11));
+        assert_eq!(field(df, "file_size_in_bytes"), &Value::Long(1000));
+        assert_eq!(map_keys(field(df, "value_counts")), vec![1, 2]);
+        assert_eq!(map_keys(field(df, "null_value_counts")), vec![1]);
+        assert_eq!(map_keys(field(df, "lower_bounds")), vec![1, 2]);
+        assert_eq!(map_keys(field(df, "upper_bounds")), vec![1]);
+        assert_eq!(
+            field(df, "sort_order_id"),
+            &Value::Union(1, Box::new(Value::Int(1)))
+        );
+        // The entries read back for the next manifest are the bytes written.
+        let raw = data_files_of(&file).expect("a manifest of ours");
+        let mut again = Vec::new();
+        for uri in uris {
+            encode_entry(&mut again, &raw[uri]);
+        }
+        assert_eq!(again, records);
+        // Anything else is not taken for one.
+        assert!(data_files_of(&file[..file.len() - 3]).is_none());
+        let list = avro_file(LIST_SCHEMA, 0, &[], &[], [3; 16]).expect("written");
+        assert!(data_files_of(&list).is_none());
+    }
 
     #[test]
     fn decimals_take_the_fewest_bytes_that_keep_their_sign() {

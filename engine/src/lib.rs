@@ -12,6 +12,7 @@
 
 pub mod alter;
 pub mod arrow;
+mod avro;
 pub mod chunk;
 pub mod clock;
 pub mod commit;
