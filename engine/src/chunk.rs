@@ -83,10 +83,64 @@ pub(crate) fn writer_properties() -> WriterProperties {
         .build()
 }
 
+/// Whether dictionary encoding is worth trying for a column of a chunk: not when a sample of
+/// its values (256, evenly spread) is all or nearly all distinct. The Parquet writer would
+/// otherwise build a dictionary of a key or a price column until the dictionary page limit,
+/// then start again in plain encoding: work when writing, and two decoders when reading.
+/// A function of the rows alone, as chunk bytes must be.
+fn dictionary_pays(array: &dyn arrow_array::Array) -> bool {
+    use arrow_array::cast::AsArray;
+    use arrow_schema::DataType;
+    const SAMPLE: usize = 256;
+    let n = array.len();
+    if n < SAMPLE * 4 {
+        return true;
+    }
+    let data = array.to_data();
+    let value = |i: usize| -> Option<&[u8]> {
+        if array.is_null(i) {
+            return None;
+        }
+        match array.data_type() {
+            DataType::Utf8 => Some(array.as_string::<i32>().value(i).as_bytes()),
+            DataType::LargeUtf8 => Some(array.as_string::<i64>().value(i).as_bytes()),
+            DataType::Binary => Some(array.as_binary::<i32>().value(i)),
+            DataType::LargeBinary => Some(array.as_binary::<i64>().value(i)),
+            dt => {
+                let w = dt.primitive_width()?;
+                let at = (data.offset() + i) * w;
+                data.buffers().first()?.as_slice().get(at..at + w)
+            }
+        }
+    };
+    let mut seen = std::collections::HashSet::with_capacity(SAMPLE);
+    let mut sampled = 0usize;
+    for k in 0..SAMPLE {
+        // A null, or a type without fixed-width values (booleans), is not sampled.
+        if let Some(v) = value(k * (n / SAMPLE)) {
+            sampled += 1;
+            seen.insert(v);
+        }
+    }
+    if sampled < SAMPLE / 2 {
+        return true;
+    }
+    seen.len() + 2 < sampled
+}
+
 /// Encodes one chunk as a Parquet file.
 pub fn encode_chunk(batch: &RecordBatch) -> Result<Bytes> {
     let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 1024);
-    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(writer_properties()))
+    let mut props = writer_properties().into_builder();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !dictionary_pays(column.as_ref()) {
+            props = props.set_column_dictionary_enabled(
+                parquet::schema::types::ColumnPath::from(field.name().as_str()),
+                false,
+            );
+        }
+    }
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props.build()))
         .map_err(|e| Error::parquet("encoding a chunk", e))?;
     writer
         .write(batch)
