@@ -281,7 +281,7 @@ impl Repository {
         Ok(Repository {
             lock,
             objects: Objects::new(store.clone(), location).in_folder(root.join(DOT_DIR)),
-            refs: RefLog::new(store.clone(), config.writer),
+            refs: RefLog::new(store.clone(), config.writer).in_folder(root.join(DOT_DIR)),
             store,
             root,
             clock: Arc::new(SystemClock),

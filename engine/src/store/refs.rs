@@ -167,6 +167,8 @@ impl RefState {
 pub struct RefLog {
     store: Arc<dyn ObjectStore>,
     writer: String,
+    /// The store's root, when it is a folder on this machine ([`RefLog::in_folder`]).
+    folder: Option<std::path::PathBuf>,
 }
 
 /// Decodes a ref record (or a hint) stored at `path`.
@@ -189,7 +191,15 @@ impl RefLog {
         RefLog {
             store,
             writer: writer.into(),
+            folder: None,
         }
+    }
+
+    /// The same refs, in a store that is the folder `root` on this machine: logs are listed
+    /// from the folder's file names ([`NumberedLog::in_folder`]).
+    pub fn in_folder(mut self, root: std::path::PathBuf) -> Self {
+        self.folder = Some(root);
+        self
     }
 
     /// The store the log lives in.
@@ -205,6 +215,7 @@ impl RefLog {
     /// The numbered log of one ref.
     fn log(&self, name: &RefName) -> NumberedLog {
         NumberedLog::new(self.store.clone(), layout::ref_dir(name.kind, &name.name))
+            .in_folder(self.folder.clone())
     }
 
     async fn get_record(&self, path: &Path) -> Result<Option<RefRecord>> {
