@@ -361,6 +361,30 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// A schema's text as file headers carry it (its JSON without whitespace). Strata's two
+/// schemas are compacted once, not for every file written or read.
+fn header_schema(text: &str) -> Result<std::borrow::Cow<'static, str>> {
+    static KNOWN: std::sync::OnceLock<HashMap<&'static str, String>> = std::sync::OnceLock::new();
+    let compact = |t: &str| {
+        serde_json::from_str::<serde_json::Value>(t)
+            .map(|v| v.to_string())
+            .map_err(|e| Error::Iceberg {
+                what: "an Iceberg manifest file".into(),
+                reason: format!("the Avro schema is not JSON: {e}"),
+            })
+    };
+    let known = KNOWN.get_or_init(|| {
+        [MANIFEST_SCHEMA, LIST_SCHEMA]
+            .into_iter()
+            .filter_map(|t| compact(t).ok().map(|c| (t, c)))
+            .collect()
+    });
+    match known.get(text) {
+        Some(c) => Ok(std::borrow::Cow::Borrowed(c.as_str())),
+        None => compact(text).map(std::borrow::Cow::Owned),
+    }
+}
+
 /// An Avro object container file of `count` records, encoded one after another in `records`
 /// (see [`crate::avro`]). The header carries the schema text exactly as given: Iceberg readers
 /// need its `field-id`, `element-id` and `logicalType: map` attributes.
@@ -371,12 +395,7 @@ fn avro_file(
     metadata: &[(&str, String)],
     marker: [u8; 16],
 ) -> Result<Bytes> {
-    let compact: serde_json::Value =
-        serde_json::from_str(schema_text).map_err(|e| Error::Iceberg {
-            what: "an Iceberg manifest file".into(),
-            reason: format!("the Avro schema is not JSON: {e}"),
-        })?;
-    let schema = compact.to_string();
+    let schema = header_schema(schema_text)?;
     let mut meta: Vec<(&str, &[u8])> = metadata.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
     meta.push(("avro.schema", schema.as_bytes()));
     // Deflate, as other Iceberg writers use: some readers take a file that names no codec
@@ -483,8 +502,7 @@ fn encode_entry(out: &mut Vec<u8>, data_file: &[u8]) {
 fn data_files_of(file: &[u8]) -> Option<HashMap<String, Vec<u8>>> {
     use crate::avro::Cursor;
     let (schema, data, count) = crate::avro::records(file)?;
-    let ours: serde_json::Value = serde_json::from_str(MANIFEST_SCHEMA).ok()?;
-    if schema != ours.to_string().as_bytes() {
+    if schema != header_schema(MANIFEST_SCHEMA).ok()?.as_bytes() {
         return None;
     }
     fn long(c: &mut Cursor<'_>) -> Option<()> {
