@@ -496,11 +496,26 @@ async fn push(repo: &Repository, opts: &PushOptions) -> Result<()> {
     let result = repo.push(opts, &bar).await;
     bar.done();
     let mut report = result?;
-    for m in &report.merges {
+    if let Some(tip) = report.carried_in {
+        eprintln!(
+            "The remote branch had moved: another writer's push merged your commit and landed it ({}) (attempt {})",
+            tip.short(),
+            report.rounds
+        );
+    } else if let Some(m) = report.merges.first() {
         eprintln!(
             "The remote branch had moved: merged its new commits in ({}) and pushed again (attempt {})",
             m.short(),
             report.rounds
+        );
+    }
+    if !report.carried.is_empty() {
+        let ids: Vec<String> = report.carried.iter().map(|c| c.short()).collect();
+        eprintln!(
+            "Landed with it {} other push{} waiting on the branch: {}",
+            ids.len(),
+            if ids.len() == 1 { "" } else { "es" },
+            ids.join(", ")
         );
     }
     eprintln!("To {}", report.url);

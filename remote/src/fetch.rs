@@ -90,6 +90,18 @@ pub async fn fetch(
     Ok(report)
 }
 
+/// Downloads one commit of the remote, and everything it reaches that the local store lacks,
+/// without moving any ref (a waiting push's commit, docs/protocol.md, section 6). A commit no
+/// ref reaches may have lost objects to a garbage collection: that is an `Incomplete` error.
+pub async fn fetch_commit(
+    repo: &Repository,
+    remote: &Remote,
+    commit: ObjectId,
+    progress: &dyn Progress,
+) -> Result<TransferStats> {
+    download(repo, remote, &[(String::new(), commit)], &[], progress).await
+}
+
 /// Downloads everything the given tips reach that the local store lacks.
 async fn download(
     repo: &Repository,

@@ -20,6 +20,7 @@ pub mod shared;
 pub mod testing;
 pub mod transfer;
 pub mod url;
+pub mod waiting;
 
 pub use error::{Error, Result};
 pub use remote::Remote;

@@ -346,6 +346,36 @@ async fn attempt(
     outcome
 }
 
+/// Uploads `commit` and what it reaches, taking as complete on the remote only what
+/// `anchor` (a commit the remote's branch had, when this repository has it) reaches; moves no
+/// ref. A waiting push does this before leaving its note (docs/protocol.md, section 6,
+/// "Waiting pushes"). Without a lease a garbage collection may remove what this uploads: the
+/// push that merges the commit then cannot read it and leaves it to its own push.
+pub async fn upload_commit(
+    repo: &Repository,
+    remote: &Remote,
+    commit: ObjectId,
+    anchor: Option<ObjectId>,
+    progress: &dyn Progress,
+) -> Result<TransferStats> {
+    let mut anchors = Vec::new();
+    if let Some(a) = anchor {
+        if repo
+            .objects()
+            .exists(strata_engine::store::ObjectKind::Meta, &a)
+            .await?
+        {
+            anchors.push(a);
+        }
+    }
+    let known = repo.reachable_from(&anchors).await?;
+    let transfer = Transfer::new(repo.objects(), &remote.objects, repo.objects(), progress)
+        .checking_presence();
+    let missing = transfer.missing_commits(&[commit], &known).await?;
+    transfer.copy_commits(missing).await?;
+    Ok(transfer.stats())
+}
+
 /// Steps 3-5 of a push, under a lease.
 async fn upload_and_move(
     repo: &Repository,

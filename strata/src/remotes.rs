@@ -154,6 +154,41 @@ fn push_pause(round: u32) -> Duration {
     Duration::from_millis((seed >> 11) % ceiling.max(1))
 }
 
+/// Waiting pushes one push lands at most, its own included: a bound on how long one merging
+/// push takes, so that the next in line gets its turn.
+const CARRY: usize = 16;
+
+/// How long the first waiting push may stay first without landing before the others merge
+/// without it (it stopped or crashed).
+const TAKEOVER: Duration = Duration::from_secs(3);
+
+/// The pause between two looks at the waiting pushes, for the one at `place` in line: the
+/// further back, the longer (jittered), so that a hundred waiting pushes do not keep the
+/// store busy.
+fn wait_pause(place: usize) -> Duration {
+    let ceiling = (10 * (place as u64 + 1)).min(500);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let seed =
+        u64::from(nanos ^ std::process::id().rotate_left(16)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    Duration::from_millis(ceiling / 2 + (seed >> 11) % (ceiling / 2).max(1))
+}
+
+/// What a push waiting to land learned.
+enum Turn {
+    /// Its turn: merge what landed and these pushes waiting behind it.
+    Mine(Vec<strata_remote::waiting::Waiting>),
+    /// Its note is gone: most likely another push landed it.
+    Gone,
+}
+
+/// The state of a push's rounds that outlives an error: its note, removed at the end.
+#[derive(Default)]
+struct Rounds {
+    note: Option<(Remote, strata_remote::waiting::Waiting)>,
+}
+
 /// How a ref moved on the remote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -206,6 +241,12 @@ pub struct PushReport {
     /// Merge commits made because the remote branch had moved (see
     /// [`PushOptions::no_merge`]), oldest first.
     pub merges: Vec<ObjectId>,
+    /// Commits of other pushes that were waiting to land on the branch (docs/protocol.md,
+    /// section 6, "Waiting pushes"), merged and landed by this one.
+    pub carried: Vec<ObjectId>,
+    /// Set when this push's commit was landed by another writer's push, which merged it: the
+    /// remote branch's commit that carries it (the local branch now points there too).
+    pub carried_in: Option<ObjectId>,
     /// Attempts made (1 when nothing had to be merged).
     pub rounds: u32,
     #[serde(skip)]
@@ -450,36 +491,133 @@ impl Repository {
 
     /// Uploads branches (and tags) and moves them on the remote: objects first, then each
     /// ref by a compare-and-swap of its log. A branch the remote moved meanwhile, or that
-    /// is not a fast-forward, is rejected ([`PushReport::error`]).
+    /// is not a fast-forward, is rejected ([`PushReport::error`]), unless the push may merge
+    /// (see [`PushOptions::no_merge`]): then it waits its turn among the pushes waiting to land
+    /// on that branch, and lands with them (docs/protocol.md, section 6, "Waiting pushes").
     pub async fn push(&self, opts: &PushOptions, progress: &dyn Progress) -> Result<PushReport> {
         let _lock = self.inner.lock_state().await?;
-        let mut merges: Vec<ObjectId> = Vec::new();
+        let mut state = Rounds::default();
+        let result = self.push_rounds(opts, progress, &mut state).await;
+        // Whatever the outcome, this push no longer waits: its note goes (the notes of the
+        // pushes it landed went when its ref moved).
+        if let Some((remote, note)) = state.note.take() {
+            strata_remote::waiting::withdraw(&remote, &note.path).await;
+        }
+        result
+    }
+
+    /// The rounds of [`Repository::push`]: an attempt, and while only the remote branch's
+    /// moving rejects it, a wait for its turn and a merge of what landed (and of the pushes
+    /// waiting behind it), then another attempt.
+    async fn push_rounds(
+        &self,
+        opts: &PushOptions,
+        progress: &dyn Progress,
+        state: &mut Rounds,
+    ) -> Result<PushReport> {
         // The branch's own commit: each round merges the remote's newest state into it
-        // afresh, so the history gets one merge commit, however many rounds it took.
+        // afresh, so the history gets one merge commit per commit landed, however many
+        // rounds it took.
         let mine = self.inner.head_commit().await?;
+        let mut merges: Vec<ObjectId> = Vec::new();
+        let mut carried: Vec<strata_remote::waiting::Waiting> = Vec::new();
         let mut round = 1;
         loop {
             let mut report = self.push_locked(opts, progress).await?;
             report.rounds = round;
             report.merges = merges.clone();
+            report.carried = carried.iter().map(|w| w.commit).collect();
             let Some(branch) = self.mergeable_rejection(&report, opts).await? else {
+                if report.first_rejection.is_none() {
+                    if let Some((remote, _)) = &state.note {
+                        for w in &carried {
+                            strata_remote::waiting::withdraw(remote, &w.path).await;
+                        }
+                    }
+                }
+                return Ok(report);
+            };
+            let Some(mine) = mine else {
                 return Ok(report);
             };
             if round >= PUSH_ROUNDS {
                 return Ok(report);
             }
-            // Pause first, then fetch and merge: the merge is then as fresh as it can be when
-            // the next attempt pushes it (a pause after the merge would let others land first).
+            let remote = Remote::configured(&self.inner, &report.remote, false).await?;
+            if state.note.is_none() {
+                // The attempt may have stopped before uploading (the branch had moved when it
+                // was read): the commit goes up first, then the note that names it.
+                let anchor = self.inner.remote_tracking(&report.remote, &branch).await?;
+                let entered = match strata_remote::push::upload_commit(
+                    &self.inner,
+                    &remote,
+                    mine,
+                    anchor,
+                    progress,
+                )
+                .await
+                {
+                    Ok(_) => strata_remote::waiting::enter(&remote, &branch, mine).await,
+                    Err(e) => Err(e),
+                };
+                match entered {
+                    Ok(note) => state.note = Some((remote.clone(), note)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not leave a note that this push waits; merging alone")
+                    }
+                }
+            }
+            // A pause first: the other pushes that lost this round leave their notes, so that
+            // the first of them merges them all, and that merge is as fresh as it can be.
             tokio::time::sleep(push_pause(round)).await;
-            // Fetch only what is new, and merge it in under the cell-level rules.
+            let others = match &state.note {
+                Some((_, note)) => self.wait_turn(&remote, &branch, note).await,
+                None => Turn::Mine(Vec::new()),
+            };
             let tracking = format!("{}/{branch}", report.remote);
+            let before = self.inner.remote_tracking(&report.remote, &branch).await?;
             self.fetch_locked(Some(&report.remote), false, progress)
                 .await?;
-            if let (Some(mine), Some(_)) = (mine, merges.last()) {
-                // Drop the previous round's merge (never pushed) and merge into our commit.
-                self.inner.reset_hard(&mine.to_hex()).await?;
-                merges.pop();
+            let remote_tip = self.inner.remote_tracking(&report.remote, &branch).await?;
+            if let Some(tip) = remote_tip {
+                if self.inner.reachable(tip).await?.contains(&mine) {
+                    // Another writer's push landed this one: take the branch as it is now.
+                    if !merges.is_empty() {
+                        self.inner.reset_hard(&mine.to_hex()).await?;
+                    }
+                    self.merge_locked(&tracking, &MergeOptions::default())
+                        .await?;
+                    if opts.set_upstream {
+                        let up = strata_remote::config::Upstream {
+                            remote: report.remote.clone(),
+                            branch: branch.clone(),
+                        };
+                        strata_remote::config::set_upstream(&self.inner, &branch, up).await?;
+                    }
+                    report.rounds = round;
+                    report.merges = Vec::new();
+                    report.carried = Vec::new();
+                    report.carried_in = Some(tip);
+                    report.rejected.clear();
+                    report.first_rejection = None;
+                    report.updates = vec![PushedRef {
+                        name: branch.clone(),
+                        source: Some(branch.clone()),
+                        kind: "branch",
+                        old: before,
+                        new: Some(tip),
+                        moved: RefMove::FastForward,
+                    }];
+                    return Ok(report);
+                }
             }
+            // This push merges: what landed, then the pushes waiting behind it.
+            if !merges.is_empty() {
+                // Drop the previous round's merges (never pushed) and merge into our commit.
+                self.inner.reset_hard(&mine.to_hex()).await?;
+                merges.clear();
+            }
+            carried.clear();
             let merge = MergeOptions {
                 message: Some(format!("Merge {tracking}")),
                 no_ff: false,
@@ -504,8 +642,97 @@ impl Repository {
                     });
                 }
             }
-            tracing::info!(round, "{tracking} had moved: merged it in, pushing again");
+            if let Turn::Mine(others) = others {
+                for w in others.into_iter().take(CARRY - 1) {
+                    if let Some(commit) = self.carry(&remote, &tracking, &w, progress).await? {
+                        merges.extend(commit);
+                        carried.push(w);
+                    }
+                }
+            }
+            tracing::info!(
+                round,
+                carried = carried.len(),
+                "{tracking} had moved: merged it in, pushing again"
+            );
             round += 1;
+        }
+    }
+
+    /// Waits until this push's note is first among those waiting on `branch` (its turn to
+    /// merge and push), or is gone (a push that merged it landed, or the note was lost). A
+    /// first note that stays first for [`TAKEOVER`] belongs to a push that stopped; then this
+    /// one merges anyway. Errors of the listing only end the wait (the notes are hints).
+    async fn wait_turn(
+        &self,
+        remote: &Remote,
+        branch: &str,
+        note: &strata_remote::waiting::Waiting,
+    ) -> Turn {
+        let mut first: Option<String> = None;
+        let mut since = std::time::Instant::now();
+        loop {
+            let listed = match strata_remote::waiting::list(remote, branch).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not list the pushes waiting; merging alone");
+                    return Turn::Mine(Vec::new());
+                }
+            };
+            let Some(place) = listed.iter().position(|w| w.path == note.path) else {
+                return Turn::Gone;
+            };
+            if place == 0 {
+                return Turn::Mine(listed.into_iter().skip(1).collect());
+            }
+            if first.as_deref() != Some(listed[0].path.as_ref()) {
+                first = Some(listed[0].path.to_string());
+                since = std::time::Instant::now();
+            }
+            if since.elapsed() >= TAKEOVER {
+                tracing::info!(note = %listed[0].path, "the first waiting push has not landed for a while; merging the others");
+                return Turn::Mine(listed.into_iter().filter(|w| w.path != note.path).collect());
+            }
+            tokio::time::sleep(wait_pause(place)).await;
+        }
+    }
+
+    /// Merges the commit of a waiting push into the branch (this push lands it with its own).
+    /// `Ok(None)`: not carried (its objects are gone from the remote, or it conflicts with
+    /// what is merged so far; its own push then finds out); `Ok(Some(None))`: already in the
+    /// history; `Ok(Some(Some(merge)))`: merged.
+    async fn carry(
+        &self,
+        remote: &Remote,
+        tracking: &str,
+        w: &strata_remote::waiting::Waiting,
+        progress: &dyn Progress,
+    ) -> Result<Option<Option<ObjectId>>> {
+        if let Err(e) =
+            strata_remote::fetch::fetch_commit(&self.inner, remote, w.commit, progress).await
+        {
+            tracing::info!(commit = %w.commit, error = %e, "a waiting push's commit cannot be read; leaving it to its own push");
+            return Ok(None);
+        }
+        let merge = MergeOptions {
+            message: Some(format!(
+                "Merge {} (a push waiting on {tracking})",
+                w.commit.short()
+            )),
+            no_ff: false,
+            ff_only: false,
+            author: None,
+        };
+        match self.merge_locked(&w.commit.to_hex(), &merge).await? {
+            MergeOutcome::Merged { commit } => Ok(Some(Some(commit))),
+            MergeOutcome::UpToDate => Ok(Some(None)),
+            MergeOutcome::FastForward { commit } | MergeOutcome::Rebased { commit, .. } => {
+                Ok(Some(Some(commit)))
+            }
+            MergeOutcome::Conflicts { .. } => {
+                self.inner.merge_abort().await?;
+                Ok(None)
+            }
         }
     }
 
@@ -631,6 +858,8 @@ impl Repository {
             objects: report.transferred.objects,
             bytes: report.transferred.bytes,
             merges: Vec::new(),
+            carried: Vec::new(),
+            carried_in: None,
             rounds: 1,
             first_rejection: report.rejected.into_iter().next(),
             atomic: opts.atomic,
