@@ -215,6 +215,77 @@ impl Repository {
         let base_tables = self.commit_tables(base).await?;
         let ours_tables = self.commit_tables(Some(ours)).await?;
         let theirs_tables = self.commit_tables(theirs).await?;
+        self.merge_table_sets(&base_tables, &ours_tables, &theirs_tables, true)
+            .await
+    }
+
+    /// Merges several commits into the current branch as one merge commit whose parents are
+    /// HEAD and each commit merged, each against its merge base with HEAD under the
+    /// cell-level rules. A commit whose rows conflict with what is merged so far is left out,
+    /// and nothing of it changes; a commit already in HEAD's history counts as merged. No
+    /// commit is made when nothing new merges. Returns the commit made and the commits
+    /// merged (in the given order).
+    pub async fn merge_several(
+        &self,
+        theirs: &[ObjectId],
+        author: &str,
+        message: &str,
+    ) -> Result<(Option<ObjectId>, Vec<ObjectId>)> {
+        self.ensure_no_merge().await?;
+        self.ensure_clean(false).await?;
+        let head = self.head().await?;
+        let Some(ours) = self.commit_of(&head).await? else {
+            return Err(Error::State(
+                "there is no commit to merge into yet; commit first".into(),
+            ));
+        };
+        let history = self.reachable(ours).await?;
+        let mut tables = self.commit_tables(Some(ours)).await?;
+        let mut parents = vec![ours];
+        let mut merged = Vec::new();
+        for &t in theirs {
+            if history.contains(&t) {
+                merged.push(t);
+                continue;
+            }
+            if parents.contains(&t) {
+                continue;
+            }
+            let base = self.merge_base(ours, t).await?;
+            let base_tables = self.commit_tables(base).await?;
+            let theirs_tables = self.commit_tables(Some(t)).await?;
+            match self
+                .merge_table_sets(&base_tables, &tables, &theirs_tables, false)
+                .await
+            {
+                Ok((m, conflicts)) if conflicts.is_empty() => {
+                    tables = m;
+                    parents.push(t);
+                    merged.push(t);
+                }
+                Ok(_) => tracing::info!(commit = %t, "left out of the merge: its rows conflict"),
+                Err(e) => tracing::info!(commit = %t, error = %e, "left out of the merge"),
+            }
+        }
+        if parents.len() == 1 {
+            return Ok((None, merged));
+        }
+        let commit = Commit::new(parents, tables, author.into(), self.now(), message.into());
+        let id = self.objects().put_json(&commit).await?;
+        let reason = format!("merge: {}", commit.summary());
+        self.move_head(&head, Some(ours), id, &reason).await?;
+        Ok((Some(id), merged))
+    }
+
+    /// The table-by-table merge of [`Repository::merge_commits`]. `keep_theirs_rows`: store
+    /// the other side's version of conflicting rows (for a merge that stops to be resolved).
+    async fn merge_table_sets(
+        &self,
+        base_tables: &BTreeMap<String, ObjectId>,
+        ours_tables: &BTreeMap<String, ObjectId>,
+        theirs_tables: &BTreeMap<String, ObjectId>,
+        keep_theirs_rows: bool,
+    ) -> Result<(BTreeMap<String, ObjectId>, BTreeMap<String, TableConflicts>)> {
         let mut merged = BTreeMap::new();
         let mut conflicts = BTreeMap::new();
         let names: BTreeSet<&String> = ours_tables.keys().chain(theirs_tables.keys()).collect();
@@ -244,6 +315,16 @@ impl Repository {
                 let theirs_t = TableObject::read(objects, t).await?;
                 let m =
                     merge_tables(self.objects(), name, base_t.as_ref(), &ours_t, &theirs_t).await?;
+                if !m.conflicts.is_empty() && !keep_theirs_rows {
+                    conflicts.insert(
+                        name.clone(),
+                        TableConflicts {
+                            conflicts: m.conflicts,
+                            theirs_rows: None,
+                        },
+                    );
+                    continue;
+                }
                 if !m.conflicts.is_empty() {
                     let theirs_rows = match m.theirs_rows.into_iter().next() {
                         Some(rows) => {

@@ -46,6 +46,9 @@ struct Note {
     time: i64,
 }
 
+/// A time by the store's clock.
+pub type Time = chrono::DateTime<chrono::Utc>;
+
 /// A push waiting to land.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {
@@ -53,33 +56,62 @@ pub struct Waiting {
     pub path: Path,
     /// The commit to land (it and everything it reaches were uploaded before the note).
     pub commit: ObjectId,
+    /// When the note was last written, by the store's clock (from a listing). The push whose
+    /// turn it is writes its note again every [`HEARTBEAT`], so that the others can tell it
+    /// is at work from one that stopped.
+    pub modified: Option<Time>,
 }
+
+/// How often the push whose turn it is writes its note again.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// Leaves a note that `commit` (uploaded already) waits to land on `branch`.
 pub async fn enter(remote: &Remote, branch: &str, commit: ObjectId) -> Result<Waiting> {
     let millis = chrono::Utc::now().timestamp_millis().max(0);
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let path = dir(branch).join(format!("{millis:013}-{}-{}", commit.to_hex(), &nonce[..12]));
-    let note = Note {
-        format: WAITING_FORMAT,
-        name: format!("refs/heads/{branch}"),
-        commit: commit.to_hex(),
-        writer: remote.refs.writer().to_string(),
-        time: millis / 1000,
-    };
-    match store::create(&remote.store, &path, encode_json(&note)?)
+    match store::create(&remote.store, &path, body(remote, branch, commit)?)
         .await
         .map_err(|e| remote.located(e))?
     {
-        Created::Created => Ok(Waiting { path, commit }),
+        Created::Created => Ok(Waiting {
+            path,
+            commit,
+            modified: None,
+        }),
         // A fresh nonce: "already there" can only be this very write. Any other unclear
         // outcome leaves a note that may or may not be there; the caller finds out by
         // listing (a missing note only means it merges its commit itself).
         Created::Unclear(e) => {
             tracing::info!(note = %path, error = %e, "a waiting push's note may not be stored");
-            Ok(Waiting { path, commit })
+            Ok(Waiting {
+                path,
+                commit,
+                modified: None,
+            })
         }
     }
+}
+
+fn body(remote: &Remote, branch: &str, commit: ObjectId) -> Result<bytes::Bytes> {
+    Ok(encode_json(&Note {
+        format: WAITING_FORMAT,
+        name: format!("refs/heads/{branch}"),
+        commit: commit.to_hex(),
+        writer: remote.refs.writer().to_string(),
+        time: chrono::Utc::now().timestamp(),
+    })?)
+}
+
+/// Writes a note again (its turn's heartbeat): its time in listings moves on.
+pub async fn refresh(remote: &Remote, branch: &str, note: &Waiting) -> Result<()> {
+    store::put(
+        &remote.store,
+        &note.path,
+        body(remote, branch, note.commit)?,
+    )
+    .await
+    .map_err(|e| remote.located(e))
 }
 
 /// The pushes waiting to land on `branch`, first come first (by name), without the stale.
@@ -101,6 +133,7 @@ pub async fn list(remote: &Remote, branch: &str) -> Result<Vec<Waiting>> {
             Some(Waiting {
                 path: m.location,
                 commit,
+                modified: Some(m.last_modified),
             })
         })
         .collect();
@@ -173,15 +206,23 @@ mod tests {
         let b = enter(&r, "main", id(2)).await.expect("enter");
         enter(&r, "main/sub", id(3)).await.expect("enter");
         enter(&r, "other", id(4)).await.expect("enter");
+        let paths = |l: Vec<Waiting>| l.into_iter().map(|w| w.path).collect::<Vec<_>>();
         let listed = list(&r, "main").await.expect("list");
         assert_eq!(
-            listed,
-            vec![a.clone(), b.clone()],
+            paths(listed.clone()),
+            vec![a.path.clone(), b.path.clone()],
             "only main's, oldest first"
         );
+        assert_eq!(listed[1].commit, id(2));
+        // A heartbeat moves the note's time on, and keeps its place.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        refresh(&r, "main", &a).await.expect("refresh");
+        let again = list(&r, "main").await.expect("list");
+        assert_eq!(again[0].path, a.path);
+        assert!(again[0].modified > listed[0].modified);
         withdraw(&r, &a.path).await;
         withdraw(&r, &a.path).await;
-        assert_eq!(list(&r, "main").await.expect("list"), vec![b]);
+        assert_eq!(paths(list(&r, "main").await.expect("list")), vec![b.path]);
         assert_eq!(
             list(&r, "main/sub").await.expect("list")[0].commit,
             id(3),

@@ -156,11 +156,36 @@ fn push_pause(round: u32) -> Duration {
 
 /// Waiting pushes one push lands at most, its own included: a bound on how long one merging
 /// push takes, so that the next in line gets its turn.
-const CARRY: usize = 16;
+const CARRY: usize = 32;
 
-/// How long the first waiting push may stay first without landing before the others merge
-/// without it (it stopped or crashed).
-const TAKEOVER: Duration = Duration::from_secs(3);
+/// How long the note of the first waiting push may stay as it is (no heartbeat, see
+/// [`strata_remote::waiting::HEARTBEAT`]) before the others take it for stopped and merge
+/// without waiting for it.
+const TAKEOVER: Duration = Duration::from_secs(5);
+
+/// Writes a push's note again every [`strata_remote::waiting::HEARTBEAT`] while it merges
+/// for the pushes waiting behind it; stops when dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(remote: &Remote, branch: &str, note: &strata_remote::waiting::Waiting) -> Self {
+        let (remote, branch, note) = (remote.clone(), branch.to_string(), note.clone());
+        Heartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(strata_remote::waiting::HEARTBEAT).await;
+                if let Err(e) = strata_remote::waiting::refresh(&remote, &branch, &note).await {
+                    tracing::info!(error = %e, "could not refresh this push's waiting note");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// The pause between two looks at the waiting pushes, for the one at `place` in line: the
 /// further back, the longer (jittered), so that a hundred waiting pushes do not keep the
@@ -521,6 +546,8 @@ impl Repository {
         let mine = self.inner.head_commit().await?;
         let mut merges: Vec<ObjectId> = Vec::new();
         let mut carried: Vec<strata_remote::waiting::Waiting> = Vec::new();
+        // While this push merges for the others waiting, its note says it is at work.
+        let mut _beat: Option<Heartbeat> = None;
         let mut round = 1;
         loop {
             let mut report = self.push_locked(opts, progress).await?;
@@ -570,8 +597,15 @@ impl Repository {
             // A pause first: the other pushes that lost this round leave their notes, so that
             // the first of them merges them all, and that merge is as fresh as it can be.
             tokio::time::sleep(push_pause(round)).await;
+            _beat = None;
             let others = match &state.note {
-                Some((_, note)) => self.wait_turn(&remote, &branch, note).await,
+                Some((_, note)) => {
+                    let turn = self.wait_turn(&remote, &branch, note).await;
+                    if matches!(turn, Turn::Mine(_)) {
+                        _beat = Some(Heartbeat::start(&remote, &branch, note));
+                    }
+                    turn
+                }
                 None => Turn::Mine(Vec::new()),
             };
             let tracking = format!("{}/{branch}", report.remote);
@@ -643,12 +677,9 @@ impl Repository {
                 }
             }
             if let Turn::Mine(others) = others {
-                for w in others.into_iter().take(CARRY - 1) {
-                    if let Some(commit) = self.carry(&remote, &tracking, &w, progress).await? {
-                        merges.extend(commit);
-                        carried.push(w);
-                    }
-                }
+                let (commit, landing) = self.carry(&remote, &tracking, others, progress).await?;
+                merges.extend(commit);
+                carried = landing;
             }
             tracing::info!(
                 round,
@@ -669,7 +700,7 @@ impl Repository {
         branch: &str,
         note: &strata_remote::waiting::Waiting,
     ) -> Turn {
-        let mut first: Option<String> = None;
+        let mut first: Option<(String, Option<strata_remote::waiting::Time>)> = None;
         let mut since = std::time::Instant::now();
         loop {
             let listed = match strata_remote::waiting::list(remote, branch).await {
@@ -685,8 +716,11 @@ impl Repository {
             if place == 0 {
                 return Turn::Mine(listed.into_iter().skip(1).collect());
             }
-            if first.as_deref() != Some(listed[0].path.as_ref()) {
-                first = Some(listed[0].path.to_string());
+            // The first in line is at work while its note changes (its heartbeat) or another
+            // takes its place.
+            let head = (listed[0].path.to_string(), listed[0].modified);
+            if first.as_ref() != Some(&head) {
+                first = Some(head);
                 since = std::time::Instant::now();
             }
             if since.elapsed() >= TAKEOVER {
@@ -697,43 +731,43 @@ impl Repository {
         }
     }
 
-    /// Merges the commit of a waiting push into the branch (this push lands it with its own).
-    /// `Ok(None)`: not carried (its objects are gone from the remote, or it conflicts with
-    /// what is merged so far; its own push then finds out); `Ok(Some(None))`: already in the
-    /// history; `Ok(Some(Some(merge)))`: merged.
+    /// Merges the commits of pushes waiting behind this one into the branch, as one merge
+    /// commit (this push then lands them with its own). A commit whose objects are gone from
+    /// the remote, or whose rows conflict with what is merged before it, is left to its own
+    /// push, which finds out. Returns the merge commit (if one was made) and the waiting
+    /// pushes it lands (those already in the history included).
     async fn carry(
         &self,
         remote: &Remote,
         tracking: &str,
-        w: &strata_remote::waiting::Waiting,
+        others: Vec<strata_remote::waiting::Waiting>,
         progress: &dyn Progress,
-    ) -> Result<Option<Option<ObjectId>>> {
-        if let Err(e) =
-            strata_remote::fetch::fetch_commit(&self.inner, remote, w.commit, progress).await
-        {
-            tracing::info!(commit = %w.commit, error = %e, "a waiting push's commit cannot be read; leaving it to its own push");
-            return Ok(None);
-        }
-        let merge = MergeOptions {
-            message: Some(format!(
-                "Merge {} (a push waiting on {tracking})",
-                w.commit.short()
-            )),
-            no_ff: false,
-            ff_only: false,
-            author: None,
-        };
-        match self.merge_locked(&w.commit.to_hex(), &merge).await? {
-            MergeOutcome::Merged { commit } => Ok(Some(Some(commit))),
-            MergeOutcome::UpToDate => Ok(Some(None)),
-            MergeOutcome::FastForward { commit } | MergeOutcome::Rebased { commit, .. } => {
-                Ok(Some(Some(commit)))
-            }
-            MergeOutcome::Conflicts { .. } => {
-                self.inner.merge_abort().await?;
-                Ok(None)
+    ) -> Result<(Option<ObjectId>, Vec<strata_remote::waiting::Waiting>)> {
+        let mut readable = Vec::new();
+        for w in others.into_iter().take(CARRY - 1) {
+            match strata_remote::fetch::fetch_commit(&self.inner, remote, w.commit, progress).await
+            {
+                Ok(_) => readable.push(w),
+                Err(e) => {
+                    tracing::info!(commit = %w.commit, error = %e, "a waiting push's commit cannot be read; leaving it to its own push")
+                }
             }
         }
+        if readable.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let ids: Vec<ObjectId> = readable.iter().map(|w| w.commit).collect();
+        let (author, _) = self.author(None).await?;
+        let message = format!("Merge pushes waiting on {tracking}");
+        let (commit, merged) = self
+            .inner
+            .merge_several(&ids, author.as_str(), &message)
+            .await?;
+        let landing = readable
+            .into_iter()
+            .filter(|w| merged.contains(&w.commit))
+            .collect();
+        Ok((commit, landing))
     }
 
     /// One attempt of [`Repository::push`], under the state lock the caller holds.
