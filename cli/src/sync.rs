@@ -392,6 +392,12 @@ async fn gc(repo: &Repository, opts: &GcOptions, as_json: bool) -> Result<()> {
     if r.ref_records > 0 {
         outln!("Removed {}", count(r.ref_records, "old ref record"))?;
     }
+    if report.stale_notes > 0 {
+        outln!(
+            "Removed {} of pushes that stopped waiting more than an hour ago",
+            count(report.stale_notes, "note")
+        )?;
+    }
     if report.fenced > 0 {
         outln!(
             "Fenced {} ref records of pushes in flight (they start over after this collection)",

@@ -248,7 +248,13 @@ pub struct RemoteGcReport {
     pub leases: u64,
     /// The interrupted collection this one took over from.
     pub took_over: Option<String>,
+    /// Notes of waiting pushes removed: older than [`STALE_NOTES`], left by pushes that
+    /// stopped (docs/protocol.md, section 6, "Waiting pushes").
+    pub stale_notes: u64,
 }
+
+/// The age from which a collection removes a waiting push's note.
+pub const STALE_NOTES: Duration = Duration::from_secs(3600);
 
 /// Collects `remote`. `cache` stores (the local repository) are read first while marking:
 /// an object's id is the hash of its bytes, so any copy is as good as the remote's.
@@ -303,6 +309,8 @@ pub async fn collect(
     let released = release_lock(remote, &ours, seq).await;
     outcome?;
     released?;
+    // Notes are hints that name no ref: old ones go whatever else happened.
+    report.stale_notes = crate::waiting::remove_stale(remote, STALE_NOTES).await?;
     Ok(report)
 }
 

@@ -201,3 +201,287 @@ async fn a_fault_at_any_storage_call_of_a_merging_push_leaves_both_sides_consist
     }
     unroute(&url);
 }
+
+/// A remote whose `main` moved on since clones `b` and `c` were made (row 10, from `a`); `b`
+/// and `c` each commit a change of their own (`b_csv`, `c_csv`), and `c`'s commit is on the
+/// remote (as a push leaves it before its note), on the branch `parked`.
+struct Waiters {
+    _tmp: tempfile::TempDir,
+    root: std::path::PathBuf,
+    url: String,
+    b: Repository,
+    c: Repository,
+    c_commit: strata::ObjectId,
+}
+
+async fn waiters(b_csv: &str, c_csv: &str) -> Waiters {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().to_path_buf();
+    let a = TestRepo::with_people().await;
+    let url = a
+        .add_remote(
+            "origin",
+            root.join("remote").to_str().expect("utf-8"),
+            &Default::default(),
+        )
+        .await
+        .expect("remote add")
+        .url;
+    let first = PushOptions {
+        create: true,
+        ..Default::default()
+    };
+    a.push(&first, &NoProgress).await.expect("first push");
+    let clone = |name: &'static str| {
+        let (url, root) = (url.clone(), root.clone());
+        async move {
+            let (r, _) = Repository::clone(
+                &url,
+                &root.join(name),
+                &CloneOptions::default(),
+                &NoProgress,
+            )
+            .await
+            .expect("clone");
+            r.with_author(author()).with_commit_time(COMMIT_TIME)
+        }
+    };
+    let b = clone("b").await;
+    let c = clone("c").await;
+    a.upsert("people", "id,name,score\n10,from a,1.0\n").await;
+    a.commit_changes("a adds 10").await;
+    a.push(&PushOptions::default(), &NoProgress)
+        .await
+        .expect("push")
+        .error()
+        .map_or(Ok(()), Err)
+        .expect("a's push lands");
+    let change = |r: &Repository, csv: &str, name: &str| {
+        let file = root.join(format!("{name}.csv"));
+        std::fs::write(&file, csv).expect("write");
+        let r = r.clone();
+        let name = name.to_string();
+        async move {
+            r.import_file(
+                "people",
+                &file,
+                None,
+                &mode(strata::WriteMode::Upsert),
+                &NoProgress,
+            )
+            .await
+            .expect("upsert");
+            r.commit(&format!("{name} changes people"), None)
+                .await
+                .expect("commit")
+                .id
+        }
+    };
+    change(&b, b_csv, "b").await;
+    let c_commit = change(&c, c_csv, "c").await;
+    let park = PushOptions {
+        branches: vec!["main:parked".into()],
+        ..Default::default()
+    };
+    c.push(&park, &NoProgress)
+        .await
+        .expect("push")
+        .error()
+        .map_or(Ok(()), Err)
+        .expect("c's commit is uploaded");
+    Waiters {
+        _tmp: tmp,
+        root,
+        url,
+        b,
+        c,
+        c_commit,
+    }
+}
+
+impl Waiters {
+    fn notes_dir(&self) -> std::path::PathBuf {
+        self.root.join("remote/waiting/heads/main")
+    }
+
+    /// Leaves a note on the remote that `commit` waits to land, named `<millis>-<commit>-x`.
+    fn note(&self, millis: &str, commit: &strata::ObjectId) -> std::path::PathBuf {
+        std::fs::create_dir_all(self.notes_dir()).expect("mkdir");
+        let path = self
+            .notes_dir()
+            .join(format!("{millis}-{}-test", commit.to_hex()));
+        std::fs::write(&path, "{}").expect("write the note");
+        path
+    }
+
+    fn notes(&self) -> Vec<String> {
+        match std::fs::read_dir(self.notes_dir()) {
+            Ok(dir) => dir
+                .map(|e| e.expect("entry").file_name().to_string_lossy().to_string())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    async fn remote_rows(&self, name: &str) -> String {
+        remote_people(&self.url, &self.root.join(name)).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_push_in_line_lands_the_waiting_ones_and_they_find_their_commits_landed() {
+    let w = waiters(
+        "id,name,score\n20,from b,2.0\n",
+        "id,name,score\n30,from c,3.0\n",
+    )
+    .await;
+    // c waits behind whoever comes next (its note sorts last).
+    w.note("9999999999999", &w.c_commit);
+    let mut report =
+        w.b.push(&PushOptions::default(), &NoProgress)
+            .await
+            .expect("b's push");
+    assert!(report.error().is_none(), "{report:?}");
+    assert_eq!(report.carried, vec![w.c_commit], "b landed c's commit");
+    assert_eq!(report.merges.len(), 2, "origin/main, then the waiting push");
+    assert!(w.notes().is_empty(), "the notes are gone: {:?}", w.notes());
+    let all = "1,\"ann\"\n2,\"bob\"\n3,\"cy\"\n10,\"from a\"\n20,\"from b\"\n30,\"from c\"";
+    assert_eq!(w.remote_rows("check").await, all);
+    let tip = w.b.resolve("origin/main").await.expect("tip");
+    assert_eq!(w.b.resolve("main").await.expect("main"), tip);
+    let merge = w.b.log(Some("main"), Some(1)).await.expect("log");
+    assert_eq!(merge[0].parents.len(), 2);
+    assert!(w
+        .b
+        .is_ancestor(&w.c_commit.to_hex(), "main")
+        .await
+        .expect("ancestry"));
+
+    // c's own push then finds its commit in the branch: it takes the branch as it is.
+    let mut report =
+        w.c.push(&PushOptions::default(), &NoProgress)
+            .await
+            .expect("c's push");
+    assert!(report.error().is_none(), "{report:?}");
+    assert_eq!(report.carried_in, Some(tip), "{report:?}");
+    assert!(report.merges.is_empty() && report.carried.is_empty());
+    assert_eq!(w.c.resolve("main").await.expect("main"), tip);
+    assert_eq!(w.c.resolve("origin/main").await.expect("tracking"), tip);
+    assert!(w.c.status().await.expect("status").tables.is_empty());
+    assert!(w.notes().is_empty(), "{:?}", w.notes());
+    assert_eq!(w.remote_rows("check2").await, all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_push_that_conflicts_is_left_out_and_its_own_push_stops_on_the_conflict() {
+    let w = waiters(
+        "id,name,score\n1,from b,1.5\n",
+        "id,name,score\n1,from c,1.5\n",
+    )
+    .await;
+    w.note("9999999999999", &w.c_commit);
+    let mut report =
+        w.b.push(&PushOptions::default(), &NoProgress)
+            .await
+            .expect("b's push");
+    assert!(report.error().is_none(), "{report:?}");
+    assert!(
+        report.carried.is_empty(),
+        "c's commit conflicts: {report:?}"
+    );
+    assert_eq!(report.merges.len(), 1);
+    assert_eq!(w.notes().len(), 1, "c's note stays for c: {:?}", w.notes());
+    let landed = "1,\"from b\"\n2,\"bob\"\n3,\"cy\"\n10,\"from a\"";
+    assert_eq!(w.remote_rows("check").await, landed);
+
+    let before = w.c.resolve("main").await.expect("main");
+    let e =
+        w.c.push(&PushOptions::default(), &NoProgress)
+            .await
+            .expect_err("c's push stops on the conflict");
+    assert_mentions(&e.to_string(), &["conflict", "1 row", "people"]);
+    assert_eq!(w.c.resolve("main").await.expect("main"), before);
+    let status = w.c.status().await.expect("status");
+    assert!(status.merging.is_none() && status.tables.is_empty());
+    assert_eq!(w.remote_rows("check2").await, landed);
+    // c's push withdrew the note it left; the one this test wrote stays (a stale hint).
+    assert_eq!(w.notes().len(), 1, "{:?}", w.notes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_that_cannot_be_landed_cost_a_wait_at_most_never_a_commit() {
+    let w = waiters(
+        "id,name,score\n20,from b,2.0\n",
+        "id,name,score\n30,from c,3.0\n",
+    )
+    .await;
+    // A note whose commit was never uploaded, and one older than a note may be.
+    let missing = strata::ObjectId::of(b"never uploaded");
+    w.note("9999999999998", &missing);
+    let stale = w.note("9999999999999", &w.c_commit);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .expect("open")
+        .set_modified(old)
+        .expect("set the note's time");
+    let mut report =
+        w.b.push(&PushOptions::default(), &NoProgress)
+            .await
+            .expect("b's push");
+    assert!(report.error().is_none(), "{report:?}");
+    assert!(report.carried.is_empty(), "{report:?}");
+    assert_eq!(
+        w.remote_rows("check").await,
+        "1,\"ann\"\n2,\"bob\"\n3,\"cy\"\n10,\"from a\"\n20,\"from b\""
+    );
+    assert_eq!(
+        w.notes().len(),
+        2,
+        "notes nobody landed stay: {:?}",
+        w.notes()
+    );
+    // A collection removes notes older than an hour.
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .expect("open")
+        .set_modified(old)
+        .expect("set the note's time");
+    let gc =
+        w.b.gc(
+            &strata::GcOptions {
+                remote: Some("origin".into()),
+                ..Default::default()
+            },
+            &NoProgress,
+        )
+        .await
+        .expect("gc");
+    assert_eq!(gc.report.stale_notes, 1);
+    assert_eq!(w.notes().len(), 1, "{:?}", w.notes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_note_that_never_changes_is_taken_for_stopped_and_its_commit_landed() {
+    let w = waiters(
+        "id,name,score\n20,from b,2.0\n",
+        "id,name,score\n30,from c,3.0\n",
+    )
+    .await;
+    // c's note is first in line, but nobody writes it again (its push stopped).
+    w.note("0000000000001", &w.c_commit);
+    let started = std::time::Instant::now();
+    let mut report =
+        w.b.push(&PushOptions::default(), &NoProgress)
+            .await
+            .expect("b's push");
+    assert!(report.error().is_none(), "{report:?}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(5),
+        "b waited for the first in line"
+    );
+    assert_eq!(report.carried, vec![w.c_commit], "{report:?}");
+    assert!(w.notes().is_empty(), "{:?}", w.notes());
+}
