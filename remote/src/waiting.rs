@@ -25,14 +25,11 @@ pub const WAITING_FORMAT: u32 = 1;
 /// waited for: their writer has given up or crashed. A garbage collection removes them.
 pub const MAX_AGE: Duration = Duration::from_secs(600);
 
-/// The folder of the notes of pushes waiting to land on `branch`.
-pub fn dir(branch: &str) -> Path {
-    Path::from(format!("waiting/heads/{branch}"))
-}
+use strata_engine::store::layout::waiting_dir as dir;
 
 /// The folder of every note.
-pub fn root() -> Path {
-    Path::from("waiting")
+fn root() -> Path {
+    Path::from(strata_engine::store::layout::WAITING_DIR)
 }
 
 /// A note's body (its name carries the same time and commit, so that a listing says all).

@@ -7,6 +7,7 @@
 //! refs/heads/<branch>/<seq:020>        branch ref log: immutable numbered records
 //! refs/heads/<branch>/latest           advisory copy of the newest record (never trusted alone)
 //! refs/tags/<tag>/...                  the same for tags
+//! waiting/heads/<branch>/<note>        pushes waiting to land (remote only; protocol section 6)
 //! iceberg/...                          Iceberg views, derived per location (protocol section 10)
 //! local/...                            per-checkout state; never part of a remote
 //! ```
@@ -80,6 +81,14 @@ pub fn leases_dir() -> Path {
 
 pub fn lease(id: &str) -> Path {
     Path::from(format!("leases/{id}"))
+}
+
+/// The folder of every waiting push's note (docs/protocol.md, section 6, "Waiting pushes").
+pub const WAITING_DIR: &str = "waiting";
+
+/// The folder of the notes of pushes waiting to land on `branch`.
+pub fn waiting_dir(branch: &str) -> Path {
+    Path::from(format!("{WAITING_DIR}/heads/{branch}"))
 }
 
 /// Folders holding immutable objects.
