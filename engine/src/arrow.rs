@@ -4,7 +4,7 @@
 pub mod array {
     pub use arrow_array::cast::AsArray;
     pub use arrow_array::*;
-    pub use arrow_ord::ord::make_comparator;
+    pub use arrow_ord::ord::{make_comparator, DynComparator};
 }
 
 pub mod datatypes {

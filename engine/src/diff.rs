@@ -50,6 +50,8 @@ struct Side<'a> {
     key_idx: Vec<usize>,
     rows: Option<Rows>,
     pos: usize,
+    /// Counts the chunks read: tells when `rows` changed.
+    generation: u64,
 }
 
 impl<'a> Side<'a> {
@@ -68,6 +70,7 @@ impl<'a> Side<'a> {
             key_idx,
             rows: None,
             pos: 0,
+            generation: 0,
         })
     }
 
@@ -84,6 +87,7 @@ impl<'a> Side<'a> {
                     self.rows =
                         Some(read_chunk(self.objects, &e, &self.schema, &self.key_idx).await?);
                     self.pos = 0;
+                    self.generation += 1;
                 }
                 None => return Ok(false),
             }
@@ -92,6 +96,62 @@ impl<'a> Side<'a> {
 
     fn key(&self) -> &[u8] {
         self.rows.as_ref().expect("ready").keys.get(self.pos)
+    }
+}
+
+/// [`rows_equal`] for many rows of one pair of batches: the column comparators are made once
+/// per pair, not once per row.
+struct RowEq {
+    /// The generations of the two sides' batches it was made for.
+    made_for: (u64, u64),
+    /// For each column of `a`: `b`'s column of that name and a comparator of the two, or
+    /// `None` when `b` lacks it or holds another type (such rows always differ).
+    columns: Vec<Option<ColumnEq>>,
+    /// `b` has a column `a` lacks: rows always differ.
+    extra: bool,
+}
+
+struct ColumnEq {
+    a: crate::arrow::array::ArrayRef,
+    b: crate::arrow::array::ArrayRef,
+    cmp: crate::arrow::array::DynComparator,
+}
+
+impl RowEq {
+    fn new(a: &RecordBatch, b: &RecordBatch, made_for: (u64, u64)) -> Result<Self> {
+        let (sa, sb) = (a.schema(), b.schema());
+        let mut columns = Vec::with_capacity(sa.fields().len());
+        for (ai, f) in sa.fields().iter().enumerate() {
+            let column = match sb.index_of(f.name()) {
+                Ok(bi) if a.column(ai).data_type() == b.column(bi).data_type() => {
+                    let (ca, cb) = (a.column(ai).clone(), b.column(bi).clone());
+                    let cmp = make_comparator(ca.as_ref(), cb.as_ref(), SortOptions::default())
+                        .map_err(|e| Error::arrow("comparing rows", e))?;
+                    Some(ColumnEq { a: ca, b: cb, cmp })
+                }
+                _ => None,
+            };
+            columns.push(column);
+        }
+        let extra = sb.fields().iter().any(|f| sa.index_of(f.name()).is_err());
+        Ok(RowEq {
+            made_for,
+            columns,
+            extra,
+        })
+    }
+
+    /// The same answer as [`rows_equal`] for these batches.
+    fn equal(&self, i: usize, j: usize) -> bool {
+        !self.extra
+            && self.columns.iter().all(|c| match c {
+                None => false,
+                Some(c) => match (c.a.is_null(i), c.b.is_null(j)) {
+                    (true, true) => true,
+                    (false, false) => (c.cmp)(i, j).is_eq(),
+                    _ => false,
+                },
+            })
     }
 }
 
@@ -148,6 +208,8 @@ pub struct TableDiff<'a> {
     /// Rows of each side that the change returned last consumed (moved past on the next call).
     consumed: (bool, bool),
     counts: DiffCounts,
+    /// Compares rows of the current pair of chunks.
+    eq: Option<RowEq>,
 }
 
 impl<'a> TableDiff<'a> {
@@ -184,6 +246,7 @@ impl<'a> TableDiff<'a> {
             same_key,
             consumed: (false, false),
             counts: DiffCounts::default(),
+            eq: None,
         })
     }
 
@@ -217,7 +280,12 @@ impl<'a> TableDiff<'a> {
                     self.a.rows.as_ref().expect("ready"),
                     self.b.rows.as_ref().expect("ready"),
                 );
-                if rows_equal(&ar.batch, self.a.pos, &br.batch, self.b.pos)? {
+                let gens = (self.a.generation, self.b.generation);
+                if self.eq.as_ref().map(|e| e.made_for) != Some(gens) {
+                    self.eq = Some(RowEq::new(&ar.batch, &br.batch, gens)?);
+                }
+                let eq = self.eq.as_ref().expect("made just now");
+                if eq.equal(self.a.pos, self.b.pos) {
                     self.a.pos += 1;
                     self.b.pos += 1;
                     continue;
