@@ -547,6 +547,9 @@ impl Repository {
         let mine = self.inner.head_commit().await?;
         let mut merges: Vec<ObjectId> = Vec::new();
         let mut carried: Vec<strata_remote::waiting::Waiting> = Vec::new();
+        // The remote branch's commit that the branch holds merged into `mine`, with nothing
+        // merged on top (a merge that a later round may keep).
+        let mut merged_at: Option<ObjectId> = None;
         // While this push merges for the others waiting, its note says it is at work.
         let mut _beat: Option<Heartbeat> = None;
         let mut round = 1;
@@ -572,9 +575,19 @@ impl Repository {
                 return Ok(report);
             }
             let remote = Remote::configured(&self.inner, &report.remote, false).await?;
+            let tracking = format!("{}/{branch}", report.remote);
+            if state.note.is_none() && report.objects == 0 {
+                // The attempt stopped before uploading (the branch had moved when it was
+                // read): merge what is new first, so that a push that conflicts stops having
+                // changed nothing on the remote.
+                self.fetch_locked(Some(&report.remote), false, progress)
+                    .await?;
+                self.merge_tracking(mine, &tracking, &mut merges).await?;
+                merged_at = self.inner.remote_tracking(&report.remote, &branch).await?;
+            }
             if state.note.is_none() {
-                // The attempt may have stopped before uploading (the branch had moved when it
-                // was read): the commit goes up first, then the note that names it.
+                // The commit goes up first (if the attempt did not upload it), then the note
+                // that names it.
                 let anchor = self.inner.remote_tracking(&report.remote, &branch).await?;
                 let entered = match strata_remote::push::upload_commit(
                     &self.inner,
@@ -609,7 +622,6 @@ impl Repository {
                 }
                 None => Turn::Mine(Vec::new()),
             };
-            let tracking = format!("{}/{branch}", report.remote);
             let before = self.inner.remote_tracking(&report.remote, &branch).await?;
             self.fetch_locked(Some(&report.remote), false, progress)
                 .await?;
@@ -647,36 +659,11 @@ impl Repository {
                 }
             }
             // This push merges: what landed, then the pushes waiting behind it.
-            if !merges.is_empty() {
-                // Drop the previous round's merges (never pushed) and merge into our commit.
-                self.inner.reset_hard(&mine.to_hex()).await?;
-                merges.clear();
-            }
             carried.clear();
-            let merge = MergeOptions {
-                message: Some(format!("Merge {tracking}")),
-                no_ff: false,
-                ff_only: false,
-                author: None,
-            };
-            match self.merge_locked(&tracking, &merge).await? {
-                MergeOutcome::Merged { commit } => merges.push(commit),
-                MergeOutcome::FastForward { .. }
-                | MergeOutcome::UpToDate
-                | MergeOutcome::Rebased { .. } => {}
-                MergeOutcome::Conflicts { rows, tables } => {
-                    // The branch goes back to where it was; the conflict is the user's call.
-                    self.inner.merge_abort().await?;
-                    return Err(Error::InvalidState {
-                        message: format!(
-                            "the push was rejected: {tracking} moved, and its changes conflict with yours on {rows} row{} (in {}); your branch is as it was",
-                            if rows == 1 { "" } else { "s" },
-                            tables.join(", ")
-                        ),
-                        suggestion: Some(Suggestion::PullThenPush),
-                    });
-                }
+            if merged_at.is_none() || merged_at != remote_tip {
+                self.merge_tracking(mine, &tracking, &mut merges).await?;
             }
+            merged_at = None;
             if let Turn::Mine(others) = others {
                 let (commit, landing) = self.carry(&remote, &tracking, others, progress).await?;
                 merges.extend(commit);
@@ -689,6 +676,46 @@ impl Repository {
             );
             round += 1;
         }
+    }
+
+    /// Merges the remote-tracking branch `tracking` into the branch's own commit `mine`
+    /// (dropping the merges of an earlier round, never pushed): the merge commit joins
+    /// `merges`. Rows that conflict stop the push, with the branch back at `mine`.
+    async fn merge_tracking(
+        &self,
+        mine: ObjectId,
+        tracking: &str,
+        merges: &mut Vec<ObjectId>,
+    ) -> Result<()> {
+        if !merges.is_empty() {
+            self.inner.reset_hard(&mine.to_hex()).await?;
+            merges.clear();
+        }
+        let merge = MergeOptions {
+            message: Some(format!("Merge {tracking}")),
+            no_ff: false,
+            ff_only: false,
+            author: None,
+        };
+        match self.merge_locked(tracking, &merge).await? {
+            MergeOutcome::Merged { commit } => merges.push(commit),
+            MergeOutcome::FastForward { .. }
+            | MergeOutcome::UpToDate
+            | MergeOutcome::Rebased { .. } => {}
+            MergeOutcome::Conflicts { rows, tables } => {
+                // The branch goes back to where it was; the conflict is the user's call.
+                self.inner.merge_abort().await?;
+                return Err(Error::InvalidState {
+                    message: format!(
+                        "the push was rejected: {tracking} moved, and its changes conflict with yours on {rows} row{} (in {}); your branch is as it was",
+                        if rows == 1 { "" } else { "s" },
+                        tables.join(", ")
+                    ),
+                    suggestion: Some(Suggestion::PullThenPush),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Waits until this push's note is first among those waiting on `branch` (its turn to
@@ -711,11 +738,22 @@ impl Repository {
                     return Turn::Mine(Vec::new());
                 }
             };
-            let Some(place) = listed.iter().position(|w| w.path == note.path) else {
+            // A note naming the same commit holds this push's place too: one left by an
+            // earlier push of it (stopped, or written late), or another clone's push of it.
+            if !listed.iter().any(|w| w.path == note.path) {
                 return Turn::Gone;
-            };
+            }
+            let place = listed
+                .iter()
+                .position(|w| w.commit == note.commit)
+                .unwrap_or(0);
             if place == 0 {
-                return Turn::Mine(listed.into_iter().skip(1).collect());
+                return Turn::Mine(
+                    listed
+                        .into_iter()
+                        .filter(|w| w.commit != note.commit)
+                        .collect(),
+                );
             }
             // The first in line is at work while its note changes (its heartbeat) or another
             // takes its place.
@@ -726,7 +764,12 @@ impl Repository {
             }
             if since.elapsed() >= TAKEOVER {
                 tracing::info!(note = %listed[0].path, "the first waiting push has not landed for a while; merging the others");
-                return Turn::Mine(listed.into_iter().filter(|w| w.path != note.path).collect());
+                return Turn::Mine(
+                    listed
+                        .into_iter()
+                        .filter(|w| w.commit != note.commit)
+                        .collect(),
+                );
             }
             tokio::time::sleep(wait_pause(place)).await;
         }
