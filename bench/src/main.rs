@@ -6,7 +6,9 @@
 //!        strata-bench --writers 8,32,100 [--remote ENDPOINT] [--rows N]
 //! `--writers` runs the many-writers figures: clones of one remote (a folder, or an S3 bucket
 //! at ENDPOINT with AWS credentials in the environment) each append 100 rows and run
-//! `strata push` once, all at the same moment, beside one uncontended push of the same change.
+//! `strata push` once, all at the same moment, beside one uncontended push of the same change
+//! and beside as many pushes of it at once, each to a branch of its own (what N processes at
+//! once cost this machine when no two race for one ref).
 //! `--growth 1000000,10000000,100000000` prints, for each table size, what import and a full
 //! scan cost (these grow with the table) beside what a one-row commit, a small diff and the
 //! push of a one-row change cost (these should not).
@@ -724,7 +726,7 @@ async fn writers_bench(args: &Args) -> Result<()> {
         if endpoint == "file" { "a folder" } else { endpoint.as_str() },
         args.rows
     );
-    println!("writers | wall s | latency median s | worst s | attempts median / max | uncontended push s | wall / uncontended");
+    println!("writers | wall s | latency median s | worst s | attempts median / max | uncontended push s | wall / uncontended | same pushes to separate branches s");
     let mut next_key = args.rows + 1_000_000;
     for &n in &args.writers {
         // One push of the same change with nobody else pushing (median of 3).
@@ -739,6 +741,39 @@ async fn writers_bench(args: &Args) -> Result<()> {
         }
         singles.sort_by(f64::total_cmp);
         let single_secs = singles[1];
+        // The floor of n processes pushing at once on this machine: the same change, each
+        // to a branch of its own (no two race for one ref).
+        let solo: Vec<PathBuf> = (0..n)
+            .map(|i| clone(&format!("s{n}-{i}")))
+            .collect::<Result<_>>()?;
+        for (i, d) in solo.iter().enumerate() {
+            commit_append(&cli, d, next_key, &format!("solo {i}"))?;
+            next_key += 100;
+        }
+        let start = Instant::now();
+        let children: Vec<std::process::Child> = solo
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                Command::new(&cli)
+                    .arg("-C")
+                    .arg(d)
+                    .args(["push", "origin", &format!("main:solo-{n}-{i}")])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+            })
+            .collect::<std::io::Result<_>>()?;
+        for c in children {
+            let out = c.wait_with_output()?;
+            if !out.status.success() {
+                bail!("a push to a branch of its own failed");
+            }
+        }
+        let separate_secs = start.elapsed().as_secs_f64();
+        for d in solo {
+            std::fs::remove_dir_all(d).ok();
+        }
         let dirs: Vec<PathBuf> = (0..n)
             .map(|i| clone(&format!("w{n}-{i}")))
             .collect::<Result<_>>()?;
@@ -792,7 +827,7 @@ async fn writers_bench(args: &Args) -> Result<()> {
         latencies.sort_by(f64::total_cmp);
         attempts.sort_unstable();
         println!(
-            "{n:>7} | {wall:>6.2} | {:>16.2} | {:>7.2} | {:>12} / {:<8} | {single_secs:>18.2} | {:>6.1}x",
+            "{n:>7} | {wall:>6.2} | {:>16.2} | {:>7.2} | {:>12} / {:<8} | {single_secs:>18.2} | {:>17.1}x | {separate_secs:.2}",
             latencies[latencies.len() / 2],
             latencies[latencies.len() - 1],
             attempts[attempts.len() / 2],
