@@ -192,7 +192,7 @@ impl Drop for Heartbeat {
 /// further back, the longer (jittered), so that a hundred waiting pushes do not keep the
 /// store busy.
 fn wait_pause(place: usize) -> Duration {
-    let ceiling = (10 * (place as u64 + 1)).min(500);
+    let ceiling = (40 * (place as u64 + 1)).min(2000);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
