@@ -146,13 +146,18 @@ pub const PUSH_ROUNDS: u32 = 100;
 /// active at once, so an attempt's fetch, merge and push can finish before the next writer
 /// lands.
 fn push_pause(round: u32) -> Duration {
-    let ceiling = 20u64 << round.saturating_sub(1).min(8);
+    Duration::from_millis(random_below(20u64 << round.saturating_sub(1).min(8)))
+}
+
+/// A number of milliseconds below `ceiling`, different from process to process and from call
+/// to call (jitter; not for anything that needs real randomness).
+fn random_below(ceiling: u64) -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let seed =
         u64::from(nanos ^ std::process::id().rotate_left(16)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    Duration::from_millis((seed >> 11) % ceiling.max(1))
+    (seed >> 11) % ceiling.max(1)
 }
 
 /// Waiting pushes one push lands at most, its own included: a bound on how long one merging
@@ -193,12 +198,7 @@ impl Drop for Heartbeat {
 /// store busy.
 fn wait_pause(place: usize) -> Duration {
     let ceiling = (40 * (place as u64 + 1)).min(2000);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let seed =
-        u64::from(nanos ^ std::process::id().rotate_left(16)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    Duration::from_millis(ceiling / 2 + (seed >> 11) % (ceiling / 2).max(1))
+    Duration::from_millis(ceiling / 2 + random_below(ceiling / 2))
 }
 
 /// What a push waiting to land learned.
