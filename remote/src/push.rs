@@ -358,20 +358,41 @@ pub async fn upload_commit(
     anchor: Option<ObjectId>,
     progress: &dyn Progress,
 ) -> Result<TransferStats> {
-    let mut anchors = Vec::new();
-    if let Some(a) = anchor {
+    upload(
+        repo,
+        remote,
+        &[commit],
+        anchor.into_iter().collect(),
+        progress,
+    )
+    .await
+}
+
+/// Uploads what `tips` reach, oldest first, taking as complete on the remote only what the
+/// `anchors` (commits the remote's refs hold) reach; anchors this repository does not have
+/// (pushed by others, not fetched) cannot help.
+async fn upload(
+    repo: &Repository,
+    remote: &Remote,
+    tips: &[ObjectId],
+    anchors: Vec<ObjectId>,
+    progress: &dyn Progress,
+) -> Result<TransferStats> {
+    let mut local_anchors = Vec::with_capacity(anchors.len());
+    for a in anchors {
         if repo
             .objects()
             .exists(strata_engine::store::ObjectKind::Meta, &a)
             .await?
         {
-            anchors.push(a);
+            local_anchors.push(a);
         }
     }
-    let known = repo.reachable_from(&anchors).await?;
+    let known = repo.reachable_from(&local_anchors).await?;
     let transfer = Transfer::new(repo.objects(), &remote.objects, repo.objects(), progress)
         .checking_presence();
-    let missing = transfer.missing_commits(&[commit], &known).await?;
+    let missing = transfer.missing_commits(tips, &known).await?;
+    tracing::info!(remote = %remote.url, commits = missing.len(), "uploading");
     transfer.copy_commits(missing).await?;
     Ok(transfer.stats())
 }
@@ -400,24 +421,7 @@ async fn upload_and_move(
             }
         }
     }
-    // Anchors this repository does not have (pushed by others, not fetched) cannot help.
-    let mut local_anchors = Vec::with_capacity(anchors.len());
-    for a in anchors {
-        if repo
-            .objects()
-            .exists(strata_engine::store::ObjectKind::Meta, &a)
-            .await?
-        {
-            local_anchors.push(a);
-        }
-    }
-    let known = repo.reachable_from(&local_anchors).await?;
-    let transfer = Transfer::new(repo.objects(), &remote.objects, repo.objects(), progress)
-        .checking_presence();
-    let missing = transfer.missing_commits(&tips, &known).await?;
-    tracing::info!(remote = %remote.url, commits = missing.len(), "uploading");
-    transfer.copy_commits(missing).await?;
-    report.transferred = transfer.stats();
+    report.transferred = upload(repo, remote, &tips, anchors, progress).await?;
 
     // 5. Move the refs.
     let mut moved: Vec<(RefState, Option<ObjectId>)> = Vec::new();
