@@ -78,7 +78,8 @@ pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
 /// A tree built in memory: its root and the nodes to store.
 pub struct BuiltTree {
     pub root: ObjectId,
-    pub nodes: Vec<(ObjectId, Bytes)>,
+    /// The new nodes, each with its level.
+    pub nodes: Vec<(u8, ObjectId, Bytes)>,
 }
 
 fn is_node_boundary(entry: &Entry, count: usize) -> bool {
@@ -125,8 +126,8 @@ struct Cutter<'k> {
     current: Vec<Entry>,
     /// The entries of the nodes ended so far (the next level's entries).
     sealed: Vec<Entry>,
-    /// The new nodes to store.
-    nodes: Vec<(ObjectId, Bytes)>,
+    /// The new nodes to store, with their level.
+    nodes: Vec<(u8, ObjectId, Bytes)>,
 }
 
 impl<'k> Cutter<'k> {
@@ -170,7 +171,7 @@ fn seal(
     level: u8,
     entries: Vec<Entry>,
     known: &HashSet<ObjectId>,
-    out: &mut Vec<(ObjectId, Bytes)>,
+    out: &mut Vec<(u8, ObjectId, Bytes)>,
 ) -> Result<Entry> {
     let rows = entries.iter().map(|e| e.rows).sum();
     let bytes = entries.iter().map(|e| e.bytes).sum();
@@ -187,7 +188,7 @@ fn seal(
     let encoded = encode_json(&node)?;
     let id = ObjectId::of(&encoded);
     if !known.contains(&id) {
-        out.push((id, encoded));
+        out.push((level, id, encoded));
     }
     Ok(Entry {
         id,
@@ -197,13 +198,22 @@ fn seal(
     })
 }
 
-/// Stores the nodes of a built tree.
+/// Stores the nodes of a built tree, a level at a time from the bottom: a node is stored only
+/// once the nodes it lists are (the completeness invariant, docs/protocol.md, section 6: a
+/// node present in a repository has all it reaches, so fetch stops walking there, even after
+/// an interrupted write). The nodes of one level are stored at once.
 pub async fn store(objects: &Objects, tree: BuiltTree) -> Result<ObjectId> {
-    stream::iter(tree.nodes)
-        .map(|(id, bytes)| objects.put_with_id(ObjectKind::Meta, id, bytes))
-        .buffer_unordered(READ_CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await?;
+    let mut nodes = tree.nodes;
+    nodes.sort_by_key(|(level, _, _)| *level);
+    let mut nodes = nodes.into_iter().peekable();
+    while let Some(&(level, _, _)) = nodes.peek() {
+        let this_level: Vec<_> = std::iter::from_fn(|| nodes.next_if(|n| n.0 == level)).collect();
+        stream::iter(this_level)
+            .map(|(_, id, bytes)| objects.put_with_id(ObjectKind::Meta, id, bytes))
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+    }
     Ok(tree.root)
 }
 
@@ -438,7 +448,7 @@ pub async fn edit(tree: &mut LazyTree<'_>, spans: Vec<Span>) -> Result<BuiltTree
     let created = created.into_iter().filter(|(_, id, _)| !known.contains(id));
     if entries.len() > 1 || top == 0 {
         let built = build_from(top, entries, &known)?;
-        let nodes = created.map(|(_, id, bytes)| (id, bytes)).chain(built.nodes);
+        let nodes = created.chain(built.nodes);
         return Ok(BuiltTree {
             root: built.root,
             nodes: nodes.collect(),
@@ -474,7 +484,7 @@ pub async fn edit(tree: &mut LazyTree<'_>, spans: Vec<Span>) -> Result<BuiltTree
     let nodes = created
         .into_iter()
         .filter(|(_, (level, _))| *level <= root_level)
-        .map(|(id, (_, bytes))| (id, bytes))
+        .map(|(id, (level, bytes))| (level, id, bytes))
         .collect();
     Ok(BuiltTree { root, nodes })
 }
@@ -535,7 +545,7 @@ async fn recut(
                 break;
             }
         }
-        created.extend(cut.nodes.into_iter().map(|(id, bytes)| (level, id, bytes)));
+        created.extend(cut.nodes);
         out.push(Span {
             first,
             last,
@@ -849,5 +859,151 @@ mod tests {
                 build(edited, &HashSet::new()).expect("build").root
             );
         });
+    }
+}
+
+#[cfg(test)]
+mod store_order {
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+        PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    };
+
+    use super::*;
+
+    /// Records the keys whose puts have finished, in that order; the puts of the `slow` keys
+    /// take 50 ms, so a parent stored alongside such a child would finish first.
+    #[derive(Debug)]
+    struct Recording {
+        inner: InMemory,
+        slow: Mutex<HashSet<String>>,
+        done: Mutex<Vec<String>>,
+    }
+
+    impl std::fmt::Display for Recording {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Recording")
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for Recording {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> Result<PutResult> {
+            let slow = self
+                .slow
+                .lock()
+                .map(|s| s.contains(location.as_ref()))
+                .unwrap_or(false);
+            if slow {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let r = self.inner.put_opts(location, payload, opts).await;
+            if let Ok(mut d) = self.done.lock() {
+                d.push(location.to_string());
+            }
+            r
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, Result<Path>>,
+        ) -> BoxStream<'static, Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    /// A node is stored only after every node it lists: after an interrupted store, a node
+    /// present has all it reaches (fetch stops walking at a present node).
+    #[tokio::test]
+    async fn nodes_are_stored_after_the_nodes_they_list() {
+        let entries: Vec<Entry> = (0..20_000u64)
+            .map(|i| Entry {
+                id: ObjectId::of(&i.to_be_bytes()),
+                rows: 10,
+                bytes: 100,
+                last_key: encode_hex(&i.to_be_bytes()),
+            })
+            .collect();
+        let built = build(entries, &HashSet::new()).expect("build");
+        let levels: HashSet<u8> = built.nodes.iter().map(|n| n.0).collect();
+        assert!(levels.len() >= 3, "{levels:?}: too few levels to test");
+        let recording = Arc::new(Recording {
+            inner: InMemory::new(),
+            // The last level-0 node: the nodes above it come next in a tree's list.
+            slow: Mutex::new(
+                built
+                    .nodes
+                    .iter()
+                    .rfind(|n| n.0 == 0)
+                    .map(|n| ObjectKind::Meta.path(&n.1).to_string())
+                    .into_iter()
+                    .collect(),
+            ),
+            done: Mutex::new(Vec::new()),
+        });
+        let children: HashMap<String, Vec<String>> = built
+            .nodes
+            .iter()
+            .map(|(level, id, bytes)| {
+                let node: Node = serde_json::from_slice(bytes).expect("node");
+                let kids = match level {
+                    0 => Vec::new(),
+                    _ => node
+                        .entries
+                        .iter()
+                        .map(|e| ObjectKind::Meta.path(&e.id).to_string())
+                        .collect(),
+                };
+                (ObjectKind::Meta.path(id).to_string(), kids)
+            })
+            .collect();
+        let objects = Objects::new(recording.clone(), "memory");
+        store(&objects, built).await.expect("store");
+        let done = recording.done.lock().expect("log").clone();
+        assert_eq!(done.len(), children.len());
+        let at: HashMap<&String, usize> = done.iter().enumerate().map(|(i, k)| (k, i)).collect();
+        for (node, kids) in &children {
+            for kid in kids {
+                assert!(
+                    at[kid] < at[node],
+                    "node {node} was stored before its child {kid}"
+                );
+            }
+        }
     }
 }
