@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, RowGroups};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter};
 use parquet::arrow::{parquet_to_arrow_field_levels, ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::column::page::{Page, PageIterator, PageMetadata, PageReader};
@@ -130,7 +131,80 @@ fn dictionary_pays(array: &dyn arrow_array::Array) -> bool {
 
 /// Encodes one chunk as a Parquet file.
 pub fn encode_chunk(batch: &RecordBatch) -> Result<Bytes> {
+    encode_chunk_on(batch, 1)
+}
+
+/// As [`encode_chunk`], encoding the columns on up to `threads` threads at once (for a chunk
+/// encoded alone, as after a small edit). The bytes are the same whatever the number.
+pub fn encode_chunk_on(batch: &RecordBatch, threads: usize) -> Result<Bytes> {
+    let err = |e| Error::parquet("encoding a chunk", e);
+    let threads = threads.min(batch.num_columns());
+    if threads <= 1 {
+        return encode_chunk_serial(batch);
+    }
     let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 1024);
+    let writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(chunk_properties(batch)))
+        .map_err(err)?;
+    // The writer ArrowWriter itself drives, driven here one column per task: the same
+    // settings, schema and metadata, so the same bytes.
+    let (mut file, factory) = writer.into_serialized_writer().map_err(err)?;
+    let mut writers = factory.create_column_writers(0).map_err(err)?;
+    let schema = batch.schema();
+    let mut leaves = Vec::with_capacity(writers.len());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        leaves.extend(compute_leaves(field, column).map_err(err)?);
+    }
+    if leaves.len() != writers.len() {
+        return Err(Error::Invalid(format!(
+            "encoding a chunk: {} leaf columns for {} column writers",
+            leaves.len(),
+            writers.len()
+        )));
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let jobs: Vec<std::sync::Mutex<Option<ArrowColumnWriter>>> = writers
+        .drain(..)
+        .map(|w| std::sync::Mutex::new(Some(w)))
+        .collect();
+    let done: Vec<std::sync::Mutex<Option<Result<ArrowColumnChunk>>>> =
+        jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let work = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(slot) = jobs.get(i) else { break };
+        let taken = slot.lock().ok().and_then(|mut w| w.take());
+        let result = match taken {
+            Some(mut w) => w.write(&leaves[i]).and_then(|()| w.close()).map_err(err),
+            None => Err(Error::Invalid(
+                "encoding a chunk: a column writer is missing".into(),
+            )),
+        };
+        if let Ok(mut d) = done[i].lock() {
+            *d = Some(result);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
+    });
+    let mut group = file.next_row_group().map_err(err)?;
+    for slot in done {
+        let chunk = slot.into_inner().ok().flatten().unwrap_or_else(|| {
+            Err(Error::Invalid(
+                "encoding a chunk: a column was not encoded".into(),
+            ))
+        })?;
+        chunk.append_to_row_group(&mut group).map_err(err)?;
+    }
+    group.close().map_err(err)?;
+    file.close().map_err(err)?;
+    Ok(Bytes::from(buf))
+}
+
+/// The writer settings of one chunk: the common ones, and dictionary encoding off for the
+/// columns where it does not pay.
+fn chunk_properties(batch: &RecordBatch) -> WriterProperties {
     let mut props = writer_properties().into_builder();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
         if !dictionary_pays(column.as_ref()) {
@@ -140,7 +214,12 @@ pub fn encode_chunk(batch: &RecordBatch) -> Result<Bytes> {
             );
         }
     }
-    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props.build()))
+    props.build()
+}
+
+fn encode_chunk_serial(batch: &RecordBatch) -> Result<Bytes> {
+    let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 1024);
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(chunk_properties(batch)))
         .map_err(|e| Error::parquet("encoding a chunk", e))?;
     writer
         .write(batch)
@@ -156,6 +235,52 @@ pub fn encode_chunk(batch: &RecordBatch) -> Result<Bytes> {
 /// input; that is caught here).
 pub fn decode_chunk(id: &ObjectId, bytes: Bytes, schema: &SchemaRef) -> Result<RecordBatch> {
     decode_chunk_columns(id, bytes, schema, None)
+}
+
+/// As [`decode_chunk`], decoding the columns on up to `threads` threads at once (for a chunk
+/// read alone, as by an edit or a diff; a scan decodes chunks side by side instead).
+pub fn decode_chunk_on(
+    id: &ObjectId,
+    bytes: Bytes,
+    schema: &SchemaRef,
+    threads: usize,
+) -> Result<RecordBatch> {
+    let n = schema.fields().len();
+    let threads = threads.min(n);
+    if threads <= 1 {
+        return decode_chunk(id, bytes, schema);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: Vec<std::sync::Mutex<Option<Result<RecordBatch>>>> =
+        (0..n).map(|_| std::sync::Mutex::new(None)).collect();
+    let work = || loop {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(slot) = done.get(i) else { break };
+        let column = decode_chunk_columns(id, bytes.clone(), schema, Some(&[i]));
+        if let Ok(mut d) = slot.lock() {
+            *d = Some(column);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
+    });
+    let mut columns = Vec::with_capacity(n);
+    for slot in done {
+        let column = slot.into_inner().ok().flatten().unwrap_or_else(|| {
+            Err(Error::CorruptObject {
+                id: id.to_hex(),
+                reason: "a column of the chunk was not decoded".into(),
+            })
+        })?;
+        columns.push(column.column(0).clone());
+    }
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::CorruptObject {
+        id: id.to_hex(),
+        reason: format!("its columns are not the table's: {e}"),
+    })
 }
 
 /// Decodes only the columns `columns` (positions in the table's schema, in that order) of a

@@ -14,7 +14,7 @@ use crate::names::validate_name;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::schema::TableSchema;
-use crate::table::{apply, store_table, ApplyStats, ChangeOp, ChangeSource, TableObject};
+use crate::table::{apply_and_store, ApplyStats, ChangeOp, ChangeSource, TableObject};
 use crate::tree::decode_hex;
 
 /// Passes changes through, noting which of the `watch` keys they touch (used to resolve
@@ -288,10 +288,9 @@ impl Repository {
         };
         let input = &input.clone().with_exact(exact);
         let watch = self.conflict_keys(table).await?;
-        let (object, stats, hit) = self
+        let (object, id, stats, hit) = self
             .apply_file(table, input, &schema, base, op, chunking, &watch, progress)
             .await?;
-        let id = store_table(self.objects(), &object).await?;
         self.set_working_table(table, Some(id)).await?;
         // The rows the file held settle their conflicts; a replace settles the whole table's.
         let settled = if mode == ImportMode::Replace {
@@ -364,10 +363,9 @@ impl Repository {
                 .collect(),
             primary_key: t.schema.primary_key.clone(),
         };
-        let (object, stats, hit) = self
+        let (object, id, stats, hit) = self
             .apply_keys(table, input, &key_schema, &t, progress)
             .await?;
-        let id = store_table(self.objects(), &object).await?;
         self.set_working_table(table, Some(id)).await?;
         // Deleting a conflicting row settles its conflict.
         if !hit.is_empty() {
@@ -407,7 +405,7 @@ impl Repository {
         key_schema: &TableSchema,
         base: &TableObject,
         progress: &dyn Progress,
-    ) -> Result<(TableObject, ApplyStats, HashSet<Vec<u8>>)> {
+    ) -> Result<(TableObject, ObjectId, ApplyStats, HashSet<Vec<u8>>)> {
         let arrow = key_schema.arrow()?;
         let key_idx: Vec<usize> = (0..key_schema.columns.len()).collect();
         let reader = BatchReader::open(input, table, arrow, &key_idx)?;
@@ -419,7 +417,7 @@ impl Repository {
             watch: &watch,
             hit: &mut hit,
         };
-        let (object, stats) = apply(
+        let (object, id, stats) = apply_and_store(
             self.objects(),
             table,
             Some(base),
@@ -429,7 +427,7 @@ impl Repository {
             &mut recorder,
         )
         .await?;
-        Ok((object, stats, hit))
+        Ok((object, id, stats, hit))
     }
 
     /// Applies the rows of a file; also returns which of the `watch` keys (conflicting rows
@@ -445,7 +443,7 @@ impl Repository {
         chunking: ChunkParams,
         watch: &HashSet<Vec<u8>>,
         progress: &dyn Progress,
-    ) -> Result<(TableObject, ApplyStats, HashSet<Vec<u8>>)> {
+    ) -> Result<(TableObject, ObjectId, ApplyStats, HashSet<Vec<u8>>)> {
         let arrow = schema.arrow()?;
         let key_idx = schema.key_indices();
         // First try streaming: most files are already in key order.
@@ -457,7 +455,7 @@ impl Repository {
             watch,
             hit: &mut hit,
         };
-        match apply(
+        match apply_and_store(
             self.objects(),
             table,
             base,
@@ -471,7 +469,7 @@ impl Repository {
             Err(Error::NotSorted) => {
                 tracing::debug!(table, "input is not sorted by key; sorting it");
             }
-            Ok((object, stats)) => return Ok((object, stats, hit)),
+            Ok((object, id, stats)) => return Ok((object, id, stats, hit)),
             Err(e) => return Err(e),
         }
         // The chunks written so far are unreferenced; `gc` removes them.
@@ -485,7 +483,7 @@ impl Repository {
             watch,
             hit: &mut hit,
         };
-        let (object, stats) = apply(
+        let (object, id, stats) = apply_and_store(
             self.objects(),
             table,
             base,
@@ -495,6 +493,6 @@ impl Repository {
             &mut recorder,
         )
         .await?;
-        Ok((object, stats, hit))
+        Ok((object, id, stats, hit))
     }
 }

@@ -11,7 +11,9 @@ use futures::stream::{self, BoxStream, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
-use crate::chunk::{decode_chunk, decode_chunk_columns, encode_chunk, ChunkParams};
+use crate::chunk::{
+    decode_chunk, decode_chunk_columns, decode_chunk_on, encode_chunk_on, ChunkParams,
+};
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::key::{encode_keys, format_key, KeyRange, Keys, Rows};
@@ -181,7 +183,12 @@ struct Chunker<'a> {
 
 enum PendingEntry {
     Ready(Entry),
-    Writing(JoinHandle<Result<Entry>>),
+    /// A chunk being encoded and stored: its entry arrives once it is encoded, before the
+    /// store has finished with it.
+    Writing {
+        entry: tokio::sync::oneshot::Receiver<Entry>,
+        put: JoinHandle<Result<()>>,
+    },
 }
 
 impl<'a> Chunker<'a> {
@@ -235,26 +242,35 @@ impl<'a> Chunker<'a> {
         let last_key = encode_hex(&self.last_key);
         let schema = self.schema.clone();
         let objects = self.objects.clone();
-        let task = tokio::spawn(async move {
+        // A chunk encoded alone (a small edit, or the first chunk of a write) has the cores
+        // to itself: its columns are encoded side by side. Otherwise chunks are encoded side
+        // by side, one thread each.
+        let threads = if self.in_flight == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            1
+        };
+        let (send, entry) = tokio::sync::oneshot::channel();
+        let put = tokio::spawn(async move {
             let (bytes, id) = tokio::task::spawn_blocking(move || -> Result<_> {
                 let batch = crate::arrow::compute::concat_batches(&schema, &batches)
                     .map_err(|e| Error::arrow("assembling a chunk", e))?;
-                let bytes = encode_chunk(&batch)?;
+                let bytes = encode_chunk_on(&batch, threads)?;
                 let id = ObjectId::of(&bytes);
                 Ok((bytes, id))
             })
             .await
             .map_err(|e| Error::Invalid(format!("chunk encoder failed: {e}")))??;
-            let len = bytes.len() as u64;
-            objects.put_with_id(ObjectKind::Chunk, id, bytes).await?;
-            Ok(Entry {
+            // Whoever waits for the entry only needs it encoded; the put is joined later.
+            let _ = send.send(Entry {
                 id,
                 rows,
-                bytes: len,
+                bytes: bytes.len() as u64,
                 last_key,
-            })
+            });
+            objects.put_with_id(ObjectKind::Chunk, id, bytes).await
         });
-        self.out.push(PendingEntry::Writing(task));
+        self.out.push(PendingEntry::Writing { entry, put });
         self.in_flight += 1;
         self.written += 1;
         if self.in_flight > WRITE_CONCURRENCY {
@@ -269,10 +285,9 @@ impl<'a> Chunker<'a> {
             if self.in_flight <= limit {
                 break;
             }
-            if let PendingEntry::Writing(handle) = slot {
-                let entry = handle
-                    .await
-                    .map_err(|e| Error::Invalid(format!("chunk writer failed: {e}")))??;
+            if let PendingEntry::Writing { entry, put } = slot {
+                join_put(put).await?;
+                let entry = received(entry).await?;
                 *slot = PendingEntry::Ready(entry);
                 self.in_flight -= 1;
             }
@@ -280,19 +295,64 @@ impl<'a> Chunker<'a> {
         Ok(())
     }
 
-    async fn finish(mut self) -> Result<(Vec<Entry>, u64)> {
-        self.emit().await?;
-        self.settle(0).await?;
-        let entries = self
-            .out
-            .into_iter()
-            .map(|p| match p {
-                PendingEntry::Ready(e) => e,
-                PendingEntry::Writing(_) => unreachable!("settled"),
-            })
-            .collect();
-        Ok((entries, self.written))
+    /// Every chunk's entry, in order, once all are stored.
+    async fn finish(self) -> Result<(Vec<Entry>, u64)> {
+        let (entries, written, puts) = self.finish_encoded().await?;
+        puts.join().await?;
+        Ok((entries, written))
     }
+
+    /// Every chunk's entry, in order, once all are encoded: the stores still in flight are
+    /// returned, for the caller to join (before anything refers to the chunks) while it
+    /// writes what it builds on the entries.
+    async fn finish_encoded(mut self) -> Result<(Vec<Entry>, u64, Puts)> {
+        self.emit().await?;
+        let mut entries = Vec::with_capacity(self.out.len());
+        let mut puts = Puts::default();
+        for slot in self.out {
+            match slot {
+                PendingEntry::Ready(e) => entries.push(e),
+                PendingEntry::Writing { mut entry, mut put } => match (&mut entry).await {
+                    Ok(e) => {
+                        entries.push(e);
+                        puts.0.push(put);
+                    }
+                    // Not encoded: the task's own result says why.
+                    Err(_) => {
+                        join_put(&mut put).await?;
+                        return Err(Error::Invalid("a chunk was not encoded".into()));
+                    }
+                },
+            }
+        }
+        Ok((entries, self.written, puts))
+    }
+}
+
+/// Stores of chunks still in flight. Dropped unjoined (an error elsewhere), the stores go on
+/// by themselves; their chunks stay unreferenced until gc, as those of any failed write.
+#[derive(Default)]
+struct Puts(Vec<JoinHandle<Result<()>>>);
+
+impl Puts {
+    /// Waits for every store; the first failure is the result.
+    async fn join(self) -> Result<()> {
+        for mut put in self.0 {
+            join_put(&mut put).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn join_put(put: &mut JoinHandle<Result<()>>) -> Result<()> {
+    put.await
+        .map_err(|e| Error::Invalid(format!("chunk writer failed: {e}")))?
+}
+
+async fn received(entry: &mut tokio::sync::oneshot::Receiver<Entry>) -> Result<Entry> {
+    entry
+        .await
+        .map_err(|_| Error::Invalid("a chunk was not encoded".into()))
 }
 
 /// Reads one chunk's rows with their keys.
@@ -307,7 +367,10 @@ pub async fn read_chunk(
     let key_idx = key_idx.to_vec();
     objects
         .read_chunk(&id, move |bytes| {
-            let batch = decode_chunk(&id, bytes, &schema)?;
+            // Chunks read one at a time (an edit, a diff, a merge) have the cores to
+            // themselves: their columns are decoded side by side.
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let batch = decode_chunk_on(&id, bytes, &schema, threads)?;
             let keys = encode_keys(&batch, &key_idx)?.map_err(|_| Error::CorruptObject {
                 id: id.to_hex(),
                 reason: "a key column holds a null".into(),
@@ -384,9 +447,10 @@ fn merge_rows(
 }
 
 /// Applies sorted changes to a table (or creates one when `base` is `None`) and stores the
-/// result. Only the chunks the changes fall in (and the next ones, until the chunking lines up
-/// again) are read and written, and only the index nodes on their paths: the cost follows the
-/// change, not the table.
+/// result's chunks and index (not the table object: [`store_table`], or
+/// [`apply_and_store`]). Only the chunks the changes fall in (and the next ones, until the
+/// chunking lines up again) are read and written, and only the index nodes on their paths:
+/// the cost follows the change, not the table.
 pub async fn apply(
     objects: &Objects,
     table: &str,
@@ -396,6 +460,39 @@ pub async fn apply(
     op: ChangeOp,
     source: &mut dyn ChangeSource,
 ) -> Result<(TableObject, ApplyStats)> {
+    let (t, _, stats) =
+        apply_inner(objects, table, base, schema, chunking, op, source, false).await?;
+    Ok((t, stats))
+}
+
+/// As [`apply`], storing the table object too (after its chunks and index): its id is
+/// returned.
+pub async fn apply_and_store(
+    objects: &Objects,
+    table: &str,
+    base: Option<&TableObject>,
+    schema: TableSchema,
+    chunking: ChunkParams,
+    op: ChangeOp,
+    source: &mut dyn ChangeSource,
+) -> Result<(TableObject, ObjectId, ApplyStats)> {
+    let (t, id, stats) =
+        apply_inner(objects, table, base, schema, chunking, op, source, true).await?;
+    let id = id.ok_or_else(|| Error::Invalid("the table object was not stored".into()))?;
+    Ok((t, id, stats))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_inner(
+    objects: &Objects,
+    table: &str,
+    base: Option<&TableObject>,
+    schema: TableSchema,
+    chunking: ChunkParams,
+    op: ChangeOp,
+    source: &mut dyn ChangeSource,
+    store: bool,
+) -> Result<(TableObject, Option<ObjectId>, ApplyStats)> {
     let arrow_schema = schema.arrow()?;
     let key_idx = schema.key_indices();
     let mut stats = ApplyStats::default();
@@ -405,7 +502,7 @@ pub async fn apply(
         Some(t) => Some(LazyTree::open(objects, &t.index).await?),
         None => None,
     };
-    let (index, rows, bytes, chunks) = match (base, tree.as_mut()) {
+    let (built, puts, rows, bytes, chunks) = match (base, tree.as_mut()) {
         (Some(base), Some(tree)) if !tree.is_empty() => {
             // The regions of old chunks that are read and cut again: their first and last
             // keys, and the range of the chunker's output that replaces them.
@@ -452,7 +549,7 @@ pub async fn apply(
                 chunker.emit().await?;
                 regions.push((first, last, start, chunker.out.len()));
             }
-            let (entries, written) = chunker.finish().await?;
+            let (entries, written, puts) = chunker.finish_encoded().await?;
             stats.chunks_written = written;
             let base_chunks = match base.chunks {
                 Some(n) => n,
@@ -473,9 +570,9 @@ pub async fn apply(
                 })
                 .collect();
             let built = tree::edit(tree, spans).await?;
-            let index = tree::store(objects, built).await?;
             (
-                index,
+                built,
+                puts,
                 (base.rows + new_rows).saturating_sub(old_rows),
                 (base.bytes + new_bytes).saturating_sub(old_bytes),
                 (base_chunks + new_chunks).saturating_sub(old_chunks),
@@ -498,29 +595,35 @@ pub async fn apply(
                     }
                 }
             }
-            let (entries, written) = chunker.finish().await?;
+            let (entries, written, puts) = chunker.finish_encoded().await?;
             stats.chunks_written = written;
             let rows = entries.iter().map(|e| e.rows).sum();
             let bytes = entries.iter().map(|e| e.bytes).sum();
             let chunks = entries.len() as u64;
             let known = HashSet::new();
-            let index = tree::store(objects, tree::build(entries, &known)?).await?;
-            (index, rows, bytes, chunks)
+            (tree::build(entries, &known)?, puts, rows, bytes, chunks)
         }
     };
-    Ok((
-        TableObject {
-            format: TABLE_FORMAT,
-            kind: "table".into(),
-            schema,
-            chunking,
-            index,
-            rows,
-            bytes,
-            chunks: Some(chunks),
-        },
-        stats,
-    ))
+    let object = TableObject {
+        format: TABLE_FORMAT,
+        kind: "table".into(),
+        schema,
+        chunking,
+        index: built.root,
+        rows,
+        bytes,
+        chunks: Some(chunks),
+    };
+    // Each object only once all it names is stored (docs/protocol.md, section 6, "The
+    // completeness invariant"): the chunks (their stores overlapped the index's edit), the
+    // index nodes, the table object.
+    puts.join().await?;
+    tree::store(objects, built).await?;
+    let id = match store {
+        true => Some(store_table(objects, &object).await?),
+        false => None,
+    };
+    Ok((object, id, stats))
 }
 
 /// Applies sorted rows held in memory to a table, keeping its schema and chunking.
