@@ -561,11 +561,12 @@ async fn write_manifest(
     node: &ObjectId,
     reuse: &HashMap<String, Vec<u8>>,
 ) -> Result<(ManifestRef, u64)> {
-    let node_obj: Node = source.get_json(node).await?;
     let path = manifest_path(node);
+    let (node_obj, existing) =
+        futures::try_join!(source.get_json::<Node>(node), head_opt(at.store(), &path))?;
     // One that exists (written for another version, or before an interruption) is not read
     // again: its counts are the node's.
-    if let Some(meta) = head_opt(at.store(), &path).await? {
+    if let Some(meta) = existing {
         let manifest = ManifestRef {
             path: at.uri_of(&path),
             length: to_i64(meta.size),
@@ -741,13 +742,16 @@ async fn write_list(
     if head_opt(at.store(), &path).await?.is_some() {
         return Ok(());
     }
-    let mut known = HashMap::new();
-    if let Some(base) = base.filter(|b| *b != id) {
-        if let Some(bytes) = get_opt(at.store(), &list_path(base)).await? {
-            known = read_list(&bytes).unwrap_or_default();
+    let base_list = async {
+        match base.filter(|b| *b != id) {
+            Some(base) => get_opt(at.store(), &list_path(base)).await,
+            None => Ok(None),
         }
-    }
-    let nodes = level0_nodes(source, &table.index).await?;
+    };
+    let (base_list, nodes) = futures::try_join!(base_list, level0_nodes(source, &table.index))?;
+    let known = base_list
+        .and_then(|bytes| read_list(&bytes))
+        .unwrap_or_default();
     let reuse = replaced_entries(at, &known, &nodes).await;
     let mut manifests = Vec::with_capacity(nodes.len());
     for node in &nodes {
@@ -897,6 +901,33 @@ async fn read_hint(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Option<u
         .and_then(|b| std::str::from_utf8(&b).ok()?.trim().parse().ok()))
 }
 
+/// Writes the manifests and manifest lists of the tables in `tables` that differ from
+/// `base` (the same names in the version they replace, whose lists serve as bases): the
+/// files a view of them will name, before any ref holds them. Publishing such a version
+/// then writes only its metadata. Nothing names these files until then.
+pub async fn prepare(
+    at: &Location,
+    source: &Objects,
+    tables: &BTreeMap<String, ObjectId>,
+    base: &BTreeMap<String, ObjectId>,
+) -> Result<()> {
+    let changed: Vec<(String, ObjectId, Option<ObjectId>)> = tables
+        .iter()
+        .filter(|(name, id)| base.get(*name) != Some(*id))
+        .map(|(name, id)| (name.clone(), *id, base.get(name).copied()))
+        .collect();
+    stream::iter(changed)
+        .map(|(name, id, base)| async move {
+            let table = TableObject::read(source, &id).await?;
+            let mut written = (0, 0);
+            write_list(at, source, &name, &id, &table, base.as_ref(), &mut written).await
+        })
+        .buffer_unordered(READ_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
 /// Publishes the Iceberg view of every table of `commit` at record `seq` of `ref_name`, at
 /// location `at`; objects (tables, nodes, chunk footers) are read from `source`, which holds
 /// them all (the repository itself, or the local repository when publishing on a remote).
@@ -911,26 +942,39 @@ pub async fn publish(
     previous: Option<ObjectId>,
     commit: Option<ObjectId>,
 ) -> Result<Vec<View>> {
-    let old_tables = match previous {
-        Some(c) => read_commit(source, &c).await?.tables,
-        None => BTreeMap::new(),
+    let old_tables = async {
+        Ok::<_, Error>(match previous {
+            Some(c) => read_commit(source, &c).await?.tables,
+            None => BTreeMap::new(),
+        })
     };
-    let (new_tables, time) = match commit {
-        Some(c) => {
-            let commit = read_commit(source, &c).await?;
-            (commit.tables, commit.time)
-        }
-        None => (BTreeMap::new(), 0),
+    let new_tables = async {
+        Ok::<_, Error>(match commit {
+            Some(c) => {
+                let commit = read_commit(source, &c).await?;
+                (commit.tables, commit.time)
+            }
+            None => (BTreeMap::new(), 0),
+        })
     };
-    let mut views = Vec::with_capacity(new_tables.len());
-    for (name, id) in &new_tables {
-        // Without the ref's previous value, the version the hint names serves as the base.
-        let base = match old_tables.get(name) {
-            Some(b) => Some(*b),
-            None => hinted_table(at, ref_name, name).await,
-        };
-        views.push(publish_table(at, source, ref_name, seq, name, id, base.as_ref(), time).await?);
-    }
+    let (old_tables, (new_tables, time)) = futures::try_join!(old_tables, new_tables)?;
+    let todo: Vec<(String, ObjectId, Option<ObjectId>)> = new_tables
+        .iter()
+        .map(|(name, id)| (name.clone(), *id, old_tables.get(name).copied()))
+        .collect();
+    let views: Vec<View> = stream::iter(todo)
+        .map(|(name, id, old)| async move {
+            // Without the ref's previous value, the version the hint names serves as the
+            // base.
+            let base = match old {
+                Some(b) => Some(b),
+                None => hinted_table(at, ref_name, &name).await,
+            };
+            publish_table(at, source, ref_name, seq, &name, &id, base.as_ref(), time).await
+        })
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
     for name in old_tables.keys().filter(|n| !new_tables.contains_key(*n)) {
         delete_opt(at.store(), &hint_path(ref_name.kind, &ref_name.name, name)).await?;
     }
@@ -955,8 +999,13 @@ async fn publish_table(
     let (kind, rname) = (ref_name.kind, ref_name.name.as_str());
     let meta_path = metadata_path(kind, rname, name, seq);
     let mut written = (0u64, 0u64);
-    if head_opt(at.store(), &meta_path).await?.is_none() {
-        let table = TableObject::read(source, id).await?;
+    let hint = hint_path(kind, rname, name);
+    let (existing, table, hinted) = futures::try_join!(
+        head_opt(at.store(), &meta_path),
+        TableObject::read(source, id),
+        read_hint(at.store(), &hint)
+    )?;
+    if existing.is_none() {
         write_list(at, source, name, id, &table, base, &mut written).await?;
         let json = metadata_json(at, ref_name, seq, name, id, &table, time)?;
         let bytes = Bytes::from(
@@ -973,8 +1022,7 @@ async fn publish_table(
     }
     // The hint only moves forward: a slower writer of an older record leaves it alone. It
     // is advisory, like a ref's `latest`: `strata iceberg` always reads the ref itself.
-    let hint = hint_path(kind, rname, name);
-    if read_hint(at.store(), &hint).await?.is_none_or(|h| h < seq) {
+    if hinted.is_none_or(|h| h < seq) {
         put(at.store(), &hint, Bytes::from(seq.to_string())).await?;
     }
     Ok(View {

@@ -513,10 +513,24 @@ impl Repository {
             return Err(Error::EmptyMessage);
         }
         let head = self.head().await?;
-        let parent = self.commit_of(&head).await?;
-        let working = self.working().await?;
-        let merging = self.merge_parent().await?;
-        if merging.is_none() && working.tables == self.commit_tables(parent).await? {
+        // The branch as read here is the one the commit moves from: its compare-and-swap
+        // fails if anything moved it since.
+        let branch = async {
+            match &head {
+                Head::Branch(b) => {
+                    Ok::<_, Error>(Some(self.refs.read(&RefName::branch(b)?).await?))
+                }
+                Head::Detached(_) => Ok(None),
+            }
+        };
+        let (branch, working, merging) =
+            tokio::try_join!(branch, self.working(), self.merge_parent())?;
+        let parent = match (&head, &branch) {
+            (Head::Detached(id), _) => Some(*id),
+            (Head::Branch(_), state) => state.as_ref().and_then(RefState::commit),
+        };
+        let parent_tables = self.commit_tables(parent).await?;
+        if merging.is_none() && working.tables == parent_tables {
             return Err(Error::NothingToCommit);
         }
         let parents: Vec<ObjectId> = parent
@@ -530,7 +544,18 @@ impl Repository {
             self.clock.now(),
             message.to_string(),
         );
-        let id = self.objects.put_json(&commit).await?;
+        // The new tables' Iceberg manifests and lists are written beside the commit (they
+        // are named by what they describe, and nothing names them yet), so that publishing
+        // the views once the branch has moved only writes their metadata.
+        let views = self.iceberg_location();
+        let (id, prepared) = tokio::join!(
+            self.objects.put_json(&commit),
+            iceberg::prepare(&views, &self.objects, &commit.tables, &parent_tables)
+        );
+        let id = id?;
+        if let Err(e) = prepared {
+            tracing::warn!(error = %e, "could not prepare the Iceberg views");
+        }
         let kind = if merging.is_some() {
             "commit (merge)"
         } else if parent.is_none() {
@@ -539,12 +564,14 @@ impl Repository {
             "commit"
         };
         let reason = format!("{kind}: {}", commit.summary());
-        match head {
-            Head::Branch(b) => {
-                self.move_branch(&RefName::branch(&b)?, parent, Some(id), &reason)
-                    .await?;
+        match (head, branch) {
+            (Head::Branch(_), Some(state)) => {
+                self.update_ref(&state, Some(id), &reason).await?;
             }
-            Head::Detached(_) => self.set_head(&Head::Detached(id)).await?,
+            (Head::Branch(b), None) => {
+                return Err(Error::Invalid(format!("branch '{b}' was not read")));
+            }
+            (Head::Detached(_), _) => self.set_head(&Head::Detached(id)).await?,
         }
         // The working tables are the commit's now: WORKING already says so (or, missing,
         // falls back to HEAD's, which are the same).
@@ -563,11 +590,14 @@ impl Repository {
         new: Option<ObjectId>,
         reason: &str,
     ) -> Result<RefState> {
-        let after = self
+        let (after, hint) = self
             .refs
-            .update_because(state, new, self.clock.now(), reason)
+            .update_hint_later(state, new, self.clock.now(), reason)
             .await?;
-        if let Err(e) = self.publish_views(&after, state.commit()).await {
+        // The ref's hint and its views are written side by side: neither waits for the other.
+        let ((), published) =
+            tokio::join!(hint.write(), self.publish_views(&after, state.commit()));
+        if let Err(e) = published {
             tracing::warn!(r#ref = %after.name, error = %e, "could not publish the Iceberg views");
         }
         Ok(after)

@@ -162,6 +162,24 @@ impl RefState {
     }
 }
 
+/// The write of a ref's `latest` hint (a copy of its newest record), after the record itself.
+#[must_use = "the hint is written by `write`"]
+pub struct HintWrite {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    bytes: bytes::Bytes,
+}
+
+impl HintWrite {
+    /// Writes the hint. It is advisory: failing to write it costs readers a few requests,
+    /// nothing more, so a failure is a warning.
+    pub async fn write(self) {
+        if let Err(e) = put(&self.store, &self.path, self.bytes).await {
+            tracing::warn!(hint = %self.path, error = %e, "could not update the ref hint");
+        }
+    }
+}
+
 /// Reads and moves refs in one store.
 #[derive(Clone, Debug)]
 pub struct RefLog {
@@ -402,6 +420,19 @@ impl RefLog {
             .await
     }
 
+    /// As [`RefLog::update_because`], leaving the ref's `latest` hint to the caller: the move
+    /// is done when this returns, and the caller writes the hint while it does other work.
+    pub async fn update_hint_later(
+        &self,
+        expected: &RefState,
+        new: Option<ObjectId>,
+        time: i64,
+        reason: &str,
+    ) -> Result<(RefState, HintWrite)> {
+        self.write_record(expected, new, time, None, Some(reason.to_string()), None)
+            .await
+    }
+
     /// As [`RefLog::update`], with why the ref moved and (for an annotated tag) its note.
     pub async fn update_noted(
         &self,
@@ -415,7 +446,8 @@ impl RefLog {
             .await
     }
 
-    /// Writes the record after `expected`; `gc` marks a garbage collection's fence.
+    /// Writes the record after `expected`, then the ref's hint; `gc` marks a garbage
+    /// collection's fence.
     async fn write(
         &self,
         expected: &RefState,
@@ -425,6 +457,24 @@ impl RefLog {
         reason: Option<String>,
         note: Option<TagNote>,
     ) -> Result<RefState> {
+        let (state, hint) = self
+            .write_record(expected, new, time, gc, reason, note)
+            .await?;
+        hint.write().await;
+        Ok(state)
+    }
+
+    /// Writes the record after `expected`; returns the ref's new state and the write of its
+    /// hint, still to do.
+    async fn write_record(
+        &self,
+        expected: &RefState,
+        new: Option<ObjectId>,
+        time: i64,
+        gc: Option<String>,
+        reason: Option<String>,
+        note: Option<TagNote>,
+    ) -> Result<(RefState, HintWrite)> {
         let name = &expected.name;
         if expected.seq == 0 {
             self.refuse_case_twin(name).await?;
@@ -460,16 +510,17 @@ impl RefLog {
                 },
             });
         }
-        // The hint is advisory: failing to write it costs readers a few requests, nothing more.
-        let hint = layout::ref_hint(name.kind, &name.name);
-        if let Err(e) = put(&self.store, &hint, bytes).await {
-            tracing::warn!(%hint, error = %e, "could not update the ref hint");
-        }
-        Ok(RefState {
+        let hint = HintWrite {
+            store: self.store.clone(),
+            path: layout::ref_hint(name.kind, &name.name),
+            bytes,
+        };
+        let state = RefState {
             name: name.clone(),
             seq,
             record: Some(record),
-        })
+        };
+        Ok((state, hint))
     }
 
     /// Refuses a new ref whose name differs only by case from an existing one: on a
