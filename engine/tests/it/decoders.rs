@@ -267,7 +267,7 @@ proptest! {
     /// encoded on one thread, for every column type, with nulls, repeats and any length.
     #[test]
     fn chunks_encoded_on_several_threads_have_the_same_bytes(
-        rows in 1usize..5000,
+        rows in 1usize..40_000,
         seed in any::<u64>(),
         distinct in 1u64..5000,
         threads in 2usize..6,
