@@ -71,6 +71,9 @@ impl ChunkParams {
 /// depend on the Parquet library's version string.
 const CREATED_BY: &str = "strata chunk format 1";
 
+/// The most rows a chunk's row group holds.
+const MAX_ROW_GROUP_ROWS: usize = 1 << 20;
+
 pub(crate) fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_created_by(CREATED_BY.to_string())
@@ -78,7 +81,7 @@ pub(crate) fn writer_properties() -> WriterProperties {
             ZstdLevel::try_new(1).expect("valid level"),
         ))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(1 << 20))
+        .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         // High-cardinality columns give up dictionary encoding early: faster and smaller.
         .set_dictionary_page_size_limit(64 * 1024)
         .build()
@@ -139,7 +142,10 @@ pub fn encode_chunk(batch: &RecordBatch) -> Result<Bytes> {
 pub fn encode_chunk_on(batch: &RecordBatch, threads: usize) -> Result<Bytes> {
     let err = |e| Error::parquet("encoding a chunk", e);
     let threads = threads.min(batch.num_columns());
-    if threads <= 1 {
+    // One row group here; the serial writer starts another past MAX_ROW_GROUP_ROWS rows (a
+    // table made with a huge `--chunk-rows`), so such chunks take the serial path to keep
+    // their bytes.
+    if threads <= 1 || batch.num_rows() > MAX_ROW_GROUP_ROWS {
         return encode_chunk_serial(batch);
     }
     let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 1024);

@@ -627,8 +627,15 @@ async fn write_manifest(
         ],
         marker_of(node),
     )?;
-    let length = bytes.len() as i64;
+    let mut length = bytes.len() as i64;
     let written = create_file(at.store(), &path, bytes).await?;
+    if written == 0 {
+        // Another writer stored it first (two tables of one commit may share a node, and
+        // their manifests differ in the schema they carry): the list names the file as stored.
+        if let Some(meta) = head_opt(at.store(), &path).await? {
+            length = to_i64(meta.size);
+        }
+    }
     Ok((
         ManifestRef {
             path: at.uri_of(&path),
@@ -1000,12 +1007,13 @@ async fn publish_table(
     let meta_path = metadata_path(kind, rname, name, seq);
     let mut written = (0u64, 0u64);
     let hint = hint_path(kind, rname, name);
-    let (existing, table, hinted) = futures::try_join!(
+    // The table object is read alongside (it is needed unless the metadata file exists).
+    let (existing, table) = futures::join!(
         head_opt(at.store(), &meta_path),
-        TableObject::read(source, id),
-        read_hint(at.store(), &hint)
-    )?;
-    if existing.is_none() {
+        TableObject::read(source, id)
+    );
+    if existing?.is_none() {
+        let table = table?;
         write_list(at, source, name, id, &table, base, &mut written).await?;
         let json = metadata_json(at, ref_name, seq, name, id, &table, time)?;
         let bytes = Bytes::from(
@@ -1022,7 +1030,7 @@ async fn publish_table(
     }
     // The hint only moves forward: a slower writer of an older record leaves it alone. It
     // is advisory, like a ref's `latest`: `strata iceberg` always reads the ref itself.
-    if hinted.is_none_or(|h| h < seq) {
+    if read_hint(at.store(), &hint).await?.is_none_or(|h| h < seq) {
         put(at.store(), &hint, Bytes::from(seq.to_string())).await?;
     }
     Ok(View {
@@ -1219,6 +1227,90 @@ mod tests {
                 other => panic!("not an array: {other:?}"),
             },
             other => panic!("not a map: {other:?}"),
+        }
+    }
+
+    /// Two tables of one commit may share an index node (every empty table has the same
+    /// one) while their manifests differ (each carries its table's schema): whichever table
+    /// stores the shared manifest second still gives its list the size of the file stored.
+    #[tokio::test]
+    async fn tables_sharing_a_node_name_the_manifest_by_its_stored_size() {
+        use crate::schema::{ColumnDef, TableSchema};
+        use crate::tree::store_order::Recording;
+        // The shared manifest's puts are slow, so that both tables find it missing and both
+        // store it.
+        let empty_node = crate::tree::build(Vec::new(), &std::collections::HashSet::new())
+            .expect("tree")
+            .root;
+        let recording = std::sync::Arc::new(Recording {
+            inner: object_store::memory::InMemory::new(),
+            slow: std::sync::Mutex::new([manifest_path(&empty_node).to_string()].into()),
+            done: std::sync::Mutex::new(Vec::new()),
+        });
+        let objects = Objects::new(recording.clone(), "memory");
+        let at = Location::new(objects.clone(), "memory:///r");
+        let empty = crate::tree::store(
+            &objects,
+            crate::tree::build(Vec::new(), &std::collections::HashSet::new()).expect("tree"),
+        )
+        .await
+        .expect("index");
+        let mut tables = BTreeMap::new();
+        for (name, extra) in [("a", "x"), ("b", "a_much_longer_column_name")] {
+            let schema = TableSchema {
+                columns: vec![
+                    ColumnDef {
+                        name: "id".into(),
+                        data_type: "int64".into(),
+                        nullable: false,
+                    },
+                    ColumnDef {
+                        name: extra.into(),
+                        data_type: "utf8".into(),
+                        nullable: true,
+                    },
+                ],
+                primary_key: vec!["id".into()],
+            };
+            let table = TableObject {
+                format: crate::table::TABLE_FORMAT,
+                kind: "table".into(),
+                schema,
+                chunking: crate::chunk::ChunkParams::default(),
+                index: empty,
+                rows: 0,
+                bytes: 0,
+                chunks: Some(0),
+            };
+            tables.insert(
+                name.to_string(),
+                objects.put_json(&table).await.expect("table"),
+            );
+        }
+        prepare(&at, &objects, &tables, &BTreeMap::new())
+            .await
+            .expect("prepare");
+        let stored = head_opt(at.store(), &manifest_path(&empty))
+            .await
+            .expect("head")
+            .expect("the shared manifest is stored");
+        let stores = recording.done.lock().expect("log").clone();
+        assert_eq!(
+            stores
+                .iter()
+                .filter(|k| **k == manifest_path(&empty).to_string())
+                .count(),
+            2,
+            "both tables stored the shared manifest: {stores:?}"
+        );
+        for (name, id) in &tables {
+            let list = get_opt(at.store(), &list_path(id))
+                .await
+                .expect("get")
+                .expect("the list is stored");
+            let named = read_list(&list).expect("the list reads");
+            let lengths: Vec<i64> = named.values().map(|m| m.length).collect();
+            assert_eq!(lengths, vec![to_i64(stored.size)], "table {name}");
         }
     }
 

@@ -548,10 +548,16 @@ impl Repository {
         // are named by what they describe, and nothing names them yet), so that publishing
         // the views once the branch has moved only writes their metadata.
         let views = self.iceberg_location();
-        let (id, prepared) = tokio::join!(
-            self.objects.put_json(&commit),
-            iceberg::prepare(&views, &self.objects, &commit.tables, &parent_tables)
-        );
+        let prepare = async {
+            match head {
+                // A detached HEAD publishes no views.
+                Head::Detached(_) => Ok(()),
+                Head::Branch(_) => {
+                    iceberg::prepare(&views, &self.objects, &commit.tables, &parent_tables).await
+                }
+            }
+        };
+        let (id, prepared) = tokio::join!(self.objects.put_json(&commit), prepare);
         let id = id?;
         if let Err(e) = prepared {
             tracing::warn!(error = %e, "could not prepare the Iceberg views");

@@ -863,7 +863,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod store_order {
+pub(crate) mod store_order {
     use std::sync::{Arc, Mutex};
 
     use async_trait::async_trait;
@@ -880,10 +880,10 @@ mod store_order {
     /// Records the keys whose puts have finished, in that order; the puts of the `slow` keys
     /// take 50 ms, so a parent stored alongside such a child would finish first.
     #[derive(Debug)]
-    struct Recording {
-        inner: InMemory,
-        slow: Mutex<HashSet<String>>,
-        done: Mutex<Vec<String>>,
+    pub(crate) struct Recording {
+        pub(crate) inner: InMemory,
+        pub(crate) slow: Mutex<HashSet<String>>,
+        pub(crate) done: Mutex<Vec<String>>,
     }
 
     impl std::fmt::Display for Recording {

@@ -301,3 +301,25 @@ proptest! {
         prop_assert_eq!(back, batch);
     }
 }
+
+/// A chunk longer than a row group (a table made with a huge `--chunk-rows`) has the same
+/// bytes on several threads too.
+#[test]
+fn a_chunk_of_several_row_groups_has_the_same_bytes_on_several_threads() {
+    use strata_engine::chunk::encode_chunk_on;
+    let rows = (1 << 20) + 3;
+    let batch = RecordBatch::try_from_iter([
+        (
+            "id",
+            Arc::new(Int64Array::from_iter_values(0..rows)) as ArrayRef,
+        ),
+        (
+            "v",
+            Arc::new(Int64Array::from_iter_values((0..rows).map(|i| i % 7))) as ArrayRef,
+        ),
+    ])
+    .expect("batch");
+    let one = encode_chunk(&batch).expect("encode");
+    let many = encode_chunk_on(&batch, 2).expect("encode on threads");
+    assert!(one == many, "{} bytes against {}", many.len(), one.len());
+}
