@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, RowGroups};
-use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowLeafColumn};
 use parquet::arrow::{parquet_to_arrow_field_levels, ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::column::page::{Page, PageIterator, PageMetadata, PageReader};
@@ -167,36 +167,13 @@ pub fn encode_chunk_on(batch: &RecordBatch, threads: usize) -> Result<Bytes> {
             writers.len()
         )));
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let jobs: Vec<std::sync::Mutex<Option<ArrowColumnWriter>>> = writers
-        .drain(..)
-        .map(|w| std::sync::Mutex::new(Some(w)))
-        .collect();
-    let done: Vec<std::sync::Mutex<Option<Result<ArrowColumnChunk>>>> =
-        jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    let work = || loop {
-        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Some(slot) = jobs.get(i) else { break };
-        let taken = slot.lock().ok().and_then(|mut w| w.take());
-        let result = match taken {
-            Some(mut w) => w.write(&leaves[i]).and_then(|()| w.close()).map_err(err),
-            None => Err(Error::Invalid(
-                "encoding a chunk: a column writer is missing".into(),
-            )),
-        };
-        if let Ok(mut d) = done[i].lock() {
-            *d = Some(result);
-        }
-    };
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(work);
-        }
-        work();
+    let jobs: Vec<(ArrowColumnWriter, ArrowLeafColumn)> = writers.drain(..).zip(leaves).collect();
+    let done = each_on_threads(jobs, threads, |(mut w, leaf)| {
+        w.write(&leaf).and_then(|()| w.close()).map_err(err)
     });
     let mut group = file.next_row_group().map_err(err)?;
-    for slot in done {
-        let chunk = slot.into_inner().ok().flatten().unwrap_or_else(|| {
+    for chunk in done {
+        let chunk = chunk.unwrap_or_else(|| {
             Err(Error::Invalid(
                 "encoding a chunk: a column was not encoded".into(),
             ))
@@ -206,6 +183,40 @@ pub fn encode_chunk_on(batch: &RecordBatch, threads: usize) -> Result<Bytes> {
     group.close().map_err(err)?;
     file.close().map_err(err)?;
     Ok(Bytes::from(buf))
+}
+
+/// Runs `f` on each of `items`, on up to `threads` threads at once (each takes the next item
+/// left, so uneven items spread evenly), and returns the results in the items' order: `None`
+/// for an item whose run did not finish.
+fn each_on_threads<I: Send, T: Send>(
+    items: Vec<I>,
+    threads: usize,
+    f: impl Fn(I) -> T + Sync,
+) -> Vec<Option<T>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let jobs: Vec<Mutex<Option<I>>> = items.into_iter().map(|i| Mutex::new(Some(i))).collect();
+    let done: Vec<Mutex<Option<T>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(job) = jobs.get(i) else { break };
+        if let Some(item) = job.lock().ok().and_then(|mut j| j.take()) {
+            let result = f(item);
+            if let Ok(mut d) = done[i].lock() {
+                *d = Some(result);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
+    });
+    done.into_iter()
+        .map(|d| d.into_inner().ok().flatten())
+        .collect()
 }
 
 /// The writer settings of one chunk: the common ones, and dictionary encoding off for the
@@ -256,26 +267,12 @@ pub fn decode_chunk_on(
     if threads <= 1 {
         return decode_chunk(id, bytes, schema);
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done: Vec<std::sync::Mutex<Option<Result<RecordBatch>>>> =
-        (0..n).map(|_| std::sync::Mutex::new(None)).collect();
-    let work = || loop {
-        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let Some(slot) = done.get(i) else { break };
-        let column = decode_chunk_columns(id, bytes.clone(), schema, Some(&[i]));
-        if let Ok(mut d) = slot.lock() {
-            *d = Some(column);
-        }
-    };
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(work);
-        }
-        work();
+    let done = each_on_threads((0..n).collect(), threads, |i| {
+        decode_chunk_columns(id, bytes.clone(), schema, Some(&[i]))
     });
     let mut columns = Vec::with_capacity(n);
-    for slot in done {
-        let column = slot.into_inner().ok().flatten().unwrap_or_else(|| {
+    for column in done {
+        let column = column.unwrap_or_else(|| {
             Err(Error::CorruptObject {
                 id: id.to_hex(),
                 reason: "a column of the chunk was not decoded".into(),

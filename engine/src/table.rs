@@ -446,6 +446,22 @@ fn merge_rows(
     Ok(Rows { batch, keys })
 }
 
+/// As [`apply`], storing the table object too (after its chunks and index): its id is
+/// returned.
+pub async fn apply_and_store(
+    objects: &Objects,
+    table: &str,
+    base: Option<&TableObject>,
+    schema: TableSchema,
+    chunking: ChunkParams,
+    op: ChangeOp,
+    source: &mut dyn ChangeSource,
+) -> Result<(TableObject, ObjectId, ApplyStats)> {
+    let (t, stats) = apply(objects, table, base, schema, chunking, op, source).await?;
+    let id = store_table(objects, &t).await?;
+    Ok((t, id, stats))
+}
+
 /// Applies sorted changes to a table (or creates one when `base` is `None`) and stores the
 /// result's chunks and index (not the table object: [`store_table`], or
 /// [`apply_and_store`]). Only the chunks the changes fall in (and the next ones, until the
@@ -460,39 +476,6 @@ pub async fn apply(
     op: ChangeOp,
     source: &mut dyn ChangeSource,
 ) -> Result<(TableObject, ApplyStats)> {
-    let (t, _, stats) =
-        apply_inner(objects, table, base, schema, chunking, op, source, false).await?;
-    Ok((t, stats))
-}
-
-/// As [`apply`], storing the table object too (after its chunks and index): its id is
-/// returned.
-pub async fn apply_and_store(
-    objects: &Objects,
-    table: &str,
-    base: Option<&TableObject>,
-    schema: TableSchema,
-    chunking: ChunkParams,
-    op: ChangeOp,
-    source: &mut dyn ChangeSource,
-) -> Result<(TableObject, ObjectId, ApplyStats)> {
-    let (t, id, stats) =
-        apply_inner(objects, table, base, schema, chunking, op, source, true).await?;
-    let id = id.ok_or_else(|| Error::Invalid("the table object was not stored".into()))?;
-    Ok((t, id, stats))
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn apply_inner(
-    objects: &Objects,
-    table: &str,
-    base: Option<&TableObject>,
-    schema: TableSchema,
-    chunking: ChunkParams,
-    op: ChangeOp,
-    source: &mut dyn ChangeSource,
-    store: bool,
-) -> Result<(TableObject, Option<ObjectId>, ApplyStats)> {
     let arrow_schema = schema.arrow()?;
     let key_idx = schema.key_indices();
     let mut stats = ApplyStats::default();
@@ -615,15 +598,11 @@ async fn apply_inner(
         chunks: Some(chunks),
     };
     // Each object only once all it names is stored (docs/protocol.md, section 6, "The
-    // completeness invariant"): the chunks (their stores overlapped the index's edit), the
-    // index nodes, the table object.
+    // completeness invariant"): the chunks (their stores overlapped the index's edit), then
+    // the index nodes.
     puts.join().await?;
     tree::store(objects, built).await?;
-    let id = match store {
-        true => Some(store_table(objects, &object).await?),
-        false => None,
-    };
-    Ok((object, id, stats))
+    Ok((object, stats))
 }
 
 /// Applies sorted rows held in memory to a table, keeping its schema and chunking.
