@@ -730,40 +730,9 @@ impl Repository {
     /// Resolves a revision: `HEAD`, a branch, a tag, a full or unique-prefix commit id,
     /// a remote-tracking branch `REMOTE/BRANCH`, each optionally followed by `~N`, `^` or `^N`.
     pub async fn resolve(&self, rev: &str) -> Result<ObjectId> {
-        let unknown = || Error::UnknownRevision {
-            rev: rev.to_string(),
-        };
-        let split = rev.find(['~', '^']).unwrap_or(rev.len());
-        let (base, mut suffix) = rev.split_at(split);
-        let mut id = self.resolve_base(base, rev).await?;
-        while !suffix.is_empty() {
-            let op = suffix.as_bytes()[0];
-            let rest = &suffix[1..];
-            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-            let n: usize = if digits == 0 {
-                1
-            } else {
-                rest[..digits].parse().map_err(|_| unknown())?
-            };
-            suffix = &rest[digits..];
-            match op {
-                b'~' => {
-                    for _ in 0..n {
-                        let c = Commit::read(&self.objects, &id).await?;
-                        id = *c.parents.first().ok_or_else(unknown)?;
-                    }
-                }
-                b'^' => {
-                    if n == 0 {
-                        continue;
-                    }
-                    let c = Commit::read(&self.objects, &id).await?;
-                    id = *c.parents.get(n - 1).ok_or_else(unknown)?;
-                }
-                _ => return Err(unknown()),
-            }
-        }
-        Ok(id)
+        let (base, suffix) = split_rev(rev);
+        let id = self.resolve_base(base, rev).await?;
+        walk_ancestry(&self.objects, id, suffix, rev).await
     }
 
     /// The reflog of a branch or tag: where it pointed, newest first (entry 0 is where it
@@ -858,60 +827,7 @@ impl Repository {
                 return Ok(c);
             }
         }
-        let is_hex = !base.is_empty() && base.bytes().all(|b| b.is_ascii_hexdigit());
-        if is_hex && base.len() < 4 {
-            return Err(Error::Invalid(format!(
-                "revision '{rev}' names no branch or tag, and is too short for a commit id; \
-                 give at least 4 characters of a commit id"
-            )));
-        }
-        if is_hex && base.len() <= 64 {
-            let lower = base.to_ascii_lowercase();
-            if let Ok(id) = lower.parse::<ObjectId>() {
-                return match Commit::read(&self.objects, &id).await {
-                    Ok(_) => Ok(id),
-                    Err(Error::MissingObject { .. }) => Err(unknown()),
-                    // An intact object of another kind (a table, an index node) is no commit;
-                    // one whose bytes no longer hash to its id is reported as corrupt.
-                    Err(e @ Error::CorruptObject { .. }) => {
-                        match self
-                            .objects
-                            .get(crate::store::objects::ObjectKind::Meta, &id)
-                            .await
-                        {
-                            Ok(_) => Err(unknown()),
-                            Err(_) => Err(e),
-                        }
-                    }
-                    Err(e) => Err(e),
-                };
-            }
-            let mut found = Vec::new();
-            let dir = layout::object_dir(&lower[..2]);
-            let listing = crate::store::list_dir(&self.store, &dir).await?;
-            for o in listing.objects {
-                let Some(name) = o.location.filename() else {
-                    continue;
-                };
-                if name.starts_with(&lower[2..]) {
-                    let full = format!("{}{}", &lower[..2], name);
-                    if let Ok(id) = full.parse::<ObjectId>() {
-                        if Commit::read(&self.objects, &id).await.is_ok() {
-                            found.push(id);
-                        }
-                    }
-                }
-            }
-            return match found.len() {
-                0 => Err(unknown()),
-                1 => Ok(found[0]),
-                count => Err(Error::AmbiguousRevision {
-                    rev: rev.to_string(),
-                    count,
-                }),
-            };
-        }
-        Err(unknown())
+        resolve_commit_id(&self.objects, base, rev).await
     }
 
     /// Records (or, with `None`, removes) the last fetched position of `remote`'s `branch`.
@@ -1222,4 +1138,130 @@ pub fn file_uri(path: &Path) -> String {
         }
     }
     out
+}
+
+/// Splits a revision into its base and its `~N` / `^N` suffix.
+fn split_rev(rev: &str) -> (&str, &str) {
+    rev.split_at(rev.find(['~', '^']).unwrap_or(rev.len()))
+}
+
+/// Follows a revision's `~N` / `^N` suffix from `id` through the commits' parents.
+async fn walk_ancestry(
+    objects: &Objects,
+    mut id: ObjectId,
+    mut suffix: &str,
+    rev: &str,
+) -> Result<ObjectId> {
+    let unknown = || Error::UnknownRevision {
+        rev: rev.to_string(),
+    };
+    while !suffix.is_empty() {
+        let op = suffix.as_bytes()[0];
+        let rest = &suffix[1..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let n: usize = if digits == 0 {
+            1
+        } else {
+            rest[..digits].parse().map_err(|_| unknown())?
+        };
+        suffix = &rest[digits..];
+        match op {
+            b'~' => {
+                for _ in 0..n {
+                    let c = Commit::read(objects, &id).await?;
+                    id = *c.parents.first().ok_or_else(unknown)?;
+                }
+            }
+            b'^' => {
+                if n == 0 {
+                    continue;
+                }
+                let c = Commit::read(objects, &id).await?;
+                id = *c.parents.get(n - 1).ok_or_else(unknown)?;
+            }
+            _ => return Err(unknown()),
+        }
+    }
+    Ok(id)
+}
+
+/// Resolves a revision from a repository's refs and objects alone, as a remote is read in
+/// place: a branch, a tag, a full or unique-prefix commit id, each optionally followed by
+/// `~N`, `^` or `^N`. A store has no `HEAD`, reflog or remote-tracking branches.
+pub async fn resolve_stored(refs: &RefLog, objects: &Objects, rev: &str) -> Result<ObjectId> {
+    let (base, suffix) = split_rev(rev);
+    if base == "HEAD" || base == "@" || base.contains("@{") {
+        return Err(Error::Invalid(format!(
+            "'{rev}': a repository read in place has no HEAD or reflog; name a branch, a tag or a commit id"
+        )));
+    }
+    if validate_name("branch", base).is_ok() {
+        for kind in [RefKind::Branch, RefKind::Tag] {
+            if let Some(c) = refs.read(&RefName::new(kind, base)?).await?.commit() {
+                return walk_ancestry(objects, c, suffix, rev).await;
+            }
+        }
+    }
+    let id = resolve_commit_id(objects, base, rev).await?;
+    walk_ancestry(objects, id, suffix, rev).await
+}
+
+/// The commit a full or unique-prefix commit id names (at least 4 characters).
+async fn resolve_commit_id(objects: &Objects, base: &str, rev: &str) -> Result<ObjectId> {
+    let unknown = || Error::UnknownRevision {
+        rev: rev.to_string(),
+    };
+    let is_hex = !base.is_empty() && base.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_hex && base.len() < 4 {
+        return Err(Error::Invalid(format!(
+            "revision '{rev}' names no branch or tag, and is too short for a commit id; \
+             give at least 4 characters of a commit id"
+        )));
+    }
+    if is_hex && base.len() <= 64 {
+        let lower = base.to_ascii_lowercase();
+        if let Ok(id) = lower.parse::<ObjectId>() {
+            return match Commit::read(objects, &id).await {
+                Ok(_) => Ok(id),
+                Err(Error::MissingObject { .. }) => Err(unknown()),
+                // An intact object of another kind (a table, an index node) is no commit;
+                // one whose bytes no longer hash to its id is reported as corrupt.
+                Err(e @ Error::CorruptObject { .. }) => {
+                    match objects
+                        .get(crate::store::objects::ObjectKind::Meta, &id)
+                        .await
+                    {
+                        Ok(_) => Err(unknown()),
+                        Err(_) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+        }
+        let mut found = Vec::new();
+        let dir = layout::object_dir(&lower[..2]);
+        let listing = crate::store::list_dir(objects.store(), &dir).await?;
+        for o in listing.objects {
+            let Some(name) = o.location.filename() else {
+                continue;
+            };
+            if name.starts_with(&lower[2..]) {
+                let full = format!("{}{}", &lower[..2], name);
+                if let Ok(id) = full.parse::<ObjectId>() {
+                    if Commit::read(objects, &id).await.is_ok() {
+                        found.push(id);
+                    }
+                }
+            }
+        }
+        return match found.len() {
+            0 => Err(unknown()),
+            1 => Ok(found[0]),
+            count => Err(Error::AmbiguousRevision {
+                rev: rev.to_string(),
+                count,
+            }),
+        };
+    }
+    Err(unknown())
 }

@@ -177,7 +177,7 @@ impl Remote {
     }
 
     /// A storage error of this remote, with the key given as a full URL.
-    pub(crate) fn located(&self, e: strata_engine::Error) -> Error {
+    pub fn located(&self, e: strata_engine::Error) -> Error {
         match e {
             strata_engine::Error::Storage { path, source } => {
                 Error::Engine(strata_engine::Error::Storage {

@@ -2,6 +2,7 @@
 //! the chunks those keys reach read), write batches from any reader, delete by key. Files are
 //! one adapter on top (import and export).
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::pin::Pin;
@@ -17,6 +18,7 @@ use strata_engine::edit::{EditSummary, ImportOptions as EngineImport};
 use strata_engine::export::Destination;
 use strata_engine::import::Input;
 use strata_engine::schema::ColumnDef;
+use strata_engine::store::Objects;
 use strata_engine::table::{scan_spec, ScanSpec};
 use strata_engine::{ChunkParams, ObjectId, Progress, TableObject};
 
@@ -112,6 +114,16 @@ pub struct Scan {
     rows: u64,
     chunks: usize,
     stream: BoxStream<'static, strata_engine::Result<RecordBatch>>,
+}
+
+impl std::fmt::Debug for Scan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scan")
+            .field("schema", &self.schema)
+            .field("rows", &self.rows)
+            .field("chunks", &self.chunks)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Scan {
@@ -457,6 +469,95 @@ fn encode_bound(table: &TableObject, b: &Bound<Key>) -> Result<Bound<Vec<u8>>> {
     })
 }
 
+/// Name, size and key of each table of a revision.
+pub(crate) async fn summaries(
+    objects: &Objects,
+    tables: BTreeMap<String, ObjectId>,
+) -> Result<Vec<TableSummary>> {
+    let mut out = Vec::with_capacity(tables.len());
+    for (name, id) in tables {
+        let t = TableObject::read(objects, &id).await?;
+        out.push(TableSummary {
+            table: name,
+            id,
+            rows: t.rows,
+            columns: t.schema.columns.len(),
+            primary_key: t.schema.primary_key,
+        });
+    }
+    Ok(out)
+}
+
+/// What [`Repository::table`] reports of a stored table.
+pub(crate) async fn table_info(
+    objects: &Objects,
+    name: &str,
+    id: ObjectId,
+    t: TableObject,
+) -> Result<TableInfo> {
+    let chunks = match t.chunks {
+        Some(n) => n as usize,
+        None => t.chunks(objects).await?.len(),
+    };
+    Ok(TableInfo {
+        table: name.to_string(),
+        id,
+        rows: t.rows,
+        bytes: t.bytes,
+        chunks,
+        primary_key: t.schema.primary_key,
+        columns: t.schema.columns,
+        chunking: t.chunking,
+    })
+}
+
+/// Reads a stored table as [`Repository::scan`] does.
+pub(crate) async fn scan_table(
+    objects: &Objects,
+    table: &str,
+    t: &TableObject,
+    opts: &ScanOptions,
+) -> Result<Scan> {
+    let columns = match &opts.columns {
+        None => None,
+        Some(names) => {
+            let mut idx = Vec::with_capacity(names.len());
+            for n in names {
+                let i = t
+                    .schema
+                    .columns
+                    .iter()
+                    .position(|c| &c.name == n)
+                    .ok_or_else(|| {
+                        let all: Vec<&str> =
+                            t.schema.columns.iter().map(|c| c.name.as_str()).collect();
+                        Error::invalid(format!(
+                            "table '{table}' has no column '{n}'; its columns are {}",
+                            all.join(", ")
+                        ))
+                    })?;
+                idx.push(i);
+            }
+            Some(idx)
+        }
+    };
+    let mut ranges = Vec::with_capacity(opts.ranges.len());
+    for r in &opts.ranges {
+        ranges.push(strata_engine::key::KeyRange {
+            lower: encode_bound(t, &r.start)?,
+            upper: encode_bound(t, &r.end)?,
+        });
+    }
+    let spec = ScanSpec { columns, ranges };
+    let (schema, stream, chunks) = scan_spec(objects, t, spec).await?;
+    Ok(Scan {
+        schema,
+        rows: t.rows,
+        chunks,
+        stream,
+    })
+}
+
 impl Repository {
     /// A table at a revision (default: the working version), with its stored object.
     async fn table_object(&self, name: &str, rev: Option<&str>) -> Result<(ObjectId, TableObject)> {
@@ -465,38 +566,13 @@ impl Repository {
 
     /// The tables at a revision (default: the working tables), by name.
     pub async fn tables(&self, rev: Option<&str>) -> Result<Vec<TableSummary>> {
-        let tables = self.inner.tables_at(rev).await?;
-        let mut out = Vec::with_capacity(tables.len());
-        for (name, id) in tables {
-            let t = TableObject::read(self.inner.objects(), &id).await?;
-            out.push(TableSummary {
-                table: name,
-                id,
-                rows: t.rows,
-                columns: t.schema.columns.len(),
-                primary_key: t.schema.primary_key,
-            });
-        }
-        Ok(out)
+        summaries(self.inner.objects(), self.inner.tables_at(rev).await?).await
     }
 
     /// One table at a revision (default: the working version).
     pub async fn table(&self, name: &str, rev: Option<&str>) -> Result<TableInfo> {
         let (id, t) = self.table_object(name, rev).await?;
-        let chunks = match t.chunks {
-            Some(n) => n as usize,
-            None => t.chunks(self.inner.objects()).await?.len(),
-        };
-        Ok(TableInfo {
-            table: name.to_string(),
-            id,
-            rows: t.rows,
-            bytes: t.bytes,
-            chunks,
-            primary_key: t.schema.primary_key,
-            columns: t.schema.columns,
-            chunking: t.chunking,
-        })
+        table_info(self.inner.objects(), name, id, t).await
     }
 
     /// Reads a table at a revision as a stream of Arrow batches in key order. Only the
@@ -504,44 +580,7 @@ impl Repository {
     /// (found through the index, without reading the others).
     pub async fn scan(&self, table: &str, opts: &ScanOptions) -> Result<Scan> {
         let (_, t) = self.table_object(table, opts.rev.as_deref()).await?;
-        let columns = match &opts.columns {
-            None => None,
-            Some(names) => {
-                let mut idx = Vec::with_capacity(names.len());
-                for n in names {
-                    let i = t
-                        .schema
-                        .columns
-                        .iter()
-                        .position(|c| &c.name == n)
-                        .ok_or_else(|| {
-                            let all: Vec<&str> =
-                                t.schema.columns.iter().map(|c| c.name.as_str()).collect();
-                            Error::invalid(format!(
-                                "table '{table}' has no column '{n}'; its columns are {}",
-                                all.join(", ")
-                            ))
-                        })?;
-                    idx.push(i);
-                }
-                Some(idx)
-            }
-        };
-        let mut ranges = Vec::with_capacity(opts.ranges.len());
-        for r in &opts.ranges {
-            ranges.push(strata_engine::key::KeyRange {
-                lower: encode_bound(&t, &r.start)?,
-                upper: encode_bound(&t, &r.end)?,
-            });
-        }
-        let spec = ScanSpec { columns, ranges };
-        let (schema, stream, chunks) = scan_spec(self.inner.objects(), &t, spec).await?;
-        Ok(Scan {
-            schema,
-            rows: t.rows,
-            chunks,
-            stream,
-        })
+        scan_table(self.inner.objects(), table, &t, opts).await
     }
 
     /// Writes Arrow batches into a working table: creates it, or appends, upserts or replaces

@@ -31,6 +31,7 @@ mod history;
 mod maintenance;
 mod merge;
 mod refs;
+mod remote_read;
 mod remotes;
 mod repository;
 mod views;
@@ -51,6 +52,7 @@ pub use history::{CommitDetail, CommitInfo, LogOptions, ReflogEntry};
 pub use maintenance::{FsckOptions, FsckProblem, FsckReport, GcOptions, GcReport, Repair};
 pub use merge::{CellConflict, ConflictInfo, MergeOptions, MergeOutcome, Side};
 pub use refs::RefInfo;
+pub use remote_read::RemoteRepository;
 pub use remotes::{
     aws_credentials_configured, check_option_value, check_options, clone_dir_name, is_known_option,
     CloneOptions, CloneReport, FetchReport, FetchedBranch, ForceWithLease, PullOptions, PullReport,

@@ -8,5 +8,6 @@ mod example;
 mod history;
 mod import;
 mod merge;
+mod read_remote;
 mod views;
 mod writers;
