@@ -339,10 +339,42 @@ pub enum Command {
         /// parquet, csv, jsonl or arrow (default: from the extension).
         #[arg(long, value_parser = output_format)]
         format: Option<String>,
-        /// The revision to export (default: the working version).
+        /// The revision to export (default: the working version; with --from, the remote's
+        /// main branch, else its first).
         #[arg(long)]
         rev: Option<String>,
+        /// Read a remote in place, without a clone: a configured remote's name, a folder, or a
+        /// URL (s3://bucket/prefix, gs://, az://). Works outside a repository.
+        #[arg(long, value_name = "REMOTE|URL")]
+        from: Option<String>,
+        /// A store option KEY=VALUE for a URL given to --from (repeatable).
+        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE", requires = "from", value_parser = crate::sync::remote_option)]
+        options: Vec<String>,
     },
+}
+
+impl Command {
+    /// `--from` and its options, for a command that reads a remote in place.
+    pub fn reads_from(&self) -> Option<(&str, &[String])> {
+        match self {
+            Command::Export {
+                from: Some(from),
+                options,
+                ..
+            }
+            | Command::Table(TableCommand::List {
+                from: Some(from),
+                options,
+                ..
+            })
+            | Command::Table(TableCommand::Show {
+                from: Some(from),
+                options,
+                ..
+            }) => Some((from, options)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -439,6 +471,13 @@ pub enum TableCommand {
         rev: Option<String>,
         #[arg(long)]
         json: bool,
+        /// Read a remote in place, without a clone: a configured remote's name, a folder, or a
+        /// URL (s3://bucket/prefix, gs://, az://). Works outside a repository.
+        #[arg(long, value_name = "REMOTE|URL")]
+        from: Option<String>,
+        /// A store option KEY=VALUE for a URL given to --from (repeatable).
+        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE", requires = "from", value_parser = crate::sync::remote_option)]
+        options: Vec<String>,
     },
     /// Show a table's columns, key and size.
     Show {
@@ -447,6 +486,13 @@ pub enum TableCommand {
         rev: Option<String>,
         #[arg(long)]
         json: bool,
+        /// Read a remote in place, without a clone: a configured remote's name, a folder, or a
+        /// URL (s3://bucket/prefix, gs://, az://). Works outside a repository.
+        #[arg(long, value_name = "REMOTE|URL")]
+        from: Option<String>,
+        /// A store option KEY=VALUE for a URL given to --from (repeatable).
+        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE", requires = "from", value_parser = crate::sync::remote_option)]
+        options: Vec<String>,
     },
     /// Remove a table (a working change).
     Drop { table: String },

@@ -72,6 +72,25 @@ pub async fn run(cli: Cli) -> Result<()> {
     {
         return config_global(key.as_deref(), value.as_deref(), *unset, *list);
     }
+    if let Some((from, options)) = cli.command.reads_from() {
+        let source = Source::Remote(open_from(&cwd, from, options).await?);
+        return match &cli.command {
+            Command::Export {
+                table,
+                out,
+                format,
+                rev,
+                ..
+            } => export(&source, table, out, format.clone(), rev.clone()).await,
+            Command::Table(TableCommand::List { rev, json, .. }) => {
+                list_tables(&source, rev.as_deref(), *json).await
+            }
+            Command::Table(TableCommand::Show {
+                table, rev, json, ..
+            }) => show_table(&source, table, rev.as_deref(), *json).await,
+            _ => unreachable!("reads_from names only these commands"),
+        };
+    }
     let repo = Repository::open(&cwd).await?;
     match cli.command {
         Command::Config {
@@ -347,7 +366,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             out,
             format,
             rev,
-        } => export(&repo, &table, &out, format, rev).await,
+            ..
+        } => export(&Source::Local(&repo), &table, &out, format, rev).await,
     }
 }
 
@@ -448,51 +468,117 @@ async fn delete(repo: &Repository, table: &str, keys: &Path, format: Option<Stri
     Ok(())
 }
 
+/// Where a reading command reads: the repository, or a remote read in place (`--from`).
+enum Source<'a> {
+    Local(&'a Repository),
+    Remote(strata::RemoteRepository),
+}
+
+impl Source<'_> {
+    async fn tables(&self, rev: Option<&str>) -> strata::Result<Vec<strata::TableSummary>> {
+        match self {
+            Source::Local(r) => r.tables(rev).await,
+            Source::Remote(r) => r.tables(rev).await,
+        }
+    }
+
+    async fn table(&self, name: &str, rev: Option<&str>) -> strata::Result<strata::TableInfo> {
+        match self {
+            Source::Local(r) => r.table(name, rev).await,
+            Source::Remote(r) => r.table(name, rev).await,
+        }
+    }
+
+    async fn export(
+        &self,
+        table: &str,
+        rev: Option<&str>,
+        out: Option<&Path>,
+        format: ExportFormat,
+        progress: &dyn strata::Progress,
+    ) -> strata::Result<u64> {
+        match self {
+            Source::Local(r) => r.export(table, rev, out, format, progress).await,
+            Source::Remote(r) => r.export(table, rev, out, format, progress).await,
+        }
+    }
+}
+
+/// Opens what `--from` names: a remote configured in the repository around `cwd`, else a
+/// folder (relative to `cwd`) or a URL.
+async fn open_from(cwd: &Path, from: &str, options: &[String]) -> Result<strata::RemoteRepository> {
+    if let Ok(repo) = Repository::open(cwd).await {
+        if repo.remotes().await?.iter().any(|r| r.name == from) {
+            if !options.is_empty() {
+                bail!(
+                    "'{from}' is a configured remote, which keeps its own options; give --option with a URL instead"
+                );
+            }
+            return Ok(repo.read_remote(from).await?);
+        }
+    }
+    let options = crate::sync::parse_options(options)?;
+    let url = if from.contains("://") {
+        from.to_string()
+    } else {
+        cwd.join(from).to_string_lossy().into_owned()
+    };
+    Ok(strata::RemoteRepository::open(&url, &options).await?)
+}
+
+async fn list_tables(source: &Source<'_>, rev: Option<&str>, json: bool) -> Result<()> {
+    let tables = source.tables(rev).await?;
+    if json {
+        for t in &tables {
+            print_json(t)?;
+        }
+    } else if tables.is_empty() {
+        outln!("No tables yet; add one with 'strata import TABLE FILE --primary-key COLS'.")?;
+    } else {
+        let mut out = render::table(&["table", "rows", "columns", "key"]);
+        for t in &tables {
+            out.add_row(vec![
+                t.table.clone(),
+                t.rows.to_string(),
+                t.columns.to_string(),
+                t.primary_key.join(", "),
+            ]);
+        }
+        outln!("{out}")?;
+    }
+    Ok(())
+}
+
+async fn show_table(source: &Source<'_>, table: &str, rev: Option<&str>, json: bool) -> Result<()> {
+    let t = source.table(table, rev).await?;
+    if json {
+        return print_json(&t);
+    }
+    outln!("table:       {}", t.table)?;
+    outln!("id:          {}", t.id)?;
+    outln!("primary key: {}", t.primary_key.join(", "))?;
+    outln!("rows:        {}", t.rows)?;
+    outln!("chunks:      {} ({} bytes)", t.chunks, t.bytes)?;
+    let mut out = render::table(&["column", "type", "nullable"]);
+    for c in &t.columns {
+        out.add_row(vec![
+            c.name.clone(),
+            c.data_type.clone(),
+            c.nullable.to_string(),
+        ]);
+    }
+    outln!("{out}")?;
+    Ok(())
+}
+
 async fn table(repo: &Repository, cmd: TableCommand) -> Result<()> {
     match cmd {
-        TableCommand::List { rev, json } => {
-            let tables = repo.tables(rev.as_deref()).await?;
-            if json {
-                for t in &tables {
-                    print_json(t)?;
-                }
-            } else if tables.is_empty() {
-                outln!(
-                    "No tables yet; add one with 'strata import TABLE FILE --primary-key COLS'."
-                )?;
-            } else {
-                let mut out = render::table(&["table", "rows", "columns", "key"]);
-                for t in &tables {
-                    out.add_row(vec![
-                        t.table.clone(),
-                        t.rows.to_string(),
-                        t.columns.to_string(),
-                        t.primary_key.join(", "),
-                    ]);
-                }
-                outln!("{out}")?;
-            }
+        TableCommand::List { rev, json, .. } => {
+            list_tables(&Source::Local(repo), rev.as_deref(), json).await?
         }
-        TableCommand::Show { table, rev, json } => {
-            let t = repo.table(&table, rev.as_deref()).await?;
-            if json {
-                return print_json(&t);
-            }
-            outln!("table:       {}", t.table)?;
-            outln!("id:          {}", t.id)?;
-            outln!("primary key: {}", t.primary_key.join(", "))?;
-            outln!("rows:        {}", t.rows)?;
-            outln!("chunks:      {} ({} bytes)", t.chunks, t.bytes)?;
-            let mut out = render::table(&["column", "type", "nullable"]);
-            for c in &t.columns {
-                out.add_row(vec![
-                    c.name.clone(),
-                    c.data_type.clone(),
-                    c.nullable.to_string(),
-                ]);
-            }
-            outln!("{out}")?;
-        }
+        TableCommand::Show {
+            table, rev, json, ..
+        } => show_table(&Source::Local(repo), &table, rev.as_deref(), json).await?,
         TableCommand::Drop { table } => {
             repo.drop_table(&table).await?;
             outln!("Dropped table '{table}' (commit to record it)")?;
@@ -845,7 +931,7 @@ async fn tag(
 }
 
 async fn export(
-    repo: &Repository,
+    repo: &Source<'_>,
     table: &str,
     out: &Path,
     format: Option<String>,

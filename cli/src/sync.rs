@@ -206,7 +206,7 @@ impl strata::Progress for TransferBar {
 
 /// Checks a `-o KEY=VALUE` at parse time: a key that no backend knows (a typo such as
 /// `endpiont`) is a usage error rather than an option silently ignored.
-fn remote_option(o: &str) -> std::result::Result<String, String> {
+pub(crate) fn remote_option(o: &str) -> std::result::Result<String, String> {
     let Some((k, v)) = o.split_once('=') else {
         return Err(format!("'{o}' is not KEY=VALUE"));
     };
@@ -221,7 +221,7 @@ fn remote_option(o: &str) -> std::result::Result<String, String> {
 }
 
 /// `-o KEY=VALUE` options.
-fn parse_options(options: &[String]) -> Result<BTreeMap<String, String>> {
+pub(crate) fn parse_options(options: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for o in options {
         let (k, v) = o

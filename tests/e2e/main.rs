@@ -18,6 +18,7 @@ mod interrupted;
 mod merge;
 mod names;
 mod other_readers;
+mod read_in_place;
 mod refs;
 mod refusals;
 mod remote;

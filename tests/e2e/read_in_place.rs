@@ -1,0 +1,129 @@
+//! `--from`: `strata export` and `strata table list|show` read a remote where it lies, from
+//! any folder (no repository needed), at any branch, tag or commit, seeing every push at once.
+
+use crate::backends::Backend;
+use crate::harness::{assert_mentions, Dir};
+use crate::remote::{clone_on, items_csv, published_on};
+
+/// A repository with `items` (three rows, tagged v1) and then a fourth row, both pushed to a
+/// remote on `backend`, read in place from a folder that holds no repository.
+fn exports_from_a_remote_in_place(backend: Backend) {
+    let remote = backend.remote("read-in-place");
+    let dir = published_on(backend, remote.plain());
+    dir.strata(&["tag", "v1"]).ok();
+    backend.run(&dir, &["push", "origin", "v1"]).ok();
+    dir.write("more.csv", items_csv(&[(4, "dir", 4)]));
+    dir.strata(&["import", "items", "more.csv", "--mode", "append"])
+        .ok();
+    dir.strata(&["commit", "-m", "four"]).ok();
+    backend.run(&dir, &["push"]).ok();
+
+    let reader = Dir::empty();
+    let url = remote.url.as_str();
+    let read = |args: &[&str]| backend.run(&reader, args).ok().stdout;
+    // Default: the remote's main branch; then a tag, a commit id and an ancestor.
+    assert_eq!(
+        read(&["export", "items", "-", "--from", url]),
+        dir.export_csv("items", Some("main"))
+    );
+    assert_eq!(
+        read(&["export", "items", "-", "--from", url, "--rev", "v1"]),
+        dir.export_csv("items", Some("v1"))
+    );
+    let main = dir.rev_id("main");
+    assert_eq!(
+        read(&["export", "items", "-", "--from", url, "--rev", &main[..10]]),
+        dir.export_csv("items", Some("main"))
+    );
+    assert_eq!(
+        read(&["export", "items", "-", "--from", url, "--rev", "main~1"]),
+        dir.export_csv("items", Some("v1"))
+    );
+    backend
+        .run(
+            &reader,
+            &["export", "items", "items.parquet", "--from", url],
+        )
+        .ok();
+    assert!(reader.join("items.parquet").is_file());
+    let list = backend
+        .run(&reader, &["table", "list", "--from", url, "--json"])
+        .ok();
+    let tables = list.json_lines();
+    assert_eq!(tables.len(), 1, "{list:?}");
+    assert_eq!(tables[0]["table"], "items");
+    assert_eq!(tables[0]["rows"], 4);
+    let show = backend
+        .run(
+            &reader,
+            &[
+                "table", "show", "items", "--from", url, "--rev", "v1", "--json",
+            ],
+        )
+        .ok()
+        .json();
+    assert_eq!(show["rows"], 3);
+    assert_eq!(show["primary_key"], serde_json::json!(["id"]));
+
+    // Inside a repository, a configured remote is named.
+    assert_eq!(
+        backend
+            .run(
+                &dir,
+                &["export", "items", "-", "--from", "origin", "--rev", "v1"]
+            )
+            .ok()
+            .stdout,
+        dir.export_csv("items", Some("v1"))
+    );
+
+    // Another machine pushes: the next read sees it.
+    let other = clone_on(backend, url);
+    other.write("five.csv", items_csv(&[(5, "other", 5)]));
+    other
+        .strata(&["import", "items", "five.csv", "--mode", "append"])
+        .ok();
+    other.strata(&["commit", "-m", "five"]).ok();
+    backend.run(&other, &["push"]).ok();
+    assert_eq!(
+        read(&["export", "items", "-", "--from", url]),
+        other.export_csv("items", Some("main"))
+    );
+
+    // Bad input: one line that names it; nothing written anywhere.
+    let files = remote.file_count();
+    for (args, names) in [
+        (
+            vec!["export", "items", "-", "--from", url, "--rev", "nosuch"],
+            vec!["nosuch"],
+        ),
+        (vec!["export", "nope", "-", "--from", url], vec!["nope"]),
+        (
+            vec!["export", "items", "-", "--from", url, "--rev", "HEAD"],
+            vec!["HEAD", "branch, a tag or a commit"],
+        ),
+    ] {
+        let line = backend.run(&reader, &args).fails_with_one_line();
+        assert_mentions(&line, &names);
+    }
+    assert_eq!(remote.file_count(), files, "reads wrote to the remote");
+    let usage = reader
+        .strata(&["export", "items", "-", "-o", "region=x"])
+        .usage_error();
+    assert!(usage.contains("--from"), "{usage}");
+    let entries: Vec<_> = std::fs::read_dir(reader.path())
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(entries, vec![std::ffi::OsString::from("items.parquet")]);
+}
+
+#[test]
+fn export_and_table_read_a_folder_remote_in_place() {
+    exports_from_a_remote_in_place(Backend::File);
+}
+
+#[test]
+fn export_and_table_read_a_radosgw_remote_in_place() {
+    exports_from_a_remote_in_place(Backend::Radosgw);
+}
