@@ -169,7 +169,8 @@ class Table:
         """The revision this handle reads (None: the working version)."""
     @property
     def commit(self) -> Optional[str]:
-        """The commit id the revision named when the handle was made (None: working version)."""
+        """The commit id the revision named when the handle was made (None: a repository's
+        working version; a remote's handle always has one)."""
     @property
     def id(self) -> str:
         """The table version's id."""
@@ -362,12 +363,43 @@ class Repository:
         """Fetches, then merges the remote branch (``rebase=True``: replays this branch's own
         commits on top of it); ``outcome`` is as merge() returns."""
 
+class RemoteRepository:
+    """A repository on a remote (a folder, s3://, gs://, az://), read where it lies: any
+    branch, tag or commit, with no clone. Read-only. Every call reads the remote's refs
+    afresh, so it sees every push at once; a table handle keeps the commit it was made at."""
+
+    @property
+    def url(self) -> str:
+        """The remote's URL (a folder as a file:// URL)."""
+    def branches(self) -> List[RefInfo]:
+        """The remote's branches as they are now."""
+    def tags(self) -> List[RefInfo]:
+        """The remote's tags as they are now."""
+    def resolve(self, rev: Optional[str] = None) -> str:
+        """The commit id a branch, tag, commit id (or unique prefix) names, with ``~N`` /
+        ``^N``. Default: the branch ``main``, else the first branch."""
+    def tables(self, rev: Optional[str] = None) -> List[TableSummary]:
+        """The tables at a revision (default: ``main``, else the first branch)."""
+    def table(self, name: str, rev: Optional[str] = None) -> Table:
+        """A handle on a table at a revision (default: ``main``, else the first branch), read
+        straight from the remote: only the chunks and columns asked for are fetched."""
+
 def init(path: PathLike) -> Repository:
     """Creates an empty repository in ``path``; the first branch is ``main``."""
 
-def open(path: PathLike, storage_options: Optional[Mapping[str, Any]] = None) -> Repository:
-    """Opens the local repository that contains ``path``. A remote URL is not opened in place:
-    copy it with ``clone``."""
+def open(
+    path: PathLike, storage_options: Optional[Mapping[str, Any]] = None
+) -> Union[Repository, RemoteRepository]:
+    """Opens a repository. A local path opens the repository that contains it (searching
+    parent folders) as a ``Repository``. A remote's URL (s3://bucket/prefix, gs://, az://), or
+    a folder that is itself a remote (``strata.json`` at its top), opens a ``RemoteRepository``
+    read in place, as ``open_remote`` does. ``storage_options`` apply to remotes only."""
+
+def open_remote(url: PathLike, storage_options: Optional[Mapping[str, Any]] = None) -> RemoteRepository:
+    """Opens the repository at ``url`` (a folder, s3://bucket/prefix, gs://, az://) to read it
+    in place, with no clone. Nothing is written to it, so read-only credentials do.
+    ``storage_options`` are the store's non-secret options (endpoint, region, allow_http, ...);
+    credentials come from the environment or an AWS profile."""
 
 def clone(
     url: str,

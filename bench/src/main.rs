@@ -868,6 +868,28 @@ fn remote_store(
     )?)
 }
 
+/// Seconds to scan every row of the table `bench` at `rev`, resolved in `refs` and read from
+/// `objects` (a repository's own, or a remote's in place), and the rows read.
+async fn scan_secs(
+    objects: &strata_engine::store::Objects,
+    refs: &strata_engine::store::RefLog,
+    rev: &str,
+) -> Result<(f64, u64)> {
+    use futures::StreamExt;
+    let t = Instant::now();
+    let commit = strata_engine::repo::resolve_stored(refs, objects, rev).await?;
+    let tables = strata_engine::Commit::read(objects, &commit).await?.tables;
+    let id = tables.get("bench").context("no table 'bench'")?;
+    let table = strata_engine::TableObject::read(objects, id).await?;
+    let (_, mut stream, _) =
+        strata_engine::table::scan_spec(objects, &table, Default::default()).await?;
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        rows += batch?.num_rows() as u64;
+    }
+    Ok((t.elapsed().as_secs_f64(), rows))
+}
+
 /// Push, fetch and clone costs against a remote (requests and bytes through a counting
 /// wrapper), and clone throughput against a plain object_store copy loop.
 async fn remote_bench(args: &Args, endpoint: &str) -> Result<()> {
@@ -929,6 +951,28 @@ async fn remote_bench(args: &Args, endpoint: &str) -> Result<()> {
     counting.counts.reset();
     strata_remote::fetch::fetch(&clone, &remote, false, &NoProgress).await?;
     println!("up-to-date fetch: {}", counting.counts.summary());
+
+    // A scan of the newest revision straight from the remote against the same scan of the
+    // local repository, taking turns, best of three each.
+    let (mut local_best, mut remote_best) = (f64::MAX, f64::MAX);
+    let mut remote_calls = String::new();
+    for _ in 0..3 {
+        let (secs, rows) = scan_secs(repo.objects(), repo.refs(), "main").await?;
+        local_best = local_best.min(secs);
+        counting.counts.reset();
+        let (secs, remote_rows) = scan_secs(&remote.objects, &remote.refs, "main").await?;
+        remote_best = remote_best.min(secs);
+        remote_calls = counting.counts.summary();
+        if rows != remote_rows {
+            bail!("the remote scan read {remote_rows} rows, the local one {rows}");
+        }
+    }
+    println!(
+        "scan of the newest revision straight from the remote: {:.2} s; of the local repository: {:.2} s ({:.2}x; target <= 1.5x; best of 3 each, taking turns); {remote_calls}",
+        remote_best,
+        local_best,
+        remote_best / local_best
+    );
 
     // The same objects through a plain copy loop (list, then get and put, 8 at a time).
     let target: Arc<dyn object_store::ObjectStore> = {

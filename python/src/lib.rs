@@ -11,6 +11,7 @@ use strata::{CloneOptions, NoProgress};
 mod convert;
 mod errors;
 mod ffi;
+mod remote;
 mod repo;
 mod runtime;
 mod table;
@@ -36,34 +37,53 @@ fn init(py: Python<'_>, path: PathBuf) -> PyResult<Repository> {
     Ok(Repository { inner })
 }
 
-/// Opens the repository that contains `path` (searching parent folders).
-///
-/// A remote URL (s3://...) is not opened in place: copy it with `strata.clone(url, path)`.
+/// Opens a repository. A local path opens the repository that contains it (searching parent
+/// folders) as a `Repository`. A remote's URL (s3://bucket/prefix, gs://, az://) or a folder
+/// that is itself a remote (pushed to, with `strata.json` at its top) opens a
+/// `RemoteRepository`, read in place (see `open_remote`).
 #[pyfunction]
 #[pyo3(signature = (path, storage_options=None))]
 fn open(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
     storage_options: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Repository> {
+) -> PyResult<Py<PyAny>> {
     let text: String = path.str()?.to_string();
-    if is_url(&text) && !text.starts_with("file://") {
-        return Err(invalid(format!(
-            "'{text}' is a remote: open takes a local repository; copy the remote with strata.clone('{text}', path) and open that"
-        )));
+    let folder = PathBuf::from(text.strip_prefix("file://").unwrap_or(&text));
+    let bare = !is_url(&text) || text.starts_with("file://");
+    if !bare || folder.join(strata::REMOTE_MARKER).is_file() {
+        let remote = open_remote(py, text, storage_options)?;
+        return Ok(Py::new(py, remote)?.into_any());
     }
     if storage_options.is_some_and(|o| !o.is_empty()) {
         return Err(invalid(
-            "storage_options apply to remotes: give them to strata.clone() or repo.add_remote()",
+            "storage_options apply to remotes: give them with a remote's URL, to strata.clone() or to repo.add_remote()",
         ));
     }
-    let path = PathBuf::from(text.strip_prefix("file://").unwrap_or(&text));
-    let inner = wait(
-        py,
-        move || async move { strata::Repository::open(&path).await },
-    )
+    let inner = wait(py, move || async move {
+        strata::Repository::open(&folder).await
+    })
     .py_err()?;
-    Ok(Repository { inner })
+    Ok(Py::new(py, Repository { inner })?.into_any())
+}
+
+/// Opens the repository at `url` (a folder, s3://bucket/prefix, gs://, az://) to read it in
+/// place, with no clone: any branch, tag or commit, straight from the store. Nothing is
+/// written to it. `storage_options` are the store's non-secret options (endpoint, region,
+/// allow_http, ...); credentials come from the environment or an AWS profile.
+#[pyfunction]
+#[pyo3(signature = (url, storage_options=None))]
+fn open_remote(
+    py: Python<'_>,
+    url: String,
+    storage_options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<remote::RemoteRepository> {
+    let options = repo::storage_options(storage_options)?;
+    let inner = wait(py, move || async move {
+        strata::RemoteRepository::open(&url, &options).await
+    })
+    .py_err()?;
+    Ok(remote::RemoteRepository { inner })
 }
 
 /// Copies the repository at `url` (a folder, s3://bucket/prefix, gs://, az://) into the
@@ -110,7 +130,9 @@ fn clone(
 fn strata_python(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(init, m)?)?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
+    m.add_function(wrap_pyfunction!(open_remote, m)?)?;
     m.add_function(wrap_pyfunction!(clone, m)?)?;
+    m.add_class::<remote::RemoteRepository>()?;
     m.add_class::<Repository>()?;
     m.add_class::<table::Table>()?;
     m.add_class::<table::RecordBatchStream>()?;

@@ -18,7 +18,7 @@ use strata::{
 use crate::convert::{self, to_py};
 use crate::errors::{invalid, to_py as err, IntoPy};
 use crate::runtime::wait;
-use crate::table::{py_table, Table};
+use crate::table::{py_table, Source, Table};
 
 /// A Strata repository on the local disk.
 ///
@@ -450,7 +450,7 @@ impl Repository {
     /// resolved to its commit now, so the handle keeps reading that commit.
     #[pyo3(signature = (name, rev=None))]
     fn table(&self, py: Python<'_>, name: &str, rev: Option<String>) -> PyResult<Table> {
-        Table::open(py, &self.inner, name, rev)
+        Table::open(py, &Source::Local(self.inner.clone()), name, rev)
     }
 
     /// Writes Arrow data (anything with `__arrow_c_stream__`: pyarrow, Polars, DuckDB) or a

@@ -19,6 +19,39 @@ use crate::runtime::{runtime, wait};
 /// Batches decoded ahead of the consumer (besides the scan's own read-ahead).
 const AHEAD: usize = 2;
 
+/// What a table handle reads: a repository, or a remote read in place.
+#[derive(Clone)]
+pub enum Source {
+    Local(strata::Repository),
+    Remote(strata::RemoteRepository),
+}
+
+impl Source {
+    pub async fn scan(&self, table: &str, opts: &ScanOptions) -> strata::Result<strata::Scan> {
+        match self {
+            Source::Local(r) => r.scan(table, opts).await,
+            Source::Remote(r) => r.scan(table, opts).await,
+        }
+    }
+
+    async fn table(&self, name: &str, rev: Option<&str>) -> strata::Result<TableInfo> {
+        match self {
+            Source::Local(r) => r.table(name, rev).await,
+            Source::Remote(r) => r.table(name, rev).await,
+        }
+    }
+
+    /// The commit `rev` names; a remote's `None` is its default branch (a repository's is the
+    /// working version, which has no commit).
+    async fn resolve(&self, rev: Option<&str>) -> strata::Result<Option<strata::ObjectId>> {
+        match (self, rev) {
+            (Source::Local(r), Some(rev)) => Ok(Some(r.resolve(rev).await?)),
+            (Source::Local(_), None) => Ok(None),
+            (Source::Remote(r), rev) => Ok(Some(r.resolve(rev).await?)),
+        }
+    }
+}
+
 /// A scan running on the runtime; batches are pulled on demand, decoded without the GIL.
 pub struct ScanReader {
     schema: SchemaRef,
@@ -27,12 +60,7 @@ pub struct ScanReader {
 
 impl ScanReader {
     /// Starts a scan (errors such as an unknown table or column are reported here).
-    pub fn start(
-        py: Python<'_>,
-        repo: &strata::Repository,
-        table: &str,
-        opts: ScanOptions,
-    ) -> PyResult<Self> {
+    pub fn start(py: Python<'_>, repo: &Source, table: &str, opts: ScanOptions) -> PyResult<Self> {
         let repo = repo.clone();
         let table = table.to_string();
         let scan = wait(py, move || async move { repo.scan(&table, &opts).await }).py_err()?;
@@ -79,7 +107,7 @@ impl RecordBatchReader for ScanReader {
 }
 
 /// Where a stream's batches come from.
-enum Source {
+enum BatchSource {
     Scan(ScanReader),
     Batches(std::vec::IntoIter<RecordBatch>),
 }
@@ -92,25 +120,25 @@ enum Source {
 #[pyclass(module = "strata", name = "RecordBatchStream")]
 pub struct RecordBatchStream {
     schema: SchemaRef,
-    source: Mutex<Option<Source>>,
+    source: Mutex<Option<BatchSource>>,
 }
 
 impl RecordBatchStream {
     pub fn from_scan(reader: ScanReader) -> Self {
         RecordBatchStream {
             schema: reader.schema.clone(),
-            source: Mutex::new(Some(Source::Scan(reader))),
+            source: Mutex::new(Some(BatchSource::Scan(reader))),
         }
     }
 
     pub fn from_batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
         RecordBatchStream {
             schema,
-            source: Mutex::new(Some(Source::Batches(batches.into_iter()))),
+            source: Mutex::new(Some(BatchSource::Batches(batches.into_iter()))),
         }
     }
 
-    fn take(&self) -> PyResult<Source> {
+    fn take(&self) -> PyResult<BatchSource> {
         self.source
             .lock()
             .map_err(|_| PyRuntimeError::new_err("the stream is broken"))?
@@ -119,10 +147,10 @@ impl RecordBatchStream {
     }
 }
 
-fn into_reader(schema: SchemaRef, source: Source) -> Box<dyn RecordBatchReader + Send> {
+fn into_reader(schema: SchemaRef, source: BatchSource) -> Box<dyn RecordBatchReader + Send> {
     match source {
-        Source::Scan(r) => Box::new(r),
-        Source::Batches(b) => Box::new(RecordBatchIterator::new(b.map(Ok), schema)),
+        BatchSource::Scan(r) => Box::new(r),
+        BatchSource::Batches(b) => Box::new(RecordBatchIterator::new(b.map(Ok), schema)),
     }
 }
 
@@ -186,8 +214,8 @@ impl RecordBatchStream {
             .map_err(|_| PyRuntimeError::new_err("the stream is broken"))?;
         let next = match guard.as_mut() {
             None => None,
-            Some(Source::Batches(b)) => b.next().map(Ok),
-            Some(Source::Scan(r)) => py.detach(|| r.next_batch()),
+            Some(BatchSource::Batches(b)) => b.next().map(Ok),
+            Some(BatchSource::Scan(r)) => py.detach(|| r.next_batch()),
         };
         match next {
             None => {
@@ -209,8 +237,8 @@ impl RecordBatchStream {
     fn read_all<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let source = self.take()?;
         let batches = match source {
-            Source::Batches(b) => b.collect(),
-            Source::Scan(mut r) => py
+            BatchSource::Batches(b) => b.collect(),
+            BatchSource::Scan(mut r) => py
                 .detach(|| {
                     let mut out = Vec::new();
                     while let Some(b) = r.next_batch() {
@@ -243,7 +271,7 @@ impl RecordBatchStream {
 /// Each read scans the table afresh.
 #[pyclass(module = "strata", name = "Table", frozen)]
 pub struct Table {
-    repo: strata::Repository,
+    repo: Source,
     info: TableInfo,
     schema: SchemaRef,
     /// The revision, resolved to a commit id (None: the working version).
@@ -252,20 +280,12 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn open(
-        py: Python<'_>,
-        repo: &strata::Repository,
-        name: &str,
-        rev: Option<String>,
-    ) -> PyResult<Self> {
+    pub fn open(py: Python<'_>, repo: &Source, name: &str, rev: Option<String>) -> PyResult<Self> {
         let r = repo.clone();
         let n = name.to_string();
         let rev_name = rev.clone();
         let (info, commit) = wait(py, move || async move {
-            let commit = match &rev {
-                Some(rev) => Some(r.resolve(rev).await?.to_hex()),
-                None => None,
-            };
+            let commit = r.resolve(rev.as_deref()).await?.map(|c| c.to_hex());
             let info = r.table(&n, commit.as_deref()).await?;
             Ok::<_, strata::Error>((info, commit))
         })
@@ -335,7 +355,7 @@ impl Table {
         self.rev_name.as_deref()
     }
 
-    /// The commit id of the revision (None: the working version).
+    /// The commit id of the revision (None: a repository's working version).
     #[getter]
     fn commit(&self) -> Option<&str> {
         self.rev.as_deref()

@@ -126,8 +126,8 @@ def test_invalid_input(repo):
         repo.resolve_conflicts("mine")
     with pytest.raises(strata.InvalidInputError, match="secret"):
         repo.add_remote("o", "s3://bucket/p", storage_options={"aws_secret_access_key": "x"})
-    with pytest.raises(strata.InvalidInputError, match=r"strata.clone"):
-        strata.open("s3://bucket/prefix")
+    with pytest.raises(strata.InvalidInputError, match="secret"):
+        strata.open("s3://bucket/prefix", storage_options={"aws_secret_access_key": "x"})
 
 
 def test_invalid_state(repo):

@@ -59,6 +59,8 @@ pub use remotes::{
     PushOptions, PushReport, PushedRef, RefMove, Rejection, RemoteDetail, RemoteInfo, RemoteRef,
 };
 pub use repository::{Author, Repository, DOT_DIR};
+/// The file at the top of a remote (a folder or prefix pushed to) that marks it a repository.
+pub use strata_engine::store::layout::MARKER as REMOTE_MARKER;
 pub use views::{DataFile, IcebergView, ViewOptions};
 pub use worktree::{
     CheckoutOptions, Committed, HeadRef as Head, MergingStatus, PickOptions, Status, TableChange,
