@@ -383,6 +383,14 @@ class RemoteRepository:
     def table(self, name: str, rev: Optional[str] = None) -> Table:
         """A handle on a table at a revision (default: ``main``, else the first branch), read
         straight from the remote: only the chunks and columns asked for are fetched."""
+    def log(self, rev: Optional[str] = None, n: Optional[int] = None, all: bool = False) -> List[CommitInfo]:
+        """The history from a revision (default: ``main``, else the first branch), newest
+        first; ``all``: from every branch and tag. Ranges (``a..b``) need a clone."""
+    def diff(
+        self, a: str, b: Optional[str] = None, table: Optional[str] = None, where: Optional[str] = None
+    ) -> Any:
+        """The rows that differ from revision ``a`` to ``b`` (default: ``main``, else the first
+        branch), as ``Repository.diff`` gives them; only the chunks that differ are fetched."""
 
 def init(path: PathLike) -> Repository:
     """Creates an empty repository in ``path``; the first branch is ``main``."""

@@ -80,6 +80,13 @@ pub enum Command {
         /// 'open'" (from_COL / to_COL: the old / new value; syntax in README).
         #[arg(long = "where", value_name = "EXPR", value_parser = row_filter)]
         filter: Option<strata::RowFilter>,
+        /// Read a remote in place, without a clone: a configured remote's name, a folder, or a
+        /// URL (s3://bucket/prefix, gs://, az://). Works outside a repository.
+        #[arg(long, value_name = "REMOTE|URL")]
+        remote: Option<String>,
+        /// A store option KEY=VALUE for a URL given to --remote (repeatable).
+        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE", requires = "remote", value_parser = crate::sync::remote_option)]
+        options: Vec<String>,
     },
     /// Get or set who commits: user.name and user.email, for this repository or (--global)
     /// every repository of this account.
@@ -208,6 +215,13 @@ pub enum Command {
         /// JSON Lines, one commit per line.
         #[arg(long)]
         json: bool,
+        /// Read a remote in place, without a clone: a configured remote's name, a folder, or a
+        /// URL (s3://bucket/prefix, gs://, az://). Works outside a repository.
+        #[arg(long, value_name = "REMOTE|URL")]
+        remote: Option<String>,
+        /// A store option KEY=VALUE for a URL given to --remote (repeatable).
+        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE", requires = "remote", value_parser = crate::sync::remote_option)]
+        options: Vec<String>,
     },
     /// Print the Iceberg metadata of a table at a branch or tag, for DuckDB, Spark, Trino,
     /// Polars and pyiceberg to read in place (published first if missing).
@@ -339,39 +353,49 @@ pub enum Command {
         /// parquet, csv, jsonl or arrow (default: from the extension).
         #[arg(long, value_parser = output_format)]
         format: Option<String>,
-        /// The revision to export (default: the working version; with --from, the remote's
+        /// The revision to export (default: the working version; with --remote, the remote's
         /// main branch, else its first).
         #[arg(long)]
         rev: Option<String>,
         /// Read a remote in place, without a clone: a configured remote's name, a folder, or a
         /// URL (s3://bucket/prefix, gs://, az://). Works outside a repository.
         #[arg(long, value_name = "REMOTE|URL")]
-        from: Option<String>,
-        /// A store option KEY=VALUE for a URL given to --from (repeatable).
-        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE", requires = "from", value_parser = crate::sync::remote_option)]
+        remote: Option<String>,
+        /// A store option KEY=VALUE for a URL given to --remote (repeatable).
+        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE", requires = "remote", value_parser = crate::sync::remote_option)]
         options: Vec<String>,
     },
 }
 
 impl Command {
-    /// `--from` and its options, for a command that reads a remote in place.
-    pub fn reads_from(&self) -> Option<(&str, &[String])> {
+    /// `--remote` and its options, for a command that reads a remote in place.
+    pub fn reads_remote(&self) -> Option<(&str, &[String])> {
         match self {
             Command::Export {
-                from: Some(from),
+                remote: Some(from),
                 options,
                 ..
             }
             | Command::Table(TableCommand::List {
-                from: Some(from),
+                remote: Some(from),
                 options,
                 ..
             })
             | Command::Table(TableCommand::Show {
-                from: Some(from),
+                remote: Some(from),
                 options,
                 ..
-            }) => Some((from, options)),
+            })
+            | Command::Diff {
+                remote: Some(from),
+                options,
+                ..
+            }
+            | Command::Log {
+                remote: Some(from),
+                options,
+                ..
+            } => Some((from, options)),
             _ => None,
         }
     }
@@ -474,9 +498,9 @@ pub enum TableCommand {
         /// Read a remote in place, without a clone: a configured remote's name, a folder, or a
         /// URL (s3://bucket/prefix, gs://, az://). Works outside a repository.
         #[arg(long, value_name = "REMOTE|URL")]
-        from: Option<String>,
-        /// A store option KEY=VALUE for a URL given to --from (repeatable).
-        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE", requires = "from", value_parser = crate::sync::remote_option)]
+        remote: Option<String>,
+        /// A store option KEY=VALUE for a URL given to --remote (repeatable).
+        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE", requires = "remote", value_parser = crate::sync::remote_option)]
         options: Vec<String>,
     },
     /// Show a table's columns, key and size.
@@ -489,9 +513,9 @@ pub enum TableCommand {
         /// Read a remote in place, without a clone: a configured remote's name, a folder, or a
         /// URL (s3://bucket/prefix, gs://, az://). Works outside a repository.
         #[arg(long, value_name = "REMOTE|URL")]
-        from: Option<String>,
-        /// A store option KEY=VALUE for a URL given to --from (repeatable).
-        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE", requires = "from", value_parser = crate::sync::remote_option)]
+        remote: Option<String>,
+        /// A store option KEY=VALUE for a URL given to --remote (repeatable).
+        #[arg(long = "option", short = 'o', value_name = "KEY=VALUE", requires = "remote", value_parser = crate::sync::remote_option)]
         options: Vec<String>,
     },
     /// Remove a table (a working change).

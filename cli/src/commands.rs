@@ -72,24 +72,9 @@ pub async fn run(cli: Cli) -> Result<()> {
     {
         return config_global(key.as_deref(), value.as_deref(), *unset, *list);
     }
-    if let Some((from, options)) = cli.command.reads_from() {
+    if let Some((from, options)) = cli.command.reads_remote() {
         let source = Source::Remote(open_from(&cwd, from, options).await?);
-        return match &cli.command {
-            Command::Export {
-                table,
-                out,
-                format,
-                rev,
-                ..
-            } => export(&source, table, out, format.clone(), rev.clone()).await,
-            Command::Table(TableCommand::List { rev, json, .. }) => {
-                list_tables(&source, rev.as_deref(), *json).await
-            }
-            Command::Table(TableCommand::Show {
-                table, rev, json, ..
-            }) => show_table(&source, table, rev.as_deref(), *json).await,
-            _ => unreachable!("reads_from names only these commands"),
-        };
+        return read_command(&source, cli.command).await;
     }
     let repo = Repository::open(&cwd).await?;
     match cli.command {
@@ -119,73 +104,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                 status(&repo, json).await
             }
         }
-        Command::Diff {
-            from,
-            to,
-            table,
-            stat,
-            json,
-            exit_code,
-            quiet,
-            filter,
-        } => {
-            let opts = strata::DiffOptions {
-                from,
-                to,
-                table,
-                stat,
-                filter,
-            };
-            if !quiet {
-                crate::output::start_pager();
-            }
-            let changed = crate::diff::run(&repo, &opts, json, quiet).await?;
-            if changed && (exit_code || quiet) {
-                return Err(crate::Exit(1).into());
-            }
-            Ok(())
+        cmd @ (Command::Diff { .. } | Command::Log { .. } | Command::Export { .. }) => {
+            read_command(&Source::Local(&repo), cmd).await
         }
         Command::Commit {
             message,
             author,
             amend,
         } => commit(&repo, message.as_deref(), author, amend).await,
-        Command::Log {
-            rev,
-            oneline,
-            all,
-            graph,
-            decorate,
-            no_decorate,
-            max_count,
-            author,
-            since,
-            until,
-            table,
-            json,
-        } => {
-            let opts = strata::LogOptions {
-                rev,
-                all,
-                limit: max_count,
-                author,
-                since,
-                until,
-                table,
-            };
-            let style = crate::history::LogStyle {
-                oneline,
-                graph,
-                decorate: match (decorate, no_decorate) {
-                    (true, _) => Some(true),
-                    (_, true) => Some(false),
-                    _ => None,
-                },
-                json,
-            };
-            crate::output::start_pager();
-            crate::history::log(&repo, &opts, &style).await
-        }
         Command::Reflog {
             name,
             max_count,
@@ -361,13 +287,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Conflicts(cmd) => conflicts(&repo, cmd).await,
         Command::Sync(cmd) => crate::sync::run(&repo, cmd).await,
-        Command::Export {
-            table,
-            out,
-            format,
-            rev,
-            ..
-        } => export(&Source::Local(&repo), &table, &out, format, rev).await,
     }
 }
 
@@ -468,8 +387,93 @@ async fn delete(repo: &Repository, table: &str, keys: &Path, format: Option<Stri
     Ok(())
 }
 
-/// Where a reading command reads: the repository, or a remote read in place (`--from`).
-enum Source<'a> {
+/// Runs a command that only reads: from the repository, or from a remote in place
+/// (`--remote`).
+async fn read_command(source: &Source<'_>, command: Command) -> Result<()> {
+    match command {
+        Command::Export {
+            table,
+            out,
+            format,
+            rev,
+            ..
+        } => export(source, &table, &out, format, rev).await,
+        Command::Table(TableCommand::List { rev, json, .. }) => {
+            list_tables(source, rev.as_deref(), json).await
+        }
+        Command::Table(TableCommand::Show {
+            table, rev, json, ..
+        }) => show_table(source, &table, rev.as_deref(), json).await,
+        Command::Diff {
+            from,
+            to,
+            table,
+            stat,
+            json,
+            exit_code,
+            quiet,
+            filter,
+            ..
+        } => {
+            let opts = strata::DiffOptions {
+                from,
+                to,
+                table,
+                stat,
+                filter,
+            };
+            if !quiet {
+                crate::output::start_pager();
+            }
+            let changed = crate::diff::run(source, &opts, json, quiet).await?;
+            if changed && (exit_code || quiet) {
+                return Err(crate::Exit(1).into());
+            }
+            Ok(())
+        }
+        Command::Log {
+            rev,
+            oneline,
+            all,
+            graph,
+            decorate,
+            no_decorate,
+            max_count,
+            author,
+            since,
+            until,
+            table,
+            json,
+            ..
+        } => {
+            let opts = strata::LogOptions {
+                rev,
+                all,
+                limit: max_count,
+                author,
+                since,
+                until,
+                table,
+            };
+            let style = crate::history::LogStyle {
+                oneline,
+                graph,
+                decorate: match (decorate, no_decorate) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+                json,
+            };
+            crate::output::start_pager();
+            crate::history::log(source, &opts, &style).await
+        }
+        _ => unreachable!("only reading commands come here"),
+    }
+}
+
+/// Where a reading command reads: the repository, or a remote read in place (`--remote`).
+pub(crate) enum Source<'a> {
     Local(&'a Repository),
     Remote(strata::RemoteRepository),
 }
@@ -489,6 +493,32 @@ impl Source<'_> {
         }
     }
 
+    pub(crate) async fn diff(&self, opts: &strata::DiffOptions) -> strata::Result<strata::Diff> {
+        match self {
+            Source::Local(r) => r.diff(opts).await,
+            Source::Remote(r) => r.diff(opts).await,
+        }
+    }
+
+    pub(crate) async fn log(
+        &self,
+        opts: &strata::LogOptions,
+    ) -> strata::Result<Vec<strata::CommitInfo>> {
+        match self {
+            Source::Local(r) => r.log_filtered(opts).await,
+            Source::Remote(r) => r.log(opts).await,
+        }
+    }
+
+    pub(crate) async fn ref_labels(
+        &self,
+    ) -> strata::Result<std::collections::BTreeMap<strata::ObjectId, Vec<String>>> {
+        match self {
+            Source::Local(r) => r.ref_labels().await,
+            Source::Remote(r) => r.ref_labels().await,
+        }
+    }
+
     async fn export(
         &self,
         table: &str,
@@ -504,7 +534,7 @@ impl Source<'_> {
     }
 }
 
-/// Opens what `--from` names: a remote configured in the repository around `cwd`, else a
+/// Opens what `--remote` names: a remote configured in the repository around `cwd`, else a
 /// folder (relative to `cwd`) or a URL.
 async fn open_from(cwd: &Path, from: &str, options: &[String]) -> Result<strata::RemoteRepository> {
     if let Ok(repo) = Repository::open(cwd).await {
@@ -837,7 +867,7 @@ async fn show(repo: &Repository, rev: &str, stat: bool, as_json: bool) -> Result
             to: Some(c.id.to_hex()),
             ..Default::default()
         };
-        crate::diff::run(repo, &opts, false, false).await?;
+        crate::diff::run(&Source::Local(repo), &opts, false, false).await?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 use futures::StreamExt;
 use serde_json::{Map, Value};
-use strata::{Change, DiffOptions, Repository};
+use strata::{Change, DiffOptions};
 
 fn show_value(v: &Value) -> String {
     match v {
@@ -88,7 +88,7 @@ fn line(change: &Change) -> Vec<String> {
 
 /// Prints the differences (nothing when `quiet`); returns whether there were any.
 pub async fn run(
-    repo: &Repository,
+    repo: &crate::commands::Source<'_>,
     opts: &DiffOptions,
     as_json: bool,
     quiet: bool,

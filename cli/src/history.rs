@@ -19,8 +19,12 @@ pub struct LogStyle {
     pub json: bool,
 }
 
-pub async fn log(repo: &Repository, opts: &strata::LogOptions, style: &LogStyle) -> Result<()> {
-    let commits = repo.log_filtered(opts).await?;
+pub async fn log(
+    repo: &crate::commands::Source<'_>,
+    opts: &strata::LogOptions,
+    style: &LogStyle,
+) -> Result<()> {
+    let commits = repo.log(opts).await?;
     if style.json {
         for c in &commits {
             print_json(c)?;

@@ -673,56 +673,7 @@ impl Repository {
         hidden: &HashSet<ObjectId>,
         limit: Option<usize>,
     ) -> Result<Vec<(ObjectId, Commit)>> {
-        // Every listed commit, with how many of its children are listed.
-        let mut commits: BTreeMap<ObjectId, Commit> = BTreeMap::new();
-        let mut children: BTreeMap<ObjectId, usize> = BTreeMap::new();
-        let mut queue: Vec<ObjectId> = starts
-            .iter()
-            .filter(|s| !hidden.contains(s))
-            .copied()
-            .collect();
-        while let Some(id) = queue.pop() {
-            if commits.contains_key(&id) {
-                continue;
-            }
-            let commit = Commit::read(&self.objects, &id).await?;
-            for p in &commit.parents {
-                if hidden.contains(p) {
-                    continue;
-                }
-                *children.entry(*p).or_insert(0) += 1;
-                if !commits.contains_key(p) {
-                    queue.push(*p);
-                }
-            }
-            commits.insert(id, commit);
-        }
-        let mut ready = BinaryHeap::new();
-        for (id, c) in &commits {
-            if children.get(id).copied().unwrap_or(0) == 0 {
-                ready.push((c.time, *id));
-            }
-        }
-        let mut out = Vec::new();
-        while let Some((_, id)) = ready.pop() {
-            if limit.is_some_and(|l| out.len() >= l) {
-                break;
-            }
-            let Some(commit) = commits.remove(&id) else {
-                continue;
-            };
-            for p in &commit.parents {
-                let left = children.entry(*p).or_insert(1);
-                *left = left.saturating_sub(1);
-                if *left == 0 {
-                    if let Some(c) = commits.get(p) {
-                        ready.push((c.time, *p));
-                    }
-                }
-            }
-            out.push((id, commit));
-        }
-        Ok(out)
+        log_from(&self.objects, starts, hidden, limit).await
     }
 
     // ---- revisions ----
@@ -1138,6 +1089,66 @@ pub fn file_uri(path: &Path) -> String {
         }
     }
     out
+}
+
+/// The commits reachable from any of `starts` and not in `hidden`, in the order of
+/// [`Repository::log`], read from `objects` (a repository's, or a remote's in place).
+pub async fn log_from(
+    objects: &Objects,
+    starts: &[ObjectId],
+    hidden: &HashSet<ObjectId>,
+    limit: Option<usize>,
+) -> Result<Vec<(ObjectId, Commit)>> {
+    // Every listed commit, with how many of its children are listed.
+    let mut commits: BTreeMap<ObjectId, Commit> = BTreeMap::new();
+    let mut children: BTreeMap<ObjectId, usize> = BTreeMap::new();
+    let mut queue: Vec<ObjectId> = starts
+        .iter()
+        .filter(|s| !hidden.contains(s))
+        .copied()
+        .collect();
+    while let Some(id) = queue.pop() {
+        if commits.contains_key(&id) {
+            continue;
+        }
+        let commit = Commit::read(objects, &id).await?;
+        for p in &commit.parents {
+            if hidden.contains(p) {
+                continue;
+            }
+            *children.entry(*p).or_insert(0) += 1;
+            if !commits.contains_key(p) {
+                queue.push(*p);
+            }
+        }
+        commits.insert(id, commit);
+    }
+    let mut ready = BinaryHeap::new();
+    for (id, c) in &commits {
+        if children.get(id).copied().unwrap_or(0) == 0 {
+            ready.push((c.time, *id));
+        }
+    }
+    let mut out = Vec::new();
+    while let Some((_, id)) = ready.pop() {
+        if limit.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+        let Some(commit) = commits.remove(&id) else {
+            continue;
+        };
+        for p in &commit.parents {
+            let left = children.entry(*p).or_insert(1);
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                if let Some(c) = commits.get(p) {
+                    ready.push((c.time, *p));
+                }
+            }
+        }
+        out.push((id, commit));
+    }
+    Ok(out)
 }
 
 /// Splits a revision into its base and its `~N` / `^N` suffix.

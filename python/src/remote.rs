@@ -70,6 +70,49 @@ impl RemoteRepository {
         Table::open(py, &Source::Remote(self.inner.clone()), name, rev)
     }
 
+    /// The history from a revision (default: `main`, else the first branch), newest first:
+    /// dicts of id, parents, author, time, message and tables. `all`: from every branch and
+    /// tag. Ranges (`a..b`) need a clone.
+    #[pyo3(signature = (rev=None, n=None, all=false))]
+    fn log<'py>(
+        &self,
+        py: Python<'py>,
+        rev: Option<String>,
+        n: Option<usize>,
+        all: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let opts = strata::LogOptions {
+            rev,
+            all,
+            limit: n,
+            ..Default::default()
+        };
+        let log = self.run(py, move |r| async move { r.log(&opts).await })?;
+        to_py(py, &log)
+    }
+
+    /// The rows that differ between revision `a` and revision `b` (default: `main`, else the
+    /// first branch), as `Repository.diff` gives them; only the chunks that differ are
+    /// fetched. Needs pyarrow.
+    #[pyo3(signature = (a, b=None, table=None, r#where=None))]
+    fn diff<'py>(
+        &self,
+        py: Python<'py>,
+        a: String,
+        b: Option<String>,
+        table: Option<String>,
+        r#where: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::repo::diff_arrow(
+            py,
+            Source::Remote(self.inner.clone()),
+            Some(a),
+            b,
+            table,
+            r#where,
+        )
+    }
+
     fn __repr__(&self) -> String {
         format!("<strata.RemoteRepository '{}'>", self.inner.url())
     }

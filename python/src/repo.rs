@@ -569,90 +569,7 @@ impl Repository {
         table: Option<String>,
         r#where: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        convert::pyarrow(py, "diff()")?;
-        let filter = match &r#where {
-            Some(w) => Some(strata::RowFilter::parse(w).map_err(|e| invalid(e.to_string()))?),
-            None => None,
-        };
-        type Side = Option<SchemaRef>;
-        type Collected = BTreeMap<String, (Vec<String>, Side, Side, Vec<RowDiff>)>;
-        let opts = DiffOptions {
-            from: a.clone(),
-            to: b.clone(),
-            table: table.clone(),
-            stat: false,
-            filter,
-        };
-        let collected: Collected = self.run(py, move |r| async move {
-            let mut diff = r.diff(&opts).await?;
-            let mut rows: BTreeMap<String, Vec<RowDiff>> = BTreeMap::new();
-            while let Some(change) = diff.next().await {
-                match change? {
-                    Change::Row(row) => rows.entry(row.table.clone()).or_default().push(row),
-                    Change::Table(t) => {
-                        rows.entry(t.table).or_default();
-                    }
-                    Change::Schema(s) => {
-                        rows.entry(s.table).or_default();
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(t) = &opts.table {
-                rows.entry(t.clone()).or_default();
-            }
-            let from = a.unwrap_or_else(|| "HEAD".into());
-            let mut out = BTreeMap::new();
-            for (name, rows) in rows {
-                let side = |rev: Option<String>| {
-                    let r = r.clone();
-                    let name = name.clone();
-                    async move {
-                        match r.table(&name, rev.as_deref()).await {
-                            Ok(info) => Ok(Some(info)),
-                            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-                            Err(e) => Err(e),
-                        }
-                    }
-                };
-                let old = side(Some(from.clone())).await?;
-                let new = side(b.clone()).await?;
-                let key = new
-                    .as_ref()
-                    .or(old.as_ref())
-                    .map(|i| i.primary_key.clone())
-                    .unwrap_or_default();
-                let old = old.map(|i| i.arrow_schema()).transpose()?;
-                let new = new.map(|i| i.arrow_schema()).transpose()?;
-                out.insert(name, (key, old, new, rows));
-            }
-            Ok(out)
-        })?;
-        let mut tables = Vec::new();
-        for (name, (key, old, new, rows)) in collected {
-            let batch = diff_batch(&key, old.as_ref(), new.as_ref(), &rows)?;
-            let schema = batch.schema();
-            let t = py_table(
-                py,
-                Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema)),
-                "diff()",
-            )?;
-            tables.push((name, t));
-        }
-        match table {
-            Some(t) => tables
-                .into_iter()
-                .find(|(n, _)| *n == t)
-                .map(|(_, v)| v)
-                .ok_or_else(|| invalid(format!("table '{t}' is not in the diff"))),
-            None => {
-                let d = PyDict::new(py);
-                for (n, v) in tables {
-                    d.set_item(n, v)?;
-                }
-                Ok(d.into_any())
-            }
-        }
+        diff_arrow(py, Source::Local(self.inner.clone()), a, b, table, r#where)
     }
 
     /// Merges a revision (a branch, `origin/main`, a tag...) into the current branch: a
@@ -841,5 +758,103 @@ impl Repository {
 
     fn __repr__(&self) -> String {
         format!("<strata.Repository '{}'>", self.inner.root().display())
+    }
+}
+
+/// The rows that differ between two versions of a repository's or a remote's tables, as
+/// Arrow (see `Repository.diff`).
+pub fn diff_arrow<'py>(
+    py: Python<'py>,
+    source: Source,
+    a: Option<String>,
+    b: Option<String>,
+    table: Option<String>,
+    r#where: Option<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    convert::pyarrow(py, "diff()")?;
+    let filter = match &r#where {
+        Some(w) => Some(strata::RowFilter::parse(w).map_err(|e| invalid(e.to_string()))?),
+        None => None,
+    };
+    type Side = Option<SchemaRef>;
+    type Collected = BTreeMap<String, (Vec<String>, Side, Side, Vec<RowDiff>)>;
+    let opts = DiffOptions {
+        from: a.clone(),
+        to: b.clone(),
+        table: table.clone(),
+        stat: false,
+        filter,
+    };
+    let collected: Collected = wait(py, move || async move {
+        let r = source;
+        let mut diff = r.diff(&opts).await?;
+        let mut rows: BTreeMap<String, Vec<RowDiff>> = BTreeMap::new();
+        while let Some(change) = diff.next().await {
+            match change? {
+                Change::Row(row) => rows.entry(row.table.clone()).or_default().push(row),
+                Change::Table(t) => {
+                    rows.entry(t.table).or_default();
+                }
+                Change::Schema(s) => {
+                    rows.entry(s.table).or_default();
+                }
+                _ => {}
+            }
+        }
+        if let Some(t) = &opts.table {
+            rows.entry(t.clone()).or_default();
+        }
+        let from = a.unwrap_or_else(|| "HEAD".into());
+        let mut out = BTreeMap::new();
+        for (name, rows) in rows {
+            let side = |rev: Option<String>| {
+                let r = r.clone();
+                let name = name.clone();
+                async move {
+                    match r.table(&name, rev.as_deref()).await {
+                        Ok(info) => Ok(Some(info)),
+                        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            let old = side(Some(from.clone())).await?;
+            let new = side(b.clone()).await?;
+            let key = new
+                .as_ref()
+                .or(old.as_ref())
+                .map(|i| i.primary_key.clone())
+                .unwrap_or_default();
+            let old = old.map(|i| i.arrow_schema()).transpose()?;
+            let new = new.map(|i| i.arrow_schema()).transpose()?;
+            out.insert(name, (key, old, new, rows));
+        }
+        Ok::<_, strata::Error>(out)
+    })
+    .py_err()?;
+    let mut tables = Vec::new();
+    for (name, (key, old, new, rows)) in collected {
+        let batch = diff_batch(&key, old.as_ref(), new.as_ref(), &rows)?;
+        let schema = batch.schema();
+        let t = py_table(
+            py,
+            Box::new(RecordBatchIterator::new(vec![Ok(batch)], schema)),
+            "diff()",
+        )?;
+        tables.push((name, t));
+    }
+    match table {
+        Some(t) => tables
+            .into_iter()
+            .find(|(n, _)| *n == t)
+            .map(|(_, v)| v)
+            .ok_or_else(|| invalid(format!("table '{t}' is not in the diff"))),
+        None => {
+            let d = PyDict::new(py);
+            for (n, v) in tables {
+                d.set_item(n, v)?;
+            }
+            Ok(d.into_any())
+        }
     }
 }

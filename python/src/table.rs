@@ -34,7 +34,14 @@ impl Source {
         }
     }
 
-    async fn table(&self, name: &str, rev: Option<&str>) -> strata::Result<TableInfo> {
+    pub async fn diff(&self, opts: &strata::DiffOptions) -> strata::Result<strata::Diff> {
+        match self {
+            Source::Local(r) => r.diff(opts).await,
+            Source::Remote(r) => r.diff(opts).await,
+        }
+    }
+
+    pub async fn table(&self, name: &str, rev: Option<&str>) -> strata::Result<TableInfo> {
         match self {
             Source::Local(r) => r.table(name, rev).await,
             Source::Remote(r) => r.table(name, rev).await,

@@ -49,6 +49,12 @@ def test_a_folder_remote_reads_in_place_at_every_revision(tmp_path, cli):
     assert [(t["name"], t["commit"]) for t in r.tags()] == [("v1", repo.resolve("v1"))]
     assert [t["table"] for t in r.tables()] == ["items"]
     assert r.resolve() == repo.resolve("main")
+    assert [c["id"] for c in r.log()] == [c["id"] for c in repo.log("main")]
+    assert [c["message"] for c in r.log("v1")] == ["first"]
+    changed = r.diff("v1", table="items")
+    assert changed.equals(repo.diff("v1", "main", table="items"))
+    assert sorted(changed.column("kind").to_pylist()) == ["added"] * 5 + ["modified"] * 10
+    assert r.diff("v1", "main")["items"].equals(changed)
 
     for rev in [None, "main", "v1", "main~1", repo.resolve("main")[:10]]:
         local = repo.table("items", rev=rev or "main").to_arrow()
@@ -111,5 +117,8 @@ def test_bad_input_to_a_remote_read(tmp_path):
     with pytest.raises(strata.StrataError, match="not a strata repository"):
         strata.open_remote(str(tmp_path / "missing"))
     assert not (tmp_path / "missing").exists()
+    assert files_under(url) == before
+    with pytest.raises(strata.InvalidInputError, match="clone"):
+        r.log("v1..main")
     assert files_under(url) == before
     assert not hasattr(r, "write") and not hasattr(r, "commit"), "a remote read in place is read-only"

@@ -290,66 +290,76 @@ impl Repository {
                 repo.tables_at(Some(from)).await?
             };
         let new = repo.tables_at(opts.to.as_deref()).await?;
-        if let Some(t) = &opts.table {
-            if !old.contains_key(t) && !new.contains_key(t) {
-                return Err(strata_engine::Error::UnknownTable { name: t.clone() }.into());
-            }
-        }
-        let names: BTreeSet<String> = old.keys().chain(new.keys()).cloned().collect();
-        let mut pairs = Vec::new();
-        for name in names {
-            if opts.table.as_ref().is_some_and(|t| *t != name) {
-                continue;
-            }
-            let (a, b) = (old.get(&name).copied(), new.get(&name).copied());
-            if a != b {
-                pairs.push((name, a, b));
-            }
-        }
-        let objects = repo.objects().clone();
-        // With a filter, every table is read first to check the filter against its columns,
-        // so that a filter that does not fit fails here, before any change is produced.
-        let mut tables = Vec::with_capacity(pairs.len());
-        for (name, a, b) in pairs {
-            let Some(f) = &opts.filter else {
-                tables.push((name, a, b, None));
-                continue;
-            };
-            let (ta, tb) = (
-                read_table(&objects, a).await?,
-                read_table(&objects, b).await?,
-            );
-            let schema = |t: &Option<TableObject>| t.as_ref().map(|t| t.schema.arrow());
-            let (sa, sb) = (schema(&ta).transpose()?, schema(&tb).transpose()?);
-            let bound = f.bind(&name, sa.as_deref(), sb.as_deref())?;
-            tables.push((name, a, b, Some((ta, tb, bound))));
-        }
-        let stat = opts.stat;
-        let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(async move {
-            for (name, a, b, read) in tables {
-                let result = async {
-                    let (ta, tb, filter) = match read {
-                        Some((ta, tb, bound)) => (ta, tb, Some(bound)),
-                        None => (
-                            read_table(&objects, a).await?,
-                            read_table(&objects, b).await?,
-                            None,
-                        ),
-                    };
-                    diff_table(&objects, &name, ta, tb, stat, filter, &tx).await
-                }
-                .await;
-                match result {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(Diff { rx })
+        diff_between(repo.objects().clone(), old, new, opts).await
     }
+}
+
+/// The changes from the tables `old` to the tables `new` (both read from `objects`), as
+/// [`Repository::diff`] gives them.
+pub(crate) async fn diff_between(
+    objects: strata_engine::store::Objects,
+    old: BTreeMap<String, ObjectId>,
+    new: BTreeMap<String, ObjectId>,
+    opts: &DiffOptions,
+) -> Result<Diff> {
+    if let Some(t) = &opts.table {
+        if !old.contains_key(t) && !new.contains_key(t) {
+            return Err(strata_engine::Error::UnknownTable { name: t.clone() }.into());
+        }
+    }
+    let names: BTreeSet<String> = old.keys().chain(new.keys()).cloned().collect();
+    let mut pairs = Vec::new();
+    for name in names {
+        if opts.table.as_ref().is_some_and(|t| *t != name) {
+            continue;
+        }
+        let (a, b) = (old.get(&name).copied(), new.get(&name).copied());
+        if a != b {
+            pairs.push((name, a, b));
+        }
+    }
+    // With a filter, every table is read first to check the filter against its columns,
+    // so that a filter that does not fit fails here, before any change is produced.
+    let mut tables = Vec::with_capacity(pairs.len());
+    for (name, a, b) in pairs {
+        let Some(f) = &opts.filter else {
+            tables.push((name, a, b, None));
+            continue;
+        };
+        let (ta, tb) = (
+            read_table(&objects, a).await?,
+            read_table(&objects, b).await?,
+        );
+        let schema = |t: &Option<TableObject>| t.as_ref().map(|t| t.schema.arrow());
+        let (sa, sb) = (schema(&ta).transpose()?, schema(&tb).transpose()?);
+        let bound = f.bind(&name, sa.as_deref(), sb.as_deref())?;
+        tables.push((name, a, b, Some((ta, tb, bound))));
+    }
+    let stat = opts.stat;
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::spawn(async move {
+        for (name, a, b, read) in tables {
+            let result = async {
+                let (ta, tb, filter) = match read {
+                    Some((ta, tb, bound)) => (ta, tb, Some(bound)),
+                    None => (
+                        read_table(&objects, a).await?,
+                        read_table(&objects, b).await?,
+                        None,
+                    ),
+                };
+                diff_table(&objects, &name, ta, tb, stat, filter, &tx).await
+            }
+            .await;
+            match result {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Diff { rx })
 }

@@ -85,6 +85,49 @@ pub struct CommitDetail {
     pub changes: Vec<TableChange>,
 }
 
+/// The commits of `all` (in log order) that `opts` selects by author, time and table, at most
+/// `opts.limit` of them.
+pub(crate) async fn select_commits(
+    objects: &strata_engine::store::Objects,
+    all: Vec<(ObjectId, Commit)>,
+    opts: &LogOptions,
+) -> Result<Vec<CommitInfo>> {
+    let all: Vec<CommitInfo> = all
+        .into_iter()
+        .map(|(id, c)| CommitInfo::new(id, c))
+        .collect();
+    let tables: BTreeMap<ObjectId, BTreeMap<String, ObjectId>> =
+        all.iter().map(|c| (c.id, c.tables.clone())).collect();
+    let mut out = Vec::new();
+    for c in &all {
+        if opts.limit.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+        if let Some(a) = &opts.author {
+            if !c.author.to_lowercase().contains(&a.to_lowercase()) {
+                continue;
+            }
+        }
+        if opts.since.is_some_and(|t| c.time < t) || opts.until.is_some_and(|t| c.time > t) {
+            continue;
+        }
+        if let Some(t) = &opts.table {
+            let parent = match c.parents.first() {
+                Some(p) => match tables.get(p) {
+                    Some(ts) => ts.get(t).copied(),
+                    None => Commit::read(objects, p).await?.tables.get(t).copied(),
+                },
+                None => None,
+            };
+            if c.tables.get(t).copied() == parent {
+                continue;
+            }
+        }
+        out.push(c.clone());
+    }
+    Ok(out)
+}
+
 impl Repository {
     /// Resolves a revision to a commit id: a branch, a tag, a full or unique-prefix commit
     /// id, `HEAD`, `REMOTE/BRANCH`, each optionally followed by `~N`, `^` or `^N`.
@@ -196,43 +239,8 @@ impl Repository {
     /// every filter given; `limit` counts the commits kept.
     pub async fn log_filtered(&self, opts: &LogOptions) -> Result<Vec<CommitInfo>> {
         let (starts, hidden) = self.log_range(opts).await?;
-        let all: Vec<CommitInfo> = self
-            .inner
-            .log_from(&starts, &hidden, None)
-            .await?
-            .into_iter()
-            .map(|(id, c)| CommitInfo::new(id, c))
-            .collect();
-        let tables: BTreeMap<ObjectId, BTreeMap<String, ObjectId>> =
-            all.iter().map(|c| (c.id, c.tables.clone())).collect();
-        let mut out = Vec::new();
-        for c in &all {
-            if opts.limit.is_some_and(|l| out.len() >= l) {
-                break;
-            }
-            if let Some(a) = &opts.author {
-                if !c.author.to_lowercase().contains(&a.to_lowercase()) {
-                    continue;
-                }
-            }
-            if opts.since.is_some_and(|t| c.time < t) || opts.until.is_some_and(|t| c.time > t) {
-                continue;
-            }
-            if let Some(t) = &opts.table {
-                let parent = match c.parents.first() {
-                    Some(p) => match tables.get(p) {
-                        Some(ts) => ts.get(t).copied(),
-                        None => self.inner.commit_tables(Some(*p)).await?.get(t).copied(),
-                    },
-                    None => None,
-                };
-                if c.tables.get(t).copied() == parent {
-                    continue;
-                }
-            }
-            out.push(c.clone());
-        }
-        Ok(out)
+        let all = self.inner.log_from(&starts, &hidden, None).await?;
+        select_commits(self.inner.objects(), all, opts).await
     }
 
     /// The commits in `rev`'s history that no branch, tag or remote-tracking branch reaches,

@@ -19,7 +19,7 @@ use strata_remote::Remote;
 use crate::data::{scan_table, summaries, table_info, ExportFormat, Scan, ScanOptions};
 use crate::error::{Error, Result};
 use crate::remotes::{check_options, RemoteRef};
-use crate::{TableInfo, TableSummary};
+use crate::{CommitInfo, Diff, DiffOptions, LogOptions, TableInfo, TableSummary};
 
 /// A repository on a remote, read where it lies.
 ///
@@ -172,6 +172,59 @@ impl RemoteRepository {
             strata_engine::export::export(&self.remote.objects, &t, &dest, format, progress)
                 .await?,
         )
+    }
+
+    /// Compares two revisions, row by row and cell by cell, as [`crate::Repository::diff`]
+    /// does: only the chunks that differ are fetched. `from` is required (a remote has no
+    /// working tables); `to` defaults to `main`, else the first branch.
+    pub async fn diff(&self, opts: &DiffOptions) -> Result<Diff> {
+        let Some(from) = opts.from.as_deref() else {
+            return Err(Error::invalid(
+                "a remote read in place has no working tables: name the revisions to compare (FROM, and TO or the default branch)",
+            ));
+        };
+        let old = self.commit_tables(Some(from)).await?;
+        let new = self.commit_tables(opts.to.as_deref()).await?;
+        crate::diff::diff_between(self.remote.objects.clone(), old, new, opts).await
+    }
+
+    /// The history, newest first, as [`crate::Repository::log_filtered`] lists it: from a
+    /// revision (default: `main`, else the first branch) or, with `all`, from every branch
+    /// and tag, selected by author, time and table. Ranges (`A..B`) need a clone.
+    pub async fn log(&self, opts: &LogOptions) -> Result<Vec<CommitInfo>> {
+        if let Some(rev) = opts.rev.as_deref().filter(|r| r.contains("..")) {
+            return Err(Error::invalid(format!(
+                "'{rev}': a remote read in place lists the history of one revision (or --all); clone it to list a range"
+            )));
+        }
+        let mut starts = Vec::new();
+        if opts.all {
+            starts.extend(self.branches().await?.into_iter().map(|r| r.commit));
+            starts.extend(self.tags().await?.into_iter().map(|r| r.commit));
+        }
+        if opts.rev.is_some() || !opts.all {
+            starts.push(self.resolve(opts.rev.as_deref()).await?);
+        }
+        let all =
+            strata_engine::repo::log_from(&self.remote.objects, &starts, &Default::default(), None)
+                .await
+                .map_err(|e| self.remote_error(e))?;
+        crate::history::select_commits(&self.remote.objects, all, opts).await
+    }
+
+    /// The remote's branch and tag names at each commit, for a log's decorations.
+    pub async fn ref_labels(&self) -> Result<BTreeMap<ObjectId, Vec<String>>> {
+        let mut labels: BTreeMap<ObjectId, Vec<String>> = BTreeMap::new();
+        for r in self.branches().await? {
+            labels.entry(r.commit).or_default().push(r.name);
+        }
+        for r in self.tags().await? {
+            labels
+                .entry(r.commit)
+                .or_default()
+                .push(format!("tag: {}", r.name));
+        }
+        Ok(labels)
     }
 
     /// A storage error of the remote, with the key given as a full URL.

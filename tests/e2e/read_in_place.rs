@@ -1,4 +1,4 @@
-//! `--from`: `strata export` and `strata table list|show` read a remote where it lies, from
+//! `--remote`: `strata export`, `table list|show`, `diff` and `log` read a remote where it lies, from
 //! any folder (no repository needed), at any branch, tag or commit, seeing every push at once.
 
 use crate::backends::Backend;
@@ -23,31 +23,39 @@ fn exports_from_a_remote_in_place(backend: Backend) {
     let read = |args: &[&str]| backend.run(&reader, args).ok().stdout;
     // Default: the remote's main branch; then a tag, a commit id and an ancestor.
     assert_eq!(
-        read(&["export", "items", "-", "--from", url]),
+        read(&["export", "items", "-", "--remote", url]),
         dir.export_csv("items", Some("main"))
     );
     assert_eq!(
-        read(&["export", "items", "-", "--from", url, "--rev", "v1"]),
+        read(&["export", "items", "-", "--remote", url, "--rev", "v1"]),
         dir.export_csv("items", Some("v1"))
     );
     let main = dir.rev_id("main");
     assert_eq!(
-        read(&["export", "items", "-", "--from", url, "--rev", &main[..10]]),
+        read(&[
+            "export",
+            "items",
+            "-",
+            "--remote",
+            url,
+            "--rev",
+            &main[..10]
+        ]),
         dir.export_csv("items", Some("main"))
     );
     assert_eq!(
-        read(&["export", "items", "-", "--from", url, "--rev", "main~1"]),
+        read(&["export", "items", "-", "--remote", url, "--rev", "main~1"]),
         dir.export_csv("items", Some("v1"))
     );
     backend
         .run(
             &reader,
-            &["export", "items", "items.parquet", "--from", url],
+            &["export", "items", "items.parquet", "--remote", url],
         )
         .ok();
     assert!(reader.join("items.parquet").is_file());
     let list = backend
-        .run(&reader, &["table", "list", "--from", url, "--json"])
+        .run(&reader, &["table", "list", "--remote", url, "--json"])
         .ok();
     let tables = list.json_lines();
     assert_eq!(tables.len(), 1, "{list:?}");
@@ -57,7 +65,7 @@ fn exports_from_a_remote_in_place(backend: Backend) {
         .run(
             &reader,
             &[
-                "table", "show", "items", "--from", url, "--rev", "v1", "--json",
+                "table", "show", "items", "--remote", url, "--rev", "v1", "--json",
             ],
         )
         .ok()
@@ -65,12 +73,36 @@ fn exports_from_a_remote_in_place(backend: Backend) {
     assert_eq!(show["rows"], 3);
     assert_eq!(show["primary_key"], serde_json::json!(["id"]));
 
+    // History and changes, as the repository shows them.
+    let diff = read(&["diff", "v1", "main", "--json", "--remote", url]);
+    assert!(diff.contains("\"added\""), "{diff}");
+    assert_eq!(
+        diff,
+        dir.strata(&["diff", "v1", "main", "--json"]).ok().stdout
+    );
+    assert_eq!(
+        read(&["diff", "v1", "--stat", "--remote", url]),
+        dir.strata(&["diff", "v1", "main", "--stat"]).ok().stdout
+    );
+    let log = read(&["log", "--oneline", "--remote", url]);
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert_eq!(
+        log,
+        dir.strata(&["log", "main", "--oneline", "--no-decorate"])
+            .ok()
+            .stdout
+    );
+    assert_eq!(
+        read(&["log", "v1", "--json", "--remote", url]),
+        dir.strata(&["log", "v1", "--json"]).ok().stdout
+    );
+
     // Inside a repository, a configured remote is named.
     assert_eq!(
         backend
             .run(
                 &dir,
-                &["export", "items", "-", "--from", "origin", "--rev", "v1"]
+                &["export", "items", "-", "--remote", "origin", "--rev", "v1"]
             )
             .ok()
             .stdout,
@@ -86,7 +118,7 @@ fn exports_from_a_remote_in_place(backend: Backend) {
     other.strata(&["commit", "-m", "five"]).ok();
     backend.run(&other, &["push"]).ok();
     assert_eq!(
-        read(&["export", "items", "-", "--from", url]),
+        read(&["export", "items", "-", "--remote", url]),
         other.export_csv("items", Some("main"))
     );
 
@@ -94,13 +126,18 @@ fn exports_from_a_remote_in_place(backend: Backend) {
     let files = remote.file_count();
     for (args, names) in [
         (
-            vec!["export", "items", "-", "--from", url, "--rev", "nosuch"],
+            vec!["export", "items", "-", "--remote", url, "--rev", "nosuch"],
             vec!["nosuch"],
         ),
-        (vec!["export", "nope", "-", "--from", url], vec!["nope"]),
+        (vec!["export", "nope", "-", "--remote", url], vec!["nope"]),
         (
-            vec!["export", "items", "-", "--from", url, "--rev", "HEAD"],
+            vec!["export", "items", "-", "--remote", url, "--rev", "HEAD"],
             vec!["HEAD", "branch, a tag or a commit"],
+        ),
+        (vec!["diff", "--remote", url], vec!["revisions to compare"]),
+        (
+            vec!["log", "v1..main", "--remote", url],
+            vec!["v1..main", "clone"],
         ),
     ] {
         let line = backend.run(&reader, &args).fails_with_one_line();
@@ -110,7 +147,7 @@ fn exports_from_a_remote_in_place(backend: Backend) {
     let usage = reader
         .strata(&["export", "items", "-", "-o", "region=x"])
         .usage_error();
-    assert!(usage.contains("--from"), "{usage}");
+    assert!(usage.contains("--remote"), "{usage}");
     let entries: Vec<_> = std::fs::read_dir(reader.path())
         .expect("read_dir")
         .map(|e| e.expect("entry").file_name())

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::common::*;
 use futures::TryStreamExt;
 use strata::{
-    CloneOptions, ErrorKind, ExportFormat, KeyRange, KeyValue, NoProgress, PushOptions,
+    CloneOptions, ErrorKind, ExportFormat, KeyRange, KeyValue, LogOptions, NoProgress, PushOptions,
     RemoteRepository, Repository, ScanOptions, WriteMode,
 };
 
@@ -298,4 +298,90 @@ async fn a_configured_remote_is_read_in_place_by_name() {
     );
     let e = a.read_remote("nope").await.expect_err("unknown remote");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}
+
+async fn changes(diff: strata::Diff) -> Vec<serde_json::Value> {
+    let all: Vec<strata::Change> = diff.try_collect().await.expect("changes");
+    all.iter().map(to_json).collect()
+}
+
+#[tokio::test]
+async fn a_remote_diff_and_log_read_in_place_match_the_repository() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (a, url) = pushed(root.path()).await;
+    let remote = RemoteRepository::open(&url, &BTreeMap::new())
+        .await
+        .expect("open the remote");
+    let ids = |log: Vec<strata::CommitInfo>| -> Vec<strata::ObjectId> {
+        log.into_iter().map(|c| c.id).collect()
+    };
+    for (opts, local) in [
+        (LogOptions::default(), Some("main")),
+        (
+            LogOptions {
+                rev: Some("dev".into()),
+                ..Default::default()
+            },
+            Some("dev"),
+        ),
+        (
+            LogOptions {
+                all: true,
+                ..Default::default()
+            },
+            None,
+        ),
+        (
+            LogOptions {
+                rev: Some("dev".into()),
+                limit: Some(1),
+                ..Default::default()
+            },
+            Some("dev"),
+        ),
+    ] {
+        let mut local_opts = opts.clone();
+        local_opts.rev = local.map(str::to_string);
+        assert_eq!(
+            ids(remote.log(&opts).await.expect("remote log")),
+            ids(a.log_filtered(&local_opts).await.expect("local log")),
+            "{opts:?}"
+        );
+    }
+    let range = LogOptions {
+        rev: Some("main..dev".into()),
+        ..Default::default()
+    };
+    let e = remote.log(&range).await.expect_err("a range");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("clone"), "{e}");
+
+    let labels = remote.ref_labels().await.expect("labels");
+    assert_eq!(labels[&a.id("main").await], vec!["main".to_string()]);
+    assert_eq!(labels[&a.id("dev").await], vec!["dev".to_string()]);
+    assert_eq!(labels[&a.id("v1").await], vec!["tag: v1".to_string()]);
+
+    for (from, to) in [("v1", Some("main")), ("v1", None), ("main", Some("dev"))] {
+        let opts = strata::DiffOptions {
+            from: Some(from.into()),
+            to: to.map(str::to_string),
+            ..Default::default()
+        };
+        let local = strata::DiffOptions {
+            to: Some(to.unwrap_or("main").into()),
+            ..opts.clone()
+        };
+        let got = changes(remote.diff(&opts).await.expect("remote diff")).await;
+        assert!(!got.is_empty());
+        assert_eq!(
+            got,
+            changes(a.diff(&local).await.expect("local diff")).await
+        );
+    }
+    let e = remote
+        .diff(&strata::DiffOptions::default())
+        .await
+        .err()
+        .expect("no revisions");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 }
