@@ -69,6 +69,11 @@ class RefInfo(TypedDict):
     commit: str
     current: bool
 
+class RemoteRef(TypedDict):
+    """A branch or tag of a remote read in place."""
+    name: str
+    commit: str
+
 class CommitInfo(TypedDict):
     id: str
     parents: List[str]
@@ -371,9 +376,9 @@ class RemoteRepository:
     @property
     def url(self) -> str:
         """The remote's URL (a folder as a file:// URL)."""
-    def branches(self) -> List[RefInfo]:
+    def branches(self) -> List[RemoteRef]:
         """The remote's branches as they are now."""
-    def tags(self) -> List[RefInfo]:
+    def tags(self) -> List[RemoteRef]:
         """The remote's tags as they are now."""
     def resolve(self, rev: Optional[str] = None) -> str:
         """The commit id a branch, tag, commit id (or unique prefix) names, with ``~N`` /

@@ -141,6 +141,8 @@ pub fn advice(s: &Suggestion) -> String {
         } => format!("fix the value, or give the column's type: --type {column}={keeps} keeps every value as written"),
         Suggestion::GiveColumnType { .. } => "fix the value to suit the column's type".into(),
         Suggestion::FixValueOrChooseType { table } => format!("fix that row first ('strata import {table} FILE --mode upsert'), or choose a type that holds every value"),
+        Suggestion::ListRemoteTables { url } => format!("`strata table list --remote {url}` lists its tables"),
+        Suggestion::RemoteRevisionSyntax { url } => format!("give a branch, tag or commit id of the remote, with ~N or ^N if needed; `strata log --all --oneline --remote {url}` lists its commits"),
         _ => "see 'strata --help'".into(),
     }
 }

@@ -547,6 +547,11 @@ async fn open_from(cwd: &Path, from: &str, options: &[String]) -> Result<strata:
             return Ok(repo.read_remote(from).await?);
         }
     }
+    if !from.contains("://") && !from.contains('/') && !cwd.join(from).exists() {
+        bail!(
+            "'{from}' is neither a remote configured in this repository nor a folder; give a configured remote's name (inside its repository), a folder or a URL such as s3://bucket/prefix"
+        );
+    }
     let options = crate::sync::parse_options(options)?;
     let url = if from.contains("://") {
         from.to_string()

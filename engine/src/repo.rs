@@ -1206,6 +1206,11 @@ pub async fn resolve_stored(refs: &RefLog, objects: &Objects, rev: &str) -> Resu
             "'{rev}': a repository read in place has no HEAD or reflog; name a branch, a tag or a commit id"
         )));
     }
+    if let Some((_, branch)) = base.split_once('/') {
+        return Err(Error::Invalid(format!(
+            "'{rev}': a repository read in place has no remote-tracking branches; name its own branch ('{branch}')"
+        )));
+    }
     if validate_name("branch", base).is_ok() {
         for kind in [RefKind::Branch, RefKind::Tag] {
             if let Some(c) = refs.read(&RefName::new(kind, base)?).await?.commit() {

@@ -176,6 +176,8 @@ pub fn advice(s: &Suggestion) -> String {
         Suggestion::GiveColumnType { column, keeps: Some(keeps) } => format!("fix the value, or give the column's type: types={{'{column}': '{keeps}'}} keeps every value as written"),
         Suggestion::GiveColumnType { .. } => "fix the value to suit the column's type".into(),
         Suggestion::FixValueOrChooseType { .. } => "fix that row first (write it with mode='upsert'), or choose a type that holds every value".into(),
+        Suggestion::ListRemoteTables { .. } => "remote.tables() lists its tables".into(),
+        Suggestion::RemoteRevisionSyntax { .. } => "give a branch, tag or commit id of the remote, with ~N or ^N if needed; remote.branches(), remote.tags() and remote.log(all=True) list them".into(),
         _ => "see help(strata)".into(),
     }
 }

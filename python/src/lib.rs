@@ -50,9 +50,14 @@ fn open(
 ) -> PyResult<Py<PyAny>> {
     let text: String = path.str()?.to_string();
     let folder = PathBuf::from(text.strip_prefix("file://").unwrap_or(&text));
-    let bare = !is_url(&text) || text.starts_with("file://");
-    if !bare || folder.join(strata::REMOTE_MARKER).is_file() {
-        let remote = open_remote(py, text, storage_options)?;
+    let local = !is_url(&text) || text.starts_with("file://");
+    // A folder pushed to has the marker at its top; a working folder has `.strata` (which
+    // holds the same layout, but is opened as the repository around it).
+    let pushed_to = folder.join(strata::REMOTE_MARKER).is_file()
+        && !folder.join(strata::DOT_DIR).exists()
+        && folder.file_name().is_none_or(|n| n != strata::DOT_DIR);
+    if !local || pushed_to {
+        let remote = open_remote(py, path, storage_options)?;
         return Ok(Py::new(py, remote)?.into_any());
     }
     if storage_options.is_some_and(|o| !o.is_empty()) {
@@ -75,9 +80,10 @@ fn open(
 #[pyo3(signature = (url, storage_options=None))]
 fn open_remote(
     py: Python<'_>,
-    url: String,
+    url: &Bound<'_, PyAny>,
     storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<remote::RemoteRepository> {
+    let url: String = url.str()?.to_string();
     let options = repo::storage_options(storage_options)?;
     let inner = wait(py, move || async move {
         strata::RemoteRepository::open(&url, &options).await

@@ -778,15 +778,25 @@ pub fn diff_arrow<'py>(
     };
     type Side = Option<SchemaRef>;
     type Collected = BTreeMap<String, (Vec<String>, Side, Side, Vec<RowDiff>)>;
-    let opts = DiffOptions {
-        from: a.clone(),
-        to: b.clone(),
-        table: table.clone(),
-        stat: false,
-        filter,
-    };
+    let table_name = table.clone();
     let collected: Collected = wait(py, move || async move {
         let r = source;
+        // A remote may move while this runs: both sides are read at the commits they name
+        // now, so the rows and the schemas come from the same two versions.
+        let (a, b) = match &r {
+            Source::Remote(_) => {
+                let hex = |c: Option<strata::ObjectId>| c.map(|c| c.to_hex());
+                (hex(r.resolve(a).await?.0), hex(r.resolve(b).await?.0))
+            }
+            Source::Local(_) => (a, b),
+        };
+        let opts = DiffOptions {
+            from: a.clone(),
+            to: b.clone(),
+            table: table_name,
+            stat: false,
+            filter,
+        };
         let mut diff = r.diff(&opts).await?;
         let mut rows: BTreeMap<String, Vec<RowDiff>> = BTreeMap::new();
         while let Some(change) = diff.next().await {

@@ -48,13 +48,20 @@ impl Source {
         }
     }
 
-    /// The commit `rev` names; a remote's `None` is its default branch (a repository's is the
-    /// working version, which has no commit).
-    async fn resolve(&self, rev: Option<&str>) -> strata::Result<Option<strata::ObjectId>> {
+    /// The commit `rev` names, and the revision's name; a remote's `None` is its default
+    /// branch (a repository's is the working version, which has no commit).
+    pub async fn resolve(
+        &self,
+        rev: Option<String>,
+    ) -> strata::Result<(Option<strata::ObjectId>, Option<String>)> {
         match (self, rev) {
-            (Source::Local(r), Some(rev)) => Ok(Some(r.resolve(rev).await?)),
-            (Source::Local(_), None) => Ok(None),
-            (Source::Remote(r), rev) => Ok(Some(r.resolve(rev).await?)),
+            (Source::Local(r), Some(rev)) => Ok((Some(r.resolve(&rev).await?), Some(rev))),
+            (Source::Local(_), None) => Ok((None, None)),
+            (Source::Remote(r), Some(rev)) => Ok((Some(r.resolve(Some(&rev)).await?), Some(rev))),
+            (Source::Remote(r), None) => {
+                let branch = r.default_branch().await?;
+                Ok((Some(branch.commit), Some(branch.name)))
+            }
         }
     }
 }
@@ -290,11 +297,11 @@ impl Table {
     pub fn open(py: Python<'_>, repo: &Source, name: &str, rev: Option<String>) -> PyResult<Self> {
         let r = repo.clone();
         let n = name.to_string();
-        let rev_name = rev.clone();
-        let (info, commit) = wait(py, move || async move {
-            let commit = r.resolve(rev.as_deref()).await?.map(|c| c.to_hex());
+        let (info, commit, rev_name) = wait(py, move || async move {
+            let (commit, rev_name) = r.resolve(rev).await?;
+            let commit = commit.map(|c| c.to_hex());
             let info = r.table(&n, commit.as_deref()).await?;
-            Ok::<_, strata::Error>((info, commit))
+            Ok::<_, strata::Error>((info, commit, rev_name))
         })
         .py_err()?;
         let schema = info.arrow_schema().py_err()?;

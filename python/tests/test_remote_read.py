@@ -122,3 +122,24 @@ def test_bad_input_to_a_remote_read(tmp_path):
         r.log("v1..main")
     assert files_under(url) == before
     assert not hasattr(r, "write") and not hasattr(r, "commit"), "a remote read in place is read-only"
+
+
+def test_open_tells_a_working_folder_from_a_remote(tmp_path):
+    repo, url = published(tmp_path)
+    # A folder pushed to, given as a path object: read in place.
+    r = strata.open_remote(tmp_path / "remote")
+    assert isinstance(r, strata.RemoteRepository)
+    assert isinstance(strata.open(tmp_path / "remote"), strata.RemoteRepository)
+    h = r.table("items")
+    assert h.rev == "main" and h.commit == repo.resolve("main")
+    # A working folder opens as the repository, even with a file named like the marker in
+    # it, and so does its .strata folder.
+    (tmp_path / "src" / "strata.json").write_text("{}")
+    for p in [tmp_path / "src", tmp_path / "src" / ".strata", f"file://{tmp_path / 'src'}"]:
+        assert isinstance(strata.open(p), strata.Repository), p
+    with pytest.raises(strata.NotFoundError, match="remote.tables"):
+        r.table("nope")
+    with pytest.raises(strata.NotFoundError, match="remote.branches"):
+        r.table("items", rev="nosuch")
+    with pytest.raises(strata.InvalidInputError, match="remote-tracking"):
+        r.table("items", rev="origin/main")

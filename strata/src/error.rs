@@ -45,6 +45,13 @@ pub enum Error {
         pull: bool,
     },
 
+    /// A table or revision that a remote read in place does not have.
+    #[error("{message}")]
+    NotOnRemote {
+        message: String,
+        suggestion: Suggestion,
+    },
+
     /// Problems that `fsck` found (each is in its report).
     #[error("{count} problem{} in {location}", if *.count == 1 { "" } else { "s" })]
     Damaged { count: usize, location: String },
@@ -141,6 +148,10 @@ pub enum Suggestion {
     /// Fix the row whose value does not convert to a column's new type (an upsert), or
     /// choose a type that holds every value.
     FixValueOrChooseType { table: String },
+    /// List the tables of the remote at `url`, read in place.
+    ListRemoteTables { url: String },
+    /// Give a branch, tag or commit id of the remote at `url`, read in place.
+    RemoteRevisionSyntax { url: String },
 }
 
 impl Error {
@@ -153,6 +164,7 @@ impl Error {
             Error::InvalidState { .. } => ErrorKind::InvalidState,
             Error::MergeConflicts { .. } => ErrorKind::Conflict,
             Error::Damaged { .. } => ErrorKind::Corrupt,
+            Error::NotOnRemote { .. } => ErrorKind::NotFound,
         }
     }
 
@@ -215,6 +227,7 @@ impl Error {
                 Some(Suggestion::ResolveConflicts { pull: *pull })
             }
             Error::Damaged { .. } => Some(Suggestion::SeeProblems),
+            Error::NotOnRemote { suggestion, .. } => Some(suggestion.clone()),
             Error::InvalidInput(_) | Error::Filter(_) => None,
         }
     }

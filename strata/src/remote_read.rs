@@ -17,7 +17,7 @@ use strata_remote::config::RemoteConfig;
 use strata_remote::Remote;
 
 use crate::data::{scan_table, summaries, table_info, ExportFormat, Scan, ScanOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Suggestion};
 use crate::remotes::{check_options, RemoteRef};
 use crate::{CommitInfo, Diff, DiffOptions, LogOptions, TableInfo, TableSummary};
 
@@ -54,12 +54,20 @@ impl RemoteRepository {
                 source: e,
             })
         })?;
-        Self::open_in(url, &conf, &cwd).await
+        let location = strata_remote::url::Location::parse(url, &cwd)?;
+        crate::remotes::check_options_apply(&location, &conf.options)?;
+        Self::open_in("remote", url, &conf, &cwd).await
     }
 
-    /// Opens `url` with a remote's configuration, relative paths from `cwd`.
-    pub(crate) async fn open_in(url: &str, conf: &RemoteConfig, cwd: &Path) -> Result<Self> {
-        let remote = Remote::open_url("remote", url, conf, cwd, "reader", false)?;
+    /// Opens `url` (the remote `name`) with a remote's configuration, relative paths from
+    /// `cwd`.
+    pub(crate) async fn open_in(
+        name: &str,
+        url: &str,
+        conf: &RemoteConfig,
+        cwd: &Path,
+    ) -> Result<Self> {
+        let remote = Remote::open_url(name, url, conf, cwd, "reader", false)?;
         remote.check().await?;
         Ok(RemoteRepository { remote })
     }
@@ -98,20 +106,36 @@ impl RemoteRepository {
         match rev {
             Some(rev) => resolve_stored(&self.remote.refs, &self.remote.objects, rev)
                 .await
-                .map_err(|e| self.remote_error(e)),
-            None => {
-                let branches = self.branches().await?;
-                branches
-                    .iter()
-                    .find(|b| b.name == "main")
-                    .or(branches.first())
-                    .map(|b| b.commit)
-                    .ok_or_else(|| Error::InvalidState {
-                        message: format!("the remote {} has no branches yet", self.remote.url),
-                        suggestion: None,
-                    })
-            }
+                .map_err(|e| match e {
+                    strata_engine::Error::UnknownRevision { rev } => Error::NotOnRemote {
+                        message: format!(
+                            "unknown revision '{rev}' on the remote {}",
+                            self.remote.url
+                        ),
+                        suggestion: Suggestion::RemoteRevisionSyntax {
+                            url: self.remote.url.clone(),
+                        },
+                    },
+                    other => self.remote_error(other),
+                }),
+            None => Ok(self.default_branch().await?.commit),
         }
+    }
+
+    /// The branch read when no revision is given: `main`, else the first branch by name (the
+    /// branch a clone checks out), as it is now.
+    pub async fn default_branch(&self) -> Result<RemoteRef> {
+        let branches = self.branches().await?;
+        let pick = match branches.iter().position(|b| b.name == "main") {
+            Some(i) => Some(i),
+            None if branches.is_empty() => None,
+            None => Some(0),
+        };
+        pick.and_then(|i| branches.into_iter().nth(i))
+            .ok_or_else(|| Error::InvalidState {
+                message: format!("the remote {} has no branches yet", self.remote.url),
+                suggestion: None,
+            })
     }
 
     async fn commit_tables(&self, rev: Option<&str>) -> Result<BTreeMap<String, ObjectId>> {
@@ -124,9 +148,16 @@ impl RemoteRepository {
 
     async fn table_object(&self, name: &str, rev: Option<&str>) -> Result<(ObjectId, TableObject)> {
         let tables = self.commit_tables(rev).await?;
-        let id = *tables
-            .get(name)
-            .ok_or_else(|| Error::from(strata_engine::Error::UnknownTable { name: name.into() }))?;
+        let id = *tables.get(name).ok_or_else(|| Error::NotOnRemote {
+            message: format!(
+                "unknown table '{name}' at {} on the remote {}",
+                rev.unwrap_or("the default branch"),
+                self.remote.url
+            ),
+            suggestion: Suggestion::ListRemoteTables {
+                url: self.remote.url.clone(),
+            },
+        })?;
         let t = TableObject::read(&self.remote.objects, &id)
             .await
             .map_err(|e| self.remote_error(e))?;
@@ -237,6 +268,6 @@ impl crate::Repository {
     /// The configured remote `name`, opened to be read in place (with its stored options).
     pub async fn read_remote(&self, name: &str) -> Result<RemoteRepository> {
         let conf = strata_remote::config::remote(&self.inner, name).await?;
-        RemoteRepository::open_in(&conf.url, &conf, self.inner.root()).await
+        RemoteRepository::open_in(name, &conf.url, &conf, self.inner.root()).await
     }
 }

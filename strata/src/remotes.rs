@@ -63,7 +63,10 @@ pub fn check_options(options: &BTreeMap<String, String>) -> Result<BTreeMap<Stri
 pub use strata_remote::cloud::{aws_credentials_configured, check_option_value, is_known_option};
 
 /// Refuses options that a location's backend does not use (an S3 endpoint for a folder).
-fn check_options_apply(location: &Location, options: &BTreeMap<String, String>) -> Result<()> {
+pub(crate) fn check_options_apply(
+    location: &Location,
+    options: &BTreeMap<String, String>,
+) -> Result<()> {
     if matches!(location, Location::Cloud { .. }) {
         return Ok(());
     }

@@ -2,7 +2,7 @@
 //! any folder (no repository needed), at any branch, tag or commit, seeing every push at once.
 
 use crate::backends::Backend;
-use crate::harness::{assert_mentions, Dir};
+use crate::harness::{assert_mentions, Dir, Snapshot};
 use crate::remote::{clone_on, items_csv, published_on};
 
 /// A repository with `items` (three rows, tagged v1) and then a fourth row, both pushed to a
@@ -123,7 +123,7 @@ fn exports_from_a_remote_in_place(backend: Backend) {
     );
 
     // Bad input: one line that names it; nothing written anywhere.
-    let files = remote.file_count();
+    let before = remote.folder.as_deref().map(Snapshot::of);
     for (args, names) in [
         (
             vec!["export", "items", "-", "--remote", url, "--rev", "nosuch"],
@@ -136,6 +136,14 @@ fn exports_from_a_remote_in_place(backend: Backend) {
         ),
         (vec!["diff", "--remote", url], vec!["revisions to compare"]),
         (
+            vec!["export", "items", "-", "--remote", "origin"],
+            vec!["'origin'", "neither a remote configured"],
+        ),
+        (
+            vec!["table", "list", "--remote", url, "--rev", "origin/main"],
+            vec!["origin/main", "remote-tracking"],
+        ),
+        (
             vec!["log", "v1..main", "--remote", url],
             vec!["v1..main", "clone"],
         ),
@@ -143,7 +151,9 @@ fn exports_from_a_remote_in_place(backend: Backend) {
         let line = backend.run(&reader, &args).fails_with_one_line();
         assert_mentions(&line, &names);
     }
-    assert_eq!(remote.file_count(), files, "reads wrote to the remote");
+    if let (Some(before), Some(folder)) = (&before, remote.folder.as_deref()) {
+        before.assert_same(&Snapshot::of(folder), "the remote after refused reads");
+    }
     let usage = reader
         .strata(&["export", "items", "-", "-o", "region=x"])
         .usage_error();

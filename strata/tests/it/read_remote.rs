@@ -385,3 +385,104 @@ async fn a_remote_diff_and_log_read_in_place_match_the_repository() {
         .expect("no revisions");
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 }
+
+#[tokio::test]
+async fn remote_revisions_and_defaults_follow_the_rules_of_a_clone() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (a, url) = pushed(root.path()).await;
+    let folder = root.path().join("remote");
+    let before = Snapshot::of(&folder);
+    let remote = RemoteRepository::open(&url, &BTreeMap::new())
+        .await
+        .expect("open the remote");
+    // Every kind of read leaves the remote as it was.
+    remote.log(&LogOptions::default()).await.expect("log");
+    let opts = strata::DiffOptions {
+        from: Some("v1".into()),
+        ..Default::default()
+    };
+    changes(remote.diff(&opts).await.expect("diff")).await;
+    let out = root.path().join("out.csv");
+    remote
+        .export("people", None, Some(&out), ExportFormat::Csv, &NoProgress)
+        .await
+        .expect("export");
+    remote.ref_labels().await.expect("labels");
+    Snapshot::of(&folder).assert_same(&before, "the remote after reading it every way");
+
+    // Errors name the remote and say what to list.
+    let e = remote
+        .table("nope", Some("v1"))
+        .await
+        .expect_err("unknown table");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(
+        e.to_string().contains(&url) && e.to_string().contains("v1"),
+        "{e}"
+    );
+    assert_eq!(
+        e.suggestion(),
+        Some(strata::Suggestion::ListRemoteTables { url: url.clone() })
+    );
+    let e = remote
+        .table("people", Some("nosuch"))
+        .await
+        .expect_err("unknown rev");
+    assert_eq!(
+        e.suggestion(),
+        Some(strata::Suggestion::RemoteRevisionSyntax { url: url.clone() })
+    );
+    for (rev, says) in [("origin/main", "remote-tracking"), ("ab", "too short")] {
+        let e = remote.resolve(Some(rev)).await.expect_err(rev);
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{rev}: {e}");
+        assert!(e.to_string().contains(says), "{rev}: {e}");
+    }
+    // A folder takes no S3 options.
+    let s3 = BTreeMap::from([("endpoint".to_string(), "http://127.0.0.1:1".to_string())]);
+    let e = RemoteRepository::open(&url, &s3)
+        .await
+        .expect_err("an S3 option");
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+
+    // A branch named like a tag wins, as locally; without `main`, the first branch is read;
+    // with no branch at all, reading needs a revision.
+    a.create_branch("v1", Some("dev")).await.expect("branch v1");
+    a.create_branch("aaa", Some("dev"))
+        .await
+        .expect("branch aaa");
+    let push = PushOptions {
+        all: true,
+        ..Default::default()
+    };
+    a.push(&push, &NoProgress).await.expect("push");
+    assert_eq!(
+        remote.resolve(Some("v1")).await.expect("v1"),
+        a.id("dev").await
+    );
+    assert_eq!(
+        remote.resolve(Some("v1")).await.expect("v1"),
+        a.resolve("v1").await.expect("local v1")
+    );
+    let del = PushOptions {
+        delete: vec!["main".into()],
+        ..Default::default()
+    };
+    a.push(&del, &NoProgress).await.expect("delete main");
+    let first = remote.default_branch().await.expect("default");
+    assert_eq!(
+        (first.name.as_str(), first.commit),
+        ("aaa", a.id("dev").await)
+    );
+    let del = PushOptions {
+        delete: vec!["aaa".into(), "dev".into(), "v1".into()],
+        ..Default::default()
+    };
+    a.push(&del, &NoProgress).await.expect("delete the rest");
+    let e = remote.table("people", None).await.expect_err("no branches");
+    assert_eq!(e.kind(), ErrorKind::InvalidState, "{e}");
+    assert_eq!(
+        remote_rows(&remote, "people", &at(Some("v1"))).await.len(),
+        3,
+        "the tag still reads"
+    );
+}
