@@ -875,14 +875,37 @@ async fn scan_secs(
     refs: &strata_engine::store::RefLog,
     rev: &str,
 ) -> Result<(f64, u64)> {
+    scan_spec_secs(objects, refs, rev, Default::default()).await
+}
+
+/// The key range `lo <= id < hi` of the benchmark table, as a scan takes it.
+fn id_range(lo: i64, hi: i64) -> Result<strata_engine::key::KeyRange> {
+    let ids = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)])),
+        vec![Arc::new(Int64Array::from(vec![lo, hi])) as ArrayRef],
+    )?;
+    let keys =
+        strata_engine::key::encode_keys(&ids, &[0])?.map_err(|_| anyhow::anyhow!("a null key"))?;
+    Ok(strata_engine::key::KeyRange {
+        lower: std::ops::Bound::Included(keys.get(0).to_vec()),
+        upper: std::ops::Bound::Excluded(keys.get(1).to_vec()),
+    })
+}
+
+/// [`scan_secs`] of what `spec` selects.
+async fn scan_spec_secs(
+    objects: &strata_engine::store::Objects,
+    refs: &strata_engine::store::RefLog,
+    rev: &str,
+    spec: strata_engine::table::ScanSpec,
+) -> Result<(f64, u64)> {
     use futures::StreamExt;
     let t = Instant::now();
     let commit = strata_engine::repo::resolve_stored(refs, objects, rev).await?;
     let tables = strata_engine::Commit::read(objects, &commit).await?.tables;
     let id = tables.get("bench").context("no table 'bench'")?;
     let table = strata_engine::TableObject::read(objects, id).await?;
-    let (_, mut stream, _) =
-        strata_engine::table::scan_spec(objects, &table, Default::default()).await?;
+    let (_, mut stream, _) = strata_engine::table::scan_spec(objects, &table, spec).await?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         rows += batch?.num_rows() as u64;
@@ -1004,6 +1027,35 @@ async fn remote_bench(args: &Args, endpoint: &str) -> Result<()> {
         local_best,
         remote_best / local_best,
         plain / local_best
+    );
+    // 1% of the keys, straight from the remote and locally (best of 3 each, taking turns).
+    let (lo, hi) = ((n / 3) as i64, (n / 3 + n / 100) as i64);
+    let (mut local_best, mut remote_best) = (f64::MAX, f64::MAX);
+    for _ in 0..3 {
+        let spec = || -> Result<strata_engine::table::ScanSpec> {
+            Ok(strata_engine::table::ScanSpec {
+                columns: None,
+                ranges: vec![id_range(lo, hi)?],
+            })
+        };
+        let (secs, rows) = scan_spec_secs(repo.objects(), repo.refs(), "main", spec()?).await?;
+        local_best = local_best.min(secs);
+        counting.counts.reset();
+        let (secs, remote_rows) =
+            scan_spec_secs(&remote.objects, &remote.refs, "main", spec()?).await?;
+        remote_best = remote_best.min(secs);
+        remote_calls = counting.counts.summary();
+        if rows != remote_rows || rows != (hi - lo) as u64 {
+            bail!(
+                "the key-range scans read {remote_rows} and {rows} rows, not {}",
+                hi - lo
+            );
+        }
+    }
+    println!(
+        "1% of the keys straight from the remote: {:.0} ms; from the local repository: {:.0} ms; {remote_calls}",
+        remote_best * 1000.0,
+        local_best * 1000.0
     );
 
     // Garbage collection: the one-row change is forced away, so its objects become garbage.
