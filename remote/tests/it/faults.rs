@@ -176,3 +176,100 @@ async fn an_up_to_date_fetch_costs_a_constant_number_of_requests() {
     // record exists (a lagging listing could hide it: docs/protocol.md, section 4), tags.
     assert!(costs[0] <= 7, "{costs:?}");
 }
+
+/// A push stores each object only after every object it names (chunks before the index nodes
+/// that list them, child nodes before parents, an index before its table, tables before the
+/// commit, the commit before its ref record), with several leaves copied side by side and
+/// puts finishing in another order than they were started in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_stores_every_object_after_the_objects_it_names() {
+    use strata_engine::store::ObjectKind;
+    use strata_engine::tree::Node;
+    use strata_engine::{Commit, ObjectId, TableObject};
+    use strata_remote::testing::OrderStore;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = Repository::init(&tmp.path().join("local"))
+        .await
+        .expect("init");
+    let file = tmp.path().join("rows.csv");
+    write_rows(&file, 0, 40_000, "a");
+    let opts = ImportOptions {
+        primary_key: Some(vec!["id".into()]),
+        chunk_rows: Some(64),
+        ..Default::default()
+    };
+    repo.import("t", &file, &opts, &NoProgress)
+        .await
+        .expect("import");
+    repo.commit("first", "T <t@example.com>")
+        .await
+        .expect("commit");
+    let order = Arc::new(OrderStore::new(Arc::new(
+        object_store::memory::InMemory::new(),
+    )));
+    let remote = Remote::from_store("origin", "memory://order", order.clone(), "w");
+    push_main(&repo, &remote).await;
+
+    let finished = order.finished();
+    let at = |key: &str| {
+        finished
+            .iter()
+            .position(|k| k == key)
+            .unwrap_or_else(|| panic!("{key} was not stored"))
+    };
+    let (mut leaves, mut checked) = (0, 0);
+    for (i, key) in finished.iter().enumerate() {
+        let Some(hex) = key.strip_prefix("objects/") else {
+            continue;
+        };
+        let id: ObjectId = hex.replace('/', "").parse().expect("an object id");
+        let bytes = repo
+            .objects()
+            .get(ObjectKind::Meta, &id)
+            .await
+            .expect("the object is local");
+        let named: Vec<String> = if let Ok(node) = serde_json::from_slice::<Node>(&bytes) {
+            let kind = if node.level == 0 {
+                leaves += 1;
+                ObjectKind::Chunk
+            } else {
+                ObjectKind::Meta
+            };
+            node.entries
+                .iter()
+                .map(|e| kind.path(&e.id).to_string())
+                .collect()
+        } else if let Ok(table) = serde_json::from_slice::<TableObject>(&bytes) {
+            vec![ObjectKind::Meta.path(&table.index).to_string()]
+        } else if let Ok(commit) = serde_json::from_slice::<Commit>(&bytes) {
+            commit
+                .tables
+                .values()
+                .map(|t| ObjectKind::Meta.path(t).to_string())
+                .collect()
+        } else {
+            continue;
+        };
+        for n in named {
+            assert!(at(&n) < i, "{key} was stored before {n}, which it names");
+            checked += 1;
+        }
+    }
+    assert!(
+        leaves >= 3,
+        "the table should span several leaves, has {leaves}"
+    );
+    assert!(checked > 600, "only {checked} references checked");
+    let commit = ObjectKind::Meta
+        .path(&repo.resolve("main").await.expect("main"))
+        .to_string();
+    let record = finished
+        .iter()
+        .position(|k| k.starts_with("refs/heads/main/0"))
+        .expect("a ref record");
+    assert!(
+        at(&commit) < record,
+        "the ref moved before its commit was stored"
+    );
+}
