@@ -19,10 +19,6 @@ use crate::error::Result;
 /// Objects copied at once.
 const CONCURRENCY: usize = 8;
 
-/// Index nodes whose subtrees are copied at once. Their chunks share the [`CONCURRENCY`]
-/// slots, so the copy of one leaf's chunks does not wait for the last of another's.
-const NODES_AT_ONCE: usize = 4;
-
 /// Counts of what a transfer copied.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TransferStats {
@@ -41,8 +37,6 @@ pub struct Transfer<'a> {
     /// repository; false onto a remote, see the module documentation).
     trust_presence: bool,
     stats: std::sync::Mutex<TransferStats>,
-    /// Chunk copies in flight, across every leaf being copied.
-    chunk_slots: tokio::sync::Semaphore,
 }
 
 impl<'a> Transfer<'a> {
@@ -59,7 +53,6 @@ impl<'a> Transfer<'a> {
             progress,
             trust_presence: true,
             stats: Default::default(),
-            chunk_slots: tokio::sync::Semaphore::new(CONCURRENCY),
         }
     }
 
@@ -278,9 +271,6 @@ impl<'a> Transfer<'a> {
                     .collect();
                 stream::iter(chunks)
                     .map(|(c, len)| async move {
-                        let _slot = self.chunk_slots.acquire().await.map_err(|e| {
-                            strata_engine::Error::Invalid(format!("copying chunks stopped: {e}"))
-                        })?;
                         // The index entry says how big the chunk is: a copy of another size
                         // is damaged and is written again.
                         if !self.dst.holds(ObjectKind::Chunk, &c, len).await? {
@@ -293,13 +283,9 @@ impl<'a> Transfer<'a> {
                     .try_collect::<Vec<()>>()
                     .await?;
             } else {
-                // Each child is stored whole (its own children first) before this node.
-                let children: Vec<ObjectId> = node.entries.iter().map(|e| e.id).collect();
-                stream::iter(children)
-                    .map(|child| self.copy_node(child, present))
-                    .buffer_unordered(NODES_AT_ONCE)
-                    .try_collect::<Vec<()>>()
-                    .await?;
+                for e in &node.entries {
+                    self.copy_node(e.id, present).await?;
+                }
             }
             if !whole {
                 self.store(ObjectKind::Meta, id, bytes).await?;
