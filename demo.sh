@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Strata's main job end to end on this machine: a repository, a file remote, two clones
-# exchanging changes, a merge, history and time travel. Run from anywhere: ./demo.sh  (builds strata first).
+# exchanging changes, a merge, history and time travel, and the remote read in place. Run from
+# anywhere: ./demo.sh  (builds strata first).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # The demo profile (Cargo.toml): a quicker first build than --release.
@@ -61,5 +62,10 @@ step checkout main
 step fsck --remote origin
 # Garbage collection: nothing here is unreachable yet; a deleted branch's objects would be freed.
 step gc --remote origin --dry-run
+
+# Anyone can read the shared remote where it lies: from any folder, with no clone.
+cd "$work"
+step log --oneline -n 3 --remote shared-remote
+step diff main~1 main --stat --remote shared-remote
 echo
 echo "Done: the repositories are in $work (removed on exit)."
