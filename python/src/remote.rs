@@ -81,12 +81,7 @@ impl RemoteRepository {
         n: Option<usize>,
         all: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let opts = strata::LogOptions {
-            rev,
-            all,
-            limit: n,
-            ..Default::default()
-        };
+        let opts = crate::repo::log_options(rev, n, all);
         let log = self.run(py, move |r| async move { r.log(&opts).await })?;
         to_py(py, &log)
     }

@@ -30,6 +30,16 @@ pub struct Repository {
     pub inner: strata::Repository,
 }
 
+/// What `log(rev, n, all)` of a repository or a remote lists.
+pub fn log_options(rev: Option<String>, n: Option<usize>, all: bool) -> strata::LogOptions {
+    strata::LogOptions {
+        rev,
+        all,
+        limit: n,
+        ..Default::default()
+    }
+}
+
 fn author(a: Option<&str>) -> PyResult<Option<Author>> {
     a.map(Author::parse).transpose().py_err()
 }
@@ -199,12 +209,7 @@ impl Repository {
         n: Option<usize>,
         all: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let opts = strata::LogOptions {
-            rev,
-            all,
-            limit: n,
-            ..Default::default()
-        };
+        let opts = log_options(rev, n, all);
         let log = self.run(py, move |r| async move { r.log_filtered(&opts).await })?;
         to_py(py, &log)
     }

@@ -511,6 +511,22 @@ pub(crate) async fn table_info(
     })
 }
 
+/// Writes a stored table to a file, or to standard output (`None`), as
+/// [`Repository::export`] does; returns the number of rows.
+pub(crate) async fn export_table(
+    objects: &Objects,
+    t: &TableObject,
+    out: Option<&Path>,
+    format: ExportFormat,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let dest = match out {
+        Some(p) => Destination::File(p.to_path_buf()),
+        None => Destination::Stdout,
+    };
+    Ok(strata_engine::export::export(objects, t, &dest, format, progress).await?)
+}
+
 /// Reads a stored table as [`Repository::scan`] does.
 pub(crate) async fn scan_table(
     objects: &Objects,
@@ -703,14 +719,7 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<u64> {
         let (_, t) = self.table_object(table, rev).await?;
-        let dest = match out {
-            Some(p) => Destination::File(p.to_path_buf()),
-            None => Destination::Stdout,
-        };
-        Ok(
-            strata_engine::export::export(self.inner.objects(), &t, &dest, format, progress)
-                .await?,
-        )
+        export_table(self.inner.objects(), &t, out, format, progress).await
     }
 
     /// Removes a table from the working tables (a change to commit).

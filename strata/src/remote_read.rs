@@ -9,14 +9,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use strata_engine::export::Destination;
 use strata_engine::repo::resolve_stored;
 use strata_engine::store::RefKind;
 use strata_engine::{Commit, ObjectId, Progress, TableObject};
 use strata_remote::config::RemoteConfig;
 use strata_remote::Remote;
 
-use crate::data::{scan_table, summaries, table_info, ExportFormat, Scan, ScanOptions};
+use crate::data::{
+    export_table, scan_table, summaries, table_info, ExportFormat, Scan, ScanOptions,
+};
 use crate::error::{Error, Result, Suggestion};
 use crate::remotes::{check_options, RemoteRef};
 use crate::{CommitInfo, Diff, DiffOptions, LogOptions, TableInfo, TableSummary};
@@ -195,14 +196,7 @@ impl RemoteRepository {
         progress: &dyn Progress,
     ) -> Result<u64> {
         let (_, t) = self.table_object(table, rev).await?;
-        let dest = match out {
-            Some(p) => Destination::File(p.to_path_buf()),
-            None => Destination::Stdout,
-        };
-        Ok(
-            strata_engine::export::export(&self.remote.objects, &t, &dest, format, progress)
-                .await?,
-        )
+        export_table(&self.remote.objects, &t, out, format, progress).await
     }
 
     /// Compares two revisions, row by row and cell by cell, as [`crate::Repository::diff`]
