@@ -134,7 +134,10 @@ impl RemoteRepository {
         };
         pick.and_then(|i| branches.into_iter().nth(i))
             .ok_or_else(|| Error::InvalidState {
-                message: format!("the remote {} has no branches yet", self.remote.url),
+                message: format!(
+                    "the remote {} has no branches yet: name a tag or a commit to read, or push a branch there first",
+                    self.remote.url
+                ),
                 suggestion: None,
             })
     }
