@@ -2,13 +2,15 @@
 # Builds the benchmark harness in release mode, installs pyarrow for the comparison, and
 # prints the figures for 1M and 10M rows (and, with --sweep, the chunk-size sweep). Then the
 # same tables through the Python package (installed from ./python into the venv), beside
-# pyarrow reading one zstd Parquet file: bench/python_bench.py.
+# pyarrow reading one zstd Parquet file, and delta-rs and Lance doing the same steps:
+# bench/python_bench.py, which ends with one table of every tool's figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${STRATA_VENV:-.venv}
-if ! "$venv/bin/python" -c 'import pyarrow, numpy' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import pyarrow, numpy, deltalake, lance' 2>/dev/null; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install -q pyarrow numpy
+  # deltalake and pylance: the peers python_bench.py runs beside Strata, step by step.
+  "$venv/bin/pip" install -q pyarrow numpy deltalake pylance
 fi
 cargo build --release -q -p strata-bench -p strata-cli
 bin=${CARGO_TARGET_DIR:-target}/release/strata-bench
