@@ -161,6 +161,50 @@ pub async fn push_both(
     .await
 }
 
+/// Pushes main, side and every tag (the fault matrix's repository has an annotated one).
+async fn push_both_and_tags(
+    repo: &Repository,
+    remote: &Remote,
+    views: Views,
+) -> strata_remote::Result<strata_remote::push::PushReport> {
+    let opts = PushOptions {
+        skip_views: views == Views::Skip,
+        tags: true,
+        ..Default::default()
+    };
+    push(
+        repo,
+        remote,
+        &["main".to_string(), "side".to_string()],
+        &[],
+        &opts,
+        &NoProgress,
+    )
+    .await
+}
+
+/// The note of the annotated tag `v1` that the fault matrix pushes.
+fn v1_note() -> strata_engine::store::TagNote {
+    strata_engine::store::TagNote {
+        tagger: "T <t@example.com>".into(),
+        time: 1_764_070_000,
+        message: "The first release".into(),
+    }
+}
+
+/// Checks that the remote's only tag is `v1`, at `commit`, with its note.
+async fn assert_tag_landed(remote: &Remote, commit: strata_engine::ObjectId, context: &str) {
+    let tags = remote.refs.list(RefKind::Tag).await.expect("list tags");
+    assert_eq!(tags, vec![("v1".to_string(), commit)], "{context}");
+    let name = strata_engine::store::RefName::tag("v1").expect("name");
+    let record = remote.refs.read(&name).await.expect("read tag").record;
+    assert_eq!(
+        record.and_then(|r| r.note),
+        Some(v1_note()),
+        "{context}: the tag's note"
+    );
+}
+
 /// Every kind of fault.
 pub const ALL_FAULTS: [Fault; 5] = [
     Fault::Fail,
@@ -184,6 +228,10 @@ pub async fn fault_matrix(
     let repo = representative_repo(tmp.path()).await;
     let main = repo.resolve("main").await.expect("main");
     let side = repo.resolve("side").await.expect("side");
+    // An annotated tag goes with the branches: its note travels in its ref record.
+    repo.create_ref_noted(RefKind::Tag, "v1", Some("side"), Some(v1_note()))
+        .await
+        .expect("tag");
 
     // How many storage calls does a fault-free push make? (The store kind is probed once
     // here; the probe has tests of its own, so the matrix runs on remotes taken as trusted.)
@@ -193,7 +241,7 @@ pub async fn fault_matrix(
         .expect("the store passes the probe");
     counting.counts.reset();
     let remote = Remote::from_store("origin", "count", counting.clone(), "w").assume_trusted();
-    push_both(&repo, &remote, views)
+    push_both_and_tags(&repo, &remote, views)
         .await
         .expect("fault-free push");
     assert!(
@@ -213,7 +261,7 @@ pub async fn fault_matrix(
             let faulty = Arc::new(FaultStore::at_distinct_call(store.clone(), k, fault));
             let remote =
                 Remote::from_store("origin", "faulty", faulty.clone(), "w").assume_trusted();
-            let outcome = push_both(&repo, &remote, views).await;
+            let outcome = push_both_and_tags(&repo, &remote, views).await;
             let context = format!("{context} ({:?})", faulty.fired());
             // A write applied after the push gave up lands now.
             faulty.apply_late().await;
@@ -239,11 +287,12 @@ pub async fn fault_matrix(
                         vec![("main".to_string(), main), ("side".to_string(), side)],
                         "{context}"
                     );
+                    assert_tag_landed(&clean, side, &context).await;
                 }
             }
             assert_clone_complete(store.clone(), &base.join("clone"), &context).await;
             // Re-running the push finishes.
-            let report = push_both(&repo, &clean, views)
+            let report = push_both_and_tags(&repo, &clean, views)
                 .await
                 .unwrap_or_else(|e| panic!("{context}: retry failed: {e}"));
             assert!(
@@ -257,6 +306,7 @@ pub async fn fault_matrix(
                 vec![("main".to_string(), main), ("side".to_string(), side)],
                 "{context}"
             );
+            assert_tag_landed(&clean, side, &context).await;
             assert_consistent(&clean, &context).await;
         }
     }
