@@ -7,10 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${STRATA_VENV:-.venv}
-if ! "$venv/bin/python" -c 'import pyarrow, numpy, deltalake, lance' 2>/dev/null; then
+# deltalake and pylance: the peers python_bench.py runs beside Strata, step by step, at the
+# versions the figures in the README were measured with.
+peers=(deltalake==1.6.6 pylance==14.0.2)
+if ! "$venv/bin/python" -c 'import pyarrow, numpy, deltalake, lance
+assert deltalake.__version__ == "1.6.6" and lance.__version__ == "14.0.2"' 2>/dev/null; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  # deltalake and pylance: the peers python_bench.py runs beside Strata, step by step.
-  "$venv/bin/pip" install -q pyarrow numpy deltalake pylance
+  "$venv/bin/pip" install -q pyarrow numpy "${peers[@]}"
 fi
 cargo build --release -q -p strata-bench -p strata-cli
 bin=${CARGO_TARGET_DIR:-target}/release/strata-bench
