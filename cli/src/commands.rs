@@ -396,8 +396,9 @@ async fn read_command(source: &Source<'_>, command: Command) -> Result<()> {
             out,
             format,
             rev,
+            row_group_rows,
             ..
-        } => export(source, &table, &out, format, rev).await,
+        } => export(source, &table, &out, format, rev, row_group_rows).await,
         Command::Table(TableCommand::List { rev, json, .. }) => {
             list_tables(source, rev.as_deref(), json).await
         }
@@ -524,12 +525,12 @@ impl Source<'_> {
         table: &str,
         rev: Option<&str>,
         out: Option<&Path>,
-        format: ExportFormat,
+        opts: strata::ExportOptions,
         progress: &dyn strata::Progress,
     ) -> strata::Result<u64> {
         match self {
-            Source::Local(r) => r.export(table, rev, out, format, progress).await,
-            Source::Remote(r) => r.export(table, rev, out, format, progress).await,
+            Source::Local(r) => r.export(table, rev, out, opts, progress).await,
+            Source::Remote(r) => r.export(table, rev, out, opts, progress).await,
         }
     }
 }
@@ -971,6 +972,7 @@ async fn export(
     out: &Path,
     format: Option<String>,
     rev: Option<String>,
+    row_group_rows: Option<u64>,
 ) -> Result<()> {
     let stdout = out.as_os_str() == "-";
     if !stdout && out.is_dir() {
@@ -991,9 +993,13 @@ async fn export(
             ),
         },
     };
+    let opts = strata::ExportOptions {
+        format,
+        row_group_rows: row_group_rows.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+    };
     let bar = Bar::new(&format!("exporting {table}"));
     let dest = (!stdout).then_some(out);
-    let result = repo.export(table, rev.as_deref(), dest, format, &bar).await;
+    let result = repo.export(table, rev.as_deref(), dest, opts, &bar).await;
     bar.done();
     let rows = result?;
     if !stdout {

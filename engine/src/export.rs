@@ -2,7 +2,7 @@
 //! order chunk by chunk. Any revision exports at the same speed: a commit names its tables'
 //! chunks directly, so nothing is replayed. A Parquet export copies the chunks' compressed
 //! pages as they are (each chunk becomes a row group of the file): nothing is decoded or
-//! encoded again.
+//! encoded again, unless a row group size is asked for ([`ExportOptions::row_group_rows`]).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -15,10 +15,8 @@ use crate::arrow::datatypes::SchemaRef;
 use futures::{stream, StreamExt};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
 use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter, ArrowWriter};
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
-use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 
 use crate::chunk::{decode_chunk, writer_properties};
@@ -52,11 +50,57 @@ impl ExportFormat {
         }
     }
 
+    /// The format's name, as `parse` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFormat::Parquet => "parquet",
+            ExportFormat::Csv => "csv",
+            ExportFormat::Jsonl => "jsonl",
+            ExportFormat::Arrow => "arrow",
+        }
+    }
+
     /// The format implied by a file name, if any.
     pub fn from_path(path: &Path) -> Option<Self> {
         path.extension()
             .and_then(|e| e.to_str())
             .and_then(|e| Self::parse(e).ok())
+    }
+}
+
+/// How to write an export: the format, and for Parquet the size of its row groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportOptions {
+    pub format: ExportFormat,
+    /// Parquet only: rows per row group, the rows decoded and encoded again (readers read a
+    /// file of large row groups faster). `None` copies each chunk's compressed pages as one
+    /// row group, which nothing decodes: the quickest export.
+    pub row_group_rows: Option<usize>,
+}
+
+impl From<ExportFormat> for ExportOptions {
+    fn from(format: ExportFormat) -> Self {
+        ExportOptions {
+            format,
+            row_group_rows: None,
+        }
+    }
+}
+
+impl ExportOptions {
+    /// Refuses options that do not go together, before anything is read or written.
+    pub fn check(&self) -> Result<()> {
+        match self.row_group_rows {
+            Some(0) => Err(Error::Invalid(
+                "a row group holds at least one row; give a positive number of rows".into(),
+            )),
+            Some(_) if self.format != ExportFormat::Parquet => Err(Error::Invalid(format!(
+                "row groups are a Parquet notion; {} {} export has none: leave out the row group size, or export to Parquet",
+                if self.format == ExportFormat::Arrow { "an" } else { "a" },
+                self.format.name()
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -68,15 +112,21 @@ enum Sink {
 }
 
 impl Sink {
-    fn new(format: ExportFormat, out: Box<dyn Write + Send>, schema: &SchemaRef) -> Result<Self> {
+    fn new(
+        format: ExportFormat,
+        out: Box<dyn Write + Send>,
+        schema: &SchemaRef,
+        row_group_rows: Option<usize>,
+    ) -> Result<Self> {
         let out = BufWriter::with_capacity(1 << 20, out);
         let err = |e| Error::arrow("starting the export", e);
         Ok(match format {
             ExportFormat::Parquet => {
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(
-                        ZstdLevel::try_new(1).expect("valid level"),
-                    ))
+                // As the chunks are written (zstd, page statistics, a dictionary given up early
+                // for columns whose values do not repeat), in row groups of the size asked for.
+                let props = writer_properties()
+                    .into_builder()
+                    .set_max_row_group_row_count(row_group_rows)
                     .build();
                 Sink::Parquet(
                     ArrowWriter::try_new(out, schema.clone(), Some(props))
@@ -146,9 +196,12 @@ pub async fn export(
     objects: &Objects,
     table: &TableObject,
     dest: &Destination,
-    format: ExportFormat,
+    opts: impl Into<ExportOptions>,
     progress: &dyn Progress,
 ) -> Result<u64> {
+    let opts: ExportOptions = opts.into();
+    opts.check()?;
+    let format = opts.format;
     let schema = table.schema.arrow()?;
     let entries = table.chunks(objects).await?;
     progress.set_total(table.rows);
@@ -188,12 +241,14 @@ pub async fn export(
             (Box::new(file), Some((tmp, path.clone())))
         }
     };
-    let rows = if format == ExportFormat::Parquet {
+    let rows = if format == ExportFormat::Parquet && opts.row_group_rows.is_none() {
         copy_to_parquet(objects, &schema, entries, out, progress).await?
     } else if matches!(format, ExportFormat::Csv | ExportFormat::Jsonl) {
         write_text(objects, table, entries, format, out, progress).await?
     } else {
-        let mut sink = Sink::new(format, out, &schema)?;
+        // Arrow IPC, and Parquet in row groups of a chosen size: decoded chunk by chunk and
+        // encoded again.
+        let mut sink = Sink::new(format, out, &schema, opts.row_group_rows)?;
         let mut rows = 0u64;
         let mut stream = std::pin::pin!(scan(objects, table, entries)?);
         while let Some(batch) = stream.next().await {

@@ -27,7 +27,7 @@ use crate::repository::Repository;
 
 pub use strata_engine::alter::SchemaChange;
 pub use strata_engine::edit::ImportMode as WriteMode;
-pub use strata_engine::export::ExportFormat;
+pub use strata_engine::export::{ExportFormat, ExportOptions};
 pub use strata_engine::import::Compression;
 pub use strata_engine::import::Format as FileFormat;
 
@@ -517,14 +517,14 @@ pub(crate) async fn export_table(
     objects: &Objects,
     t: &TableObject,
     out: Option<&Path>,
-    format: ExportFormat,
+    opts: ExportOptions,
     progress: &dyn Progress,
 ) -> Result<u64> {
     let dest = match out {
         Some(p) => Destination::File(p.to_path_buf()),
         None => Destination::Stdout,
     };
-    Ok(strata_engine::export::export(objects, t, &dest, format, progress).await?)
+    Ok(strata_engine::export::export(objects, t, &dest, opts, progress).await?)
 }
 
 /// Reads a stored table as [`Repository::scan`] does.
@@ -709,17 +709,20 @@ impl Repository {
 
     /// Writes a table at a revision (default: the working version) to a file, or to standard
     /// output (`None`), in key order; returns the number of rows. A file is written beside
-    /// its destination and renamed into place when complete.
+    /// its destination and renamed into place when complete. `opts` is an [`ExportFormat`],
+    /// or [`ExportOptions`] for a Parquet file's row group size.
     pub async fn export(
         &self,
         table: &str,
         rev: Option<&str>,
         out: Option<&Path>,
-        format: ExportFormat,
+        opts: impl Into<ExportOptions>,
         progress: &dyn Progress,
     ) -> Result<u64> {
+        let opts = opts.into();
+        opts.check()?;
         let (_, t) = self.table_object(table, rev).await?;
-        export_table(self.inner.objects(), &t, out, format, progress).await
+        export_table(self.inner.objects(), &t, out, opts, progress).await
     }
 
     /// Removes a table from the working tables (a change to commit).

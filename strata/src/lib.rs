@@ -42,8 +42,8 @@ pub use config::{
 };
 pub use data::{
     parse_column_type, parse_delimiter, parse_type, AlterReport, Compression, ExportFormat,
-    FileFormat, Key, KeyRange, KeyValue, Scan, ScanOptions, SchemaChange, SchemaDiff, TableInfo,
-    TableSummary, WriteMode, WriteOptions, WriteReport,
+    ExportOptions, FileFormat, Key, KeyRange, KeyValue, Scan, ScanOptions, SchemaChange,
+    SchemaDiff, TableInfo, TableSummary, WriteMode, WriteOptions, WriteReport,
 };
 pub use diff::{Change, Diff, DiffOptions, RowDiff, SchemaEvent, TableEvent, TableStat};
 pub use error::{Error, Result, StorageFault, Suggestion};

@@ -16,7 +16,7 @@ use strata_remote::config::RemoteConfig;
 use strata_remote::Remote;
 
 use crate::data::{
-    export_table, scan_table, summaries, table_info, ExportFormat, Scan, ScanOptions,
+    export_table, scan_table, summaries, table_info, ExportOptions, Scan, ScanOptions,
 };
 use crate::error::{Error, Result, Suggestion};
 use crate::remotes::{check_options, RemoteRef};
@@ -195,11 +195,13 @@ impl RemoteRepository {
         table: &str,
         rev: Option<&str>,
         out: Option<&Path>,
-        format: ExportFormat,
+        opts: impl Into<ExportOptions>,
         progress: &dyn Progress,
     ) -> Result<u64> {
+        let opts = opts.into();
+        opts.check()?;
         let (_, t) = self.table_object(table, rev).await?;
-        export_table(&self.remote.objects, &t, out, format, progress).await
+        export_table(&self.remote.objects, &t, out, opts, progress).await
     }
 
     /// Compares two revisions, row by row and cell by cell, as [`crate::Repository::diff`]

@@ -161,6 +161,16 @@ fn export_with_an_unknown_format_is_refused() {
 }
 
 #[test]
+fn a_row_group_size_is_refused_for_csv_and_when_zero_and_writes_nothing() {
+    let dir = Dir::with_people();
+    let line = dir.refused(&["export", "people", "out.csv", "--row-group-rows", "100"]);
+    assert_mentions(&line, &["Parquet", "a csv export has none"]);
+    assert!(!dir.join("out.csv").exists());
+    dir.refused_usage(&["export", "people", "out.parquet", "--row-group-rows", "0"]);
+    assert!(!dir.join("out.parquet").exists());
+}
+
+#[test]
 fn export_into_a_missing_folder_is_refused_and_names_it() {
     let dir = Dir::with_people();
     let line = dir.refused(&["export", "people", "no/such/dir/out.csv"]);

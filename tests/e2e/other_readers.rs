@@ -116,3 +116,58 @@ fn pyarrow_reads_every_chunk_with_statistics_and_the_exported_parquet_file() {
         serde_json::json!({"id": ROWS - 1, "name": format!("name{}", ROWS - 1), "score": 49.25})
     );
 }
+
+const CHECK_ROW_GROUPS: &str = r#"
+import json, sys
+import pyarrow.parquet as pq
+
+meta = pq.ParquetFile(sys.argv[1]).metadata
+table = pq.read_table(sys.argv[1])
+print(json.dumps({
+    "groups": [meta.row_group(g).num_rows for g in range(meta.num_row_groups)],
+    "with_statistics": all(
+        meta.row_group(g).column(i).statistics is not None
+        for g in range(meta.num_row_groups) for i in range(meta.num_columns)
+    ),
+    "ids_in_order": table.column("id").to_pylist() == list(range(table.num_rows)),
+}))
+"#;
+
+#[test]
+fn pyarrow_reads_an_export_in_row_groups_of_the_size_asked_for() {
+    let python = python_with_pyarrow();
+    let dir = Dir::repo();
+    let mut csv = String::from("id,name\n");
+    for i in 0..ROWS {
+        csv.push_str(&format!("{i},name{i}\n"));
+    }
+    dir.write("rows.csv", &csv);
+    dir.strata(&[
+        "import",
+        "rows",
+        "rows.csv",
+        "-k",
+        "id",
+        "--chunk-rows",
+        "200",
+    ])
+    .ok();
+    dir.strata(&["export", "rows", "rows.parquet", "--row-group-rows", "1200"])
+        .ok();
+    let out = Command::new(&python)
+        .args(["-c", CHECK_ROW_GROUPS])
+        .arg(dir.join("rows.parquet"))
+        .output()
+        .expect("python should start");
+    assert!(
+        out.status.success(),
+        "pyarrow could not read the export:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the check prints one JSON object");
+    assert_eq!(
+        report,
+        serde_json::json!({"groups": [1200, 1200, 600], "with_statistics": true, "ids_in_order": true})
+    );
+}

@@ -248,7 +248,7 @@ mod export {
     use strata_engine::arrow::array::RecordBatch;
     use strata_engine::arrow::datatypes::{Field, Schema};
     use strata_engine::chunk::decode_chunk;
-    use strata_engine::export::{export, Destination, ExportFormat};
+    use strata_engine::export::{export, Destination, ExportFormat, ExportOptions};
     use strata_engine::progress::NoProgress;
     use strata_engine::store::{ObjectKind, Objects};
     use strata_engine::table::TableObject;
@@ -295,6 +295,85 @@ mod export {
             let (got, groups) = export_and_read(&objects, &t).await;
             assert_eq!(got, expected);
             assert_eq!(groups, chunks);
+        });
+    }
+
+    /// Asked for row groups of a size, a Parquet export decodes the chunks and writes groups of
+    /// that many rows (the last one shorter), with every row in key order.
+    #[test]
+    fn a_parquet_export_in_row_groups_of_a_chosen_size_holds_every_row() {
+        runtime().block_on(async {
+            let objects = objects();
+            let expected = rows(2000);
+            let t = create(&objects, &expected, 97).await;
+            assert!(t.chunks(&objects).await.expect("chunks").len() > 20);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("out.parquet");
+            let opts = ExportOptions {
+                format: ExportFormat::Parquet,
+                row_group_rows: Some(750),
+            };
+            let n = export(
+                &objects,
+                &t,
+                &Destination::File(path.clone()),
+                opts,
+                &NoProgress,
+            )
+            .await
+            .expect("export");
+            assert_eq!(n, 2000);
+            let file = std::fs::File::open(&path).expect("open");
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("a Parquet file");
+            let sizes: Vec<i64> = builder
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|g| g.num_rows())
+                .collect();
+            assert_eq!(sizes, vec![750, 750, 500]);
+            assert_eq!(
+                builder.schema().fields(),
+                t.schema.arrow().expect("schema").fields()
+            );
+            let batches = builder.build().expect("reader").map(|b| b.expect("batch"));
+            assert_eq!(rows_in_key_order(batches), expected);
+        });
+    }
+
+    /// A row group size with a format that has none, or of no rows, is refused before any
+    /// file is made.
+    #[test]
+    fn a_row_group_size_is_refused_for_text_and_arrow_and_when_zero() {
+        runtime().block_on(async {
+            let objects = objects();
+            let t = create(&objects, &rows(10), 97).await;
+            let dir = tempfile::tempdir().expect("tempdir");
+            for (format, rows_per_group, words) in [
+                (ExportFormat::Csv, 100, "a csv export"),
+                (ExportFormat::Jsonl, 100, "a jsonl export"),
+                (ExportFormat::Arrow, 100, "an arrow export"),
+                (ExportFormat::Parquet, 0, "at least one row"),
+            ] {
+                let path = dir.path().join("out");
+                let opts = ExportOptions {
+                    format,
+                    row_group_rows: Some(rows_per_group),
+                };
+                let e = export(
+                    &objects,
+                    &t,
+                    &Destination::File(path.clone()),
+                    opts,
+                    &NoProgress,
+                )
+                .await
+                .expect_err("refused");
+                assert!(e.to_string().contains(words), "{format:?}: {e}");
+                assert!(!path.exists(), "{format:?}: a file was made");
+                let left: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
+                assert!(left.is_empty(), "{format:?}: {left:?}");
+            }
         });
     }
 
