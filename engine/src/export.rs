@@ -112,22 +112,12 @@ enum Sink {
 }
 
 impl Sink {
-    fn new(
-        format: ExportFormat,
-        out: Box<dyn Write + Send>,
-        schema: &SchemaRef,
-        row_group_rows: Option<usize>,
-    ) -> Result<Self> {
+    fn new(format: ExportFormat, out: Box<dyn Write + Send>, schema: &SchemaRef) -> Result<Self> {
         let out = BufWriter::with_capacity(1 << 20, out);
         let err = |e| Error::arrow("starting the export", e);
         Ok(match format {
             ExportFormat::Parquet => {
-                // As the chunks are written (zstd, page statistics, a dictionary given up early
-                // for columns whose values do not repeat), in row groups of the size asked for.
-                let props = writer_properties()
-                    .into_builder()
-                    .set_max_row_group_row_count(row_group_rows)
-                    .build();
+                let props = writer_properties();
                 Sink::Parquet(
                     ArrowWriter::try_new(out, schema.clone(), Some(props))
                         .map_err(|e| Error::parquet("starting the export", e))?,
@@ -241,14 +231,15 @@ pub async fn export(
             (Box::new(file), Some((tmp, path.clone())))
         }
     };
-    let rows = if format == ExportFormat::Parquet && opts.row_group_rows.is_none() {
-        copy_to_parquet(objects, &schema, entries, out, progress).await?
+    let rows = if format == ExportFormat::Parquet {
+        match opts.row_group_rows {
+            None => copy_to_parquet(objects, &schema, entries, out, progress).await?,
+            Some(rows) => repack_to_parquet(objects, table, entries, out, rows, progress).await?,
+        }
     } else if matches!(format, ExportFormat::Csv | ExportFormat::Jsonl) {
         write_text(objects, table, entries, format, out, progress).await?
     } else {
-        // Arrow IPC, and Parquet in row groups of a chosen size: decoded chunk by chunk and
-        // encoded again.
-        let mut sink = Sink::new(format, out, &schema, opts.row_group_rows)?;
+        let mut sink = Sink::new(format, out, &schema)?;
         let mut rows = 0u64;
         let mut stream = std::pin::pin!(scan(objects, table, entries)?);
         while let Some(batch) = stream.next().await {
@@ -315,29 +306,7 @@ async fn copy_to_parquet(
         let copied =
             metadata.file_metadata().schema_descr().root_schema() == parquet_schema.root_schema();
         let added = if copied {
-            let page_index = metadata.page_index();
-            let mut added = 0u64;
-            for (rg_idx, rg) in metadata.row_groups().iter().enumerate() {
-                let mut out = writer.next_row_group().map_err(err)?;
-                for (col_idx, column) in rg.columns().iter().enumerate() {
-                    let close = ColumnCloseResult {
-                        bytes_written: u64::try_from(column.compressed_size()).unwrap_or(0),
-                        rows_written: u64::try_from(rg.num_rows()).unwrap_or(0),
-                        metadata: column.clone(),
-                        bloom_filter: None,
-                        column_index: page_index
-                            .and_then(|pi| pi.column_index(rg_idx, col_idx))
-                            .cloned(),
-                        offset_index: page_index
-                            .and_then(|pi| pi.offset_index(rg_idx, col_idx))
-                            .cloned(),
-                    };
-                    out.append_column(&bytes, close).map_err(err)?;
-                }
-                out.close().map_err(err)?;
-                added += u64::try_from(rg.num_rows()).unwrap_or(0);
-            }
-            added
+            append_row_groups(&mut writer, &bytes, &metadata)?
         } else {
             let batch = decode_chunk(&id, bytes, schema)?;
             let mut columns = encoders
@@ -363,6 +332,182 @@ async fn copy_to_parquet(
             out.close().map_err(err)?;
             batch.num_rows() as u64
         };
+        rows += added;
+        progress.advance(added);
+    }
+    let out = writer.into_inner().map_err(err)?;
+    let mut inner = out.into_inner().map_err(|e| Error::Io {
+        path: "the export's destination".into(),
+        source: e.into_error(),
+    })?;
+    inner.flush().map_err(|e| Error::Io {
+        path: "the export's destination".into(),
+        source: e,
+    })?;
+    Ok(rows)
+}
+
+/// Copies every row group of a Parquet file (`bytes`, its footer parsed as `metadata`) into
+/// `writer` as it is: compressed pages, statistics and page index. Returns the rows copied.
+fn append_row_groups<W: Write + Send>(
+    writer: &mut SerializedFileWriter<W>,
+    bytes: &bytes::Bytes,
+    metadata: &ParquetMetaData,
+) -> Result<u64> {
+    let err = |e| Error::parquet("writing the export", e);
+    let page_index = metadata.page_index();
+    let mut added = 0u64;
+    for (rg_idx, rg) in metadata.row_groups().iter().enumerate() {
+        let mut out = writer.next_row_group().map_err(err)?;
+        for (col_idx, column) in rg.columns().iter().enumerate() {
+            let close = ColumnCloseResult {
+                bytes_written: u64::try_from(column.compressed_size()).unwrap_or(0),
+                rows_written: u64::try_from(rg.num_rows()).unwrap_or(0),
+                metadata: column.clone(),
+                bloom_filter: None,
+                column_index: page_index
+                    .and_then(|pi| pi.column_index(rg_idx, col_idx))
+                    .cloned(),
+                offset_index: page_index
+                    .and_then(|pi| pi.offset_index(rg_idx, col_idx))
+                    .cloned(),
+            };
+            out.append_column(bytes, close).map_err(err)?;
+        }
+        out.close().map_err(err)?;
+        added += u64::try_from(rg.num_rows()).unwrap_or(0);
+    }
+    Ok(added)
+}
+
+/// A row group being encoded on the blocking pool: its rows go in by `rows`, its Parquet
+/// bytes (a file of that one group) come out of `done`.
+struct Group {
+    /// Dropped once the group is full, which lets its encoder finish.
+    rows: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
+    done: tokio::task::JoinHandle<Result<bytes::Bytes>>,
+    filled: usize,
+}
+
+impl Group {
+    fn start(schema: SchemaRef, size: usize) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(4);
+        let done = tokio::task::spawn_blocking(move || {
+            let err = |e| Error::parquet("encoding a row group of the export", e);
+            let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
+            while let Some(batch) = rx.blocking_recv() {
+                let w = match writer.as_mut() {
+                    Some(w) => w,
+                    None => {
+                        let props = crate::chunk::row_group_properties(&batch, size);
+                        writer.insert(
+                            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
+                                .map_err(err)?,
+                        )
+                    }
+                };
+                w.write(&batch).map_err(err)?;
+            }
+            match writer {
+                // Flushes the row group and writes the footer.
+                Some(w) => Ok(bytes::Bytes::from(w.into_inner().map_err(err)?)),
+                None => Ok(bytes::Bytes::new()),
+            }
+        });
+        Group {
+            rows: Some(tx),
+            done,
+            filled: 0,
+        }
+    }
+
+    /// Waits for the group's bytes and their footer.
+    async fn finish(mut self) -> Result<(bytes::Bytes, ParquetMetaData)> {
+        self.rows = None;
+        let bytes = self
+            .done
+            .await
+            .map_err(|e| Error::Invalid(format!("a row group's encoder failed: {e}")))??;
+        let metadata = ParquetMetaDataReader::new()
+            .with_page_index_policy(PageIndexPolicy::Optional)
+            .parse_and_finish(&bytes)
+            .map_err(|e| Error::parquet("reading back a row group of the export", e))?;
+        Ok((bytes, metadata))
+    }
+}
+
+/// Writes the chunks `entries` as one Parquet file in row groups of `size` rows (the last one
+/// shorter): the chunks are decoded a few at once, and the row groups encoded side by side,
+/// one per core, then copied into the file in key order.
+async fn repack_to_parquet(
+    objects: &Objects,
+    table: &TableObject,
+    entries: Vec<Entry>,
+    out: Box<dyn Write + Send>,
+    size: usize,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let err = |e| Error::parquet("writing the export", e);
+    let schema = table.schema.arrow()?;
+    let mut props = writer_properties();
+    add_encoded_arrow_schema_to_metadata(&schema, &mut props);
+    let parquet_schema = ArrowSchemaConverter::new()
+        .convert(&schema)
+        .map_err(|e| Error::parquet("starting the export", e))?;
+    let out = BufWriter::with_capacity(1 << 20, out);
+    let mut writer =
+        SerializedFileWriter::new(out, parquet_schema.root_schema_ptr(), Arc::new(props))
+            .map_err(|e| Error::parquet("starting the export", e))?;
+    let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut encoding: std::collections::VecDeque<Group> = std::collections::VecDeque::new();
+    let mut current: Option<Group> = None;
+    let mut rows = 0u64;
+    let mut batches = std::pin::pin!(scan(objects, table, entries)?);
+    while let Some(batch) = batches.next().await {
+        let mut batch = batch?;
+        while batch.num_rows() > 0 {
+            let group = match current.as_mut() {
+                Some(g) => g,
+                None => {
+                    // At most one group per core is encoded at a time; the oldest is
+                    // written out first, so the file keeps the key order.
+                    while encoding.len() >= at_once {
+                        if let Some(done) = encoding.pop_front() {
+                            let (bytes, metadata) = done.finish().await?;
+                            let added = append_row_groups(&mut writer, &bytes, &metadata)?;
+                            rows += added;
+                            progress.advance(added);
+                        }
+                    }
+                    current.insert(Group::start(schema.clone(), size))
+                }
+            };
+            let take = (size - group.filled).min(batch.num_rows());
+            let sent = match &group.rows {
+                Some(rows) => rows.send(batch.slice(0, take)).await.is_ok(),
+                None => false,
+            };
+            if !sent {
+                // The encoder stopped: its error says why.
+                if let Some(failed) = current.take() {
+                    failed.finish().await?;
+                }
+                return Err(Error::Invalid("a row group's encoder stopped".into()));
+            }
+            group.filled += take;
+            batch = batch.slice(take, batch.num_rows() - take);
+            if group.filled == size {
+                if let Some(mut full) = current.take() {
+                    full.rows = None;
+                    encoding.push_back(full);
+                }
+            }
+        }
+    }
+    encoding.extend(current.take());
+    while let Some(done) = encoding.pop_front() {
+        let (bytes, metadata) = done.finish().await?;
+        let added = append_row_groups(&mut writer, &bytes, &metadata)?;
         rows += added;
         progress.advance(added);
     }

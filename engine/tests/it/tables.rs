@@ -307,37 +307,46 @@ mod export {
             let expected = rows(2000);
             let t = create(&objects, &expected, 97).await;
             assert!(t.chunks(&objects).await.expect("chunks").len() > 20);
-            let dir = tempfile::tempdir().expect("tempdir");
-            let path = dir.path().join("out.parquet");
-            let opts = ExportOptions {
-                format: ExportFormat::Parquet,
-                row_group_rows: Some(750),
-            };
-            let n = export(
-                &objects,
-                &t,
-                &Destination::File(path.clone()),
-                opts,
-                &NoProgress,
-            )
-            .await
-            .expect("export");
-            assert_eq!(n, 2000);
-            let file = std::fs::File::open(&path).expect("open");
-            let builder = ParquetRecordBatchReaderBuilder::try_new(file).expect("a Parquet file");
-            let sizes: Vec<i64> = builder
-                .metadata()
-                .row_groups()
-                .iter()
-                .map(|g| g.num_rows())
-                .collect();
-            assert_eq!(sizes, vec![750, 750, 500]);
-            assert_eq!(
-                builder.schema().fields(),
-                t.schema.arrow().expect("schema").fields()
-            );
-            let batches = builder.build().expect("reader").map(|b| b.expect("batch"));
-            assert_eq!(rows_in_key_order(batches), expected);
+            // Groups spanning chunks, many more groups than chunks (encoded side by side, so
+            // their order in the file is checked too), and one group for the whole table.
+            for (size, groups) in [
+                (750, vec![750, 750, 500]),
+                (7, [vec![7; 285], vec![5]].concat()),
+                (5000, vec![2000]),
+            ] {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("out.parquet");
+                let opts = ExportOptions {
+                    format: ExportFormat::Parquet,
+                    row_group_rows: Some(size),
+                };
+                let n = export(
+                    &objects,
+                    &t,
+                    &Destination::File(path.clone()),
+                    opts,
+                    &NoProgress,
+                )
+                .await
+                .expect("export");
+                assert_eq!(n, 2000);
+                let file = std::fs::File::open(&path).expect("open");
+                let builder =
+                    ParquetRecordBatchReaderBuilder::try_new(file).expect("a Parquet file");
+                let sizes: Vec<i64> = builder
+                    .metadata()
+                    .row_groups()
+                    .iter()
+                    .map(|g| g.num_rows())
+                    .collect();
+                assert_eq!(sizes, groups, "groups of {size}");
+                assert_eq!(
+                    builder.schema().fields(),
+                    t.schema.arrow().expect("schema").fields()
+                );
+                let batches = builder.build().expect("reader").map(|b| b.expect("batch"));
+                assert_eq!(rows_in_key_order(batches), expected, "groups of {size}");
+            }
         });
     }
 
