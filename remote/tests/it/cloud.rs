@@ -190,14 +190,20 @@ on_all!(
 /// The push publishes no Iceberg views here: their calls are plain create-only puts and
 /// reads, which the memory and folder matrices fault one by one, and each would add a whole
 /// push to these matrices. LocalStack, the slowest server here and one whose create-only
-/// puts of a new key are not atomic, is covered by the conformance tests above.
+/// puts of a new key are not atomic, is covered by the conformance tests above. On radosgw the
+/// push also carries an annotated tag (its record is one more kind of write).
 async fn push_faults(server: Server, faults: &[Fault]) {
     let base = unique("faults");
+    let tag = match server {
+        Server::Radosgw => Tag::Annotated,
+        _ => Tag::Left,
+    };
     fault_matrix(
         |name| server.store(&format!("{base}-{name}")),
         faults,
         Views::Skip,
         Reach::EachKindOfWrite,
+        tag,
     )
     .await
 }

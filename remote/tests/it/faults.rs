@@ -21,6 +21,7 @@ async fn a_fault_of_any_kind_at_any_storage_call_of_a_push_leaves_a_folder_remot
         &ALL_FAULTS,
         Views::Publish,
         Reach::EveryCall,
+        Tag::Left,
     )
     .await;
 }
@@ -33,6 +34,7 @@ async fn a_fault_of_any_kind_at_any_storage_call_of_a_push_leaves_a_memory_remot
         &ALL_FAULTS,
         Views::Publish,
         Reach::EveryCall,
+        Tag::Annotated,
     )
     .await;
 }
