@@ -358,8 +358,9 @@ pub enum Command {
         #[arg(long)]
         rev: Option<String>,
         /// Parquet only: write row groups of this many rows, decoding and encoding the rows
-        /// again (other engines read large row groups faster). Without it each chunk's pages
-        /// are copied as one row group (about 8,192 rows), which is much quicker to write.
+        /// again (other engines read large row groups faster). By default each chunk's pages
+        /// are copied as one row group (about 8,192 rows with the default chunk size), which
+        /// is much quicker to write.
         #[arg(long, value_name = "ROWS", value_parser = clap::value_parser!(u64).range(1..))]
         row_group_rows: Option<u64>,
         /// Read a remote in place, without a clone: a configured remote's name, a folder, or a

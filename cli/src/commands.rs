@@ -993,6 +993,17 @@ async fn export(
             ),
         },
     };
+    if row_group_rows.is_some() && format != ExportFormat::Parquet {
+        bail!(
+            "--row-group-rows applies to Parquet files, and {} is written as {}: leave it out, or pass --format parquet",
+            if stdout {
+                "standard output".to_string()
+            } else {
+                format!("'{}'", out.display())
+            },
+            format.name()
+        );
+    }
     let opts = strata::ExportOptions {
         format,
         row_group_rows: row_group_rows.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),

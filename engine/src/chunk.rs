@@ -219,17 +219,17 @@ fn each_on_threads<I: Send, T: Send>(
         .collect()
 }
 
-/// The writer settings of one chunk: the common ones, and dictionary encoding off for the
-/// columns where it does not pay.
-/// The properties of a row group of `rows` rows of an export, its dictionaries chosen as a
-/// chunk's are, from its first batch.
-pub(crate) fn row_group_properties(first: &RecordBatch, rows: usize) -> WriterProperties {
-    chunk_properties(first)
+/// The writer settings of an export's row groups of `rows` rows, its dictionaries chosen as a
+/// chunk's are, from `sample` (the export's first chunk).
+pub(crate) fn row_group_properties(sample: &RecordBatch, rows: usize) -> WriterProperties {
+    chunk_properties(sample)
         .into_builder()
         .set_max_row_group_row_count(Some(rows))
         .build()
 }
 
+/// The writer settings of one chunk: the common ones, and dictionary encoding off for the
+/// columns where it does not pay.
 fn chunk_properties(batch: &RecordBatch) -> WriterProperties {
     let mut props = writer_properties().into_builder();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {

@@ -17,6 +17,7 @@ use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
 use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter, ArrowWriter};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 
 use crate::chunk::{decode_chunk, writer_properties};
@@ -74,7 +75,8 @@ pub struct ExportOptions {
     pub format: ExportFormat,
     /// Parquet only: rows per row group, the rows decoded and encoded again (readers read a
     /// file of large row groups faster). `None` copies each chunk's compressed pages as one
-    /// row group, which nothing decodes: the quickest export.
+    /// row group, without decoding them (unless the chunk was written in another Parquet
+    /// layout): the quickest export.
     pub row_group_rows: Option<usize>,
 }
 
@@ -95,82 +97,15 @@ impl ExportOptions {
                 "a row group holds at least one row; give a positive number of rows".into(),
             )),
             Some(_) if self.format != ExportFormat::Parquet => Err(Error::Invalid(format!(
-                "row groups are a Parquet notion; {} {} export has none: leave out the row group size, or export to Parquet",
-                if self.format == ExportFormat::Arrow { "an" } else { "a" },
-                self.format.name()
+                "row groups belong to Parquet files; {} export has none: leave out the row group size, or write Parquet",
+                match self.format {
+                    ExportFormat::Csv => "a CSV",
+                    ExportFormat::Jsonl => "a JSON Lines",
+                    ExportFormat::Arrow => "an Arrow IPC",
+                    ExportFormat::Parquet => "a Parquet",
+                }
             ))),
             _ => Ok(()),
-        }
-    }
-}
-
-enum Sink {
-    Parquet(ArrowWriter<BufWriter<Box<dyn Write + Send>>>),
-    Csv(crate::arrow::csv::Writer<BufWriter<Box<dyn Write + Send>>>),
-    Jsonl(crate::arrow::json::LineDelimitedWriter<BufWriter<Box<dyn Write + Send>>>),
-    Arrow(crate::arrow::ipc::writer::FileWriter<BufWriter<Box<dyn Write + Send>>>),
-}
-
-impl Sink {
-    fn new(format: ExportFormat, out: Box<dyn Write + Send>, schema: &SchemaRef) -> Result<Self> {
-        let out = BufWriter::with_capacity(1 << 20, out);
-        let err = |e| Error::arrow("starting the export", e);
-        Ok(match format {
-            ExportFormat::Parquet => {
-                let props = writer_properties();
-                Sink::Parquet(
-                    ArrowWriter::try_new(out, schema.clone(), Some(props))
-                        .map_err(|e| Error::parquet("starting the export", e))?,
-                )
-            }
-            ExportFormat::Csv => Sink::Csv(
-                crate::arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(out),
-            ),
-            ExportFormat::Jsonl => Sink::Jsonl(crate::arrow::json::LineDelimitedWriter::new(out)),
-            ExportFormat::Arrow => Sink::Arrow(
-                crate::arrow::ipc::writer::FileWriter::try_new(out, schema).map_err(err)?,
-            ),
-        })
-    }
-
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let err = |e| Error::arrow("writing the export", e);
-        match self {
-            Sink::Parquet(w) => w
-                .write(batch)
-                .map_err(|e| Error::parquet("writing the export", e)),
-            Sink::Csv(w) => w.write(batch).map_err(err),
-            Sink::Jsonl(w) => w.write(batch).map_err(err),
-            Sink::Arrow(w) => w.write(batch).map_err(err),
-        }
-    }
-
-    fn finish(self) -> Result<()> {
-        let err = |e| Error::arrow("finishing the export", e);
-        let flush = |mut w: BufWriter<Box<dyn Write + Send>>| {
-            w.flush().map_err(|e| Error::Io {
-                path: "the export's destination".into(),
-                source: e,
-            })
-        };
-        match self {
-            Sink::Parquet(w) => {
-                let inner = w
-                    .into_inner()
-                    .map_err(|e| Error::parquet("finishing the export", e))?;
-                flush(inner)
-            }
-            Sink::Csv(w) => flush(w.into_inner()),
-            Sink::Jsonl(mut w) => {
-                w.finish().map_err(err)?;
-                flush(w.into_inner())
-            }
-            Sink::Arrow(mut w) => {
-                w.finish().map_err(err)?;
-                flush(w.into_inner().map_err(err)?)
-            }
         }
     }
 }
@@ -239,17 +174,7 @@ pub async fn export(
     } else if matches!(format, ExportFormat::Csv | ExportFormat::Jsonl) {
         write_text(objects, table, entries, format, out, progress).await?
     } else {
-        let mut sink = Sink::new(format, out, &schema)?;
-        let mut rows = 0u64;
-        let mut stream = std::pin::pin!(scan(objects, table, entries)?);
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            sink.write(&batch)?;
-            rows += batch.num_rows() as u64;
-            progress.advance(batch.num_rows() as u64);
-        }
-        sink.finish()?;
-        rows
+        write_arrow(objects, table, entries, &schema, out, progress).await?
     };
     if let Some((tmp, path)) = tmp {
         tmp.persist(&path).map_err(|e| Error::Io {
@@ -347,6 +272,38 @@ async fn copy_to_parquet(
     Ok(rows)
 }
 
+/// Writes the rows as an Arrow IPC file, chunk by chunk.
+async fn write_arrow(
+    objects: &Objects,
+    table: &TableObject,
+    entries: Vec<Entry>,
+    schema: &SchemaRef,
+    out: Box<dyn Write + Send>,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let err = |e| Error::arrow("writing the export", e);
+    let out = BufWriter::with_capacity(1 << 20, out);
+    let mut writer = crate::arrow::ipc::writer::FileWriter::try_new(out, schema).map_err(err)?;
+    let mut rows = 0u64;
+    let mut stream = std::pin::pin!(scan(objects, table, entries)?);
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        writer.write(&batch).map_err(err)?;
+        rows += batch.num_rows() as u64;
+        progress.advance(batch.num_rows() as u64);
+    }
+    writer.finish().map_err(err)?;
+    writer
+        .into_inner()
+        .map_err(err)?
+        .flush()
+        .map_err(|e| Error::Io {
+            path: "the export's destination".into(),
+            source: e,
+        })?;
+    Ok(rows)
+}
+
 /// Copies every row group of a Parquet file (`bytes`, its footer parsed as `metadata`) into
 /// `writer` as it is: compressed pages, statistics and page index. Returns the rows copied.
 fn append_row_groups<W: Write + Send>(
@@ -390,7 +347,7 @@ struct Group {
 }
 
 impl Group {
-    fn start(schema: SchemaRef, size: usize) -> Self {
+    fn start(schema: SchemaRef, props: WriterProperties) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(4);
         let done = tokio::task::spawn_blocking(move || {
             let err = |e| Error::parquet("encoding a row group of the export", e);
@@ -398,13 +355,10 @@ impl Group {
             while let Some(batch) = rx.blocking_recv() {
                 let w = match writer.as_mut() {
                     Some(w) => w,
-                    None => {
-                        let props = crate::chunk::row_group_properties(&batch, size);
-                        writer.insert(
-                            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))
-                                .map_err(err)?,
-                        )
-                    }
+                    None => writer.insert(
+                        ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone()))
+                            .map_err(err)?,
+                    ),
                 };
                 w.write(&batch).map_err(err)?;
             }
@@ -437,8 +391,10 @@ impl Group {
 }
 
 /// Writes the chunks `entries` as one Parquet file in row groups of `size` rows (the last one
-/// shorter): the chunks are decoded a few at once, and the row groups encoded side by side,
-/// one per core, then copied into the file in key order.
+/// shorter): the chunks are decoded a few at once, and the row groups encoded side by side
+/// (while one fills, up to one per core finish), then copied into the file in key order. Every
+/// group is encoded as the first chunk says the table's columns are best written (which use
+/// dictionaries), so that the file's groups agree.
 async fn repack_to_parquet(
     objects: &Objects,
     table: &TableObject,
@@ -461,10 +417,14 @@ async fn repack_to_parquet(
     let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut encoding: std::collections::VecDeque<Group> = std::collections::VecDeque::new();
     let mut current: Option<Group> = None;
+    let mut group_props: Option<WriterProperties> = None;
     let mut rows = 0u64;
     let mut batches = std::pin::pin!(scan(objects, table, entries)?);
     while let Some(batch) = batches.next().await {
         let mut batch = batch?;
+        let props = group_props
+            .get_or_insert_with(|| crate::chunk::row_group_properties(&batch, size))
+            .clone();
         while batch.num_rows() > 0 {
             let group = match current.as_mut() {
                 Some(g) => g,
@@ -479,7 +439,7 @@ async fn repack_to_parquet(
                             progress.advance(added);
                         }
                     }
-                    current.insert(Group::start(schema.clone(), size))
+                    current.insert(Group::start(schema.clone(), props.clone()))
                 }
             };
             let take = (size - group.filled).min(batch.num_rows());

@@ -164,8 +164,17 @@ fn export_with_an_unknown_format_is_refused() {
 fn a_row_group_size_is_refused_for_csv_and_when_zero_and_writes_nothing() {
     let dir = Dir::with_people();
     let line = dir.refused(&["export", "people", "out.csv", "--row-group-rows", "100"]);
-    assert_mentions(&line, &["Parquet", "a csv export has none"]);
+    assert_mentions(
+        &line,
+        &[
+            "--row-group-rows",
+            "'out.csv' is written as csv",
+            "--format parquet",
+        ],
+    );
     assert!(!dir.join("out.csv").exists());
+    let line = dir.refused(&["export", "people", "-", "--row-group-rows", "100"]);
+    assert_mentions(&line, &["standard output is written as csv"]);
     dir.refused_usage(&["export", "people", "out.parquet", "--row-group-rows", "0"]);
     assert!(!dir.join("out.parquet").exists());
 }

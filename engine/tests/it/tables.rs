@@ -359,9 +359,9 @@ mod export {
             let t = create(&objects, &rows(10), 97).await;
             let dir = tempfile::tempdir().expect("tempdir");
             for (format, rows_per_group, words) in [
-                (ExportFormat::Csv, 100, "a csv export"),
-                (ExportFormat::Jsonl, 100, "a jsonl export"),
-                (ExportFormat::Arrow, 100, "an arrow export"),
+                (ExportFormat::Csv, 100, "a CSV export has none"),
+                (ExportFormat::Jsonl, 100, "a JSON Lines export has none"),
+                (ExportFormat::Arrow, 100, "an Arrow IPC export has none"),
                 (ExportFormat::Parquet, 0, "at least one row"),
             ] {
                 let path = dir.path().join("out");
