@@ -185,6 +185,37 @@ pub async fn export(
     Ok(rows)
 }
 
+/// The export's Parquet file: the chunks' writer settings and the table's Arrow schema, as
+/// a Parquet writer would record it.
+fn parquet_file(
+    schema: &SchemaRef,
+    out: Box<dyn Write + Send>,
+) -> Result<SerializedFileWriter<BufWriter<Box<dyn Write + Send>>>> {
+    let start = |e| Error::parquet("starting the export", e);
+    let mut props = writer_properties();
+    add_encoded_arrow_schema_to_metadata(schema, &mut props);
+    let parquet_schema = ArrowSchemaConverter::new().convert(schema).map_err(start)?;
+    let out = BufWriter::with_capacity(1 << 20, out);
+    SerializedFileWriter::new(out, parquet_schema.root_schema_ptr(), Arc::new(props)).map_err(start)
+}
+
+/// Writes the file's footer and flushes it to its destination.
+fn finish_parquet_file(
+    writer: SerializedFileWriter<BufWriter<Box<dyn Write + Send>>>,
+) -> Result<()> {
+    let out = writer
+        .into_inner()
+        .map_err(|e| Error::parquet("writing the export", e))?;
+    let mut inner = out.into_inner().map_err(|e| Error::Io {
+        path: "the export's destination".into(),
+        source: e.into_error(),
+    })?;
+    inner.flush().map_err(|e| Error::Io {
+        path: "the export's destination".into(),
+        source: e,
+    })
+}
+
 /// Writes the chunks `entries` as one Parquet file, in order: each chunk's row group is copied
 /// with its compressed pages, statistics and page index, and the file carries the table's
 /// Arrow schema as a Parquet writer would. A chunk whose Parquet schema is not the one this
@@ -197,15 +228,7 @@ async fn copy_to_parquet(
     progress: &dyn Progress,
 ) -> Result<u64> {
     let err = |e| Error::parquet("writing the export", e);
-    let mut props = writer_properties();
-    add_encoded_arrow_schema_to_metadata(schema, &mut props);
-    let parquet_schema = ArrowSchemaConverter::new()
-        .convert(schema)
-        .map_err(|e| Error::parquet("starting the export", e))?;
-    let out = BufWriter::with_capacity(1 << 20, out);
-    let mut writer =
-        SerializedFileWriter::new(out, parquet_schema.root_schema_ptr(), Arc::new(props))
-            .map_err(|e| Error::parquet("starting the export", e))?;
+    let mut writer = parquet_file(schema, out)?;
     let encoders = ArrowRowGroupWriterFactory::new(&writer, schema.clone());
     // Chunks are read, checked and their footers parsed a few ahead, on the blocking pool.
     let mut chunks = stream::iter(entries)
@@ -228,8 +251,8 @@ async fn copy_to_parquet(
     let mut rows = 0u64;
     while let Some(chunk) = chunks.next().await {
         let (id, bytes, metadata): (ObjectId, bytes::Bytes, ParquetMetaData) = chunk?;
-        let copied =
-            metadata.file_metadata().schema_descr().root_schema() == parquet_schema.root_schema();
+        let copied = metadata.file_metadata().schema_descr().root_schema()
+            == writer.schema_descr().root_schema();
         let added = if copied {
             append_row_groups(&mut writer, &bytes, &metadata)?
         } else {
@@ -260,15 +283,7 @@ async fn copy_to_parquet(
         rows += added;
         progress.advance(added);
     }
-    let out = writer.into_inner().map_err(err)?;
-    let mut inner = out.into_inner().map_err(|e| Error::Io {
-        path: "the export's destination".into(),
-        source: e.into_error(),
-    })?;
-    inner.flush().map_err(|e| Error::Io {
-        path: "the export's destination".into(),
-        source: e,
-    })?;
+    finish_parquet_file(writer)?;
     Ok(rows)
 }
 
@@ -403,17 +418,8 @@ async fn repack_to_parquet(
     size: usize,
     progress: &dyn Progress,
 ) -> Result<u64> {
-    let err = |e| Error::parquet("writing the export", e);
     let schema = table.schema.arrow()?;
-    let mut props = writer_properties();
-    add_encoded_arrow_schema_to_metadata(&schema, &mut props);
-    let parquet_schema = ArrowSchemaConverter::new()
-        .convert(&schema)
-        .map_err(|e| Error::parquet("starting the export", e))?;
-    let out = BufWriter::with_capacity(1 << 20, out);
-    let mut writer =
-        SerializedFileWriter::new(out, parquet_schema.root_schema_ptr(), Arc::new(props))
-            .map_err(|e| Error::parquet("starting the export", e))?;
+    let mut writer = parquet_file(&schema, out)?;
     let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut encoding: std::collections::VecDeque<Group> = std::collections::VecDeque::new();
     let mut current: Option<Group> = None;
@@ -471,15 +477,7 @@ async fn repack_to_parquet(
         rows += added;
         progress.advance(added);
     }
-    let out = writer.into_inner().map_err(err)?;
-    let mut inner = out.into_inner().map_err(|e| Error::Io {
-        path: "the export's destination".into(),
-        source: e.into_error(),
-    })?;
-    inner.flush().map_err(|e| Error::Io {
-        path: "the export's destination".into(),
-        source: e,
-    })?;
+    finish_parquet_file(writer)?;
     Ok(rows)
 }
 

@@ -26,6 +26,21 @@ fn python_with_pyarrow() -> String {
     python
 }
 
+/// Runs a pyarrow check script with `args`; the one JSON object it prints.
+fn run_check(python: &str, script: &str, args: &[&std::path::Path]) -> serde_json::Value {
+    let out = Command::new(python)
+        .args(["-c", script])
+        .args(args)
+        .output()
+        .expect("python should start");
+    assert!(
+        out.status.success(),
+        "pyarrow could not read strata's files:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the check prints one JSON object")
+}
+
 const CHECK_CHUNKS: &str = r#"
 import glob, json, os, sys
 import pyarrow.parquet as pq
@@ -78,19 +93,11 @@ fn pyarrow_reads_every_chunk_with_statistics_and_the_exported_parquet_file() {
     assert!(chunks > 3, "expected several chunks: {show}");
     dir.strata(&["export", "rows", "rows.parquet"]).ok();
 
-    let out = Command::new(&python)
-        .args(["-c", CHECK_CHUNKS])
-        .arg(dir.path())
-        .arg(dir.join("rows.parquet"))
-        .output()
-        .expect("python should start");
-    assert!(
-        out.status.success(),
-        "pyarrow could not read strata's files:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = run_check(
+        &python,
+        CHECK_CHUNKS,
+        &[dir.path(), &dir.join("rows.parquet")],
     );
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("the check prints one JSON object");
     assert_eq!(report["files"], chunks, "{report}");
     assert_eq!(report["rows"], ROWS, "{report}");
     assert_eq!(
@@ -154,18 +161,7 @@ fn pyarrow_reads_an_export_in_row_groups_of_the_size_asked_for() {
     .ok();
     dir.strata(&["export", "rows", "rows.parquet", "--row-group-rows", "1200"])
         .ok();
-    let out = Command::new(&python)
-        .args(["-c", CHECK_ROW_GROUPS])
-        .arg(dir.join("rows.parquet"))
-        .output()
-        .expect("python should start");
-    assert!(
-        out.status.success(),
-        "pyarrow could not read the export:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("the check prints one JSON object");
+    let report = run_check(&python, CHECK_ROW_GROUPS, &[&dir.join("rows.parquet")]);
     assert_eq!(
         report,
         serde_json::json!({"groups": [1200, 1200, 600], "with_statistics": true, "ids_in_order": true})

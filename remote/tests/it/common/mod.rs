@@ -146,19 +146,7 @@ pub async fn push_both(
     remote: &Remote,
     views: Views,
 ) -> strata_remote::Result<strata_remote::push::PushReport> {
-    let opts = PushOptions {
-        skip_views: views == Views::Skip,
-        ..Default::default()
-    };
-    push(
-        repo,
-        remote,
-        &["main".to_string(), "side".to_string()],
-        &[],
-        &opts,
-        &NoProgress,
-    )
-    .await
+    push_both_and_tags(repo, remote, views, Tag::Left).await
 }
 
 /// Whether the fault matrix's push also pushes an annotated tag. Its record is written by the
