@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::common::*;
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
-use strata::{CloneOptions, FsckOptions, NoProgress, PushOptions, Repository};
+use strata::{CloneOptions, FsckOptions, NoProgress, PushOptions, RemoteRepository, Repository};
 use strata_remote::testing::{route, unroute, Calls, CountingStore, Fault, FaultStore, Reach};
 
 /// Copies a folder tree.
@@ -110,12 +110,15 @@ async fn template(root: &Path) -> String {
     url
 }
 
-/// The rows of `people` on the remote's main, read through a fresh clone.
-async fn remote_people(url: &str, dir: &Path) -> String {
-    let (c, _) = Repository::clone(url, dir, &CloneOptions::default(), &NoProgress)
+/// The rows of `people` on the remote's main, read straight from the remote.
+async fn remote_people(url: &str) -> String {
+    let remote = RemoteRepository::open(url, &Default::default())
         .await
-        .unwrap_or_else(|e| panic!("clone of {url} failed: {e}"));
-    let scan = c.scan("people", &Default::default()).await.expect("scan");
+        .unwrap_or_else(|e| panic!("open of {url} failed: {e}"));
+    let scan = remote
+        .scan("people", &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("scan of {url} failed: {e}"));
     let batches = scan.collect().await.expect("read");
     rows_of(&batches)
         .iter()
@@ -161,10 +164,7 @@ async fn a_fault_at_any_storage_call_of_a_merging_push_leaves_both_sides_consist
         "and landed the waiting one: {report:?}"
     );
     println!("fault-free merging push: {}", counting.counts.summary());
-    assert_eq!(
-        remote_people(&url, &count_dir.join("check")).await,
-        *expected
-    );
+    assert_eq!(remote_people(&url).await, *expected);
 
     for fault in ALL_FAULTS {
         // A plain failure at every call, and past the last. The other kinds differ from it
@@ -218,7 +218,7 @@ async fn a_fault_at_any_storage_call_of_a_merging_push_leaves_both_sides_consist
             // An acknowledged push landed.
             if let Ok(mut report) = outcome {
                 if report.error().is_none() {
-                    let rows = remote_people(&url, &run.join("acked")).await;
+                    let rows = remote_people(&url).await;
                     assert!(landed(&rows), "{context}: {rows}");
                 }
             }
@@ -231,7 +231,7 @@ async fn a_fault_at_any_storage_call_of_a_merging_push_leaves_both_sides_consist
                 retry.error().is_none(),
                 "{context}: retry rejected: {retry:?}"
             );
-            let rows = remote_people(&url, &run.join("after")).await;
+            let rows = remote_people(&url).await;
             assert!(landed(&rows), "{context}: {rows}");
             std::fs::remove_dir_all(&run).ok();
         }
@@ -360,8 +360,8 @@ impl Waiters {
         }
     }
 
-    async fn remote_rows(&self, name: &str) -> String {
-        remote_people(&self.url, &self.root.join(name)).await
+    async fn remote_rows(&self) -> String {
+        remote_people(&self.url).await
     }
 }
 
@@ -383,7 +383,7 @@ async fn the_first_push_in_line_lands_the_waiting_ones_and_they_find_their_commi
     assert_eq!(report.merges.len(), 2, "origin/main, then the waiting push");
     assert!(w.notes().is_empty(), "the notes are gone: {:?}", w.notes());
     let all = "1,\"ann\"\n2,\"bob\"\n3,\"cy\"\n10,\"from a\"\n20,\"from b\"\n30,\"from c\"";
-    assert_eq!(w.remote_rows("check").await, all);
+    assert_eq!(w.remote_rows().await, all);
     let tip = w.b.resolve("origin/main").await.expect("tip");
     assert_eq!(w.b.resolve("main").await.expect("main"), tip);
     let merge = w.b.log(Some("main"), Some(1)).await.expect("log");
@@ -406,7 +406,7 @@ async fn the_first_push_in_line_lands_the_waiting_ones_and_they_find_their_commi
     assert_eq!(w.c.resolve("origin/main").await.expect("tracking"), tip);
     assert!(w.c.status().await.expect("status").tables.is_empty());
     assert!(w.notes().is_empty(), "{:?}", w.notes());
-    assert_eq!(w.remote_rows("check2").await, all);
+    assert_eq!(w.remote_rows().await, all);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,7 +429,7 @@ async fn a_waiting_push_that_conflicts_is_left_out_and_its_own_push_stops_on_the
     assert_eq!(report.merges.len(), 1);
     assert_eq!(w.notes().len(), 1, "c's note stays for c: {:?}", w.notes());
     let landed = "1,\"from b\"\n2,\"bob\"\n3,\"cy\"\n10,\"from a\"";
-    assert_eq!(w.remote_rows("check").await, landed);
+    assert_eq!(w.remote_rows().await, landed);
 
     let before = w.c.resolve("main").await.expect("main");
     let e =
@@ -440,7 +440,7 @@ async fn a_waiting_push_that_conflicts_is_left_out_and_its_own_push_stops_on_the
     assert_eq!(w.c.resolve("main").await.expect("main"), before);
     let status = w.c.status().await.expect("status");
     assert!(status.merging.is_none() && status.tables.is_empty());
-    assert_eq!(w.remote_rows("check2").await, landed);
+    assert_eq!(w.remote_rows().await, landed);
     // c's push withdrew the note it left; the one this test wrote stays (a stale hint).
     assert_eq!(w.notes().len(), 1, "{:?}", w.notes());
 }
@@ -470,7 +470,7 @@ async fn notes_that_cannot_be_landed_cost_a_wait_at_most_never_a_commit() {
     assert!(report.error().is_none(), "{report:?}");
     assert!(report.carried.is_empty(), "{report:?}");
     assert_eq!(
-        w.remote_rows("check").await,
+        w.remote_rows().await,
         "1,\"ann\"\n2,\"bob\"\n3,\"cy\"\n10,\"from a\"\n20,\"from b\""
     );
     assert_eq!(
