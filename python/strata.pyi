@@ -94,12 +94,14 @@ class IcebergView(TypedDict):
     files_written: int
     bytes_written: int
 
-class DataFile(TypedDict):
+class DataFile(TypedDict, total=False):
     uri: str
     rows: int
     bytes: int
     key_min: List[str]
     key_max: List[str]
+    # Present for a chunk with a delta: its rows replace the chunk's rows with the same key.
+    delta: str
 
 class TableSummary(TypedDict):
     table: str

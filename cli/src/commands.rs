@@ -170,15 +170,25 @@ pub async fn run(cli: Cli) -> Result<()> {
             if json {
                 return print_json(&files);
             }
-            let mut out = render::table(&["uri", "rows", "bytes", "key min", "key max"]);
+            // A chunk with a delta names it in a column of its own (only shown when one has).
+            let deltas = files.iter().any(|f| f.delta.is_some());
+            let mut header = vec!["uri", "rows", "bytes", "key min", "key max"];
+            if deltas {
+                header.push("delta");
+            }
+            let mut out = render::table(&header);
             for f in files {
-                out.add_row(vec![
+                let mut row = vec![
                     f.uri,
                     f.rows.to_string(),
                     f.bytes.to_string(),
                     f.key_min.join(", "),
                     f.key_max.join(", "),
-                ]);
+                ];
+                if deltas {
+                    row.push(f.delta.unwrap_or_default());
+                }
+                out.add_row(row);
             }
             outln!("{out}")?;
             Ok(())

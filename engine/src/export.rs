@@ -27,7 +27,7 @@ use crate::tree::Entry;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::store::Objects;
-use crate::table::{scan, TableObject};
+use crate::table::{decode_entry, read_entry, scan, TableObject};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +168,10 @@ pub async fn export(
     };
     let rows = if format == ExportFormat::Parquet {
         match opts.row_group_rows {
-            None => copy_to_parquet(objects, &schema, entries, out, progress).await?,
+            None => {
+                let key_idx = table.schema.key_indices();
+                copy_to_parquet(objects, &schema, &key_idx, entries, out, progress).await?
+            }
             Some(rows) => repack_to_parquet(objects, table, entries, out, rows, progress).await?,
         }
     } else if matches!(format, ExportFormat::Csv | ExportFormat::Jsonl) {
@@ -223,6 +226,7 @@ fn finish_parquet_file(
 async fn copy_to_parquet(
     objects: &Objects,
     schema: &SchemaRef,
+    key_idx: &[usize],
     entries: Vec<Entry>,
     out: Box<dyn Write + Send>,
     progress: &dyn Progress,
@@ -230,61 +234,81 @@ async fn copy_to_parquet(
     let err = |e| Error::parquet("writing the export", e);
     let mut writer = parquet_file(schema, out)?;
     let encoders = ArrowRowGroupWriterFactory::new(&writer, schema.clone());
-    // Chunks are read, checked and their footers parsed a few ahead, on the blocking pool.
+    // Chunks are read, checked and their footers parsed a few ahead, on the blocking pool. A
+    // chunk with a delta is decoded with it: its pages are not the rows.
     let mut chunks = stream::iter(entries)
-        .map(|entry| async move {
-            let id = entry.id;
-            objects
-                .read_chunk(&id, move |bytes| {
+        .map(|entry| {
+            let schema = schema.clone();
+            let key_idx = key_idx.to_vec();
+            async move {
+                let e = entry.clone();
+                read_entry(objects, &entry, move |bytes, delta| {
+                    if delta.is_some() {
+                        let rows = decode_entry(&e, bytes, delta, &schema, None, &key_idx)?;
+                        return Ok(Piece::Rows(rows));
+                    }
                     let metadata = ParquetMetaDataReader::new()
                         .with_page_index_policy(PageIndexPolicy::Optional)
                         .parse_and_finish(&bytes)
-                        .map_err(|e| Error::CorruptObject {
-                            id: id.to_hex(),
-                            reason: format!("the chunk does not decode: {e}"),
+                        .map_err(|err| Error::CorruptObject {
+                            id: e.id.to_hex(),
+                            reason: format!("the chunk does not decode: {err}"),
                         })?;
-                    Ok((id, bytes, metadata))
+                    Ok(Piece::Pages(e.id, bytes, metadata))
                 })
                 .await
+            }
         })
         .buffered(crate::table::read_ahead());
     let mut rows = 0u64;
     while let Some(chunk) = chunks.next().await {
-        let (id, bytes, metadata): (ObjectId, bytes::Bytes, ParquetMetaData) = chunk?;
-        let copied = metadata.file_metadata().schema_descr().root_schema()
-            == writer.schema_descr().root_schema();
-        let added = if copied {
-            append_row_groups(&mut writer, &bytes, &metadata)?
-        } else {
-            let batch = decode_chunk(&id, bytes, schema)?;
-            let mut columns = encoders
-                .create_column_writers(writer.flushed_row_groups().len())
-                .map_err(err)?;
-            let mut next = columns.iter_mut();
-            for (field, array) in schema.fields().iter().zip(batch.columns()) {
-                for leaf in compute_leaves(field, array).map_err(err)? {
-                    let column = next.next().ok_or_else(|| {
-                        Error::Invalid("the table's schema has more leaves than its file".into())
-                    })?;
-                    column.write(&leaf).map_err(err)?;
+        let batch = match chunk? {
+            Piece::Pages(id, bytes, metadata) => {
+                let copied = metadata.file_metadata().schema_descr().root_schema()
+                    == writer.schema_descr().root_schema();
+                if copied {
+                    let added = append_row_groups(&mut writer, &bytes, &metadata)?;
+                    rows += added;
+                    progress.advance(added);
+                    continue;
                 }
+                decode_chunk(&id, bytes, schema)?
             }
-            let mut out = writer.next_row_group().map_err(err)?;
-            for column in columns {
-                column
-                    .close()
-                    .map_err(err)?
-                    .append_to_row_group(&mut out)
-                    .map_err(err)?;
-            }
-            out.close().map_err(err)?;
-            batch.num_rows() as u64
+            Piece::Rows(batch) => batch,
         };
+        let mut columns = encoders
+            .create_column_writers(writer.flushed_row_groups().len())
+            .map_err(err)?;
+        let mut next = columns.iter_mut();
+        for (field, array) in schema.fields().iter().zip(batch.columns()) {
+            for leaf in compute_leaves(field, array).map_err(err)? {
+                let column = next.next().ok_or_else(|| {
+                    Error::Invalid("the table's schema has more leaves than its file".into())
+                })?;
+                column.write(&leaf).map_err(err)?;
+            }
+        }
+        let mut out = writer.next_row_group().map_err(err)?;
+        for column in columns {
+            column
+                .close()
+                .map_err(err)?
+                .append_to_row_group(&mut out)
+                .map_err(err)?;
+        }
+        out.close().map_err(err)?;
+        let added = batch.num_rows() as u64;
         rows += added;
         progress.advance(added);
     }
     finish_parquet_file(writer)?;
     Ok(rows)
+}
+
+/// A chunk as a Parquet export takes it: its pages to copy, or its rows to encode.
+enum Piece {
+    Pages(ObjectId, bytes::Bytes, ParquetMetaData),
+    Rows(RecordBatch),
 }
 
 /// Writes the rows as an Arrow IPC file, chunk by chunk.

@@ -45,6 +45,12 @@ pub fn links(id: &ObjectId, bytes: &[u8]) -> Result<Vec<ObjectKey>> {
     #[derive(Deserialize)]
     struct Entry {
         id: ObjectId,
+        #[serde(default)]
+        delta: Option<Delta>,
+    }
+    #[derive(Deserialize)]
+    struct Delta {
+        id: ObjectId,
     }
     #[derive(Deserialize)]
     struct AnyObject {
@@ -76,7 +82,8 @@ pub fn links(id: &ObjectId, bytes: &[u8]) -> Result<Vec<ObjectKey>> {
         "node" if o.level == 0 => o
             .entries
             .iter()
-            .map(|e| (ObjectKind::Chunk, e.id))
+            .flat_map(|e| std::iter::once(e.id).chain(e.delta.as_ref().map(|d| d.id)))
+            .map(|id| (ObjectKind::Chunk, id))
             .collect(),
         "node" => o.entries.iter().map(|e| meta(&e.id)).collect(),
         other => {

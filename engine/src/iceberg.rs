@@ -40,7 +40,10 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::schema::{parse_type, TableSchema};
-use crate::store::layout::{self, hint_path, list_path, manifest_path, metadata_path, table_dir};
+use crate::store::layout::{
+    self, delete_manifest_path, deletes_path, hint_path, list_path, manifest_path, metadata_path,
+    table_dir,
+};
 use crate::store::objects::{ObjectKind, Objects};
 use crate::store::refs::{RefKind, RefName};
 use crate::store::{create, delete_opt, get_opt, head_opt, put, Created};
@@ -106,13 +109,16 @@ struct ColumnStats {
     nulls: Option<u64>,
 }
 
-/// One manifest as a manifest list names it.
+/// One manifest as a manifest list names it. A data manifest's `rows` are the rows its
+/// chunks hold with their deltas merged in; a delete manifest's, the positions it deletes.
 #[derive(Clone, Debug)]
 struct ManifestRef {
     path: String,
     length: i64,
     files: i32,
     rows: i64,
+    /// A manifest of position-delete files.
+    deletes: bool,
 }
 
 /// The Iceberg type of a Strata column type. Iceberg has no unsigned integers: `uint8` and
@@ -244,11 +250,10 @@ fn decimal_bytes(v: i128) -> Vec<u8> {
     bytes[start..].to_vec()
 }
 
-/// Reads a chunk's Parquet footer (one ranged read in the usual case).
-async fn read_footer(objects: &Objects, entry: &Entry) -> Result<ParquetMetaData> {
-    let path = layout::chunk(&entry.id);
+/// Reads the Parquet footer of chunk `id` of `len` bytes (one ranged read in the usual case).
+async fn read_footer(objects: &Objects, id: &ObjectId, len: u64) -> Result<ParquetMetaData> {
+    let path = layout::chunk(id);
     let store = objects.store();
-    let len = entry.bytes;
     let storage = |e| crate::store::storage_error(&path, e);
     let tail_len = len.min(64 * 1024);
     let tail = store
@@ -256,7 +261,7 @@ async fn read_footer(objects: &Objects, entry: &Entry) -> Result<ParquetMetaData
         .await
         .map_err(storage)?;
     let corrupt = |reason: String| Error::CorruptObject {
-        id: entry.id.to_hex(),
+        id: id.to_hex(),
         reason,
     };
     if tail.len() < 8 {
@@ -435,16 +440,17 @@ async fn create_file(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Bytes) ->
 }
 
 /// Appends a manifest entry's `data_file` for one chunk, from its footer's statistics
-/// (the record `r2` of [`MANIFEST_SCHEMA`]).
+/// (the record `r2` of [`MANIFEST_SCHEMA`]); with `deletes`, for a position-delete file.
 fn encode_data_file(
     out: &mut Vec<u8>,
     uri: &str,
     rows: i64,
     bytes: u64,
     st: &BTreeMap<i32, ColumnStats>,
+    deletes: bool,
 ) {
     use crate::avro::{bytes as avro_bytes, long};
-    long(out, 0); // content: data
+    long(out, i64::from(deletes)); // content: data (0) or position deletes (1)
     avro_bytes(out, uri.as_bytes());
     avro_bytes(out, b"PARQUET");
     // partition: an empty record, no bytes.
@@ -482,8 +488,12 @@ fn encode_data_file(
     }
     long(out, 0); // key_metadata: null
     long(out, 0); // split_offsets: null
-    long(out, 1); // sort_order_id: the key order
-    long(out, KEY_ORDER_ID);
+    if deletes {
+        long(out, 0); // sort_order_id: null (delete files are sorted by path and position)
+    } else {
+        long(out, 1); // sort_order_id: the key order
+        long(out, KEY_ORDER_ID);
+    }
 }
 
 /// Appends a manifest entry (`manifest_entry` of [`MANIFEST_SCHEMA`]) around an encoded
@@ -498,8 +508,9 @@ fn encode_entry(out: &mut Vec<u8>, data_file: &[u8]) {
 
 /// The encoded `data_file` of each entry of a manifest Strata wrote, by chunk URI, read
 /// without decoding the values, so that they are copied into the next manifest as they are.
-/// `None` when the file is not a manifest of [`MANIFEST_SCHEMA`].
-fn data_files_of(file: &[u8]) -> Option<HashMap<String, Vec<u8>>> {
+/// `None` when the file is not a manifest of [`MANIFEST_SCHEMA`]. Each comes with its
+/// `record_count`.
+fn data_files_of(file: &[u8]) -> Option<HashMap<String, (Vec<u8>, i64)>> {
     use crate::avro::Cursor;
     let (schema, data, count) = crate::avro::records(file)?;
     if schema != header_schema(MANIFEST_SCHEMA).ok()?.as_bytes() {
@@ -529,7 +540,7 @@ fn data_files_of(file: &[u8]) -> Option<HashMap<String, Vec<u8>>> {
         long(&mut c)?; // content
         let uri = std::str::from_utf8(c.bytes()?).ok()?.to_string();
         bytes(&mut c)?; // file_format
-        long(&mut c)?; // record_count
+        let count = c.long()?; // record_count
         long(&mut c)?; // file_size_in_bytes
         for value_is_bytes in [false, false, true, true] {
             // value_counts, null_value_counts, lower_bounds, upper_bounds
@@ -547,75 +558,137 @@ fn data_files_of(file: &[u8]) -> Option<HashMap<String, Vec<u8>>> {
         union(&mut c, bytes)?; // key_metadata
         union(&mut c, |c| c.skip_array(long))?; // split_offsets
         union(&mut c, long)?; // sort_order_id
-        out.insert(uri, data[start..c.at].to_vec());
+        out.insert(uri, (data[start..c.at].to_vec(), count));
     }
     c.done().then_some(out)
 }
 
-/// Writes the manifest of one level-0 index node.
+/// Writes the manifests of one level-0 index node: its data manifest (every chunk and
+/// delta file), and, when its chunks have deltas that replace rows, the manifest of their
+/// position deletes (written first, so that a data manifest present means both are).
 async fn write_manifest(
     at: &Location,
     source: &Objects,
     table: &str,
     schema: &TableSchema,
     node: &ObjectId,
-    reuse: &HashMap<String, Vec<u8>>,
-) -> Result<(ManifestRef, u64)> {
+    reuse: &HashMap<String, (Vec<u8>, i64)>,
+) -> Result<(Vec<ManifestRef>, u64)> {
     let path = manifest_path(node);
     let (node_obj, existing) =
         futures::try_join!(source.get_json::<Node>(node), head_opt(at.store(), &path))?;
+    let files: Vec<(ObjectId, u64)> = node_obj.entries.iter().flat_map(Entry::files).collect();
+    let rows: i64 = node_obj.entries.iter().map(|e| to_i64(e.rows)).sum();
+    let has_deltas = node_obj.entries.iter().any(|e| e.delta.is_some());
     // One that exists (written for another version, or before an interruption) is not read
     // again: its counts are the node's.
     if let Some(meta) = existing {
-        let manifest = ManifestRef {
+        let mut out = vec![ManifestRef {
             path: at.uri_of(&path),
             length: to_i64(meta.size),
-            files: node_obj.entries.len() as i32,
-            rows: node_obj.entries.iter().map(|e| to_i64(e.rows)).sum(),
-        };
-        return Ok((manifest, 0));
+            files: files.len() as i32,
+            rows,
+            deletes: false,
+        }];
+        if has_deltas {
+            let dpath = delete_manifest_path(node);
+            if let Some(bytes) = get_opt(at.store(), &dpath).await? {
+                let entries = data_files_of(&bytes).unwrap_or_default();
+                out.push(ManifestRef {
+                    path: at.uri_of(&dpath),
+                    length: bytes.len() as i64,
+                    files: entries.len() as i32,
+                    rows: entries.values().map(|(_, n)| n).sum(),
+                    deletes: true,
+                });
+            }
+        }
+        return Ok((out, 0));
     }
+    // The position deletes and the data manifest are made side by side; the data manifest is
+    // stored last.
+    let deletes = async {
+        if has_deltas {
+            write_deletes(at, source, schema, node, &node_obj, reuse).await
+        } else {
+            Ok((None, 0))
+        }
+    };
+    let data = data_manifest(at, source, table, schema, node, &files, reuse);
+    let ((deletes, written), (bytes, count)) = futures::try_join!(deletes, data)?;
+    let mut out: Vec<ManifestRef> = deletes.into_iter().collect();
+    let mut length = bytes.len() as i64;
+    let n = create_file(at.store(), &path, bytes).await?;
+    if n == 0 {
+        // Another writer stored it first (two tables of one commit may share a node, and
+        // their manifests differ in the schema they carry): the list names the file as stored.
+        if let Some(meta) = head_opt(at.store(), &path).await? {
+            length = to_i64(meta.size);
+        }
+    }
+    out.insert(
+        0,
+        ManifestRef {
+            path: at.uri_of(&path),
+            length,
+            files: count,
+            rows,
+            deletes: false,
+        },
+    );
+    Ok((out, written + n))
+}
+
+/// The data manifest of a level-0 node whose chunk and delta files are `files`, and how many
+/// files it names.
+async fn data_manifest(
+    at: &Location,
+    source: &Objects,
+    table: &str,
+    schema: &TableSchema,
+    node: &ObjectId,
+    files: &[(ObjectId, u64)],
+    reuse: &HashMap<String, (Vec<u8>, i64)>,
+) -> Result<(Bytes, i32)> {
     let arrow = schema.arrow()?;
     // A chunk that an earlier manifest of this location describes is taken from it; only
-    // the others' footers are read (after a one-row edit: the one or two new chunks).
-    let stats: Vec<Option<BTreeMap<i32, ColumnStats>>> = stream::iter(node_obj.entries.clone())
-        .map(|e| {
+    // the others' footers are read (after a one-row edit: the one or two new files).
+    let stats: Vec<Option<(BTreeMap<i32, ColumnStats>, i64)>> = stream::iter(files.to_vec())
+        .map(|(id, len)| {
             let arrow = arrow.clone();
-            let known = reuse.contains_key(&at.uri_of(&layout::chunk(&e.id)));
+            let known = reuse.contains_key(&at.uri_of(&layout::chunk(&id)));
             async move {
                 if known {
                     return Ok(None);
                 }
-                let meta = read_footer(source, &e).await?;
-                Ok::<_, Error>(Some(chunk_stats(&meta, &arrow)))
+                let meta = read_footer(source, &id, len).await?;
+                let rows = meta.file_metadata().num_rows();
+                Ok::<_, Error>(Some((chunk_stats(&meta, &arrow), rows)))
             }
         })
         .buffered(READ_CONCURRENCY)
         .try_collect()
         .await?;
     let schema_text = schema_json(table, schema)?.to_string();
-    let mut records = Vec::with_capacity(node_obj.entries.len() * 256);
+    let mut records = Vec::with_capacity(files.len() * 256);
     let mut data_file = Vec::with_capacity(512);
-    let mut rows = 0i64;
-    let mut files = 0i32;
-    for (e, st) in node_obj.entries.iter().zip(stats) {
-        let n = to_i64(e.rows);
-        let uri = at.uri_of(&layout::chunk(&e.id));
+    let mut count = 0i32;
+    for ((id, len), st) in files.iter().zip(stats) {
+        let uri = at.uri_of(&layout::chunk(id));
         match (st, reuse.get(&uri)) {
-            (Some(st), _) => {
+            (Some((st, n)), _) => {
                 data_file.clear();
-                encode_data_file(&mut data_file, &uri, n, e.bytes, &st);
+                encode_data_file(&mut data_file, &uri, n, *len, &st, false);
                 encode_entry(&mut records, &data_file);
             }
-            (None, Some(known)) => encode_entry(&mut records, known),
+            (None, Some((known, _))) => encode_entry(&mut records, known),
             (None, None) => continue,
         }
-        rows += n;
-        files += 1;
+        count += 1;
     }
     let bytes = avro_file(
         MANIFEST_SCHEMA,
-        usize::try_from(files).unwrap_or(0),
+        usize::try_from(count).unwrap_or(0),
         &records,
         &[
             ("schema", schema_text),
@@ -627,24 +700,216 @@ async fn write_manifest(
         ],
         marker_of(node),
     )?;
+    Ok((bytes, count))
+}
+
+/// The field ids Iceberg gives a position-delete file's columns.
+const DELETE_FILE_PATH_ID: i32 = 2_147_483_546;
+const DELETE_POS_ID: i32 = 2_147_483_545;
+
+/// Writes the position-delete file of each chunk of `node_obj` whose delta replaces rows of
+/// it (the positions of those rows in the chunk), and the manifest that names them; `None`
+/// when no delta replaces a row (they only add rows).
+async fn write_deletes(
+    at: &Location,
+    source: &Objects,
+    schema: &TableSchema,
+    node: &ObjectId,
+    node_obj: &Node,
+    reuse: &HashMap<String, (Vec<u8>, i64)>,
+) -> Result<(Option<ManifestRef>, u64)> {
+    let arrow = schema.arrow()?;
+    let key_idx = schema.key_indices();
+    let with_deltas: Vec<Entry> = node_obj
+        .entries
+        .iter()
+        .filter(|e| e.delta.is_some())
+        .cloned()
+        .collect();
+    let files: Vec<Option<DeleteFile>> = stream::iter(with_deltas)
+        .map(|e| {
+            let (arrow, key_idx) = (arrow.clone(), key_idx.clone());
+            async move {
+                let Some(d) = e.delta else {
+                    return Ok(None);
+                };
+                let path = deletes_path(&d.id, &e.id);
+                // A delete file an earlier manifest of this location names is taken as it is.
+                if let Some((record, count)) = reuse.get(&at.uri_of(&path)) {
+                    return Ok(Some(DeleteFile {
+                        written: 0,
+                        positions: *count,
+                        record: record.clone(),
+                    }));
+                }
+                let positions = replaced_positions(source, &e, &arrow, &key_idx).await?;
+                if positions.is_empty() {
+                    return Ok(None);
+                }
+                let base = at.uri_of(&layout::chunk(&e.id));
+                let bytes = position_deletes(&base, &positions)?;
+                let len = bytes.len() as u64;
+                let n = create_file(at.store(), &path, bytes).await?;
+                let mut st = BTreeMap::new();
+                st.insert(
+                    DELETE_FILE_PATH_ID,
+                    ColumnStats {
+                        lower: Some(base.as_bytes().to_vec()),
+                        upper: Some(base.as_bytes().to_vec()),
+                        nulls: Some(0),
+                    },
+                );
+                let (lo, hi) = (positions[0], positions[positions.len() - 1]);
+                st.insert(
+                    DELETE_POS_ID,
+                    ColumnStats {
+                        lower: Some(lo.to_le_bytes().to_vec()),
+                        upper: Some(hi.to_le_bytes().to_vec()),
+                        nulls: Some(0),
+                    },
+                );
+                let mut record = Vec::with_capacity(256);
+                encode_data_file(
+                    &mut record,
+                    &at.uri_of(&path),
+                    positions.len() as i64,
+                    len,
+                    &st,
+                    true,
+                );
+                Ok::<_, Error>(Some(DeleteFile {
+                    written: n,
+                    positions: positions.len() as i64,
+                    record,
+                }))
+            }
+        })
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let files: Vec<_> = files.into_iter().flatten().collect();
+    if files.is_empty() {
+        return Ok((None, 0));
+    }
+    let mut written: u64 = files.iter().map(|f| f.written).sum();
+    let mut records = Vec::new();
+    for f in &files {
+        encode_entry(&mut records, &f.record);
+    }
+    let bytes = avro_file(
+        MANIFEST_SCHEMA,
+        files.len(),
+        &records,
+        &[
+            ("schema", schema_json("", schema)?.to_string()),
+            ("schema-id", "0".into()),
+            ("partition-spec", "[]".into()),
+            ("partition-spec-id", "0".into()),
+            ("format-version", "2".into()),
+            ("content", "deletes".into()),
+        ],
+        marker_of(node),
+    )?;
+    let path = delete_manifest_path(node);
     let mut length = bytes.len() as i64;
-    let written = create_file(at.store(), &path, bytes).await?;
-    if written == 0 {
-        // Another writer stored it first (two tables of one commit may share a node, and
-        // their manifests differ in the schema they carry): the list names the file as stored.
+    let n = create_file(at.store(), &path, bytes).await?;
+    if n == 0 {
         if let Some(meta) = head_opt(at.store(), &path).await? {
             length = to_i64(meta.size);
         }
     }
+    written += n;
     Ok((
-        ManifestRef {
+        Some(ManifestRef {
             path: at.uri_of(&path),
             length,
-            files,
-            rows,
-        },
+            files: files.len() as i32,
+            rows: files.iter().map(|f| f.positions).sum(),
+            deletes: true,
+        }),
         written,
     ))
+}
+
+/// A position-delete file as its delete manifest names it.
+struct DeleteFile {
+    /// Bytes written for it (0: it was there).
+    written: u64,
+    /// Rows it deletes.
+    positions: i64,
+    /// Its encoded `data_file` record.
+    record: Vec<u8>,
+}
+
+/// The positions (0-based, ascending) of the rows of chunk entry `e` that its delta replaces.
+async fn replaced_positions(
+    source: &Objects,
+    e: &Entry,
+    arrow: &arrow_schema::SchemaRef,
+    key_idx: &[usize],
+) -> Result<Vec<i64>> {
+    let (id, delta_id) = (e.id, e.delta.map(|d| d.id));
+    let (arrow, key_idx) = (arrow.clone(), key_idx.to_vec());
+    crate::table::read_entry(source, e, move |bytes, delta| {
+        let (Some(did), Some(delta)) = (delta_id, delta) else {
+            return Ok(Vec::new());
+        };
+        let keys_of = |id: &ObjectId, bytes: Bytes| -> Result<crate::key::Keys> {
+            let batch = crate::chunk::decode_chunk_columns(id, bytes, &arrow, Some(&key_idx))?;
+            let at: Vec<usize> = (0..key_idx.len()).collect();
+            crate::key::encode_keys(&batch, &at)?.map_err(|_| Error::CorruptObject {
+                id: id.to_hex(),
+                reason: "a key column holds a null".into(),
+            })
+        };
+        let (base, delta) = (keys_of(&id, bytes)?, keys_of(&did, delta)?);
+        let mut out = Vec::new();
+        let mut j = 0;
+        for i in 0..base.len() {
+            while j < delta.len() && delta.get(j) < base.get(i) {
+                j += 1;
+            }
+            if j < delta.len() && delta.get(j) == base.get(i) {
+                out.push(i as i64);
+            }
+        }
+        Ok(out)
+    })
+    .await
+}
+
+/// An Iceberg position-delete file: `positions` of the data file `uri`.
+fn position_deletes(uri: &str, positions: &[i64]) -> Result<Bytes> {
+    use arrow_array::{Int64Array, RecordBatch, StringArray};
+    use arrow_schema::Field;
+    let field = |name: &str, dt: DataType, id: i32| {
+        Field::new(name, dt, false).with_metadata(HashMap::from([(
+            "PARQUET:field_id".to_string(),
+            id.to_string(),
+        )]))
+    };
+    let schema = Arc::new(Schema::new(vec![
+        field("file_path", DataType::Utf8, DELETE_FILE_PATH_ID),
+        field("pos", DataType::Int64, DELETE_POS_ID),
+    ]));
+    let err = |e: String| Error::Iceberg {
+        what: format!("the position deletes of {uri}"),
+        reason: e,
+    };
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![uri; positions.len()])),
+            Arc::new(Int64Array::from(positions.to_vec())),
+        ],
+    )
+    .map_err(|e| err(e.to_string()))?;
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema, None)
+        .map_err(|e| err(e.to_string()))?;
+    writer.write(&batch).map_err(|e| err(e.to_string()))?;
+    writer.close().map_err(|e| err(e.to_string()))?;
+    Ok(Bytes::from(out))
 }
 
 /// The manifests a list names, by manifest URI (to reuse them for a list of a later version).
@@ -661,11 +926,13 @@ fn read_list(bytes: &[u8]) -> Option<HashMap<String, ManifestRef>> {
             Some(Value::Long(length)),
             Some(Value::Int(files)),
             Some(Value::Long(rows)),
+            Some(Value::Int(content)),
         ) = (
             field("manifest_path"),
             field("manifest_length"),
             field("added_files_count"),
             field("added_rows_count"),
+            field("content"),
         )
         else {
             return None;
@@ -677,6 +944,7 @@ fn read_list(bytes: &[u8]) -> Option<HashMap<String, ManifestRef>> {
                 length: *length,
                 files: *files,
                 rows: *rows,
+                deletes: *content == 1,
             },
         );
     }
@@ -691,9 +959,12 @@ async fn replaced_entries(
     at: &Location,
     known: &HashMap<String, ManifestRef>,
     nodes: &[ObjectId],
-) -> HashMap<String, Vec<u8>> {
-    let current: std::collections::HashSet<String> =
-        nodes.iter().map(|n| at.uri_of(&manifest_path(n))).collect();
+) -> HashMap<String, (Vec<u8>, i64)> {
+    let current: std::collections::HashSet<String> = nodes
+        .iter()
+        .flat_map(|n| [manifest_path(n), delete_manifest_path(n)])
+        .map(|p| at.uri_of(&p))
+        .collect();
     let prefix = format!("{}/", at.uri);
     let mut out = HashMap::new();
     for uri in known.keys().filter(|u| !current.contains(*u)) {
@@ -765,14 +1036,18 @@ async fn write_list(
         let uri = at.uri_of(&manifest_path(node));
         if let Some(m) = known.get(&uri) {
             manifests.push(m.clone());
+            // A node's delete manifest goes with its data manifest.
+            if let Some(d) = known.get(&at.uri_of(&delete_manifest_path(node))) {
+                manifests.push(d.clone());
+            }
             continue;
         }
         let (m, n) = write_manifest(at, source, name, &table.schema, node, &reuse).await?;
         if n > 0 {
-            written.0 += 1;
+            written.0 += m.len() as u64;
             written.1 += n;
         }
-        manifests.push(m);
+        manifests.extend(m);
     }
     let snapshot = snapshot_id(id);
     let mut records = Vec::with_capacity(manifests.len() * 128);
@@ -781,7 +1056,7 @@ async fn write_list(
         avro_bytes(&mut records, m.path.as_bytes());
         long(&mut records, m.length);
         long(&mut records, 0); // partition_spec_id
-        long(&mut records, 0); // content: data
+        long(&mut records, i64::from(m.deletes)); // content: data (0) or deletes (1)
         long(&mut records, 1); // sequence_number
         long(&mut records, 1); // min_sequence_number
         long(&mut records, snapshot); // added_snapshot_id
@@ -1044,7 +1319,9 @@ async fn publish_table(
 }
 
 /// One chunk of a table as other engines may read it: where it is, its rows and bytes, and
-/// the lowest and highest value of each key column in it (as text).
+/// the lowest and highest value of each key column in it (as text). A chunk with a delta
+/// names it: its rows are the chunk's, each replaced by the delta's row with its key, plus the
+/// delta's other rows (`rows` and `bytes` count both files).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DataFile {
     pub uri: String,
@@ -1052,6 +1329,8 @@ pub struct DataFile {
     pub bytes: u64,
     pub key_min: Vec<String>,
     pub key_max: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<String>,
 }
 
 /// The chunks of `table` at location `at`, in key order, with their key columns' bounds from
@@ -1068,25 +1347,25 @@ pub async fn data_files(
         .map(|e| {
             let (arrow, keys) = (arrow.clone(), keys.clone());
             async move {
-                let meta = read_footer(source, &e).await?;
-                let parquet_schema = meta.file_metadata().schema_descr();
+                let mut metas = Vec::new();
+                for (id, len) in e.files() {
+                    metas.push((id, read_footer(source, &id, len).await?));
+                }
                 let (mut key_min, mut key_max) = (Vec::new(), Vec::new());
                 for k in &keys {
-                    let conv =
-                        StatisticsConverter::try_new(k, &arrow, parquet_schema).map_err(|err| {
-                            Error::CorruptObject {
-                                id: e.id.to_hex(),
+                    let (mut mins, mut maxes) = (Vec::new(), Vec::new());
+                    for (id, meta) in &metas {
+                        let parquet_schema = meta.file_metadata().schema_descr();
+                        let conv = StatisticsConverter::try_new(k, &arrow, parquet_schema)
+                            .map_err(|err| Error::CorruptObject {
+                                id: id.to_hex(),
                                 reason: err.to_string(),
-                            }
-                        })?;
-                    let text = |a: std::result::Result<ArrayRef, _>| {
-                        a.ok()
-                            .filter(|a: &ArrayRef| !a.is_empty() && !a.is_null(0))
-                            .and_then(|a| arrow_cast::display::array_value_to_string(&a, 0).ok())
-                            .unwrap_or_default()
-                    };
-                    key_min.push(text(conv.row_group_mins(meta.row_groups().iter())));
-                    key_max.push(text(conv.row_group_maxes(meta.row_groups().iter())));
+                            })?;
+                        mins.extend(conv.row_group_mins(meta.row_groups().iter()).ok());
+                        maxes.extend(conv.row_group_maxes(meta.row_groups().iter()).ok());
+                    }
+                    key_min.push(extreme(&mins, false));
+                    key_max.push(extreme(&maxes, true));
                 }
                 Ok::<_, Error>(DataFile {
                     uri: at.uri_of(&layout::chunk(&e.id)),
@@ -1094,12 +1373,33 @@ pub async fn data_files(
                     bytes: e.bytes,
                     key_min,
                     key_max,
+                    delta: e.delta.map(|d| at.uri_of(&layout::chunk(&d.id))),
                 })
             }
         })
         .buffered(READ_CONCURRENCY)
         .try_collect()
         .await
+}
+
+/// The lowest (or, with `highest`, the highest) non-null value of `arrays` as text; empty
+/// when there is none.
+fn extreme(arrays: &[ArrayRef], highest: bool) -> String {
+    let parts: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref() as &dyn Array).collect();
+    let Ok(all) = arrow_select::concat::concat(&parts) else {
+        return String::new();
+    };
+    let opts = arrow_schema::SortOptions {
+        descending: highest,
+        nulls_first: false,
+    };
+    arrow_ord::sort::sort_to_indices(&all, Some(opts), Some(1))
+        .ok()
+        .and_then(|idx| {
+            let i = idx.values().first().copied()? as usize;
+            (!all.is_null(i)).then(|| arrow_cast::display::array_value_to_string(&all, i).ok())?
+        })
+        .unwrap_or_default()
 }
 
 /// A view: its ref's kind and name, and its table.
@@ -1185,8 +1485,18 @@ pub fn is_iceberg_key(path: &Path) -> bool {
 /// such a file.
 pub fn derived_from(path: &Path) -> Option<(ObjectKind, ObjectId)> {
     let s = path.as_ref();
+    if let Some(rest) = s.strip_prefix("iceberg/deletes/") {
+        // A position-delete file goes with the delta it is made for.
+        let (dir, rest) = rest.split_once('/')?;
+        let (file, _) = rest.split_once('.')?;
+        return format!("{dir}{file}")
+            .parse::<ObjectId>()
+            .ok()
+            .map(|id| (ObjectKind::Chunk, id));
+    }
     let rest = s
         .strip_prefix("iceberg/manifests/")
+        .or_else(|| s.strip_prefix("iceberg/delete-manifests/"))
         .or_else(|| s.strip_prefix("iceberg/lists/"))?;
     let (dir, file) = rest.split_once('/')?;
     let hex = format!("{dir}{}", file.strip_suffix(".avro")?);
@@ -1340,7 +1650,7 @@ mod tests {
         let mut records = Vec::new();
         for (i, uri) in uris.iter().enumerate() {
             let mut df = Vec::new();
-            encode_data_file(&mut df, uri, 10 + i as i64, 1000, &st);
+            encode_data_file(&mut df, uri, 10 + i as i64, 1000, &st, false);
             encode_entry(&mut records, &df);
         }
         let file = avro_file(
@@ -1377,7 +1687,7 @@ mod tests {
         let raw = data_files_of(&file).expect("a manifest of ours");
         let mut again = Vec::new();
         for uri in uris {
-            encode_entry(&mut again, &raw[uri]);
+            encode_entry(&mut again, &raw[uri].0);
         }
         assert_eq!(again, records);
         // Anything else is not taken for one.
@@ -1439,6 +1749,16 @@ mod tests {
             Some((ObjectKind::Meta, id))
         );
         assert_eq!(derived_from(&list_path(&id)), Some((ObjectKind::Meta, id)));
+        assert_eq!(
+            derived_from(&delete_manifest_path(&id)),
+            Some((ObjectKind::Meta, id))
+        );
+        // A position-delete file goes with its delta, not with the chunk it names.
+        let base = ObjectId::of(b"base");
+        assert_eq!(
+            derived_from(&deletes_path(&id, &base)),
+            Some((ObjectKind::Chunk, id))
+        );
         assert_eq!(
             derived_from(&Path::from(
                 "iceberg/heads/main/t/metadata/v1.metadata.json"

@@ -11,19 +11,28 @@ use futures::stream::{self, BoxStream, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
-use crate::chunk::{
-    decode_chunk, decode_chunk_columns, decode_chunk_on, encode_chunk_on, ChunkParams,
-};
+use crate::chunk::{decode_chunk_columns, decode_chunk_on, encode_chunk_on, ChunkParams};
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::key::{encode_keys, format_key, KeyRange, Keys, Rows};
 use crate::schema::TableSchema;
 use crate::store::objects::check_format;
 use crate::store::{ObjectKind, Objects};
-use crate::tree::{self, encode_hex, Entry, LazyTree, Span};
+use crate::tree::{self, encode_hex, Delta, Entry, LazyTree, Span};
 
 /// Table object format understood by this build.
 pub const TABLE_FORMAT: u32 = 1;
+
+/// A chunk's delta holds at most this share of the chunk's rows (1/4); an edit that would
+/// make it larger rewrites the chunk.
+const DELTA_SHARE: usize = 4;
+
+/// A chunk entry as stored: its chunk's rows, and its delta's.
+struct Stored<'a> {
+    entry: &'a Entry,
+    base: &'a Rows,
+    delta: Option<&'a Rows>,
+}
 
 /// Chunks encoded and stored at once while writing.
 const WRITE_CONCURRENCY: usize = 4;
@@ -262,12 +271,7 @@ impl<'a> Chunker<'a> {
             .await
             .map_err(|e| Error::Invalid(format!("chunk encoder failed: {e}")))??;
             // Whoever waits for the entry only needs it encoded; the put is joined later.
-            let _ = send.send(Entry {
-                id,
-                rows,
-                bytes: bytes.len() as u64,
-                last_key,
-            });
+            let _ = send.send(Entry::plain(id, rows, bytes.len() as u64, last_key));
             objects.put_with_id(ObjectKind::Chunk, id, bytes).await
         });
         self.out.push(PendingEntry::Writing { entry, put });
@@ -277,6 +281,99 @@ impl<'a> Chunker<'a> {
             self.settle(WRITE_CONCURRENCY).await?;
         }
         Ok(())
+    }
+
+    /// Stores `merged` (the rows of the chunk entry `stored` with `changes` merged in) as
+    /// that entry's chunk plus a delta, when that is how it is stored best: the rows make
+    /// exactly one chunk where the chunker would cut them (the cut points stay a function of
+    /// the rows alone), and the rows that differ from the chunk's are few beside it (at most
+    /// a quarter of its rows). The delta holds just those rows; none left (the changes
+    /// restored the chunk's rows) is the chunk alone. Returns whether it did so; if not, the
+    /// caller cuts the rows anew.
+    async fn as_delta(
+        &mut self,
+        stored: &Stored<'_>,
+        merged: &Rows,
+        changes: &[Rows],
+        is_last: bool,
+    ) -> Result<bool> {
+        let base = stored.base;
+        let limit = base.len() / DELTA_SHARE;
+        let changed: usize = changes.iter().map(Rows::len).sum();
+        let before = stored.delta.map_or(0, Rows::len);
+        if !self.at_boundary() || base.is_empty() || changed + before > limit {
+            return Ok(false);
+        }
+        let n = merged.len();
+        for i in 0..n {
+            let cut = self.params.is_boundary(merged.keys.get(i), (i + 1) as u32);
+            if cut != (i + 1 == n) && (cut || !is_last) {
+                return Ok(false);
+            }
+        }
+        // The rows that may differ from the chunk's: those the delta held and those changed.
+        let mut candidates: HashSet<&[u8]> = changes
+            .iter()
+            .flat_map(|c| (0..c.len()).map(move |i| c.keys.get(i)))
+            .collect();
+        if let Some(d) = stored.delta {
+            candidates.extend((0..d.len()).map(|i| d.keys.get(i)));
+        }
+        let mut picked: Vec<u32> = Vec::new();
+        for m in 0..n {
+            let key = merged.keys.get(m);
+            if !candidates.contains(key) {
+                continue;
+            }
+            let at = base.keys.partition_point_le(key);
+            let same = at > 0
+                && base.keys.get(at - 1) == key
+                && (0..merged.batch.num_columns()).all(|c| {
+                    merged.batch.column(c).slice(m, 1).to_data()
+                        == base.batch.column(c).slice(at - 1, 1).to_data()
+                });
+            if !same {
+                picked.push(m as u32);
+            }
+        }
+        if picked.len() > limit {
+            return Ok(false);
+        }
+        let entry = stored.entry;
+        let base_bytes = entry.files()[0].1;
+        let last_key = encode_hex(merged.keys.last().unwrap_or_default());
+        if picked.is_empty() {
+            self.out.push(PendingEntry::Ready(Entry::plain(
+                entry.id, n as u64, base_bytes, last_key,
+            )));
+            return Ok(true);
+        }
+        let indices = crate::arrow::array::UInt32Array::from(picked);
+        let rows = crate::arrow::compute::take_record_batch(&merged.batch, &indices)
+            .map_err(|e| Error::arrow("taking a chunk's changed rows", e))?;
+        let delta_rows = rows.num_rows() as u64;
+        // Up to a quarter of a chunk: encoded off the runtime's threads.
+        let bytes = tokio::task::spawn_blocking(move || encode_chunk_on(&rows, 1))
+            .await
+            .map_err(|e| Error::Invalid(format!("delta encoder failed: {e}")))??;
+        let id = ObjectId::of(&bytes);
+        let len = bytes.len() as u64;
+        self.objects
+            .put_with_id(ObjectKind::Chunk, id, bytes)
+            .await?;
+        self.written += 1;
+        self.out.push(PendingEntry::Ready(Entry {
+            id: entry.id,
+            rows: n as u64,
+            bytes: base_bytes + len,
+            last_key,
+            delta: Some(Delta {
+                id,
+                rows: delta_rows,
+                bytes: len,
+            }),
+        }));
+        Ok(true)
     }
 
     /// Waits for writes until at most `limit` are in flight.
@@ -355,29 +452,163 @@ async fn received(entry: &mut tokio::sync::oneshot::Receiver<Entry>) -> Result<E
         .map_err(|_| Error::Invalid("a chunk was not encoded".into()))
 }
 
-/// Reads one chunk's rows with their keys.
+/// Reads one chunk's rows with their keys (its delta merged in).
 pub async fn read_chunk(
     objects: &Objects,
     entry: &Entry,
     schema: &SchemaRef,
     key_idx: &[usize],
 ) -> Result<Rows> {
+    let (base, delta) = read_chunk_parts(objects, entry, schema, key_idx).await?;
+    match delta {
+        Some(delta) => overlay(&entry.id, &base, &delta),
+        None => Ok(base),
+    }
+}
+
+/// Reads one chunk's rows with their keys, and its delta's rows apart.
+async fn read_chunk_parts(
+    objects: &Objects,
+    entry: &Entry,
+    schema: &SchemaRef,
+    key_idx: &[usize],
+) -> Result<(Rows, Option<Rows>)> {
     let id = entry.id;
     let schema = schema.clone();
     let key_idx = key_idx.to_vec();
+    let delta_id = entry.delta.map(|d| d.id);
+    read_entry(objects, entry, move |bytes, delta| {
+        // Chunks read one at a time (an edit, a diff, a merge) have the cores to
+        // themselves: their columns are decoded side by side.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let rows = decode_rows(
+            &id,
+            decode_chunk_on(&id, bytes, &schema, threads)?,
+            &key_idx,
+        )?;
+        let delta = match (delta_id, delta) {
+            (Some(did), Some(delta)) => Some(decode_rows(
+                &did,
+                decode_chunk_on(&did, delta, &schema, 1)?,
+                &key_idx,
+            )?),
+            _ => None,
+        };
+        Ok((rows, delta))
+    })
+    .await
+}
+
+/// How many rows a chunk and its delta hold together (decoded, all columns).
+pub fn merged_rows(
+    id: &ObjectId,
+    base: &RecordBatch,
+    delta: &RecordBatch,
+    key_idx: &[usize],
+) -> Result<u64> {
+    let base = decode_rows(id, base.clone(), key_idx)?;
+    let delta = decode_rows(id, delta.clone(), key_idx)?;
+    Ok(overlay(id, &base, &delta)?.len() as u64)
+}
+
+/// A decoded chunk's rows with their keys (`key_idx`: the key columns' positions in `batch`).
+fn decode_rows(id: &ObjectId, batch: RecordBatch, key_idx: &[usize]) -> Result<Rows> {
+    let keys = encode_keys(&batch, key_idx)?.map_err(|_| Error::CorruptObject {
+        id: id.to_hex(),
+        reason: "a key column holds a null".into(),
+    })?;
+    Ok(Rows { batch, keys })
+}
+
+/// Reads the files of a chunk entry (its chunk, and its delta if it has one, each checked
+/// against its id) and hands them to `decode` on the blocking pool.
+pub async fn read_entry<T, F>(objects: &Objects, entry: &Entry, decode: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(bytes::Bytes, Option<bytes::Bytes>) -> Result<T> + Send + 'static,
+{
+    let delta = match &entry.delta {
+        Some(d) => Some(objects.get(ObjectKind::Chunk, &d.id).await?),
+        None => None,
+    };
     objects
-        .read_chunk(&id, move |bytes| {
-            // Chunks read one at a time (an edit, a diff, a merge) have the cores to
-            // themselves: their columns are decoded side by side.
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let batch = decode_chunk_on(&id, bytes, &schema, threads)?;
-            let keys = encode_keys(&batch, &key_idx)?.map_err(|_| Error::CorruptObject {
-                id: id.to_hex(),
-                reason: "a key column holds a null".into(),
-            })?;
-            Ok(Rows { batch, keys })
-        })
+        .read_chunk(&entry.id, move |bytes| decode(bytes, delta))
         .await
+}
+
+/// The rows of a chunk with its delta's rows merged in by key: a delta row replaces the
+/// chunk's row with its key, or is added in key order.
+pub(crate) fn overlay(id: &ObjectId, base: &Rows, delta: &Rows) -> Result<Rows> {
+    let mut indices: Vec<(usize, usize)> = Vec::with_capacity(base.len() + delta.len());
+    let mut keys = Keys::with_capacity(base.len() + delta.len(), 0);
+    let (mut i, mut j) = (0, 0);
+    while i < base.len() || j < delta.len() {
+        let take_delta = match (i < base.len(), j < delta.len()) {
+            (true, true) => {
+                let (a, b) = (base.keys.get(i), delta.keys.get(j));
+                if a == b {
+                    i += 1;
+                }
+                b <= a
+            }
+            (false, _) => true,
+            (true, false) => false,
+        };
+        if take_delta {
+            indices.push((1, j));
+            keys.push(delta.keys.get(j));
+            j += 1;
+        } else {
+            indices.push((0, i));
+            keys.push(base.keys.get(i));
+            i += 1;
+        }
+    }
+    let batch =
+        crate::arrow::compute::interleave_record_batch(&[&base.batch, &delta.batch], &indices)
+            .map_err(|e| Error::arrow(format!("merging the delta of chunk {id}"), e))?;
+    Ok(Rows { batch, keys })
+}
+
+/// Decodes the columns `columns` (positions in the table's schema; `None`: all) of a chunk
+/// entry's files: the chunk alone, or the chunk and its delta merged by key.
+pub(crate) fn decode_entry(
+    entry: &Entry,
+    bytes: bytes::Bytes,
+    delta: Option<bytes::Bytes>,
+    schema: &SchemaRef,
+    columns: Option<&[usize]>,
+    key_idx: &[usize],
+) -> Result<RecordBatch> {
+    let (Some(d), Some(delta)) = (entry.delta, delta) else {
+        return decode_chunk_columns(&entry.id, bytes, schema, columns);
+    };
+    // The key columns first (to merge by), then the columns asked for.
+    let wanted: Vec<usize> = columns
+        .map(<[usize]>::to_vec)
+        .unwrap_or_else(|| (0..schema.fields().len()).collect());
+    let mut cols: Vec<usize> = key_idx.to_vec();
+    cols.extend(wanted.iter().copied().filter(|c| !key_idx.contains(c)));
+    let keys_at: Vec<usize> = (0..key_idx.len()).collect();
+    let base = decode_rows(
+        &entry.id,
+        decode_chunk_columns(&entry.id, bytes, schema, Some(&cols))?,
+        &keys_at,
+    )?;
+    let delta = decode_rows(
+        &d.id,
+        decode_chunk_columns(&d.id, delta, schema, Some(&cols))?,
+        &keys_at,
+    )?;
+    let merged = overlay(&entry.id, &base, &delta)?;
+    let positions: Vec<usize> = wanted
+        .iter()
+        .map(|c| cols.iter().position(|x| x == c).unwrap_or(0))
+        .collect();
+    merged
+        .batch
+        .project(&positions)
+        .map_err(|e| Error::arrow("choosing the columns to read", e))
 }
 
 /// Merges sorted `changes` into one chunk's sorted `old` rows.
@@ -510,7 +741,12 @@ pub async fn apply(
                     if chunker.at_boundary() && !touched {
                         break;
                     }
-                    let old = read_chunk(objects, &entry, &arrow_schema, &key_idx).await?;
+                    let (base, delta) =
+                        read_chunk_parts(objects, &entry, &arrow_schema, &key_idx).await?;
+                    let old = match &delta {
+                        Some(d) => overlay(&entry.id, &base, d)?,
+                        None => base.clone(),
+                    };
                     let bound = if is_last {
                         None
                     } else {
@@ -522,7 +758,19 @@ pub async fn apply(
                     } else {
                         merge_rows(table, &old, &changes, op, &key_idx, &mut stats)?
                     };
-                    chunker.push(&merged).await?;
+                    let stored = Stored {
+                        entry: &entry,
+                        base: &base,
+                        delta: delta.as_ref(),
+                    };
+                    let kept = !changes.is_empty()
+                        && op != ChangeOp::Delete
+                        && chunker
+                            .as_delta(&stored, &merged, &changes, is_last)
+                            .await?;
+                    if !kept {
+                        chunker.push(&merged).await?;
+                    }
                     old_rows += entry.rows;
                     old_bytes += entry.bytes;
                     old_chunks += 1;
@@ -713,15 +961,17 @@ pub fn scan<'a>(
     entries: Vec<Entry>,
 ) -> Result<impl Stream<Item = Result<RecordBatch>> + 'a> {
     let schema = table.schema.arrow()?;
+    let key_idx = table.schema.key_indices();
     Ok(stream::iter(entries)
         .map(move |entry| {
             let schema = schema.clone();
+            let key_idx = key_idx.clone();
             async move {
-                objects
-                    .read_chunk(&entry.id, move |bytes| {
-                        decode_chunk(&entry.id, bytes, &schema)
-                    })
-                    .await
+                let e = entry.clone();
+                read_entry(objects, &entry, move |bytes, delta| {
+                    decode_entry(&e, bytes, delta, &schema, None, &key_idx)
+                })
+                .await
             }
         })
         .buffered(read_ahead()))
@@ -787,11 +1037,11 @@ pub async fn scan_spec(
             let key_idx = key_idx.clone();
             async move {
                 // Reading, hashing and decoding run on the blocking pool, several chunks at once.
-                objects
-                    .read_chunk(&entry.id, move |bytes| {
-                        read_selected(&entry.id, bytes, &schema, &spec, &key_idx, filter)
-                    })
-                    .await
+                let e = entry.clone();
+                read_entry(&objects, &entry, move |bytes, delta| {
+                    read_selected(&e, bytes, delta, &schema, &spec, &key_idx, filter)
+                })
+                .await
             }
         })
         .buffered(read_ahead())
@@ -802,15 +1052,24 @@ pub async fn scan_spec(
 /// Decodes the columns of one chunk that a scan asks for, keeping only the rows in its key
 /// ranges when `filter`.
 fn read_selected(
-    id: &ObjectId,
+    entry: &Entry,
     bytes: bytes::Bytes,
+    delta: Option<bytes::Bytes>,
     schema: &SchemaRef,
     spec: &ScanSpec,
     key_idx: &[usize],
     filter: bool,
 ) -> Result<RecordBatch> {
+    let id = &entry.id;
     if !filter {
-        return decode_chunk_columns(id, bytes, schema, spec.columns.as_deref());
+        return decode_entry(
+            entry,
+            bytes,
+            delta,
+            schema,
+            spec.columns.as_deref(),
+            key_idx,
+        );
     }
     // The key columns first, then the columns asked for.
     let wanted: Vec<usize> = spec
@@ -819,7 +1078,7 @@ fn read_selected(
         .unwrap_or_else(|| (0..schema.fields().len()).collect());
     let mut cols: Vec<usize> = key_idx.to_vec();
     cols.extend(wanted.iter().copied().filter(|c| !key_idx.contains(c)));
-    let batch = decode_chunk_columns(id, bytes, schema, Some(&cols))?;
+    let batch = decode_entry(entry, bytes, delta, schema, Some(&cols), key_idx)?;
     let keys = encode_keys(&batch, &(0..key_idx.len()).collect::<Vec<_>>())?.map_err(|_| {
         Error::CorruptObject {
             id: id.to_hex(),

@@ -15,8 +15,10 @@ use crate::id::ObjectId;
 use crate::store::objects::{check_format, encode_json};
 use crate::store::{ObjectKind, Objects};
 
-/// Node format understood by this build.
-pub const NODE_FORMAT: u32 = 1;
+/// Node format understood by this build. Format 2 adds a chunk's delta ([`Delta`]); a node is
+/// written as format 2 only when one of its entries has one, so the nodes of tables without
+/// deltas keep format 1 (and their ids).
+pub const NODE_FORMAT: u32 = 2;
 
 /// Average and largest number of entries per index node.
 const NODE_AVG: u64 = 64;
@@ -35,9 +37,53 @@ pub struct Entry {
     pub bytes: u64,
     /// Encoded key of the last row below this entry, as hex.
     pub last_key: String,
+    /// Level 0 only: rows stored beside the chunk that replace or add to its rows (a small
+    /// edit of a chunk, stored without rewriting it). `rows` and `last_key` are those of the
+    /// chunk and delta read together; `bytes` counts both files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<Delta>,
+}
+
+/// A chunk's delta: a chunk of its own (same schema and encoding, content-addressed), whose
+/// rows replace the rows with the same keys in the base chunk and add the others. A reader
+/// merges the two by key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    pub id: ObjectId,
+    /// Rows in the delta file.
+    pub rows: u64,
+    /// Stored size of the delta file.
+    pub bytes: u64,
 }
 
 impl Entry {
+    /// An entry without a delta.
+    pub fn plain(id: ObjectId, rows: u64, bytes: u64, last_key: String) -> Self {
+        Entry {
+            id,
+            rows,
+            bytes,
+            last_key,
+            delta: None,
+        }
+    }
+
+    /// The stored files of a chunk entry with their sizes: the chunk, and its delta if any.
+    pub fn files(&self) -> Vec<(ObjectId, u64)> {
+        match &self.delta {
+            None => vec![(self.id, self.bytes)],
+            Some(d) => vec![
+                (self.id, self.bytes.saturating_sub(d.bytes)),
+                (d.id, d.bytes),
+            ],
+        }
+    }
+
+    /// What identifies an entry's contents: its id, and its delta's.
+    pub fn identity(&self) -> (ObjectId, Option<ObjectId>) {
+        (self.id, self.delta.map(|d| d.id))
+    }
+
     pub fn last_key_bytes(&self) -> Result<Vec<u8>> {
         decode_hex(&self.last_key).ok_or_else(|| Error::CorruptObject {
             id: self.id.to_hex(),
@@ -179,8 +225,13 @@ fn seal(
         .last()
         .map(|e| e.last_key.clone())
         .unwrap_or_default();
+    let format = if entries.iter().any(|e| e.delta.is_some()) {
+        NODE_FORMAT
+    } else {
+        1
+    };
     let node = Node {
-        format: NODE_FORMAT,
+        format,
         kind: "node".into(),
         level,
         entries,
@@ -190,12 +241,7 @@ fn seal(
     if !known.contains(&id) {
         out.push((level, id, encoded));
     }
-    Ok(Entry {
-        id,
-        rows,
-        bytes,
-        last_key,
-    })
+    Ok(Entry::plain(id, rows, bytes, last_key))
 }
 
 /// Stores the nodes of a built tree, a level at a time from the bottom: a node is stored only
@@ -233,6 +279,14 @@ async fn read_node_bytes(objects: &Objects, id: &ObjectId) -> Result<(Node, Byte
         return Err(Error::CorruptObject {
             id: id.to_hex(),
             reason: format!("expected an index node, found a {}", node.kind),
+        });
+    }
+    if node.entries.iter().any(|e| e.delta.is_some()) && (node.level > 0 || node.format < 2) {
+        return Err(Error::CorruptObject {
+            id: id.to_hex(),
+            reason:
+                "a delta in an entry where none belongs (above level 0, or in a node of format 1)"
+                    .into(),
         });
     }
     Ok((node, bytes))
@@ -579,12 +633,7 @@ pub async fn diff(
     new: &ObjectId,
 ) -> Result<TreeDiff> {
     // The frontiers: (height, entry), height 0 for a chunk and level + 1 for a node.
-    let root_entry = |id: &ObjectId| Entry {
-        id: *id,
-        rows: 0,
-        bytes: 0,
-        last_key: String::new(),
-    };
+    let root_entry = |id: &ObjectId| Entry::plain(*id, 0, 0, String::new());
     let (a_top, (b_top, b_bytes)) = (
         read_node(old_objects, old).await?,
         read_node_bytes(new_objects, new).await?,
@@ -595,11 +644,15 @@ pub async fn diff(
     out.new_nodes.insert(*new, b_bytes);
     let mut cache: HashMap<ObjectId, Node> = HashMap::from([(*old, a_top), (*new, b_top)]);
     loop {
-        let a_ids: HashSet<ObjectId> = a.iter().map(|(_, e)| e.id).collect();
-        let b_ids: HashSet<ObjectId> = b.iter().map(|(_, e)| e.id).collect();
-        out.common.extend(a_ids.intersection(&b_ids).copied());
-        a.retain(|(_, e)| !b_ids.contains(&e.id));
-        b.retain(|(_, e)| !a_ids.contains(&e.id));
+        // A chunk with a delta is the same only with the same delta.
+        let a_ids: HashSet<_> = a.iter().map(|(_, e)| e.identity()).collect();
+        let b_ids: HashSet<_> = b.iter().map(|(_, e)| e.identity()).collect();
+        for (id, delta) in a_ids.intersection(&b_ids) {
+            out.common.insert(*id);
+            out.common.extend(*delta);
+        }
+        a.retain(|(_, e)| !b_ids.contains(&e.identity()));
+        b.retain(|(_, e)| !a_ids.contains(&e.identity()));
         let height = a.iter().chain(&b).map(|(h, _)| *h).max().unwrap_or(0);
         if height == 0 {
             break;
@@ -665,6 +718,7 @@ mod tests {
             rows: 10,
             bytes: 100,
             last_key: encode_hex(&i.to_be_bytes()),
+            delta: None,
         }
     }
 
@@ -709,6 +763,7 @@ mod tests {
                     rows: key % 7 + 1,
                     bytes: key % 11 + 1,
                     last_key: encode_hex(&key.to_be_bytes()),
+                    delta: None,
                 };
             }
             nonce += 1;
@@ -957,6 +1012,7 @@ pub(crate) mod store_order {
                 rows: 10,
                 bytes: 100,
                 last_key: encode_hex(&i.to_be_bytes()),
+                delta: None,
             })
             .collect();
         let built = build(entries, &HashSet::new()).expect("build");

@@ -437,7 +437,9 @@ impl Repository {
     }
 
     /// The chunk files of a table at a revision (any revision locally; a branch or tag on a
-    /// remote): dicts of `uri`, `rows`, `bytes`, `key_min` and `key_max`, in key order.
+    /// remote): dicts of `uri`, `rows`, `bytes`, `key_min` and `key_max`, in key order, and
+    /// `delta` (the URI of the chunk's delta, whose rows replace those with the same key)
+    /// for a chunk that has one.
     #[pyo3(signature = (table, rev=None, remote=None))]
     fn ls_files<'py>(
         &self,

@@ -148,6 +148,10 @@ def test_every_type_of_a_branch_and_a_tag_reads_the_same_in_three_engines(histor
         read_all_three(view, expected(repo, rev))
     assert expected(repo, "main").num_rows == 3001
     assert expected(repo, "v1").num_rows == 3000
+    # The changed row is stored as a delta beside its chunk: the views name the chunk's row it
+    # replaces in a position-delete file, which every engine above applied.
+    deletes = pathlib.Path(repo.path) / ".strata" / "iceberg" / "deletes"
+    assert len([p for p in deletes.rglob("*.parquet")]) == 1
 
 
 def test_a_key_range_plans_only_the_chunks_it_overlaps(history):
@@ -155,9 +159,12 @@ def test_a_key_range_plans_only_the_chunks_it_overlaps(history):
     files = repo.ls_files("t", rev="main")
     assert len(files) > 5
     assert sum(f["rows"] for f in files) == 3001
+    # The changed chunk and the table's last chunk keep their rows, with a delta beside.
+    deltas = [f for f in files if "delta" in f]
+    assert len(deltas) == 2, files
     view = repo.iceberg("t")
     table = StaticTable.from_metadata(view["metadata"])
-    assert len(list(table.scan().plan_files())) == len(files)
+    assert len(list(table.scan().plan_files())) == len(files) + len(deltas)
     planned = [t.file.file_path for t in table.scan(row_filter=EqualTo("id", 1234)).plan_files()]
     holding = [f["uri"] for f in files if int(f["key_min"][0]) <= 1234 <= int(f["key_max"][0])]
     assert planned == holding and len(planned) == 1
@@ -165,10 +172,21 @@ def test_a_key_range_plans_only_the_chunks_it_overlaps(history):
     overlapping = [f["uri"] for f in files if int(f["key_max"][0]) >= 1000 and int(f["key_min"][0]) < 1600]
     assert sorted(t.file.file_path for t in ranged) == sorted(overlapping)
     assert len(overlapping) < len(files)
-    # The files are Parquet that DuckDB reads directly too.
+    # The files are Parquet that DuckDB reads directly too: a chunk with a delta holds the
+    # chunk's rows with the delta's replacing those of the same key.
     con = duckdb.connect()
-    uris = [f["uri"].removeprefix("file://") for f in files]
-    assert con.sql(f"SELECT count(*) FROM read_parquet({uris!r})").fetchone()[0] == 3001
+    path = lambda uri: uri.removeprefix("file://")
+    plain = [path(f["uri"]) for f in files if "delta" not in f]
+    rows = con.sql(f"SELECT count(*) FROM read_parquet({plain!r})").fetchone()[0]
+    for f in deltas:
+        base, delta = path(f["uri"]), path(f["delta"])
+        merged = con.sql(
+            f"SELECT count(*) FROM (SELECT id FROM read_parquet('{base}') WHERE id NOT IN "
+            f"(SELECT id FROM read_parquet('{delta}')) UNION ALL SELECT id FROM read_parquet('{delta}'))"
+        ).fetchone()[0]
+        assert merged == f["rows"]
+        rows += merged
+    assert rows == 3001
 
 
 def test_a_one_row_commit_adds_a_few_small_files_and_old_tags_stay(repo, tmp_path):

@@ -225,7 +225,7 @@ impl<'a> Transfer<'a> {
             present_nodes.extend(d.old_nodes);
             present_nodes.extend(d.common.iter().copied());
             present_chunks.extend(d.common);
-            present_chunks.extend(d.old_only.into_iter().map(|e| e.id));
+            present_chunks.extend(d.old_only.iter().flat_map(|e| e.files()).map(|(c, _)| c));
             read.extend(d.new_nodes);
         }
         let present = Present {
@@ -266,7 +266,7 @@ impl<'a> Transfer<'a> {
                 let chunks: Vec<(ObjectId, u64)> = node
                     .entries
                     .iter()
-                    .map(|e| (e.id, e.bytes))
+                    .flat_map(|e| e.files())
                     .filter(|(c, _)| !present.chunks.contains(c))
                     .collect();
                 stream::iter(chunks)

@@ -683,3 +683,88 @@ fn fsck_repair_without_an_intact_copy_says_so_and_changes_nothing() {
     let line = b.refused(&["fsck", "--repair"]);
     assert_mentions(&line, &["nothing to repair from", "strata remote add"]);
 }
+
+/// A repository whose table `items` (2,000 rows, one chunk) had one row changed: the change is
+/// stored as a delta beside the chunk. Returns the folder and the delta's file.
+fn with_a_delta() -> (Dir, PathBuf) {
+    let dir = Dir::repo();
+    let mut csv = String::from("id,name\n");
+    for i in 0..2000 {
+        csv.push_str(&format!("{i},item {i}\n"));
+    }
+    dir.write("items.csv", &csv);
+    dir.strata(&["import", "items", "items.csv", "--primary-key", "id"])
+        .ok();
+    dir.strata(&["commit", "-m", "items"]).ok();
+    let before = dir.chunk_files();
+    dir.write("up.csv", "id,name\n7,changed\n");
+    dir.strata(&["import", "items", "up.csv", "--mode", "upsert"])
+        .ok();
+    dir.strata(&["commit", "-m", "one row"]).ok();
+    let added: Vec<PathBuf> = dir
+        .chunk_files()
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert_eq!(added.len(), 1, "one new file, the delta: {added:?}");
+    assert!(
+        before.iter().all(|p| p.exists()),
+        "the chunk is kept beside its delta"
+    );
+    (dir, added[0].clone())
+}
+
+#[test]
+fn a_damaged_or_missing_delta_fails_fsck_export_and_push_naming_it() {
+    for damage in [Some(Damage::FlippedByte), Some(Damage::CutInHalf), None] {
+        eprintln!("case: {damage:?}");
+        let (dir, delta) = with_a_delta();
+        let id = object_id_of(&delta);
+        let (_hub_dir, remote) = hub();
+        dir.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+        match damage {
+            Some(d) => d.apply(&delta),
+            None => std::fs::remove_file(&delta).expect("the delta should be removable"),
+        }
+        fsck_names(&dir, &["fsck"], &id);
+        let line = dir.strata(&["export", "items", "-"]).fails_with_one_line();
+        assert_mentions(&line, &[&id]);
+        let line = dir
+            .strata(&["push", "--create", "-u", "origin", "main"])
+            .fails_with_one_line();
+        assert_mentions(&line, &[&id]);
+        assert!(
+            remote_refs(&remote).files_under("refs").is_empty(),
+            "{damage:?}: a failed push left a branch on the remote"
+        );
+        // The commit before the change reads as it did.
+        let out = dir
+            .strata(&["export", "items", "-", "--rev", "HEAD~1"])
+            .ok();
+        assert_mentions(&out.stdout, &["1999,item 1999"]);
+    }
+}
+
+#[test]
+fn a_chunk_with_a_delta_is_pushed_cloned_and_read_whole() {
+    let (dir, delta) = with_a_delta();
+    let (_hub_dir, remote) = hub();
+    dir.strata(&["remote", "add", "origin", arg(&remote)]).ok();
+    dir.strata(&["push", "--create", "-u", "origin", "main"])
+        .ok();
+    let rel = delta
+        .strip_prefix(dir.join(".strata"))
+        .expect("under .strata");
+    assert!(remote.join(rel).exists(), "the delta is on the remote");
+    let clone = Dir::empty();
+    clone
+        .strata(&["clone", arg(&remote), arg(&clone.join("c"))])
+        .ok();
+    let out = run_in(&clone.join("c"), &["export", "items", "-"]).ok();
+    assert_eq!(
+        out.stdout,
+        dir.strata(&["export", "items", "-"]).ok().stdout
+    );
+    assert_mentions(&out.stdout, &["7,changed", "8,item 8"]);
+    run_in(&clone.join("c"), &["fsck"]).ok();
+}

@@ -144,6 +144,27 @@ pub fn manifest_path(node: &ObjectId) -> Path {
     ))
 }
 
+/// The Iceberg manifest of the position deletes of a level-0 index node's chunks with deltas.
+pub fn delete_manifest_path(node: &ObjectId) -> Path {
+    let hex = node.to_hex();
+    Path::from(format!(
+        "{ICEBERG_DIR}/delete-manifests/{}/{}.avro",
+        &hex[..2],
+        &hex[2..]
+    ))
+}
+
+/// The Iceberg position-delete file of chunk `base`'s rows that its delta `delta` replaces.
+pub fn deletes_path(delta: &ObjectId, base: &ObjectId) -> Path {
+    let hex = delta.to_hex();
+    Path::from(format!(
+        "{ICEBERG_DIR}/deletes/{}/{}.{}.parquet",
+        &hex[..2],
+        &hex[2..],
+        base.to_hex()
+    ))
+}
+
 /// The Iceberg manifest list of a table object.
 pub fn list_path(table: &ObjectId) -> Path {
     let hex = table.to_hex();

@@ -3,5 +3,6 @@
 mod common;
 
 mod decoders;
+mod deltas;
 mod merge;
 mod tables;

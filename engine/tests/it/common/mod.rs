@@ -103,6 +103,17 @@ pub async fn read_all(objects: &Objects, t: &TableObject) -> BTreeMap<i64, Strin
     rows_in_key_order(batches)
 }
 
+/// How a table is cut into chunks: each chunk's last key and rows (a chunk with a delta
+/// counted with it). A function of the rows alone, whatever the edits that made them.
+pub async fn layout(objects: &Objects, t: &TableObject) -> Vec<(String, u64)> {
+    t.chunks(objects)
+        .await
+        .expect("chunks")
+        .into_iter()
+        .map(|e| (e.last_key, e.rows))
+        .collect()
+}
+
 /// The (id, v) rows of `batches`, checking that they come in key order.
 pub fn rows_in_key_order(batches: impl IntoIterator<Item = RecordBatch>) -> BTreeMap<i64, String> {
     let mut out = BTreeMap::new();

@@ -1,0 +1,233 @@
+//! Chunk deltas: a small edit of a chunk is stored beside it as a delta (the changed rows),
+//! the delta grows with later edits of the chunk until the chunk is written anew, and every
+//! reader (scan, projection, key ranges, export, diff) sees the chunk's rows with the delta's
+//! merged in.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::common::*;
+use futures::TryStreamExt;
+use strata_engine::chunk::ChunkParams;
+use strata_engine::diff::{diff_tables, RowChange};
+use strata_engine::key::KeyRange;
+use strata_engine::store::Objects;
+use strata_engine::table::{apply, scan_spec, ChangeOp, ScanSpec, TableObject};
+use strata_engine::tree::Entry;
+
+/// Chunks of about 1,000 rows (at least 250): a delta holds up to a quarter of a chunk.
+fn params() -> ChunkParams {
+    ChunkParams::with_average(1000)
+}
+
+fn numbered(range: std::ops::Range<i64>) -> BTreeMap<i64, String> {
+    range.map(|i| (i, format!("v{i}"))).collect()
+}
+
+async fn apply_op(
+    objects: &Objects,
+    t: Option<&TableObject>,
+    op: ChangeOp,
+    rows: &BTreeMap<i64, String>,
+) -> TableObject {
+    let mut src = if op == ChangeOp::Delete {
+        keys_source(&rows.keys().copied().collect::<Vec<_>>())
+    } else {
+        source(rows, 1)
+    };
+    apply(objects, "t", t, schema(), params(), op, &mut src)
+        .await
+        .expect("apply")
+        .0
+}
+
+async fn chunks(objects: &Objects, t: &TableObject) -> Vec<Entry> {
+    t.chunks(objects).await.expect("chunks")
+}
+
+/// The entry whose chunk holds `key`.
+async fn entry_of(objects: &Objects, t: &TableObject, key: i64) -> Entry {
+    let probe = source(&[(key, String::new())].into(), 1);
+    let encoded = probe.0[0].keys.get(0).to_vec();
+    chunks(objects, t)
+        .await
+        .into_iter()
+        .find(|e| e.last_key_bytes().expect("hex").as_slice() >= encoded.as_slice())
+        .expect("a chunk holds the key")
+}
+
+#[test]
+fn edits_of_a_chunk_grow_its_delta_until_the_chunk_is_written_anew() {
+    runtime().block_on(async {
+        let objects = objects();
+        let mut expected = numbered(0..20_000);
+        let t0 = apply_op(&objects, None, ChangeOp::Upsert, &expected).await;
+        let base = entry_of(&objects, &t0, 10_000).await;
+        let first = base.last_key.clone();
+        let mut t = t0.clone();
+        // Keys of the chunk holding 10,000, changed one commit at a time.
+        let keys: Vec<i64> = {
+            let all = chunks(&objects, &t0).await;
+            let at = all.iter().position(|e| e.id == base.id).expect("listed");
+            let start: i64 = all[..at].iter().map(|e| e.rows as i64).sum();
+            (start..start + base.rows as i64).collect()
+        };
+        // The chunk's rows as stored, and how many of them the delta replaces.
+        let (mut stored, mut in_delta, mut rewrites) = (base.id, 0u64, 0);
+        for (n, k) in keys.iter().enumerate() {
+            let change: BTreeMap<i64, String> = [(*k, format!("edit {n}"))].into();
+            expected.extend(change.clone());
+            t = apply_op(&objects, Some(&t), ChangeOp::Upsert, &change).await;
+            let e = entry_of(&objects, &t, *k).await;
+            assert_eq!((e.rows, &e.last_key), (base.rows, &first));
+            match e.delta {
+                Some(d) => {
+                    in_delta += 1;
+                    assert_eq!((e.id, d.rows), (stored, in_delta), "edit {n}");
+                    assert!(d.rows * 4 <= base.rows, "edit {n}: {} rows", d.rows);
+                }
+                None => {
+                    // The delta would hold more than a quarter of the chunk: the chunk is
+                    // written anew, and later edits make a delta of it.
+                    assert!((in_delta + 1) * 4 > base.rows, "rewritten at edit {n}");
+                    assert_ne!(e.id, stored);
+                    (stored, in_delta) = (e.id, 0);
+                    rewrites += 1;
+                }
+            }
+            if n % 50 == 0 || e.delta.is_none() {
+                assert_eq!(read_all(&objects, &t).await, expected, "edit {n}");
+            }
+            if rewrites == 1 && in_delta == 3 {
+                break;
+            }
+        }
+        assert_eq!((rewrites, in_delta), (1, 3));
+        assert_eq!(read_all(&objects, &t).await, expected);
+    });
+}
+
+#[test]
+fn a_delete_in_a_chunk_with_a_delta_writes_the_chunk_anew_and_an_insert_joins_the_delta() {
+    runtime().block_on(async {
+        let objects = objects();
+        let mut expected: BTreeMap<i64, String> =
+            (0..20_000).map(|i| (i * 2, format!("v{i}"))).collect();
+        let t0 = apply_op(&objects, None, ChangeOp::Upsert, &expected).await;
+        let base = entry_of(&objects, &t0, 20_000).await;
+        // A new key between two rows goes into the delta too.
+        let insert: BTreeMap<i64, String> = [(20_001, "new".to_string())].into();
+        let t1 = apply_op(&objects, Some(&t0), ChangeOp::Insert, &insert).await;
+        expected.extend(insert);
+        let e = entry_of(&objects, &t1, 20_001).await;
+        assert_eq!((e.id, e.rows), (base.id, base.rows + 1));
+        assert_eq!(e.delta.map(|d| d.rows), Some(1));
+        assert_eq!(t1.rows, t0.rows + 1);
+        assert_eq!(read_all(&objects, &t1).await, expected);
+        // A delete is not stored as a delta: the chunk is written with the delta folded in.
+        let gone: BTreeMap<i64, String> = [(20_002, String::new())].into();
+        let t2 = apply_op(&objects, Some(&t1), ChangeOp::Delete, &gone).await;
+        expected.remove(&20_002);
+        let e = entry_of(&objects, &t2, 20_001).await;
+        assert!(e.delta.is_none());
+        assert_ne!(e.id, base.id);
+        assert_eq!(read_all(&objects, &t2).await, expected);
+        assert_eq!(layout(&objects, &t2).await, {
+            let direct = apply_op(&objects, None, ChangeOp::Upsert, &expected).await;
+            layout(&objects, &direct).await
+        });
+    });
+}
+
+#[test]
+fn rows_appended_past_the_last_key_join_the_last_chunks_delta() {
+    runtime().block_on(async {
+        let objects = objects();
+        let mut expected = numbered(0..20_000);
+        let t0 = apply_op(&objects, None, ChangeOp::Upsert, &expected).await;
+        let before = chunks(&objects, &t0).await;
+        let more = numbered(20_000..20_010);
+        let t1 = apply_op(&objects, Some(&t0), ChangeOp::Insert, &more).await;
+        expected.extend(more);
+        let after = chunks(&objects, &t1).await;
+        let last = after.last().expect("a chunk");
+        if before.last().expect("a chunk").rows >= 40 {
+            assert_eq!(last.id, before.last().expect("a chunk").id);
+            assert_eq!(last.delta.map(|d| d.rows), Some(10));
+        }
+        assert_eq!(after.len(), before.len());
+        assert_eq!(t1.rows, 20_010);
+        assert_eq!(read_all(&objects, &t1).await, expected);
+        assert_eq!(layout(&objects, &t1).await, {
+            let direct = apply_op(&objects, None, ChangeOp::Upsert, &expected).await;
+            layout(&objects, &direct).await
+        });
+    });
+}
+
+#[test]
+fn scans_of_some_columns_and_key_ranges_and_diffs_read_a_chunk_with_its_delta() {
+    runtime().block_on(async {
+        let objects = objects();
+        let mut expected = numbered(0..20_000);
+        let t0 = apply_op(&objects, None, ChangeOp::Upsert, &expected).await;
+        // Two rows of one chunk change.
+        let change: BTreeMap<i64, String> = [
+            (10_000, "changed".to_string()),
+            (10_001, "also".to_string()),
+        ]
+        .into();
+        let t1 = apply_op(&objects, Some(&t0), ChangeOp::Upsert, &change).await;
+        expected.extend(change);
+        assert!(entry_of(&objects, &t1, 10_000).await.delta.is_some());
+
+        let key = |k: i64| {
+            source(&[(k, String::new())].into(), 1).0[0]
+                .keys
+                .get(0)
+                .to_vec()
+        };
+        let spec = ScanSpec {
+            columns: Some(vec![1]),
+            ranges: vec![KeyRange {
+                lower: Bound::Included(key(9_990)),
+                upper: Bound::Excluded(key(10_001)),
+            }],
+        };
+        let (_, stream, _) = scan_spec(&objects, &t1, spec).await.expect("scan");
+        let batches: Vec<_> = stream.try_collect().await.expect("read");
+        let values: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let a = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<strata_engine::arrow::array::StringArray>()
+                    .expect("strings");
+                (0..strata_engine::arrow::array::Array::len(a))
+                    .map(|i| a.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let want: Vec<String> = (9_990..10_001).map(|k| expected[&k].clone()).collect();
+        assert_eq!(values, want);
+
+        let mut changed = Vec::new();
+        let counts = diff_tables(&objects, Some(&t0), Some(&t1), &mut |c| {
+            if let RowChange::Modified { new, new_row, .. } = c {
+                let ids = new
+                    .batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<strata_engine::arrow::array::Int64Array>()
+                    .expect("ids");
+                changed.push(ids.value(new_row));
+            }
+            Ok(())
+        })
+        .await
+        .expect("diff");
+        assert_eq!((counts.added, counts.removed, counts.modified), (0, 0, 2));
+        assert_eq!(changed, vec![10_000, 10_001]);
+    });
+}
