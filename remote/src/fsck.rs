@@ -198,7 +198,8 @@ pub async fn fsck(
         })
     };
     let mut seen: HashSet<ObjectId> = HashSet::new();
-    let mut seen_pairs: HashSet<(ObjectId, ObjectId)> = HashSet::new();
+    // The entries whose rows were checked: a chunk, and the delta read with it if any.
+    let mut seen_rows: HashSet<(ObjectId, Option<ObjectId>)> = HashSet::new();
     let mut checked = 0u64;
     let mut table_queue: VecDeque<(String, ObjectId)> = tables.iter().cloned().collect();
     for (label, root) in roots {
@@ -258,12 +259,12 @@ pub async fn fsck(
                     nodes.push_back(e.id);
                     continue;
                 }
-                // A chunk shared by several entries (with different deltas) is read once,
-                // unless an entry's rows need it with a delta not checked yet.
-                let pair = e.delta.is_some_and(|d| seen_pairs.insert((e.id, d.id)));
+                // A chunk shared by several entries (alone, or with different deltas) is
+                // read again only for an entry whose rows are not checked yet.
+                let unchecked = seen_rows.insert(e.identity());
                 let files = e.files();
                 let fresh: Vec<bool> = files.iter().map(|(f, _)| seen.insert(*f)).collect();
-                if !pair && !fresh.contains(&true) {
+                if !unchecked && !fresh.contains(&true) {
                     continue;
                 }
                 checked += fresh.iter().filter(|f| **f).count() as u64;
