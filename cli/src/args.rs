@@ -236,7 +236,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List a table's chunk files (absolute URIs) with their rows and key bounds.
+    /// List a table's chunk files (absolute URIs) with their rows, key bounds and deltas.
     LsFiles {
         table: String,
         /// Any revision locally; a branch or tag with --remote (default: the current branch).

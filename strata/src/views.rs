@@ -147,7 +147,8 @@ impl Repository {
 
     /// The chunk files of `table` at a revision (any revision locally; a branch or tag on a
     /// remote), with absolute URIs, row counts and key bounds, in key order: what
-    /// `read_parquet([...])` takes.
+    /// `read_parquet([...])` takes, except a chunk with a delta (named in `delta`), whose rows
+    /// are the chunk's with the delta's replacing those of the same key.
     pub async fn ls_files(&self, table: &str, opts: &ViewOptions) -> Result<Vec<DataFile>> {
         let place = self.view_place(opts.remote.as_deref()).await?;
         let t = match &opts.remote {
