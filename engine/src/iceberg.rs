@@ -439,6 +439,21 @@ async fn create_file(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Bytes) ->
     }
 }
 
+/// Writes a manifest unless it exists; returns its length as stored and the bytes written (0
+/// if none). Another writer may have stored it first (two tables of one commit may share a
+/// node, and their manifests differ in the schema they carry): a list names the file as
+/// stored.
+async fn create_manifest(at: &Location, path: &Path, bytes: Bytes) -> Result<(i64, u64)> {
+    let mut length = bytes.len() as i64;
+    let n = create_file(at.store(), path, bytes).await?;
+    if n == 0 {
+        if let Some(meta) = head_opt(at.store(), path).await? {
+            length = to_i64(meta.size);
+        }
+    }
+    Ok((length, n))
+}
+
 /// Appends a manifest entry's `data_file` for one chunk, from its footer's statistics
 /// (the record `r2` of [`MANIFEST_SCHEMA`]); with `deletes`, for a position-delete file.
 fn encode_data_file(
@@ -617,15 +632,7 @@ async fn write_manifest(
     let data = data_manifest(at, source, table, schema, node, &files, reuse);
     let ((deletes, written), (bytes, count)) = futures::try_join!(deletes, data)?;
     let mut out: Vec<ManifestRef> = deletes.into_iter().collect();
-    let mut length = bytes.len() as i64;
-    let n = create_file(at.store(), &path, bytes).await?;
-    if n == 0 {
-        // Another writer stored it first (two tables of one commit may share a node, and
-        // their manifests differ in the schema they carry): the list names the file as stored.
-        if let Some(meta) = head_opt(at.store(), &path).await? {
-            length = to_i64(meta.size);
-        }
-    }
+    let (length, n) = create_manifest(at, &path, bytes).await?;
     out.insert(
         0,
         ManifestRef {
@@ -811,13 +818,7 @@ async fn write_deletes(
         marker_of(node),
     )?;
     let path = delete_manifest_path(node);
-    let mut length = bytes.len() as i64;
-    let n = create_file(at.store(), &path, bytes).await?;
-    if n == 0 {
-        if let Some(meta) = head_opt(at.store(), &path).await? {
-            length = to_i64(meta.size);
-        }
-    }
+    let (length, n) = create_manifest(at, &path, bytes).await?;
     written += n;
     Ok((
         Some(ManifestRef {

@@ -539,35 +539,35 @@ where
 /// The rows of a chunk with its delta's rows merged in by key: a delta row replaces the
 /// chunk's row with its key, or is added in key order.
 pub(crate) fn overlay(id: &ObjectId, base: &Rows, delta: &Rows) -> Result<Rows> {
-    let mut indices: Vec<(usize, usize)> = Vec::with_capacity(base.len() + delta.len());
-    let mut keys = Keys::with_capacity(base.len() + delta.len(), 0);
-    let (mut i, mut j) = (0, 0);
-    while i < base.len() || j < delta.len() {
-        let take_delta = match (i < base.len(), j < delta.len()) {
-            (true, true) => {
-                let (a, b) = (base.keys.get(i), delta.keys.get(j));
-                if a == b {
-                    i += 1;
-                }
-                b <= a
-            }
-            (false, _) => true,
-            (true, false) => false,
-        };
-        if take_delta {
-            indices.push((1, j));
-            keys.push(delta.keys.get(j));
-            j += 1;
-        } else {
-            indices.push((0, i));
-            keys.push(base.keys.get(i));
-            i += 1;
-        }
-    }
-    let batch =
-        crate::arrow::compute::interleave_record_batch(&[&base.batch, &delta.batch], &indices)
-            .map_err(|e| Error::arrow(format!("merging the delta of chunk {id}"), e))?;
-    Ok(Rows { batch, keys })
+    // An upsert of the delta's rows into the chunk's (the chunk's id names it in an error).
+    let mut stats = ApplyStats::default();
+    let changes = std::slice::from_ref(delta);
+    merge_rows(
+        &id.to_hex(),
+        base,
+        changes,
+        ChangeOp::Upsert,
+        &[],
+        &mut stats,
+    )
+}
+
+/// The columns to decode to read `columns` (positions in a schema of `fields` columns;
+/// `None`: all) with the key columns `key_idx` first, and where each column asked for lies
+/// among them.
+fn keys_first(
+    key_idx: &[usize],
+    columns: Option<&[usize]>,
+    fields: usize,
+) -> (Vec<usize>, Vec<usize>) {
+    let wanted: Vec<usize> = columns.map_or_else(|| (0..fields).collect(), <[usize]>::to_vec);
+    let mut cols: Vec<usize> = key_idx.to_vec();
+    cols.extend(wanted.iter().copied().filter(|c| !key_idx.contains(c)));
+    let positions = wanted
+        .iter()
+        .map(|c| cols.iter().position(|x| x == c).unwrap_or(0))
+        .collect();
+    (cols, positions)
 }
 
 /// Decodes the columns `columns` (positions in the table's schema; `None`: all) of a chunk
@@ -584,11 +584,7 @@ pub(crate) fn decode_entry(
         return decode_chunk_columns(&entry.id, bytes, schema, columns);
     };
     // The key columns first (to merge by), then the columns asked for.
-    let wanted: Vec<usize> = columns
-        .map(<[usize]>::to_vec)
-        .unwrap_or_else(|| (0..schema.fields().len()).collect());
-    let mut cols: Vec<usize> = key_idx.to_vec();
-    cols.extend(wanted.iter().copied().filter(|c| !key_idx.contains(c)));
+    let (cols, positions) = keys_first(key_idx, columns, schema.fields().len());
     let keys_at: Vec<usize> = (0..key_idx.len()).collect();
     let base = decode_rows(
         &entry.id,
@@ -601,10 +597,6 @@ pub(crate) fn decode_entry(
         &keys_at,
     )?;
     let merged = overlay(&entry.id, &base, &delta)?;
-    let positions: Vec<usize> = wanted
-        .iter()
-        .map(|c| cols.iter().position(|x| x == c).unwrap_or(0))
-        .collect();
     merged
         .batch
         .project(&positions)
@@ -1072,28 +1064,14 @@ fn read_selected(
         );
     }
     // The key columns first, then the columns asked for.
-    let wanted: Vec<usize> = spec
-        .columns
-        .clone()
-        .unwrap_or_else(|| (0..schema.fields().len()).collect());
-    let mut cols: Vec<usize> = key_idx.to_vec();
-    cols.extend(wanted.iter().copied().filter(|c| !key_idx.contains(c)));
+    let (cols, positions) = keys_first(key_idx, spec.columns.as_deref(), schema.fields().len());
     let batch = decode_entry(entry, bytes, delta, schema, Some(&cols), key_idx)?;
-    let keys = encode_keys(&batch, &(0..key_idx.len()).collect::<Vec<_>>())?.map_err(|_| {
-        Error::CorruptObject {
-            id: id.to_hex(),
-            reason: "a key column holds a null".into(),
-        }
-    })?;
+    let Rows { batch, keys } = decode_rows(id, batch, &(0..key_idx.len()).collect::<Vec<_>>())?;
     let mask: crate::arrow::array::BooleanArray = (0..keys.len())
         .map(|i| Some(spec.ranges.iter().any(|r| r.contains(keys.get(i)))))
         .collect();
     let kept = crate::arrow::compute::filter_record_batch(&batch, &mask)
         .map_err(|e| Error::arrow("selecting rows by key", e))?;
-    let positions: Vec<usize> = wanted
-        .iter()
-        .map(|c| cols.iter().position(|x| x == c).expect("decoded"))
-        .collect();
     kept.project(&positions)
         .map_err(|e| Error::arrow("choosing the columns to read", e))
 }

@@ -270,6 +270,20 @@ fn fsck_names(dir: &Dir, args: &[&str], id: &str) {
     assert_mentions(&printed, &[id]);
 }
 
+/// Asserts that a first push of `main` to the empty remote `origin` (folder `remote`) fails,
+/// naming `id`, and leaves no branch there.
+#[track_caller]
+fn first_push_refused(dir: &Dir, remote: &Path, id: &str, case: &str) {
+    let line = dir
+        .strata(&["push", "--create", "-u", "origin", "main"])
+        .fails_with_one_line();
+    assert_mentions(&line, &[id]);
+    assert!(
+        remote_refs(remote).files_under("refs").is_empty(),
+        "{case}: a failed push left a branch on the remote"
+    );
+}
+
 /// The ref records stored in a remote's folder.
 fn remote_refs(remote: &Path) -> Snapshot {
     Snapshot::of(remote).only(&["refs"])
@@ -286,14 +300,7 @@ fn a_damaged_local_object_of_any_kind_fails_fsck_and_is_never_pushed_to_a_new_re
         damage.apply(&dir.join(".strata").join(&rel));
 
         fsck_names(&dir, &["fsck"], &id);
-        let line = dir
-            .strata(&["push", "--create", "-u", "origin", "main"])
-            .fails_with_one_line();
-        assert_mentions(&line, &[&id]);
-        assert!(
-            remote_refs(&remote).files_under("refs").is_empty(),
-            "{kind:?}, {damage:?}: a failed push left a branch on the remote"
-        );
+        first_push_refused(&dir, &remote, &id, &format!("{kind:?}, {damage:?}"));
         assert!(
             !remote.join(&rel).exists(),
             "{kind:?}, {damage:?}: the damaged object was pushed"
@@ -729,14 +736,7 @@ fn a_damaged_or_missing_delta_fails_fsck_export_and_push_naming_it() {
         fsck_names(&dir, &["fsck"], &id);
         let line = dir.strata(&["export", "items", "-"]).fails_with_one_line();
         assert_mentions(&line, &[&id]);
-        let line = dir
-            .strata(&["push", "--create", "-u", "origin", "main"])
-            .fails_with_one_line();
-        assert_mentions(&line, &[&id]);
-        assert!(
-            remote_refs(&remote).files_under("refs").is_empty(),
-            "{damage:?}: a failed push left a branch on the remote"
-        );
+        first_push_refused(&dir, &remote, &id, &format!("{damage:?}"));
         // The commit before the change reads as it did.
         let out = dir
             .strata(&["export", "items", "-", "--rev", "HEAD~1"])

@@ -67,13 +67,14 @@ report["exported_last"] = table.slice(table.num_rows - 1, 1).to_pylist()[0]
 print(json.dumps(report))
 "#;
 
-#[test]
-fn pyarrow_reads_every_chunk_with_statistics_and_the_exported_parquet_file() {
-    let python = python_with_pyarrow();
+/// A repository with a table `rows` (key `id`) of [`ROWS`] rows, `header` then `row(i)` for
+/// each, in chunks of about 200 rows.
+fn with_rows(header: &str, row: impl Fn(u64) -> String) -> Dir {
     let dir = Dir::repo();
-    let mut csv = String::from("id,name,score\n");
+    let mut csv = format!("{header}\n");
     for i in 0..ROWS {
-        csv.push_str(&format!("{i},name{i},{}.25\n", i % 50));
+        csv.push_str(&row(i));
+        csv.push('\n');
     }
     dir.write("rows.csv", &csv);
     dir.strata(&[
@@ -86,6 +87,13 @@ fn pyarrow_reads_every_chunk_with_statistics_and_the_exported_parquet_file() {
         "200",
     ])
     .ok();
+    dir
+}
+
+#[test]
+fn pyarrow_reads_every_chunk_with_statistics_and_the_exported_parquet_file() {
+    let python = python_with_pyarrow();
+    let dir = with_rows("id,name,score", |i| format!("{i},name{i},{}.25", i % 50));
     dir.strata(&["commit", "-m", "rows"]).ok();
     let show = dir.strata(&["table", "show", "rows", "--json"]).ok().json();
     assert_eq!(show["rows"], ROWS);
@@ -143,22 +151,7 @@ print(json.dumps({
 #[test]
 fn pyarrow_reads_an_export_in_row_groups_of_the_size_asked_for() {
     let python = python_with_pyarrow();
-    let dir = Dir::repo();
-    let mut csv = String::from("id,name\n");
-    for i in 0..ROWS {
-        csv.push_str(&format!("{i},name{i}\n"));
-    }
-    dir.write("rows.csv", &csv);
-    dir.strata(&[
-        "import",
-        "rows",
-        "rows.csv",
-        "-k",
-        "id",
-        "--chunk-rows",
-        "200",
-    ])
-    .ok();
+    let dir = with_rows("id,name", |i| format!("{i},name{i}"));
     dir.strata(&["export", "rows", "rows.parquet", "--row-group-rows", "1200"])
         .ok();
     let report = run_check(&python, CHECK_ROW_GROUPS, &[&dir.join("rows.parquet")]);

@@ -134,45 +134,35 @@ pub const TMP_DIR: &str = "tmp";
 /// The folder of a location's Iceberg views (docs/protocol.md, section 10).
 pub const ICEBERG_DIR: &str = "iceberg";
 
-/// The Iceberg manifest of a level-0 index node.
-pub fn manifest_path(node: &ObjectId) -> Path {
-    let hex = node.to_hex();
+/// `iceberg/<folder>/ab/cdef...<suffix>`: an Iceberg file named by the object `id` it is
+/// derived from.
+fn iceberg_file(folder: &str, id: &ObjectId, suffix: &str) -> Path {
+    let hex = id.to_hex();
     Path::from(format!(
-        "{ICEBERG_DIR}/manifests/{}/{}.avro",
+        "{ICEBERG_DIR}/{folder}/{}/{}{suffix}",
         &hex[..2],
         &hex[2..]
     ))
+}
+
+/// The Iceberg manifest of a level-0 index node.
+pub fn manifest_path(node: &ObjectId) -> Path {
+    iceberg_file("manifests", node, ".avro")
 }
 
 /// The Iceberg manifest of the position deletes of a level-0 index node's chunks with deltas.
 pub fn delete_manifest_path(node: &ObjectId) -> Path {
-    let hex = node.to_hex();
-    Path::from(format!(
-        "{ICEBERG_DIR}/delete-manifests/{}/{}.avro",
-        &hex[..2],
-        &hex[2..]
-    ))
+    iceberg_file("delete-manifests", node, ".avro")
 }
 
 /// The Iceberg position-delete file of chunk `base`'s rows that its delta `delta` replaces.
 pub fn deletes_path(delta: &ObjectId, base: &ObjectId) -> Path {
-    let hex = delta.to_hex();
-    Path::from(format!(
-        "{ICEBERG_DIR}/deletes/{}/{}.{}.parquet",
-        &hex[..2],
-        &hex[2..],
-        base.to_hex()
-    ))
+    iceberg_file("deletes", delta, &format!(".{}.parquet", base.to_hex()))
 }
 
 /// The Iceberg manifest list of a table object.
 pub fn list_path(table: &ObjectId) -> Path {
-    let hex = table.to_hex();
-    Path::from(format!(
-        "{ICEBERG_DIR}/lists/{}/{}.avro",
-        &hex[..2],
-        &hex[2..]
-    ))
+    iceberg_file("lists", table, ".avro")
 }
 
 /// The Iceberg table folder of `table` at a ref: what engines are pointed at.

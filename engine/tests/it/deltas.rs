@@ -56,6 +56,17 @@ async fn entry_of(objects: &Objects, t: &TableObject, key: i64) -> Entry {
         .expect("a chunk holds the key")
 }
 
+/// Asserts that `t` holds `expected`, cut as importing those rows in one go cuts them.
+async fn assert_imported_whole(
+    objects: &Objects,
+    t: &TableObject,
+    expected: &BTreeMap<i64, String>,
+) {
+    assert_eq!(read_all(objects, t).await, *expected);
+    let direct = apply_op(objects, None, ChangeOp::Upsert, expected).await;
+    assert_eq!(layout(objects, t).await, layout(objects, &direct).await);
+}
+
 #[test]
 fn edits_of_a_chunk_grow_its_delta_until_the_chunk_is_written_anew() {
     runtime().block_on(async {
@@ -131,11 +142,7 @@ fn a_delete_in_a_chunk_with_a_delta_writes_the_chunk_anew_and_an_insert_joins_th
         let e = entry_of(&objects, &t2, 20_001).await;
         assert!(e.delta.is_none());
         assert_ne!(e.id, base.id);
-        assert_eq!(read_all(&objects, &t2).await, expected);
-        assert_eq!(layout(&objects, &t2).await, {
-            let direct = apply_op(&objects, None, ChangeOp::Upsert, &expected).await;
-            layout(&objects, &direct).await
-        });
+        assert_imported_whole(&objects, &t2, &expected).await;
     });
 }
 
@@ -157,11 +164,7 @@ fn rows_appended_past_the_last_key_join_the_last_chunks_delta() {
         }
         assert_eq!(after.len(), before.len());
         assert_eq!(t1.rows, 20_010);
-        assert_eq!(read_all(&objects, &t1).await, expected);
-        assert_eq!(layout(&objects, &t1).await, {
-            let direct = apply_op(&objects, None, ChangeOp::Upsert, &expected).await;
-            layout(&objects, &direct).await
-        });
+        assert_imported_whole(&objects, &t1, &expected).await;
     });
 }
 
