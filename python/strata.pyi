@@ -100,7 +100,8 @@ class DataFile(TypedDict, total=False):
     bytes: int
     key_min: List[str]
     key_max: List[str]
-    # Present for a chunk with a delta: its rows replace the chunk's rows with the same key.
+    # Present for a chunk with a delta: its rows replace the chunk's rows with the same key,
+    # and its footer's `strata.deletes` lists the keys of the chunk's rows it deletes.
     delta: str
 
 class TableSummary(TypedDict):

@@ -15,7 +15,7 @@ use parquet::arrow::{parquet_to_arrow_field_levels, ArrowWriter, ProjectionMask}
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::column::page::{Page, PageIterator, PageMetadata, PageReader};
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, RowGroupMetaData};
+use parquet::file::metadata::{KeyValue, ParquetMetaData, ParquetMetaDataReader, RowGroupMetaData};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::serialized_reader::SerializedPageReader;
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,7 @@ use crate::arrow::datatypes::SchemaRef;
 
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
+use crate::key::Keys;
 
 /// Chunking parameters, stored with each table so that changing the defaults never
 /// changes how an existing table is cut.
@@ -244,8 +245,67 @@ fn chunk_properties(batch: &RecordBatch) -> WriterProperties {
 }
 
 fn encode_chunk_serial(batch: &RecordBatch) -> Result<Bytes> {
+    encode_with(batch, chunk_properties(batch))
+}
+
+/// The footer key under which a delta lists the keys of its chunk's rows it deletes: a JSON
+/// array of the encoded keys as hex, in key order (docs/protocol.md, section 3).
+pub const DELETES_KEY: &str = "strata.deletes";
+
+/// Encodes a chunk's delta: its rows as a chunk, and the keys of the chunk's rows it deletes
+/// (`deleted`, in key order) in the file's footer. A delta that deletes nothing is encoded
+/// exactly as a chunk of its rows.
+pub fn encode_delta(batch: &RecordBatch, deleted: &Keys) -> Result<Bytes> {
+    if deleted.is_empty() {
+        return encode_chunk_on(batch, 1);
+    }
+    let hex: Vec<String> = (0..deleted.len())
+        .map(|i| crate::tree::encode_hex(deleted.get(i)))
+        .collect();
+    let value = serde_json::to_string(&hex)
+        .map_err(|e| Error::Invalid(format!("encoding a delta's deleted keys: {e}")))?;
+    let props = chunk_properties(batch)
+        .into_builder()
+        .set_key_value_metadata(Some(vec![KeyValue::new(DELETES_KEY.to_string(), value)]))
+        .build();
+    encode_with(batch, props)
+}
+
+/// The keys (in key order) of the chunk's rows a delta's Parquet bytes delete: none unless
+/// its footer lists some.
+pub fn delta_deletes(id: &ObjectId, bytes: &Bytes) -> Result<Keys> {
+    let corrupt = |reason: String| Error::CorruptObject {
+        id: id.to_hex(),
+        reason,
+    };
+    let metadata = ParquetMetaDataReader::new()
+        .parse_and_finish(bytes)
+        .map_err(|e| corrupt(format!("the delta does not decode: {e}")))?;
+    let mut keys = Keys::default();
+    let Some(value) = metadata
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|kv| kv.key == DELETES_KEY))
+        .and_then(|kv| kv.value.as_deref())
+    else {
+        return Ok(keys);
+    };
+    let hex: Vec<String> = serde_json::from_str(value)
+        .map_err(|e| corrupt(format!("its list of deleted keys does not decode: {e}")))?;
+    for h in &hex {
+        let key =
+            crate::tree::decode_hex(h).ok_or_else(|| corrupt("a deleted key is not hex".into()))?;
+        if keys.last().is_some_and(|last| last >= key.as_slice()) {
+            return Err(corrupt("its deleted keys are not in key order".into()));
+        }
+        keys.push(&key);
+    }
+    Ok(keys)
+}
+
+fn encode_with(batch: &RecordBatch, props: WriterProperties) -> Result<Bytes> {
     let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 1024);
-    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(chunk_properties(batch)))
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
         .map_err(|e| Error::parquet("encoding a chunk", e))?;
     writer
         .write(batch)

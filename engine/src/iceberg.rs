@@ -592,7 +592,7 @@ async fn write_manifest(
     let path = manifest_path(node);
     let (node_obj, existing) =
         futures::try_join!(source.get_json::<Node>(node), head_opt(at.store(), &path))?;
-    let files: Vec<(ObjectId, u64)> = node_obj.entries.iter().flat_map(Entry::files).collect();
+    let files: Vec<(ObjectId, u64)> = node_obj.entries.iter().flat_map(listed_files).collect();
     let rows: i64 = node_obj.entries.iter().map(|e| to_i64(e.rows)).sum();
     let has_deltas = node_obj.entries.iter().any(|e| e.delta.is_some());
     // One that exists (written for another version, or before an interruption) is not read
@@ -713,6 +713,16 @@ async fn data_manifest(
 /// The field ids Iceberg gives a position-delete file's columns.
 const DELETE_FILE_PATH_ID: i32 = 2_147_483_546;
 const DELETE_POS_ID: i32 = 2_147_483_545;
+
+/// The data files a chunk entry lists in a view: its chunk, and its delta unless the delta
+/// holds no rows (it only deletes some of the chunk's: its position deletes say which).
+fn listed_files(e: &Entry) -> Vec<(ObjectId, u64)> {
+    let mut files = e.files();
+    if e.delta.is_some_and(|d| d.rows == 0) {
+        files.truncate(1);
+    }
+    files
+}
 
 /// Writes the position-delete file of each chunk of `node_obj` whose delta replaces rows of
 /// it (the positions of those rows in the chunk), and the manifest that names them; `None`
@@ -863,14 +873,21 @@ async fn replaced_positions(
                 reason: "a key column holds a null".into(),
             })
         };
+        // The chunk's rows the delta replaces (its rows' keys) or deletes (its footer's).
+        let deleted = crate::chunk::delta_deletes(&did, &delta)?;
         let (base, delta) = (keys_of(&id, bytes)?, keys_of(&did, delta)?);
         let mut out = Vec::new();
-        let mut j = 0;
+        let (mut j, mut k) = (0, 0);
         for i in 0..base.len() {
-            while j < delta.len() && delta.get(j) < base.get(i) {
+            let key = base.get(i);
+            while j < delta.len() && delta.get(j) < key {
                 j += 1;
             }
-            if j < delta.len() && delta.get(j) == base.get(i) {
+            while k < deleted.len() && deleted.get(k) < key {
+                k += 1;
+            }
+            let replaced = j < delta.len() && delta.get(j) == key;
+            if replaced || (k < deleted.len() && deleted.get(k) == key) {
                 out.push(i as i64);
             }
         }

@@ -11,7 +11,10 @@ use futures::stream::{self, BoxStream, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
-use crate::chunk::{decode_chunk_columns, decode_chunk_on, encode_chunk_on, ChunkParams};
+use crate::chunk::{
+    decode_chunk_columns, decode_chunk_on, delta_deletes, encode_chunk_on, encode_delta,
+    ChunkParams,
+};
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::key::{encode_keys, format_key, KeyRange, Keys, Rows};
@@ -31,7 +34,21 @@ const DELTA_SHARE: usize = 4;
 struct Stored<'a> {
     entry: &'a Entry,
     base: &'a Rows,
-    delta: Option<&'a Rows>,
+    delta: Option<&'a DeltaRows>,
+}
+
+/// A chunk's delta as read: its rows (each replaces the chunk's row with its key, or adds
+/// one), and the keys of the chunk's rows it deletes, in key order.
+pub(crate) struct DeltaRows {
+    pub rows: Rows,
+    pub deleted: Keys,
+}
+
+impl DeltaRows {
+    /// The rows the delta holds or deletes.
+    fn len(&self) -> usize {
+        self.rows.len() + self.deleted.len()
+    }
 }
 
 /// Chunks encoded and stored at once while writing.
@@ -300,7 +317,7 @@ impl<'a> Chunker<'a> {
         let base = stored.base;
         let limit = base.len() / DELTA_SHARE;
         let changed: usize = changes.iter().map(Rows::len).sum();
-        let before = stored.delta.map_or(0, Rows::len);
+        let before = stored.delta.map_or(0, DeltaRows::len);
         if !self.at_boundary() || base.is_empty() || changed + before > limit {
             return Ok(false);
         }
@@ -311,13 +328,30 @@ impl<'a> Chunker<'a> {
                 return Ok(false);
             }
         }
-        // The rows that may differ from the chunk's: those the delta held and those changed.
+        // The rows that may differ from the chunk's: those the delta held or deleted, and
+        // those changed.
         let mut candidates: HashSet<&[u8]> = changes
             .iter()
-            .flat_map(|c| (0..c.len()).map(move |i| c.keys.get(i)))
+            .flat_map(|c| (0..c.keys.len()).map(move |i| c.keys.get(i)))
             .collect();
         if let Some(d) = stored.delta {
-            candidates.extend((0..d.len()).map(|i| d.keys.get(i)));
+            candidates.extend((0..d.rows.len()).map(|i| d.rows.keys.get(i)));
+            candidates.extend((0..d.deleted.len()).map(|i| d.deleted.get(i)));
+        }
+        // The chunk's rows that are gone: candidates the chunk holds and the rows do not.
+        let holds = |keys: &Keys, key: &[u8]| {
+            let at = keys.partition_point_le(key);
+            at > 0 && keys.get(at - 1) == key
+        };
+        let mut gone: Vec<&[u8]> = candidates
+            .iter()
+            .copied()
+            .filter(|key| holds(&base.keys, key) && !holds(&merged.keys, key))
+            .collect();
+        gone.sort_unstable();
+        let mut deleted = Keys::default();
+        for key in gone {
+            deleted.push(key);
         }
         let mut picked: Vec<u32> = Vec::new();
         for m in 0..n {
@@ -336,13 +370,13 @@ impl<'a> Chunker<'a> {
                 picked.push(m as u32);
             }
         }
-        if picked.len() > limit {
+        if picked.len() + deleted.len() > limit {
             return Ok(false);
         }
         let entry = stored.entry;
         let base_bytes = entry.files()[0].1;
         let last_key = encode_hex(merged.keys.last().unwrap_or_default());
-        if picked.is_empty() {
+        if picked.is_empty() && deleted.is_empty() {
             self.out.push(PendingEntry::Ready(Entry::plain(
                 entry.id, n as u64, base_bytes, last_key,
             )));
@@ -352,8 +386,9 @@ impl<'a> Chunker<'a> {
         let rows = crate::arrow::compute::take_record_batch(&merged.batch, &indices)
             .map_err(|e| Error::arrow("taking a chunk's changed rows", e))?;
         let delta_rows = rows.num_rows() as u64;
+        let deletes = deleted.len() as u64;
         // Up to a quarter of a chunk: encoded off the runtime's threads.
-        let bytes = tokio::task::spawn_blocking(move || encode_chunk_on(&rows, 1))
+        let bytes = tokio::task::spawn_blocking(move || encode_delta(&rows, &deleted))
             .await
             .map_err(|e| Error::Invalid(format!("delta encoder failed: {e}")))??;
         let id = ObjectId::of(&bytes);
@@ -371,6 +406,7 @@ impl<'a> Chunker<'a> {
                 id,
                 rows: delta_rows,
                 bytes: len,
+                deletes,
             }),
         }));
         Ok(true)
@@ -472,7 +508,7 @@ async fn read_chunk_parts(
     entry: &Entry,
     schema: &SchemaRef,
     key_idx: &[usize],
-) -> Result<(Rows, Option<Rows>)> {
+) -> Result<(Rows, Option<DeltaRows>)> {
     let id = entry.id;
     let schema = schema.clone();
     let key_idx = key_idx.to_vec();
@@ -487,11 +523,10 @@ async fn read_chunk_parts(
             &key_idx,
         )?;
         let delta = match (delta_id, delta) {
-            (Some(did), Some(delta)) => Some(decode_rows(
-                &did,
-                decode_chunk_on(&did, delta, &schema, 1)?,
-                &key_idx,
-            )?),
+            (Some(did), Some(delta)) => Some(DeltaRows {
+                deleted: delta_deletes(&did, &delta)?,
+                rows: decode_rows(&did, decode_chunk_on(&did, delta, &schema, 1)?, &key_idx)?,
+            }),
             _ => None,
         };
         Ok((rows, delta))
@@ -499,15 +534,20 @@ async fn read_chunk_parts(
     .await
 }
 
-/// How many rows a chunk and its delta hold together (decoded, all columns).
+/// How many rows a chunk and its delta hold together (decoded, all columns; `deleted`: the
+/// keys of the chunk's rows the delta deletes, from [`delta_deletes`]).
 pub fn merged_rows(
     id: &ObjectId,
     base: &RecordBatch,
     delta: &RecordBatch,
+    deleted: Keys,
     key_idx: &[usize],
 ) -> Result<u64> {
     let base = decode_rows(id, base.clone(), key_idx)?;
-    let delta = decode_rows(id, delta.clone(), key_idx)?;
+    let delta = DeltaRows {
+        rows: decode_rows(id, delta.clone(), key_idx)?,
+        deleted,
+    };
     Ok(overlay(id, &base, &delta)?.len() as u64)
 }
 
@@ -536,20 +576,41 @@ where
         .await
 }
 
-/// The rows of a chunk with its delta's rows merged in by key: a delta row replaces the
-/// chunk's row with its key, or is added in key order.
-pub(crate) fn overlay(id: &ObjectId, base: &Rows, delta: &Rows) -> Result<Rows> {
+/// The rows of a chunk with its delta merged in by key: a delta row replaces the chunk's row
+/// with its key, or is added in key order; a key the delta deletes leaves no row.
+pub(crate) fn overlay(id: &ObjectId, base: &Rows, delta: &DeltaRows) -> Result<Rows> {
     // An upsert of the delta's rows into the chunk's (the chunk's id names it in an error).
     let mut stats = ApplyStats::default();
-    let changes = std::slice::from_ref(delta);
-    merge_rows(
+    let changes = std::slice::from_ref(&delta.rows);
+    let merged = merge_rows(
         &id.to_hex(),
         base,
         changes,
         ChangeOp::Upsert,
         &[],
         &mut stats,
-    )
+    )?;
+    if delta.deleted.is_empty() {
+        return Ok(merged);
+    }
+    // Both in key order: one pass keeps the rows whose keys are not deleted.
+    let (mut kept, mut keys) = (Vec::with_capacity(merged.len()), Keys::default());
+    let mut d = 0;
+    for i in 0..merged.len() {
+        let key = merged.keys.get(i);
+        while d < delta.deleted.len() && delta.deleted.get(d) < key {
+            d += 1;
+        }
+        if d < delta.deleted.len() && delta.deleted.get(d) == key {
+            continue;
+        }
+        kept.push(i as u32);
+        keys.push(key);
+    }
+    let indices = crate::arrow::array::UInt32Array::from(kept);
+    let batch = crate::arrow::compute::take_record_batch(&merged.batch, &indices)
+        .map_err(|e| Error::arrow("leaving out the rows a delta deletes", e))?;
+    Ok(Rows { batch, keys })
 }
 
 /// The columns to decode to read `columns` (positions in a schema of `fields` columns;
@@ -591,11 +652,14 @@ pub(crate) fn decode_entry(
         decode_chunk_columns(&entry.id, bytes, schema, Some(&cols))?,
         &keys_at,
     )?;
-    let delta = decode_rows(
-        &d.id,
-        decode_chunk_columns(&d.id, delta, schema, Some(&cols))?,
-        &keys_at,
-    )?;
+    let delta = DeltaRows {
+        deleted: delta_deletes(&d.id, &delta)?,
+        rows: decode_rows(
+            &d.id,
+            decode_chunk_columns(&d.id, delta, schema, Some(&cols))?,
+            &keys_at,
+        )?,
+    };
     let merged = overlay(&entry.id, &base, &delta)?;
     merged
         .batch
@@ -756,7 +820,6 @@ pub async fn apply(
                         delta: delta.as_ref(),
                     };
                     let kept = !changes.is_empty()
-                        && op != ChangeOp::Delete
                         && chunker
                             .as_delta(&stored, &merged, &changes, is_last)
                             .await?;

@@ -15,10 +15,11 @@ use crate::id::ObjectId;
 use crate::store::objects::{check_format, encode_json};
 use crate::store::{ObjectKind, Objects};
 
-/// Node format understood by this build. Format 2 adds a chunk's delta ([`Delta`]); a node is
-/// written as format 2 only when one of its entries has one, so the nodes of tables without
-/// deltas keep format 1 (and their ids).
-pub const NODE_FORMAT: u32 = 2;
+/// Node format understood by this build. Format 2 adds a chunk's delta ([`Delta`]), format 3
+/// a delta that deletes rows of its chunk ([`Delta::deletes`]). A node is written in the
+/// lowest format that holds its entries, so the nodes of tables without deltas keep format 1
+/// (and their ids), and those whose deltas delete nothing format 2.
+pub const NODE_FORMAT: u32 = 3;
 
 /// Average and largest number of entries per index node.
 const NODE_AVG: u64 = 64;
@@ -37,16 +38,16 @@ pub struct Entry {
     pub bytes: u64,
     /// Encoded key of the last row below this entry, as hex.
     pub last_key: String,
-    /// Level 0 only: rows stored beside the chunk that replace or add to its rows (a small
-    /// edit of a chunk, stored without rewriting it). `rows` and `last_key` are those of the
+    /// Level 0 only: rows stored beside the chunk that replace, add to or delete its rows (a
+    /// small edit of a chunk, stored without rewriting it). `rows` and `last_key` are those of the
     /// chunk and delta read together; `bytes` counts both files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta: Option<Delta>,
 }
 
 /// A chunk's delta: a chunk of its own (same schema and encoding, content-addressed), whose
-/// rows replace the rows with the same keys in the base chunk and add the others. A reader
-/// merges the two by key.
+/// rows replace the rows with the same keys in the base chunk and add the others, and whose
+/// footer lists the keys of the base chunk's rows it deletes. A reader merges the two by key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delta {
     pub id: ObjectId,
@@ -54,6 +55,13 @@ pub struct Delta {
     pub rows: u64,
     /// Stored size of the delta file.
     pub bytes: u64,
+    /// Rows of the chunk the delta deletes (their keys are in the delta file's footer).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deletes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Entry {
@@ -225,11 +233,15 @@ fn seal(
         .last()
         .map(|e| e.last_key.clone())
         .unwrap_or_default();
-    let format = if entries.iter().any(|e| e.delta.is_some()) {
-        NODE_FORMAT
-    } else {
-        1
-    };
+    let format = entries
+        .iter()
+        .map(|e| match e.delta {
+            None => 1,
+            Some(d) if d.deletes == 0 => 2,
+            Some(_) => 3,
+        })
+        .max()
+        .unwrap_or(1);
     let node = Node {
         format,
         kind: "node".into(),
@@ -287,6 +299,20 @@ async fn read_node_bytes(objects: &Objects, id: &ObjectId) -> Result<(Node, Byte
             reason:
                 "a delta in an entry where none belongs (above level 0, or in a node of format 1)"
                     .into(),
+        });
+    }
+    if node.format < 3
+        && node
+            .entries
+            .iter()
+            .any(|e| e.delta.is_some_and(|d| d.deletes > 0))
+    {
+        return Err(Error::CorruptObject {
+            id: id.to_hex(),
+            reason: format!(
+                "a delta that deletes rows in a node of format {}",
+                node.format
+            ),
         });
     }
     Ok((node, bytes))

@@ -129,13 +129,15 @@ def read_all_three(view, want, storage=None, duck_setup=None):
 
 @pytest.fixture
 def history(repo):
-    """A table of every type, tagged v1, then changed by one row on main."""
+    """A table of every type, tagged v1, then on main one row changed, one deleted and one
+    added."""
     repo.write("t", all_types(range(3000)), primary_key="id", chunk_rows=256)
     repo.commit("first")
     repo.tag("v1")
     repo.write("t", all_types([5]).set_column(12, "name", pa.array(["changed"])), mode="upsert")
+    repo.delete("t", [2000])
     repo.write("t", all_types([100000]), mode="append")
-    repo.commit("one row changed, one added")
+    repo.commit("one row changed, one deleted, one added")
     return repo
 
 
@@ -146,25 +148,30 @@ def test_every_type_of_a_branch_and_a_tag_reads_the_same_in_three_engines(histor
         assert view["ref"] == ("refs/heads/main" if rev == "main" else "refs/tags/v1")
         assert view["metadata"].startswith("file://") and view["metadata"].endswith(".metadata.json")
         read_all_three(view, expected(repo, rev))
-    assert expected(repo, "main").num_rows == 3001
+    assert expected(repo, "main").num_rows == 3000
+    assert 2000 not in expected(repo, "main").column("id").to_pylist()
     assert expected(repo, "v1").num_rows == 3000
-    # The changed row is stored as a delta beside its chunk: the views name the chunk's row it
-    # replaces in a position-delete file, which every engine above applied.
+    # The changed and the deleted rows are stored as deltas beside their chunks: the views name
+    # the chunks' rows they replace or delete in position-delete files, which every engine
+    # above applied.
     deletes = pathlib.Path(repo.path) / ".strata" / "iceberg" / "deletes"
-    assert len([p for p in deletes.rglob("*.parquet")]) == 1
+    assert len([p for p in deletes.rglob("*.parquet")]) == 2
 
 
 def test_a_key_range_plans_only_the_chunks_it_overlaps(history):
     repo = history
     files = repo.ls_files("t", rev="main")
     assert len(files) > 5
-    assert sum(f["rows"] for f in files) == 3001
-    # The changed chunk and the table's last chunk keep their rows, with a delta beside.
+    assert sum(f["rows"] for f in files) == 3000
+    # The changed chunk, the chunk that lost a row and the table's last chunk keep their rows,
+    # with a delta beside.
     deltas = [f for f in files if "delta" in f]
-    assert len(deltas) == 2, files
+    assert len(deltas) == 3, files
     view = repo.iceberg("t")
     table = StaticTable.from_metadata(view["metadata"])
-    assert len(list(table.scan().plan_files())) == len(files) + len(deltas)
+    # Every chunk and delta is a data file, but the delta of the chunk that lost a row: it
+    # holds no rows, and only the view's position deletes say what it deletes.
+    assert len(list(table.scan().plan_files())) == len(files) + len(deltas) - 1
     planned = [t.file.file_path for t in table.scan(row_filter=EqualTo("id", 1234)).plan_files()]
     holding = [f["uri"] for f in files if int(f["key_min"][0]) <= 1234 <= int(f["key_max"][0])]
     assert planned == holding and len(planned) == 1
@@ -173,20 +180,30 @@ def test_a_key_range_plans_only_the_chunks_it_overlaps(history):
     assert sorted(t.file.file_path for t in ranged) == sorted(overlapping)
     assert len(overlapping) < len(files)
     # The files are Parquet that DuckDB reads directly too: a chunk with a delta holds the
-    # chunk's rows with the delta's replacing those of the same key.
+    # chunk's rows with the delta's replacing those of the same key, less the rows whose keys
+    # the delta's footer lists as deleted (encoded keys in hex: an int64 is big-endian with
+    # its sign bit flipped).
     con = duckdb.connect()
     path = lambda uri: uri.removeprefix("file://")
     plain = [path(f["uri"]) for f in files if "delta" not in f]
     rows = con.sql(f"SELECT count(*) FROM read_parquet({plain!r})").fetchone()[0]
+    all_deleted = []
     for f in deltas:
         base, delta = path(f["uri"]), path(f["delta"])
+        footer = pyarrow.parquet.read_metadata(delta).metadata or {}
+        deleted = [int.from_bytes(bytes.fromhex(k), "big") ^ (1 << 63)
+                   for k in json.loads(footer.get(b"strata.deletes", b"[]"))]
+        all_deleted += deleted
+        gone = "".join(f" AND id <> {k}" for k in deleted)
         merged = con.sql(
             f"SELECT count(*) FROM (SELECT id FROM read_parquet('{base}') WHERE id NOT IN "
-            f"(SELECT id FROM read_parquet('{delta}')) UNION ALL SELECT id FROM read_parquet('{delta}'))"
+            f"(SELECT id FROM read_parquet('{delta}')){gone} "
+            f"UNION ALL SELECT id FROM read_parquet('{delta}'))"
         ).fetchone()[0]
         assert merged == f["rows"]
         rows += merged
-    assert rows == 3001
+    assert all_deleted == [2000]
+    assert rows == 3000
 
 
 def test_a_one_row_commit_adds_a_few_small_files_and_old_tags_stay(repo, tmp_path):

@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use bytes::Bytes;
 use strata_engine::gc::{links, ObjectKey};
 
-use strata_engine::chunk::decode_chunk;
+use strata_engine::chunk::{decode_chunk, delta_deletes};
+use strata_engine::key::Keys;
 use strata_engine::store::{layout, ObjectKind, Objects, RefKind, RefLog, RefName};
 use strata_engine::table::merged_rows;
 use strata_engine::tree::Node;
@@ -271,7 +272,15 @@ pub async fn fsck(
                 let mut decoded = Vec::new();
                 for ((file, _), first) in files.iter().zip(&fresh) {
                     let outcome = match objects.get(ObjectKind::Chunk, file).await {
-                        Ok(bytes) => decode_chunk(file, bytes, &schema),
+                        // A delta's footer lists the chunk's rows it deletes.
+                        Ok(bytes) if Some(*file) == e.delta.map(|d| d.id) => {
+                            delta_deletes(file, &bytes).and_then(|deleted| {
+                                Ok((decode_chunk(file, bytes, &schema)?, deleted))
+                            })
+                        }
+                        Ok(bytes) => {
+                            decode_chunk(file, bytes, &schema).map(|b| (b, Keys::default()))
+                        }
                         Err(err) => Err(err),
                     };
                     match outcome {
@@ -286,7 +295,19 @@ pub async fn fsck(
                     continue;
                 }
                 let rows = match (&e.delta, decoded.as_slice()) {
-                    (Some(d), [base, delta]) => {
+                    (Some(d), [(base, _), (delta, deleted)]) => {
+                        if deleted.len() as u64 != d.deletes {
+                            problem(
+                                &d.id,
+                                &label,
+                                format!(
+                                    "the delta deletes {} rows but its index entry says {}",
+                                    deleted.len(),
+                                    d.deletes
+                                ),
+                                None,
+                            );
+                        }
                         if delta.num_rows() as u64 != d.rows {
                             problem(
                                 &d.id,
@@ -299,9 +320,9 @@ pub async fn fsck(
                                 None,
                             );
                         }
-                        merged_rows(&e.id, base, delta, &key_idx)
+                        merged_rows(&e.id, base, delta, deleted.clone(), &key_idx)
                     }
-                    (_, [base, ..]) => Ok(base.num_rows() as u64),
+                    (_, [(base, _), ..]) => Ok(base.num_rows() as u64),
                     _ => continue,
                 };
                 match rows {

@@ -148,7 +148,8 @@ impl Repository {
     /// The chunk files of `table` at a revision (any revision locally; a branch or tag on a
     /// remote), with absolute URIs, row counts and key bounds, in key order: what
     /// `read_parquet([...])` takes, except a chunk with a delta (named in `delta`), whose rows
-    /// are the chunk's with the delta's replacing those of the same key.
+    /// are the chunk's with the delta's replacing those of the same key, less those whose keys
+    /// the delta's footer lists as deleted (`strata.deletes`, docs/protocol.md, section 3).
     pub async fn ls_files(&self, table: &str, opts: &ViewOptions) -> Result<Vec<DataFile>> {
         let place = self.view_place(opts.remote.as_deref()).await?;
         let t = match &opts.remote {

@@ -748,6 +748,10 @@ fn a_damaged_or_missing_delta_fails_fsck_export_and_push_naming_it() {
 #[test]
 fn a_chunk_with_a_delta_is_pushed_cloned_and_read_whole() {
     let (dir, delta) = with_a_delta();
+    // One more row of the chunk deleted: the delta lists its key, beside the changed row.
+    dir.write("gone.csv", "id\n9\n");
+    dir.strata(&["delete", "items", "--keys", "gone.csv"]).ok();
+    dir.strata(&["commit", "-m", "one row less"]).ok();
     let (_hub_dir, remote) = hub();
     dir.strata(&["remote", "add", "origin", arg(&remote)]).ok();
     dir.strata(&["push", "--create", "-u", "origin", "main"])
@@ -755,7 +759,10 @@ fn a_chunk_with_a_delta_is_pushed_cloned_and_read_whole() {
     let rel = delta
         .strip_prefix(dir.join(".strata"))
         .expect("under .strata");
-    assert!(remote.join(rel).exists(), "the delta is on the remote");
+    assert!(
+        remote.join(rel).exists(),
+        "the first delta is on the remote"
+    );
     let clone = Dir::empty();
     clone
         .strata(&["clone", arg(&remote), arg(&clone.join("c"))])
@@ -765,6 +772,9 @@ fn a_chunk_with_a_delta_is_pushed_cloned_and_read_whole() {
         out.stdout,
         dir.strata(&["export", "items", "-"]).ok().stdout
     );
-    assert_mentions(&out.stdout, &["7,changed", "8,item 8"]);
+    assert_mentions(&out.stdout, &["7,changed", "8,item 8", "10,item 10"]);
+    assert!(!out.stdout.contains("\n9,"), "the deleted row is gone");
+    assert_eq!(out.stdout.lines().count(), 2000, "a header and 1,999 rows");
     run_in(&clone.join("c"), &["fsck"]).ok();
+    dir.strata(&["fsck", "--remote", "origin"]).ok();
 }

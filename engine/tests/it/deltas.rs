@@ -1,7 +1,7 @@
-//! Chunk deltas: a small edit of a chunk is stored beside it as a delta (the changed rows),
-//! the delta grows with later edits of the chunk until the chunk is written anew, and every
-//! reader (scan, projection, key ranges, export, diff) sees the chunk's rows with the delta's
-//! merged in.
+//! Chunk deltas: a small edit of a chunk is stored beside it as a delta (the changed rows, and
+//! the keys of the deleted ones), the delta grows with later edits of the chunk until the
+//! chunk is written anew, and every reader (scan, projection, key ranges, export, diff) sees
+//! the chunk's rows with the delta merged in.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -119,30 +119,67 @@ fn edits_of_a_chunk_grow_its_delta_until_the_chunk_is_written_anew() {
 }
 
 #[test]
-fn a_delete_in_a_chunk_with_a_delta_writes_the_chunk_anew_and_an_insert_joins_the_delta() {
+fn deletes_and_inserts_in_a_chunk_join_its_delta_and_undoing_them_gives_back_the_table() {
     runtime().block_on(async {
         let objects = objects();
         let mut expected: BTreeMap<i64, String> =
             (0..20_000).map(|i| (i * 2, format!("v{i}"))).collect();
         let t0 = apply_op(&objects, None, ChangeOp::Upsert, &expected).await;
         let base = entry_of(&objects, &t0, 20_000).await;
-        // A new key between two rows goes into the delta too.
+        // A new key between two rows goes into the delta.
         let insert: BTreeMap<i64, String> = [(20_001, "new".to_string())].into();
         let t1 = apply_op(&objects, Some(&t0), ChangeOp::Insert, &insert).await;
         expected.extend(insert);
         let e = entry_of(&objects, &t1, 20_001).await;
         assert_eq!((e.id, e.rows), (base.id, base.rows + 1));
-        assert_eq!(e.delta.map(|d| d.rows), Some(1));
+        assert_eq!(e.delta.map(|d| (d.rows, d.deletes)), Some((1, 0)));
         assert_eq!(t1.rows, t0.rows + 1);
         assert_eq!(read_all(&objects, &t1).await, expected);
-        // A delete is not stored as a delta: the chunk is written with the delta folded in.
+        // A delete goes into the delta too: the key of the row it deletes, not the chunk
+        // written anew.
         let gone: BTreeMap<i64, String> = [(20_002, String::new())].into();
         let t2 = apply_op(&objects, Some(&t1), ChangeOp::Delete, &gone).await;
         expected.remove(&20_002);
         let e = entry_of(&objects, &t2, 20_001).await;
-        assert!(e.delta.is_none());
-        assert_ne!(e.id, base.id);
-        assert_imported_whole(&objects, &t2, &expected).await;
+        assert_eq!((e.id, e.rows), (base.id, base.rows));
+        assert_eq!(e.delta.map(|d| (d.rows, d.deletes)), Some((1, 1)));
+        assert_eq!(t2.rows, t0.rows);
+        assert_eq!(read_all(&objects, &t2).await, expected);
+        // The inserted row deleted again: a delta of no rows that deletes one.
+        let t3 = apply_op(
+            &objects,
+            Some(&t2),
+            ChangeOp::Delete,
+            &[(20_001, String::new())].into(),
+        )
+        .await;
+        expected.remove(&20_001);
+        let e = entry_of(&objects, &t3, 20_000).await;
+        assert_eq!((e.id, e.rows), (base.id, base.rows - 1));
+        assert_eq!(e.delta.map(|d| (d.rows, d.deletes)), Some((0, 1)));
+        assert_eq!(read_all(&objects, &t3).await, expected);
+        // The deleted row back as it was: the chunk alone again, and the very table object.
+        let back: BTreeMap<i64, String> = [(20_002, "v10001".to_string())].into();
+        let t4 = apply_op(&objects, Some(&t3), ChangeOp::Upsert, &back).await;
+        assert_eq!(t4, t0);
+        // Deleting more than a quarter of the chunk writes it anew.
+        let (first, rows) = {
+            let all = chunks(&objects, &t0).await;
+            let at = all.iter().position(|e| e.id == base.id).expect("listed");
+            let before: i64 = all[..at].iter().map(|e| e.rows as i64).sum();
+            (before * 2, base.rows as i64)
+        };
+        let many: BTreeMap<i64, String> = (0..rows / 4 + 1)
+            .map(|i| (first + 2 * (2 * i + 1), String::new()))
+            .collect();
+        let t5 = apply_op(&objects, Some(&t0), ChangeOp::Delete, &many).await;
+        let mut left = read_all(&objects, &t0).await;
+        left.retain(|k, _| !many.contains_key(k));
+        assert!(chunks(&objects, &t5)
+            .await
+            .iter()
+            .all(|e| e.delta.is_none()));
+        assert_imported_whole(&objects, &t5, &left).await;
     });
 }
 
@@ -182,7 +219,21 @@ fn scans_of_some_columns_and_key_ranges_and_diffs_read_a_chunk_with_its_delta() 
         .into();
         let t1 = apply_op(&objects, Some(&t0), ChangeOp::Upsert, &change).await;
         expected.extend(change);
-        assert!(entry_of(&objects, &t1, 10_000).await.delta.is_some());
+        // And one is deleted.
+        let t1 = apply_op(
+            &objects,
+            Some(&t1),
+            ChangeOp::Delete,
+            &[(9_995, String::new())].into(),
+        )
+        .await;
+        expected.remove(&9_995);
+        let deltas = chunks(&objects, &t1)
+            .await
+            .into_iter()
+            .filter_map(|e| e.delta);
+        let (rows, deletes) = deltas.fold((0, 0), |(r, d), x| (r + x.rows, d + x.deletes));
+        assert_eq!((rows, deletes), (2, 1));
 
         let key = |k: i64| {
             source(&[(k, String::new())].into(), 1).0[0]
@@ -212,7 +263,10 @@ fn scans_of_some_columns_and_key_ranges_and_diffs_read_a_chunk_with_its_delta() 
                     .collect::<Vec<_>>()
             })
             .collect();
-        let want: Vec<String> = (9_990..10_001).map(|k| expected[&k].clone()).collect();
+        let want: Vec<String> = expected
+            .range(9_990..10_001)
+            .map(|(_, v)| v.clone())
+            .collect();
         assert_eq!(values, want);
 
         let mut changed = Vec::new();
@@ -230,7 +284,7 @@ fn scans_of_some_columns_and_key_ranges_and_diffs_read_a_chunk_with_its_delta() 
         })
         .await
         .expect("diff");
-        assert_eq!((counts.added, counts.removed, counts.modified), (0, 0, 2));
+        assert_eq!((counts.added, counts.removed, counts.modified), (0, 1, 2));
         assert_eq!(changed, vec![10_000, 10_001]);
     });
 }
