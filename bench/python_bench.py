@@ -8,18 +8,19 @@ then measures:
 - pyarrow.parquet.read_table of that file;
 - Table.to_arrow() of the newest revision and of the first one (after more commits);
 - a one-row upsert + commit (median of several), and the bytes it adds;
+- a one-row delete + commit (median of three, after the reads), and the bytes it adds;
 - the bytes an append of 1,000 rows adds, and the diff of one update and that append;
 - the peak memory of each read (peak RSS of a fresh process, less what it held before the
   read), against the Arrow size of the table.
 
 When deltalake and pylance are installed (bench/run.sh installs them), the same rows go
 through them too, step by step (import from Arrow, one-row upserts, the append, reads of the
-newest and the first version), and the run ends with one table: every step of every tool
+newest and the first version, one-row deletes), and the run ends with one table: every step of every tool
 beside the pyarrow floor, all from this run.
 
 Each read runs in a fresh process, three times, and the readers take turns in three such
-rounds: the median of the rounds' median times is reported, and the peak memory of the first
-read of the first round.
+rounds, each in another order: the median of the rounds' median times is reported, and the
+peak memory of the reader's first read in the first round.
 
 Usage: python bench/python_bench.py [--rows N] [--keep DIR]
 (bench/run.sh installs the package and runs this beside the command line's figures.)
@@ -27,6 +28,7 @@ Usage: python bench/python_bench.py [--rows N] [--keep DIR]
 
 import argparse
 import json
+import random
 import os
 import statistics
 import subprocess
@@ -232,6 +234,30 @@ def edits(n, write, path):
             "upsert_bytes": statistics.median(added), "append_bytes": dir_bytes(path) - before}
 
 
+def peer_delete(kind, path, key):
+    """A peer's delete of the row with key `key`."""
+    if kind == "delta":
+        from deltalake import DeltaTable
+
+        DeltaTable(path).delete(f"id = {key}")
+    else:
+        import lance
+
+        lance.dataset(path).delete(f"id = {key}")
+
+
+def deletes(n, delete, path):
+    """Three one-row deletes, each through `delete(key)`: their median time and bytes added."""
+    times, added = [], []
+    for k in range(3):
+        before = dir_bytes(path)
+        t = time.perf_counter()
+        delete((n // 5) * (k + 1) + 3)
+        times.append(time.perf_counter() - t)
+        added.append(dir_bytes(path) - before)
+    return {"delete_secs": statistics.median(times), "delete_bytes": statistics.median(added)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
@@ -298,12 +324,19 @@ def main():
         p.update(edits(n, lambda data, mode: peer_write(kind, p["path"], data, mode), p["path"]))
 
     # Three rounds, each reader in turn, so that a slow spell of a shared machine falls on all
-    # of them: a reader's time is the median of its rounds' medians.
+    # of them: a reader's time is the median of its rounds' medians. Each round takes the
+    # readers in another order (shuffled, the same in every run): a reader that comes just
+    # after a large one (pyarrow's read leaves 900 MiB to give back) was measured slower.
     readers = [("pyarrow", pfile, ""), ("strata", repo_dir, "HEAD"), ("strata", repo_dir, first_commit),
                ("strata", repo_dir, "HEAD:column"), ("strata", repo_dir, "HEAD:range")]
     for kind, p in peers.items():
         readers += [(kind, p["path"], "newest"), (kind, p["path"], "first")]
-    rounds = [[measure(*r) for r in readers] for _ in range(3)]
+    rounds = []
+    for r in range(3):
+        order = list(range(len(readers)))
+        random.Random(r).shuffle(order)
+        got = {i: measure(*readers[i]) for i in order}
+        rounds.append([got[i] for i in range(len(readers))])
 
     def combine(i):
         runs = [r[i] for r in rounds]
@@ -312,6 +345,15 @@ def main():
         return out
 
     py, newest, first, column, keys = (combine(i) for i in range(5))
+
+    # One-row deletes, after the reads (which count the rows).
+    def strata_delete(key):
+        repo.delete("bench", [key])
+        repo.commit("one row less", author=author)
+
+    mine.update(deletes(n, strata_delete, repo_dir))
+    for kind, p in peers.items():
+        p.update(deletes(n, lambda key: peer_delete(kind, p["path"], key), p["path"]))
     for j, p in enumerate(peers.values()):
         p["newest"], p["first"] = combine(5 + 2 * j), combine(6 + 2 * j)
         assert p["newest"]["rows"] == n + 1000 and p["first"]["rows"] == n, p["label"]
@@ -347,6 +389,7 @@ def main():
     print(f"one-row upsert + commit: median {mine['upsert_secs'] * 1000:.1f} ms "
           f"(max {mine['upsert_max'] * 1000:.1f} ms; target <= 10), {size(mine['upsert_bytes'])} added "
           f"(target <= 64 KiB); 1,000 rows appended: {size(mine['append_bytes'])} added (target <= 100 KiB)")
+    print(f"one-row delete + commit: median {mine['delete_secs'] * 1000:.1f} ms, {size(mine['delete_bytes'])} added")
 
     # One table: each step of every tool in this run, beside the floor.
     labels = [p["label"] for p in peers.values()]
@@ -370,6 +413,10 @@ def main():
          size(mine["upsert_bytes"]), "", mine["upsert_bytes"] <= 64 * 1024, "<= 64 KiB"),
         ("bytes added by appending 1,000 rows", "-", [size(p["append_bytes"]) for p in peers.values()],
          size(mine["append_bytes"]), "", mine["append_bytes"] <= 100 * 1024, "<= 100 KiB"),
+        ("one-row delete + commit", "-", [f"{p['delete_secs'] * 1000:.0f} ms" for p in peers.values()],
+         f"{mine['delete_secs'] * 1000:.0f} ms", "", None, ""),
+        ("bytes added by a one-row delete", "-", [size(p["delete_bytes"]) for p in peers.values()],
+         size(mine["delete_bytes"]), "", None, ""),
         ("diff of 1 upsert + 1,000 appends", "-", ["-" for _ in peers], f"{diff_secs * 1000:.0f} ms", "", None, ""),
     ]
     print(f"\n== {n} rows, every tool in this run (medians; reads in fresh processes, three rounds)")
