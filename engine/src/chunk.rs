@@ -278,9 +278,13 @@ pub fn delta_deletes(id: &ObjectId, bytes: &Bytes) -> Result<Keys> {
         id: id.to_hex(),
         reason,
     };
-    let metadata = ParquetMetaDataReader::new()
-        .parse_and_finish(bytes)
-        .map_err(|e| corrupt(format!("the delta does not decode: {e}")))?;
+    // Damaged bytes give an error, never a panic (as in `decode_chunk_columns`).
+    let metadata =
+        std::panic::catch_unwind(|| ParquetMetaDataReader::new().parse_and_finish(bytes))
+            .map_err(|_| {
+                corrupt("the delta does not decode (the Parquet decoder failed on it)".into())
+            })?
+            .map_err(|e| corrupt(format!("the delta does not decode: {e}")))?;
     let mut keys = Keys::default();
     let Some(value) = metadata
         .file_metadata()

@@ -48,7 +48,7 @@ use crate::store::objects::{ObjectKind, Objects};
 use crate::store::refs::{RefKind, RefName};
 use crate::store::{create, delete_opt, get_opt, head_opt, put, Created};
 use crate::table::TableObject;
-use crate::tree::{Entry, Node};
+use crate::tree::{self, Entry, Node};
 use crate::Commit;
 
 /// The folder under a location's root that holds every Iceberg file.
@@ -578,9 +578,10 @@ fn data_files_of(file: &[u8]) -> Option<HashMap<String, (Vec<u8>, i64)>> {
     c.done().then_some(out)
 }
 
-/// Writes the manifests of one level-0 index node: its data manifest (every chunk and
-/// delta file), and, when its chunks have deltas that replace rows, the manifest of their
-/// position deletes (written first, so that a data manifest present means both are).
+/// Writes the manifests of one level-0 index node: its data manifest (every chunk, and every
+/// delta that holds rows), and, when its chunks have deltas that replace or delete rows, the
+/// manifest of their position deletes (written first, so that a data manifest present means
+/// both are).
 async fn write_manifest(
     at: &Location,
     source: &Objects,
@@ -591,7 +592,7 @@ async fn write_manifest(
 ) -> Result<(Vec<ManifestRef>, u64)> {
     let path = manifest_path(node);
     let (node_obj, existing) =
-        futures::try_join!(source.get_json::<Node>(node), head_opt(at.store(), &path))?;
+        futures::try_join!(tree::read_node(source, node), head_opt(at.store(), &path))?;
     let files: Vec<(ObjectId, u64)> = node_obj.entries.iter().flat_map(listed_files).collect();
     let rows: i64 = node_obj.entries.iter().map(|e| to_i64(e.rows)).sum();
     let has_deltas = node_obj.entries.iter().any(|e| e.delta.is_some());
@@ -724,9 +725,9 @@ fn listed_files(e: &Entry) -> Vec<(ObjectId, u64)> {
     files
 }
 
-/// Writes the position-delete file of each chunk of `node_obj` whose delta replaces rows of
-/// it (the positions of those rows in the chunk), and the manifest that names them; `None`
-/// when no delta replaces a row (they only add rows).
+/// Writes the position-delete file of each chunk of `node_obj` whose delta replaces or
+/// deletes rows of it (the positions of those rows in the chunk), and the manifest that names
+/// them; `None` when no delta replaces or deletes a row (they only add rows).
 async fn write_deletes(
     at: &Location,
     source: &Objects,
@@ -852,7 +853,8 @@ struct DeleteFile {
     record: Vec<u8>,
 }
 
-/// The positions (0-based, ascending) of the rows of chunk entry `e` that its delta replaces.
+/// The positions (0-based, ascending) of the rows of chunk entry `e` that its delta replaces
+/// or deletes.
 async fn replaced_positions(
     source: &Objects,
     e: &Entry,
@@ -1001,7 +1003,7 @@ async fn replaced_entries(
 
 /// The level-0 nodes of a table's index, in key order.
 async fn level0_nodes(source: &Objects, root: &ObjectId) -> Result<Vec<ObjectId>> {
-    let top: Node = source.get_json(root).await?;
+    let top = tree::read_node(source, root).await?;
     if top.level == 0 {
         return Ok(vec![*root]);
     }
@@ -1009,7 +1011,7 @@ async fn level0_nodes(source: &Objects, root: &ObjectId) -> Result<Vec<ObjectId>
     let mut ids: Vec<ObjectId> = top.entries.iter().map(|e| e.id).collect();
     while level > 1 {
         let nodes: Vec<Node> = stream::iter(ids)
-            .map(|id| async move { source.get_json::<Node>(&id).await })
+            .map(|id| async move { tree::read_node(source, &id).await })
             .buffered(READ_CONCURRENCY)
             .try_collect()
             .await?;
@@ -1337,9 +1339,11 @@ async fn publish_table(
 }
 
 /// One chunk of a table as other engines may read it: where it is, its rows and bytes, and
-/// the lowest and highest value of each key column in it (as text). A chunk with a delta
-/// names it: its rows are the chunk's, each replaced by the delta's row with its key, plus the
-/// delta's other rows (`rows` and `bytes` count both files).
+/// the lowest and highest value of each key column in its file (as text; a row its delta
+/// deletes may be one of them). A chunk with a delta names it: its rows are the chunk's, each
+/// replaced by the delta's row with its key, plus the delta's other rows, less the rows whose
+/// keys the delta's footer lists as deleted (`rows` counts the rows read together, `bytes`
+/// both files).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DataFile {
     pub uri: String,

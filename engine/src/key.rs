@@ -68,6 +68,12 @@ impl Keys {
         }
     }
 
+    /// Whether one of the (sorted) rows has the key `key`.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        let at = self.partition_point_le(key);
+        at > 0 && self.get(at - 1) == key
+    }
+
     /// Index of the first row whose key is greater than `bound` (rows are sorted).
     pub fn partition_point_le(&self, bound: &[u8]) -> usize {
         let (mut lo, mut hi) = (0, self.len());

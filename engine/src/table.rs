@@ -303,8 +303,10 @@ impl<'a> Chunker<'a> {
     /// Stores `merged` (the rows of the chunk entry `stored` with `changes` merged in) as
     /// that entry's chunk plus a delta, when that is how it is stored best: the rows make
     /// exactly one chunk where the chunker would cut them (the cut points stay a function of
-    /// the rows alone), and the rows that differ from the chunk's are few beside it (at most
-    /// a quarter of its rows). The delta holds just those rows; none left (the changes
+    /// the rows alone), and the rows that differ from the chunk's and the chunk's rows that
+    /// are gone are few beside it (at most a quarter of its rows; so are the changes and the
+    /// old delta's rows and deletes, which are not compared one by one beyond that). The
+    /// delta holds just those rows and the keys of those gone; none of either (the changes
     /// restored the chunk's rows) is the chunk alone. Returns whether it did so; if not, the
     /// caller cuts the rows anew.
     async fn as_delta(
@@ -339,14 +341,10 @@ impl<'a> Chunker<'a> {
             candidates.extend((0..d.deleted.len()).map(|i| d.deleted.get(i)));
         }
         // The chunk's rows that are gone: candidates the chunk holds and the rows do not.
-        let holds = |keys: &Keys, key: &[u8]| {
-            let at = keys.partition_point_le(key);
-            at > 0 && keys.get(at - 1) == key
-        };
         let mut gone: Vec<&[u8]> = candidates
             .iter()
             .copied()
-            .filter(|key| holds(&base.keys, key) && !holds(&merged.keys, key))
+            .filter(|key| base.keys.contains(key) && !merged.keys.contains(key))
             .collect();
         gone.sort_unstable();
         let mut deleted = Keys::default();
@@ -548,6 +546,17 @@ pub fn merged_rows(
         rows: decode_rows(id, delta.clone(), key_idx)?,
         deleted,
     };
+    // A deleted key is one of the chunk's, and not one of the delta's rows.
+    for i in 0..delta.deleted.len() {
+        let key = delta.deleted.get(i);
+        if !base.keys.contains(key) || delta.rows.keys.contains(key) {
+            return Err(Error::CorruptObject {
+                id: id.to_hex(),
+                reason: "its delta deletes a key the chunk does not hold, or one of its own rows"
+                    .into(),
+            });
+        }
+    }
     Ok(overlay(id, &base, &delta)?.len() as u64)
 }
 

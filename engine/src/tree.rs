@@ -275,7 +275,9 @@ pub async fn store(objects: &Objects, tree: BuiltTree) -> Result<ObjectId> {
     Ok(tree.root)
 }
 
-async fn read_node(objects: &Objects, id: &ObjectId) -> Result<Node> {
+/// Reads an index node, checked: its format is one this build understands ("upgrade strata"
+/// otherwise), and its deltas are where its format allows them.
+pub async fn read_node(objects: &Objects, id: &ObjectId) -> Result<Node> {
     Ok(read_node_bytes(objects, id).await?.0)
 }
 

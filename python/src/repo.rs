@@ -438,8 +438,9 @@ impl Repository {
 
     /// The chunk files of a table at a revision (any revision locally; a branch or tag on a
     /// remote): dicts of `uri`, `rows`, `bytes`, `key_min` and `key_max`, in key order, and
-    /// `delta` (the URI of the chunk's delta, whose rows replace those with the same key)
-    /// for a chunk that has one.
+    /// `delta` (the URI of the chunk's delta, whose rows replace those with the same key and
+    /// whose footer's `strata.deletes` lists the keys of the chunk's rows it deletes) for a
+    /// chunk that has one.
     #[pyo3(signature = (table, rev=None, remote=None))]
     fn ls_files<'py>(
         &self,

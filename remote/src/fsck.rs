@@ -248,7 +248,7 @@ pub async fn fsck(
                 continue;
             }
             checked += 1;
-            let node: Node = match objects.get_json(&n).await {
+            let node: Node = match strata_engine::tree::read_node(objects, &n).await {
                 Ok(node) => node,
                 Err(e) => {
                     problem(&n, &label, describe(&e), Some(ObjectKind::Meta));

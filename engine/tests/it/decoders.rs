@@ -243,6 +243,63 @@ fn chunks_written_with_other_parquet_settings_decode_to_the_same_rows() {
     }
 }
 
+#[test]
+fn a_delta_lists_its_deleted_keys_in_its_footer_and_a_bad_list_is_a_corrupt_delta() {
+    use strata_engine::chunk::{delta_deletes, encode_chunk_on, encode_delta, DELETES_KEY};
+    use strata_engine::key::{encode_keys, Keys};
+    let (bytes, schema) = sample_chunk();
+    let id = ObjectId::of(&bytes);
+    let batch = decode_chunk(&id, bytes, &schema).expect("decode");
+    // Deleting nothing: exactly a chunk of the rows.
+    let plain = encode_delta(&batch, &Keys::default()).expect("encode");
+    assert_eq!(plain, encode_chunk_on(&batch, 1).expect("encode"));
+    assert!(delta_deletes(&ObjectId::of(&plain), &plain)
+        .expect("read")
+        .is_empty());
+    // Rows and deleted keys: the rows decode as before, the keys come back in order.
+    let keys = encode_keys(&batch.slice(3, 4), &[0])
+        .expect("keys")
+        .expect("no nulls");
+    let with = encode_delta(&batch.slice(10, 5), &keys).expect("encode");
+    let wid = ObjectId::of(&with);
+    assert_eq!(
+        decode_chunk(&wid, with.clone(), &schema).expect("decode"),
+        batch.slice(10, 5)
+    );
+    assert_eq!(delta_deletes(&wid, &with).expect("read"), keys);
+    // A list out of key order, a key that is not hex, or a list that is not JSON.
+    let hex = |i: usize| strata_engine::tree::encode_hex(keys.get(i));
+    for bad in [
+        format!("[\"{}\",\"{}\"]", hex(1), hex(0)),
+        format!("[\"{}\",\"{}\"]", hex(0), hex(0)),
+        "[\"zz\"]".to_string(),
+        "not json".to_string(),
+    ] {
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+                DELETES_KEY.to_string(),
+                bad.clone(),
+            )]))
+            .build();
+        let mut buf = Vec::new();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(&mut buf, schema.clone(), Some(props))
+                .expect("writer");
+        writer.write(&batch.slice(0, 1)).expect("write");
+        writer.close().expect("close");
+        let bytes = Bytes::from(buf);
+        let bid = ObjectId::of(&bytes);
+        let err = delta_deletes(&bid, &bytes).expect_err(&bad);
+        assert!(
+            matches!(&err, strata_engine::Error::CorruptObject { id, .. } if *id == bid.to_hex()),
+            "{bad}: {err}"
+        );
+    }
+    // Bytes that are not Parquet at all: an error, not a panic.
+    let junk = Bytes::from_static(b"PAR1 not a footer PAR1");
+    assert!(delta_deletes(&ObjectId::of(&junk), &junk).is_err());
+}
+
 #[tokio::test]
 async fn an_object_of_a_newer_format_is_refused_with_advice_to_upgrade() {
     let objects = strata_engine::store::Objects::new(

@@ -184,6 +184,79 @@ fn deletes_and_inserts_in_a_chunk_join_its_delta_and_undoing_them_gives_back_the
 }
 
 #[test]
+fn a_node_is_written_in_the_lowest_format_that_holds_its_deltas() {
+    runtime().block_on(async {
+        use strata_engine::tree::{read_node, Node};
+        let objects = objects();
+        let t0 = apply_op(&objects, None, ChangeOp::Upsert, &numbered(0..20_000)).await;
+        let upsert: BTreeMap<i64, String> = [(10_000, "changed".to_string())].into();
+        let t1 = apply_op(&objects, Some(&t0), ChangeOp::Upsert, &upsert).await;
+        let t2 = apply_op(
+            &objects,
+            Some(&t1),
+            ChangeOp::Delete,
+            &[(10_001, String::new())].into(),
+        )
+        .await;
+        // One level-0 node at this size: the root.
+        let formats = |t: &TableObject| {
+            let (objects, root) = (objects.clone(), t.index);
+            async move {
+                let node = read_node(&objects, &root).await.expect("node");
+                assert_eq!(node.level, 0);
+                node.format
+            }
+        };
+        assert_eq!(
+            (formats(&t0).await, formats(&t1).await, formats(&t2).await),
+            (1, 2, 3)
+        );
+        // A delta that deletes rows, in a node that says format 2: a corrupt node.
+        let mut node: Node = objects.get_json(&t2.index).await.expect("node");
+        node.format = 2;
+        let id = objects.put_json(&node).await.expect("put");
+        let err = read_node(&objects, &id)
+            .await
+            .expect_err("format 2 with deletes");
+        assert!(
+            err.to_string()
+                .contains("deletes rows in a node of format 2"),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn the_tables_last_row_deleted_joins_the_last_chunks_delta_and_rows_append_after() {
+    runtime().block_on(async {
+        let objects = objects();
+        let mut expected = numbered(0..20_000);
+        let t0 = apply_op(&objects, None, ChangeOp::Upsert, &expected).await;
+        let last = chunks(&objects, &t0).await.pop().expect("a chunk");
+        let t1 = apply_op(
+            &objects,
+            Some(&t0),
+            ChangeOp::Delete,
+            &[(19_999, String::new())].into(),
+        )
+        .await;
+        expected.remove(&19_999);
+        let e = chunks(&objects, &t1).await.pop().expect("a chunk");
+        if last.rows >= 4 {
+            assert_eq!(e.id, last.id);
+            assert_eq!(e.delta.map(|d| (d.rows, d.deletes)), Some((0, 1)));
+        }
+        assert_eq!(e.rows, last.rows - 1);
+        assert_ne!(e.last_key, last.last_key, "the last key is the row before");
+        assert_imported_whole(&objects, &t1, &expected).await;
+        let more = numbered(20_000..20_005);
+        let t2 = apply_op(&objects, Some(&t1), ChangeOp::Insert, &more).await;
+        expected.extend(more);
+        assert_imported_whole(&objects, &t2, &expected).await;
+    });
+}
+
+#[test]
 fn rows_appended_past_the_last_key_join_the_last_chunks_delta() {
     runtime().block_on(async {
         let objects = objects();
