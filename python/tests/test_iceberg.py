@@ -156,6 +156,14 @@ def test_every_type_of_a_branch_and_a_tag_reads_the_same_in_three_engines(histor
     # above applied.
     deletes = pathlib.Path(repo.path) / ".strata" / "iceberg" / "deletes"
     assert len([p for p in deletes.rglob("*.parquet")]) == 2
+    # A later commit that changes another chunk: the view takes the earlier position deletes
+    # from the manifests it replaces, and still leaves the deleted row out.
+    repo.write("t", all_types([2900]).set_column(12, "name", pa.array(["later"])), mode="upsert")
+    repo.commit("another chunk")
+    later = expected(repo, "main")
+    assert later.num_rows == 3000 and 2000 not in later.column("id").to_pylist()
+    read_all_three(repo.iceberg("t"), later)
+    assert len([p for p in deletes.rglob("*.parquet")]) == 3
 
 
 def test_a_key_range_plans_only_the_chunks_it_overlaps(history):
