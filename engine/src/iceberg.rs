@@ -393,6 +393,31 @@ fn header_schema(text: &str) -> Result<std::borrow::Cow<'static, str>> {
 /// An Avro object container file of `count` records, encoded one after another in `records`
 /// (see [`crate::avro`]). The header carries the schema text exactly as given: Iceberg readers
 /// need its `field-id`, `element-id` and `logicalType: map` attributes.
+/// A manifest of `count` encoded entries (`content`: "data" or "deletes") for the level-0
+/// index node `node`, with the table's schema as JSON text.
+fn manifest_file(
+    schema_text: String,
+    content: &str,
+    count: usize,
+    records: &[u8],
+    node: &ObjectId,
+) -> Result<Bytes> {
+    avro_file(
+        MANIFEST_SCHEMA,
+        count,
+        records,
+        &[
+            ("schema", schema_text),
+            ("schema-id", "0".into()),
+            ("partition-spec", "[]".into()),
+            ("partition-spec-id", "0".into()),
+            ("format-version", "2".into()),
+            ("content", content.into()),
+        ],
+        marker_of(node),
+    )
+}
+
 fn avro_file(
     schema_text: &str,
     count: usize,
@@ -694,19 +719,12 @@ async fn data_manifest(
         }
         count += 1;
     }
-    let bytes = avro_file(
-        MANIFEST_SCHEMA,
+    let bytes = manifest_file(
+        schema_text,
+        "data",
         usize::try_from(count).unwrap_or(0),
         &records,
-        &[
-            ("schema", schema_text),
-            ("schema-id", "0".into()),
-            ("partition-spec", "[]".into()),
-            ("partition-spec-id", "0".into()),
-            ("format-version", "2".into()),
-            ("content", "data".into()),
-        ],
-        marker_of(node),
+        node,
     )?;
     Ok((bytes, count))
 }
@@ -814,19 +832,12 @@ async fn write_deletes(
     for f in &files {
         encode_entry(&mut records, &f.record);
     }
-    let bytes = avro_file(
-        MANIFEST_SCHEMA,
+    let bytes = manifest_file(
+        schema_json("", schema)?.to_string(),
+        "deletes",
         files.len(),
         &records,
-        &[
-            ("schema", schema_json("", schema)?.to_string()),
-            ("schema-id", "0".into()),
-            ("partition-spec", "[]".into()),
-            ("partition-spec-id", "0".into()),
-            ("format-version", "2".into()),
-            ("content", "deletes".into()),
-        ],
-        marker_of(node),
+        node,
     )?;
     let path = delete_manifest_path(node);
     let (length, n) = create_manifest(at, &path, bytes).await?;
@@ -861,10 +872,10 @@ async fn replaced_positions(
     arrow: &arrow_schema::SchemaRef,
     key_idx: &[usize],
 ) -> Result<Vec<i64>> {
-    let (id, delta_id) = (e.id, e.delta.map(|d| d.id));
+    let (id, entry_delta) = (e.id, e.delta);
     let (arrow, key_idx) = (arrow.clone(), key_idx.to_vec());
     crate::table::read_entry(source, e, move |bytes, delta| {
-        let (Some(did), Some(delta)) = (delta_id, delta) else {
+        let (Some(d), Some(delta)) = (entry_delta, delta) else {
             return Ok(Vec::new());
         };
         let keys_of = |id: &ObjectId, bytes: Bytes| -> Result<crate::key::Keys> {
@@ -876,8 +887,8 @@ async fn replaced_positions(
             })
         };
         // The chunk's rows the delta replaces (its rows' keys) or deletes (its footer's).
-        let deleted = crate::chunk::delta_deletes(&did, &delta)?;
-        let (base, delta) = (keys_of(&id, bytes)?, keys_of(&did, delta)?);
+        let deleted = crate::table::deleted_keys(&d, &delta)?;
+        let (base, delta) = (keys_of(&id, bytes)?, keys_of(&d.id, delta)?);
         let mut out = Vec::new();
         let (mut j, mut k) = (0, 0);
         for i in 0..base.len() {

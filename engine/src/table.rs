@@ -510,7 +510,7 @@ async fn read_chunk_parts(
     let id = entry.id;
     let schema = schema.clone();
     let key_idx = key_idx.to_vec();
-    let delta_id = entry.delta.map(|d| d.id);
+    let entry_delta = entry.delta;
     read_entry(objects, entry, move |bytes, delta| {
         // Chunks read one at a time (an edit, a diff, a merge) have the cores to
         // themselves: their columns are decoded side by side.
@@ -520,16 +520,25 @@ async fn read_chunk_parts(
             decode_chunk_on(&id, bytes, &schema, threads)?,
             &key_idx,
         )?;
-        let delta = match (delta_id, delta) {
-            (Some(did), Some(delta)) => Some(DeltaRows {
-                deleted: delta_deletes(&did, &delta)?,
-                rows: decode_rows(&did, decode_chunk_on(&did, delta, &schema, 1)?, &key_idx)?,
+        let delta = match (entry_delta, delta) {
+            (Some(d), Some(delta)) => Some(DeltaRows {
+                deleted: deleted_keys(&d, &delta)?,
+                rows: decode_rows(&d.id, decode_chunk_on(&d.id, delta, &schema, 1)?, &key_idx)?,
             }),
             _ => None,
         };
         Ok((rows, delta))
     })
     .await
+}
+
+/// The keys (in key order) of the chunk's rows a delta deletes, from the delta's bytes: its
+/// footer is read only when its index entry counts some (fsck checks the two agree).
+pub(crate) fn deleted_keys(d: &Delta, bytes: &bytes::Bytes) -> Result<Keys> {
+    if d.deletes == 0 {
+        return Ok(Keys::default());
+    }
+    delta_deletes(&d.id, bytes)
 }
 
 /// How many rows a chunk and its delta hold together (decoded, all columns; `deleted`: the
@@ -662,7 +671,7 @@ pub(crate) fn decode_entry(
         &keys_at,
     )?;
     let delta = DeltaRows {
-        deleted: delta_deletes(&d.id, &delta)?,
+        deleted: deleted_keys(&d, &delta)?,
         rows: decode_rows(
             &d.id,
             decode_chunk_columns(&d.id, delta, schema, Some(&cols))?,
