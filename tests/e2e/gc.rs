@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -745,6 +746,77 @@ fn gc_removes_an_abandoned_branch_and_keeps_everything_still_reachable() {
     assert_eq!(count(&out.json(), &["removed", "objects"]), 0, "{out:?}");
     let out = dir.strata(&["gc"]).ok();
     assert_mentions(&out.stdout, &["Removed 0 objects", "kept"]);
+}
+
+/// A branch whose only change deletes one row, abandoned. The delete is stored as a delta of
+/// no rows that lists the row's key, and the branch's Iceberg view reads it through a
+/// position-delete file and a delete manifest. gc removes the delta with the view's files
+/// made for it, and `main`, which never had the delete, reads and checks as before.
+#[test]
+fn gc_removes_an_abandoned_deleting_delta_with_its_position_deletes() {
+    let dir = Dir::repo();
+    let mut csv = String::from("id,name\n");
+    for i in 0..2000 {
+        csv.push_str(&format!("{i},item {i}\n"));
+    }
+    dir.write("items.csv", &csv);
+    dir.strata(&["import", "items", "items.csv", "--primary-key", "id"])
+        .ok();
+    dir.strata(&["commit", "-m", "items"]).ok();
+    let main_csv = dir.export_csv("items", Some("main"));
+    let chunks = dir.chunk_files();
+    let deletes = |dir: &Dir| {
+        let files = dir.snapshot();
+        let mut found = files.files_under("iceberg/deletes");
+        found.extend(files.files_under("iceberg/delete-manifests"));
+        found
+    };
+    assert_eq!(deletes(&dir), Vec::<PathBuf>::new(), "main deletes nothing");
+
+    dir.strata(&["checkout", "-b", "drop"]).ok();
+    dir.write("gone.csv", "id\n9\n");
+    dir.strata(&["delete", "items", "--keys", "gone.csv"]).ok();
+    dir.strata(&["commit", "-m", "one row less"]).ok();
+    let added: Vec<PathBuf> = dir
+        .chunk_files()
+        .into_iter()
+        .filter(|p| !chunks.contains(p))
+        .collect();
+    let [delta] = &added[..] else {
+        panic!("one new file, the delta: {added:?}");
+    };
+    let delta_id = object_id_of(delta);
+    let files = deletes(&dir);
+    assert_eq!(
+        files.len(),
+        2,
+        "a position-delete file and its manifest: {files:?}"
+    );
+    let position = files
+        .iter()
+        .find(|p| p.starts_with("iceberg/deletes"))
+        .expect("a position-delete file");
+    let name = position.to_string_lossy().replace('/', "");
+    assert!(
+        name.contains(&delta_id),
+        "the position-delete file {position:?} is named by the delta {delta_id}"
+    );
+    assert!(!dir.export_csv("items", None).contains("\n9,"));
+
+    dir.strata(&["checkout", "main"]).ok();
+    dir.strata(&["branch", "-D", "drop"]).ok();
+    let out = dir.strata(&["gc", "--json"]).ok();
+    assert!(count(&out.json(), &["removed", "objects"]) > 0, "{out:?}");
+    assert!(!delta.exists(), "the abandoned delta is still stored");
+    assert_eq!(
+        deletes(&dir),
+        Vec::<PathBuf>::new(),
+        "its view files are still stored"
+    );
+    assert!(chunks.iter().all(|p| p.exists()), "main's chunks are kept");
+    let out = dir.strata(&["fsck"]).ok();
+    assert_mentions(&out.stdout, &["no problems"]);
+    assert_eq!(dir.export_csv("items", Some("main")), main_csv);
 }
 
 #[test]

@@ -361,3 +361,149 @@ fn scans_of_some_columns_and_key_ranges_and_diffs_read_a_chunk_with_its_delta() 
         assert_eq!(changed, vec![10_000, 10_001]);
     });
 }
+
+/// The chunks' last keys, in order: where the table is cut.
+async fn cuts(objects: &Objects, t: &TableObject) -> Vec<String> {
+    chunks(objects, t)
+        .await
+        .into_iter()
+        .map(|e| e.last_key)
+        .collect()
+}
+
+#[test]
+fn deletes_join_a_delta_up_to_a_quarter_of_the_chunk_and_one_more_writes_it_anew() {
+    runtime().block_on(async {
+        let objects = objects();
+        let rows: BTreeMap<i64, String> = (0..20_000).map(|i| (i * 2, format!("v{i}"))).collect();
+        let t0 = apply_op(&objects, None, ChangeOp::Upsert, &rows).await;
+        let base = entry_of(&objects, &t0, 20_000).await;
+        let first = {
+            let all = chunks(&objects, &t0).await;
+            let at = all.iter().position(|e| e.id == base.id).expect("listed");
+            all[..at].iter().map(|e| e.rows as i64).sum::<i64>() * 2
+        };
+        // Every other row of the chunk from its second, `n` of them: never its last row, so
+        // no cut moves (the chunk keeps far more than its least number of rows).
+        let doomed = |n: u64| -> BTreeMap<i64, String> {
+            (0..n as i64)
+                .map(|i| (first + 2 * (2 * i + 1), String::new()))
+                .collect()
+        };
+        let left = |gone: &BTreeMap<i64, String>| -> BTreeMap<i64, String> {
+            let mut left = rows.clone();
+            left.retain(|k, _| !gone.contains_key(k));
+            left
+        };
+        let of_base = |entries: Vec<Entry>| -> Entry {
+            entries
+                .into_iter()
+                .find(|e| e.last_key == base.last_key)
+                .expect("the chunk's last key is still a cut")
+        };
+
+        // A quarter of the chunk's rows (rounded down) deleted: a delta of their keys.
+        let quarter = doomed(base.rows / 4);
+        let t1 = apply_op(&objects, Some(&t0), ChangeOp::Delete, &quarter).await;
+        let e = of_base(chunks(&objects, &t1).await);
+        assert_eq!(
+            (e.id, e.rows, e.delta.map(|d| (d.rows, d.deletes))),
+            (base.id, base.rows - base.rows / 4, Some((0, base.rows / 4)))
+        );
+        assert_eq!(cuts(&objects, &t1).await, cuts(&objects, &t0).await);
+        assert_eq!(read_all(&objects, &t1).await, left(&quarter));
+
+        // One row more: the same cuts, but the chunk is written anew, without a delta.
+        let more = doomed(base.rows / 4 + 1);
+        let t2 = apply_op(&objects, Some(&t0), ChangeOp::Delete, &more).await;
+        let e = of_base(chunks(&objects, &t2).await);
+        assert_ne!(e.id, base.id);
+        assert_eq!((e.rows, e.delta), (base.rows - base.rows / 4 - 1, None));
+        assert_eq!(cuts(&objects, &t2).await, cuts(&objects, &t0).await);
+        assert_imported_whole(&objects, &t2, &left(&more)).await;
+
+        // The same from the delta of a quarter: one more delete joins the delta's count
+        // and the chunk is written anew.
+        let one: BTreeMap<i64, String> = more
+            .keys()
+            .filter(|k| !quarter.contains_key(k))
+            .map(|k| (*k, String::new()))
+            .collect();
+        let t3 = apply_op(&objects, Some(&t1), ChangeOp::Delete, &one).await;
+        assert_eq!(t3, t2, "the same rows, stored the same way");
+    });
+}
+
+#[test]
+fn a_delete_stored_in_a_delta_conflicts_with_a_change_of_its_row_and_merges_beside_others() {
+    runtime().block_on(async {
+        use strata_engine::merge::merge_tables;
+        let objects = objects();
+        let rows = numbered(0..20_000);
+        let b = apply_op(&objects, None, ChangeOp::Upsert, &rows).await;
+        let gone: BTreeMap<i64, String> = [(10_000, String::new())].into();
+        let deleted = apply_op(&objects, Some(&b), ChangeOp::Delete, &gone).await;
+        let d = entry_of(&objects, &deleted, 10_001).await.delta;
+        assert_eq!(d.map(|d| (d.rows, d.deletes)), Some((0, 1)), "in a delta");
+        let changed = apply_op(
+            &objects,
+            Some(&b),
+            ChangeOp::Upsert,
+            &[(10_000, "theirs".to_string())].into(),
+        )
+        .await;
+        let neighbour = apply_op(
+            &objects,
+            Some(&b),
+            ChangeOp::Upsert,
+            &[(10_001, "next".to_string())].into(),
+        )
+        .await;
+        assert_eq!(
+            entry_of(&objects, &neighbour, 10_001).await.id,
+            entry_of(&objects, &deleted, 10_001).await.id,
+            "both change the same chunk"
+        );
+
+        let merge = |ours: TableObject, theirs: TableObject| {
+            let objects = objects.clone();
+            let b = b.clone();
+            async move {
+                merge_tables(&objects, "t", Some(&b), &ours, &theirs)
+                    .await
+                    .expect("merge")
+            }
+        };
+        let kinds = |m: &strata_engine::merge::TableMerge| -> Vec<String> {
+            m.conflicts.iter().map(|c| c.kind.clone()).collect()
+        };
+
+        // Deleted here, changed there: a conflict, and our side is kept.
+        let m = merge(deleted.clone(), changed.clone()).await;
+        assert_eq!(kinds(&m), ["delete/modify"]);
+        let mut expected = rows.clone();
+        expected.remove(&10_000);
+        assert_eq!(read_all(&objects, &m.table).await, expected);
+        // The other way round.
+        let m = merge(changed.clone(), deleted.clone()).await;
+        assert_eq!(kinds(&m), ["modify/delete"]);
+        assert_eq!(
+            read_all(&objects, &m.table)
+                .await
+                .get(&10_000)
+                .map(String::as_str),
+            Some("theirs")
+        );
+        // Deleted on both sides: no conflict.
+        let m = merge(deleted.clone(), deleted.clone()).await;
+        assert!(m.conflicts.is_empty());
+        assert_eq!(read_all(&objects, &m.table).await, expected);
+        // Deleted here, the next row of the chunk changed there: both, in either order.
+        expected.insert(10_001, "next".into());
+        for (ours, theirs) in [(&deleted, &neighbour), (&neighbour, &deleted)] {
+            let m = merge(ours.clone(), theirs.clone()).await;
+            assert!(m.conflicts.is_empty());
+            assert_eq!(read_all(&objects, &m.table).await, expected);
+        }
+    });
+}

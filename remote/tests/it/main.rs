@@ -5,6 +5,7 @@ mod common;
 mod cloud;
 mod conformance;
 mod faults;
+mod fsck;
 mod gc;
 mod gc_files;
 mod hardening;

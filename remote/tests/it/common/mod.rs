@@ -38,7 +38,8 @@ pub async fn import(repo: &Repository, file: &Path, mode: Option<ImportMode>) {
         .expect("import");
 }
 
-/// A repository with two commits on main and one on a second branch.
+/// A repository with two commits on main and one on a second branch. The second commit
+/// rewrites some chunks and stores a delete in a delta.
 pub async fn representative_repo(dir: &Path) -> Repository {
     let repo = Repository::init(&dir.join("local")).await.expect("init");
     let file = dir.join("rows.csv");
@@ -49,6 +50,23 @@ pub async fn representative_repo(dir: &Path) -> Repository {
         .expect("commit");
     write_rows(&file, 2000, 2100, "b");
     import(&repo, &file, Some(ImportMode::Upsert)).await;
+    // One row deleted: a delta of no rows beside its chunk, listing the row's key.
+    let gone = dir.join("gone.csv");
+    std::fs::write(&gone, "id\n4000\n").expect("write keys");
+    repo.delete_keys("t", &gone, None, &NoProgress)
+        .await
+        .expect("delete");
+    let table = repo.working().await.expect("working").tables["t"];
+    let table = strata_engine::table::TableObject::read(repo.objects(), &table)
+        .await
+        .expect("table");
+    let entries = table.chunks(repo.objects()).await.expect("chunks");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.delta.is_some_and(|d| d.deletes == 1)),
+        "the delete is stored in a delta"
+    );
     repo.commit("second", "T <t@example.com>")
         .await
         .expect("commit");
