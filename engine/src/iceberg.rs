@@ -631,23 +631,33 @@ async fn write_manifest(
             rows,
             deletes: false,
         }];
+        let mut written = 0;
         if has_deltas {
             let dpath = delete_manifest_path(node);
-            if let Some(bytes) = get_opt(at.store(), &dpath).await? {
-                let entries = data_files_of(&bytes).unwrap_or_default();
-                out.push(ManifestRef {
-                    path: at.uri_of(&dpath),
-                    length: bytes.len() as i64,
-                    files: entries.len() as i32,
-                    rows: entries.values().map(|(_, n)| n).sum(),
-                    deletes: true,
-                });
+            match get_opt(at.store(), &dpath).await? {
+                Some(bytes) => {
+                    let entries = data_files_of(&bytes).unwrap_or_default();
+                    out.push(ManifestRef {
+                        path: at.uri_of(&dpath),
+                        length: bytes.len() as i64,
+                        files: entries.len() as i32,
+                        rows: entries.values().map(|(_, n)| n).sum(),
+                        deletes: true,
+                    });
+                }
+                // The delete manifest is stored beside the data manifest, not before it: one
+                // that a write cut short is made now (and none when the deltas only add rows).
+                None => {
+                    let (deletes, n) =
+                        write_deletes(at, source, schema, node, &node_obj, reuse).await?;
+                    out.extend(deletes);
+                    written = n;
+                }
             }
         }
-        return Ok((out, 0));
+        return Ok((out, written));
     }
-    // The position deletes and the data manifest are made side by side; the data manifest is
-    // stored last.
+    // The position deletes and the data manifest are made and stored side by side.
     let deletes = async {
         if has_deltas {
             write_deletes(at, source, schema, node, &node_obj, reuse).await
@@ -655,20 +665,20 @@ async fn write_manifest(
             Ok((None, 0))
         }
     };
-    let data = data_manifest(at, source, table, schema, node, &files, reuse);
-    let ((deletes, written), (bytes, count)) = futures::try_join!(deletes, data)?;
-    let mut out: Vec<ManifestRef> = deletes.into_iter().collect();
-    let (length, n) = create_manifest(at, &path, bytes).await?;
-    out.insert(
-        0,
-        ManifestRef {
-            path: at.uri_of(&path),
-            length,
-            files: count,
-            rows,
-            deletes: false,
-        },
-    );
+    let data = async {
+        let (bytes, count) = data_manifest(at, source, table, schema, node, &files, reuse).await?;
+        let (length, n) = create_manifest(at, &path, bytes).await?;
+        Ok::<_, Error>((length, n, count))
+    };
+    let ((deletes, written), (length, n, count)) = futures::try_join!(deletes, data)?;
+    let mut out = vec![ManifestRef {
+        path: at.uri_of(&path),
+        length,
+        files: count,
+        rows,
+        deletes: false,
+    }];
+    out.extend(deletes);
     Ok((out, written + n))
 }
 

@@ -17,6 +17,7 @@ use crate::iceberg;
 use crate::id::ObjectId;
 use crate::names::validate_name;
 use crate::store::objects::{check_format, encode_json};
+use crate::store::refs::HintWrite;
 use crate::store::{layout, Objects, RefKind, RefLog, RefName, RefRecord, RefState, TagNote};
 use crate::table::TableObject;
 
@@ -362,7 +363,7 @@ impl Repository {
         &self,
         name: &str,
     ) -> Result<Option<T>> {
-        read_json(&self.store, &layout::local(name)).await
+        self.read_state(&layout::local(name)).await
     }
 
     pub async fn write_local<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
@@ -376,7 +377,8 @@ impl Repository {
     // ---- HEAD and working state ----
 
     pub async fn head(&self) -> Result<Head> {
-        Ok(read_json(&self.store, &layout::local("HEAD"))
+        Ok(self
+            .read_state(&layout::local("HEAD"))
             .await?
             .unwrap_or(Head::Branch(DEFAULT_BRANCH.into())))
     }
@@ -410,7 +412,7 @@ impl Repository {
     }
 
     pub async fn working(&self) -> Result<Working> {
-        match read_json(&self.store, &layout::local("WORKING")).await? {
+        match self.read_state(&layout::local("WORKING")).await? {
             Some(w) => Ok(w),
             None => Ok(Working {
                 tables: self.commit_tables(self.head_commit().await?).await?,
@@ -544,9 +546,18 @@ impl Repository {
             self.clock.now(),
             message.to_string(),
         );
-        // The new tables' Iceberg manifests and lists are written beside the commit (they
-        // are named by what they describe, and nothing names them yet), so that publishing
-        // the views once the branch has moved only writes their metadata.
+        let kind = if merging.is_some() {
+            "commit (merge)"
+        } else if parent.is_none() {
+            "commit (initial)"
+        } else {
+            "commit"
+        };
+        let reason = format!("{kind}: {}", commit.summary());
+        // The new tables' Iceberg manifests and lists are written beside the commit and the
+        // move of the branch (they are named by what they describe, and nothing names them
+        // until the views are published), so that publishing the views once the branch has
+        // moved only writes their metadata.
         let views = self.iceberg_location();
         let prepare = async {
             match head {
@@ -557,27 +568,33 @@ impl Repository {
                 }
             }
         };
-        let (id, prepared) = tokio::join!(self.objects.put_json(&commit), prepare);
-        let id = id?;
+        // The commit is stored before the branch names it.
+        let moved = async {
+            let id = self.objects.put_json(&commit).await?;
+            match (&head, &branch) {
+                (Head::Branch(_), Some(state)) => {
+                    let moved = self
+                        .refs
+                        .update_hint_later(state, Some(id), self.clock.now(), &reason)
+                        .await?;
+                    Ok((id, Some(moved)))
+                }
+                (Head::Branch(b), None) => {
+                    Err(Error::Invalid(format!("branch '{b}' was not read")))
+                }
+                (Head::Detached(_), _) => {
+                    self.set_head(&Head::Detached(id)).await?;
+                    Ok((id, None))
+                }
+            }
+        };
+        let (moved, prepared) = tokio::join!(moved, prepare);
         if let Err(e) = prepared {
             tracing::warn!(error = %e, "could not prepare the Iceberg views");
         }
-        let kind = if merging.is_some() {
-            "commit (merge)"
-        } else if parent.is_none() {
-            "commit (initial)"
-        } else {
-            "commit"
-        };
-        let reason = format!("{kind}: {}", commit.summary());
-        match (head, branch) {
-            (Head::Branch(_), Some(state)) => {
-                self.update_ref(&state, Some(id), &reason).await?;
-            }
-            (Head::Branch(b), None) => {
-                return Err(Error::Invalid(format!("branch '{b}' was not read")));
-            }
-            (Head::Detached(_), _) => self.set_head(&Head::Detached(id)).await?,
+        let (id, moved) = moved?;
+        if let (Some((after, hint)), Some(before)) = (moved, &branch) {
+            self.after_ref_moved(&after, hint, before.commit()).await;
         }
         // The working tables are the commit's now: WORKING already says so (or, missing,
         // falls back to HEAD's, which are the same).
@@ -600,13 +617,42 @@ impl Repository {
             .refs
             .update_hint_later(state, new, self.clock.now(), reason)
             .await?;
-        // The ref's hint and its views are written side by side: neither waits for the other.
-        let ((), published) =
-            tokio::join!(hint.write(), self.publish_views(&after, state.commit()));
+        self.after_ref_moved(&after, hint, state.commit()).await;
+        Ok(after)
+    }
+
+    /// What follows a move of a ref from `previous` to `after`: its hint, and its Iceberg
+    /// views, written side by side (neither waits for the other). Neither can fail the move.
+    async fn after_ref_moved(&self, after: &RefState, hint: HintWrite, previous: Option<ObjectId>) {
+        let ((), published) = tokio::join!(hint.write(), self.publish_views(after, previous));
         if let Err(e) = published {
             tracing::warn!(r#ref = %after.name, error = %e, "could not publish the Iceberg views");
         }
-        Ok(after)
+    }
+
+    /// Reads a JSON file of the repository's own state (`HEAD`, `WORKING`, ...): `None` if it
+    /// does not exist. Read straight from its file, in one task of the blocking pool (the
+    /// store's read takes two, and every command reads several of these in turn); a failure
+    /// other than a missing file is reported as the store reports it.
+    async fn read_state<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &object_store::path::Path,
+    ) -> Result<Option<T>> {
+        let file = self.root.join(DOT_DIR).join(path.as_ref());
+        let read = tokio::task::spawn_blocking(move || std::fs::read(file))
+            .await
+            .map_err(|e| Error::Invalid(format!("reading {path} failed: {e}")))?;
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(_) => return read_json(&self.store, path).await,
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::CorruptObject {
+                id: path.to_string(),
+                reason: format!("it does not decode: {e}"),
+            })
     }
 
     /// Where this repository's Iceberg views live, and the URI engines read it by.

@@ -507,3 +507,77 @@ fn a_delete_stored_in_a_delta_conflicts_with_a_change_of_its_row_and_merges_besi
         }
     });
 }
+
+#[test]
+fn a_delete_manifest_cut_short_beside_its_data_manifest_is_made_again() {
+    runtime().block_on(async {
+        use object_store::ObjectStoreExt;
+        use strata_engine::iceberg::{prepare, Location};
+        use strata_engine::store::layout::{delete_manifest_path, list_path, manifest_path};
+        let objects = objects();
+        let t0 = apply_op(&objects, None, ChangeOp::Upsert, &numbered(0..20_000)).await;
+        let t1 = apply_op(
+            &objects,
+            Some(&t0),
+            ChangeOp::Upsert,
+            &[(10_000, "changed".to_string())].into(),
+        )
+        .await;
+        let t1 = apply_op(
+            &objects,
+            Some(&t1),
+            ChangeOp::Delete,
+            &[(10_001, String::new())].into(),
+        )
+        .await;
+        let id = objects.put_json(&t1).await.expect("table");
+        let node = {
+            let mut nodes = vec![t1.index];
+            let mut leaf = None;
+            while let Some(n) = nodes.pop() {
+                let node = strata_engine::tree::read_node(&objects, &n)
+                    .await
+                    .expect("node");
+                if node.level > 0 {
+                    nodes.extend(node.entries.iter().map(|e| e.id));
+                } else if node.entries.iter().any(|e| e.delta.is_some()) {
+                    leaf = Some(n);
+                }
+            }
+            leaf.expect("a node lists the chunk with a delta")
+        };
+        let at = Location::new(objects.clone(), "memory:///r");
+        let tables = BTreeMap::from([("t".to_string(), id)]);
+        let store = objects.store().clone();
+        let read = |path: object_store::path::Path| {
+            let store = store.clone();
+            async move {
+                store
+                    .get(&path)
+                    .await
+                    .expect("stored")
+                    .bytes()
+                    .await
+                    .expect("read")
+            }
+        };
+        prepare(&at, &objects, &tables, &BTreeMap::new())
+            .await
+            .expect("prepare");
+        let list = read(list_path(&id)).await;
+        let deletes = read(delete_manifest_path(&node)).await;
+        // A write cut short: the data manifest stored, the delete manifest and the list not.
+        store
+            .head(&manifest_path(&node))
+            .await
+            .expect("a data manifest");
+        for path in [delete_manifest_path(&node), list_path(&id)] {
+            store.delete(&path).await.expect("delete");
+        }
+        prepare(&at, &objects, &tables, &BTreeMap::new())
+            .await
+            .expect("prepare again");
+        assert_eq!(read(delete_manifest_path(&node)).await, deletes);
+        assert_eq!(read(list_path(&id)).await, list);
+    });
+}
