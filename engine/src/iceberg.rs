@@ -605,8 +605,8 @@ fn data_files_of(file: &[u8]) -> Option<HashMap<String, (Vec<u8>, i64)>> {
 
 /// Writes the manifests of one level-0 index node: its data manifest (every chunk, and every
 /// delta that holds rows), and, when its chunks have deltas that replace or delete rows, the
-/// manifest of their position deletes (written first, so that a data manifest present means
-/// both are).
+/// manifest of their position deletes (written side by side with the data manifest; a data
+/// manifest found present without it has it made again).
 async fn write_manifest(
     at: &Location,
     source: &Objects,
