@@ -359,7 +359,7 @@ pub enum Command {
         rev: Option<String>,
         /// Parquet only: write row groups of this many rows, decoding and encoding the rows
         /// again (other engines read large row groups faster). By default each chunk's pages
-        /// are copied as one row group (about 8,192 rows with the default chunk size), which
+        /// are copied as one row group (about 16,384 rows with the default chunk size), which
         /// is much quicker to write.
         #[arg(long, value_name = "ROWS", value_parser = clap::value_parser!(u64).range(1..))]
         row_group_rows: Option<u64>,

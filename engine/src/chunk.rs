@@ -39,7 +39,7 @@ pub struct ChunkParams {
 impl Default for ChunkParams {
     /// Chosen by measurement (see docs/architecture.md, "Chunk size").
     fn default() -> Self {
-        ChunkParams::with_average(8192)
+        ChunkParams::with_average(16384)
     }
 }
 

@@ -206,7 +206,7 @@ pub struct WriteOptions {
     /// Key columns: required to create a table; if given for another mode, they must be the
     /// table's (a replace may change them).
     pub primary_key: Option<Vec<String>>,
-    /// Average rows per chunk of a new table (default 8192).
+    /// Average rows per chunk of a new table (default 16384).
     pub chunk_rows: Option<u32>,
     /// Types of some columns of a new table, in place of the ones inferred from a file (or
     /// the batches' own). For an existing table they must be the table's. Type names:
