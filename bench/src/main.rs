@@ -684,6 +684,33 @@ fn strata(cli: &Path, dir: &Path, args: &[&str]) -> Result<std::process::Output>
     Ok(out)
 }
 
+/// Uncontended pushes timed for each row of the many-writers table.
+const SINGLE_PUSHES: usize = 10;
+
+/// Processor time (user and system) of this process's children that have ended and been
+/// waited for, from /proc (in clock ticks of 10 ms: a mean over several children is fine
+/// enough).
+fn children_cpu_secs() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("/proc/self/stat has no command name")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // cutime and cstime: fields 16 and 17 of the whole line, 14 and 15 after the name.
+    let ticks: f64 = [14, 15]
+        .iter()
+        .map(|&i| {
+            fields
+                .get(i - 1)
+                .and_then(|f| f.parse::<f64>().ok())
+                .context("/proc/self/stat lacks the children's times")
+        })
+        .sum::<Result<f64>>()?;
+    Ok(ticks / 100.0)
+}
+
 /// Appends 100 rows with keys from `first` to the clone in `dir` and commits them.
 fn commit_append(cli: &Path, dir: &Path, first: u64, message: &str) -> Result<()> {
     let mut csv = String::from("id,name,qty,price,tag\n");
@@ -749,21 +776,30 @@ async fn writers_bench(args: &Args) -> Result<()> {
         if endpoint == "file" { "a folder" } else { endpoint.as_str() },
         args.rows
     );
-    println!("writers | wall s | latency median s | worst s | attempts median / max | uncontended push s | wall / uncontended | same pushes to separate branches s");
+    println!("writers | wall s | latency median s | worst s | attempts median / max | uncontended push s | wall / uncontended | same pushes to separate branches s | CPU of one push ms | CPU floor of n pushes s (/ uncontended)");
     let mut next_key = args.rows + 1_000_000;
     for &n in &args.writers {
-        // One push of the same change with nobody else pushing (median of 3).
+        // One push of the same change with nobody else pushing (the median of ten), and the
+        // processor time such a push takes (their mean).
         let single = clone(&format!("single-{n}"))?;
         let mut singles = Vec::new();
-        for i in 0..3 {
+        let mut cpu_secs = 0.0;
+        for i in 0..SINGLE_PUSHES {
             commit_append(&cli, &single, next_key, &format!("single {i}"))?;
             next_key += 100;
+            let cpu = children_cpu_secs()?;
             let t = Instant::now();
             strata(&cli, &single, &["push"])?;
             singles.push(t.elapsed().as_secs_f64());
+            cpu_secs += children_cpu_secs()? - cpu;
         }
         singles.sort_by(f64::total_cmp);
-        let single_secs = singles[1];
+        let single_secs = singles[singles.len() / 2];
+        let push_cpu = cpu_secs / SINGLE_PUSHES as f64;
+        // The least wall time n such pushes can take on this machine's cores, were they
+        // perfectly spread and never waited for one another.
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let cpu_floor = n as f64 * push_cpu / cores as f64;
         // The floor of n processes pushing at once on this machine: the same change, each
         // to a branch of its own (no two race for one ref).
         let solo: Vec<PathBuf> = (0..n)
@@ -850,12 +886,14 @@ async fn writers_bench(args: &Args) -> Result<()> {
         latencies.sort_by(f64::total_cmp);
         attempts.sort_unstable();
         println!(
-            "{n:>7} | {wall:>6.2} | {:>16.2} | {:>7.2} | {:>12} / {:<8} | {single_secs:>18.2} | {:>17.1}x | {separate_secs:.2}",
+            "{n:>7} | {wall:>6.2} | {:>16.2} | {:>7.2} | {:>12} / {:<8} | {single_secs:>18.3} | {:>17.1}x | {separate_secs:>34.2} | {:>18.1} | {cpu_floor:.3} ({:.1}x)",
             latencies[latencies.len() / 2],
             latencies[latencies.len() - 1],
             attempts[attempts.len() / 2],
             attempts[attempts.len() - 1],
-            wall / single_secs
+            wall / single_secs,
+            push_cpu * 1e3,
+            cpu_floor / single_secs
         );
         for d in dirs {
             std::fs::remove_dir_all(d).ok();
