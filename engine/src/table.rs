@@ -331,8 +331,8 @@ impl<'a> Chunker<'a> {
             }
         }
         // The rows that may differ from the chunk's: those the delta held or deleted, and
-        // those changed.
-        let mut candidates: HashSet<&[u8]> = changes
+        // those changed (in key order, once each).
+        let mut candidates: Vec<&[u8]> = changes
             .iter()
             .flat_map(|c| (0..c.keys.len()).map(move |i| c.keys.get(i)))
             .collect();
@@ -340,26 +340,25 @@ impl<'a> Chunker<'a> {
             candidates.extend((0..d.rows.len()).map(|i| d.rows.keys.get(i)));
             candidates.extend((0..d.deleted.len()).map(|i| d.deleted.get(i)));
         }
-        // The chunk's rows that are gone: candidates the chunk holds and the rows do not.
-        let mut gone: Vec<&[u8]> = candidates
-            .iter()
-            .copied()
-            .filter(|key| base.keys.contains(key) && !merged.keys.contains(key))
-            .collect();
-        gone.sort_unstable();
+        candidates.sort_unstable();
+        candidates.dedup();
+        // The chunk's rows that are gone (candidates the chunk holds and the rows do not), and
+        // the rows that are new or differ from the chunk's row with their key, both in key
+        // order.
         let mut deleted = Keys::default();
-        for key in gone {
-            deleted.push(key);
-        }
         let mut picked: Vec<u32> = Vec::new();
-        for m in 0..n {
-            let key = merged.keys.get(m);
-            if !candidates.contains(key) {
+        for &key in &candidates {
+            let at = base.keys.partition_point_le(key);
+            let in_base = at > 0 && base.keys.get(at - 1) == key;
+            let m = merged.keys.partition_point_le(key);
+            if m == 0 || merged.keys.get(m - 1) != key {
+                if in_base {
+                    deleted.push(key);
+                }
                 continue;
             }
-            let at = base.keys.partition_point_le(key);
-            let same = at > 0
-                && base.keys.get(at - 1) == key
+            let m = m - 1;
+            let same = in_base
                 && (0..merged.batch.num_columns()).all(|c| {
                     merged.batch.column(c).slice(m, 1).to_data()
                         == base.batch.column(c).slice(at - 1, 1).to_data()
@@ -694,7 +693,6 @@ fn merge_rows(
     key_idx: &[usize],
     stats: &mut ApplyStats,
 ) -> Result<Rows> {
-    use crate::arrow::compute::interleave_record_batch;
     let mut batches: Vec<&RecordBatch> = vec![&old.batch];
     if op != ChangeOp::Delete {
         batches.extend(changes.iter().map(|c| &c.batch));
@@ -746,9 +744,43 @@ fn merge_rows(
         push_old(i, &mut indices, &mut keys);
         i += 1;
     }
-    let batch = interleave_record_batch(&batches, &indices)
+    let batch = gather(&batches, &indices)
         .map_err(|e| Error::arrow(format!("merging rows of table '{table}'"), e))?;
     Ok(Rows { batch, keys })
+}
+
+/// The rows `indices` (batch, row) of `batches`, in that order. An edit keeps most of a
+/// chunk's rows in long runs: those are copied a run at a time (slices, concatenated), which
+/// is several times faster than a row at a time; rows from everywhere are interleaved.
+fn gather(
+    batches: &[&RecordBatch],
+    indices: &[(usize, usize)],
+) -> std::result::Result<RecordBatch, crate::arrow::error::ArrowError> {
+    use crate::arrow::compute::interleave_record_batch;
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    for &(b, row) in indices {
+        match runs.last_mut() {
+            Some((rb, start, len)) if *rb == b && *start + *len == row => *len += 1,
+            _ => runs.push((b, row, 1)),
+        }
+    }
+    // Interleaving pays per row, concatenation per run and per column.
+    if runs.is_empty() || runs.len() * 16 > indices.len() {
+        return interleave_record_batch(batches, indices);
+    }
+    let schema = batches[0].schema();
+    let columns = (0..schema.fields().len())
+        .map(|c| {
+            let parts: Vec<_> = runs
+                .iter()
+                .map(|&(b, start, len)| batches[b].column(c).slice(start, len))
+                .collect();
+            let refs: Vec<&dyn crate::arrow::array::Array> =
+                parts.iter().map(|a| a.as_ref()).collect();
+            arrow_select::concat::concat(&refs)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns)
 }
 
 /// As [`apply`], storing the table object too (after its chunks and index): its id is
