@@ -312,7 +312,7 @@ impl<'a> Chunker<'a> {
     async fn as_delta(
         &mut self,
         stored: &Stored<'_>,
-        merged: &Rows,
+        merged: &Picks<'_>,
         changes: &[Rows],
         is_last: bool,
     ) -> Result<bool> {
@@ -359,9 +359,8 @@ impl<'a> Chunker<'a> {
             }
             let m = m - 1;
             let same = in_base
-                && (0..merged.batch.num_columns()).all(|c| {
-                    merged.batch.column(c).slice(m, 1).to_data()
-                        == base.batch.column(c).slice(at - 1, 1).to_data()
+                && (0..base.batch.num_columns()).all(|c| {
+                    merged.cell(m, c).to_data() == base.batch.column(c).slice(at - 1, 1).to_data()
                 });
             if !same {
                 picked.push(m as u32);
@@ -379,9 +378,7 @@ impl<'a> Chunker<'a> {
             )));
             return Ok(true);
         }
-        let indices = crate::arrow::array::UInt32Array::from(picked);
-        let rows = crate::arrow::compute::take_record_batch(&merged.batch, &indices)
-            .map_err(|e| Error::arrow("taking a chunk's changed rows", e))?;
+        let rows = merged.take(&picked)?;
         let delta_rows = rows.num_rows() as u64;
         let deletes = deleted.len() as u64;
         // Up to a quarter of a chunk: encoded off the runtime's threads.
@@ -596,12 +593,68 @@ where
 /// The rows of a chunk with its delta merged in by key: a delta row replaces the chunk's row
 /// with its key, or is added in key order; a key the delta deletes leaves no row.
 pub(crate) fn overlay(id: &ObjectId, base: &Rows, delta: &DeltaRows) -> Result<Rows> {
+    overlay_picks(id, base, Some(delta))?.rows(&id.to_hex())
+}
+
+/// Rows picked from several batches, by (batch, row), with their keys: a merge before its
+/// rows are copied into one batch (an edit that becomes a delta copies only the few it
+/// holds).
+struct Picks<'a> {
+    batches: Vec<&'a RecordBatch>,
+    indices: Vec<(usize, usize)>,
+    keys: Keys,
+}
+
+impl Picks<'_> {
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// The picked rows in one batch (`table` names it in an error).
+    fn rows(self, table: &str) -> Result<Rows> {
+        let batch = gather(&self.batches, &self.indices)
+            .map_err(|e| Error::arrow(format!("merging rows of table '{table}'"), e))?;
+        Ok(Rows {
+            batch,
+            keys: self.keys,
+        })
+    }
+
+    /// Column `c` of pick `m`, as a one-row array.
+    fn cell(&self, m: usize, c: usize) -> crate::arrow::array::ArrayRef {
+        let (b, row) = self.indices[m];
+        self.batches[b].column(c).slice(row, 1)
+    }
+
+    /// The picks `which` (positions, in order) in one batch.
+    fn take(&self, which: &[u32]) -> Result<RecordBatch> {
+        let indices: Vec<(usize, usize)> =
+            which.iter().map(|&m| self.indices[m as usize]).collect();
+        gather(&self.batches, &indices)
+            .map_err(|e| Error::arrow("taking a chunk's changed rows", e))
+    }
+}
+
+/// A chunk's rows with its delta (if any) laid over them, as picks (see [`overlay`]).
+fn overlay_picks<'a>(
+    id: &ObjectId,
+    base: &'a Rows,
+    delta: Option<&'a DeltaRows>,
+) -> Result<Picks<'a>> {
+    let all = Picks {
+        batches: vec![&base.batch],
+        indices: (0..base.len()).map(|i| (0, i)).collect(),
+        keys: base.keys.clone(),
+    };
+    let Some(delta) = delta else {
+        return Ok(all);
+    };
     // An upsert of the delta's rows into the chunk's (the chunk's id names it in an error).
     let mut stats = ApplyStats::default();
     let changes = std::slice::from_ref(&delta.rows);
-    let merged = merge_rows(
+    let merged = merge_picks(
         &id.to_hex(),
-        base,
+        all,
         changes,
         ChangeOp::Upsert,
         &[],
@@ -611,9 +664,10 @@ pub(crate) fn overlay(id: &ObjectId, base: &Rows, delta: &DeltaRows) -> Result<R
         return Ok(merged);
     }
     // Both in key order: one pass keeps the rows whose keys are not deleted.
-    let (mut kept, mut keys) = (Vec::with_capacity(merged.len()), Keys::default());
+    let mut indices = Vec::with_capacity(merged.len());
+    let mut keys = Keys::with_capacity(merged.len(), 0);
     let mut d = 0;
-    for i in 0..merged.len() {
+    for (i, &at) in merged.indices.iter().enumerate() {
         let key = merged.keys.get(i);
         while d < delta.deleted.len() && delta.deleted.get(d) < key {
             d += 1;
@@ -621,13 +675,14 @@ pub(crate) fn overlay(id: &ObjectId, base: &Rows, delta: &DeltaRows) -> Result<R
         if d < delta.deleted.len() && delta.deleted.get(d) == key {
             continue;
         }
-        kept.push(i as u32);
+        indices.push(at);
         keys.push(key);
     }
-    let indices = crate::arrow::array::UInt32Array::from(kept);
-    let batch = crate::arrow::compute::take_record_batch(&merged.batch, &indices)
-        .map_err(|e| Error::arrow("leaving out the rows a delta deletes", e))?;
-    Ok(Rows { batch, keys })
+    Ok(Picks {
+        batches: merged.batches,
+        indices,
+        keys,
+    })
 }
 
 /// The columns to decode to read `columns` (positions in a schema of `fields` columns;
@@ -684,16 +739,21 @@ pub(crate) fn decode_entry(
         .map_err(|e| Error::arrow("choosing the columns to read", e))
 }
 
-/// Merges sorted `changes` into one chunk's sorted `old` rows.
-fn merge_rows(
+/// Merges sorted `changes` into one chunk's sorted rows `old`.
+fn merge_picks<'a>(
     table: &str,
-    old: &Rows,
-    changes: &[Rows],
+    old: Picks<'a>,
+    changes: &'a [Rows],
     op: ChangeOp,
     key_idx: &[usize],
     stats: &mut ApplyStats,
-) -> Result<Rows> {
-    let mut batches: Vec<&RecordBatch> = vec![&old.batch];
+) -> Result<Picks<'a>> {
+    let Picks {
+        mut batches,
+        indices: old_at,
+        keys: old,
+    } = old;
+    let first = batches.len();
     if op != ChangeOp::Delete {
         batches.extend(changes.iter().map(|c| &c.batch));
     }
@@ -701,17 +761,17 @@ fn merge_rows(
     let mut keys = Keys::with_capacity(old.len() + 16, 0);
     let mut i = 0;
     let push_old = |i: usize, indices: &mut Vec<(usize, usize)>, keys: &mut Keys| {
-        indices.push((0, i));
-        keys.push(old.keys.get(i));
+        indices.push(old_at[i]);
+        keys.push(old.get(i));
     };
     for (ci, change) in changes.iter().enumerate() {
         for j in 0..change.len() {
             let key = change.keys.get(j);
-            while i < old.len() && old.keys.get(i) < key {
+            while i < old.len() && old.get(i) < key {
                 push_old(i, &mut indices, &mut keys);
                 i += 1;
             }
-            let exists = i < old.len() && old.keys.get(i) == key;
+            let exists = i < old.len() && old.get(i) == key;
             match op {
                 ChangeOp::Insert if exists => {
                     return Err(Error::KeyExists {
@@ -734,7 +794,7 @@ fn merge_rows(
                     } else {
                         stats.inserted += 1;
                     }
-                    indices.push((ci + 1, j));
+                    indices.push((first + ci, j));
                     keys.push(key);
                 }
             }
@@ -744,9 +804,11 @@ fn merge_rows(
         push_old(i, &mut indices, &mut keys);
         i += 1;
     }
-    let batch = gather(&batches, &indices)
-        .map_err(|e| Error::arrow(format!("merging rows of table '{table}'"), e))?;
-    Ok(Rows { batch, keys })
+    Ok(Picks {
+        batches,
+        indices,
+        keys,
+    })
 }
 
 /// The rows `indices` (batch, row) of `batches`, in that order. An edit keeps most of a
@@ -763,6 +825,10 @@ fn gather(
             Some((rb, start, len)) if *rb == b && *start + *len == row => *len += 1,
             _ => runs.push((b, row, 1)),
         }
+    }
+    // One run is a slice of its batch, shared rather than copied.
+    if let [(b, start, len)] = runs[..] {
+        return Ok(batches[b].slice(start, len));
     }
     // Interleaving pays per row, concatenation per run and per column.
     if runs.is_empty() || runs.len() * 16 > indices.len() {
@@ -849,20 +915,17 @@ pub async fn apply(
                     }
                     let (base, delta) =
                         read_chunk_parts(objects, &entry, &arrow_schema, &key_idx).await?;
-                    let old = match &delta {
-                        Some(d) => overlay(&entry.id, &base, d)?,
-                        None => base.clone(),
-                    };
                     let bound = if is_last {
                         None
                     } else {
                         Some(last_key.as_slice())
                     };
                     let changes = cursor.take_until(bound)?;
+                    let old = overlay_picks(&entry.id, &base, delta.as_ref())?;
                     let merged = if changes.is_empty() {
                         old
                     } else {
-                        merge_rows(table, &old, &changes, op, &key_idx, &mut stats)?
+                        merge_picks(table, old, &changes, op, &key_idx, &mut stats)?
                     };
                     let stored = Stored {
                         entry: &entry,
@@ -874,7 +937,7 @@ pub async fn apply(
                             .as_delta(&stored, &merged, &changes, is_last)
                             .await?;
                     if !kept {
-                        chunker.push(&merged).await?;
+                        chunker.push(&merged.rows(table)?).await?;
                     }
                     old_rows += entry.rows;
                     old_bytes += entry.bytes;
