@@ -451,7 +451,39 @@ async fn bench(args: &Args) -> Result<()> {
         n as f64 / newest
     );
     cli_exports(&args.python, &repo, tmp.path())?;
+    csv_import(&repo, tmp.path(), py, py_flushed).await?;
     diff_bench(&repo, tmp.path(), n).await
+}
+
+/// An import of the same rows from CSV (the first commit exported as CSV), beside pyarrow's
+/// zstd write of them (`py`; `py_flushed` with the file flushed to disk).
+async fn csv_import(repo: &Repository, dir: &Path, py: f64, py_flushed: f64) -> Result<()> {
+    let (_, table) = repo.table("bench", Some("HEAD~5")).await?;
+    let csv = dir.join("input.csv");
+    export(
+        repo.objects(),
+        &table,
+        &Destination::File(csv.clone()),
+        ExportFormat::Csv,
+        &NoProgress,
+    )
+    .await?;
+    let size = std::fs::metadata(&csv)?.len();
+    let repo_dir = dir.join("repo-from-csv");
+    let run = run_child_import(&repo_dir, &csv, None)?;
+    println!(
+        "import from CSV ({:.0} MiB): {:.2} s vs pyarrow zstd write {:.2} s = {:.2}x (target <= 1.2x), vs the same write flushed {:.2} s = {:.2}x; peak memory {:.0} MiB",
+        mib(size),
+        run.secs,
+        py,
+        run.secs / py,
+        py_flushed,
+        run.secs / py_flushed,
+        run.peak_mib
+    );
+    std::fs::remove_file(&csv)?;
+    std::fs::remove_dir_all(&repo_dir)?;
+    Ok(())
 }
 
 /// `strata export` of the newest commit to each format, beside pyarrow reading its own zstd
