@@ -826,15 +826,16 @@ fn gather(
             _ => runs.push((b, row, 1)),
         }
     }
+    // The rows take the first batch's schema (the chunk's), as interleaving gives them.
+    let schema = batches[0].schema();
     // One run is a slice of its batch, shared rather than copied.
     if let [(b, start, len)] = runs[..] {
-        return Ok(batches[b].slice(start, len));
+        return RecordBatch::try_new(schema, batches[b].slice(start, len).columns().to_vec());
     }
     // Interleaving pays per row, concatenation per run and per column.
     if runs.is_empty() || runs.len() * 16 > indices.len() {
         return interleave_record_batch(batches, indices);
     }
-    let schema = batches[0].schema();
     let columns = (0..schema.fields().len())
         .map(|c| {
             let parts: Vec<_> = runs
