@@ -876,7 +876,68 @@ struct DeleteFile {
 
 /// The positions (0-based, ascending) of the rows of chunk entry `e` that its delta replaces
 /// or deletes.
+/// How many deltas' positions [`remember_positions`] keeps (at most a quarter of a chunk's
+/// rows each: 128 KiB at the largest chunks).
+const REMEMBERED: usize = 64;
+
+/// The positions of the chunk's rows that deltas replace or delete, as the edits that wrote
+/// the deltas found them, by (delta, chunk): a commit in the same process lists a new delta's
+/// position deletes without decoding its chunk again. Ids name contents, so an entry never
+/// goes stale; the oldest are dropped.
+static POSITIONS: std::sync::Mutex<std::collections::VecDeque<Remembered>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+/// (delta, chunk) and the chunk's positions the delta replaces or deletes.
+type Remembered = ((ObjectId, ObjectId), Arc<Vec<i64>>);
+
+/// Remembers the positions (ascending) of chunk `base`'s rows that `delta` replaces or deletes.
+pub(crate) fn remember_positions(delta: ObjectId, base: ObjectId, positions: Vec<i64>) {
+    let Ok(mut memo) = POSITIONS.lock() else {
+        return;
+    };
+    if memo.iter().any(|(k, _)| *k == (delta, base)) {
+        return;
+    }
+    if memo.len() >= REMEMBERED {
+        memo.pop_front();
+    }
+    memo.push_back(((delta, base), Arc::new(positions)));
+}
+
+fn remembered_positions(delta: ObjectId, base: ObjectId) -> Option<Arc<Vec<i64>>> {
+    let memo = POSITIONS.lock().ok()?;
+    memo.iter()
+        .find(|(k, _)| *k == (delta, base))
+        .map(|(_, p)| p.clone())
+}
+
 async fn replaced_positions(
+    source: &Objects,
+    e: &Entry,
+    arrow: &arrow_schema::SchemaRef,
+    key_idx: &[usize],
+) -> Result<Vec<i64>> {
+    let remembered = e.delta.and_then(|d| remembered_positions(d.id, e.id));
+    // Builds with debug assertions (the tests) check the remembered positions against the
+    // chunk's; others trust them.
+    if let Some(p) = &remembered {
+        if !cfg!(debug_assertions) {
+            return Ok(p.to_vec());
+        }
+    }
+    let decoded = decoded_positions(source, e, arrow, key_idx).await?;
+    if let Some(p) = remembered {
+        assert_eq!(
+            *p, decoded,
+            "the positions an edit remembered for chunk {} differ from its delta's",
+            e.id
+        );
+    }
+    Ok(decoded)
+}
+
+/// The positions of the chunk's rows its delta replaces or deletes, from the two files.
+async fn decoded_positions(
     source: &Objects,
     e: &Entry,
     arrow: &arrow_schema::SchemaRef,

@@ -347,6 +347,8 @@ impl<'a> Chunker<'a> {
         // order.
         let mut deleted = Keys::default();
         let mut picked: Vec<u32> = Vec::new();
+        // The positions of the chunk's rows that the delta replaces or deletes (ascending).
+        let mut positions: Vec<i64> = Vec::new();
         for &key in &candidates {
             let at = base.keys.partition_point_le(key);
             let in_base = at > 0 && base.keys.get(at - 1) == key;
@@ -354,6 +356,7 @@ impl<'a> Chunker<'a> {
             if m == 0 || merged.keys.get(m - 1) != key {
                 if in_base {
                     deleted.push(key);
+                    positions.push((at - 1) as i64);
                 }
                 continue;
             }
@@ -364,6 +367,9 @@ impl<'a> Chunker<'a> {
                 });
             if !same {
                 picked.push(m as u32);
+                if in_base {
+                    positions.push((at - 1) as i64);
+                }
             }
         }
         if picked.len() + deleted.len() > limit {
@@ -390,6 +396,7 @@ impl<'a> Chunker<'a> {
         self.objects
             .put_with_id(ObjectKind::Chunk, id, bytes)
             .await?;
+        crate::iceberg::remember_positions(id, entry.id, positions);
         self.written += 1;
         self.out.push(PendingEntry::Ready(Entry {
             id: entry.id,

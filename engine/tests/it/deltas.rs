@@ -581,3 +581,58 @@ fn a_delete_manifest_cut_short_beside_its_data_manifest_is_made_again() {
         assert_eq!(read(list_path(&id)).await, list);
     });
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(8))]
+
+    /// The rows of a chunk that its delta replaces or deletes are found by the edit that
+    /// writes the delta, and the views' position deletes take them from it in the same
+    /// process; builds with debug assertions (these tests) check them against the chunk and
+    /// the delta read back. Rounds of scattered upserts (some to the value a row has, some of
+    /// new keys between the old ones) and deletes, each followed by the views' preparation.
+    #[test]
+    fn the_positions_an_edit_finds_are_the_ones_its_delta_replaces(
+        rounds in proptest::collection::vec(
+            (
+                proptest::collection::btree_map(0i64..40_000, 0u8..3, 0..40),
+                proptest::collection::vec(0i64..40_000, 0..20),
+            ),
+            1..4,
+        )
+    ) {
+        runtime().block_on(async {
+            use strata_engine::iceberg::{prepare, Location};
+            let objects = objects();
+            // Even keys only, so that odd ones are new rows between them.
+            let mut expected: BTreeMap<i64, String> =
+                (0..20_000).map(|i| (2 * i, format!("v{}", 2 * i))).collect();
+            let mut t = apply_op(&objects, None, ChangeOp::Upsert, &expected).await;
+            let at = Location::new(objects.clone(), "memory:///r");
+            let mut previous = BTreeMap::new();
+            let mut with_deltas = 0;
+            for (upserts, deletes) in rounds {
+                // 0: the value the row has (or would have); 1 and 2: other values.
+                let upserts: BTreeMap<i64, String> = upserts
+                    .into_iter()
+                    .map(|(k, v)| (k, if v == 0 { format!("v{k}") } else { format!("x{k}.{v}") }))
+                    .collect();
+                t = apply_op(&objects, Some(&t), ChangeOp::Upsert, &upserts).await;
+                expected.extend(upserts);
+                let deletes: BTreeMap<i64, String> =
+                    deletes.into_iter().map(|k| (k, String::new())).collect();
+                t = apply_op(&objects, Some(&t), ChangeOp::Delete, &deletes).await;
+                for k in deletes.keys() {
+                    expected.remove(k);
+                }
+                let id = objects.put_json(&t).await.expect("table");
+                let tables = BTreeMap::from([("t".to_string(), id)]);
+                prepare(&at, &objects, &tables, &previous).await.expect("prepare");
+                previous = tables;
+                with_deltas += chunks(&objects, &t).await.iter().filter(|e| e.delta.is_some()).count();
+            }
+            proptest::prop_assert_eq!(read_all(&objects, &t).await, expected);
+            proptest::prop_assume!(with_deltas > 0);
+            Ok(())
+        })?;
+    }
+}
