@@ -874,50 +874,66 @@ struct DeleteFile {
     record: Vec<u8>,
 }
 
-/// The positions (0-based, ascending) of the rows of chunk entry `e` that its delta replaces
-/// or deletes.
 /// How many deltas' positions [`remember_positions`] keeps (at most a quarter of a chunk's
 /// rows each: 128 KiB at the largest chunks).
 const REMEMBERED: usize = 64;
 
 /// The positions of the chunk's rows that deltas replace or delete, as the edits that wrote
-/// the deltas found them, by (delta, chunk): a commit in the same process lists a new delta's
+/// the deltas found them, by (delta, chunk, key columns: the same two files under another
+/// primary key replace other rows): a commit in the same process lists a new delta's
 /// position deletes without decoding its chunk again. Ids name contents, so an entry never
 /// goes stale; the oldest are dropped.
 static POSITIONS: std::sync::Mutex<std::collections::VecDeque<Remembered>> =
     std::sync::Mutex::new(std::collections::VecDeque::new());
 
-/// (delta, chunk) and the chunk's positions the delta replaces or deletes.
-type Remembered = ((ObjectId, ObjectId), Arc<Vec<i64>>);
+/// (delta, chunk, key columns) and the chunk's positions the delta replaces or deletes.
+type Remembered = ((ObjectId, ObjectId, Vec<usize>), Arc<Vec<i64>>);
 
-/// Remembers the positions (ascending) of chunk `base`'s rows that `delta` replaces or deletes.
-pub(crate) fn remember_positions(delta: ObjectId, base: ObjectId, positions: Vec<i64>) {
+/// Remembers the positions (ascending) of chunk `base`'s rows that `delta` replaces or
+/// deletes, by the key columns `key_idx`.
+pub(crate) fn remember_positions(
+    delta: ObjectId,
+    base: ObjectId,
+    key_idx: &[usize],
+    positions: Vec<i64>,
+) {
     let Ok(mut memo) = POSITIONS.lock() else {
         return;
     };
-    if memo.iter().any(|(k, _)| *k == (delta, base)) {
+    if memo
+        .iter()
+        .any(|((d, b, k), _)| (*d, *b) == (delta, base) && k == key_idx)
+    {
         return;
     }
     if memo.len() >= REMEMBERED {
         memo.pop_front();
     }
-    memo.push_back(((delta, base), Arc::new(positions)));
+    memo.push_back(((delta, base, key_idx.to_vec()), Arc::new(positions)));
 }
 
-fn remembered_positions(delta: ObjectId, base: ObjectId) -> Option<Arc<Vec<i64>>> {
+fn remembered_positions(
+    delta: ObjectId,
+    base: ObjectId,
+    key_idx: &[usize],
+) -> Option<Arc<Vec<i64>>> {
     let memo = POSITIONS.lock().ok()?;
     memo.iter()
-        .find(|(k, _)| *k == (delta, base))
+        .find(|((d, b, k), _)| (*d, *b) == (delta, base) && k == key_idx)
         .map(|(_, p)| p.clone())
 }
 
+/// The positions (0-based, ascending) of the rows of chunk entry `e` that its delta replaces
+/// or deletes (`key_idx`: the key columns' positions in `arrow`).
 async fn replaced_positions(
     source: &Objects,
     e: &Entry,
     arrow: &arrow_schema::SchemaRef,
     key_idx: &[usize],
 ) -> Result<Vec<i64>> {
-    let remembered = e.delta.and_then(|d| remembered_positions(d.id, e.id));
+    let remembered = e
+        .delta
+        .and_then(|d| remembered_positions(d.id, e.id, key_idx));
     // Builds with debug assertions (the tests) check the remembered positions against the
     // chunk's; others trust them.
     if let Some(p) = &remembered {

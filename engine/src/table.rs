@@ -315,6 +315,7 @@ impl<'a> Chunker<'a> {
         merged: &Picks<'_>,
         changes: &[Rows],
         is_last: bool,
+        key_idx: &[usize],
     ) -> Result<bool> {
         let base = stored.base;
         let limit = base.len() / DELTA_SHARE;
@@ -396,7 +397,7 @@ impl<'a> Chunker<'a> {
         self.objects
             .put_with_id(ObjectKind::Chunk, id, bytes)
             .await?;
-        crate::iceberg::remember_positions(id, entry.id, positions);
+        crate::iceberg::remember_positions(id, entry.id, key_idx, positions);
         self.written += 1;
         self.out.push(PendingEntry::Ready(Entry {
             id: entry.id,
@@ -942,7 +943,7 @@ pub async fn apply(
                     };
                     let kept = !changes.is_empty()
                         && chunker
-                            .as_delta(&stored, &merged, &changes, is_last)
+                            .as_delta(&stored, &merged, &changes, is_last, &key_idx)
                             .await?;
                     if !kept {
                         chunker.push(&merged.rows(table)?).await?;
