@@ -367,14 +367,20 @@ async fn append_rows(repo: &Repository, dir: &Path, rows: u64, count: u64) -> Re
     Ok(dir_bytes(&repo.root().join(".strata")) - before)
 }
 
-async fn export_secs(repo: &Repository, rev: &str, out: &Path) -> Result<f64> {
+/// Exports revision `rev` of the bench table to `out` in `format`: the seconds it took.
+async fn export_secs(
+    repo: &Repository,
+    rev: &str,
+    out: &Path,
+    format: ExportFormat,
+) -> Result<f64> {
     let (_, table) = repo.table("bench", Some(rev)).await?;
     let t = Instant::now();
     export(
         repo.objects(),
         &table,
         &Destination::File(out.to_path_buf()),
-        ExportFormat::Parquet,
+        format,
         &NoProgress,
     )
     .await?;
@@ -442,8 +448,20 @@ async fn bench(args: &Args) -> Result<()> {
         },
         *bytes.iter().max().unwrap_or(&0) as f64 / 1024.0
     );
-    let newest = export_secs(&repo, "HEAD", &tmp.path().join("newest.parquet")).await?;
-    let first = export_secs(&repo, "HEAD~5", &tmp.path().join("first.parquet")).await?;
+    let newest = export_secs(
+        &repo,
+        "HEAD",
+        &tmp.path().join("newest.parquet"),
+        ExportFormat::Parquet,
+    )
+    .await?;
+    let first = export_secs(
+        &repo,
+        "HEAD~5",
+        &tmp.path().join("first.parquet"),
+        ExportFormat::Parquet,
+    )
+    .await?;
     println!(
         "export to Parquet: newest commit {:.2} s, first commit {:.2} s ({:.0} rows/s)",
         newest,
@@ -458,16 +476,8 @@ async fn bench(args: &Args) -> Result<()> {
 /// An import of the same rows from CSV (the first commit exported as CSV), beside pyarrow's
 /// zstd write of them (`py`; `py_flushed` with the file flushed to disk).
 async fn csv_import(repo: &Repository, dir: &Path, py: f64, py_flushed: f64) -> Result<()> {
-    let (_, table) = repo.table("bench", Some("HEAD~5")).await?;
     let csv = dir.join("input.csv");
-    export(
-        repo.objects(),
-        &table,
-        &Destination::File(csv.clone()),
-        ExportFormat::Csv,
-        &NoProgress,
-    )
-    .await?;
+    export_secs(repo, "HEAD~5", &csv, ExportFormat::Csv).await?;
     let size = std::fs::metadata(&csv)?.len();
     let repo_dir = dir.join("repo-from-csv");
     let run = run_child_import(&repo_dir, &csv, None)?;
@@ -650,7 +660,13 @@ async fn sweep(args: &Args) -> Result<()> {
             .sum::<f64>()
             / entries.iter().map(|e| e.rows as f64).sum::<f64>().max(1.0)
             / 1024.0;
-        let exp = export_secs(&repo, "HEAD", &tmp.path().join("e.parquet")).await?;
+        let exp = export_secs(
+            &repo,
+            "HEAD",
+            &tmp.path().join("e.parquet"),
+            ExportFormat::Parquet,
+        )
+        .await?;
         let mut scans = Vec::new();
         for _ in 0..3 {
             let start = Instant::now();
