@@ -160,6 +160,18 @@ impl<'a> Cursor<'a> {
         Ok(self.current.as_ref().map(|c| c.keys.get(self.pos)))
     }
 
+    /// The rest of the current run of changes (the next run when it is taken), or `None` at
+    /// the end: what follows is read only when this is taken.
+    fn take_next(&mut self) -> Result<Option<Rows>> {
+        if !self.fill()? {
+            return Ok(None);
+        }
+        let cur = self.current.as_ref().expect("filled");
+        let rows = cur.slice(self.pos, cur.len());
+        self.pos = cur.len();
+        Ok(Some(rows))
+    }
+
     /// All changes with keys `<= bound` (all remaining ones when `bound` is `None`).
     fn take_until(&mut self, bound: Option<&[u8]>) -> Result<Vec<Rows>> {
         let mut out = Vec::new();
@@ -987,19 +999,15 @@ pub async fn apply(
             )
         }
         _ => {
-            // A new or empty table: every change is a new row.
-            loop {
-                let changes = cursor.take_until(None)?;
-                if changes.is_empty() {
-                    break;
-                }
-                for rows in changes {
-                    match op {
-                        ChangeOp::Delete => stats.missing += rows.len() as u64,
-                        ChangeOp::Insert | ChangeOp::Upsert => {
-                            stats.inserted += rows.len() as u64;
-                            chunker.push(&rows).await?;
-                        }
+            // A new or empty table: every change is a new row. The rows are cut and
+            // encoded as they are read, a run at a time (the encoders work while the next
+            // rows are read, and only the runs in flight are held).
+            while let Some(rows) = cursor.take_next()? {
+                match op {
+                    ChangeOp::Delete => stats.missing += rows.len() as u64,
+                    ChangeOp::Insert | ChangeOp::Upsert => {
+                        stats.inserted += rows.len() as u64;
+                        chunker.push(&rows).await?;
                     }
                 }
             }
