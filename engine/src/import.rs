@@ -1173,9 +1173,15 @@ fn changed_as(v: &str, to: &DataType) -> Option<&'static str> {
     if !(to.is_integer() || to.is_floating()) {
         return None;
     }
-    let unsigned = v.strip_prefix(['+', '-']).unwrap_or(v);
-    let whole = unsigned.split(['.', 'e', 'E']).next().unwrap_or(unsigned);
-    (whole.len() > 1 && whole.starts_with('0'))
+    // The whole part runs to the first '.', 'e' or 'E': it has a leading zero when it
+    // starts with a '0' that another of its characters follows. (Only the first two bytes
+    // are looked at: this runs for every value of a column whose type was inferred.)
+    let b = v.as_bytes();
+    let b = match b.first() {
+        Some(b'+' | b'-') => &b[1..],
+        _ => b,
+    };
+    (b.len() > 1 && b[0] == b'0' && !matches!(b[1], b'.' | b'e' | b'E'))
         .then_some("has a leading zero, which a number would drop")
 }
 
@@ -1764,6 +1770,21 @@ fn read_ahead(inner: BatchIter) -> BatchIter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leading_zero_is_one_before_more_of_the_whole_part() {
+        let zero = |v: &str| changed_as(v, &DataType::Int64).is_some();
+        for v in ["00123", "01", "-01", "+007", "00", "01.5", "00e3", "0x1"] {
+            assert!(zero(v), "{v} has a leading zero");
+        }
+        for v in [
+            "0", "-0", "+0", "0.5", "-0.25", "0e5", "0E5", "10", "100", "", "-", "1.0",
+        ] {
+            assert!(!zero(v), "{v} has no leading zero");
+        }
+        assert!(changed_as("007", &DataType::Float64).is_some());
+        assert!(changed_as("007", &DataType::Utf8).is_none());
+    }
 
     #[test]
     fn the_format_comes_from_the_extension_under_a_compression_suffix() {
