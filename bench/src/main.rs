@@ -221,6 +221,26 @@ struct ImportRun {
     peak_mib: f64,
 }
 
+/// The import run of median time.
+fn median_run(runs: &mut [ImportRun]) -> ImportRun {
+    runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+    let m = &runs[runs.len() / 2];
+    ImportRun {
+        secs: m.secs,
+        peak_mib: m.peak_mib,
+    }
+}
+
+/// Flushes every file's dirty pages to disk (`sync`), so that the next timed step does not
+/// pay for the writeback of what the one before it wrote.
+fn settle() -> Result<()> {
+    let status = Command::new("sync").status().context("cannot run sync")?;
+    if !status.success() {
+        bail!("sync failed: {status}");
+    }
+    Ok(())
+}
+
 fn run_child_import(repo: &Path, file: &Path, avg: Option<u32>) -> Result<ImportRun> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
@@ -265,6 +285,20 @@ print(written, time.perf_counter() - start)
         parts.next().context("write time")?.parse()?,
         parts.next().context("flushed write time")?.parse()?,
     ))
+}
+
+/// pyarrow reading the CSV file `input` (its multi-threaded reader) and writing its rows to
+/// one zstd file: the seconds of both.
+fn pyarrow_csv_secs(python: &str, input: &Path, out: &Path) -> Result<f64> {
+    let script = r#"
+import sys, time
+import pyarrow.csv as pc
+import pyarrow.parquet as pq
+start = time.perf_counter()
+pq.write_table(pc.read_csv(sys.argv[1]), sys.argv[2], compression="zstd")
+print(time.perf_counter() - start)
+"#;
+    python_secs(python, script, &[input, out])
 }
 
 /// Runs a timing script with pyarrow in a fresh process; the seconds it prints.
@@ -396,15 +430,49 @@ async fn bench(args: &Args) -> Result<()> {
         "== {n} rows (input {:.1} MiB uncompressed Parquet)",
         mib(std::fs::metadata(&input)?.len())
     );
-    let (py, py_flushed) =
-        pyarrow_write_secs(&args.python, &input, &tmp.path().join("pyarrow.parquet"))?;
-    let py_size = std::fs::metadata(tmp.path().join("pyarrow.parquet"))?.len();
+    // pyarrow's write and the imports (from that Parquet file, and from the same rows as
+    // CSV) take turns over three rounds, each after a `sync`, so that none pays for writing
+    // back what the step before it left in the page cache: medians.
+    let py_out = tmp.path().join("pyarrow.parquet");
+    let csv = tmp.path().join("input.csv");
     let repo_dir = tmp.path().join("repo");
-    let run = run_child_import(&repo_dir, &input, None)?;
+    let (mut py, mut py_flushed, mut py_csv) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut runs, mut csv_runs) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        settle()?;
+        let (plain, flushed) = pyarrow_write_secs(&args.python, &input, &py_out)?;
+        py.push(plain);
+        py_flushed.push(flushed);
+        settle()?;
+        let dir = match round {
+            0 => repo_dir.clone(),
+            r => tmp.path().join(format!("repo-{r}")),
+        };
+        runs.push(run_child_import(&dir, &input, None)?);
+        if round == 0 {
+            let repo = Repository::open(&repo_dir).await?;
+            export_secs(&repo, "HEAD", &csv, ExportFormat::Csv).await?;
+        } else {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        settle()?;
+        let from_csv = tmp.path().join("repo-from-csv");
+        csv_runs.push(run_child_import(&from_csv, &csv, None)?);
+        std::fs::remove_dir_all(&from_csv)?;
+        settle()?;
+        py_csv.push(pyarrow_csv_secs(
+            &args.python,
+            &csv,
+            &tmp.path().join("pyarrow-csv.parquet"),
+        )?);
+    }
+    let (py, py_flushed) = (median(&mut py), median(&mut py_flushed));
+    let py_size = std::fs::metadata(&py_out)?.len();
+    let run = median_run(&mut runs);
     let repo = Repository::open(&repo_dir).await?;
     let size = dir_bytes(&repo_dir.join(".strata"));
     println!(
-        "import: {:.2} s vs pyarrow zstd write {:.2} s = {:.2}x (target <= 1.2x), vs the same write flushed to disk {:.2} s = {:.2}x; {:.0} rows/s",
+        "import: {:.2} s vs pyarrow zstd write {:.2} s = {:.2}x (target <= 1.2x), vs the same write flushed to disk {:.2} s = {:.2}x; {:.0} rows/s (medians of 3 rounds)",
         run.secs,
         py,
         run.secs / py,
@@ -418,6 +486,21 @@ async fn bench(args: &Args) -> Result<()> {
         mib(py_size),
         run.peak_mib
     );
+    let csv_size = std::fs::metadata(&csv)?.len();
+    let csv_run = median_run(&mut csv_runs);
+    println!(
+        "import from CSV ({:.0} MiB): {:.2} s vs pyarrow zstd write {:.2} s = {:.2}x (target <= 1.2x), vs the same write flushed {:.2} s = {:.2}x, vs pyarrow reading the CSV and writing it {:.2} s = {:.2}x; peak memory {:.0} MiB (medians of 3 rounds)",
+        mib(csv_size),
+        csv_run.secs,
+        py,
+        csv_run.secs / py,
+        py_flushed,
+        csv_run.secs / py_flushed,
+        median(&mut py_csv),
+        csv_run.secs / median(&mut py_csv),
+        csv_run.peak_mib
+    );
+    std::fs::remove_file(&csv)?;
     let mut times = Vec::new();
     let mut bytes = Vec::new();
     let mut views = Vec::new();
@@ -469,31 +552,7 @@ async fn bench(args: &Args) -> Result<()> {
         n as f64 / newest
     );
     cli_exports(&args.python, &repo, tmp.path())?;
-    csv_import(&repo, tmp.path(), py, py_flushed).await?;
     diff_bench(&repo, tmp.path(), n).await
-}
-
-/// An import of the same rows from CSV (the first commit exported as CSV), beside pyarrow's
-/// zstd write of them (`py`; `py_flushed` with the file flushed to disk).
-async fn csv_import(repo: &Repository, dir: &Path, py: f64, py_flushed: f64) -> Result<()> {
-    let csv = dir.join("input.csv");
-    export_secs(repo, "HEAD~5", &csv, ExportFormat::Csv).await?;
-    let size = std::fs::metadata(&csv)?.len();
-    let repo_dir = dir.join("repo-from-csv");
-    let run = run_child_import(&repo_dir, &csv, None)?;
-    println!(
-        "import from CSV ({:.0} MiB): {:.2} s vs pyarrow zstd write {:.2} s = {:.2}x (target <= 1.2x), vs the same write flushed {:.2} s = {:.2}x; peak memory {:.0} MiB",
-        mib(size),
-        run.secs,
-        py,
-        run.secs / py,
-        py_flushed,
-        run.secs / py_flushed,
-        run.peak_mib
-    );
-    std::fs::remove_file(&csv)?;
-    std::fs::remove_dir_all(&repo_dir)?;
-    Ok(())
 }
 
 /// `strata export` of the newest commit to each format, beside pyarrow reading its own zstd
