@@ -1474,7 +1474,7 @@ fn sort_run(
             });
         }
     }
-    let mut sorted_keys = Keys::with_capacity(keys.len(), 0);
+    let mut sorted_keys = Keys::with_capacity(keys.len(), keys.byte_len());
     for &i in &order {
         sorted_keys.push(keys.get(i as usize));
     }

@@ -41,6 +41,11 @@ impl Keys {
         &self.data[self.offsets[i]..self.offsets[i + 1]]
     }
 
+    /// The bytes of all the keys together (what a copy of them needs beside their offsets).
+    pub fn byte_len(&self) -> usize {
+        self.data.len()
+    }
+
     pub fn last(&self) -> Option<&[u8]> {
         self.len().checked_sub(1).map(|i| self.get(i))
     }
@@ -63,6 +68,8 @@ impl Keys {
     }
 
     pub fn append(&mut self, other: &Keys) {
+        self.data.reserve(other.byte_len());
+        self.offsets.reserve(other.len());
         for i in 0..other.len() {
             self.push(other.get(i));
         }
