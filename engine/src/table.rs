@@ -217,7 +217,14 @@ struct Chunker<'a> {
     out: Vec<PendingEntry>,
     in_flight: usize,
     written: u64,
+    /// Where the ids of the chunks this chunker's stores create are sent (see
+    /// [`Objects::put_new`]): a write that then fails removes them again.
+    created: NewChunks,
 }
+
+/// The sending side of the ids of the chunks a write created; each store in flight holds a
+/// clone, so the receiver ends once the writer and all its stores are done.
+type NewChunks = tokio::sync::mpsc::UnboundedSender<ObjectId>;
 
 enum PendingEntry {
     Ready(Entry),
@@ -230,7 +237,12 @@ enum PendingEntry {
 }
 
 impl<'a> Chunker<'a> {
-    fn new(objects: &'a Objects, params: ChunkParams, schema: SchemaRef) -> Self {
+    fn new(
+        objects: &'a Objects,
+        params: ChunkParams,
+        schema: SchemaRef,
+        created: NewChunks,
+    ) -> Self {
         Chunker {
             objects,
             params,
@@ -241,6 +253,7 @@ impl<'a> Chunker<'a> {
             out: Vec::new(),
             in_flight: 0,
             written: 0,
+            created,
         }
     }
 
@@ -289,6 +302,7 @@ impl<'a> Chunker<'a> {
             1
         };
         let (send, entry) = tokio::sync::oneshot::channel();
+        let created = self.created.clone();
         let put = tokio::spawn(async move {
             let (bytes, id) = tokio::task::spawn_blocking(move || -> Result<_> {
                 let batch = crate::arrow::compute::concat_batches(&schema, &batches)
@@ -301,7 +315,10 @@ impl<'a> Chunker<'a> {
             .map_err(|e| Error::Invalid(format!("chunk encoder failed: {e}")))??;
             // Whoever waits for the entry only needs it encoded; the put is joined later.
             let _ = send.send(Entry::plain(id, rows, bytes.len() as u64, last_key));
-            objects.put_with_id(ObjectKind::Chunk, id, bytes).await
+            if objects.put_new(ObjectKind::Chunk, id, bytes).await? {
+                let _ = created.send(id);
+            }
+            Ok(())
         });
         self.out.push(PendingEntry::Writing { entry, put });
         self.in_flight += 1;
@@ -406,9 +423,9 @@ impl<'a> Chunker<'a> {
             .map_err(|e| Error::Invalid(format!("delta encoder failed: {e}")))??;
         let id = ObjectId::of(&bytes);
         let len = bytes.len() as u64;
-        self.objects
-            .put_with_id(ObjectKind::Chunk, id, bytes)
-            .await?;
+        if self.objects.put_new(ObjectKind::Chunk, id, bytes).await? {
+            let _ = self.created.send(id);
+        }
         crate::iceberg::remember_positions(id, entry.id, key_idx, positions);
         self.written += 1;
         self.out.push(PendingEntry::Ready(Entry {
@@ -685,7 +702,7 @@ fn overlay_picks<'a>(
     }
     // Both in key order: one pass keeps the rows whose keys are not deleted.
     let mut indices = Vec::with_capacity(merged.len());
-    let mut keys = Keys::with_capacity(merged.len(), 0);
+    let mut keys = Keys::with_capacity(merged.len(), merged.keys.byte_len());
     let mut d = 0;
     for (i, &at) in merged.indices.iter().enumerate() {
         let key = merged.keys.get(i);
@@ -777,8 +794,11 @@ fn merge_picks<'a>(
     if op != ChangeOp::Delete {
         batches.extend(changes.iter().map(|c| &c.batch));
     }
-    let mut indices: Vec<(usize, usize)> = Vec::with_capacity(old.len() + 16);
-    let mut keys = Keys::with_capacity(old.len() + 16, 0);
+    // Sized for every row (the chunk's and the changes'), so that neither grows on the way.
+    let rows = old.len() + changes.iter().map(Rows::len).sum::<usize>();
+    let bytes = old.byte_len() + changes.iter().map(|c| c.keys.byte_len()).sum::<usize>();
+    let mut indices: Vec<(usize, usize)> = Vec::with_capacity(rows);
+    let mut keys = Keys::with_capacity(rows, bytes);
     let mut i = 0;
     let push_old = |i: usize, indices: &mut Vec<(usize, usize)>, keys: &mut Keys| {
         indices.push(old_at[i]);
@@ -870,6 +890,24 @@ fn gather(
     RecordBatch::try_new(schema, columns)
 }
 
+/// Cuts rows that are all new to the table (past its last key, or into an empty table):
+/// inserted, or, when deleted, missing.
+async fn push_new(
+    chunker: &mut Chunker<'_>,
+    rows: &Rows,
+    op: ChangeOp,
+    stats: &mut ApplyStats,
+) -> Result<()> {
+    match op {
+        ChangeOp::Delete => stats.missing += rows.len() as u64,
+        ChangeOp::Insert | ChangeOp::Upsert => {
+            stats.inserted += rows.len() as u64;
+            chunker.push(rows).await?;
+        }
+    }
+    Ok(())
+}
+
 /// As [`apply`], storing the table object too (after its chunks and index): its id is
 /// returned.
 pub async fn apply_and_store(
@@ -900,11 +938,53 @@ pub async fn apply(
     op: ChangeOp,
     source: &mut dyn ChangeSource,
 ) -> Result<(TableObject, ApplyStats)> {
+    let (created, mut new_chunks) = tokio::sync::mpsc::unbounded_channel();
+    let mut indexed = false;
+    let result = apply_with(
+        objects,
+        table,
+        base,
+        schema,
+        chunking,
+        op,
+        source,
+        created,
+        &mut indexed,
+    )
+    .await;
+    // The rows are stored as they are read, so bad input (a value, a key, the order) may be
+    // found after some chunks are: the chunks this write created are removed again, once
+    // every store in flight has ended, and the repository is left as it was. Not once the
+    // index is being stored: a node stored names its chunks.
+    if result.is_err() && !indexed {
+        let mut ids = Vec::new();
+        while let Some(id) = new_chunks.recv().await {
+            ids.push(id);
+        }
+        objects.remove_new(ObjectKind::Chunk, &ids).await;
+    }
+    result
+}
+
+/// [`apply`], sending the ids of the chunks it creates to `created`; `indexed` is set once
+/// it starts storing the index.
+#[allow(clippy::too_many_arguments)]
+async fn apply_with(
+    objects: &Objects,
+    table: &str,
+    base: Option<&TableObject>,
+    schema: TableSchema,
+    chunking: ChunkParams,
+    op: ChangeOp,
+    source: &mut dyn ChangeSource,
+    created: NewChunks,
+    indexed: &mut bool,
+) -> Result<(TableObject, ApplyStats)> {
     let arrow_schema = schema.arrow()?;
     let key_idx = schema.key_indices();
     let mut stats = ApplyStats::default();
     let mut cursor = Cursor::new(source);
-    let mut chunker = Chunker::new(objects, chunking, arrow_schema.clone());
+    let mut chunker = Chunker::new(objects, chunking, arrow_schema.clone(), created);
     let mut tree = match base {
         Some(t) => Some(LazyTree::open(objects, &t.index).await?),
         None => None,
@@ -936,12 +1016,25 @@ pub async fn apply(
                     }
                     let (base, delta) =
                         read_chunk_parts(objects, &entry, &arrow_schema, &key_idx).await?;
-                    let bound = if is_last {
-                        None
-                    } else {
-                        Some(last_key.as_slice())
-                    };
-                    let changes = cursor.take_until(bound)?;
+                    let mut changes = cursor.take_until(Some(last_key.as_slice()))?;
+                    // Past the table's last key every change is a new row. As many as one
+                    // chunk holds are taken with the last chunk (with it, they may make one
+                    // chunk, kept as a delta); past that they cannot, and the rest are cut
+                    // after it as they are read.
+                    let mut more = false;
+                    if is_last {
+                        let mut beyond = 0usize;
+                        while beyond <= chunker.params.max_rows as usize {
+                            match cursor.take_next()? {
+                                Some(rows) => {
+                                    beyond += rows.len();
+                                    changes.push(rows);
+                                }
+                                None => break,
+                            }
+                        }
+                        more = cursor.peek_key()?.is_some();
+                    }
                     let old = overlay_picks(&entry.id, &base, delta.as_ref())?;
                     let merged = if changes.is_empty() {
                         old
@@ -954,11 +1047,17 @@ pub async fn apply(
                         delta: delta.as_ref(),
                     };
                     let kept = !changes.is_empty()
+                        && !more
                         && chunker
                             .as_delta(&stored, &merged, &changes, is_last, &key_idx)
                             .await?;
                     if !kept {
                         chunker.push(&merged.rows(table)?).await?;
+                    }
+                    if more {
+                        while let Some(rows) = cursor.take_next()? {
+                            push_new(&mut chunker, &rows, op, &mut stats).await?;
+                        }
                     }
                     old_rows += entry.rows;
                     old_bytes += entry.bytes;
@@ -1003,13 +1102,7 @@ pub async fn apply(
             // encoded as they are read, a run at a time (the encoders work while the next
             // rows are read, and only the runs in flight are held).
             while let Some(rows) = cursor.take_next()? {
-                match op {
-                    ChangeOp::Delete => stats.missing += rows.len() as u64,
-                    ChangeOp::Insert | ChangeOp::Upsert => {
-                        stats.inserted += rows.len() as u64;
-                        chunker.push(&rows).await?;
-                    }
-                }
+                push_new(&mut chunker, &rows, op, &mut stats).await?;
             }
             let (entries, written, puts) = chunker.finish_encoded().await?;
             stats.chunks_written = written;
@@ -1034,6 +1127,7 @@ pub async fn apply(
     // completeness invariant"): the chunks (their stores overlapped the index's edit), then
     // the index nodes.
     puts.join().await?;
+    *indexed = true;
     tree::store(objects, built).await?;
     Ok((object, stats))
 }
@@ -1076,7 +1170,9 @@ pub async fn rewrite(
     let (entries, known) = tree::load(objects, &base.index).await?;
     let arrow_schema = schema.arrow()?;
     let key_idx = schema.key_indices();
-    let mut chunker = Chunker::new(objects, base.chunking, arrow_schema.clone());
+    // (The rows are checked by a run with `write` false first; nothing is removed.)
+    let (created, _) = tokio::sync::mpsc::unbounded_channel();
+    let mut chunker = Chunker::new(objects, base.chunking, arrow_schema.clone(), created);
     let mut previous: Option<(Vec<u8>, RecordBatch, usize)> = None;
     let mut batches = std::pin::pin!(scan(objects, base, entries)?);
     while let Some(batch) = batches.next().await {

@@ -79,6 +79,13 @@ impl Objects {
     /// only bytes that belong there); nothing there yet (a `409` conflict of racing writers,
     /// a lost request) means the create is tried again.
     pub async fn put_with_id(&self, kind: ObjectKind, id: ObjectId, bytes: Bytes) -> Result<()> {
+        self.put_new(kind, id, bytes).await.map(|_| ())
+    }
+
+    /// As [`Objects::put_with_id`]; `true` when this call created the object (it was not
+    /// there, not even as a damaged copy), so that a write that fails afterwards may remove
+    /// it again (see [`Objects::remove_new`]).
+    pub async fn put_new(&self, kind: ObjectKind, id: ObjectId, bytes: Bytes) -> Result<bool> {
         let path = kind.path(&id);
         let len = bytes.len() as u64;
         Retry::times(6)
@@ -87,21 +94,56 @@ impl Objects {
                 let bytes = bytes.clone();
                 async move {
                     let why = match create(&self.store, path, bytes.clone()).await? {
-                        Created::Created => return Ok(Attempt::Done(())),
+                        Created::Created => return Ok(Attempt::Done(true)),
                         Created::Unclear(e) => e,
                     };
                     match head_opt(&self.store, path).await? {
-                        Some(m) if m.size == len => Ok(Attempt::Done(())),
+                        Some(m) if m.size == len => Ok(Attempt::Done(false)),
                         Some(m) => {
                             tracing::warn!(%path, size = m.size, expected = len, "replacing a damaged copy");
                             self.restore(kind, &id, bytes).await?;
-                            Ok(Attempt::Done(()))
+                            Ok(Attempt::Done(false))
                         }
                         None => Ok(Attempt::Again(why.to_string())),
                     }
                 }
             })
             .await
+    }
+
+    /// Removes objects that a write created ([`Objects::put_new`]) and then did not use,
+    /// because it failed (bad input found after some of its chunks were stored): the store is
+    /// left as it was, and on this machine the folders that held only them go too. Best
+    /// effort: what cannot be removed stays unreferenced until `gc`. Only for objects that no
+    /// other write can have stored meanwhile (the caller holds the repository's lock).
+    pub async fn remove_new(&self, kind: ObjectKind, ids: &[ObjectId]) {
+        for id in ids {
+            let path = kind.path(id);
+            if let Err(e) = crate::store::delete_opt(&self.store, &path).await {
+                tracing::warn!(%path, error = %e, "could not remove an unused object");
+            }
+        }
+        let Some(folder) = &self.folder else {
+            return;
+        };
+        // The shard folders, then the kind's folder, each only if it is empty now.
+        let mut dirs: Vec<PathBuf> = ids
+            .iter()
+            .filter_map(|id| {
+                let file = folder.join(kind.path(id).as_ref());
+                file.parent().map(std::path::Path::to_path_buf)
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let tops: Vec<PathBuf> = dirs
+            .iter()
+            .filter_map(|d| d.parent().map(std::path::Path::to_path_buf))
+            .filter(|d| d != folder)
+            .collect();
+        for dir in dirs.iter().chain(&tops) {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 
     /// Writes `bytes` over whatever is stored as `id` (a damaged copy, or nothing). Only the

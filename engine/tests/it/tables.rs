@@ -492,3 +492,78 @@ mod export {
         });
     }
 }
+
+/// Gives the rows of `0`, then fails, as a bad value found late in a file does.
+struct FailingAfter(strata_engine::table::VecSource);
+
+impl strata_engine::table::ChangeSource for FailingAfter {
+    fn next_rows(&mut self) -> strata_engine::error::Result<Option<strata_engine::key::Rows>> {
+        match self.0.next_rows()? {
+            Some(rows) => Ok(Some(rows)),
+            None => Err(strata_engine::error::Error::Invalid(
+                "a value found bad after the rows before it".into(),
+            )),
+        }
+    }
+}
+
+/// Every file and folder below `dir`.
+fn entries_below(dir: &std::path::Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    let mut out = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(entries_below(&p));
+        }
+        out.insert(p);
+    }
+    out
+}
+
+/// Rows are stored as they are read, so a write can fail after storing chunks: the chunks it
+/// created are removed again, with the folders they made, and the store is as it was. Into an
+/// existing table (chunks cut again around the changes, and rows past its end, more than a
+/// chunk holds, cut as they are read) and into a new one.
+#[test]
+fn a_write_that_fails_after_storing_chunks_leaves_the_store_as_it_was() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = strata_engine::store::local_folder(dir.path()).expect("folder");
+        let objects =
+            strata_engine::store::Objects::new(store, "folder").in_folder(dir.path().to_path_buf());
+        let rows: BTreeMap<i64, String> = (0..2_000).map(|i| (i, format!("v{i}"))).collect();
+        let t = create(&objects, &rows, 100).await;
+        let before = entries_below(dir.path());
+        let more: BTreeMap<i64, String> = (1_000..3_000).map(|i| (i, format!("w{i}"))).collect();
+        for base in [Some(&t), None] {
+            let failed = apply(
+                &objects,
+                "t",
+                base,
+                schema(),
+                PARAMS,
+                ChangeOp::Upsert,
+                &mut FailingAfter(source(&more, 50)),
+            )
+            .await;
+            assert!(failed.is_err(), "the source fails");
+            assert_eq!(entries_below(dir.path()), before);
+        }
+        // The same write without the failure stores it all.
+        let (t2, stats) = apply(
+            &objects,
+            "t",
+            Some(&t),
+            schema(),
+            PARAMS,
+            ChangeOp::Upsert,
+            &mut source(&more, 50),
+        )
+        .await
+        .expect("upsert");
+        assert_eq!((stats.updated, stats.inserted), (1_000, 1_000));
+        let mut expected = rows.clone();
+        expected.extend(more);
+        assert_eq!(read_all(&objects, &t2).await, expected);
+    });
+}
