@@ -634,9 +634,19 @@ async fn write_manifest(
         let mut written = 0;
         if has_deltas {
             let dpath = delete_manifest_path(node);
-            match get_opt(at.store(), &dpath).await? {
+            let found = match get_opt(at.store(), &dpath).await? {
                 Some(bytes) => {
                     let entries = data_files_of(&bytes).unwrap_or_default();
+                    // A delete manifest is stored side by side with its files: one whose
+                    // files are not all there (a write cut short) is made again.
+                    all_present(at, entries.keys())
+                        .await?
+                        .then_some((bytes, entries))
+                }
+                None => None,
+            };
+            match found {
+                Some((bytes, entries)) => {
                     out.push(ManifestRef {
                         path: at.uri_of(&dpath),
                         length: bytes.len() as i64,
@@ -647,6 +657,7 @@ async fn write_manifest(
                 }
                 // The delete manifest is stored beside the data manifest, not before it: one
                 // that a write cut short is made now (and none when the deltas only add rows).
+                // The files that are there are kept.
                 None => {
                     let (deletes, n) =
                         write_deletes(at, source, schema, node, &node_obj, reuse).await?;
@@ -772,6 +783,10 @@ async fn write_deletes(
         .filter(|e| e.delta.is_some())
         .cloned()
         .collect();
+    // Each file's bytes and record first; then the files and the manifest that names them
+    // are stored side by side (nothing names the manifest until the manifest list does, which
+    // is written once all three kinds of files are stored; a data manifest found present
+    // has its delete manifest's files checked, see `write_manifest`).
     let files: Vec<Option<DeleteFile>> = stream::iter(with_deltas)
         .map(|e| {
             let (arrow, key_idx) = (arrow.clone(), key_idx.clone());
@@ -783,7 +798,7 @@ async fn write_deletes(
                 // A delete file an earlier manifest of this location names is taken as it is.
                 if let Some((record, count)) = reuse.get(&at.uri_of(&path)) {
                     return Ok(Some(DeleteFile {
-                        written: 0,
+                        store: None,
                         positions: *count,
                         record: record.clone(),
                     }));
@@ -795,7 +810,6 @@ async fn write_deletes(
                 let base = at.uri_of(&layout::chunk(&e.id));
                 let bytes = position_deletes(&base, &positions)?;
                 let len = bytes.len() as u64;
-                let n = create_file(at.store(), &path, bytes).await?;
                 let mut st = BTreeMap::new();
                 st.insert(
                     DELETE_FILE_PATH_ID,
@@ -824,7 +838,7 @@ async fn write_deletes(
                     true,
                 );
                 Ok::<_, Error>(Some(DeleteFile {
-                    written: n,
+                    store: Some((path, bytes)),
                     positions: positions.len() as i64,
                     record,
                 }))
@@ -833,11 +847,10 @@ async fn write_deletes(
         .buffered(READ_CONCURRENCY)
         .try_collect()
         .await?;
-    let files: Vec<_> = files.into_iter().flatten().collect();
+    let mut files: Vec<_> = files.into_iter().flatten().collect();
     if files.is_empty() {
         return Ok((None, 0));
     }
-    let mut written: u64 = files.iter().map(|f| f.written).sum();
     let mut records = Vec::new();
     for f in &files {
         encode_entry(&mut records, &f.record);
@@ -850,8 +863,13 @@ async fn write_deletes(
         node,
     )?;
     let path = delete_manifest_path(node);
-    let (length, n) = create_manifest(at, &path, bytes).await?;
-    written += n;
+    let stores: Vec<(Path, Bytes)> = files.iter_mut().filter_map(|f| f.store.take()).collect();
+    let store_files = stream::iter(stores)
+        .map(|(path, bytes)| async move { create_file(at.store(), &path, bytes).await })
+        .buffer_unordered(READ_CONCURRENCY)
+        .try_fold(0u64, |sum, n| async move { Ok(sum + n) });
+    let (files_written, (length, n)) =
+        futures::try_join!(store_files, create_manifest(at, &path, bytes))?;
     Ok((
         Some(ManifestRef {
             path: at.uri_of(&path),
@@ -860,14 +878,29 @@ async fn write_deletes(
             rows: files.iter().map(|f| f.positions).sum(),
             deletes: true,
         }),
-        written,
+        files_written + n,
     ))
+}
+
+/// Whether every file of this location that `uris` name is there.
+async fn all_present<'a>(at: &Location, uris: impl Iterator<Item = &'a String>) -> Result<bool> {
+    let prefix = format!("{}/", at.uri);
+    let paths: Vec<Path> = uris
+        .filter_map(|u| u.strip_prefix(&prefix))
+        .map(Path::from)
+        .collect();
+    let found: Vec<bool> = stream::iter(paths)
+        .map(|p| async move { Ok::<_, Error>(head_opt(at.store(), &p).await?.is_some()) })
+        .buffer_unordered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().all(|f| f))
 }
 
 /// A position-delete file as its delete manifest names it.
 struct DeleteFile {
-    /// Bytes written for it (0: it was there).
-    written: u64,
+    /// Where it is to be stored and its bytes (`None`: an earlier manifest names it).
+    store: Option<(Path, Bytes)>,
     /// Rows it deletes.
     positions: i64,
     /// Its encoded `data_file` record.

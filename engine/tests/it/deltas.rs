@@ -509,11 +509,13 @@ fn a_delete_stored_in_a_delta_conflicts_with_a_change_of_its_row_and_merges_besi
 }
 
 #[test]
-fn a_delete_manifest_cut_short_beside_its_data_manifest_is_made_again() {
+fn a_view_file_cut_short_beside_its_data_manifest_is_made_again() {
     runtime().block_on(async {
         use object_store::ObjectStoreExt;
         use strata_engine::iceberg::{prepare, Location};
-        use strata_engine::store::layout::{delete_manifest_path, list_path, manifest_path};
+        use strata_engine::store::layout::{
+            delete_manifest_path, deletes_path, list_path, manifest_path,
+        };
         let objects = objects();
         let t0 = apply_op(&objects, None, ChangeOp::Upsert, &numbered(0..20_000)).await;
         let t1 = apply_op(
@@ -577,6 +579,27 @@ fn a_delete_manifest_cut_short_beside_its_data_manifest_is_made_again() {
         prepare(&at, &objects, &tables, &BTreeMap::new())
             .await
             .expect("prepare again");
+        assert_eq!(read(delete_manifest_path(&node)).await, deletes);
+        assert_eq!(read(list_path(&id)).await, list);
+        // Cut short the other way: both manifests stored (they are stored side by side with
+        // the position-delete files), a position-delete file and the list not. The delete
+        // manifest found is not trusted: its missing file is made again.
+        let leaf = strata_engine::tree::read_node(&objects, &node)
+            .await
+            .expect("node");
+        let file = leaf
+            .entries
+            .iter()
+            .find_map(|e| e.delta.map(|d| deletes_path(&d.id, &e.id)))
+            .expect("a chunk with a delta");
+        let positions = read(file.clone()).await;
+        for path in [file.clone(), list_path(&id)] {
+            store.delete(&path).await.expect("delete");
+        }
+        prepare(&at, &objects, &tables, &BTreeMap::new())
+            .await
+            .expect("prepare once more");
+        assert_eq!(read(file).await, positions);
         assert_eq!(read(delete_manifest_path(&node)).await, deletes);
         assert_eq!(read(list_path(&id)).await, list);
     });
