@@ -12,6 +12,9 @@
 //! `--growth 1000000,10000000,100000000` prints, for each table size, what import and a full
 //! scan cost (these grow with the table) beside what a one-row commit, a small diff and the
 //! push of a one-row change cost (these should not).
+//! `--upsert-loop DIR [--loops N]` times a one-row upsert and its commit in this process,
+//! through the library as the Python package calls it, N times (default 31) on the table in
+//! DIR (made with `--rows` rows if missing): medians of the write, the commit and their CPU.
 //! `--chunk-sweep` compares average chunk sizes (the environment variable SWEEP=2048,8192
 //! picks them).
 //! `bench/run.sh` builds it in release mode, installs pyarrow, and runs it for 1M and 10M rows.
@@ -43,6 +46,9 @@ struct Args {
     writers: Vec<usize>,
     /// Growth figures for these table sizes.
     growth: Vec<u64>,
+    /// The in-process upsert loop on the repository in this folder.
+    upsert_loop: Option<PathBuf>,
+    loops: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -54,6 +60,8 @@ fn parse_args() -> Result<Args> {
         child_import: None,
         writers: Vec::new(),
         growth: Vec::new(),
+        upsert_loop: None,
+        loops: 31,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -61,6 +69,12 @@ fn parse_args() -> Result<Args> {
             "--rows" => args.rows = it.next().context("--rows needs a number")?.parse()?,
             "--python" => args.python = it.next().context("--python needs a path")?,
             "--chunk-sweep" => args.chunk_sweep = true,
+            "--upsert-loop" => {
+                args.upsert_loop = Some(PathBuf::from(
+                    it.next().context("--upsert-loop needs a folder")?,
+                ))
+            }
+            "--loops" => args.loops = it.next().context("--loops needs a number")?.parse()?,
             "--growth" => {
                 args.growth = it
                     .next()
@@ -767,7 +781,9 @@ async fn main() -> Result<()> {
     if let Some((repo, file, avg)) = &args.child_import {
         return child_import(repo, file, *avg).await;
     }
-    if !args.growth.is_empty() {
+    if let Some(dir) = &args.upsert_loop {
+        upsert_loop(dir, args.rows, args.loops).await
+    } else if !args.growth.is_empty() {
         growth_bench(&args).await
     } else if !args.writers.is_empty() {
         writers_bench(&args).await
@@ -1388,5 +1404,95 @@ async fn growth_bench(args: &Args) -> Result<()> {
     for line in lines {
         println!("{line}");
     }
+    Ok(())
+}
+
+/// This process's CPU time (user and system), in seconds.
+fn cpu_secs() -> f64 {
+    let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command's name (which is in parentheses).
+    let fields: Vec<&str> = text
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// One-row upserts and their commits, in this process through the library (as the Python
+/// package makes them): medians of the write, the commit, both, and their CPU.
+async fn upsert_loop(dir: &Path, rows: u64, loops: usize) -> Result<()> {
+    use strata::{Author, NoProgress, WriteMode, WriteOptions};
+    let author = Author::parse("Bench <bench@localhost>")?;
+    if !dir.join(".strata").exists() {
+        let repo = strata::Repository::init(dir).await?;
+        let batches: Vec<std::result::Result<RecordBatch, arrow_schema::ArrowError>> = (0..rows)
+            .step_by(BATCH)
+            .map(|s| {
+                batch(s, (rows - s).min(BATCH as u64))
+                    .map_err(|e| arrow_schema::ArrowError::ExternalError(e.into()))
+            })
+            .collect();
+        let reader = arrow_array::RecordBatchIterator::new(batches, schema());
+        let opts = WriteOptions {
+            primary_key: Some(vec!["id".into()]),
+            ..Default::default()
+        };
+        repo.write("bench", Box::new(reader), &opts, &NoProgress)
+            .await?;
+        repo.commit("import", Some(&author)).await?;
+        settle()?;
+    }
+    let repo = strata::Repository::open(dir).await?;
+    let opts = WriteOptions {
+        mode: Some(WriteMode::Upsert),
+        ..Default::default()
+    };
+    let (mut w, mut c, mut wc, mut cc, mut both) = (vec![], vec![], vec![], vec![], vec![]);
+    // Values no earlier run wrote, so that every upsert changes its row.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    for k in 0..loops as u64 {
+        let row = (rows / 7) * (k + 1) % rows;
+        let mut one = batch(row, 1)?;
+        let changed: ArrayRef = Arc::new(StringArray::from(vec![format!("changed{run}-{k}")]));
+        let mut columns = one.columns().to_vec();
+        columns[1] = changed;
+        one = RecordBatch::try_new(schema(), columns)?;
+        let reader = arrow_array::RecordBatchIterator::new(vec![Ok(one)], schema());
+        let (t0, c0) = (Instant::now(), cpu_secs());
+        repo.write("bench", Box::new(reader), &opts, &NoProgress)
+            .await?;
+        let (t1, c1) = (Instant::now(), cpu_secs());
+        repo.commit(&format!("one row {k}"), Some(&author)).await?;
+        let (t2, c2) = (Instant::now(), cpu_secs());
+        w.push((t1 - t0).as_secs_f64());
+        c.push((t2 - t1).as_secs_f64());
+        both.push((t2 - t0).as_secs_f64());
+        wc.push(c1 - c0);
+        cc.push(c2 - c1);
+    }
+    let ms = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2] * 1000.0
+    };
+    // CPU time is counted in ticks of 10 ms: its mean over the runs, not a median.
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64 * 1000.0;
+    println!(
+        "one-row upsert + commit in process, {loops} runs on {rows} rows: median {:.2} ms (write {:.2} ms, commit {:.2} ms); mean CPU write {:.1} ms, commit {:.1} ms",
+        ms(&mut both),
+        ms(&mut w),
+        ms(&mut c),
+        mean(&wc),
+        mean(&cc)
+    );
     Ok(())
 }
