@@ -73,7 +73,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         return config_global(key.as_deref(), value.as_deref(), *unset, *list);
     }
     if let Some((from, options)) = cli.command.reads_remote() {
-        let source = Source::Remote(open_from(&cwd, from, options).await?);
+        let source = Source::Remote(Box::new(open_from(&cwd, from, options).await?));
         return read_command(&source, cli.command).await;
     }
     let repo = Repository::open(&cwd).await?;
@@ -486,7 +486,7 @@ async fn read_command(source: &Source<'_>, command: Command) -> Result<()> {
 /// Where a reading command reads: the repository, or a remote read in place (`--remote`).
 pub(crate) enum Source<'a> {
     Local(&'a Repository),
-    Remote(strata::RemoteRepository),
+    Remote(Box<strata::RemoteRepository>),
 }
 
 impl Source<'_> {

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::id::ObjectId;
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::store::{delete_opt, get_opt, layout, list_all, ObjectKind, Objects, RefKind, RefName};
+use crate::store::{get_opt, layout, list_all, ObjectKind, Objects, RefKind, RefName};
 
 /// Requests in flight at once while marking and deleting.
 const CONCURRENCY: usize = 16;
@@ -200,7 +200,7 @@ pub async fn sweep(
     let mut done: HashSet<ObjectKey> = HashSet::new();
     while !wave.is_empty() {
         stream::iter(wave.iter().copied())
-            .map(|(kind, id)| async move { delete_opt(objects.store(), &kind.path(&id)).await })
+            .map(|(kind, id)| async move { objects.delete(kind, &id).await })
             .buffer_unordered(CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
@@ -230,7 +230,7 @@ pub async fn sweep(
         .copied()
         .collect();
     for (kind, id) in rest {
-        delete_opt(objects.store(), &kind.path(&id)).await?;
+        objects.delete(kind, &id).await?;
         swept.objects += 1;
         swept.bytes += garbage.get(&(kind, id)).copied().unwrap_or(0);
     }

@@ -61,18 +61,60 @@ impl Keys {
     /// A copy of rows `start..end`.
     pub fn slice(&self, start: usize, end: usize) -> Keys {
         let mut out = Keys::with_capacity(end - start, self.offsets[end] - self.offsets[start]);
-        for i in start..end {
-            out.push(self.get(i));
-        }
+        out.extend_range(self, start, end);
         out
     }
 
     pub fn append(&mut self, other: &Keys) {
-        self.data.reserve(other.byte_len());
-        self.offsets.reserve(other.len());
-        for i in 0..other.len() {
-            self.push(other.get(i));
+        self.extend_range(other, 0, other.len());
+    }
+
+    /// Appends rows `start..end` of `other`, their bytes in one copy.
+    pub fn extend_range(&mut self, other: &Keys, start: usize, end: usize) {
+        if start >= end {
+            return;
         }
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let (from, to) = (other.offsets[start], other.offsets[end]);
+        let shift = self.data.len() as isize - from as isize;
+        self.data.extend_from_slice(&other.data[from..to]);
+        self.offsets.extend(
+            other.offsets[start + 1..=end]
+                .iter()
+                .map(|&o| (o as isize + shift) as usize),
+        );
+    }
+
+    /// Index of the first row at or after `start` whose key is not less than `key` (rows are
+    /// sorted). Searched outwards from `start` first, so that a merge of many keys walking
+    /// forward costs about one comparison per row it passes, and one of few keys a binary
+    /// search each.
+    pub fn lower_bound_from(&self, start: usize, key: &[u8]) -> usize {
+        let n = self.len();
+        let (mut lo, mut step) = (start, 1);
+        // Gallop: find hi with key <= keys[hi] (or the end), lo the last step below it.
+        let mut hi = loop {
+            let at = lo.saturating_add(step - 1);
+            if at >= n {
+                break n;
+            }
+            if self.get(at) >= key {
+                break at;
+            }
+            lo = at + 1;
+            step *= 2;
+        };
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.get(mid) < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        hi
     }
 
     /// Whether one of the (sorted) rows has the key `key`.
@@ -337,6 +379,47 @@ mod tests {
         ) {
             let keys = keys_of(vec![x.0, y.0], vec![x.1.clone(), y.1.clone()]);
             prop_assert_eq!(keys.get(0).cmp(keys.get(1)), x.cmp(&y));
+        }
+
+        #[test]
+        fn a_search_from_a_row_finds_what_a_scan_finds(
+            mut values in proptest::collection::vec(0i64..50, 0..40),
+            start in 0usize..45,
+            probe in -1i64..52,
+        ) {
+            values.sort_unstable();
+            let n = values.len();
+            let keys = keys_of(values.clone(), vec![String::new(); n]);
+            let probe = keys_of(vec![probe], vec![String::new()]);
+            let start = start.min(n);
+            let scanned = (start..n).find(|&i| keys.get(i) >= probe.get(0)).unwrap_or(n);
+            prop_assert_eq!(keys.lower_bound_from(start, probe.get(0)), scanned);
+        }
+
+        #[test]
+        fn ranges_copied_together_are_the_rows_one_by_one(
+            values in proptest::collection::vec((any::<i64>(), ".{0,4}"), 0..30),
+            cuts in proptest::collection::vec(0usize..31, 0..4),
+        ) {
+            let (a, b): (Vec<i64>, Vec<String>) = values.into_iter().unzip();
+            let keys = keys_of(a, b);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(keys.len())).collect();
+            cuts.push(0);
+            cuts.push(keys.len());
+            cuts.sort_unstable();
+            let mut joined = Keys::default();
+            for w in cuts.windows(2) {
+                joined.extend_range(&keys, w[0], w[1]);
+                let slice = keys.slice(w[0], w[1]);
+                prop_assert_eq!(slice.len(), w[1] - w[0]);
+                for i in w[0]..w[1] {
+                    prop_assert_eq!(slice.get(i - w[0]), keys.get(i));
+                }
+            }
+            prop_assert_eq!(joined.len(), keys.len());
+            for i in 0..keys.len() {
+                prop_assert_eq!(joined.get(i), keys.get(i));
+            }
         }
     }
 

@@ -281,7 +281,9 @@ impl Repository {
         }
         Ok(Repository {
             lock,
-            objects: Objects::new(store.clone(), location).in_folder(root.join(DOT_DIR)),
+            objects: Objects::new(store.clone(), location)
+                .in_folder(root.join(DOT_DIR))
+                .remembering(),
             refs: RefLog::new(store.clone(), config.writer).in_folder(root.join(DOT_DIR)),
             store,
             root,

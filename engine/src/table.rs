@@ -423,12 +423,11 @@ impl<'a> Chunker<'a> {
             .map_err(|e| Error::Invalid(format!("delta encoder failed: {e}")))??;
         let id = ObjectId::of(&bytes);
         let len = bytes.len() as u64;
-        if self.objects.put_new(ObjectKind::Chunk, id, bytes).await? {
-            let _ = self.created.send(id);
-        }
         crate::iceberg::remember_positions(id, entry.id, key_idx, positions);
-        self.written += 1;
-        self.out.push(PendingEntry::Ready(Entry {
+        // Stored while the index is edited, as the chunker's chunks are (joined before any
+        // node names it).
+        let (send, received) = tokio::sync::oneshot::channel();
+        let _ = send.send(Entry {
             id: entry.id,
             rows: n as u64,
             bytes: base_bytes + len,
@@ -439,7 +438,23 @@ impl<'a> Chunker<'a> {
                 bytes: len,
                 deletes,
             }),
-        }));
+        });
+        let (objects, created) = (self.objects.clone(), self.created.clone());
+        let put = tokio::spawn(async move {
+            if objects.put_new(ObjectKind::Chunk, id, bytes).await? {
+                let _ = created.send(id);
+            }
+            Ok(())
+        });
+        self.out.push(PendingEntry::Writing {
+            entry: received,
+            put,
+        });
+        self.in_flight += 1;
+        self.written += 1;
+        if self.in_flight > WRITE_CONCURRENCY {
+            self.settle(WRITE_CONCURRENCY).await?;
+        }
         Ok(true)
     }
 
@@ -800,17 +815,17 @@ fn merge_picks<'a>(
     let mut indices: Vec<(usize, usize)> = Vec::with_capacity(rows);
     let mut keys = Keys::with_capacity(rows, bytes);
     let mut i = 0;
-    let push_old = |i: usize, indices: &mut Vec<(usize, usize)>, keys: &mut Keys| {
-        indices.push(old_at[i]);
-        keys.push(old.get(i));
+    // The old rows before a change's key are copied a run at a time.
+    let copy_old = |i: usize, end: usize, indices: &mut Vec<(usize, usize)>, keys: &mut Keys| {
+        indices.extend_from_slice(&old_at[i..end]);
+        keys.extend_range(&old, i, end);
     };
     for (ci, change) in changes.iter().enumerate() {
         for j in 0..change.len() {
             let key = change.keys.get(j);
-            while i < old.len() && old.get(i) < key {
-                push_old(i, &mut indices, &mut keys);
-                i += 1;
-            }
+            let end = old.lower_bound_from(i, key);
+            copy_old(i, end, &mut indices, &mut keys);
+            i = end;
             let exists = i < old.len() && old.get(i) == key;
             match op {
                 ChangeOp::Insert if exists => {
@@ -840,10 +855,7 @@ fn merge_picks<'a>(
             }
         }
     }
-    while i < old.len() {
-        push_old(i, &mut indices, &mut keys);
-        i += 1;
-    }
+    copy_old(i, old.len(), &mut indices, &mut keys);
     Ok(Picks {
         batches,
         indices,

@@ -356,7 +356,7 @@ pub struct Repaired {
 
 /// Whether `target` holds the object intact (present, and hashing to its id).
 async fn intact(target: &Objects, (kind, id): ObjectKey) -> Result<bool, strata_engine::Error> {
-    match target.get(kind, &id).await {
+    match target.get_stored(kind, &id).await {
         Ok(_) => Ok(true),
         Err(
             strata_engine::Error::MissingObject { .. } | strata_engine::Error::CorruptObject { .. },

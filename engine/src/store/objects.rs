@@ -1,8 +1,9 @@
 //! Immutable, content-addressed objects. Writes are create-only (an existing object is
 //! left alone: same id, same bytes) and every read verifies the hash.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use object_store::path::Path;
@@ -39,6 +40,60 @@ pub struct Objects {
     /// The store's folder, when the store is a folder on this machine (a repository's own
     /// objects): chunks are then read straight from their files, see [`Objects::read_chunk`].
     folder: Option<PathBuf>,
+    /// The JSON objects stored or read last, when kept ([`Objects::remembering`]).
+    recent: Option<Arc<Mutex<Recent>>>,
+}
+
+/// The JSON objects (commits, tables, index nodes) a repository stored or read last, by id,
+/// each checked against its id. An object never changes, so a copy kept in memory never goes
+/// stale: an edit reads the objects the last edit wrote (its table, the nodes on its path),
+/// and a commit the commit and tables before it, without reading their files again. Bounded
+/// in count and bytes; the oldest go first.
+#[derive(Default)]
+struct Recent {
+    objects: HashMap<ObjectId, Bytes>,
+    order: VecDeque<ObjectId>,
+    bytes: usize,
+}
+
+/// At most this many objects and bytes are kept (index nodes are 2-50 KiB).
+const RECENT_OBJECTS: usize = 512;
+const RECENT_BYTES: usize = 8 << 20;
+
+impl std::fmt::Debug for Recent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} objects, {} bytes", self.objects.len(), self.bytes)
+    }
+}
+
+impl Recent {
+    fn get(&self, id: &ObjectId) -> Option<Bytes> {
+        self.objects.get(id).cloned()
+    }
+
+    fn forget(&mut self, id: &ObjectId) {
+        if let Some(b) = self.objects.remove(id) {
+            self.bytes -= b.len();
+            self.order.retain(|o| o != id);
+        }
+    }
+
+    fn keep(&mut self, id: ObjectId, bytes: &Bytes) {
+        if bytes.len() > RECENT_BYTES / 8 || self.objects.contains_key(&id) {
+            return;
+        }
+        self.bytes += bytes.len();
+        self.objects.insert(id, bytes.clone());
+        self.order.push_back(id);
+        while self.order.len() > RECENT_OBJECTS || self.bytes > RECENT_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = self.objects.remove(&old) {
+                self.bytes -= b.len();
+            }
+        }
+    }
 }
 
 impl Objects {
@@ -47,6 +102,33 @@ impl Objects {
             store,
             location: location.into(),
             folder: None,
+            recent: None,
+        }
+    }
+
+    /// The same objects, keeping the JSON objects last stored or read in memory (see
+    /// [`Recent`]), for the objects of one repository that edits them one after another.
+    pub fn remembering(mut self) -> Self {
+        self.recent = Some(Arc::default());
+        self
+    }
+
+    /// A JSON object kept in memory, if it is.
+    fn recalled(&self, kind: ObjectKind, id: &ObjectId) -> Option<Bytes> {
+        if kind != ObjectKind::Meta {
+            return None;
+        }
+        self.recent.as_ref()?.lock().ok()?.get(id)
+    }
+
+    /// Keeps a JSON object (its bytes checked against `id` already) in memory, if this
+    /// keeps any.
+    fn remember(&self, kind: ObjectKind, id: ObjectId, bytes: &Bytes) {
+        if kind != ObjectKind::Meta {
+            return;
+        }
+        if let Some(mut recent) = self.recent.as_ref().and_then(|r| r.lock().ok()) {
+            recent.keep(id, bytes);
         }
     }
 
@@ -86,6 +168,18 @@ impl Objects {
     /// there, not even as a damaged copy), so that a write that fails afterwards may remove
     /// it again (see [`Objects::remove_new`]).
     pub async fn put_new(&self, kind: ObjectKind, id: ObjectId, bytes: Bytes) -> Result<bool> {
+        // A JSON object stored is kept in memory for the reads that follow (only bytes that
+        // are the object: a caller's id is checked, which costs little at their size).
+        if kind == ObjectKind::Meta && self.recent.is_some() && ObjectId::of(&bytes) == id {
+            let created = self.put_new_stored(kind, id, bytes.clone()).await?;
+            self.remember(kind, id, &bytes);
+            return Ok(created);
+        }
+        self.put_new_stored(kind, id, bytes).await
+    }
+
+    /// [`Objects::put_new`], to the store alone.
+    async fn put_new_stored(&self, kind: ObjectKind, id: ObjectId, bytes: Bytes) -> Result<bool> {
         let path = kind.path(&id);
         let len = bytes.len() as u64;
         Retry::times(6)
@@ -109,6 +203,15 @@ impl Objects {
                 }
             })
             .await
+    }
+
+    /// Deletes an object (nothing there is no error), and forgets any copy kept in memory:
+    /// for `gc`, once nothing names it.
+    pub async fn delete(&self, kind: ObjectKind, id: &ObjectId) -> Result<()> {
+        if let Some(mut recent) = self.recent.as_ref().and_then(|r| r.lock().ok()) {
+            recent.forget(id);
+        }
+        crate::store::delete_opt(&self.store, &kind.path(id)).await
     }
 
     /// Removes objects that a write created ([`Objects::put_new`]) and then did not use,
@@ -207,6 +310,17 @@ impl Objects {
     /// the file is read and checked in one task of the blocking pool (the store's read takes
     /// two: an edit reads the objects on its path one after the other).
     pub async fn get(&self, kind: ObjectKind, id: &ObjectId) -> Result<Bytes> {
+        if let Some(bytes) = self.recalled(kind, id) {
+            return Ok(bytes);
+        }
+        let bytes = self.get_stored(kind, id).await?;
+        self.remember(kind, *id, &bytes);
+        Ok(bytes)
+    }
+
+    /// As [`Objects::get`], always from the store (never a copy kept in memory): whether
+    /// the stored object is intact.
+    pub async fn get_stored(&self, kind: ObjectKind, id: &ObjectId) -> Result<Bytes> {
         if let Some((file, location)) = self.local_file(kind, id) {
             let id = *id;
             let read =
@@ -321,4 +435,93 @@ pub fn check_format(what: &str, found: u32, supported: u32) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects_in(dir: &std::path::Path) -> Objects {
+        let store = crate::store::local_folder(dir).expect("store");
+        Objects::new(store, "test")
+            .in_folder(dir.to_path_buf())
+            .remembering()
+    }
+
+    #[tokio::test]
+    async fn a_remembered_object_is_read_from_memory_but_checked_from_the_store() {
+        let dir = tempfile::tempdir().expect("dir");
+        let objects = objects_in(dir.path());
+        let bytes = Bytes::from_static(br#"{"kind":"note"}"#);
+        let id = objects
+            .put(ObjectKind::Meta, bytes.clone())
+            .await
+            .expect("put");
+        // The file is damaged after it was stored.
+        let file = dir.path().join(ObjectKind::Meta.path(&id).as_ref());
+        std::fs::write(&file, b"{}").expect("damage");
+        assert_eq!(
+            objects.get(ObjectKind::Meta, &id).await.expect("get"),
+            bytes
+        );
+        let stored = objects.get_stored(ObjectKind::Meta, &id).await;
+        assert!(
+            matches!(stored, Err(Error::CorruptObject { .. })),
+            "{stored:?}"
+        );
+        // Another handle on the same folder reads the file, and finds it damaged.
+        let fresh = objects_in(dir.path()).get(ObjectKind::Meta, &id).await;
+        assert!(
+            matches!(fresh, Err(Error::CorruptObject { .. })),
+            "{fresh:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_object_is_forgotten_and_chunks_are_never_kept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let objects = objects_in(dir.path());
+        let meta = objects
+            .put(ObjectKind::Meta, Bytes::from_static(b"{\"a\":1}"))
+            .await
+            .expect("put");
+        objects.get(ObjectKind::Meta, &meta).await.expect("read");
+        objects
+            .delete(ObjectKind::Meta, &meta)
+            .await
+            .expect("delete");
+        let gone = objects.get(ObjectKind::Meta, &meta).await;
+        assert!(matches!(gone, Err(Error::MissingObject { .. })), "{gone:?}");
+
+        let chunk = objects
+            .put(ObjectKind::Chunk, Bytes::from_static(b"PAR1 not really"))
+            .await
+            .expect("put");
+        std::fs::remove_file(dir.path().join(ObjectKind::Chunk.path(&chunk).as_ref()))
+            .expect("remove");
+        let gone = objects.get(ObjectKind::Chunk, &chunk).await;
+        assert!(matches!(gone, Err(Error::MissingObject { .. })), "{gone:?}");
+    }
+
+    #[test]
+    fn the_oldest_objects_go_first_past_the_bounds() {
+        let mut recent = Recent::default();
+        let ids: Vec<ObjectId> = (0..RECENT_OBJECTS + 3)
+            .map(|i| ObjectId::of(i.to_string().as_bytes()))
+            .collect();
+        for id in &ids {
+            recent.keep(*id, &Bytes::from_static(b"x"));
+        }
+        assert_eq!(recent.objects.len(), RECENT_OBJECTS);
+        assert!(recent.get(&ids[2]).is_none());
+        assert!(recent.get(&ids[3]).is_some());
+        // Bytes bound: a few large objects push out the rest.
+        let big = Bytes::from(vec![0u8; RECENT_BYTES / 8]);
+        for i in 0..9u8 {
+            recent.keep(ObjectId::of(&[i]), &big);
+        }
+        assert!(recent.bytes <= RECENT_BYTES, "{}", recent.bytes);
+        assert!(recent.get(&ObjectId::of(&[8u8])).is_some());
+        assert!(recent.get(&ids[RECENT_OBJECTS + 2]).is_none());
+    }
 }
