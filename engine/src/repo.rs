@@ -516,19 +516,19 @@ impl Repository {
         if message.trim().is_empty() {
             return Err(Error::EmptyMessage);
         }
-        let head = self.head().await?;
         // The branch as read here is the one the commit moves from: its compare-and-swap
-        // fails if anything moved it since.
-        let branch = async {
-            match &head {
-                Head::Branch(b) => {
-                    Ok::<_, Error>(Some(self.refs.read(&RefName::branch(b)?).await?))
-                }
-                Head::Detached(_) => Ok(None),
-            }
+        // fails if anything moved it since. HEAD and the branch are read beside the working
+        // tables and the merge in progress.
+        let head_and_branch = async {
+            let head = self.head().await?;
+            let branch = match &head {
+                Head::Branch(b) => Some(self.refs.read(&RefName::branch(b)?).await?),
+                Head::Detached(_) => None,
+            };
+            Ok::<_, Error>((head, branch))
         };
-        let (branch, working, merging) =
-            tokio::try_join!(branch, self.working(), self.merge_parent())?;
+        let ((head, branch), working, merging) =
+            tokio::try_join!(head_and_branch, self.working(), self.merge_parent())?;
         let parent = match (&head, &branch) {
             (Head::Detached(id), _) => Some(*id),
             (Head::Branch(_), state) => state.as_ref().and_then(RefState::commit),
