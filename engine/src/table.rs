@@ -51,6 +51,10 @@ impl DeltaRows {
     }
 }
 
+/// An edit holds at most the changes of this many full chunks at once: more changes within
+/// one chunk's keys are merged with its rows a part at a time.
+const HELD_CHUNKS: usize = 4;
+
 /// Chunks encoded and stored at once while writing.
 const WRITE_CONCURRENCY: usize = 4;
 /// Chunks read ahead while scanning: enough to keep every core decoding. Chunks decode in
@@ -172,10 +176,13 @@ impl<'a> Cursor<'a> {
         Ok(Some(rows))
     }
 
-    /// All changes with keys `<= bound` (all remaining ones when `bound` is `None`).
-    fn take_until(&mut self, bound: Option<&[u8]>) -> Result<Vec<Rows>> {
+    /// The changes with keys `<= bound` (all remaining ones when `bound` is `None`), until
+    /// it holds at least `limit` rows (the changes are read a run at a time): more may remain
+    /// below `bound`.
+    fn take_some_until(&mut self, bound: Option<&[u8]>, limit: usize) -> Result<Vec<Rows>> {
         let mut out = Vec::new();
-        while self.fill()? {
+        let mut taken = 0usize;
+        while taken < limit && self.fill()? {
             let cur = self.current.as_ref().expect("filled");
             let end = match bound {
                 Some(b) => cur.keys.partition_point_le(b),
@@ -184,6 +191,7 @@ impl<'a> Cursor<'a> {
             if end <= self.pos {
                 break;
             }
+            taken += end - self.pos;
             out.push(cur.slice(self.pos, end));
             self.pos = end;
             if end < cur.len() {
@@ -657,7 +665,7 @@ struct Picks<'a> {
     keys: Keys,
 }
 
-impl Picks<'_> {
+impl<'a> Picks<'a> {
     fn len(&self) -> usize {
         self.indices.len()
     }
@@ -676,6 +684,15 @@ impl Picks<'_> {
     fn cell(&self, m: usize, c: usize) -> crate::arrow::array::ArrayRef {
         let (b, row) = self.indices[m];
         self.batches[b].column(c).slice(row, 1)
+    }
+
+    /// Picks `start..end`, over the same batches.
+    fn part(&self, start: usize, end: usize) -> Picks<'a> {
+        Picks {
+            batches: self.batches.clone(),
+            indices: self.indices[start..end].to_vec(),
+            keys: self.keys.slice(start, end),
+        }
     }
 
     /// The picks `which` (positions, in order) in one batch.
@@ -1028,7 +1045,51 @@ async fn apply_with(
                     }
                     let (base, delta) =
                         read_chunk_parts(objects, &entry, &arrow_schema, &key_idx).await?;
-                    let mut changes = cursor.take_until(Some(last_key.as_slice()))?;
+                    // The changes that fall in this chunk, up to a bound: more than that are
+                    // merged with the chunk's rows a part at a time (below).
+                    let held = chunker.params.max_rows as usize * HELD_CHUNKS;
+                    let mut changes = cursor.take_some_until(Some(last_key.as_slice()), held)?;
+                    let in_range = |cursor: &mut Cursor<'_>| -> Result<bool> {
+                        Ok(cursor.peek_key()?.is_some_and(|k| k <= last_key.as_slice()))
+                    };
+                    if in_range(&mut cursor)? {
+                        // Many changes within one chunk's keys (a large insert between two
+                        // of its rows): the chunk's rows are merged with them a part at a
+                        // time and cut as they come, so that only one part is held.
+                        let old = overlay_picks(&entry.id, &base, delta.as_ref())?;
+                        let mut from = 0;
+                        loop {
+                            let upto = match changes.last().and_then(|c| c.keys.last()) {
+                                Some(hi) => old.keys.partition_point_le(hi),
+                                None => old.len(),
+                            };
+                            let part = old.part(from, upto);
+                            from = upto;
+                            let merged =
+                                merge_picks(table, part, &changes, op, &key_idx, &mut stats)?;
+                            chunker.push(&merged.rows(table)?).await?;
+                            if changes.is_empty() {
+                                break;
+                            }
+                            changes = if in_range(&mut cursor)? {
+                                cursor.take_some_until(Some(last_key.as_slice()), held)?
+                            } else {
+                                Vec::new()
+                            };
+                        }
+                        // Past the table's last key every change is a new row.
+                        if is_last {
+                            while let Some(rows) = cursor.take_next()? {
+                                push_new(&mut chunker, &rows, op, &mut stats).await?;
+                            }
+                        }
+                        old_rows += entry.rows;
+                        old_bytes += entry.bytes;
+                        old_chunks += 1;
+                        last = entry.last_key;
+                        at.advance(tree).await?;
+                        continue;
+                    }
                     // Past the table's last key every change is a new row. As many as one
                     // chunk holds are taken with the last chunk (with it, they may make one
                     // chunk, kept as a delta); past that they cannot, and the rest are cut

@@ -567,3 +567,54 @@ fn a_write_that_fails_after_storing_chunks_leaves_the_store_as_it_was() {
         assert_eq!(read_all(&objects, &t2).await, expected);
     });
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Many more changes than an edit holds at once, all between two rows of one chunk (a
+    /// large insert, or deletes, into a sparse table; at its end too): the chunk's rows are
+    /// merged with them a part at a time, and the table is the one importing the rows whole
+    /// gives, chunk for chunk.
+    #[test]
+    fn many_changes_within_one_chunk_give_the_table_imported_whole(
+        start in 0i64..40,
+        len in 1_500i64..5_000,
+        step in 1i64..4,
+        delete in any::<bool>(),
+        batch in 1usize..700,
+    ) {
+        runtime().block_on(async {
+            let objects = objects();
+            // Sparse rows: a few chunks of keys 10,000 apart.
+            let rows: BTreeMap<i64, String> =
+                (0..300).map(|i| (i * 10_000, format!("v{i}"))).collect();
+            let t = create(&objects, &rows, 64).await;
+            // Dense changes from somewhere in the table, some past its last key.
+            let first = start * 70_000 + 1;
+            let keys: Vec<i64> = (0..len).map(|i| first + i * step).collect();
+            let mut expected = rows.clone();
+            let edited = if delete {
+                // Deletes of keys between the rows, and of every row among them.
+                let mut dels: Vec<i64> = keys.iter().map(|k| k - 1).collect();
+                dels.sort();
+                dels.dedup();
+                for d in &dels {
+                    expected.remove(d);
+                }
+                apply(&objects, "t", Some(&t), schema(), PARAMS, ChangeOp::Delete, &mut keys_source(&dels))
+                    .await.expect("delete").0
+            } else {
+                let upserts: BTreeMap<i64, String> =
+                    keys.iter().map(|k| (*k, format!("n{k}"))).collect();
+                expected.extend(upserts.clone());
+                apply(&objects, "t", Some(&t), schema(), PARAMS, ChangeOp::Upsert, &mut source(&upserts, batch))
+                    .await.expect("upsert").0
+            };
+            let direct = create(&objects, &expected, 500).await;
+            prop_assert_eq!(layout(&objects, &edited).await, layout(&objects, &direct).await);
+            prop_assert_eq!((edited.rows, edited.chunks), (direct.rows, direct.chunks));
+            prop_assert_eq!(read_all(&objects, &edited).await, expected);
+            Ok(())
+        })?;
+    }
+}
