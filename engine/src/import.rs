@@ -1557,10 +1557,21 @@ impl Drop for SpillGuard {
 /// Reads the whole file and returns its rows sorted by key. Runs that do not fit in memory
 /// spill into a temporary folder that `make_tmp` makes (only when needed).
 pub fn sort_file(
+    reader: BatchReader,
+    key_idx: Vec<usize>,
+    make_tmp: &dyn Fn() -> Result<tempfile::TempDir>,
+    progress: &dyn Progress,
+) -> Result<Box<dyn ChangeSource>> {
+    sort_in_runs(reader, key_idx, make_tmp, progress, RUN_ROWS)
+}
+
+/// [`sort_file`], sorting runs of `run_rows` rows.
+fn sort_in_runs(
     mut reader: BatchReader,
     key_idx: Vec<usize>,
     make_tmp: &dyn Fn() -> Result<tempfile::TempDir>,
     progress: &dyn Progress,
+    run_rows: usize,
 ) -> Result<Box<dyn ChangeSource>> {
     let schema = reader.target.clone();
     let input = reader.input.clone();
@@ -1580,7 +1591,7 @@ pub fn sort_file(
         buffered += batch.num_rows();
         progress.advance(batch.num_rows() as u64);
         buffer.push(Rows { batch, keys });
-        if buffered >= RUN_ROWS {
+        if buffered >= run_rows {
             let run = sort_run(
                 &schema,
                 std::mem::take(&mut buffer),
@@ -1630,6 +1641,7 @@ pub fn sort_file(
         input,
         cursors,
         heap: BinaryHeap::new(),
+        spare: Vec::new(),
         prev: None,
         started: false,
         _tmp: tmp.into_guard(),
@@ -1650,6 +1662,8 @@ struct MergeRuns {
     input: Input,
     cursors: Vec<RunCursor>,
     heap: BinaryHeap<Reverse<(Vec<u8>, usize)>>,
+    /// Key buffers used again (a merge moves every row's key through the heap).
+    spare: Vec<Vec<u8>>,
     prev: Option<Vec<u8>>,
     started: bool,
     /// The folder of the runs, removed when the merge is dropped (after the cursors).
@@ -1663,7 +1677,10 @@ impl MergeRuns {
         loop {
             if let Some(r) = &c.rows {
                 if c.pos < r.len() {
-                    self.heap.push(Reverse((r.keys.get(c.pos).to_vec(), i)));
+                    let mut key = self.spare.pop().unwrap_or_default();
+                    key.clear();
+                    key.extend_from_slice(r.keys.get(c.pos));
+                    self.heap.push(Reverse((key, i)));
                     return Ok(());
                 }
             }
@@ -1694,11 +1711,14 @@ impl MergeRuns {
 impl ChangeSource for MergeRuns {
     fn next_rows(&mut self) -> Result<Option<Rows>> {
         debug_assert!(self.started);
-        let mut parts: Vec<RecordBatch> = Vec::new();
+        // The rows taken, as (batch, row) of the cursors' batches they come from, gathered
+        // into one batch at the end: a run of consecutive rows is copied at once, rows from
+        // everywhere (input in random order) one by one into the same columns.
+        let mut held: Vec<RecordBatch> = Vec::new();
+        let mut held_at: Vec<Option<usize>> = vec![None; self.cursors.len()];
+        let mut indices: Vec<(usize, usize)> = Vec::with_capacity(BATCH_ROWS);
         let mut keys = Keys::default();
-        let mut segment: Option<(usize, usize, usize)> = None; // (cursor, start, len)
-        let mut count = 0;
-        while count < BATCH_ROWS {
+        while indices.len() < BATCH_ROWS {
             let Some(Reverse((key, i))) = self.heap.pop() else {
                 break;
             };
@@ -1710,40 +1730,38 @@ impl ChangeSource for MergeRuns {
                 });
             }
             let pos = self.cursors[i].pos;
-            segment = match segment {
-                Some((c, s, l)) if c == i && s + l == pos => Some((c, s, l + 1)),
-                Some((c, s, l)) => {
-                    let r = self.cursors[c].rows.as_ref().expect("has rows");
-                    parts.push(r.batch.slice(s, l));
-                    Some((i, pos, 1))
+            let b = match held_at[i] {
+                Some(b) => b,
+                None => {
+                    let r = self.cursors[i].rows.as_ref().expect("has rows");
+                    held.push(r.batch.clone());
+                    held_at[i] = Some(held.len() - 1);
+                    held.len() - 1
                 }
-                None => Some((i, pos, 1)),
             };
+            indices.push((b, pos));
             keys.push(&key);
-            self.prev = Some(key);
-            count += 1;
+            if let Some(old) = self.prev.replace(key) {
+                self.spare.push(old);
+            }
             self.cursors[i].pos += 1;
             let at_end = self.cursors[i]
                 .rows
                 .as_ref()
                 .is_none_or(|r| self.cursors[i].pos >= r.len());
             if at_end {
-                // Close the segment before the cursor's batch is replaced.
-                if let Some((c, s, l)) = segment.take() {
-                    let r = self.cursors[c].rows.as_ref().expect("has rows");
-                    parts.push(r.batch.slice(s, l));
-                }
+                // The cursor's next batch is another one to hold.
+                held_at[i] = None;
             }
             self.advance(i)?;
         }
-        if let Some((c, s, l)) = segment {
-            let r = self.cursors[c].rows.as_ref().expect("has rows");
-            parts.push(r.batch.slice(s, l));
-        }
-        if count == 0 {
+        if indices.is_empty() {
             return Ok(None);
         }
-        let batch = concat_batches(&self.schema, &parts)
+        let batches: Vec<&RecordBatch> = held.iter().collect();
+        let batch = crate::table::gather(&batches, &indices)
+            .map_err(|e| Error::arrow("merging sort runs", e))?;
+        let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
             .map_err(|e| Error::arrow("merging sort runs", e))?;
         Ok(Some(Rows { batch, keys }))
     }
@@ -1770,6 +1788,93 @@ fn read_ahead(inner: BatchIter) -> BatchIter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows `ids` (with a name derived from each) as an Arrow input in batches of `batch`.
+    fn arrow_input(ids: &[i64], batch: usize, spill: &Path) -> (Input, SchemaRef) {
+        use crate::arrow::array::{Int64Array, StringArray};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let batches: Vec<std::result::Result<RecordBatch, ArrowError>> = ids
+            .chunks(batch)
+            .map(|c| {
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(Int64Array::from(c.to_vec())) as ArrayRef,
+                        Arc::new(StringArray::from_iter_values(
+                            c.iter().map(|i| format!("n{i}")),
+                        )),
+                    ],
+                )
+            })
+            .collect();
+        let reader = arrow_array::RecordBatchIterator::new(batches, schema.clone());
+        (Input::arrow("rows", Box::new(reader), spill), schema)
+    }
+
+    fn merged(ids: &[i64], run_rows: usize) -> Result<Vec<(i64, String)>> {
+        use crate::arrow::array::{AsArray, Int64Array};
+        let dir = tempfile::tempdir().expect("dir");
+        let (input, schema) = arrow_input(ids, 337, dir.path());
+        let reader = BatchReader::open(&input, "t", schema, &[0])?;
+        let spill = dir.path().to_path_buf();
+        let make = move || {
+            tempfile::tempdir_in(&spill).map_err(|e| Error::Io {
+                path: spill.clone(),
+                source: e,
+            })
+        };
+        let mut source = sort_in_runs(
+            reader,
+            vec![0],
+            &make,
+            &crate::progress::NoProgress,
+            run_rows,
+        )?;
+        let mut out = Vec::new();
+        while let Some(rows) = source.next_rows()? {
+            let id = rows
+                .batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("ids");
+            let name = rows.batch.column(1).as_string::<i32>();
+            let keys = encode_keys(&rows.batch, &[0])
+                .expect("types")
+                .expect("no nulls");
+            assert_eq!(keys, rows.keys, "the keys are the rows'");
+            out.extend((0..rows.len()).map(|r| (id.value(r), name.value(r).to_string())));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn rows_sorted_in_many_runs_merge_into_key_order() {
+        // Runs of more rows than a spilled batch holds (each run is read back in batches),
+        // and fewer; every key once, in an order far from sorted, with a stretch in order.
+        let n = 200_000i64;
+        let mut ids: Vec<i64> = (0..n).map(|i| (i * 7_919) % n).collect();
+        ids[1_000..30_000].sort_unstable();
+        for run_rows in [700, 70_000, 250_000] {
+            let rows = merged(&ids, run_rows).expect("merged");
+            let expected: Vec<(i64, String)> = (0..n).map(|i| (i, format!("n{i}"))).collect();
+            assert_eq!(rows, expected, "runs of {run_rows}");
+        }
+    }
+
+    #[test]
+    fn a_key_twice_in_different_runs_is_refused_with_the_key() {
+        let mut ids: Vec<i64> = (0..3_000).rev().collect();
+        ids.push(2_999);
+        let e = merged(&ids, 500).expect_err("a duplicate");
+        assert!(
+            matches!(&e, Error::DuplicateKey { key, .. } if key.contains("2999")),
+            "{e}"
+        );
+    }
 
     #[test]
     fn a_leading_zero_is_one_before_more_of_the_whole_part() {

@@ -883,7 +883,7 @@ fn merge_picks<'a>(
 /// The rows `indices` (batch, row) of `batches`, in that order. An edit keeps most of a
 /// chunk's rows in long runs: those are copied a run at a time (slices, concatenated), which
 /// is several times faster than a row at a time; rows from everywhere are interleaved.
-fn gather(
+pub(crate) fn gather(
     batches: &[&RecordBatch],
     indices: &[(usize, usize)],
 ) -> std::result::Result<RecordBatch, crate::arrow::error::ArrowError> {
