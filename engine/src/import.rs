@@ -22,7 +22,7 @@ use crate::arrow::ipc::writer::FileWriter as IpcWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
-use crate::key::{encode_keys, format_key, Keys, Rows};
+use crate::key::{encode_keys, format_key, key_prefix, Keys, Rows};
 use crate::progress::Progress;
 use crate::schema::type_name;
 use crate::table::ChangeSource;
@@ -1460,10 +1460,19 @@ fn sort_run(
     for p in &parts {
         keys.append(&p.keys);
     }
-    let mut order: Vec<u32> = (0..keys.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| keys.get(a as usize).cmp(keys.get(b as usize)));
-    for w in order.windows(2) {
-        if keys.get(w[0] as usize) == keys.get(w[1] as usize) {
+    // By each key's first 16 bytes as a number, then (when those are equal) its bytes.
+    let mut by_prefix: Vec<(u128, u32)> = (0..keys.len())
+        .map(|i| (keys.prefix(i), i as u32))
+        .collect();
+    by_prefix.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| keys.get(a.1 as usize).cmp(keys.get(b.1 as usize)))
+    });
+    let order: Vec<u32> = by_prefix.iter().map(|&(_, i)| i).collect();
+    for w in by_prefix.windows(2) {
+        let (w0, w1) = (w[0].1, w[1].1);
+        if w[0].0 == w[1].0 && keys.get(w0 as usize) == keys.get(w1 as usize) {
+            let w = [w0, w1];
             return Err(Error::DuplicateKey {
                 path: input.name(),
                 key: format!(
@@ -1661,7 +1670,8 @@ struct MergeRuns {
     key_idx: Vec<usize>,
     input: Input,
     cursors: Vec<RunCursor>,
-    heap: BinaryHeap<Reverse<(Vec<u8>, usize)>>,
+    /// Each cursor's next key, by its prefix ([`Keys::prefix`]) first.
+    heap: BinaryHeap<Reverse<(u128, Vec<u8>, usize)>>,
     /// Key buffers used again (a merge moves every row's key through the heap).
     spare: Vec<Vec<u8>>,
     prev: Option<Vec<u8>>,
@@ -1680,7 +1690,7 @@ impl MergeRuns {
                     let mut key = self.spare.pop().unwrap_or_default();
                     key.clear();
                     key.extend_from_slice(r.keys.get(c.pos));
-                    self.heap.push(Reverse((key, i)));
+                    self.heap.push(Reverse((key_prefix(&key), key, i)));
                     return Ok(());
                 }
             }
@@ -1719,7 +1729,7 @@ impl ChangeSource for MergeRuns {
         let mut indices: Vec<(usize, usize)> = Vec::with_capacity(BATCH_ROWS);
         let mut keys = Keys::default();
         while indices.len() < BATCH_ROWS {
-            let Some(Reverse((key, i))) = self.heap.pop() else {
+            let Some(Reverse((_, key, i))) = self.heap.pop() else {
                 break;
             };
             if self.prev.as_deref() == Some(key.as_slice()) {
