@@ -1470,15 +1470,14 @@ fn sort_run(
     });
     let order: Vec<u32> = by_prefix.iter().map(|&(_, i)| i).collect();
     for w in by_prefix.windows(2) {
-        let (w0, w1) = (w[0].1, w[1].1);
-        if w[0].0 == w[1].0 && keys.get(w0 as usize) == keys.get(w1 as usize) {
-            let w = [w0, w1];
+        let ((p0, a), (p1, b)) = (w[0], w[1]);
+        if p0 == p1 && keys.get(a as usize) == keys.get(b as usize) {
             return Err(Error::DuplicateKey {
                 path: input.name(),
                 key: format!(
                     "{} at {}",
-                    format_key(&batch, key_idx, w[1] as usize),
-                    input.locations(first + u64::from(w[0]), first + u64::from(w[1]))
+                    format_key(&batch, key_idx, b as usize),
+                    input.locations(first + u64::from(a), first + u64::from(b))
                 ),
             });
         }

@@ -1052,6 +1052,9 @@ async fn apply_with(
                     let in_range = |cursor: &mut Cursor<'_>| -> Result<bool> {
                         Ok(cursor.peek_key()?.is_some_and(|k| k <= last_key.as_slice()))
                     };
+                    // Whether changes past the table's last key remain, to be cut as new
+                    // rows after this chunk.
+                    let mut more = false;
                     if in_range(&mut cursor)? {
                         // Many changes within one chunk's keys (a large insert between two
                         // of its rows): the chunk's rows are merged with them a part at a
@@ -1077,55 +1080,44 @@ async fn apply_with(
                                 Vec::new()
                             };
                         }
-                        // Past the table's last key every change is a new row.
-                        if is_last {
-                            while let Some(rows) = cursor.take_next()? {
-                                push_new(&mut chunker, &rows, op, &mut stats).await?;
-                            }
-                        }
-                        old_rows += entry.rows;
-                        old_bytes += entry.bytes;
-                        old_chunks += 1;
-                        last = entry.last_key;
-                        at.advance(tree).await?;
-                        continue;
-                    }
-                    // Past the table's last key every change is a new row. As many as one
-                    // chunk holds are taken with the last chunk (with it, they may make one
-                    // chunk, kept as a delta); past that they cannot, and the rest are cut
-                    // after it as they are read.
-                    let mut more = false;
-                    if is_last {
-                        let mut beyond = 0usize;
-                        while beyond <= chunker.params.max_rows as usize {
-                            match cursor.take_next()? {
-                                Some(rows) => {
-                                    beyond += rows.len();
-                                    changes.push(rows);
-                                }
-                                None => break,
-                            }
-                        }
-                        more = cursor.peek_key()?.is_some();
-                    }
-                    let old = overlay_picks(&entry.id, &base, delta.as_ref())?;
-                    let merged = if changes.is_empty() {
-                        old
+                        more = is_last;
                     } else {
-                        merge_picks(table, old, &changes, op, &key_idx, &mut stats)?
-                    };
-                    let stored = Stored {
-                        entry: &entry,
-                        base: &base,
-                        delta: delta.as_ref(),
-                    };
-                    let kept = !changes.is_empty()
-                        && !more
-                        && chunker
-                            .as_delta(&stored, &merged, &changes, is_last, &key_idx)
-                            .await?;
-                    if !kept {
-                        chunker.push(&merged.rows(table)?).await?;
+                        // Past the table's last key every change is a new row. As many as one
+                        // chunk holds are taken with the last chunk (with it, they may make
+                        // one chunk, kept as a delta); past that they cannot, and the rest
+                        // are cut after it as they are read.
+                        if is_last {
+                            let mut beyond = 0usize;
+                            while beyond <= chunker.params.max_rows as usize {
+                                match cursor.take_next()? {
+                                    Some(rows) => {
+                                        beyond += rows.len();
+                                        changes.push(rows);
+                                    }
+                                    None => break,
+                                }
+                            }
+                            more = cursor.peek_key()?.is_some();
+                        }
+                        let old = overlay_picks(&entry.id, &base, delta.as_ref())?;
+                        let merged = if changes.is_empty() {
+                            old
+                        } else {
+                            merge_picks(table, old, &changes, op, &key_idx, &mut stats)?
+                        };
+                        let stored = Stored {
+                            entry: &entry,
+                            base: &base,
+                            delta: delta.as_ref(),
+                        };
+                        let kept = !changes.is_empty()
+                            && !more
+                            && chunker
+                                .as_delta(&stored, &merged, &changes, is_last, &key_idx)
+                                .await?;
+                        if !kept {
+                            chunker.push(&merged.rows(table)?).await?;
+                        }
                     }
                     if more {
                         while let Some(rows) = cursor.take_next()? {
