@@ -239,6 +239,15 @@ pub fn local_folder(dir: &std::path::Path) -> Result<Arc<dyn ObjectStore>> {
     Ok(Arc::new(fs))
 }
 
+/// The folder `dir` as a store whose writes are not flushed to disk: for advisory files only
+/// (a ref's `latest` hint), which a power failure may lose or leave cut short. Writes are
+/// still whole or absent to readers (a temporary file renamed into place).
+pub fn local_folder_unflushed(dir: &std::path::Path) -> Result<Arc<dyn ObjectStore>> {
+    let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+        .map_err(|e| storage_error(&Path::from(dir.display().to_string()), e))?;
+    Ok(Arc::new(fs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

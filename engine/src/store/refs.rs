@@ -187,6 +187,9 @@ pub struct RefLog {
     writer: String,
     /// The store's root, when it is a folder on this machine ([`RefLog::in_folder`]).
     folder: Option<std::path::PathBuf>,
+    /// The store `latest` hints are written to: the log's own, or for a folder the same
+    /// folder without flushing to disk (a hint is advisory; see [`RefLog::in_folder`]).
+    hints: Arc<dyn ObjectStore>,
 }
 
 /// Decodes a ref record (or a hint) stored at `path`.
@@ -207,6 +210,7 @@ impl RefLog {
     /// `writer` identifies this process in the records it writes.
     pub fn new(store: Arc<dyn ObjectStore>, writer: impl Into<String>) -> Self {
         RefLog {
+            hints: store.clone(),
             store,
             writer: writer.into(),
             folder: None,
@@ -214,8 +218,16 @@ impl RefLog {
     }
 
     /// The same refs, in a store that is the folder `root` on this machine: logs are listed
-    /// from the folder's file names ([`NumberedLog::in_folder`]).
+    /// from the folder's file names ([`NumberedLog::in_folder`]), and `latest` hints are
+    /// written without flushing them to disk. A hint that a power failure loses or cuts short
+    /// costs the next read a longer listing, never a wrong answer (it is used only if it
+    /// decodes, and only as where to start listing), so it need not wait for the disk as
+    /// records and objects do.
     pub fn in_folder(mut self, root: std::path::PathBuf) -> Self {
+        match crate::store::local_folder_unflushed(&root) {
+            Ok(hints) => self.hints = hints,
+            Err(e) => tracing::debug!(error = %e, "ref hints are written as records are"),
+        }
         self.folder = Some(root);
         self
     }
@@ -511,7 +523,7 @@ impl RefLog {
             });
         }
         let hint = HintWrite {
-            store: self.store.clone(),
+            store: self.hints.clone(),
             path: layout::ref_hint(name.kind, &name.name),
             bytes,
         };
@@ -676,6 +688,49 @@ mod tests {
         let read = log.read(&name).await.expect("read");
         assert_eq!(read.seq, 5);
         assert_eq!(read.commit(), Some(ObjectId::of(&[4])));
+    }
+
+    #[tokio::test]
+    async fn a_folders_hint_is_written_whole_and_one_cut_short_is_not_trusted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::local_folder(dir.path()).expect("store");
+        let log = RefLog::new(store.clone(), "w").in_folder(dir.path().to_path_buf());
+        let name = RefName::branch("main").expect("name");
+        let mut state = log.read(&name).await.expect("read");
+        for i in 0..3u8 {
+            state = log
+                .update(&state, Some(ObjectId::of(&[i])), 0)
+                .await
+                .expect("update");
+        }
+        // The hint is the newest record's copy, and no temporary file is left beside it.
+        let hint = layout::ref_hint(name.kind, &name.name);
+        let written = get_opt(&store, &hint).await.expect("get").expect("hint");
+        assert_eq!(written, record_bytes(&store, &name, 3).await);
+        let folder = dir
+            .path()
+            .join(layout::ref_dir(name.kind, &name.name).as_ref());
+        let mut files: Vec<String> = std::fs::read_dir(&folder)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let expected: Vec<String> = (1..=3u64)
+            .map(layout::record_name)
+            .chain([layout::HINT.to_string()])
+            .collect();
+        assert_eq!(files, expected);
+        // What a power failure may leave of a hint that was not flushed: nothing, or an
+        // empty file. Either way the newest record is found, and the next move rewrites it.
+        std::fs::write(folder.join(layout::HINT), b"").expect("cut the hint short");
+        assert_eq!(log.read(&name).await.expect("read").seq, 3);
+        let state = log
+            .update(&state, Some(ObjectId::of(&[9])), 0)
+            .await
+            .expect("update");
+        assert_eq!(state.seq, 4);
+        let written = get_opt(&store, &hint).await.expect("get").expect("hint");
+        assert_eq!(written, record_bytes(&store, &name, 4).await);
     }
 
     #[tokio::test]
