@@ -51,6 +51,26 @@ struct Args {
     loops: usize,
 }
 
+/// What `--help` prints.
+const USAGE: &str = "\
+Usage: strata-bench [--rows N] [--python PATH] [--chunk-sweep] [--growth N,N,...]
+       strata-bench --remote ENDPOINT [--rows N]
+       strata-bench --writers 8,32,100 [--remote ENDPOINT] [--rows N]
+       strata-bench --upsert-loop DIR [--rows N] [--loops N]
+
+  --rows N            rows of the benchmark table (default 1000000)
+  --python PATH       the Python with pyarrow that measures the floor (default python3,
+                      or STRATA_BENCH_PYTHON)
+  --remote ENDPOINT   the remote figures (push, clone, a scan in place) against an S3
+                      endpoint, AWS credentials from the environment; with --writers, an
+                      S3 endpoint or 'file' for a folder
+  --growth N,N,...    import and scan beside a one-row commit, diff and push at each size
+  --writers N,N,...   N clones appending and pushing at the same moment
+  --upsert-loop DIR   one-row upserts and commits in this process on the table in DIR
+  --loops N           how many (default 31)
+  --chunk-sweep       compare average chunk sizes (SWEEP=2048,8192 picks them)
+";
+
 fn parse_args() -> Result<Args> {
     let mut args = Args {
         rows: 1_000_000,
@@ -106,7 +126,11 @@ fn parse_args() -> Result<Args> {
                 let avg = it.next().map(|s| s.parse()).transpose()?;
                 args.child_import = Some((repo, file, avg));
             }
-            other => bail!("unknown argument {other}; see the header of bench/src/main.rs"),
+            "--help" | "-h" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}; `strata-bench --help` lists them"),
         }
     }
     Ok(args)
