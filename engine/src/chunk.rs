@@ -186,6 +186,14 @@ pub fn encode_chunk_on(batch: &RecordBatch, threads: usize) -> Result<Bytes> {
     Ok(Bytes::from(buf))
 }
 
+/// The cores this process may use, if known. `std::thread::available_parallelism` reads the
+/// cgroup's quota files on every call (three files on Linux, a noticeable part of a one-row
+/// edit), so it is asked once.
+pub(crate) fn cores() -> Option<usize> {
+    static CORES: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+}
+
 /// Runs `f` on each of `items`, on up to `threads` threads at once (each takes the next item
 /// left, so uneven items spread evenly), and returns the results in the items' order: `None`
 /// for an item whose run did not finish.

@@ -444,7 +444,7 @@ async fn repack_to_parquet(
 ) -> Result<u64> {
     let schema = table.schema.arrow()?;
     let mut writer = parquet_file(&schema, out)?;
-    let at_once = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let at_once = crate::chunk::cores().unwrap_or(2);
     let mut encoding: std::collections::VecDeque<Group> = std::collections::VecDeque::new();
     let mut current: Option<Group> = None;
     let mut group_props: Option<WriterProperties> = None;

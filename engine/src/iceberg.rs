@@ -1433,10 +1433,12 @@ async fn publish_table(
     let meta_path = metadata_path(kind, rname, name, seq);
     let mut written = (0u64, 0u64);
     let hint = hint_path(kind, rname, name);
-    // The table object is read alongside (it is needed unless the metadata file exists).
-    let (existing, table) = futures::join!(
+    // The table object (needed unless the metadata file exists) and the hint are read
+    // alongside.
+    let (existing, table, hinted) = futures::join!(
         head_opt(at.store(), &meta_path),
-        TableObject::read(source, id)
+        TableObject::read(source, id),
+        read_hint(at.store(), &hint)
     );
     if existing?.is_none() {
         let table = table?;
@@ -1456,7 +1458,7 @@ async fn publish_table(
     }
     // The hint only moves forward: a slower writer of an older record leaves it alone. It
     // is advisory, like a ref's `latest`: `strata iceberg` always reads the ref itself.
-    if read_hint(at.store(), &hint).await?.is_none_or(|h| h < seq) {
+    if hinted?.is_none_or(|h| h < seq) {
         put(at.store(), &hint, Bytes::from(seq.to_string())).await?;
     }
     Ok(View {

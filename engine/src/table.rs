@@ -61,7 +61,7 @@ const WRITE_CONCURRENCY: usize = 4;
 /// unequal times and are handed out in key order, so a queue of several per core keeps the
 /// cores busy: on two cores, 16 read a table a quarter faster than 4 (bench/).
 pub(crate) fn read_ahead() -> usize {
-    std::thread::available_parallelism().map_or(16, |n| (n.get() * 8).clamp(16, 64))
+    crate::chunk::cores().map_or(16, |n| (n * 8).clamp(16, 64))
 }
 
 /// A table as stored: the object a commit names for each table.
@@ -305,7 +305,7 @@ impl<'a> Chunker<'a> {
         // to itself: its columns are encoded side by side. Otherwise chunks are encoded side
         // by side, one thread each.
         let threads = if self.in_flight == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            crate::chunk::cores().unwrap_or(1)
         } else {
             1
         };
@@ -570,7 +570,7 @@ async fn read_chunk_parts(
     read_entry(objects, entry, move |bytes, delta| {
         // Chunks read one at a time (an edit, a diff, a merge) have the cores to
         // themselves: their columns are decoded side by side.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = crate::chunk::cores().unwrap_or(1);
         let rows = decode_rows(
             &id,
             decode_chunk_on(&id, bytes, &schema, threads)?,

@@ -257,13 +257,18 @@ impl RefLog {
 
     /// Reads the newest record of a ref, from storage, every time: the number in the
     /// `latest` hint (if it decodes and names this ref) says where to start listing; the
-    /// newest record listed is then read itself. The hint's content is never used.
+    /// newest record listed is then read itself. The hint's content is never used, and a
+    /// folder on this machine ([`RefLog::in_folder`]) is listed without it.
     pub async fn read(&self, name: &RefName) -> Result<RefState> {
         let hint_path = layout::ref_hint(name.kind, &name.name);
-        // A hint that does not decode is ignored: it is only a starting point.
-        let hint = match self.get_record(&hint_path).await {
-            Ok(Some(h)) if h.ref_name == name.to_string() => h.seq,
-            _ => 0,
+        // A hint that does not decode is ignored: it is only a starting point. A folder on
+        // this machine is listed whole whatever the hint says, so its hint is not read.
+        let hint = match self.folder {
+            Some(_) => 0,
+            None => match self.get_record(&hint_path).await {
+                Ok(Some(h)) if h.ref_name == name.to_string() => h.seq,
+                _ => 0,
+            },
         };
         let log = self.log(name);
         let Some((seq, bytes)) = log.newest(hint).await? else {
