@@ -150,8 +150,12 @@ pub fn encode_chunk_on(batch: &RecordBatch, threads: usize) -> Result<Bytes> {
         return encode_chunk_serial(batch);
     }
     let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 3 + 1024);
-    let writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(chunk_properties(batch)))
-        .map_err(err)?;
+    let writer = ArrowWriter::try_new(
+        &mut buf,
+        batch.schema(),
+        Some(stored_chunk_properties(batch)),
+    )
+    .map_err(err)?;
     // The writer ArrowWriter itself drives, driven here one column per task: the same
     // settings, schema and metadata, so the same bytes.
     let (mut file, factory) = writer.into_serialized_writer().map_err(err)?;
@@ -237,6 +241,25 @@ pub(crate) fn row_group_properties(sample: &RecordBatch, rows: usize) -> WriterP
         .build()
 }
 
+/// Chunks of at most this many rows (deltas of small edits, mostly) are stored uncompressed:
+/// their pages are a few bytes each, which zstd does not make smaller, and writing them
+/// compressed would make a compressor and a decompressor per column (most of the time of
+/// encoding a one-row delta).
+const UNCOMPRESSED_ROWS: usize = 64;
+
+/// The writer settings of a chunk as stored: [`chunk_properties`], uncompressed for a chunk of
+/// at most [`UNCOMPRESSED_ROWS`] rows.
+fn stored_chunk_properties(batch: &RecordBatch) -> WriterProperties {
+    let props = chunk_properties(batch);
+    if batch.num_rows() > UNCOMPRESSED_ROWS {
+        return props;
+    }
+    props
+        .into_builder()
+        .set_compression(Compression::UNCOMPRESSED)
+        .build()
+}
+
 /// The writer settings of one chunk: the common ones, and dictionary encoding off for the
 /// columns where it does not pay.
 fn chunk_properties(batch: &RecordBatch) -> WriterProperties {
@@ -253,7 +276,7 @@ fn chunk_properties(batch: &RecordBatch) -> WriterProperties {
 }
 
 fn encode_chunk_serial(batch: &RecordBatch) -> Result<Bytes> {
-    encode_with(batch, chunk_properties(batch))
+    encode_with(batch, stored_chunk_properties(batch))
 }
 
 /// The footer key under which a delta lists the keys of its chunk's rows it deletes: a JSON
@@ -272,7 +295,7 @@ pub fn encode_delta(batch: &RecordBatch, deleted: &Keys) -> Result<Bytes> {
         .collect();
     let value = serde_json::to_string(&hex)
         .map_err(|e| Error::Invalid(format!("encoding a delta's deleted keys: {e}")))?;
-    let props = chunk_properties(batch)
+    let props = stored_chunk_properties(batch)
         .into_builder()
         .set_key_value_metadata(Some(vec![KeyValue::new(DELETES_KEY.to_string(), value)]))
         .build();
@@ -682,5 +705,62 @@ impl<R: PageReader> PageReader for ZstdPages<R> {
 
     fn at_record_boundary(&mut self) -> parquet::errors::Result<bool> {
         self.pages.at_record_boundary()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{ArrayRef, Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+
+    fn rows(n: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..n));
+        let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| format!("name {}", i % 7)),
+        ));
+        RecordBatch::try_new(schema, vec![ids, names]).expect("batch")
+    }
+
+    #[test]
+    fn small_chunks_are_stored_uncompressed_and_read_back_alike() {
+        for n in [
+            1,
+            2,
+            UNCOMPRESSED_ROWS as i64,
+            UNCOMPRESSED_ROWS as i64 + 1,
+            3000,
+        ] {
+            let batch = rows(n);
+            let bytes = encode_chunk(&batch).expect("encode");
+            // Encoded on several threads, a chunk has the same bytes.
+            assert_eq!(
+                encode_chunk_on(&batch, 2).expect("encode"),
+                bytes,
+                "{n} rows"
+            );
+            let meta = ParquetMetaDataReader::new()
+                .parse_and_finish(&bytes)
+                .expect("footer");
+            for column in meta.row_group(0).columns() {
+                let small = n as usize <= UNCOMPRESSED_ROWS;
+                assert_eq!(
+                    column.compression(),
+                    if small {
+                        Compression::UNCOMPRESSED
+                    } else {
+                        Compression::ZSTD(ZstdLevel::try_new(1).expect("level"))
+                    },
+                    "{n} rows"
+                );
+            }
+            let id = ObjectId::of(&bytes);
+            let read = decode_chunk_on(&id, bytes, &batch.schema(), 1).expect("decode");
+            assert_eq!(read, batch, "{n} rows");
+        }
     }
 }
