@@ -571,11 +571,8 @@ async fn read_chunk_parts(
         // Chunks read one at a time (an edit, a diff, a merge) have the cores to
         // themselves: their columns are decoded side by side.
         let threads = crate::chunk::cores().unwrap_or(1);
-        let rows = decode_rows(
-            &id,
-            decode_chunk_on(&id, bytes, &schema, threads)?,
-            &key_idx,
-        )?;
+        let decoded = decode_chunk_on(&id, bytes, &schema, threads)?;
+        let rows = decode_rows(&id, decoded, &key_idx)?;
         let delta = match (entry_delta, delta) {
             (Some(d), Some(delta)) => Some(DeltaRows {
                 deleted: deleted_keys(&d, &delta)?,
@@ -641,12 +638,8 @@ where
     T: Send + 'static,
     F: FnOnce(bytes::Bytes, Option<bytes::Bytes>) -> Result<T> + Send + 'static,
 {
-    let delta = match &entry.delta {
-        Some(d) => Some(objects.get(ObjectKind::Chunk, &d.id).await?),
-        None => None,
-    };
     objects
-        .read_chunk(&entry.id, move |bytes| decode(bytes, delta))
+        .read_chunk_and_delta(&entry.id, entry.delta.as_ref().map(|d| &d.id), decode)
         .await
 }
 

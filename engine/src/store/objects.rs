@@ -288,6 +288,54 @@ impl Objects {
             .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
     }
 
+    /// As [`Objects::read_chunk`], with the chunk's delta `delta` (if it has one) read beside
+    /// it, checked as well, and handed to `decode` too. From a folder on this machine both
+    /// files are read in the decoding task; from a remote store both requests run at once.
+    pub async fn read_chunk_and_delta<T, F>(
+        &self,
+        id: &ObjectId,
+        delta: Option<&ObjectId>,
+        decode: F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Bytes, Option<Bytes>) -> Result<T> + Send + 'static,
+    {
+        let (id, delta) = (*id, delta.copied());
+        let local = self.local_file(ObjectKind::Chunk, &id);
+        let delta_file = delta.and_then(|d| Some((d, self.local_file(ObjectKind::Chunk, &d)?)));
+        let task = match (local, delta, delta_file) {
+            (Some((file, location)), None, _) => {
+                tokio::task::spawn_blocking(move || decode(read_local(&file, &id, location)?, None))
+            }
+            (Some((file, location)), Some(_), Some((d, (delta_file, _)))) => {
+                tokio::task::spawn_blocking(move || {
+                    let delta = read_local(&delta_file, &d, location.clone())?;
+                    decode(read_local(&file, &id, location)?, Some(delta))
+                })
+            }
+            _ => {
+                let delta_bytes = async {
+                    match &delta {
+                        Some(d) => self.get_unchecked(ObjectKind::Chunk, d).await.map(Some),
+                        None => Ok(None),
+                    }
+                };
+                let (delta_bytes, bytes) =
+                    futures::try_join!(delta_bytes, self.get_unchecked(ObjectKind::Chunk, &id))?;
+                tokio::task::spawn_blocking(move || {
+                    if let (Some(d), Some(b)) = (&delta, &delta_bytes) {
+                        verify(d, b)?;
+                    }
+                    verify(&id, &bytes)?;
+                    decode(bytes, delta_bytes)
+                })
+            }
+        };
+        task.await
+            .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
+    }
+
     /// Reads an object's bytes without checking them: the caller must [`verify`] them (off the
     /// async runtime, for large chunks) before using them.
     pub async fn get_unchecked(&self, kind: ObjectKind, id: &ObjectId) -> Result<Bytes> {
