@@ -14,7 +14,9 @@
 //! push of a one-row change cost (these should not).
 //! `--upsert-loop DIR [--loops N]` times a one-row upsert and its commit in this process,
 //! through the library as the Python package calls it, N times (default 31) on the table in
-//! DIR (made with `--rows` rows if missing): medians of the write, the commit and their CPU.
+//! DIR (made with `--rows` rows if missing): medians of the write, the commit and their CPU,
+//! beside the floor: the files the first of them stored durably (found by comparing the folder
+//! before and after), written again one after the other through the same store, alone.
 //! `--chunk-sweep` compares average chunk sizes (the environment variable SWEEP=2048,8192
 //! picks them).
 //! `bench/run.sh` builds it in release mode, installs pyarrow, and runs it for 1M and 10M rows.
@@ -1484,6 +1486,9 @@ async fn upsert_loop(dir: &Path, rows: u64, loops: usize) -> Result<()> {
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
+    let dot = dir.join(".strata");
+    let mut before = Some(file_states(&dot)?);
+    let mut durable = Vec::new();
     for k in 0..loops as u64 {
         let row = (rows / 7) * (k + 1) % rows;
         let mut one = batch(row, 1)?;
@@ -1503,10 +1508,18 @@ async fn upsert_loop(dir: &Path, rows: u64, loops: usize) -> Result<()> {
         both.push((t2 - t0).as_secs_f64());
         wc.push(c1 - c0);
         cc.push(c2 - c1);
+        if let Some(before) = before.take() {
+            durable = durable_files(&before, &file_states(&dot)?);
+        }
     }
     let ms = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2] * 1000.0
+    };
+    let floor = if durable.is_empty() {
+        0.0
+    } else {
+        durable_writes_secs(dir, &durable, loops).await? * 1000.0
     };
     // CPU time is counted in ticks of 10 ms: its mean over the runs, not a median.
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64 * 1000.0;
@@ -1518,5 +1531,87 @@ async fn upsert_loop(dir: &Path, rows: u64, loops: usize) -> Result<()> {
         mean(&wc),
         mean(&cc)
     );
+    if durable.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<String> = durable
+        .iter()
+        .map(|(p, size)| format!("{} ({size} B)", p.display()))
+        .collect();
+    println!(
+        "floor: the {} files it stores durably, each flushed with its folder in turn, written alone through the same store: median {floor:.2} ms (the upsert + commit takes {:.2}x that)\n  {}",
+        durable.len(),
+        ms(&mut both) / floor,
+        listed.join("\n  ")
+    );
     Ok(())
+}
+
+/// Each file under `dot` (by path below it), with its size, inode and modification time.
+fn file_states(
+    dot: &Path,
+) -> Result<std::collections::HashMap<PathBuf, (u64, u64, std::time::SystemTime)>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::HashMap::new();
+    let mut dirs = vec![dot.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                let rel = entry.path().strip_prefix(dot)?.to_path_buf();
+                out.insert(rel, (meta.len(), meta.ino(), meta.modified()?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The files an operation stored durably, by comparing the folder before and after it: those
+/// created or replaced, with their sizes, except refs' `latest` hints (advisory, written
+/// without a flush) and lock files.
+fn durable_files(
+    before: &std::collections::HashMap<PathBuf, (u64, u64, std::time::SystemTime)>,
+    after: &std::collections::HashMap<PathBuf, (u64, u64, std::time::SystemTime)>,
+) -> Vec<(PathBuf, u64)> {
+    let mut out: Vec<(PathBuf, u64)> = after
+        .iter()
+        .filter(|&(p, state)| before.get(p) != Some(state))
+        .filter(|(p, _)| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name != "latest" && !name.ends_with(".lock") && name != "lock"
+        })
+        .map(|(p, (size, _, _))| (p.clone(), *size))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The median time of writing files of `sizes`, one after the other, each through a local
+/// store that flushes a file and its folder before it returns (the store a repository uses),
+/// into folders that exist: what a protocol that must store these files in order costs on
+/// this disk at the least.
+async fn durable_writes_secs(dir: &Path, files: &[(PathBuf, u64)], loops: usize) -> Result<f64> {
+    use object_store::{ObjectStore, PutMode, PutPayload};
+    let tmp = tempfile::tempdir_in(dir)?;
+    for f in 0..256 {
+        std::fs::create_dir(tmp.path().join(format!("{f:02x}")))?;
+    }
+    let store = strata_engine::store::local_folder(tmp.path())?;
+    settle()?;
+    let mut times = Vec::with_capacity(loops);
+    for k in 0..loops {
+        let start = Instant::now();
+        for (i, (_, size)) in files.iter().enumerate() {
+            let at =
+                object_store::path::Path::from(format!("{:02x}/{k}-{i}", (k * 37 + i * 101) % 256));
+            let bytes = PutPayload::from(vec![b'x'; *size as usize]);
+            store.put_opts(&at, bytes, PutMode::Create.into()).await?;
+        }
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
 }
