@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, RowGroups};
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, RowGroups, RowSelection};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowLeafColumn};
 use parquet::arrow::{parquet_to_arrow_field_levels, ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
@@ -398,8 +398,29 @@ pub fn decode_chunk_columns(
     schema: &SchemaRef,
     columns: Option<&[usize]>,
 ) -> Result<RecordBatch> {
+    decode_chunk_selected(id, bytes, schema, columns, None)
+}
+
+/// Decodes the rows at positions `rows` (ascending) of a chunk, every column: the other rows'
+/// values are skipped, not decoded.
+pub fn decode_chunk_rows(
+    id: &ObjectId,
+    bytes: Bytes,
+    schema: &SchemaRef,
+    rows: &[usize],
+) -> Result<RecordBatch> {
+    decode_chunk_selected(id, bytes, schema, None, Some(rows))
+}
+
+fn decode_chunk_selected(
+    id: &ObjectId,
+    bytes: Bytes,
+    schema: &SchemaRef,
+    columns: Option<&[usize]>,
+    rows: Option<&[usize]>,
+) -> Result<RecordBatch> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_chunk_inner(id, bytes, schema, columns)
+        decode_chunk_inner(id, bytes, schema, columns, rows)
     }))
     .unwrap_or_else(|_| {
         Err(Error::CorruptObject {
@@ -414,6 +435,7 @@ fn decode_chunk_inner(
     bytes: Bytes,
     schema: &SchemaRef,
     columns: Option<&[usize]>,
+    rows: Option<&[usize]>,
 ) -> Result<RecordBatch> {
     let corrupt = |e: String| Error::CorruptObject {
         id: id.to_hex(),
@@ -461,8 +483,23 @@ fn decode_chunk_inner(
         bytes: Arc::new(bytes),
         metadata,
     };
+    let selection = match rows {
+        None => None,
+        Some(rows) => {
+            let total = RowGroups::num_rows(&row_groups);
+            if rows.iter().any(|&r| r >= total) || rows.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(corrupt(format!(
+                    "rows {rows:?} asked of its {total} rows are not ascending positions in it"
+                )));
+            }
+            Some(RowSelection::from_consecutive_ranges(
+                rows.iter().map(|&r| r..r + 1),
+                total,
+            ))
+        }
+    };
     let reader =
-        ParquetRecordBatchReader::try_new_with_row_groups(&levels, &row_groups, 1 << 20, None)
+        ParquetRecordBatchReader::try_new_with_row_groups(&levels, &row_groups, 1 << 20, selection)
             .map_err(|e| corrupt(e.to_string()))?;
     let mut batches = Vec::new();
     for b in reader {
@@ -759,8 +796,26 @@ mod tests {
                 );
             }
             let id = ObjectId::of(&bytes);
-            let read = decode_chunk_on(&id, bytes, &batch.schema(), 1).expect("decode");
+            let read = decode_chunk_on(&id, bytes.clone(), &batch.schema(), 1).expect("decode");
             assert_eq!(read, batch, "{n} rows");
+            // Some rows alone: those, in order.
+            let last = n as usize - 1;
+            let picked: Vec<usize> = [0, last / 2, last]
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let some = decode_chunk_rows(&id, bytes.clone(), &batch.schema(), &picked)
+                .expect("decode rows");
+            let positions =
+                arrow_array::UInt32Array::from_iter_values(picked.iter().map(|&r| r as u32));
+            let expected = arrow_select::take::take_record_batch(&batch, &positions).expect("take");
+            assert_eq!(some, expected, "{n} rows");
+            // Positions that are not ascending, or past the end, are refused.
+            assert!(decode_chunk_rows(&id, bytes.clone(), &batch.schema(), &[n as usize]).is_err());
+            if n > 1 {
+                assert!(decode_chunk_rows(&id, bytes, &batch.schema(), &[1, 0]).is_err());
+            }
         }
     }
 }

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::chunk::{
-    decode_chunk_columns, decode_chunk_on, delta_deletes, encode_chunk_on, encode_delta,
-    ChunkParams,
+    decode_chunk_columns, decode_chunk_on, decode_chunk_rows, delta_deletes, encode_chunk_on,
+    encode_delta, ChunkParams,
 };
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
@@ -35,6 +35,9 @@ struct Stored<'a> {
     entry: &'a Entry,
     base: &'a Rows,
     delta: Option<&'a DeltaRows>,
+    /// The chunk's bytes when only its key columns were decoded into `base` (its other
+    /// columns are then null): the rows a delta compares are decoded from them.
+    keys_only: Option<&'a bytes::Bytes>,
 }
 
 /// A chunk's delta as read: its rows (each replaces the chunk's row with its key, or adds
@@ -214,6 +217,16 @@ pub struct ApplyStats {
     pub chunks_reused: u64,
 }
 
+impl ApplyStats {
+    /// Adds the row counts of `other` (what a merge counted).
+    fn add_counts(&mut self, other: &ApplyStats) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.missing += other.missing;
+    }
+}
+
 /// Cuts a stream of sorted rows into chunks and stores them.
 struct Chunker<'a> {
     objects: &'a Objects,
@@ -387,26 +400,66 @@ impl<'a> Chunker<'a> {
         let mut picked: Vec<u32> = Vec::new();
         // The positions of the chunk's rows that the delta replaces or deletes (ascending).
         let mut positions: Vec<i64> = Vec::new();
-        for &key in &candidates {
-            let at = base.keys.partition_point_le(key);
-            let in_base = at > 0 && base.keys.get(at - 1) == key;
-            let m = merged.keys.partition_point_le(key);
-            if m == 0 || merged.keys.get(m - 1) != key {
-                if in_base {
+        // Each candidate's position in the chunk (if the chunk has its key) and in the
+        // merged rows (if they have it).
+        let found: Vec<(&[u8], Option<usize>, Option<usize>)> = candidates
+            .iter()
+            .map(|&key| {
+                let at = base.keys.partition_point_le(key);
+                let m = merged.keys.partition_point_le(key);
+                (
+                    key,
+                    (at > 0 && base.keys.get(at - 1) == key).then(|| at - 1),
+                    (m > 0 && merged.keys.get(m - 1) == key).then(|| m - 1),
+                )
+            })
+            .collect();
+        // The chunk's rows compared with their merged rows, when only the chunk's keys were
+        // decoded: those rows alone, and where each lies among them.
+        let compared = match stored.keys_only {
+            None => None,
+            Some(bytes) => {
+                let rows: Vec<usize> = found
+                    .iter()
+                    .filter_map(|&(_, at, m)| at.filter(|_| m.is_some()))
+                    .collect();
+                let (id, bytes, schema) = (stored.entry.id, bytes.clone(), self.schema.clone());
+                let wanted = rows.clone();
+                let batch = if rows.is_empty() {
+                    RecordBatch::new_empty(schema)
+                } else {
+                    tokio::task::spawn_blocking(move || {
+                        decode_chunk_rows(&id, bytes, &schema, &wanted)
+                    })
+                    .await
+                    .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))??
+                };
+                Some((batch, rows))
+            }
+        };
+        let base_cell = |at: usize, c: usize| match &compared {
+            None => base.batch.column(c).slice(at, 1),
+            Some((batch, rows)) => {
+                let i = rows.partition_point(|&r| r < at);
+                batch.column(c).slice(i, 1)
+            }
+        };
+        for (key, at, m) in found {
+            let Some(m) = m else {
+                if let Some(at) = at {
                     deleted.push(key);
-                    positions.push((at - 1) as i64);
+                    positions.push(at as i64);
                 }
                 continue;
-            }
-            let m = m - 1;
-            let same = in_base
-                && (0..base.batch.num_columns()).all(|c| {
-                    merged.cell(m, c).to_data() == base.batch.column(c).slice(at - 1, 1).to_data()
-                });
+            };
+            let same = at.is_some_and(|at| {
+                (0..base.batch.num_columns())
+                    .all(|c| merged.cell(m, c).to_data() == base_cell(at, c).to_data())
+            });
             if !same {
                 picked.push(m as u32);
-                if in_base {
-                    positions.push((at - 1) as i64);
+                if let Some(at) = at {
+                    positions.push(at as i64);
                 }
             }
         }
@@ -549,30 +602,34 @@ pub async fn read_chunk(
     schema: &SchemaRef,
     key_idx: &[usize],
 ) -> Result<Rows> {
-    let (base, delta) = read_chunk_parts(objects, entry, schema, key_idx).await?;
+    let (base, delta, _) = read_chunk_parts(objects, entry, schema, key_idx, false).await?;
     match delta {
         Some(delta) => overlay(&entry.id, &base, &delta),
         None => Ok(base),
     }
 }
 
-/// Reads one chunk's rows with their keys, and its delta's rows apart.
+/// Reads one chunk's rows with their keys, and its delta's rows apart. With `keys_only`, and
+/// when every other column may hold nulls, only the chunk's key columns are decoded: its
+/// other columns are null, and its bytes are returned to decode them from when needed.
 async fn read_chunk_parts(
     objects: &Objects,
     entry: &Entry,
     schema: &SchemaRef,
     key_idx: &[usize],
-) -> Result<(Rows, Option<DeltaRows>)> {
+    keys_only: bool,
+) -> Result<(Rows, Option<DeltaRows>, Option<bytes::Bytes>)> {
     let id = entry.id;
     let schema = schema.clone();
     let key_idx = key_idx.to_vec();
     let entry_delta = entry.delta;
+    let keys_only = keys_only
+        && schema
+            .fields()
+            .iter()
+            .enumerate()
+            .all(|(i, f)| key_idx.contains(&i) || f.is_nullable());
     read_entry(objects, entry, move |bytes, delta| {
-        // Chunks read one at a time (an edit, a diff, a merge) have the cores to
-        // themselves: their columns are decoded side by side.
-        let threads = crate::chunk::cores().unwrap_or(1);
-        let decoded = decode_chunk_on(&id, bytes, &schema, threads)?;
-        let rows = decode_rows(&id, decoded, &key_idx)?;
         let delta = match (entry_delta, delta) {
             (Some(d), Some(delta)) => Some(DeltaRows {
                 deleted: deleted_keys(&d, &delta)?,
@@ -580,9 +637,54 @@ async fn read_chunk_parts(
             }),
             _ => None,
         };
-        Ok((rows, delta))
+        if keys_only {
+            let keys = decode_chunk_columns(&id, bytes.clone(), &schema, Some(&key_idx))?;
+            let rows = keys.num_rows();
+            let columns: Vec<crate::arrow::array::ArrayRef> = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| match key_idx.iter().position(|&k| k == i) {
+                    Some(k) => keys.column(k).clone(),
+                    None => crate::arrow::array::new_null_array(f.data_type(), rows),
+                })
+                .collect();
+            let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| {
+                Error::CorruptObject {
+                    id: id.to_hex(),
+                    reason: format!("its key columns are not the table's: {e}"),
+                }
+            })?;
+            return Ok((decode_rows(&id, batch, &key_idx)?, delta, Some(bytes)));
+        }
+        // Chunks read one at a time (an edit, a diff, a merge) have the cores to
+        // themselves: their columns are decoded side by side.
+        let threads = crate::chunk::cores().unwrap_or(1);
+        let decoded = decode_chunk_on(&id, bytes, &schema, threads)?;
+        Ok((decode_rows(&id, decoded, &key_idx)?, delta, None))
     })
     .await
+}
+
+/// A chunk's rows with their keys, decoded whole from `bytes` (read before for its keys
+/// alone), off the runtime's threads.
+async fn decode_base(
+    id: &ObjectId,
+    bytes: bytes::Bytes,
+    schema: &SchemaRef,
+    key_idx: &[usize],
+) -> Result<Rows> {
+    let (id, schema, key_idx) = (*id, schema.clone(), key_idx.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let threads = crate::chunk::cores().unwrap_or(1);
+        decode_rows(
+            &id,
+            decode_chunk_on(&id, bytes, &schema, threads)?,
+            &key_idx,
+        )
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
 }
 
 /// The keys (in key order) of the chunk's rows a delta deletes, from the delta's bytes: its
@@ -1036,8 +1138,6 @@ async fn apply_with(
                     if chunker.at_boundary() && !touched {
                         break;
                     }
-                    let (base, delta) =
-                        read_chunk_parts(objects, &entry, &arrow_schema, &key_idx).await?;
                     // The changes that fall in this chunk, up to a bound: more than that are
                     // merged with the chunk's rows a part at a time (below).
                     let held = chunker.params.max_rows as usize * HELD_CHUNKS;
@@ -1052,6 +1152,9 @@ async fn apply_with(
                         // Many changes within one chunk's keys (a large insert between two
                         // of its rows): the chunk's rows are merged with them a part at a
                         // time and cut as they come, so that only one part is held.
+                        let (base, delta, _) =
+                            read_chunk_parts(objects, &entry, &arrow_schema, &key_idx, false)
+                                .await?;
                         let old = overlay_picks(&entry.id, &base, delta.as_ref())?;
                         let mut from = 0;
                         loop {
@@ -1092,25 +1195,60 @@ async fn apply_with(
                             }
                             more = cursor.peek_key()?.is_some();
                         }
-                        let old = overlay_picks(&entry.id, &base, delta.as_ref())?;
-                        let merged = if changes.is_empty() {
-                            old
-                        } else {
-                            merge_picks(table, old, &changes, op, &key_idx, &mut stats)?
-                        };
-                        let stored = Stored {
-                            entry: &entry,
-                            base: &base,
-                            delta: delta.as_ref(),
-                        };
-                        let kept = !changes.is_empty()
+                        // When the edit may be stored as a delta of this chunk, only the
+                        // chunk's keys are decoded first (with its delta): a delta needs the
+                        // other columns of the few rows it compares, and only a rewrite
+                        // needs them all (then decoded from the bytes already read).
+                        let may_be_delta = !changes.is_empty()
                             && !more
-                            && chunker
-                                .as_delta(&stored, &merged, &changes, is_last, &key_idx)
-                                .await?;
-                        if !kept {
+                            && chunker.at_boundary()
+                            && changes.iter().map(Rows::len).sum::<usize>()
+                                + entry.delta.map_or(0, |d| (d.rows + d.deletes) as usize)
+                                <= entry.rows as usize / DELTA_SHARE;
+                        let (base, delta, bytes) = read_chunk_parts(
+                            objects,
+                            &entry,
+                            &arrow_schema,
+                            &key_idx,
+                            may_be_delta,
+                        )
+                        .await?;
+                        // What merging counts is added once the merge is the one kept.
+                        let mut counted = ApplyStats::default();
+                        let kept = {
+                            let old = overlay_picks(&entry.id, &base, delta.as_ref())?;
+                            let merged = if changes.is_empty() {
+                                old
+                            } else {
+                                merge_picks(table, old, &changes, op, &key_idx, &mut counted)?
+                            };
+                            let stored = Stored {
+                                entry: &entry,
+                                base: &base,
+                                delta: delta.as_ref(),
+                                keys_only: bytes.as_ref(),
+                            };
+                            let kept = !changes.is_empty()
+                                && !more
+                                && chunker
+                                    .as_delta(&stored, &merged, &changes, is_last, &key_idx)
+                                    .await?;
+                            if !kept && bytes.is_none() {
+                                chunker.push(&merged.rows(table)?).await?;
+                            }
+                            kept
+                        };
+                        if let (false, Some(bytes)) = (kept, bytes) {
+                            // Rewritten after all: the chunk's other columns are decoded now.
+                            counted = ApplyStats::default();
+                            let base =
+                                decode_base(&entry.id, bytes, &arrow_schema, &key_idx).await?;
+                            let old = overlay_picks(&entry.id, &base, delta.as_ref())?;
+                            let merged =
+                                merge_picks(table, old, &changes, op, &key_idx, &mut counted)?;
                             chunker.push(&merged.rows(table)?).await?;
                         }
+                        stats.add_counts(&counted);
                     }
                     if more {
                         while let Some(rows) = cursor.take_next()? {

@@ -134,6 +134,45 @@ fn changing_one_value_stores_a_one_row_delta_beside_its_chunk() {
 }
 
 #[test]
+fn a_delta_holds_exactly_the_rows_that_differ_from_its_chunks() {
+    runtime().block_on(async {
+        let objects = objects();
+        let rows: BTreeMap<i64, String> = (0..20_000).map(|i| (i, format!("v{i}"))).collect();
+        let t = create(&objects, &rows, 1000).await;
+        // Five neighbours upserted at once: three with the values they hold, two changed.
+        let same = |k: i64| (k, format!("v{k}"));
+        let change: BTreeMap<i64, String> = [
+            same(12_340),
+            (12_341, "x".to_string()),
+            same(12_342),
+            (12_343, "y".to_string()),
+            same(12_344),
+        ]
+        .into();
+        let (t2, stats) = upsert(&objects, &t, &change).await;
+        assert_eq!(stats.updated, 5);
+        let before = t.chunks(&objects).await.expect("chunks");
+        let after = t2.chunks(&objects).await.expect("chunks");
+        let held: u64 = after
+            .iter()
+            .filter(|e| !before.contains(e))
+            .map(|e| e.delta.expect("a delta").rows)
+            .sum();
+        assert_eq!(held, 2, "the delta holds the two changed rows only");
+        let mut expected = rows.clone();
+        expected.extend(change);
+        assert_eq!(read_all(&objects, &t2).await, expected);
+        // The same values again change nothing; the old ones give the table it was.
+        let unchanged: BTreeMap<i64, String> = (12_330..12_350).map(same).collect();
+        let (t3, _) = upsert(&objects, &t, &unchanged).await;
+        assert_eq!(t3, t);
+        let back: BTreeMap<i64, String> = [same(12_341), same(12_343)].into();
+        let (t4, _) = upsert(&objects, &t2, &back).await;
+        assert_eq!(t4, t);
+    });
+}
+
+#[test]
 fn a_table_stored_before_tables_counted_their_chunks_reads_and_edits_as_before() {
     runtime().block_on(async {
         let objects = objects();
