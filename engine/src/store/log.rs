@@ -73,6 +73,47 @@ fn record_files(dir: &std::path::Path) -> std::io::Result<Vec<u64>> {
     Ok(out)
 }
 
+/// The bytes of the file `path`, or `None` when it does not exist.
+fn read_opt(path: &std::path::Path) -> Result<Option<Bytes>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(Bytes::from(b))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// [`NumberedLog::newest`] for a log in the folder `dir` on this machine: the highest record
+/// listed, read, then the numbers after it read directly until one is missing (as
+/// [`NumberedLog::newer_than`] does); listed again if the highest vanished meanwhile.
+fn newest_in_folder(dir: &std::path::Path, what: &str) -> Result<Option<(u64, Bytes)>> {
+    const ATTEMPTS: u32 = 4;
+    for _ in 0..ATTEMPTS {
+        let listed = record_files(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut newest = match listed.iter().max() {
+            None => None,
+            Some(&seq) => match read_opt(&dir.join(layout::record_name(seq)))? {
+                Some(bytes) => Some((seq, bytes)),
+                None => continue,
+            },
+        };
+        let mut next = newest.as_ref().map_or(1, |(seq, _)| seq + 1);
+        while let Some(bytes) = read_opt(&dir.join(layout::record_name(next)))? {
+            newest = Some((next, bytes));
+            next += 1;
+        }
+        return Ok(newest);
+    }
+    Err(Error::Unavailable(format!(
+        "{what}: gave up after {ATTEMPTS} attempts (the newest record listed vanished each time)"
+    )))
+}
+
 impl NumberedLog {
     pub fn new(store: Arc<dyn ObjectStore>, dir: Path) -> Self {
         NumberedLog {
@@ -148,6 +189,15 @@ impl NumberedLog {
     /// record listed but gone by the time it is read was removed by compaction because a
     /// newer one exists, so the listing is done again.
     pub async fn newest(&self, from: u64) -> Result<Option<(u64, Bytes)>> {
+        if let Some(root) = &self.folder {
+            // In a folder on this machine the same steps run in one task of the blocking
+            // pool, the whole folder listed (a hint would not shorten the listing).
+            let dir = root.join(self.dir.as_ref());
+            let what = format!("reading the newest record of {}", self.dir);
+            return tokio::task::spawn_blocking(move || newest_in_folder(&dir, &what))
+                .await
+                .map_err(|e| Error::Invalid(format!("reading a log failed: {e}")))?;
+        }
         let after = AtomicU64::new(from.saturating_sub(1));
         Retry::at_once(4)
             .run(
@@ -293,5 +343,20 @@ mod tests {
         assert_eq!(read.seqs_after(2).await.expect("read_dir"), vec![3, 10]);
         let (seq, _) = read.newest(3).await.expect("newest").expect("one");
         assert_eq!(seq, 10);
+        // The newest, read from the folder and through the store alike, as records are
+        // created (13 beside the folder named 12).
+        for (created, newest) in [(None, 10u64), (Some(11u64), 11), (Some(13), 13)] {
+            if let Some(seq) = created {
+                put(&store, &listed.record(seq), Bytes::from(seq.to_string()))
+                    .await
+                    .expect("record");
+            }
+            let from_folder = read.newest(0).await.expect("newest").expect("one");
+            assert_eq!(from_folder.0, newest);
+            assert_eq!(Some(from_folder), listed.newest(0).await.expect("newest"));
+        }
+        let empty = NumberedLog::new(store.clone(), Path::from("refs/heads/none"))
+            .in_folder(Some(dir.path().to_path_buf()));
+        assert_eq!(empty.newest(0).await.expect("newest"), None);
     }
 }
