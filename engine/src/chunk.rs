@@ -401,15 +401,31 @@ pub fn decode_chunk_columns(
     decode_chunk_selected(id, bytes, schema, columns, None)
 }
 
-/// Decodes the rows at positions `rows` (ascending) of a chunk, every column: the other rows'
-/// values are skipped, not decoded.
-pub fn decode_chunk_rows(
+/// Decodes the rows at positions `rows` (ascending) of the columns `columns` (positions in
+/// the table's schema) of a chunk, a column per thread on up to `threads` threads: the other
+/// rows' values are skipped, not decoded. The columns come in the order asked for.
+pub fn decode_chunk_rows_on(
     id: &ObjectId,
     bytes: Bytes,
     schema: &SchemaRef,
+    columns: &[usize],
     rows: &[usize],
-) -> Result<RecordBatch> {
-    decode_chunk_selected(id, bytes, schema, None, Some(rows))
+    threads: usize,
+) -> Result<Vec<arrow_array::ArrayRef>> {
+    let done = each_on_threads(columns.to_vec(), threads.max(1), |c| {
+        decode_chunk_selected(id, bytes.clone(), schema, Some(&[c]), Some(rows))
+    });
+    done.into_iter()
+        .map(|column| {
+            let batch = column.unwrap_or_else(|| {
+                Err(Error::CorruptObject {
+                    id: id.to_hex(),
+                    reason: "a column of the chunk was not decoded".into(),
+                })
+            })?;
+            Ok(batch.column(0).clone())
+        })
+        .collect()
 }
 
 fn decode_chunk_selected(
@@ -805,16 +821,29 @@ mod tests {
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let some = decode_chunk_rows(&id, bytes.clone(), &batch.schema(), &picked)
-                .expect("decode rows");
             let positions =
                 arrow_array::UInt32Array::from_iter_values(picked.iter().map(|&r| r as u32));
             let expected = arrow_select::take::take_record_batch(&batch, &positions).expect("take");
-            assert_eq!(some, expected, "{n} rows");
+            for threads in [1, 2] {
+                let some = decode_chunk_rows_on(
+                    &id,
+                    bytes.clone(),
+                    &batch.schema(),
+                    &[1, 0],
+                    &picked,
+                    threads,
+                )
+                .expect("decode rows");
+                let columns = vec![expected.column(1).clone(), expected.column(0).clone()];
+                assert_eq!(some, columns, "{n} rows");
+            }
             // Positions that are not ascending, or past the end, are refused.
-            assert!(decode_chunk_rows(&id, bytes.clone(), &batch.schema(), &[n as usize]).is_err());
+            let schema = batch.schema();
+            let rows =
+                |at: &[usize]| decode_chunk_rows_on(&id, bytes.clone(), &schema, &[0], at, 1);
+            assert!(rows(&[n as usize]).is_err());
             if n > 1 {
-                assert!(decode_chunk_rows(&id, bytes, &batch.schema(), &[1, 0]).is_err());
+                assert!(rows(&[1, 0]).is_err());
             }
         }
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::chunk::{
-    decode_chunk_columns, decode_chunk_on, decode_chunk_rows, delta_deletes, encode_chunk_on,
+    decode_chunk_columns, decode_chunk_on, decode_chunk_rows_on, delta_deletes, encode_chunk_on,
     encode_delta, ChunkParams,
 };
 use crate::error::{Error, Result};
@@ -423,26 +423,32 @@ impl<'a> Chunker<'a> {
                     .iter()
                     .filter_map(|&(_, at, m)| at.filter(|_| m.is_some()))
                     .collect();
+                // The key columns are in `base` already; the others are decoded side by side.
+                let others: Vec<usize> = (0..self.schema.fields().len())
+                    .filter(|c| !key_idx.contains(c))
+                    .collect();
                 let (id, bytes, schema) = (stored.entry.id, bytes.clone(), self.schema.clone());
-                let wanted = rows.clone();
-                let batch = if rows.is_empty() {
-                    RecordBatch::new_empty(schema)
+                let (wanted, columns) = (rows.clone(), others.clone());
+                let decoded = if rows.is_empty() || others.is_empty() {
+                    Vec::new()
                 } else {
                     tokio::task::spawn_blocking(move || {
-                        decode_chunk_rows(&id, bytes, &schema, &wanted)
+                        let threads = crate::chunk::cores().unwrap_or(1);
+                        decode_chunk_rows_on(&id, bytes, &schema, &columns, &wanted, threads)
                     })
                     .await
                     .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))??
                 };
-                Some((batch, rows))
+                Some((others, decoded, rows))
             }
         };
         let base_cell = |at: usize, c: usize| match &compared {
-            None => base.batch.column(c).slice(at, 1),
-            Some((batch, rows)) => {
+            Some((others, decoded, rows)) if !key_idx.contains(&c) => {
+                let column = others.iter().position(|&o| o == c).unwrap_or(0);
                 let i = rows.partition_point(|&r| r < at);
-                batch.column(c).slice(i, 1)
+                decoded[column].slice(i, 1)
             }
+            _ => base.batch.column(c).slice(at, 1),
         };
         for (key, at, m) in found {
             let Some(m) = m else {
