@@ -371,19 +371,8 @@ pub fn decode_chunk_on(
     if threads <= 1 {
         return decode_chunk(id, bytes, schema);
     }
-    let done = each_on_threads((0..n).collect(), threads, |i| {
-        decode_chunk_columns(id, bytes.clone(), schema, Some(&[i]))
-    });
-    let mut columns = Vec::with_capacity(n);
-    for column in done {
-        let column = column.unwrap_or_else(|| {
-            Err(Error::CorruptObject {
-                id: id.to_hex(),
-                reason: "a column of the chunk was not decoded".into(),
-            })
-        })?;
-        columns.push(column.column(0).clone());
-    }
+    let all: Vec<usize> = (0..n).collect();
+    let columns = decode_columns_on(id, bytes, schema, &all, None, threads)?;
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::CorruptObject {
         id: id.to_hex(),
         reason: format!("its columns are not the table's: {e}"),
@@ -412,8 +401,21 @@ pub fn decode_chunk_rows_on(
     rows: &[usize],
     threads: usize,
 ) -> Result<Vec<arrow_array::ArrayRef>> {
+    decode_columns_on(id, bytes, schema, columns, Some(rows), threads)
+}
+
+/// Decodes the columns `columns` of a chunk (the rows `rows` of them, or all), a column per
+/// thread on up to `threads` threads, in the order asked for.
+fn decode_columns_on(
+    id: &ObjectId,
+    bytes: Bytes,
+    schema: &SchemaRef,
+    columns: &[usize],
+    rows: Option<&[usize]>,
+    threads: usize,
+) -> Result<Vec<arrow_array::ArrayRef>> {
     let done = each_on_threads(columns.to_vec(), threads.max(1), |c| {
-        decode_chunk_selected(id, bytes.clone(), schema, Some(&[c]), Some(rows))
+        decode_chunk_selected(id, bytes.clone(), schema, Some(&[c]), rows)
     });
     done.into_iter()
         .map(|column| {

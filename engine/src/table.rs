@@ -663,11 +663,7 @@ async fn read_chunk_parts(
             })?;
             return Ok((decode_rows(&id, batch, &key_idx)?, delta, Some(bytes)));
         }
-        // Chunks read one at a time (an edit, a diff, a merge) have the cores to
-        // themselves: their columns are decoded side by side.
-        let threads = crate::chunk::cores().unwrap_or(1);
-        let decoded = decode_chunk_on(&id, bytes, &schema, threads)?;
-        Ok((decode_rows(&id, decoded, &key_idx)?, delta, None))
+        Ok((decode_whole(&id, bytes, &schema, &key_idx)?, delta, None))
     })
     .await
 }
@@ -681,16 +677,21 @@ async fn decode_base(
     key_idx: &[usize],
 ) -> Result<Rows> {
     let (id, schema, key_idx) = (*id, schema.clone(), key_idx.to_vec());
-    tokio::task::spawn_blocking(move || {
-        let threads = crate::chunk::cores().unwrap_or(1);
-        decode_rows(
-            &id,
-            decode_chunk_on(&id, bytes, &schema, threads)?,
-            &key_idx,
-        )
-    })
-    .await
-    .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
+    tokio::task::spawn_blocking(move || decode_whole(&id, bytes, &schema, &key_idx))
+        .await
+        .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
+}
+
+/// A chunk's rows with their keys, every column decoded. Chunks read one at a time (an edit,
+/// a diff, a merge) have the cores to themselves: their columns are decoded side by side.
+fn decode_whole(
+    id: &ObjectId,
+    bytes: bytes::Bytes,
+    schema: &SchemaRef,
+    key_idx: &[usize],
+) -> Result<Rows> {
+    let threads = crate::chunk::cores().unwrap_or(1);
+    decode_rows(id, decode_chunk_on(id, bytes, schema, threads)?, key_idx)
 }
 
 /// The keys (in key order) of the chunk's rows a delta deletes, from the delta's bytes: its

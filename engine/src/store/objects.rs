@@ -38,7 +38,7 @@ pub struct Objects {
     store: Arc<dyn ObjectStore>,
     location: String,
     /// The store's folder, when the store is a folder on this machine (a repository's own
-    /// objects): chunks are then read straight from their files, see [`Objects::read_chunk`].
+    /// objects): chunks are then read straight from their files, see [`Objects::read_chunk_and_delta`].
     folder: Option<PathBuf>,
     /// The JSON objects stored or read last, when kept ([`Objects::remembering`]).
     recent: Option<Arc<Mutex<Recent>>>,
@@ -262,35 +262,11 @@ impl Objects {
         put(&self.store, &kind.path(id), bytes).await
     }
 
-    /// Reads a chunk, checks that its bytes hash to its id, and hands them to `decode`, all on
-    /// the blocking pool. From a folder on this machine the file is read in that same task,
-    /// without a round trip through the async runtime: a scan reads hundreds of chunks a
-    /// second, and the hops cost a fifth of its time.
-    pub async fn read_chunk<T, F>(&self, id: &ObjectId, decode: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(Bytes) -> Result<T> + Send + 'static,
-    {
-        let id = *id;
-        let task = match self.local_file(ObjectKind::Chunk, &id) {
-            Some((file, location)) => {
-                tokio::task::spawn_blocking(move || decode(read_local(&file, &id, location)?))
-            }
-            None => {
-                let bytes = self.get_unchecked(ObjectKind::Chunk, &id).await?;
-                tokio::task::spawn_blocking(move || {
-                    verify(&id, &bytes)?;
-                    decode(bytes)
-                })
-            }
-        };
-        task.await
-            .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
-    }
-
-    /// As [`Objects::read_chunk`], with the chunk's delta `delta` (if it has one) read beside
-    /// it, checked as well, and handed to `decode` too. From a folder on this machine both
-    /// files are read in the decoding task; from a remote store both requests run at once.
+    /// Reads a chunk and its delta `delta` (if it has one), checks that their bytes hash to
+    /// their ids, and hands them to `decode`, all on the blocking pool. From a folder on this
+    /// machine the files are read in that same task, without a round trip through the async
+    /// runtime (a scan reads hundreds of chunks a second, and the hops cost a fifth of its
+    /// time); from a remote store both requests run at once.
     pub async fn read_chunk_and_delta<T, F>(
         &self,
         id: &ObjectId,

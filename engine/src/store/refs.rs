@@ -260,12 +260,14 @@ impl RefLog {
     /// newest record listed is then read itself. The hint's content is never used, and a
     /// folder on this machine ([`RefLog::in_folder`]) is listed without it.
     pub async fn read(&self, name: &RefName) -> Result<RefState> {
-        let hint_path = layout::ref_hint(name.kind, &name.name);
         // A hint that does not decode is ignored: it is only a starting point. A folder on
         // this machine is listed whole whatever the hint says, so its hint is not read.
         let hint = match self.folder {
             Some(_) => 0,
-            None => match self.get_record(&hint_path).await {
+            None => match self
+                .get_record(&layout::ref_hint(name.kind, &name.name))
+                .await
+            {
                 Ok(Some(h)) if h.ref_name == name.to_string() => h.seq,
                 _ => 0,
             },
