@@ -17,8 +17,8 @@
 //! 3. **Read-after-write consistency** of GET, HEAD, LIST and DELETE: once a write or delete
 //!    returned, every later request by anyone sees it.
 //! 4. **Durability on success.** A write that returned is stored; on a folder that means
-//!    written and flushed to disk with its directory (`fsync`), before Strata acknowledges
-//!    anything built on it.
+//!    written and flushed to disk with its directory (`fsync` of both, or a `syncfs` of the
+//!    file system: see [`folder`]), before Strata acknowledges anything built on it.
 //!
 //! A create-only put may fail in ways that do not say whether it happened: a timeout, a lost
 //! response, a retried request that finds its own earlier write ("already exists"), or S3's
@@ -26,6 +26,7 @@
 //! fail). [`create`] reports those as [`Created::Unclear`]; callers settle them by reading
 //! the key back, never by assuming.
 
+pub mod folder;
 pub mod layout;
 pub mod log;
 pub mod objects;
@@ -231,11 +232,11 @@ pub async fn is_empty(store: &Arc<dyn ObjectStore>) -> Result<bool> {
 
 /// A folder on the local disk as a store: writes are flushed to disk, with their directory,
 /// before they return (so nothing acknowledged is lost on a power failure), and create-only
-/// puts are atomic (hard links).
+/// puts are atomic (hard links). Concurrent writes share flushes where the file system
+/// allows it (see [`folder`]).
 pub fn local_folder(dir: &std::path::Path) -> Result<Arc<dyn ObjectStore>> {
-    let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
-        .map_err(|e| storage_error(&Path::from(dir.display().to_string()), e))?
-        .with_fsync(true);
+    let fs = folder::Folder::new(dir, folder::Flush::Shared)
+        .map_err(|e| storage_error(&Path::from(dir.display().to_string()), e))?;
     Ok(Arc::new(fs))
 }
 

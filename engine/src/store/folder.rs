@@ -1,0 +1,747 @@
+//! A folder on the local disk as a store whose writes are on disk when they return.
+//!
+//! Every write goes to a temporary file beside its key (`<key>#<n>`, which listings skip). The
+//! file is flushed to disk, and only then linked into place (a create-only put: a hard link,
+//! which fails when the key exists) or renamed into place (a replacing put); that change is
+//! flushed too before the write returns. So a key never names bytes a power failure could
+//! lose, and a write that returned is kept (docs/protocol.md, section 7).
+//!
+//! `object_store`'s folder store flushes each file and each folder it changes with its own
+//! `fsync`. On a journalling file system every `fsync` is a journal commit of its own, and
+//! the commits of concurrent writers do not overlap on a single disk. Where the operating
+//! system allows it, a flush here is instead one `syncfs` of the file system that holds the
+//! folder, shared by every write of the store waiting for a flush when it starts (a group
+//! commit): one journal commit makes all of them durable. That needs:
+//!
+//! - Linux 5.8 or later, where `syncfs` reports a failed write-back (before, it returned
+//!   success regardless);
+//! - a local file system whose `syncfs` writes back data and metadata and waits for them:
+//!   ext4, XFS, Btrfs, F2FS (and tmpfs, where nothing survives a restart anyway). A network
+//!   or layered file system (NFS, SMB, FUSE, overlayfs) keeps the per-file `fsync`;
+//! - little else waiting to be written: `syncfs` also writes back what other programs left
+//!   in memory on that file system. While more than [`UNWRITTEN_LIMIT`] of the machine's
+//!   memory waits to be written (`Dirty` + `Writeback` in `/proc/meminfo`), writes use the
+//!   per-file `fsync`, so that a commit does not wait for someone else's gigabytes.
+//!
+//! Everything but puts (reads, listings, deletes, copies, multipart uploads) is
+//! `object_store`'s folder store with its `fsync`, unchanged.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+};
+
+/// While more than this much of the machine's memory waits to be written to disk, a flush
+/// is a per-file `fsync` rather than a `syncfs` (which would write all of it back first).
+pub const UNWRITTEN_LIMIT: u64 = 32 << 20;
+
+/// How long a reading of the machine's unwritten memory is used before it is read again.
+const UNWRITTEN_RECHECK: Duration = Duration::from_millis(50);
+
+/// How a folder store makes its writes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// `fsync` of each file and folder a write changes (`object_store`'s own way).
+    EachFile,
+    /// One `syncfs` of the file system, shared by concurrent writes, where the system
+    /// allows it (see the module documentation); otherwise [`Flush::EachFile`].
+    Shared,
+}
+
+/// A folder on the local disk as an [`ObjectStore`] (see the module documentation).
+pub struct Folder {
+    inner: LocalFileSystem,
+    flusher: Option<Arc<Flusher>>,
+}
+
+impl Folder {
+    /// The folder `dir` as a store that flushes as `flush` says.
+    pub fn new(dir: &FsPath, flush: Flush) -> object_store::Result<Self> {
+        let inner = LocalFileSystem::new_with_prefix(dir)?.with_fsync(true);
+        let flusher = match flush {
+            Flush::EachFile => None,
+            Flush::Shared => Flusher::for_folder(dir).map(Arc::new),
+        };
+        Ok(Folder { inner, flusher })
+    }
+
+    /// Whether writes may be flushed with a shared `syncfs` on this folder's file system.
+    pub fn shares_flushes(&self) -> bool {
+        self.flusher.is_some()
+    }
+
+    /// This store, sharing flushes however much memory waits to be written (for tests, whose
+    /// machine may have just written a build).
+    #[cfg(test)]
+    fn ignoring_unwritten(mut self) -> Self {
+        if let Some(f) = self.flusher.take() {
+            let mut f = Arc::into_inner(f).expect("not shared yet");
+            f.unwritten_limit = u64::MAX;
+            self.flusher = Some(Arc::new(f));
+        }
+        self
+    }
+
+    /// How many file-system flushes this store has made (for tests).
+    pub fn flushes(&self) -> u64 {
+        self.flusher
+            .as_ref()
+            .map_or(0, |f| f.flushes.load(Ordering::Relaxed))
+    }
+}
+
+impl fmt::Display for Folder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl fmt::Debug for Folder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Folder")
+            .field("inner", &self.inner)
+            .field("shares_flushes", &self.shares_flushes())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Folder {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let create = match opts.mode {
+            PutMode::Create => true,
+            PutMode::Overwrite => false,
+            // Refused by the folder store, as it should be.
+            PutMode::Update(_) => return self.inner.put_opts(location, payload, opts).await,
+        };
+        let flusher = match &self.flusher {
+            Some(f) if opts.attributes.is_empty() && f.unwritten_is_small() => f.clone(),
+            _ => return self.inner.put_opts(location, payload, opts).await,
+        };
+        let path = self.inner.path_to_filesystem(location)?;
+        tokio::task::spawn_blocking(move || write_flushed(&flusher, &path, &payload, create))
+            .await
+            .map_err(|e| object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            })?
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: RenameOptions,
+    ) -> object_store::Result<()> {
+        self.inner.rename_opts(from, to, options).await
+    }
+}
+
+/// A local I/O failure at `path`, as `object_store` reports one (its kind kept, so that a
+/// refusal is told from a failure worth retrying).
+fn io_error(what: &str, path: &FsPath, e: std::io::Error) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(std::io::Error::new(
+            e.kind(),
+            format!("cannot {what} {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// Writes `payload` to `path` through a temporary file: flushed, linked (`create`) or renamed
+/// into place, flushed again.
+fn write_flushed(
+    flusher: &Flusher,
+    path: &FsPath,
+    payload: &PutPayload,
+    create: bool,
+) -> object_store::Result<PutResult> {
+    let (mut file, staging) = staged_file(path)?;
+    let written = (|| {
+        for part in payload.iter() {
+            file.write_all(part)
+                .map_err(|e| io_error("write", &staging, e))?;
+        }
+        let metadata = file
+            .metadata()
+            .map_err(|e| io_error("read the metadata of", &staging, e))?;
+        drop(file);
+        // The bytes are on disk before any key names them.
+        flusher
+            .flush()
+            .map_err(|e| io_error("flush to disk", &staging, e))?;
+        if create {
+            match std::fs::hard_link(&staging, path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // What is there may be another writer's, linked but not yet flushed:
+                    // flushing makes it as durable as this write would have been.
+                    flusher
+                        .flush()
+                        .map_err(|e| io_error("flush to disk", path, e))?;
+                    return Err(object_store::Error::AlreadyExists {
+                        path: path.display().to_string(),
+                        source: Box::new(e),
+                    });
+                }
+                Err(e) => return Err(io_error("link", path, e)),
+            }
+            let _ = std::fs::remove_file(&staging);
+        } else {
+            std::fs::rename(&staging, path).map_err(|e| io_error("rename", path, e))?;
+        }
+        // And so is the key, before the write returns.
+        flusher
+            .flush()
+            .map_err(|e| io_error("flush to disk", path, e))?;
+        Ok(PutResult {
+            e_tag: Some(e_tag(&metadata)),
+            version: None,
+            extensions: Default::default(),
+        })
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&staging);
+    }
+    written
+}
+
+/// A new temporary file `<path>#<n>` beside `path` (creating its folders), as the folder store
+/// names them, so that listings skip it.
+fn staged_file(path: &FsPath) -> object_store::Result<(File, PathBuf)> {
+    let mut n = 1u32;
+    let mut made_folder = false;
+    loop {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!("#{n}"));
+        let staging = PathBuf::from(name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&staging)
+        {
+            Ok(f) => return Ok((f, staging)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made_folder => {
+                let parent = path.parent().unwrap_or(path);
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| io_error("create the folder", parent, e))?;
+                made_folder = true;
+            }
+            Err(e) => return Err(io_error("create", &staging, e)),
+        }
+    }
+}
+
+/// The folder store's entity tag of a file: its inode, modification time and size.
+fn e_tag(metadata: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(metadata);
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    let mtime = metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default()
+        .as_micros();
+    format!("{inode:x}-{mtime:x}-{:x}", metadata.len())
+}
+
+/// Flushes of one file system, each shared by every caller waiting when it starts.
+struct Flusher {
+    flush_fn: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
+    state: Mutex<FlushState>,
+    finished: Condvar,
+    flushes: AtomicU64,
+    /// When the machine's unwritten memory was last read, and whether it was small.
+    unwritten: Mutex<Option<(Instant, bool)>>,
+    /// Above how many bytes of it flushes are per file ([`UNWRITTEN_LIMIT`]).
+    unwritten_limit: u64,
+}
+
+#[derive(Default)]
+struct FlushState {
+    /// The number the next flush to start gets (flushes are numbered from 1).
+    next: u64,
+    /// Whether a flush is running (it is number `next - 1`).
+    running: bool,
+    /// The number of the newest flush that has finished.
+    finished: u64,
+    /// The newest flush that failed: its number and its error.
+    failed: Option<(u64, std::io::ErrorKind, String)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Flusher {
+    fn new(flush_fn: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>) -> Self {
+        Flusher {
+            flush_fn,
+            state: Mutex::new(FlushState {
+                next: 1,
+                ..Default::default()
+            }),
+            finished: Condvar::new(),
+            flushes: AtomicU64::new(0),
+            unwritten: Mutex::new(None),
+            unwritten_limit: UNWRITTEN_LIMIT,
+        }
+    }
+
+    /// A flusher by `syncfs` for the file system holding `dir`, if that file system and
+    /// this system allow one (see the module documentation).
+    #[cfg(target_os = "linux")]
+    fn for_folder(dir: &FsPath) -> Option<Self> {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+        if !syncfs_reports_failures(&release) {
+            return None;
+        }
+        let root = File::open(dir).ok()?;
+        let stat = rustix::fs::fstatfs(&root).ok()?;
+        if !syncfs_is_whole(i128::from(stat.f_type)) {
+            return None;
+        }
+        Some(Flusher::new(Box::new(move || {
+            rustix::fs::syncfs(&root).map_err(std::io::Error::from)
+        })))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn for_folder(_dir: &FsPath) -> Option<Self> {
+        None
+    }
+
+    /// Whether little enough of the machine's memory waits to be written for a `syncfs` to
+    /// be quick (read again at most every [`UNWRITTEN_RECHECK`]).
+    fn unwritten_is_small(&self) -> bool {
+        let mut last = lock(&self.unwritten);
+        if let Some((at, small)) = *last {
+            if at.elapsed() < UNWRITTEN_RECHECK {
+                return small;
+            }
+        }
+        let small = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|text| unwritten_bytes(&text))
+            .is_some_and(|bytes| bytes <= self.unwritten_limit);
+        *last = Some((Instant::now(), small));
+        small
+    }
+
+    /// Returns once a flush that started after this call has finished: everything written
+    /// before the call is then on disk. Callers that wait at the same time share one flush.
+    fn flush(&self) -> std::io::Result<()> {
+        let mut state = lock(&self.state);
+        // A running flush may have started before this caller's writes: the one wanted is
+        // the next to start.
+        let wanted = state.next;
+        loop {
+            if state.finished >= wanted {
+                return match &state.failed {
+                    // The flush wanted, or one after it, failed: the write may not be on
+                    // disk (a later failure is reported too: an error never passes for
+                    // success).
+                    Some((n, kind, message)) if *n >= wanted => {
+                        Err(std::io::Error::new(*kind, message.clone()))
+                    }
+                    _ => Ok(()),
+                };
+            }
+            if !state.running {
+                let number = state.next;
+                state.next += 1;
+                state.running = true;
+                drop(state);
+                let result = (self.flush_fn)();
+                self.flushes.fetch_add(1, Ordering::Relaxed);
+                state = lock(&self.state);
+                state.running = false;
+                state.finished = number;
+                if let Err(e) = &result {
+                    state.failed = Some((number, e.kind(), e.to_string()));
+                }
+                self.finished.notify_all();
+                continue;
+            }
+            state = self
+                .finished
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+}
+
+/// Whether a kernel of this release (`/proc/sys/kernel/osrelease`) reports write-back
+/// failures from `syncfs`: Linux 5.8 and later.
+fn syncfs_reports_failures(release: &str) -> bool {
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= (5, 8),
+        _ => false,
+    }
+}
+
+/// Whether a file system of this `statfs` type writes back all data and metadata, and waits
+/// for them, on `syncfs`: the local journalling or copy-on-write file systems (and tmpfs).
+fn syncfs_is_whole(f_type: i128) -> bool {
+    const EXT4: i128 = 0xEF53;
+    const XFS: i128 = 0x5846_5342;
+    const BTRFS: i128 = 0x9123_683E;
+    const F2FS: i128 = 0xF2F5_2010;
+    const TMPFS: i128 = 0x0102_1994;
+    // A 32-bit `f_type` holds the larger magic numbers as negative numbers.
+    let f_type = f_type & 0xFFFF_FFFF;
+    matches!(f_type, EXT4 | XFS | BTRFS | F2FS | TMPFS)
+}
+
+/// The bytes of memory waiting to be written to disk, from `/proc/meminfo`'s text: `Dirty`
+/// plus `Writeback`.
+fn unwritten_bytes(meminfo: &str) -> Option<u64> {
+    let field = |name: &str| {
+        meminfo.lines().find_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix(':')?;
+            let kib: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
+            Some(kib * 1024)
+        })
+    };
+    Some(field("Dirty")? + field("Writeback")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::ObjectStoreExt;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn kernels_from_5_8_report_syncfs_failures() {
+        for (release, reports) in [
+            ("6.18.44-fc-v1147", true),
+            ("5.8.0", true),
+            ("5.10.0-27-amd64\n", true),
+            ("5.7.19", false),
+            ("4.19.0-generic", false),
+            ("", false),
+            ("unknown", false),
+        ] {
+            assert_eq!(syncfs_reports_failures(release), reports, "{release:?}");
+        }
+    }
+
+    #[test]
+    fn only_local_file_systems_flush_whole() {
+        for (f_type, whole) in [
+            (0xEF53, true),                            // ext4 (and ext2, ext3)
+            (0x5846_5342, true),                       // XFS
+            (0x9123_683E, true),                       // Btrfs
+            (i128::from(0x9123_683Eu32 as i32), true), // Btrfs in a 32-bit field
+            (0x0102_1994, true),                       // tmpfs
+            (0x6969, false),                           // NFS
+            (0xFF53_4D42u32 as i128, false),           // SMB2
+            (0x6573_5546, false),                      // FUSE
+            (0x794C_7630, false),                      // overlayfs
+        ] {
+            assert_eq!(syncfs_is_whole(f_type), whole, "{f_type:#x}");
+        }
+    }
+
+    #[test]
+    fn unwritten_memory_is_dirty_plus_writeback() {
+        let text = "MemTotal:       24000000 kB\nDirty:              1200 kB\nWriteback:            34 kB\nWritebackTmp:          0 kB\n";
+        assert_eq!(unwritten_bytes(text), Some((1200 + 34) * 1024));
+        assert_eq!(unwritten_bytes("MemTotal: 1 kB\n"), None);
+    }
+
+    /// A flusher whose flush counts itself, takes `pause`, and fails when `fail` says so.
+    fn counting_flusher(
+        started: Arc<AtomicU64>,
+        finished_start: Arc<AtomicU64>,
+        pause: Duration,
+        fail: Arc<AtomicUsize>,
+    ) -> Flusher {
+        Flusher::new(Box::new(move || {
+            let number = started.fetch_add(1, Ordering::SeqCst) + 1;
+            std::thread::sleep(pause);
+            finished_start.store(number, Ordering::SeqCst);
+            if fail.load(Ordering::SeqCst) > 0 {
+                fail.fetch_sub(1, Ordering::SeqCst);
+                return Err(std::io::Error::other("the disk failed"));
+            }
+            Ok(())
+        }))
+    }
+
+    #[test]
+    fn every_caller_waits_for_a_flush_that_started_after_it_and_waiting_callers_share_one() {
+        let started = Arc::new(AtomicU64::new(0));
+        let finished_start = Arc::new(AtomicU64::new(0));
+        let fail = Arc::new(AtomicUsize::new(0));
+        let flusher = Arc::new(counting_flusher(
+            started.clone(),
+            finished_start.clone(),
+            Duration::from_millis(2),
+            fail,
+        ));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let (flusher, started, finished_start) =
+                    (flusher.clone(), started.clone(), finished_start.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..40 {
+                        let before = started.load(Ordering::SeqCst);
+                        flusher.flush().expect("flush");
+                        // Flushes run one at a time, so the one that finished last started
+                        // after every earlier one: it must have started after this call did.
+                        assert!(
+                            finished_start.load(Ordering::SeqCst) > before,
+                            "a caller was answered by a flush that started before it"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let flushes = flusher.flushes.load(Ordering::SeqCst);
+        // 240 calls; one flush at a time, 2 ms each: waiting callers must have shared.
+        assert!(flushes < 200, "{flushes} flushes for 240 calls");
+        assert_eq!(flushes, started.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn callers_that_a_failed_flush_covered_get_its_error_and_later_ones_succeed() {
+        let fail = Arc::new(AtomicUsize::new(1));
+        let flusher = counting_flusher(
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Duration::ZERO,
+            fail,
+        );
+        let e = flusher.flush().expect_err("the first flush fails");
+        assert!(e.to_string().contains("the disk failed"), "{e}");
+        flusher.flush().expect("the next flush succeeds");
+    }
+
+    fn staging_files(dir: &FsPath) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for entry in std::fs::read_dir(&d).expect("read dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    todo.push(path);
+                } else if path.to_string_lossy().contains('#') {
+                    found.push(path);
+                }
+            }
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn puts_are_whole_and_create_only_puts_are_exclusive_either_way_of_flushing() {
+        for flush in [Flush::Shared, Flush::EachFile] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Folder::new(dir.path(), flush)
+                .expect("store")
+                .ignoring_unwritten();
+            let key = Path::from("objects/ab/cdef");
+            let before = store.flushes();
+            store
+                .put_opts(
+                    &key,
+                    PutPayload::from_static(b"first"),
+                    crate::store::create_only(),
+                )
+                .await
+                .expect("create");
+            if store.shares_flushes() {
+                // The bytes before the link, the link before the return.
+                assert_eq!(store.flushes() - before, 2, "{flush:?}");
+            } else {
+                assert_eq!(store.flushes(), 0, "{flush:?}");
+            }
+            let again = store
+                .put_opts(
+                    &key,
+                    PutPayload::from_static(b"other"),
+                    crate::store::create_only(),
+                )
+                .await
+                .expect_err("the key is taken");
+            assert!(
+                matches!(again, object_store::Error::AlreadyExists { .. }),
+                "{again:?}"
+            );
+            let read = store
+                .get(&key)
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("bytes");
+            assert_eq!(&read[..], b"first");
+            store
+                .put(
+                    &Path::from("local/WORKING"),
+                    PutPayload::from_static(b"one"),
+                )
+                .await
+                .expect("put");
+            store
+                .put(
+                    &Path::from("local/WORKING"),
+                    PutPayload::from_static(b"two"),
+                )
+                .await
+                .expect("replace");
+            let read = store
+                .get(&Path::from("local/WORKING"))
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("bytes");
+            assert_eq!(&read[..], b"two");
+            assert_eq!(
+                staging_files(dir.path()),
+                Vec::<PathBuf>::new(),
+                "{flush:?}"
+            );
+            let listed: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|m| m.location.to_string())
+                .collect();
+            assert_eq!(listed.len(), 2, "{listed:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_creates_of_one_key_leave_one_winner() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(
+            Folder::new(dir.path(), Flush::Shared)
+                .expect("store")
+                .ignoring_unwritten(),
+        );
+        let key = Path::from("refs/heads/main/00000000000000000001");
+        let tries: Vec<_> = (0..8u8)
+            .map(|i| {
+                let (store, key) = (store.clone(), key.clone());
+                tokio::spawn(async move {
+                    store
+                        .put_opts(
+                            &key,
+                            PutPayload::from(vec![i; 100]),
+                            crate::store::create_only(),
+                        )
+                        .await
+                        .map(|_| i)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tries {
+            match t.await.expect("task") {
+                Ok(i) => winners.push(i),
+                Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        let read = store
+            .get(&key)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes");
+        assert_eq!(&read[..], &[winners[0]; 100][..]);
+        assert_eq!(staging_files(dir.path()), Vec::<PathBuf>::new());
+    }
+}
