@@ -23,8 +23,19 @@
 //!   memory waits to be written (`Dirty` + `Writeback` in `/proc/meminfo`), writes use the
 //!   per-file `fsync`, so that a commit does not wait for someone else's gigabytes.
 //!
+//! With shared flushes, a file named by the object it holds (an object, a chunk, an Iceberg
+//! file derived from one: [`layout::is_named_by_object`]) is linked into place without a
+//! flush of its own after the link. Nothing names such a file but files written after it, and
+//! every write starts with a flush (of its own bytes) that comes after the link: so the link
+//! is on disk before anything that names it is linked, in the order the protocol requires
+//! (docs/protocol.md, section 6), at one flush per object instead of two. Every other write (a
+//! ref's record, the working state, a view's metadata and hint) is flushed after its link or
+//! rename before it returns, so what Strata acknowledges is on disk. A write that does not
+//! share flushes first flushes any link still waiting for one.
+//!
 //! Everything but puts (reads, listings, deletes, copies, multipart uploads) is
-//! `object_store`'s folder store with its `fsync`, unchanged.
+//! `object_store`'s folder store with its `fsync`, unchanged (after the same flush of links
+//! waiting for one).
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -35,6 +46,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::store::layout;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -87,13 +99,19 @@ impl Folder {
     /// This store, sharing flushes however much memory waits to be written (for tests, whose
     /// machine may have just written a build).
     #[cfg(test)]
-    fn ignoring_unwritten(mut self) -> Self {
-        if let Some(f) = self.flusher.take() {
-            let mut f = Arc::into_inner(f).expect("not shared yet");
-            f.unwritten_limit = u64::MAX;
-            self.flusher = Some(Arc::new(f));
-        }
+    fn ignoring_unwritten(self) -> Self {
+        self.set_unwritten_limit(u64::MAX);
         self
+    }
+
+    /// Makes this store flush per file while more than `limit` bytes wait to be written (for
+    /// tests: 0 makes every later write flush per file).
+    #[cfg(test)]
+    fn set_unwritten_limit(&self, limit: u64) {
+        if let Some(f) = &self.flusher {
+            f.unwritten_limit.store(limit, Ordering::Relaxed);
+            *lock(&f.unwritten) = None;
+        }
     }
 
     /// How many file-system flushes this store has made (for tests).
@@ -135,15 +153,18 @@ impl ObjectStore for Folder {
         };
         let flusher = match &self.flusher {
             Some(f) if opts.attributes.is_empty() && f.unwritten_is_small() => f.clone(),
-            _ => return self.inner.put_opts(location, payload, opts).await,
+            _ => {
+                self.flush_waiting_links(location).await?;
+                return self.inner.put_opts(location, payload, opts).await;
+            }
         };
         let path = self.inner.path_to_filesystem(location)?;
-        tokio::task::spawn_blocking(move || write_flushed(&flusher, &path, &payload, create))
-            .await
-            .map_err(|e| object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            })?
+        let link_unflushed = create && layout::is_named_by_object(location);
+        tokio::task::spawn_blocking(move || {
+            write_flushed(&flusher, &path, &payload, create, link_unflushed)
+        })
+        .await
+        .map_err(join_error)?
     }
 
     async fn put_multipart_opts(
@@ -151,6 +172,7 @@ impl ObjectStore for Folder {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.flush_waiting_links(location).await?;
         self.inner.put_multipart_opts(location, opts).await
     }
 
@@ -199,6 +221,7 @@ impl ObjectStore for Folder {
         to: &Path,
         options: CopyOptions,
     ) -> object_store::Result<()> {
+        self.flush_waiting_links(to).await?;
         self.inner.copy_opts(from, to, options).await
     }
 
@@ -208,7 +231,36 @@ impl ObjectStore for Folder {
         to: &Path,
         options: RenameOptions,
     ) -> object_store::Result<()> {
+        self.flush_waiting_links(to).await?;
         self.inner.rename_opts(from, to, options).await
+    }
+}
+
+impl Folder {
+    /// Before a write that does not share flushes: flushes the links of files named by
+    /// their object that no flush has covered yet (see the module documentation).
+    async fn flush_waiting_links(&self, location: &Path) -> object_store::Result<()> {
+        let Some(flusher) = self.flusher.clone() else {
+            return Ok(());
+        };
+        if !flusher.links_wait() {
+            return Ok(());
+        }
+        let path = self.inner.path_to_filesystem(location)?;
+        tokio::task::spawn_blocking(move || {
+            flusher
+                .flush_waiting_links()
+                .map_err(|e| io_error("flush to disk before writing", &path, e))
+        })
+        .await
+        .map_err(join_error)?
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(e),
     }
 }
 
@@ -225,12 +277,14 @@ fn io_error(what: &str, path: &FsPath, e: std::io::Error) -> object_store::Error
 }
 
 /// Writes `payload` to `path` through a temporary file: flushed, linked (`create`) or renamed
-/// into place, flushed again.
+/// into place, flushed again, unless `link_unflushed` (a file named by its object: the next
+/// flush covers the link, see the module documentation).
 fn write_flushed(
     flusher: &Flusher,
     path: &FsPath,
     payload: &PutPayload,
     create: bool,
+    link_unflushed: bool,
 ) -> object_store::Result<PutResult> {
     let (mut file, staging) = staged_file(path)?;
     let written = (|| {
@@ -242,7 +296,8 @@ fn write_flushed(
             .metadata()
             .map_err(|e| io_error("read the metadata of", &staging, e))?;
         drop(file);
-        // The bytes are on disk before any key names them.
+        // The bytes are on disk before any key names them (and so is every link made
+        // before: see the module documentation).
         flusher
             .flush()
             .map_err(|e| io_error("flush to disk", &staging, e))?;
@@ -250,11 +305,15 @@ fn write_flushed(
             match std::fs::hard_link(&staging, path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    // What is there may be another writer's, linked but not yet flushed:
-                    // flushing makes it as durable as this write would have been.
-                    flusher
-                        .flush()
-                        .map_err(|e| io_error("flush to disk", path, e))?;
+                    // What is there may be another writer's, linked but not yet flushed: a
+                    // flush makes it as durable as this write would have been.
+                    if link_unflushed {
+                        flusher.link_waits();
+                    } else {
+                        flusher
+                            .flush()
+                            .map_err(|e| io_error("flush to disk", path, e))?;
+                    }
                     return Err(object_store::Error::AlreadyExists {
                         path: path.display().to_string(),
                         source: Box::new(e),
@@ -266,10 +325,14 @@ fn write_flushed(
         } else {
             std::fs::rename(&staging, path).map_err(|e| io_error("rename", path, e))?;
         }
-        // And so is the key, before the write returns.
-        flusher
-            .flush()
-            .map_err(|e| io_error("flush to disk", path, e))?;
+        if link_unflushed {
+            flusher.link_waits();
+        } else {
+            // The key is on disk before the write returns.
+            flusher
+                .flush()
+                .map_err(|e| io_error("flush to disk", path, e))?;
+        }
         Ok(PutResult {
             e_tag: Some(e_tag(&metadata)),
             version: None,
@@ -333,7 +396,7 @@ struct Flusher {
     /// When the machine's unwritten memory was last read, and whether it was small.
     unwritten: Mutex<Option<(Instant, bool)>>,
     /// Above how many bytes of it flushes are per file ([`UNWRITTEN_LIMIT`]).
-    unwritten_limit: u64,
+    unwritten_limit: AtomicU64,
 }
 
 #[derive(Default)]
@@ -346,6 +409,8 @@ struct FlushState {
     finished: u64,
     /// The newest flush that failed: its number and its error.
     failed: Option<(u64, std::io::ErrorKind, String)>,
+    /// The number of the first flush that covers every link made without one (0: none).
+    links_waiting_for: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -363,7 +428,7 @@ impl Flusher {
             finished: Condvar::new(),
             flushes: AtomicU64::new(0),
             unwritten: Mutex::new(None),
-            unwritten_limit: UNWRITTEN_LIMIT,
+            unwritten_limit: AtomicU64::new(UNWRITTEN_LIMIT),
         }
     }
 
@@ -402,9 +467,30 @@ impl Flusher {
         let small = std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|text| unwritten_bytes(&text))
-            .is_some_and(|bytes| bytes <= self.unwritten_limit);
+            .is_some_and(|bytes| bytes <= self.unwritten_limit.load(Ordering::Relaxed));
         *last = Some((Instant::now(), small));
         small
+    }
+
+    /// Notes a link made without a flush: the next flush to start covers it.
+    fn link_waits(&self) {
+        let mut state = lock(&self.state);
+        state.links_waiting_for = state.links_waiting_for.max(state.next);
+    }
+
+    /// Whether a link made without a flush may not be on disk yet.
+    fn links_wait(&self) -> bool {
+        let state = lock(&self.state);
+        state.links_waiting_for > state.finished
+    }
+
+    /// Flushes if a link made without a flush may not be on disk yet.
+    fn flush_waiting_links(&self) -> std::io::Result<()> {
+        if self.links_wait() {
+            self.flush()
+        } else {
+            Ok(())
+        }
     }
 
     /// Returns once a flush that started after this call has finished: everything written
@@ -639,8 +725,8 @@ mod tests {
                 .await
                 .expect("create");
             if store.shares_flushes() {
-                // The bytes before the link, the link before the return.
-                assert_eq!(store.flushes() - before, 2, "{flush:?}");
+                // The bytes before the link; the link with the next write's bytes.
+                assert_eq!(store.flushes() - before, 1, "{flush:?}");
             } else {
                 assert_eq!(store.flushes(), 0, "{flush:?}");
             }
@@ -699,6 +785,89 @@ mod tests {
                 .collect();
             assert_eq!(listed.len(), 2, "{listed:?}");
         }
+    }
+
+    #[test]
+    fn files_named_by_their_object_are_objects_chunks_and_the_views_derived_files() {
+        use crate::id::ObjectId;
+        use crate::store::RefKind;
+        let id = ObjectId::of(b"x");
+        for path in [
+            layout::object(&id),
+            layout::chunk(&id),
+            layout::manifest_path(&id),
+            layout::delete_manifest_path(&id),
+            layout::deletes_path(&id, &id),
+            layout::list_path(&id),
+        ] {
+            assert!(layout::is_named_by_object(&path), "{path}");
+        }
+        for path in [
+            layout::marker(),
+            layout::ref_record(RefKind::Branch, "main", 1),
+            layout::ref_hint(RefKind::Branch, "main"),
+            layout::local("WORKING"),
+            layout::metadata_path(RefKind::Branch, "main", "t", 1),
+            layout::hint_path(RefKind::Branch, "main", "t"),
+            layout::gc_lock_record(1),
+            layout::lease("l"),
+            Path::from("iceberg/heads/objects/t/metadata/v1.metadata.json"),
+        ] {
+            assert!(!layout::is_named_by_object(&path), "{path}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn an_objects_link_is_flushed_before_any_later_write_returns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Folder::new(dir.path(), Flush::Shared)
+            .expect("store")
+            .ignoring_unwritten();
+        let flusher = store.flusher.clone().expect(
+            "the temporary folder shares flushes (Linux 5.8 or later; ext4, XFS, Btrfs, F2FS or tmpfs)",
+        );
+        let object = |n: u8| layout::object(&crate::id::ObjectId::of(&[n]));
+        let create = |path: Path, bytes: &'static [u8]| {
+            let store = &store;
+            async move {
+                store
+                    .put_opts(
+                        &path,
+                        PutPayload::from_static(bytes),
+                        crate::store::create_only(),
+                    )
+                    .await
+                    .expect("create")
+            }
+        };
+        create(object(1), b"one").await;
+        assert_eq!((store.flushes(), flusher.links_wait()), (1, true));
+        // Another object: its bytes' flush covers the first link, its own link waits.
+        create(object(2), b"two").await;
+        assert_eq!((store.flushes(), flusher.links_wait()), (2, true));
+        // A ref's record: flushed before and after its link.
+        create(
+            layout::ref_record(crate::store::RefKind::Branch, "main", 1),
+            b"r",
+        )
+        .await;
+        assert_eq!((store.flushes(), flusher.links_wait()), (4, false));
+        // A write that flushes per file first flushes the link still waiting.
+        create(object(3), b"three").await;
+        assert_eq!((store.flushes(), flusher.links_wait()), (5, true));
+        store.set_unwritten_limit(0);
+        store
+            .put(&layout::local("WORKING"), PutPayload::from_static(b"w"))
+            .await
+            .expect("put");
+        assert_eq!((store.flushes(), flusher.links_wait()), (6, false));
+        // Nothing waits: a write per file flushes nothing more.
+        store
+            .put(&layout::local("WORKING"), PutPayload::from_static(b"x"))
+            .await
+            .expect("put");
+        assert_eq!(store.flushes(), 6);
     }
 
     #[tokio::test]

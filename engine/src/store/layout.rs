@@ -95,6 +95,23 @@ pub fn waiting_dir(branch: &str) -> Path {
 pub const OBJECTS_DIR: &str = "objects";
 pub const CHUNKS_DIR: &str = "chunks";
 
+/// The folders of `iceberg/` whose files are named by the object they are derived from.
+const ICEBERG_BY_OBJECT: [&str; 4] = ["manifests", "delete-manifests", "deletes", "lists"];
+
+/// Whether `path` is a file named by the object it holds or is derived from: an object, a
+/// chunk, or an Iceberg manifest, manifest list or position-delete file. Such a file is
+/// written once (create-only), and only files written after it name it.
+pub fn is_named_by_object(path: &Path) -> bool {
+    let mut parts = path.parts();
+    match parts.next().as_ref().map(|p| p.as_ref()) {
+        Some(OBJECTS_DIR | CHUNKS_DIR) => true,
+        Some(ICEBERG_DIR) => parts
+            .next()
+            .is_some_and(|p| ICEBERG_BY_OBJECT.contains(&p.as_ref())),
+        _ => false,
+    }
+}
+
 /// Parses an object key (`objects/ab/cdef...` or `chunks/ab/cdef....parquet`) back into its
 /// kind and id; `None` for any other key.
 pub fn parse_object(path: &Path) -> Option<(crate::store::ObjectKind, ObjectId)> {
