@@ -10,8 +10,8 @@
 //! `fsync`. On a journalling file system every `fsync` is a journal commit of its own, and
 //! the commits of concurrent writers do not overlap on a single disk. Where the operating
 //! system allows it, a flush here is instead one `syncfs` of the file system that holds the
-//! folder, shared by every write of the store waiting for a flush when it starts (a group
-//! commit): one journal commit makes all of them durable. That needs:
+//! folder, shared by every write of the process to that file system waiting for a flush when
+//! it starts (a group commit): one journal commit makes all of them durable. That needs:
 //!
 //! - Linux 5.8 or later, where `syncfs` reports a failed write-back (before, it returned
 //!   success regardless);
@@ -86,8 +86,17 @@ impl Folder {
         let inner = LocalFileSystem::new_with_prefix(dir)?.with_fsync(true);
         let flusher = match flush {
             Flush::EachFile => None,
-            Flush::Shared => Flusher::for_folder(dir).map(Arc::new),
+            Flush::Shared => Flusher::shared_for_folder(dir),
         };
+        Ok(Folder { inner, flusher })
+    }
+
+    /// As [`Folder::new`] with [`Flush::Shared`], with a flusher of its own rather than the
+    /// process's one for that file system (for tests that count flushes while others run).
+    #[cfg(test)]
+    fn with_own_flusher(dir: &FsPath) -> object_store::Result<Self> {
+        let inner = LocalFileSystem::new_with_prefix(dir)?.with_fsync(true);
+        let flusher = Flusher::open_syncfs(dir).map(|(_, root)| Arc::new(Flusher::syncfs(root)));
         Ok(Folder { inner, flusher })
     }
 
@@ -432,10 +441,32 @@ impl Flusher {
         }
     }
 
-    /// A flusher by `syncfs` for the file system holding `dir`, if that file system and
-    /// this system allow one (see the module documentation).
+    /// The process's flusher for the file system holding `dir`, if that file system and this
+    /// system allow `syncfs` (see the module documentation). Every folder store of the process
+    /// on one file system shares it: a write of any of them that flushes per file then first
+    /// flushes the links any of them left waiting.
+    fn shared_for_folder(dir: &FsPath) -> Option<Arc<Self>> {
+        static FLUSHERS: Mutex<Vec<(u64, std::sync::Weak<Flusher>)>> = Mutex::new(Vec::new());
+        let (device, root) = Flusher::open_syncfs(dir)?;
+        let mut flushers = lock(&FLUSHERS);
+        flushers.retain(|(_, f)| f.strong_count() > 0);
+        if let Some(f) = flushers
+            .iter()
+            .find(|(d, _)| *d == device)
+            .and_then(|(_, f)| f.upgrade())
+        {
+            return Some(f);
+        }
+        let flusher = Arc::new(Flusher::syncfs(root));
+        flushers.push((device, Arc::downgrade(&flusher)));
+        Some(flusher)
+    }
+
+    /// The folder `dir`, opened, and the device of its file system, if that file system and
+    /// this system allow `syncfs`.
     #[cfg(target_os = "linux")]
-    fn for_folder(dir: &FsPath) -> Option<Self> {
+    fn open_syncfs(dir: &FsPath) -> Option<(u64, File)> {
+        use std::os::unix::fs::MetadataExt;
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
         if !syncfs_reports_failures(&release) {
             return None;
@@ -445,14 +476,26 @@ impl Flusher {
         if !syncfs_is_whole(i128::from(stat.f_type)) {
             return None;
         }
-        Some(Flusher::new(Box::new(move || {
-            rustix::fs::syncfs(&root).map_err(std::io::Error::from)
-        })))
+        let device = root.metadata().ok()?.dev();
+        Some((device, root))
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn for_folder(_dir: &FsPath) -> Option<Self> {
+    fn open_syncfs(_dir: &FsPath) -> Option<(u64, File)> {
         None
+    }
+
+    /// A flusher by `syncfs` of the file system holding the open folder `root`.
+    #[cfg(target_os = "linux")]
+    fn syncfs(root: File) -> Self {
+        Flusher::new(Box::new(move || {
+            rustix::fs::syncfs(&root).map_err(std::io::Error::from)
+        }))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn syncfs(_root: File) -> Self {
+        Flusher::new(Box::new(|| Ok(())))
     }
 
     /// Whether little enough of the machine's memory waits to be written for a `syncfs` to
@@ -711,9 +754,12 @@ mod tests {
     async fn puts_are_whole_and_create_only_puts_are_exclusive_either_way_of_flushing() {
         for flush in [Flush::Shared, Flush::EachFile] {
             let dir = tempfile::tempdir().expect("tempdir");
-            let store = Folder::new(dir.path(), flush)
-                .expect("store")
-                .ignoring_unwritten();
+            let store = match flush {
+                Flush::Shared => Folder::with_own_flusher(dir.path()),
+                Flush::EachFile => Folder::new(dir.path(), flush),
+            }
+            .expect("store")
+            .ignoring_unwritten();
             let key = Path::from("objects/ab/cdef");
             let before = store.flushes();
             store
@@ -821,7 +867,7 @@ mod tests {
     #[tokio::test]
     async fn an_objects_link_is_flushed_before_any_later_write_returns() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Folder::new(dir.path(), Flush::Shared)
+        let store = Folder::with_own_flusher(dir.path())
             .expect("store")
             .ignoring_unwritten();
         let flusher = store.flusher.clone().expect(
@@ -870,11 +916,40 @@ mod tests {
         assert_eq!(store.flushes(), 6);
     }
 
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_folder_stores_of_one_file_system_share_a_flusher_and_its_waiting_links() {
+        let (a, b) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let one = Folder::new(a.path(), Flush::Shared).expect("store");
+        let other = Folder::new(b.path(), Flush::Shared).expect("store");
+        let (Some(f1), Some(f2)) = (one.flusher.clone(), other.flusher.clone()) else {
+            panic!("the temporary folder shares flushes (Linux 5.8 or later; ext4, XFS, Btrfs, F2FS or tmpfs)");
+        };
+        assert!(Arc::ptr_eq(&f1, &f2));
+        one.put_opts(
+            &layout::object(&crate::id::ObjectId::of(b"o")),
+            PutPayload::from_static(b"o"),
+            crate::store::create_only(),
+        )
+        .await
+        .expect("create");
+        // The other store's next write covers the first one's link, whichever way it
+        // flushes (a write in another test of this process may have covered it already).
+        other
+            .put(&layout::local("WORKING"), PutPayload::from_static(b"w"))
+            .await
+            .expect("put");
+        assert!(!f2.links_wait());
+    }
+
     #[tokio::test]
     async fn concurrent_creates_of_one_key_leave_one_winner() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(
-            Folder::new(dir.path(), Flush::Shared)
+            Folder::with_own_flusher(dir.path())
                 .expect("store")
                 .ignoring_unwritten(),
         );
