@@ -23,13 +23,13 @@
 //!   memory waits to be written (`Dirty` + `Writeback` in `/proc/meminfo`), writes use the
 //!   per-file `fsync`, so that a commit does not wait for someone else's gigabytes.
 //!
-//! With shared flushes, a file named by the object it holds (an object, a chunk, an Iceberg
-//! file derived from one: [`layout::is_named_by_object`]) is linked into place without a
-//! flush of its own after the link. Nothing names such a file but files written after it, and
-//! every write starts with a flush (of its own bytes) that comes after the link: so the link
-//! is on disk before anything that names it is linked, in the order the protocol requires
-//! (docs/protocol.md, section 6), at one flush per object instead of two. Every other write (a
-//! ref's record, the working state, a view's metadata and hint) is flushed after its link or
+//! With shared flushes, a file that only files written after it name (an object, a chunk, an
+//! Iceberg file derived from one, a view's metadata: [`layout::is_named_only_later`]) is
+//! linked into place without a flush of its own after the link. Every write starts with a
+//! flush (of its own bytes) that comes after that link: so the link is on disk before
+//! anything that names it is linked, in the order the protocol requires (docs/protocol.md,
+//! section 6), at one flush per such file instead of two. Every other write (a
+//! ref's record, the working state, a view's `version-hint.text`) is flushed after its link or
 //! rename before it returns, so what Strata acknowledges is on disk. A write that does not
 //! share flushes first flushes any link still waiting for one.
 //!
@@ -168,7 +168,7 @@ impl ObjectStore for Folder {
             }
         };
         let path = self.inner.path_to_filesystem(location)?;
-        let link_unflushed = create && layout::is_named_by_object(location);
+        let link_unflushed = create && layout::is_named_only_later(location);
         tokio::task::spawn_blocking(move || {
             write_flushed(&flusher, &path, &payload, create, link_unflushed)
         })
@@ -834,7 +834,7 @@ mod tests {
     }
 
     #[test]
-    fn files_named_by_their_object_are_objects_chunks_and_the_views_derived_files() {
+    fn files_named_only_later_are_objects_chunks_and_the_views_derived_files() {
         use crate::id::ObjectId;
         use crate::store::RefKind;
         let id = ObjectId::of(b"x");
@@ -845,21 +845,24 @@ mod tests {
             layout::delete_manifest_path(&id),
             layout::deletes_path(&id, &id),
             layout::list_path(&id),
+            layout::metadata_path(RefKind::Branch, "main", "t", 12),
+            layout::metadata_path(RefKind::Tag, "v1", "t", 1),
         ] {
-            assert!(layout::is_named_by_object(&path), "{path}");
+            assert!(layout::is_named_only_later(&path), "{path}");
         }
         for path in [
             layout::marker(),
             layout::ref_record(RefKind::Branch, "main", 1),
             layout::ref_hint(RefKind::Branch, "main"),
             layout::local("WORKING"),
-            layout::metadata_path(RefKind::Branch, "main", "t", 1),
             layout::hint_path(RefKind::Branch, "main", "t"),
+            Path::from("iceberg/heads/main/t/metadata/v.metadata.json"),
+            Path::from("iceberg/heads/main/t/data/v1.metadata.json"),
             layout::gc_lock_record(1),
             layout::lease("l"),
-            Path::from("iceberg/heads/objects/t/metadata/v1.metadata.json"),
+            Path::from("iceberg/heads/manifests/t/metadata/version-hint.text"),
         ] {
-            assert!(!layout::is_named_by_object(&path), "{path}");
+            assert!(!layout::is_named_only_later(&path), "{path}");
         }
     }
 
