@@ -101,28 +101,34 @@ fn open_lock_file(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Opens `path` and holds a shared lock on it, waiting while garbage collection holds it
-/// exclusively. Without a lock file (a read-only folder), commands run unlocked.
-fn take_shared_lock(path: &Path) -> Option<Arc<std::fs::File>> {
+/// exclusively. Without a lock file (a read-only folder), commands run unlocked. The flag
+/// says whether the lock is held.
+fn take_shared_lock(path: &Path) -> (Option<Arc<std::fs::File>>, bool) {
     let file = match open_lock_file(path) {
         Ok(f) => f,
         Err(e) => {
             tracing::debug!(path = %path.display(), error = %e, "no repository lock");
-            return None;
+            return (None, false);
         }
     };
-    match file.try_lock_shared() {
-        Ok(()) => {}
+    let held = match file.try_lock_shared() {
+        Ok(()) => true,
         Err(std::fs::TryLockError::WouldBlock) => {
             tracing::info!("waiting for a garbage collection of this repository to finish");
-            if let Err(e) = file.lock_shared() {
-                tracing::debug!(error = %e, "could not lock the repository");
+            match file.lock_shared() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not lock the repository");
+                    false
+                }
             }
         }
         Err(std::fs::TryLockError::Error(e)) => {
             tracing::debug!(error = %e, "could not lock the repository");
+            false
         }
-    }
-    Some(Arc::new(file))
+    };
+    (Some(Arc::new(file)), held)
 }
 
 impl Repository {
@@ -134,6 +140,8 @@ impl Repository {
                 "cannot lock the repository (is .strata/local writable?); garbage collection needs the lock".into(),
             ));
         };
+        // Refs are compacted from now on: no ref is read from a number seen before.
+        self.refs.stop_remembering();
         match file.try_lock() {
             Ok(()) => Ok(()),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::RepositoryBusy),
@@ -273,7 +281,14 @@ impl Repository {
         config: LocalConfig,
     ) -> Result<Self> {
         let location = root.join(DOT_DIR).display().to_string();
-        let lock = take_shared_lock(&root.join(DOT_DIR).join("local").join("lock"));
+        let (lock, locked) = take_shared_lock(&root.join(DOT_DIR).join("local").join("lock"));
+        let refs = RefLog::new(store.clone(), config.writer).in_folder(root.join(DOT_DIR));
+        // While this process holds the lock shared, no compaction runs: refs are read on
+        // from the newest record this process saw of them.
+        let refs = match (&lock, locked) {
+            (Some(lock), true) => refs.remembering_newest(lock.clone()),
+            _ => refs,
+        };
         // The state lock's file exists from the start, so that a command's first use of it
         // (even a refused one's) adds nothing to the repository.
         if let Err(e) = open_lock_file(&root.join(DOT_DIR).join("local").join("state.lock")) {
@@ -284,7 +299,7 @@ impl Repository {
             objects: Objects::new(store.clone(), location)
                 .in_folder(root.join(DOT_DIR))
                 .remembering(),
-            refs: RefLog::new(store.clone(), config.writer).in_folder(root.join(DOT_DIR)),
+            refs,
             store,
             root,
             clock: Arc::new(SystemClock),

@@ -3,8 +3,9 @@
 //! (section 8).
 //!
 //! 1. Record `n` is the key `DIR/<n as 20 digits>`; the highest number present is the
-//!    newest record, found by listing (never by probing numbers, which would break when old
-//!    records are removed).
+//!    newest record, found by listing (not by probing numbers from a hint, which would break
+//!    when old records are removed; a repository's own folder reads on from a record this
+//!    process saw while no compaction can run: [`SeenNewest`]).
 //! 2. The next record is created with a create-only put: of writers racing for one number,
 //!    exactly one wins.
 //! 3. An unclear outcome (a lost response, a retry that finds the key, a `409` conflict, a
@@ -39,6 +40,61 @@ pub struct NumberedLog {
     /// The store's root, when the store is a folder on this machine: the records are then
     /// listed by reading the folder's file names, see [`NumberedLog::in_folder`].
     folder: Option<std::path::PathBuf>,
+    /// Where to start reading the newest record instead of listing (a folder's logs only).
+    seen: Option<Arc<SeenNewest>>,
+}
+
+/// The number of a record this process saw in each log of a repository's folder, from which
+/// the newest record is found by reading the next numbers directly rather than by listing the
+/// whole folder (whose cost grows with the log). Only the numbers above a record are read, so
+/// this is exact as long as no record above one that exists is removed. Records are only
+/// ever created at the next number, and removed only by compaction, which a repository runs
+/// while it holds its lock exclusively: so the numbers are used only while this process holds
+/// that lock shared (the `lock` kept here), and never once the process runs a compaction
+/// ([`SeenNewest::stop`], and compaction forgets its log's number anyway). A number whose
+/// record is gone means a listing, as without it.
+#[derive(Debug)]
+pub struct SeenNewest {
+    _lock: Arc<std::fs::File>,
+    seen: std::sync::Mutex<Option<std::collections::HashMap<String, u64>>>,
+}
+
+impl SeenNewest {
+    /// Numbers remembered while `lock` (the repository's lock, held shared) is kept.
+    pub fn new(lock: Arc<std::fs::File>) -> Self {
+        SeenNewest {
+            _lock: lock,
+            seen: std::sync::Mutex::new(Some(Default::default())),
+        }
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, Option<std::collections::HashMap<String, u64>>> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets every number and remembers none from now on (the process is about to
+    /// compact logs).
+    pub fn stop(&self) {
+        *self.seen() = None;
+    }
+
+    fn get(&self, dir: &Path) -> Option<u64> {
+        self.seen().as_ref()?.get(dir.as_ref()).copied()
+    }
+
+    /// Notes that record `seq` of the log in `dir` exists.
+    fn note(&self, dir: &Path, seq: u64) {
+        if let Some(seen) = self.seen().as_mut() {
+            let n = seen.entry(dir.to_string()).or_insert(seq);
+            *n = (*n).max(seq);
+        }
+    }
+
+    fn forget(&self, dir: &Path) {
+        if let Some(seen) = self.seen().as_mut() {
+            seen.remove(dir.as_ref());
+        }
+    }
 }
 
 /// What creating a record came to.
@@ -87,9 +143,24 @@ fn read_opt(path: &std::path::Path) -> Result<Option<Bytes>> {
 
 /// [`NumberedLog::newest`] for a log in the folder `dir` on this machine: the highest record
 /// listed, read, then the numbers after it read directly until one is missing (as
-/// [`NumberedLog::newer_than`] does); listed again if the highest vanished meanwhile.
-fn newest_in_folder(dir: &std::path::Path, what: &str) -> Result<Option<(u64, Bytes)>> {
+/// [`NumberedLog::newer_than`] does); listed again if the highest vanished meanwhile. With
+/// `seen` (a record this process saw, see [`SeenNewest`]), the numbers from it are read
+/// directly instead, and the folder is listed only if that record is gone.
+fn newest_in_folder(
+    dir: &std::path::Path,
+    seen: Option<u64>,
+    what: &str,
+) -> Result<Option<(u64, Bytes)>> {
     const ATTEMPTS: u32 = 4;
+    if let Some(seq) = seen {
+        if let Some(bytes) = read_opt(&dir.join(layout::record_name(seq)))? {
+            let mut newest = (seq, bytes);
+            while let Some(bytes) = read_opt(&dir.join(layout::record_name(newest.0 + 1)))? {
+                newest = (newest.0 + 1, bytes);
+            }
+            return Ok(Some(newest));
+        }
+    }
     for _ in 0..ATTEMPTS {
         let listed = record_files(dir).map_err(|source| Error::Io {
             path: dir.to_path_buf(),
@@ -120,7 +191,15 @@ impl NumberedLog {
             store,
             dir,
             folder: None,
+            seen: None,
         }
+    }
+
+    /// The same log, reading its newest record in a folder from the numbers `seen`
+    /// remembers (see [`SeenNewest`]).
+    pub fn remembering(mut self, seen: Option<Arc<SeenNewest>>) -> Self {
+        self.seen = seen;
+        self
     }
 
     /// The same log, in a store that is the folder `root` on this machine. Its records are
@@ -194,9 +273,14 @@ impl NumberedLog {
             // pool, the whole folder listed (a hint would not shorten the listing).
             let dir = root.join(self.dir.as_ref());
             let what = format!("reading the newest record of {}", self.dir);
-            return tokio::task::spawn_blocking(move || newest_in_folder(&dir, &what))
+            let start = self.seen.as_ref().and_then(|s| s.get(&self.dir));
+            let newest = tokio::task::spawn_blocking(move || newest_in_folder(&dir, start, &what))
                 .await
-                .map_err(|e| Error::Invalid(format!("reading a log failed: {e}")))?;
+                .map_err(|e| Error::Invalid(format!("reading a log failed: {e}")))??;
+            if let (Some(seen), Some((seq, _))) = (&self.seen, &newest) {
+                seen.note(&self.dir, *seq);
+            }
+            return Ok(newest);
         }
         let after = AtomicU64::new(from.saturating_sub(1));
         Retry::at_once(4)
@@ -286,7 +370,13 @@ impl NumberedLog {
             })
             .await;
         match result {
-            Ok(o) => Ok(o),
+            Ok(o) => {
+                // Either way record `seq` exists now.
+                if let Some(seen) = &self.seen {
+                    seen.note(&self.dir, seq);
+                }
+                Ok(o)
+            }
             Err(e) if sent.load(Ordering::SeqCst) => Err(Error::UnknownOutcome {
                 what: format!("the write of {path}"),
                 detail: e.to_string(),
@@ -298,12 +388,18 @@ impl NumberedLog {
     /// Removes the records below `below`, except the numbers in `keep`. Returns how many
     /// were removed.
     pub async fn remove_below(&self, below: u64, keep: &BTreeSet<u64>) -> Result<u64> {
+        if let Some(seen) = &self.seen {
+            seen.forget(&self.dir);
+        }
         let mut removed = 0;
         for seq in self.seqs_after(0).await? {
             if seq < below && !keep.contains(&seq) {
                 delete_opt(&self.store, &self.record(seq)).await?;
                 removed += 1;
             }
+        }
+        if let Some(seen) = &self.seen {
+            seen.forget(&self.dir);
         }
         Ok(removed)
     }
@@ -358,5 +454,72 @@ mod tests {
         let empty = NumberedLog::new(store.clone(), Path::from("refs/heads/none"))
             .in_folder(Some(dir.path().to_path_buf()));
         assert_eq!(empty.newest(0).await.expect("newest"), None);
+    }
+
+    #[tokio::test]
+    async fn a_log_read_from_a_record_it_saw_finds_what_others_created_and_lists_when_it_is_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::local_folder(dir.path()).expect("store");
+        let path = Path::from("refs/heads/main");
+        let lock = Arc::new(std::fs::File::create(dir.path().join("lock")).expect("lock"));
+        let seen = Arc::new(SeenNewest::new(lock));
+        let folder = Some(dir.path().to_path_buf());
+        let mine = NumberedLog::new(store.clone(), path.clone())
+            .in_folder(folder.clone())
+            .remembering(Some(seen.clone()));
+        // Another process's writes, and its compaction: a log that remembers nothing.
+        let other = NumberedLog::new(store.clone(), path.clone()).in_folder(folder.clone());
+        let record = |n: u64| Bytes::from(format!("r{n}"));
+        for n in 1..=3 {
+            assert_eq!(
+                mine.create(n, record(n)).await.expect("create"),
+                Outcome::Won
+            );
+        }
+        assert_eq!(seen.get(&path), Some(3));
+        for n in 4..=6 {
+            assert_eq!(
+                other.create(n, record(n)).await.expect("create"),
+                Outcome::Won
+            );
+        }
+        assert_eq!(
+            mine.newest(0).await.expect("newest"),
+            Some((6, record(6))),
+            "records created after the one seen are read"
+        );
+        assert_eq!(seen.get(&path), Some(6));
+        // A compaction elsewhere (which a lock held shared rules out, but a number whose record
+        // is gone must still mean a listing): record 6 removed, 9 created.
+        for n in 7..=9 {
+            other.create(n, record(n)).await.expect("create");
+        }
+        other
+            .remove_below(9, &BTreeSet::from([2]))
+            .await
+            .expect("compact");
+        assert_eq!(mine.newest(0).await.expect("newest"), Some((9, record(9))));
+        // This process's own compaction forgets the number it saw: record 9 is kept, 10 and
+        // 11 are created, then everything below 12 but 9 is removed (a gap above 9).
+        for n in 10..=12 {
+            other.create(n, record(n)).await.expect("create");
+        }
+        assert_eq!(seen.get(&path), Some(9));
+        mine.remove_below(12, &BTreeSet::from([9]))
+            .await
+            .expect("compact");
+        assert_eq!(seen.get(&path), None);
+        assert_eq!(
+            mine.newest(0).await.expect("newest"),
+            Some((12, record(12)))
+        );
+        // Stopped, it remembers nothing more and lists.
+        seen.stop();
+        mine.create(13, record(13)).await.expect("create");
+        assert_eq!(seen.get(&path), None);
+        assert_eq!(
+            mine.newest(0).await.expect("newest"),
+            Some((13, record(13)))
+        );
     }
 }

@@ -190,6 +190,9 @@ pub struct RefLog {
     /// The store `latest` hints are written to: the log's own, or for a folder the same
     /// folder without flushing to disk (a hint is advisory; see [`RefLog::in_folder`]).
     hints: Arc<dyn ObjectStore>,
+    /// The record numbers this process saw, to read a folder's refs from (see
+    /// [`RefLog::remembering_newest`]).
+    seen: Option<Arc<crate::store::log::SeenNewest>>,
 }
 
 /// Decodes a ref record (or a hint) stored at `path`.
@@ -214,6 +217,23 @@ impl RefLog {
             store,
             writer: writer.into(),
             folder: None,
+            seen: None,
+        }
+    }
+
+    /// The same refs, each read in a folder from the newest record this process saw of it
+    /// (the numbers after it read directly) rather than by listing its folder, while the
+    /// process holds `lock`, the repository's lock, shared: no compaction runs meanwhile
+    /// (see [`crate::store::log::SeenNewest`]).
+    pub fn remembering_newest(mut self, lock: Arc<std::fs::File>) -> Self {
+        self.seen = Some(Arc::new(crate::store::log::SeenNewest::new(lock)));
+        self
+    }
+
+    /// Stops reading refs from the numbers this process saw: it is about to compact them.
+    pub fn stop_remembering(&self) {
+        if let Some(seen) = &self.seen {
+            seen.stop();
         }
     }
 
@@ -246,6 +266,7 @@ impl RefLog {
     fn log(&self, name: &RefName) -> NumberedLog {
         NumberedLog::new(self.store.clone(), layout::ref_dir(name.kind, &name.name))
             .in_folder(self.folder.clone())
+            .remembering(self.seen.clone())
     }
 
     async fn get_record(&self, path: &Path) -> Result<Option<RefRecord>> {
