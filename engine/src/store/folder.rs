@@ -24,12 +24,12 @@
 //!   per-file `fsync`, so that a commit does not wait for someone else's gigabytes.
 //!
 //! With shared flushes, a file that only files written after it name (an object, a chunk, an
-//! Iceberg file derived from one, a view's metadata: [`layout::is_named_only_later`]) is
+//! Iceberg file derived from one: [`layout::is_named_only_later`]) is
 //! linked into place without a flush of its own after the link. Every write starts with a
 //! flush (of its own bytes) that comes after that link: so the link is on disk before
 //! anything that names it is linked, in the order the protocol requires (docs/protocol.md,
 //! section 6), at one flush per such file instead of two. Every other write (a
-//! ref's record, the working state, a view's `version-hint.text`) is flushed after its link or
+//! ref's record, the working state, a view's metadata and hint) is flushed after its link or
 //! rename before it returns, so what Strata acknowledges is on disk. A write that does not
 //! share flushes first flushes any link still waiting for one.
 //!
@@ -96,7 +96,8 @@ impl Folder {
     #[cfg(test)]
     fn with_own_flusher(dir: &FsPath) -> object_store::Result<Self> {
         let inner = LocalFileSystem::new_with_prefix(dir)?.with_fsync(true);
-        let flusher = Flusher::open_syncfs(dir).map(|(_, root)| Arc::new(Flusher::syncfs(root)));
+        let flusher =
+            Flusher::open_syncfs(dir).map(|(device, root)| Arc::new(Flusher::syncfs(root, device)));
         Ok(Folder { inner, flusher })
     }
 
@@ -107,6 +108,18 @@ impl Folder {
 
     /// This store, sharing flushes however much memory waits to be written (for tests, whose
     /// machine may have just written a build).
+    /// This store, as if its folders were on a file system other than the one it flushes
+    /// (for tests).
+    #[cfg(test)]
+    fn flushing_another_device(mut self) -> Self {
+        if let Some(f) = self.flusher.take() {
+            let mut f = Arc::into_inner(f).expect("a flusher of its own");
+            f.device = Some(f.device.map_or(1, |d| d.wrapping_add(1)));
+            self.flusher = Some(Arc::new(f));
+        }
+        self
+    }
+
     #[cfg(test)]
     fn ignoring_unwritten(self) -> Self {
         self.set_unwritten_limit(u64::MAX);
@@ -164,7 +177,19 @@ impl ObjectStore for Folder {
             Some(f) if opts.attributes.is_empty() && f.unwritten_is_small() => f.clone(),
             _ => {
                 self.flush_waiting_links(location).await?;
-                return self.inner.put_opts(location, payload, opts).await;
+                let put = self.inner.put_opts(location, payload, opts).await;
+                if let (Err(object_store::Error::AlreadyExists { .. }), Some(_)) =
+                    (&put, &self.flusher)
+                {
+                    // What is there may be another process's, linked and left for its next
+                    // flush (see the module documentation): flushed here, it is as durable
+                    // as this write would have been.
+                    let path = self.inner.path_to_filesystem(location)?;
+                    tokio::task::spawn_blocking(move || sync_file_and_folder(&path))
+                        .await
+                        .map_err(join_error)??;
+                }
+                return put;
             }
         };
         let path = self.inner.path_to_filesystem(location)?;
@@ -295,6 +320,9 @@ fn write_flushed(
     create: bool,
     link_unflushed: bool,
 ) -> object_store::Result<PutResult> {
+    // A flush that fails from now on may have been this write's (a failed write-back is
+    // reported once, to whichever flush comes first): it fails this write too.
+    let since = flusher.next_number();
     let (mut file, staging) = staged_file(path)?;
     let written = (|| {
         for part in payload.iter() {
@@ -304,11 +332,41 @@ fn write_flushed(
         let metadata = file
             .metadata()
             .map_err(|e| io_error("read the metadata of", &staging, e))?;
+        if !flusher.holds(&metadata) {
+            // A folder on another file system (a link or a mount below the root): flushed
+            // file by file, as the folder store does.
+            file.sync_all()
+                .map_err(|e| io_error("flush to disk", &staging, e))?;
+            drop(file);
+            if create {
+                match std::fs::hard_link(&staging, path) {
+                    Ok(()) => {
+                        let _ = std::fs::remove_file(&staging);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        sync_file_and_folder(path)?;
+                        return Err(object_store::Error::AlreadyExists {
+                            path: path.display().to_string(),
+                            source: Box::new(e),
+                        });
+                    }
+                    Err(e) => return Err(io_error("link", path, e)),
+                }
+            } else {
+                std::fs::rename(&staging, path).map_err(|e| io_error("rename", path, e))?;
+            }
+            sync_folder_of(path)?;
+            return Ok(PutResult {
+                e_tag: Some(e_tag(&metadata)),
+                version: None,
+                extensions: Default::default(),
+            });
+        }
         drop(file);
         // The bytes are on disk before any key names them (and so is every link made
         // before: see the module documentation).
         flusher
-            .flush()
+            .flush_since(since)
             .map_err(|e| io_error("flush to disk", &staging, e))?;
         if create {
             match std::fs::hard_link(&staging, path) {
@@ -320,7 +378,7 @@ fn write_flushed(
                         flusher.link_waits();
                     } else {
                         flusher
-                            .flush()
+                            .flush_since(since)
                             .map_err(|e| io_error("flush to disk", path, e))?;
                     }
                     return Err(object_store::Error::AlreadyExists {
@@ -339,7 +397,7 @@ fn write_flushed(
         } else {
             // The key is on disk before the write returns.
             flusher
-                .flush()
+                .flush_since(since)
                 .map_err(|e| io_error("flush to disk", path, e))?;
         }
         Ok(PutResult {
@@ -352,6 +410,27 @@ fn write_flushed(
         let _ = std::fs::remove_file(&staging);
     }
     written
+}
+
+/// Flushes the file `path` and its folder to disk, one `fsync` each.
+fn sync_file_and_folder(path: &FsPath) -> object_store::Result<()> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_error("flush to disk", path, e))?;
+    sync_folder_of(path)
+}
+
+/// Flushes the folder holding `path` to disk (its entries: a link or rename made in it).
+fn sync_folder_of(path: &FsPath) -> object_store::Result<()> {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_error("flush to disk", dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// A new temporary file `<path>#<n>` beside `path` (creating its folders), as the folder store
@@ -393,12 +472,14 @@ fn e_tag(metadata: &std::fs::Metadata) -> String {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .unwrap_or_default()
         .as_micros();
-    format!("{inode:x}-{mtime:x}-{:x}", metadata.len())
+    format!("\"{inode:x}-{mtime:x}-{:x}\"", metadata.len())
 }
 
 /// Flushes of one file system, each shared by every caller waiting when it starts.
 struct Flusher {
     flush_fn: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
+    /// The device of the file system flushed (`None`: any, for tests).
+    device: Option<u64>,
     state: Mutex<FlushState>,
     finished: Condvar,
     flushes: AtomicU64,
@@ -430,6 +511,7 @@ impl Flusher {
     fn new(flush_fn: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>) -> Self {
         Flusher {
             flush_fn,
+            device: None,
             state: Mutex::new(FlushState {
                 next: 1,
                 ..Default::default()
@@ -457,7 +539,7 @@ impl Flusher {
         {
             return Some(f);
         }
-        let flusher = Arc::new(Flusher::syncfs(root));
+        let flusher = Arc::new(Flusher::syncfs(root, device));
         flushers.push((device, Arc::downgrade(&flusher)));
         Some(flusher)
     }
@@ -485,17 +567,40 @@ impl Flusher {
         None
     }
 
-    /// A flusher by `syncfs` of the file system holding the open folder `root`.
+    /// A flusher by `syncfs` of the file system (on `device`) holding the open folder `root`.
     #[cfg(target_os = "linux")]
-    fn syncfs(root: File) -> Self {
-        Flusher::new(Box::new(move || {
+    fn syncfs(root: File, device: u64) -> Self {
+        let mut flusher = Flusher::new(Box::new(move || {
             rustix::fs::syncfs(&root).map_err(std::io::Error::from)
-        }))
+        }));
+        flusher.device = Some(device);
+        flusher
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn syncfs(_root: File) -> Self {
-        Flusher::new(Box::new(|| Ok(())))
+    fn syncfs(_root: File, device: u64) -> Self {
+        let mut flusher = Flusher::new(Box::new(|| Ok(())));
+        flusher.device = Some(device);
+        flusher
+    }
+
+    /// Whether a file of this `metadata` is on the file system this flusher flushes.
+    fn holds(&self, metadata: &std::fs::Metadata) -> bool {
+        #[cfg(unix)]
+        {
+            self.device
+                .is_none_or(|d| std::os::unix::fs::MetadataExt::dev(metadata) == d)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = metadata;
+            self.device.is_none()
+        }
+    }
+
+    /// The number the next flush to start will get.
+    fn next_number(&self) -> u64 {
+        lock(&self.state).next
     }
 
     /// Whether little enough of the machine's memory waits to be written for a `syncfs` to
@@ -539,17 +644,25 @@ impl Flusher {
     /// Returns once a flush that started after this call has finished: everything written
     /// before the call is then on disk. Callers that wait at the same time share one flush.
     fn flush(&self) -> std::io::Result<()> {
+        self.flush_since(u64::MAX)
+    }
+
+    /// [`Flusher::flush`], failing also if any flush numbered `since` or later failed (one
+    /// may have written back, and failed to write, what the caller wrote after `since` was
+    /// [`Flusher::next_number`]).
+    fn flush_since(&self, since: u64) -> std::io::Result<()> {
         let mut state = lock(&self.state);
         // A running flush may have started before this caller's writes: the one wanted is
         // the next to start.
         let wanted = state.next;
+        let since = since.min(wanted);
         loop {
             if state.finished >= wanted {
                 return match &state.failed {
-                    // The flush wanted, or one after it, failed: the write may not be on
+                    // A flush since the caller's writes began failed: they may not be on
                     // disk (a later failure is reported too: an error never passes for
                     // success).
-                    Some((n, kind, message)) if *n >= wanted => {
+                    Some((n, kind, message)) if *n >= since => {
                         Err(std::io::Error::new(*kind, message.clone()))
                     }
                     _ => Ok(()),
@@ -575,6 +688,16 @@ impl Flusher {
                 .finished
                 .wait(state)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+}
+
+impl Drop for Flusher {
+    /// The last folder store of the file system is gone (the process is ending, say): a link
+    /// still waiting for a flush gets one now, rather than whenever the system writes it back.
+    fn drop(&mut self) {
+        if self.links_wait() {
+            let _ = (self.flush_fn)();
         }
     }
 }
@@ -721,6 +844,26 @@ mod tests {
     }
 
     #[test]
+    fn a_write_fails_when_any_flush_since_it_began_failed_even_one_it_did_not_wait_for() {
+        let fail = Arc::new(AtomicUsize::new(1));
+        let flusher = counting_flusher(
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+            Duration::ZERO,
+            fail,
+        );
+        // A write begins; another caller's flush then writes its bytes back, and fails.
+        let since = flusher.next_number();
+        flusher.flush().expect_err("the other caller's flush fails");
+        // The write's own flush succeeds, but the failure may have been its bytes'.
+        let e = flusher.flush_since(since).expect_err("the write fails");
+        assert!(e.to_string().contains("the disk failed"), "{e}");
+        // A write that begins after the failure is not failed by it.
+        let since = flusher.next_number();
+        flusher.flush_since(since).expect("a later write succeeds");
+    }
+
+    #[test]
     fn callers_that_a_failed_flush_covered_get_its_error_and_later_ones_succeed() {
         let fail = Arc::new(AtomicUsize::new(1));
         let flusher = counting_flusher(
@@ -845,8 +988,6 @@ mod tests {
             layout::delete_manifest_path(&id),
             layout::deletes_path(&id, &id),
             layout::list_path(&id),
-            layout::metadata_path(RefKind::Branch, "main", "t", 12),
-            layout::metadata_path(RefKind::Tag, "v1", "t", 1),
         ] {
             assert!(layout::is_named_only_later(&path), "{path}");
         }
@@ -856,8 +997,7 @@ mod tests {
             layout::ref_hint(RefKind::Branch, "main"),
             layout::local("WORKING"),
             layout::hint_path(RefKind::Branch, "main", "t"),
-            Path::from("iceberg/heads/main/t/metadata/v.metadata.json"),
-            Path::from("iceberg/heads/main/t/data/v1.metadata.json"),
+            layout::metadata_path(RefKind::Branch, "main", "t", 12),
             layout::gc_lock_record(1),
             layout::lease("l"),
             Path::from("iceberg/heads/manifests/t/metadata/version-hint.text"),
@@ -946,6 +1086,47 @@ mod tests {
             .await
             .expect("put");
         assert!(!f2.links_wait());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_folder_on_another_file_system_is_flushed_file_by_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Folder::with_own_flusher(dir.path())
+            .expect("store")
+            .ignoring_unwritten()
+            .flushing_another_device();
+        let flusher = store.flusher.clone().expect("shares flushes");
+        let object = layout::object(&crate::id::ObjectId::of(b"o"));
+        for _ in 0..2 {
+            let put = store
+                .put_opts(
+                    &object,
+                    PutPayload::from_static(b"o"),
+                    crate::store::create_only(),
+                )
+                .await;
+            assert!(
+                matches!(put, Ok(_) | Err(object_store::Error::AlreadyExists { .. })),
+                "{put:?}"
+            );
+        }
+        store
+            .put(&layout::local("WORKING"), PutPayload::from_static(b"w"))
+            .await
+            .expect("put");
+        // Nothing went through the file-system flush, and nothing waits for one.
+        assert_eq!(store.flushes(), 0);
+        assert!(!flusher.links_wait());
+        let read = store
+            .get(&object)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes");
+        assert_eq!(&read[..], b"o");
+        assert_eq!(staging_files(dir.path()), Vec::<PathBuf>::new());
     }
 
     #[tokio::test]

@@ -99,27 +99,17 @@ pub const CHUNKS_DIR: &str = "chunks";
 const ICEBERG_BY_OBJECT: [&str; 4] = ["manifests", "delete-manifests", "deletes", "lists"];
 
 /// Whether `path` is a file that only files written after it name, and that nothing
-/// acknowledges by itself: an object, a chunk, an Iceberg manifest, manifest list or
-/// position-delete file (named by the object each holds or is derived from), or a view's
-/// numbered `metadata.json` (named by its `version-hint.text`, written after it). Each is
-/// written once, create-only.
+/// acknowledges by itself: an object, a chunk, or an Iceberg manifest, manifest list or
+/// position-delete file (each named by the object it holds or is derived from). Each is
+/// written once, create-only. (A view's `metadata.json` is not: the path of one just
+/// published is handed to the user even when no later write follows.)
 pub fn is_named_only_later(path: &Path) -> bool {
-    let parts: Vec<_> = path.parts().collect();
-    match parts.first().map(|p| p.as_ref()) {
+    let mut parts = path.parts();
+    match parts.next().as_ref().map(|p| p.as_ref()) {
         Some(OBJECTS_DIR | CHUNKS_DIR) => true,
-        Some(ICEBERG_DIR) => {
-            parts
-                .get(1)
-                .is_some_and(|p| ICEBERG_BY_OBJECT.contains(&p.as_ref()))
-                // iceberg/<heads|tags>/<ref>/<table>/metadata/v<n>.metadata.json
-                || (parts.len() == 6
-                    && parts[4].as_ref() == "metadata"
-                    && parts[5]
-                        .as_ref()
-                        .strip_prefix('v')
-                        .and_then(|n| n.strip_suffix(".metadata.json"))
-                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
-        }
+        Some(ICEBERG_DIR) => parts
+            .next()
+            .is_some_and(|p| ICEBERG_BY_OBJECT.contains(&p.as_ref())),
         _ => false,
     }
 }
