@@ -332,42 +332,25 @@ fn write_flushed(
         let metadata = file
             .metadata()
             .map_err(|e| io_error("read the metadata of", &staging, e))?;
-        if !flusher.holds(&metadata) {
-            // A folder on another file system (a link or a mount below the root): flushed
-            // file by file, as the folder store does.
+        // A folder on another file system (a link or a mount below the root) is flushed
+        // file by file, as the folder store does.
+        let shared = flusher.holds(&metadata);
+        let flush = |at: &FsPath| {
+            flusher
+                .flush_since(since)
+                .map_err(|e| io_error("flush to disk", at, e))
+        };
+        // The bytes are on disk before any key names them (and, shared, so is every link
+        // made before: see the module documentation).
+        if shared {
+            drop(file);
+            flush(&staging)?;
+        } else {
             file.sync_all()
                 .map_err(|e| io_error("flush to disk", &staging, e))?;
             drop(file);
-            if create {
-                match std::fs::hard_link(&staging, path) {
-                    Ok(()) => {
-                        let _ = std::fs::remove_file(&staging);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        sync_file_and_folder(path)?;
-                        return Err(object_store::Error::AlreadyExists {
-                            path: path.display().to_string(),
-                            source: Box::new(e),
-                        });
-                    }
-                    Err(e) => return Err(io_error("link", path, e)),
-                }
-            } else {
-                std::fs::rename(&staging, path).map_err(|e| io_error("rename", path, e))?;
-            }
-            sync_folder_of(path)?;
-            return Ok(PutResult {
-                e_tag: Some(e_tag(&metadata)),
-                version: None,
-                extensions: Default::default(),
-            });
         }
-        drop(file);
-        // The bytes are on disk before any key names them (and so is every link made
-        // before: see the module documentation).
-        flusher
-            .flush_since(since)
-            .map_err(|e| io_error("flush to disk", &staging, e))?;
+        let link_unflushed = shared && link_unflushed;
         if create {
             match std::fs::hard_link(&staging, path) {
                 Ok(()) => {}
@@ -376,10 +359,10 @@ fn write_flushed(
                     // flush makes it as durable as this write would have been.
                     if link_unflushed {
                         flusher.link_waits();
+                    } else if shared {
+                        flush(path)?;
                     } else {
-                        flusher
-                            .flush_since(since)
-                            .map_err(|e| io_error("flush to disk", path, e))?;
+                        sync_file_and_folder(path)?;
                     }
                     return Err(object_store::Error::AlreadyExists {
                         path: path.display().to_string(),
@@ -392,13 +375,13 @@ fn write_flushed(
         } else {
             std::fs::rename(&staging, path).map_err(|e| io_error("rename", path, e))?;
         }
+        // The key is on disk before the write returns, unless the next flush covers it.
         if link_unflushed {
             flusher.link_waits();
+        } else if shared {
+            flush(path)?;
         } else {
-            // The key is on disk before the write returns.
-            flusher
-                .flush_since(since)
-                .map_err(|e| io_error("flush to disk", path, e))?;
+            sync_folder_of(path)?;
         }
         Ok(PutResult {
             e_tag: Some(e_tag(&metadata)),
@@ -843,15 +826,19 @@ mod tests {
         assert_eq!(flushes, started.load(Ordering::SeqCst));
     }
 
-    #[test]
-    fn a_write_fails_when_any_flush_since_it_began_failed_even_one_it_did_not_wait_for() {
-        let fail = Arc::new(AtomicUsize::new(1));
-        let flusher = counting_flusher(
+    /// A flusher whose first flush fails and whose later ones succeed.
+    fn failing_once() -> Flusher {
+        counting_flusher(
             Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicU64::new(0)),
             Duration::ZERO,
-            fail,
-        );
+            Arc::new(AtomicUsize::new(1)),
+        )
+    }
+
+    #[test]
+    fn a_write_fails_when_any_flush_since_it_began_failed_even_one_it_did_not_wait_for() {
+        let flusher = failing_once();
         // A write begins; another caller's flush then writes its bytes back, and fails.
         let since = flusher.next_number();
         flusher.flush().expect_err("the other caller's flush fails");
@@ -865,13 +852,7 @@ mod tests {
 
     #[test]
     fn callers_that_a_failed_flush_covered_get_its_error_and_later_ones_succeed() {
-        let fail = Arc::new(AtomicUsize::new(1));
-        let flusher = counting_flusher(
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicU64::new(0)),
-            Duration::ZERO,
-            fail,
-        );
+        let flusher = failing_once();
         let e = flusher.flush().expect_err("the first flush fails");
         assert!(e.to_string().contains("the disk failed"), "{e}");
         flusher.flush().expect("the next flush succeeds");
