@@ -592,10 +592,11 @@ fn format_text(
 /// Appends `batch` as CSV to `buf` (after a header line of the column names when `header`):
 /// the bytes arrow's CSV writer writes with its defaults (a comma, `"` quotes doubled inside
 /// a quoted field, quotes only where needed, `\n` line ends, an empty field for a null, each
-/// value as arrow displays it), without the writer's record buffers. Each value is displayed
-/// straight into `buf` by arrow's formatter and quoted in place by `csv_core` when it needs
-/// it; a row whose fields are all empty (which the `csv` crate writes specially) is written by
-/// arrow's writer itself.
+/// value as arrow displays it), without the writer's record buffers. Each value is written
+/// straight into `buf` (see [`ColumnText`]: integers, floats and strings directly, other
+/// types by arrow's formatter) and quoted in place by `csv_core` when it needs it; a row whose
+/// fields are all empty (which the `csv` crate writes specially) is written by arrow's writer
+/// itself.
 fn csv_text(
     buf: &mut Vec<u8>,
     batch: &RecordBatch,
@@ -992,6 +993,123 @@ mod tests {
                     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch")
                 })
             })
+    }
+
+    /// The text of every value of `array` as [`csv_text`] writes it and as arrow's CSV writer
+    /// does, one value per line: equal, or the first value that differs.
+    fn same_text_as_arrow(array: ArrayRef) {
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                "v",
+                array.data_type().clone(),
+                true,
+            )])),
+            vec![array.clone()],
+        )
+        .expect("batch");
+        let mut ours = Vec::new();
+        csv_text(&mut ours, &batch, false).expect("ours");
+        let theirs = by_arrow(&batch, false);
+        if ours != theirs {
+            let (ours, theirs) = (
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&theirs),
+            );
+            let (row, (a, b)) = ours
+                .lines()
+                .zip(theirs.lines())
+                .enumerate()
+                .find(|(_, (a, b))| a != b)
+                .expect("a line differs");
+            panic!("{}: row {row} is {a} here, {b} by arrow", array.data_type());
+        }
+    }
+
+    #[test]
+    fn integers_and_floats_have_arrows_text_for_every_kind_and_many_values() {
+        use crate::arrow::array::{Int16Array, Int8Array, UInt16Array, UInt32Array, UInt8Array};
+        // Bit patterns spread over every exponent (xorshift), and the edges.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut bits = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let n = 200_000;
+        let mut f64s: Vec<f64> = (0..n).map(|_| f64::from_bits(bits())).collect();
+        f64s.extend([
+            0.0,
+            -0.0,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::MAX,
+            f64::MIN,
+            f64::EPSILON,
+            1e15,
+            1e16,
+            1e-5,
+            1e-6,
+            1e-7,
+            0.1,
+            123_456.789,
+            -2.5e-300,
+            9_007_199_254_740_993.0,
+        ]);
+        f64s.extend((0..10_000).map(|i| f64::from(i) / 100.0));
+        let mut f32s: Vec<f32> = (0..n).map(|_| f32::from_bits(bits() as u32)).collect();
+        f32s.extend([
+            0.0,
+            -0.0,
+            f32::MIN_POSITIVE,
+            1e-45,
+            f32::MAX,
+            f32::MIN,
+            1e12,
+            1e13,
+            1e-6,
+            1e-7,
+        ]);
+        same_text_as_arrow(Arc::new(Float64Array::from(f64s)));
+        same_text_as_arrow(Arc::new(Float32Array::from(f32s)));
+        let ints: Vec<i64> = (0..n)
+            .map(|_| bits() as i64 >> (bits() % 64))
+            .chain([i64::MIN, i64::MAX, 0, -1])
+            .collect();
+        same_text_as_arrow(Arc::new(Int64Array::from(ints.clone())));
+        same_text_as_arrow(Arc::new(UInt64Array::from(
+            ints.iter()
+                .map(|&v| v as u64)
+                .chain([u64::MAX])
+                .collect::<Vec<_>>(),
+        )));
+        same_text_as_arrow(Arc::new(Int32Array::from(
+            ints.iter()
+                .map(|&v| v as i32)
+                .chain([i32::MIN])
+                .collect::<Vec<_>>(),
+        )));
+        same_text_as_arrow(Arc::new(UInt32Array::from(
+            ints.iter().map(|&v| v as u32).collect::<Vec<_>>(),
+        )));
+        same_text_as_arrow(Arc::new(Int16Array::from(
+            ints.iter()
+                .map(|&v| v as i16)
+                .chain([i16::MIN])
+                .collect::<Vec<_>>(),
+        )));
+        same_text_as_arrow(Arc::new(UInt16Array::from(
+            ints.iter().map(|&v| v as u16).collect::<Vec<_>>(),
+        )));
+        same_text_as_arrow(Arc::new(Int8Array::from(
+            ints.iter()
+                .map(|&v| v as i8)
+                .chain([i8::MIN])
+                .collect::<Vec<_>>(),
+        )));
+        same_text_as_arrow(Arc::new(UInt8Array::from(
+            ints.iter().map(|&v| v as u8).collect::<Vec<_>>(),
+        )));
     }
 
     proptest! {
