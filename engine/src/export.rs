@@ -692,7 +692,8 @@ enum ColumnText<'a> {
     Direct {
         array: &'a dyn crate::arrow::array::Array,
         write: WriteValue<'a>,
-        /// Only text may hold a comma, a quote or a line break.
+        /// Whether a value may hold a comma, a quote or a line break: only text may, and
+        /// not when none of the column's text holds one.
         text: bool,
     },
     Formatted {
@@ -754,7 +755,7 @@ impl<'a> ColumnText<'a> {
                     Box::new(move |row, out: &mut Vec<u8>| {
                         out.extend_from_slice(a.value(row).as_bytes())
                     }),
-                    true,
+                    may_need_quotes(a.value_offsets(), a.value_data()),
                 )
             }
             LargeUtf8 => {
@@ -763,7 +764,7 @@ impl<'a> ColumnText<'a> {
                     Box::new(move |row, out: &mut Vec<u8>| {
                         out.extend_from_slice(a.value(row).as_bytes())
                     }),
-                    true,
+                    may_need_quotes(a.value_offsets(), a.value_data()),
                 )
             }
             Utf8View => {
@@ -815,6 +816,25 @@ impl<'a> ColumnText<'a> {
             ColumnText::Formatted { may_quote, .. } => *may_quote,
         }
     }
+}
+
+/// Whether any value of a string column whose values are `data` between `offsets` may need
+/// quotes: whether that text holds a byte that makes `csv_core`'s writer with its defaults
+/// (as [`csv_text`] builds it) quote a field: a comma, a quote or a line break. One pass over
+/// the column's text, in blocks the compiler turns into vector instructions, instead of
+/// looking at each value.
+fn may_need_quotes<O: crate::arrow::array::OffsetSizeTrait>(offsets: &[O], data: &[u8]) -> bool {
+    let (Some(first), Some(last)) = (offsets.first(), offsets.last()) else {
+        return false;
+    };
+    let Some(text) = data.get(first.as_usize()..last.as_usize()) else {
+        return true;
+    };
+    text.chunks(64).any(|block| {
+        block.iter().fold(false, |any, &b| {
+            any | matches!(b, b',' | b'"' | b'\r' | b'\n')
+        })
+    })
 }
 
 /// Quotes the field that `buf` holds from `start` on, if it needs quotes (as `csv` decides).
@@ -1023,6 +1043,22 @@ mod tests {
                 .expect("a line differs");
             panic!("{}: row {row} is {a} here, {b} by arrow", array.data_type());
         }
+    }
+
+    #[test]
+    fn the_bytes_a_column_is_searched_for_are_those_csv_core_quotes_for() {
+        let core = csv_core::WriterBuilder::new().build();
+        for b in 0..=255u8 {
+            let text = [b'a'; 70].iter().copied().chain([b]).collect::<Vec<u8>>();
+            assert_eq!(
+                core.should_quote(&[b]),
+                may_need_quotes(&[0i32, 1, 71], &text),
+                "byte {b}"
+            );
+        }
+        // Only the column's own text is looked at (a sliced array's neighbours are not).
+        assert!(!may_need_quotes(&[1i64, 3], b",ab,"));
+        assert!(!may_need_quotes::<i32>(&[], b""));
     }
 
     #[test]
