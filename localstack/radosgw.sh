@@ -97,6 +97,10 @@ osd data = $DIR/osd/\$id
 osd max object name len = 460
 osd max object namespace len = 64
 mon data = $DIR/mon/\$id
+# The monitor refuses to start when its disk has less than 5% free (13 GiB of a 252 GiB
+# disk); this cluster keeps a few MiB there (its OSD keeps data in memory): refuse at 1%.
+mon data avail crit = 1
+mon data avail warn = 2
 # commit monitor map changes at once instead of batching them for 1 s
 # (radosgw creates several pools on its first start)
 paxos propose interval = 0.01
