@@ -142,28 +142,35 @@ pub async fn export(
                     path.display()
                 )));
             }
-            let dir = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            let mut builder = tempfile::Builder::new();
-            builder.prefix(".strata-export-");
-            // Temporary files are private (0600); the export is a file like any other the
-            // user makes: 0666 less the umask (usually 0644).
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                builder.permissions(std::fs::Permissions::from_mode(0o666));
+            if let Some(file) = open_in_place(path)? {
+                // A device or a pipe (`/dev/null`, a named pipe, `/dev/fd/N`): written as it
+                // is. Renaming a finished file over it would replace it.
+                (Box::new(file) as Box<dyn Write + Send>, None)
+            } else {
+                let path = &written_path(path)?;
+                let dir = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                let mut builder = tempfile::Builder::new();
+                builder.prefix(".strata-export-");
+                // Temporary files are private (0600); the export is a file like any other the
+                // user makes: 0666 less the umask (usually 0644).
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    builder.permissions(std::fs::Permissions::from_mode(0o666));
+                }
+                let tmp = builder.tempfile_in(&dir).map_err(|e| Error::Io {
+                    path: dir.clone(),
+                    source: e,
+                })?;
+                let file: File = tmp.reopen().map_err(|e| Error::Io {
+                    path: path.clone(),
+                    source: e,
+                })?;
+                (Box::new(file), Some((tmp, path.clone())))
             }
-            let tmp = builder.tempfile_in(&dir).map_err(|e| Error::Io {
-                path: dir.clone(),
-                source: e,
-            })?;
-            let file: File = tmp.reopen().map_err(|e| Error::Io {
-                path: path.clone(),
-                source: e,
-            })?;
-            (Box::new(file), Some((tmp, path.clone())))
         }
     };
     let rows = if format == ExportFormat::Parquet {
@@ -186,6 +193,40 @@ pub async fn export(
         })?;
     }
     Ok(rows)
+}
+
+/// The destination `path` opened for writing, when it names something other than a file or
+/// a folder: a device (`/dev/null`), a named pipe, a socket, or `/dev/stdout` and
+/// `/dev/fd/N`, which name one. Such a destination is written in place; `None` for a path
+/// that does not exist or names a file, which is written beside it and renamed into place.
+fn open_in_place(path: &Path) -> Result<Option<File>> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(None);
+    };
+    if meta.is_file() || meta.is_dir() {
+        return Ok(None);
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map(Some)
+        .map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })
+}
+
+/// The file an export to `path` replaces: `path`, or the file a symbolic link there names
+/// (the link stays, and names the new file).
+fn written_path(path: &Path) -> Result<PathBuf> {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link || !path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    std::fs::canonicalize(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
 }
 
 /// The export's Parquet file: the chunks' writer settings and the table's Arrow schema, as

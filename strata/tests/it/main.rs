@@ -5,6 +5,7 @@ mod common;
 mod alter;
 mod diff;
 mod example;
+mod export;
 mod history;
 mod import;
 mod merge;

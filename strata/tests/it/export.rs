@@ -1,0 +1,62 @@
+//! Exports to a destination that is not a plain file: a named pipe, a symbolic link.
+
+use strata::{ExportFormat, NoProgress};
+
+use crate::common::{TestRepo, PEOPLE_CSV};
+
+/// A named pipe (a device such as `/dev/null`, or `/dev/fd/N`, alike) is written as it is:
+/// an export must not replace it with a file, and its reader gets the rows.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_export_to_a_named_pipe_writes_into_the_pipe_and_leaves_it_a_pipe() {
+    use std::os::unix::fs::FileTypeExt;
+    let t = TestRepo::with_people().await;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let pipe = dir.path().join("rows.pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo made the pipe");
+    let reader = {
+        let pipe = pipe.clone();
+        std::thread::spawn(move || std::fs::read_to_string(pipe).expect("the pipe reads"))
+    };
+    let rows = t
+        .repo()
+        .export("people", None, Some(&pipe), ExportFormat::Csv, &NoProgress)
+        .await
+        .expect("the export writes into the pipe");
+    // Checked before the reader is waited for: a pipe replaced by a file would leave the
+    // reader waiting for a writer for ever.
+    let kind = std::fs::symlink_metadata(&pipe).expect("the pipe is there");
+    assert!(kind.file_type().is_fifo(), "still a pipe, not a file");
+    let text = reader.join().expect("the reader finishes");
+    assert_eq!(rows as usize, PEOPLE_CSV.lines().count() - 1);
+    assert_eq!(text, t.csv("people", None).await);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("the folder lists")
+        .map(|e| e.expect("an entry").file_name())
+        .collect();
+    assert_eq!(names, ["rows.pipe"], "nothing written beside it");
+}
+
+/// An export to a symbolic link replaces the file the link names, and the link stays.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_export_through_a_symbolic_link_replaces_the_file_it_names_and_keeps_the_link() {
+    let t = TestRepo::with_people().await;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let real = dir.path().join("real.csv");
+    std::fs::write(&real, "old rows\n").expect("the old file writes");
+    let link = dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&real, &link).expect("the link is made");
+    t.repo()
+        .export("people", None, Some(&link), ExportFormat::Csv, &NoProgress)
+        .await
+        .expect("the export writes through the link");
+    let kind = std::fs::symlink_metadata(&link).expect("the link is there");
+    assert!(kind.file_type().is_symlink(), "still a link");
+    let written = std::fs::read_to_string(&real).expect("the file reads");
+    assert_eq!(written, t.csv("people", None).await);
+}
