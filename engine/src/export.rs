@@ -196,24 +196,37 @@ pub async fn export(
 }
 
 /// The destination `path` opened for writing, when it names something other than a file or
-/// a folder: a device (`/dev/null`), a named pipe, a socket, or `/dev/stdout` and
-/// `/dev/fd/N`, which name one. Such a destination is written in place; `None` for a path
-/// that does not exist or names a file, which is written beside it and renamed into place.
+/// a folder (a device such as `/dev/null`, a named pipe, a socket), or a file a process has
+/// open (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`: a shell's redirection, which chose
+/// to truncate or append it, so it is appended to). Such a destination is written in place;
+/// `None` for a path that does not exist or names a file, which is written beside it and
+/// renamed into place.
 fn open_in_place(path: &Path) -> Result<Option<File>> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(None);
     };
-    if meta.is_file() || meta.is_dir() {
+    if meta.is_dir() || (meta.is_file() && !names_an_open_file(path)) {
         return Ok(None);
     }
     std::fs::OpenOptions::new()
-        .write(true)
+        .append(true)
         .open(path)
         .map(Some)
         .map_err(|e| Error::Io {
             path: path.to_path_buf(),
             source: e,
         })
+}
+
+/// Whether `path` reaches its file through `/proc` (`/dev/stdout` and `/dev/fd/N` link
+/// there): one of a process's open files, not a name in a folder to rename a file to.
+fn names_an_open_file(path: &Path) -> bool {
+    let in_proc = |p: &Path| p.starts_with("/proc");
+    std::fs::read_link(path).is_ok_and(|target| in_proc(&target))
+        || path
+            .parent()
+            .and_then(|folder| std::fs::canonicalize(folder).ok())
+            .is_some_and(|folder| in_proc(&folder))
 }
 
 /// The file an export to `path` replaces: `path`, or the file a symbolic link there names

@@ -710,8 +710,9 @@ impl Repository {
     /// Writes a table at a revision (default: the working version) to a file, or to standard
     /// output (`None`), in key order; returns the number of rows. A file is written beside
     /// its destination and renamed into place when complete (through a symbolic link, the
-    /// file it names); a device or a named pipe (`/dev/null`, `/dev/fd/N`) is written as it
-    /// is. `opts` is an [`ExportFormat`],
+    /// file it names); a device or a named pipe (`/dev/null`) is written as it is, and a
+    /// file the process has open (`/dev/stdout`, `/dev/fd/N`) is appended to. `opts` is an
+    /// [`ExportFormat`],
     /// or [`ExportOptions`] for a Parquet file's row group size.
     pub async fn export(
         &self,

@@ -60,3 +60,33 @@ async fn an_export_through_a_symbolic_link_replaces_the_file_it_names_and_keeps_
     let written = std::fs::read_to_string(&real).expect("the file reads");
     assert_eq!(written, t.csv("people", None).await);
 }
+
+/// `/dev/stdout`, `/dev/fd/N` and `/proc/self/fd/N` name a file the process has open (a
+/// shell's `> rows.csv`): the export goes into that open file, not into a new file renamed
+/// over its name.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn an_export_to_an_open_files_descriptor_path_writes_into_that_file() {
+    use std::os::fd::AsRawFd;
+    let t = TestRepo::with_people().await;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("redirected.csv");
+    let open = std::fs::File::create(&path).expect("the file is created");
+    let by_fd = std::path::PathBuf::from(format!("/proc/self/fd/{}", open.as_raw_fd()));
+    t.repo()
+        .export("people", None, Some(&by_fd), ExportFormat::Csv, &NoProgress)
+        .await
+        .expect("the export writes into the open file");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("the folder lists")
+        .map(|e| e.expect("an entry").file_name())
+        .collect();
+    assert_eq!(names, ["redirected.csv"], "nothing written beside it");
+    // The open file has the rows, and it is still the file of that name.
+    let written = std::fs::read_to_string(&by_fd).expect("the open file reads");
+    assert_eq!(written, t.csv("people", None).await);
+    use std::os::unix::fs::MetadataExt;
+    let named = std::fs::metadata(&path).expect("the file is there");
+    let held = open.metadata().expect("the open file's metadata");
+    assert_eq!(named.ino(), held.ino(), "the same file, not a new one");
+}
