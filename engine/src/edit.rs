@@ -95,6 +95,41 @@ fn read_options(opts: &ImportOptions, name: Option<&str>) -> crate::import::Read
     }
 }
 
+/// Whether `path` can be read only once: a named pipe, a device, `/dev/stdin`, or a shell's
+/// `<(...)` (`/dev/fd/N`). An import reads its input more than once, so such an input is
+/// first copied, as standard input is.
+fn reads_once(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// `opts` with the format, compression and delimiter that `path`'s name tells, where `opts`
+/// leaves them out: for a copy of `path`, whose own name tells nothing.
+fn told_by_name(opts: &ImportOptions, path: &Path) -> Result<ImportOptions> {
+    use crate::import::{inner_extension, Compression, Format};
+    let mut told = opts.clone();
+    let format = match opts.format {
+        Some(f) => f,
+        None => Format::from_path(path)?,
+    };
+    told.format = Some(format);
+    told.compression = Some(
+        opts.compression
+            .unwrap_or_else(|| Compression::from_path(path)),
+    );
+    if told.delimiter.is_none() && format == Format::Csv && inner_extension(path) == "tsv" {
+        told.delimiter = Some(b'\t');
+    }
+    Ok(told)
+}
+
+/// `path` opened to be read once.
+fn open_input(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::open(path).map_err(|e| Error::BadInput {
+        path: path.display().to_string(),
+        message: format!("cannot open it: {e}"),
+    })
+}
+
 /// The temporary folder standard input is copied to: removed when dropped, with the
 /// repository's `tmp/` when that is left empty.
 struct Spool {
@@ -150,6 +185,14 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<EditSummary> {
         validate_name("table", table)?;
+        if reads_once(path) {
+            let opts = told_by_name(opts, path)?;
+            let name = path.display().to_string();
+            let mut file = open_input(path)?;
+            return self
+                .import_reader(table, &mut file, &name, &opts, progress)
+                .await;
+        }
         let input = Input::with_options(path, &read_options(opts, None))?;
         self.import_input(table, &input, opts, progress).await
     }
@@ -173,6 +216,14 @@ impl Repository {
                 "the format of {name} cannot be told from a file name; give it (csv, parquet or jsonl)"
             )));
         }
+        let spool = self.spool(reader, name)?;
+        let input = Input::with_options(&spool.file, &read_options(opts, Some(name)))?;
+        self.import_input(table, &input, opts, progress).await
+    }
+
+    /// Copies what `reader` gives (called `name` in messages) to a file in the repository's
+    /// `tmp/` folder, removed with the returned spool.
+    fn spool(&self, reader: &mut (dyn std::io::Read + Send), name: &str) -> Result<Spool> {
         let spool = Spool::new(self.tmp_dir()?);
         let path = &spool.file;
         let io = |e: std::io::Error| Error::BadInput {
@@ -185,9 +236,7 @@ impl Repository {
             message: format!("cannot read it: {e}"),
         })?;
         file.sync_all().map_err(io)?;
-        drop(file);
-        let input = Input::with_options(path, &read_options(opts, Some(name)))?;
-        self.import_input(table, &input, opts, progress).await
+        Ok(spool)
     }
 
     /// Imports rows (a file, or Arrow batches) into a working table.
@@ -324,6 +373,19 @@ impl Repository {
         format: Option<crate::import::Format>,
         progress: &dyn Progress,
     ) -> Result<EditSummary> {
+        if reads_once(path) {
+            let opts = told_by_name(
+                &ImportOptions {
+                    format,
+                    ..Default::default()
+                },
+                path,
+            )?;
+            let name = path.display().to_string();
+            let spool = self.spool(&mut open_input(path)?, &name)?;
+            let input = Input::with_options(&spool.file, &read_options(&opts, Some(&name)))?;
+            return self.delete_input(table, &input, progress).await;
+        }
         let input = Input::new(path, format)?;
         self.delete_input(table, &input, progress).await
     }

@@ -68,7 +68,7 @@ impl Format {
 
 /// The extension of a file name under its compression suffix, in lower case: `csv` for
 /// `rows.CSV.gz`, `jsonl` for `rows.jsonl`.
-fn inner_extension(path: &Path) -> String {
+pub(crate) fn inner_extension(path: &Path) -> String {
     let ext = |p: &Path| {
         p.extension()
             .and_then(|e| e.to_str())

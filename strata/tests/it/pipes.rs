@@ -1,8 +1,95 @@
-//! Exports to a destination that is not a plain file: a named pipe, a symbolic link.
+//! Imports from and exports to what is not a plain file: a named pipe (as a shell's `<(...)`
+//! and `>(...)` give), a descriptor path, a symbolic link.
 
-use strata::{ExportFormat, NoProgress};
+use strata::{ExportFormat, NoProgress, WriteOptions};
 
 use crate::common::{TestRepo, PEOPLE_CSV};
+
+/// A named pipe in a new temporary folder, with a thread writing `text` into it (as a
+/// shell's `<(...)` does): the pipe's path, the folder, and the writer.
+#[cfg(unix)]
+fn pipe_with(
+    name: &str,
+    text: &str,
+) -> (
+    std::path::PathBuf,
+    tempfile::TempDir,
+    std::thread::JoinHandle<()>,
+) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let pipe = dir.path().join(name);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo made the pipe");
+    let writer = {
+        let (pipe, text) = (pipe.clone(), text.to_string());
+        std::thread::spawn(move || std::fs::write(pipe, text).expect("the pipe takes the rows"))
+    };
+    // An import that opened the pipe again would wait for a writer for ever: after half a
+    // minute writers come and go, each open ending at once, so such an import fails instead
+    // of hanging the run (until the pipe is gone with its folder).
+    {
+        let pipe = pipe.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            while pipe.exists() {
+                let _ = std::fs::OpenOptions::new().write(true).open(&pipe);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+    }
+    (pipe, dir, writer)
+}
+
+/// An import reads its input more than once (types, then rows): from a pipe, which gives its
+/// bytes once, it copies them first, as from standard input, instead of finding the pipe
+/// empty the second time ("column 'id' is missing").
+#[cfg(unix)]
+#[tokio::test]
+async fn an_import_from_a_named_pipe_reads_every_row() {
+    let t = TestRepo::new().await;
+    let (pipe, _dir, writer) = pipe_with("people.csv", PEOPLE_CSV);
+    let opts = WriteOptions {
+        primary_key: Some(vec!["id".into()]),
+        ..Default::default()
+    };
+    let report = t
+        .repo()
+        .import_file("people", &pipe, None, &opts, &NoProgress)
+        .await
+        .expect("the pipe's rows import");
+    writer.join().expect("the writer finishes");
+    assert_eq!(report.rows as usize, PEOPLE_CSV.lines().count() - 1);
+    let with_people = TestRepo::with_people().await;
+    assert_eq!(
+        t.csv("people", None).await,
+        with_people.csv("people", None).await
+    );
+
+    // The keys of rows to delete, from a pipe too.
+    let (pipe, _dir, writer) = pipe_with("gone.csv", "id\n2\n");
+    let report = t
+        .repo()
+        .delete_from_file("people", &pipe, None, &NoProgress)
+        .await
+        .expect("the pipe's keys delete");
+    writer.join().expect("the writer finishes");
+    assert_eq!(report.rows, 2);
+
+    // A pipe's name that tells no format: the error says to give it.
+    let (pipe, _dir, writer) = pipe_with("rows", PEOPLE_CSV);
+    let err = t
+        .repo()
+        .import_file("other", &pipe, None, &opts, &NoProgress)
+        .await
+        .expect_err("no format");
+    assert!(err.to_string().contains("format"), "{err}");
+    // Nothing read the pipe: drain it, so that its writer finishes.
+    std::fs::read_to_string(&pipe).expect("the pipe reads");
+    writer.join().expect("the writer finishes");
+}
 
 /// A named pipe (a device such as `/dev/null`, or `/dev/fd/N`, alike) is written as it is:
 /// an export must not replace it with a file, and its reader gets the rows.
