@@ -185,16 +185,22 @@ impl Repository {
         progress: &dyn Progress,
     ) -> Result<EditSummary> {
         validate_name("table", table)?;
-        if reads_once(path) {
-            let opts = told_by_name(opts, path)?;
-            let name = path.display().to_string();
-            let mut file = open_input(path)?;
-            return self
-                .import_reader(table, &mut file, &name, &opts, progress)
-                .await;
-        }
-        let input = Input::with_options(path, &read_options(opts, None))?;
+        let (input, _spool) = self.input_at(path, opts)?;
         self.import_input(table, &input, opts, progress).await
+    }
+
+    /// The file at `path`, read as `opts` says. A path that can be read only once (see
+    /// [`reads_once`]) is first copied, as standard input is, with its format, compression
+    /// and delimiter told by its name; the copy lasts as long as the returned spool.
+    fn input_at(&self, path: &Path, opts: &ImportOptions) -> Result<(Input, Option<Spool>)> {
+        if !reads_once(path) {
+            return Ok((Input::with_options(path, &read_options(opts, None))?, None));
+        }
+        let opts = told_by_name(opts, path)?;
+        let name = path.display().to_string();
+        let spool = self.spool(&mut open_input(path)?, &name)?;
+        let input = Input::with_options(&spool.file, &read_options(&opts, Some(&name)))?;
+        Ok((input, Some(spool)))
     }
 
     /// Imports what `reader` gives (standard input, say), in `opts.format`, which is
@@ -373,20 +379,11 @@ impl Repository {
         format: Option<crate::import::Format>,
         progress: &dyn Progress,
     ) -> Result<EditSummary> {
-        if reads_once(path) {
-            let opts = told_by_name(
-                &ImportOptions {
-                    format,
-                    ..Default::default()
-                },
-                path,
-            )?;
-            let name = path.display().to_string();
-            let spool = self.spool(&mut open_input(path)?, &name)?;
-            let input = Input::with_options(&spool.file, &read_options(&opts, Some(&name)))?;
-            return self.delete_input(table, &input, progress).await;
-        }
-        let input = Input::new(path, format)?;
+        let opts = ImportOptions {
+            format,
+            ..Default::default()
+        };
+        let (input, _spool) = self.input_at(path, &opts)?;
         self.delete_input(table, &input, progress).await
     }
 

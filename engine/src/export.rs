@@ -142,34 +142,14 @@ pub async fn export(
                     path.display()
                 )));
             }
-            if let Some(file) = open_in_place(path)? {
+            match open_in_place(path)? {
                 // A device or a pipe (`/dev/null`, a named pipe, `/dev/fd/N`): written as it
                 // is. Renaming a finished file over it would replace it.
-                (Box::new(file) as Box<dyn Write + Send>, None)
-            } else {
-                let path = &written_path(path)?;
-                let dir = match path.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                    _ => PathBuf::from("."),
-                };
-                let mut builder = tempfile::Builder::new();
-                builder.prefix(".strata-export-");
-                // Temporary files are private (0600); the export is a file like any other the
-                // user makes: 0666 less the umask (usually 0644).
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    builder.permissions(std::fs::Permissions::from_mode(0o666));
+                Some(file) => (Box::new(file), None),
+                None => {
+                    let (file, tmp, path) = beside(path)?;
+                    (Box::new(file), Some((tmp, path)))
                 }
-                let tmp = builder.tempfile_in(&dir).map_err(|e| Error::Io {
-                    path: dir.clone(),
-                    source: e,
-                })?;
-                let file: File = tmp.reopen().map_err(|e| Error::Io {
-                    path: path.clone(),
-                    source: e,
-                })?;
-                (Box::new(file), Some((tmp, path.clone())))
             }
         }
     };
@@ -227,6 +207,34 @@ fn names_an_open_file(path: &Path) -> bool {
             .parent()
             .and_then(|folder| std::fs::canonicalize(folder).ok())
             .is_some_and(|folder| in_proc(&folder))
+}
+
+/// A new temporary file beside the file an export to `path` replaces (see [`written_path`]),
+/// opened to be written, and that file's path, to rename it to when complete.
+fn beside(path: &Path) -> Result<(File, tempfile::NamedTempFile, PathBuf)> {
+    let path = written_path(path)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".strata-export-");
+    // Temporary files are private (0600); the export is a file like any other the user
+    // makes: 0666 less the umask (usually 0644).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let tmp = builder.tempfile_in(&dir).map_err(|e| Error::Io {
+        path: dir.clone(),
+        source: e,
+    })?;
+    let file = tmp.reopen().map_err(|e| Error::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    Ok((file, tmp, path))
 }
 
 /// The file an export to `path` replaces: `path`, or the file a symbolic link there names
@@ -792,6 +800,17 @@ impl<'a> ColumnText<'a> {
                 }
             })
         }
+        /// A string column's values, and whether any may need quotes.
+        fn text<'a, O: crate::arrow::array::OffsetSizeTrait>(
+            a: &'a dyn crate::arrow::array::Array,
+        ) -> (WriteValue<'a>, bool) {
+            let a = a.as_string::<O>();
+            let quotes = may_need_quotes(a.value_offsets(), a.value_data());
+            (
+                Box::new(move |row, out| out.extend_from_slice(a.value(row).as_bytes())),
+                quotes,
+            )
+        }
         let (write, text): (WriteValue<'a>, bool) = match array.data_type() {
             Int8 => (int::<Int8Type>(array), false),
             Int16 => (int::<Int16Type>(array), false),
@@ -803,24 +822,8 @@ impl<'a> ColumnText<'a> {
             UInt64 => (int::<UInt64Type>(array), false),
             Float32 => (float::<Float32Type>(array), false),
             Float64 => (float::<Float64Type>(array), false),
-            Utf8 => {
-                let a = array.as_string::<i32>();
-                (
-                    Box::new(move |row, out: &mut Vec<u8>| {
-                        out.extend_from_slice(a.value(row).as_bytes())
-                    }),
-                    may_need_quotes(a.value_offsets(), a.value_data()),
-                )
-            }
-            LargeUtf8 => {
-                let a = array.as_string::<i64>();
-                (
-                    Box::new(move |row, out: &mut Vec<u8>| {
-                        out.extend_from_slice(a.value(row).as_bytes())
-                    }),
-                    may_need_quotes(a.value_offsets(), a.value_data()),
-                )
-            }
+            Utf8 => text::<i32>(array),
+            LargeUtf8 => text::<i64>(array),
             Utf8View => {
                 let a = array.as_string_view();
                 (

@@ -5,6 +5,25 @@ use strata::{ExportFormat, NoProgress, WriteOptions};
 
 use crate::common::{TestRepo, PEOPLE_CSV};
 
+/// Makes a named pipe at `path`.
+#[cfg(unix)]
+fn make_pipe(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo made the pipe");
+}
+
+/// The names in a folder.
+#[cfg(unix)]
+fn names_in(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .expect("the folder lists")
+        .map(|e| e.expect("an entry").file_name())
+        .collect()
+}
+
 /// A named pipe in a new temporary folder, with a thread writing `text` into it (as a
 /// shell's `<(...)` does): the pipe's path, the folder, and the writer.
 #[cfg(unix)]
@@ -18,11 +37,7 @@ fn pipe_with(
 ) {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let pipe = dir.path().join(name);
-    let made = std::process::Command::new("mkfifo")
-        .arg(&pipe)
-        .status()
-        .expect("mkfifo runs");
-    assert!(made.success(), "mkfifo made the pipe");
+    make_pipe(&pipe);
     let writer = {
         let (pipe, text) = (pipe.clone(), text.to_string());
         std::thread::spawn(move || std::fs::write(pipe, text).expect("the pipe takes the rows"))
@@ -100,11 +115,7 @@ async fn an_export_to_a_named_pipe_writes_into_the_pipe_and_leaves_it_a_pipe() {
     let t = TestRepo::with_people().await;
     let dir = tempfile::tempdir().expect("a temporary folder");
     let pipe = dir.path().join("rows.pipe");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&pipe)
-        .status()
-        .expect("mkfifo runs");
-    assert!(made.success(), "mkfifo made the pipe");
+    make_pipe(&pipe);
     let reader = {
         let pipe = pipe.clone();
         std::thread::spawn(move || std::fs::read_to_string(pipe).expect("the pipe reads"))
@@ -121,11 +132,11 @@ async fn an_export_to_a_named_pipe_writes_into_the_pipe_and_leaves_it_a_pipe() {
     let text = reader.join().expect("the reader finishes");
     assert_eq!(rows as usize, PEOPLE_CSV.lines().count() - 1);
     assert_eq!(text, t.csv("people", None).await);
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("the folder lists")
-        .map(|e| e.expect("an entry").file_name())
-        .collect();
-    assert_eq!(names, ["rows.pipe"], "nothing written beside it");
+    assert_eq!(
+        names_in(dir.path()),
+        ["rows.pipe"],
+        "nothing written beside it"
+    );
 }
 
 /// An export to a symbolic link replaces the file the link names, and the link stays.
@@ -164,11 +175,11 @@ async fn an_export_to_an_open_files_descriptor_path_writes_into_that_file() {
         .export("people", None, Some(&by_fd), ExportFormat::Csv, &NoProgress)
         .await
         .expect("the export writes into the open file");
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("the folder lists")
-        .map(|e| e.expect("an entry").file_name())
-        .collect();
-    assert_eq!(names, ["redirected.csv"], "nothing written beside it");
+    assert_eq!(
+        names_in(dir.path()),
+        ["redirected.csv"],
+        "nothing written beside it"
+    );
     // The open file has the rows, and it is still the file of that name.
     let written = std::fs::read_to_string(&by_fd).expect("the open file reads");
     assert_eq!(written, t.csv("people", None).await);
