@@ -44,6 +44,13 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("unknown table '{name}'")]
     UnknownTable { name: String },
 
@@ -294,7 +301,7 @@ impl Error {
             | Error::MissingObject { .. } => K::Corrupt,
             Error::Storage { source, .. } => crate::store::storage_kind(source),
             Error::Unavailable(_) | Error::UnknownOutcome { .. } => K::Unavailable,
-            Error::Io { .. } => K::Io,
+            Error::Io { .. } | Error::Write { .. } => K::Io,
             Error::RefConflict { .. }
             | Error::Fenced { .. }
             | Error::KeyExists { .. }

@@ -130,11 +130,12 @@ pub async fn export(
     let schema = table.schema.arrow()?;
     let entries = table.chunks(objects).await?;
     progress.set_total(table.rows);
-    let (out, tmp): (
+    let (out, tmp, shown): (
         Box<dyn Write + Send>,
         Option<(tempfile::NamedTempFile, PathBuf)>,
+        PathBuf,
     ) = match dest {
-        Destination::Stdout => (Box::new(std::io::stdout()), None),
+        Destination::Stdout => (Box::new(std::io::stdout()), None, "standard output".into()),
         Destination::File(path) => {
             if path.is_dir() {
                 return Err(Error::Invalid(format!(
@@ -145,34 +146,91 @@ pub async fn export(
             match open_in_place(path)? {
                 // A device or a pipe (`/dev/null`, a named pipe, `/dev/fd/N`): written as it
                 // is. Renaming a finished file over it would replace it.
-                Some(file) => (Box::new(file), None),
+                Some(file) => (Box::new(file), None, path.clone()),
                 None => {
                     let (file, tmp, path) = beside(path)?;
-                    (Box::new(file), Some((tmp, path)))
+                    (Box::new(file), Some((tmp, path.clone())), path)
                 }
             }
         }
     };
-    let rows = if format == ExportFormat::Parquet {
-        match opts.row_group_rows {
-            None => {
-                let key_idx = table.schema.key_indices();
-                copy_to_parquet(objects, &schema, &key_idx, entries, out, progress).await?
+    let failed = Failed::default();
+    let out: Box<dyn Write + Send> = Box::new(Output {
+        inner: out,
+        failed: failed.clone(),
+    });
+    let written = async {
+        if format == ExportFormat::Parquet {
+            match opts.row_group_rows {
+                None => {
+                    let key_idx = table.schema.key_indices();
+                    copy_to_parquet(objects, &schema, &key_idx, entries, out, progress).await
+                }
+                Some(rows) => repack_to_parquet(objects, table, entries, out, rows, progress).await,
             }
-            Some(rows) => repack_to_parquet(objects, table, entries, out, rows, progress).await?,
+        } else if matches!(format, ExportFormat::Csv | ExportFormat::Jsonl) {
+            write_text(objects, table, entries, format, out, progress).await
+        } else {
+            write_arrow(objects, table, entries, &schema, out, progress).await
         }
-    } else if matches!(format, ExportFormat::Csv | ExportFormat::Jsonl) {
-        write_text(objects, table, entries, format, out, progress).await?
-    } else {
-        write_arrow(objects, table, entries, &schema, out, progress).await?
     };
+    // A failed write is reported as one, whichever writer (Parquet's, Arrow's) it went through.
+    let rows = written.await.map_err(|e| match failed.take() {
+        Some(source) => Error::Write {
+            path: shown.clone(),
+            source,
+        },
+        None => e,
+    })?;
     if let Some((tmp, path)) = tmp {
-        tmp.persist(&path).map_err(|e| Error::Io {
+        tmp.persist(&path).map_err(|e| Error::Write {
             path: path.clone(),
             source: e.error,
         })?;
     }
     Ok(rows)
+}
+
+/// The destination as the writers below [`export`] name it (it names the path itself).
+const DESTINATION: &str = "the export's destination";
+
+/// An export's destination, which keeps the first error a write to it met (the Parquet and
+/// Arrow writers above it report that error inside their own).
+struct Output {
+    inner: Box<dyn Write + Send>,
+    failed: Failed,
+}
+
+/// The first write error of an [`Output`] (a copy: its OS error, else its kind and text).
+#[derive(Clone, Default)]
+struct Failed(Arc<std::sync::Mutex<Option<std::io::Error>>>);
+
+impl Failed {
+    fn keep(&self, e: &std::io::Error) {
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return; // tried again
+        }
+        if let Ok(mut first) = self.0.lock() {
+            first.get_or_insert_with(|| match e.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(e.kind(), e.to_string()),
+            });
+        }
+    }
+
+    fn take(&self) -> Option<std::io::Error> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|e| self.failed.keep(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|e| self.failed.keep(e))
+    }
 }
 
 /// The destination `path` opened for writing, when it names something other than a file or
@@ -192,7 +250,7 @@ fn open_in_place(path: &Path) -> Result<Option<File>> {
         .append(true)
         .open(path)
         .map(Some)
-        .map_err(|e| Error::Io {
+        .map_err(|e| Error::Write {
             path: path.to_path_buf(),
             source: e,
         })
@@ -217,6 +275,18 @@ fn beside(path: &Path) -> Result<(File, tempfile::NamedTempFile, PathBuf)> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if !dir.is_dir() {
+        let why = if dir.exists() {
+            "is not a folder"
+        } else {
+            "does not exist; make it first (mkdir -p)"
+        };
+        return Err(Error::Invalid(format!(
+            "cannot write '{}': '{}' {why}",
+            path.display(),
+            dir.display()
+        )));
+    }
     let mut builder = tempfile::Builder::new();
     builder.prefix(".strata-export-");
     // Temporary files are private (0600); the export is a file like any other the user
@@ -226,28 +296,41 @@ fn beside(path: &Path) -> Result<(File, tempfile::NamedTempFile, PathBuf)> {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    let tmp = builder.tempfile_in(&dir).map_err(|e| Error::Io {
-        path: dir.clone(),
-        source: e,
-    })?;
-    let file = tmp.reopen().map_err(|e| Error::Io {
+    // (The temporary file's own name is not shown: the error is about the file to write.)
+    let failed = |e: std::io::Error| Error::Write {
         path: path.clone(),
-        source: e,
-    })?;
+        source: std::io::Error::from(e.kind()),
+    };
+    let tmp = builder.tempfile_in(&dir).map_err(failed)?;
+    let file = tmp.reopen().map_err(failed)?;
     Ok((file, tmp, path))
 }
 
-/// The file an export to `path` replaces: `path`, or the file a symbolic link there names
-/// (the link stays, and names the new file).
+/// The file an export to `path` replaces: `path`, or the file a symbolic link there names,
+/// through any further links (the links stay, and name the new file). A link to nothing yet
+/// is written through, as a shell's `>` does: the file it names is made.
 fn written_path(path: &Path) -> Result<PathBuf> {
-    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-    if !is_link || !path.is_file() {
-        return Ok(path.to_path_buf());
+    let mut at = path.to_path_buf();
+    // As many links as Linux follows in one path.
+    for _ in 0..40 {
+        let is_link = std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            return Ok(at);
+        }
+        let target = std::fs::read_link(&at).map_err(|e| Error::Io {
+            path: at.clone(),
+            source: e,
+        })?;
+        // A relative target is relative to the link's folder; an absolute one replaces it.
+        at = match at.parent() {
+            Some(folder) => folder.join(target),
+            None => target,
+        };
     }
-    std::fs::canonicalize(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })
+    Err(Error::Invalid(format!(
+        "cannot write '{}': its symbolic links form a loop (or a chain of more than 40)",
+        path.display()
+    )))
 }
 
 /// The export's Parquet file: the chunks' writer settings and the table's Arrow schema, as
@@ -271,12 +354,12 @@ fn finish_parquet_file(
     let out = writer
         .into_inner()
         .map_err(|e| Error::parquet("writing the export", e))?;
-    let mut inner = out.into_inner().map_err(|e| Error::Io {
-        path: "the export's destination".into(),
+    let mut inner = out.into_inner().map_err(|e| Error::Write {
+        path: DESTINATION.into(),
         source: e.into_error(),
     })?;
-    inner.flush().map_err(|e| Error::Io {
-        path: "the export's destination".into(),
+    inner.flush().map_err(|e| Error::Write {
+        path: DESTINATION.into(),
         source: e,
     })
 }
@@ -398,8 +481,8 @@ async fn write_arrow(
         .into_inner()
         .map_err(err)?
         .flush()
-        .map_err(|e| Error::Io {
-            path: "the export's destination".into(),
+        .map_err(|e| Error::Write {
+            path: DESTINATION.into(),
             source: e,
         })?;
     Ok(rows)
@@ -578,8 +661,8 @@ async fn write_text(
     out: Box<dyn Write + Send>,
     progress: &dyn Progress,
 ) -> Result<u64> {
-    let io = |e| Error::Io {
-        path: "the export's destination".into(),
+    let io = |e| Error::Write {
+        path: DESTINATION.into(),
         source: e,
     };
     let mut out = BufWriter::with_capacity(1 << 20, out);

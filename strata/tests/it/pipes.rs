@@ -188,3 +188,99 @@ async fn an_export_to_an_open_files_descriptor_path_writes_into_that_file() {
     let held = open.metadata().expect("the open file's metadata");
     assert_eq!(named.ino(), held.ino(), "the same file, not a new one");
 }
+
+/// A symbolic link to a file not made yet is written through, as a shell's `>` writes: the
+/// file it names is made, and the link stays.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_export_through_a_link_to_no_file_yet_makes_the_file_it_names() {
+    let t = TestRepo::with_people().await;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let link = dir.path().join("link.csv");
+    // Relative to the link's folder, through a second link.
+    std::os::unix::fs::symlink("middle.csv", &link).expect("the link is made");
+    std::os::unix::fs::symlink("real.csv", dir.path().join("middle.csv")).expect("a link");
+    t.repo()
+        .export("people", None, Some(&link), ExportFormat::Csv, &NoProgress)
+        .await
+        .expect("the export writes through the links");
+    for name in ["link.csv", "middle.csv"] {
+        let kind = std::fs::symlink_metadata(dir.path().join(name)).expect("the link is there");
+        assert!(kind.file_type().is_symlink(), "{name} is still a link");
+    }
+    let written = std::fs::read_to_string(dir.path().join("real.csv")).expect("the file reads");
+    assert_eq!(written, t.csv("people", None).await);
+}
+
+/// An export whose file cannot be made (its folder is missing, or is a file; its links form
+/// a loop) says so, naming the file, and writes nothing anywhere.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_export_to_a_file_that_cannot_be_made_says_why_and_writes_nothing() {
+    let t = TestRepo::with_people().await;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(dir.path().join("file"), "a file\n").expect("a file writes");
+    std::os::unix::fs::symlink("loop-b", dir.path().join("loop-a")).expect("a link");
+    std::os::unix::fs::symlink("loop-a", dir.path().join("loop-b")).expect("a link");
+    std::os::unix::fs::symlink("gone/rows.csv", dir.path().join("dangling")).expect("a link");
+    let before = {
+        let mut names = names_in(dir.path());
+        names.sort();
+        names
+    };
+    let cases = [
+        (
+            "missing/rows.csv",
+            "/missing' does not exist; make it first",
+        ),
+        ("file/rows.csv", "/file' is not a folder"),
+        ("loop-a", "its symbolic links form a loop"),
+        ("dangling", "/gone' does not exist; make it first"),
+    ];
+    for (name, why) in cases {
+        let path = dir.path().join(name);
+        let err = t
+            .repo()
+            .export("people", None, Some(&path), ExportFormat::Csv, &NoProgress)
+            .await
+            .expect_err("the export is refused");
+        let text = err.to_string();
+        assert!(text.contains("cannot write '"), "{name}: {text}");
+        assert!(text.contains(why), "{name}: {text}");
+        assert!(!text.contains(".strata-export"), "{name}: {text}");
+        let mut after = names_in(dir.path());
+        after.sort();
+        assert_eq!(after, before, "{name}: nothing written");
+    }
+}
+
+/// A write that fails part way (a full disk: `/dev/full` refuses every write) is reported as
+/// a failed write of the destination, with the system's reason, in every format (whichever
+/// writer, Parquet's or Arrow's, it failed under).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_failed_write_names_the_destination_and_the_reason_in_every_format() {
+    let t = TestRepo::with_people().await;
+    let full = std::path::Path::new("/dev/full");
+    for format in [
+        ExportFormat::Csv,
+        ExportFormat::Jsonl,
+        ExportFormat::Parquet,
+        ExportFormat::Arrow,
+    ] {
+        let err = t
+            .repo()
+            .export("people", None, Some(full), format, &NoProgress)
+            .await
+            .expect_err("a full disk fails the export");
+        assert_eq!(err.kind(), strata::ErrorKind::Io, "{format:?}: {err}");
+        assert_eq!(
+            err.to_string(),
+            "cannot write /dev/full: No space left on device (os error 28)",
+            "{format:?}"
+        );
+    }
+    let kind = std::fs::metadata(full).expect("/dev/full is there");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(kind.file_type().is_char_device(), "still a device");
+}
