@@ -130,6 +130,10 @@ pub fn advice(s: &Suggestion) -> String {
         Suggestion::GiveKey => "name its key columns with --primary-key COL[,COL...]".into(),
         Suggestion::GiveFormat => "pass --format csv|parquet|jsonl".into(),
         Suggestion::RetryLater => "run it again when the other command has finished".into(),
+        Suggestion::FreeSpace => {
+            "free some space on that disk, then run it again (what was stored before is intact)"
+                .into()
+        }
         Suggestion::CheckUrlOrCreate => {
             "check the URL; to make a new repository there, push with --create".into()
         }

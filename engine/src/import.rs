@@ -235,7 +235,7 @@ impl ArrowState {
             if self.kept_bytes <= RETAIN_BYTES {
                 return Ok(());
             }
-            let io = |e: std::io::Error| Error::Io {
+            let io = |e: std::io::Error| Error::Write {
                 path: dir.to_path_buf(),
                 source: e,
             };
@@ -1547,7 +1547,7 @@ fn sort_run(
 
 fn spill(dir: &Path, n: usize, rows: &Rows) -> Result<PathBuf> {
     let path = dir.join(format!("run-{n}.arrow"));
-    let io = |e: std::io::Error| Error::Io {
+    let io = |e: std::io::Error| Error::Write {
         path: path.clone(),
         source: e,
     };

@@ -359,7 +359,7 @@ impl Repository {
     /// removes `.strata/tmp` when that is left empty). Make it only when it is needed.
     pub fn tmp_dir(&self) -> Result<tempfile::TempDir> {
         let base = self.root.join(DOT_DIR).join(layout::TMP_DIR);
-        let io = |e| Error::Io {
+        let io = |e| Error::Write {
             path: base.clone(),
             source: e,
         };

@@ -170,6 +170,7 @@ pub fn advice(s: &Suggestion) -> String {
         Suggestion::GiveKey => "name its key columns with primary_key=...".into(),
         Suggestion::GiveFormat => "say which format the file is in (csv, parquet or jsonl)".into(),
         Suggestion::RetryLater => "try again when the other command has finished".into(),
+        Suggestion::FreeSpace => "free some space on that disk, then try again (what was stored before is intact)".into(),
         Suggestion::CheckUrlOrCreate => "check the URL; to make a new repository there, push with create=True".into(),
         Suggestion::ForceDeleteBranch => "merge it first, or delete it anyway with force=True".into(),
         Suggestion::RemountOrAllow => "or, knowing that pushes may then go unseen for up to a minute, accept it for this remote with options={'allow_network_fs': 'true'}".into(),

@@ -131,6 +131,9 @@ pub enum Suggestion {
     GiveFormat,
     /// Run it again when the other command has finished.
     RetryLater,
+    /// Free some space on the disk that is full, then run it again (what was stored before
+    /// is intact).
+    FreeSpace,
     /// Check the URL; or make a new repository at it (a push that creates it).
     CheckUrlOrCreate,
     /// Remount the shared folder without attribute caching, or accept stale listings for
@@ -172,6 +175,9 @@ impl Error {
     pub fn suggestion(&self) -> Option<Suggestion> {
         use strata_engine::Error as E;
         use strata_remote::Error as R;
+        if strata_engine::store::disk_full(self) {
+            return Some(Suggestion::FreeSpace);
+        }
         match self {
             Error::Engine(e) => match e {
                 E::NotARepository { .. } => Some(Suggestion::Init),

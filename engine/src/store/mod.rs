@@ -64,20 +64,42 @@ pub(crate) fn storage_kind(e: &object_store::Error) -> ErrorKind {
         E::InvalidPath { .. } | E::UnknownConfigurationKey { .. } => ErrorKind::InvalidInput,
         // A local folder reports a refused file operation as a generic error around the
         // operating system's.
-        E::Generic { source, .. } if local_refusal(source.as_ref()) => ErrorKind::PermissionDenied,
+        E::Generic { source, .. } => {
+            local_condition(source.as_ref()).unwrap_or(ErrorKind::Unavailable)
+        }
         _ => ErrorKind::Unavailable,
     }
 }
 
-/// Whether an error's chain holds an operating-system refusal that no retry changes: no
-/// permission, or a read-only file system.
-fn local_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
+/// The kind of an operating-system condition in an error's chain that no retry changes: no
+/// permission or a read-only file system (refused), a full disk or quota (the local disk).
+fn local_condition(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    use std::io::ErrorKind as Os;
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                Os::PermissionDenied | Os::ReadOnlyFilesystem => {
+                    return Some(ErrorKind::PermissionDenied)
+                }
+                Os::StorageFull | Os::QuotaExceeded => return Some(ErrorKind::Io),
+                _ => {}
+            }
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// Whether an error's chain holds a full disk (or a full quota): a write failed for want of
+/// space, which only freeing some changes.
+pub fn disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = next {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             if matches!(
                 io.kind(),
-                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
             ) {
                 return true;
             }
@@ -153,9 +175,11 @@ pub async fn create(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Bytes) -> 
     {
         Ok(_) => Ok(Created::Created),
         Err(e) => match storage_kind(&e) {
-            ErrorKind::PermissionDenied | ErrorKind::Unsupported | ErrorKind::InvalidInput => {
-                Err(storage_error(path, e))
-            }
+            // (A full local disk too: the folder store removes what it began to write.)
+            ErrorKind::PermissionDenied
+            | ErrorKind::Unsupported
+            | ErrorKind::InvalidInput
+            | ErrorKind::Io => Err(storage_error(path, e)),
             _ => Ok(Created::Unclear(storage_error(path, e))),
         },
     }
@@ -270,5 +294,112 @@ mod tests {
             source: Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
         };
         assert_eq!(storage_kind(&timeout), ErrorKind::Unavailable);
+    }
+
+    /// A full disk is the local disk's condition, not a store that may answer later: a
+    /// create fails at once (no retries), and the error says the disk is full.
+    #[tokio::test]
+    async fn a_full_local_disk_fails_a_write_at_once_and_says_so() {
+        for kind in [
+            std::io::ErrorKind::StorageFull,
+            std::io::ErrorKind::QuotaExceeded,
+        ] {
+            let full = || object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(std::io::Error::from(kind)),
+            };
+            assert_eq!(storage_kind(&full()), ErrorKind::Io, "{kind:?}");
+            let err = storage_error(&Path::from("chunks/x"), full());
+            assert!(disk_full(&err), "{kind:?}: {err}");
+        }
+        let timeout = storage_error(
+            &Path::from("chunks/x"),
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+            },
+        );
+        assert!(!disk_full(&timeout));
+
+        // A store whose every put finds the disk full: one attempt, and the error.
+        #[derive(Debug)]
+        struct Full(
+            object_store::memory::InMemory,
+            std::sync::atomic::AtomicUsize,
+        );
+        impl std::fmt::Display for Full {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "a full disk")
+            }
+        }
+        #[async_trait::async_trait]
+        impl ObjectStore for Full {
+            async fn put_opts(
+                &self,
+                _: &Path,
+                _: PutPayload,
+                _: object_store::PutOptions,
+            ) -> object_store::Result<object_store::PutResult> {
+                self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Err(object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(std::io::Error::from(std::io::ErrorKind::StorageFull)),
+                })
+            }
+            async fn put_multipart_opts(
+                &self,
+                location: &Path,
+                opts: object_store::PutMultipartOptions,
+            ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+                self.0.put_multipart_opts(location, opts).await
+            }
+            async fn get_opts(
+                &self,
+                location: &Path,
+                options: object_store::GetOptions,
+            ) -> object_store::Result<object_store::GetResult> {
+                self.0.get_opts(location, options).await
+            }
+            fn delete_stream(
+                &self,
+                locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+            ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+                self.0.delete_stream(locations)
+            }
+            fn list(
+                &self,
+                prefix: Option<&Path>,
+            ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
+                self.0.list(prefix)
+            }
+            async fn list_with_delimiter(
+                &self,
+                prefix: Option<&Path>,
+            ) -> object_store::Result<object_store::ListResult> {
+                self.0.list_with_delimiter(prefix).await
+            }
+            async fn copy_opts(
+                &self,
+                from: &Path,
+                to: &Path,
+                options: object_store::CopyOptions,
+            ) -> object_store::Result<()> {
+                self.0.copy_opts(from, to, options).await
+            }
+        }
+        let full = Arc::new(Full(Default::default(), Default::default()));
+        let store: Arc<dyn ObjectStore> = full.clone();
+        let objects = Objects::new(store, "a full disk");
+        let err = objects
+            .put(ObjectKind::Meta, Bytes::from_static(b"{}"))
+            .await
+            .expect_err("a full disk fails the write");
+        assert!(disk_full(&err), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+        assert_eq!(
+            full.1.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "one attempt"
+        );
     }
 }
