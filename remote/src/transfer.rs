@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use strata_engine::store::{ObjectKind, Objects};
 use strata_engine::tree::{self, Node};
@@ -233,65 +232,94 @@ impl<'a> Transfer<'a> {
             chunks: present_chunks,
             read,
         };
-        self.copy_node(table.index, &present).await?;
+        self.copy_index(table.index, &present).await?;
         if !whole {
             self.store(ObjectKind::Meta, *id, table_bytes).await?;
         }
         Ok(())
     }
 
-    fn copy_node<'b>(&'b self, id: ObjectId, present: &'b Present) -> BoxFuture<'b, Result<()>> {
-        Box::pin(async move {
-            if present.nodes.contains(&id) {
-                return Ok(());
-            }
-            let bytes = match present.read.get(&id) {
-                Some(bytes) => bytes.clone(),
-                None => self.src.get(ObjectKind::Meta, &id).await?,
-            };
-            let whole = self
-                .dst
-                .holds(ObjectKind::Meta, &id, bytes.len() as u64)
-                .await?;
-            if whole && self.trust_presence {
-                return Ok(());
-            }
-            let node: Node = serde_json::from_slice(&bytes).map_err(|e| {
-                strata_engine::Error::CorruptObject {
-                    id: id.to_hex(),
-                    reason: format!("the index node does not decode: {e}"),
+    /// Copies the index under `root` and the chunks it names that `dst` lacks. The chunks
+    /// go first, [`CONCURRENCY`] at once across every leaf, while the walk of the index reads
+    /// the leaves ahead (a leaf at a time would let the copies run dry at each leaf's end);
+    /// then the nodes, the leaves first and each level before the one above it, so that
+    /// every object is stored after what it names.
+    async fn copy_index(&self, root: ObjectId, present: &Present) -> Result<()> {
+        let (tx, rx) = futures::channel::mpsc::channel::<(ObjectId, u64)>(CONCURRENCY * 8);
+        let walk = async move {
+            use futures::SinkExt;
+            let mut tx = tx;
+            // The nodes to store, by level (0: the leaves).
+            let mut levels: Vec<Vec<(ObjectId, bytes::Bytes)>> = Vec::new();
+            // In key order: the last entry of a node is pushed first.
+            let mut stack = vec![root];
+            while let Some(id) = stack.pop() {
+                if present.nodes.contains(&id) {
+                    continue;
                 }
-            })?;
-            if node.level == 0 {
-                let chunks: Vec<(ObjectId, u64)> = node
-                    .entries
-                    .iter()
-                    .flat_map(|e| e.files())
-                    .filter(|(c, _)| !present.chunks.contains(c))
-                    .collect();
-                stream::iter(chunks)
-                    .map(|(c, len)| async move {
-                        // The index entry says how big the chunk is: a copy of another size
-                        // is damaged and is written again.
-                        if !self.dst.holds(ObjectKind::Chunk, &c, len).await? {
-                            let bytes = self.src.get(ObjectKind::Chunk, &c).await?;
-                            self.store(ObjectKind::Chunk, c, bytes).await?;
-                        }
-                        Ok::<_, crate::Error>(())
-                    })
-                    .buffer_unordered(CONCURRENCY)
-                    .try_collect::<Vec<()>>()
+                let bytes = match present.read.get(&id) {
+                    Some(bytes) => bytes.clone(),
+                    None => self.src.get(ObjectKind::Meta, &id).await?,
+                };
+                let whole = self
+                    .dst
+                    .holds(ObjectKind::Meta, &id, bytes.len() as u64)
                     .await?;
-            } else {
-                for e in &node.entries {
-                    self.copy_node(e.id, present).await?;
+                if whole && self.trust_presence {
+                    continue;
+                }
+                let node: Node = serde_json::from_slice(&bytes).map_err(|e| {
+                    strata_engine::Error::CorruptObject {
+                        id: id.to_hex(),
+                        reason: format!("the index node does not decode: {e}"),
+                    }
+                })?;
+                if node.level == 0 {
+                    let chunks = node
+                        .entries
+                        .iter()
+                        .flat_map(|e| e.files())
+                        .filter(|(c, _)| !present.chunks.contains(c));
+                    for chunk in chunks {
+                        if tx.send(chunk).await.is_err() {
+                            // The copies stopped on an error, which is the one reported.
+                            return Ok(levels);
+                        }
+                    }
+                } else {
+                    stack.extend(node.entries.iter().rev().map(|e| e.id));
+                }
+                if !whole {
+                    let level = node.level as usize;
+                    if levels.len() <= level {
+                        levels.resize_with(level + 1, Vec::new);
+                    }
+                    levels[level].push((id, bytes));
                 }
             }
-            if !whole {
-                self.store(ObjectKind::Meta, id, bytes).await?;
-            }
-            Ok(())
-        })
+            Ok::<_, crate::Error>(levels)
+        };
+        let copies = rx
+            .map(|(c, len)| async move {
+                // The index entry says how big the chunk is: a copy of another size is
+                // damaged and is written again.
+                if !self.dst.holds(ObjectKind::Chunk, &c, len).await? {
+                    let bytes = self.src.get(ObjectKind::Chunk, &c).await?;
+                    self.store(ObjectKind::Chunk, c, bytes).await?;
+                }
+                Ok::<_, crate::Error>(())
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>();
+        let (levels, _) = futures::try_join!(walk, copies)?;
+        for nodes in levels {
+            stream::iter(nodes)
+                .map(|(id, bytes)| self.store(ObjectKind::Meta, id, bytes))
+                .buffer_unordered(CONCURRENCY)
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
+        Ok(())
     }
 }
 
