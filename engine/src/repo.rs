@@ -159,7 +159,7 @@ impl Repository {
     /// taken waits for it.
     pub async fn lock_state(&self) -> Result<StateLock> {
         let path = self.root.join(DOT_DIR).join("local").join("state.lock");
-        let file = open_lock_file(&path).map_err(|e| Error::Io {
+        let file = open_lock_file(&path).map_err(|e| Error::Write {
             path: path.clone(),
             source: e,
         })?;
@@ -180,7 +180,7 @@ impl Repository {
     /// `None` when another process holds it.
     pub fn try_lock_local(&self, name: &str) -> Result<Option<std::fs::File>> {
         let path = self.root.join(DOT_DIR).join("local").join(name);
-        let file = open_lock_file(&path).map_err(|e| Error::Io {
+        let file = open_lock_file(&path).map_err(|e| Error::Write {
             path: path.clone(),
             source: e,
         })?;
@@ -199,7 +199,7 @@ impl Repository {
                 path: dir.to_path_buf(),
             });
         }
-        std::fs::create_dir_all(&dot).map_err(|e| Error::Io {
+        std::fs::create_dir_all(&dot).map_err(|e| Error::Write {
             path: dot.clone(),
             source: e,
         })?;

@@ -1,5 +1,6 @@
 //! Imports from and exports to what is not a plain file: a named pipe (as a shell's `<(...)`
-//! and `>(...)` give), a descriptor path, a symbolic link.
+//! and `>(...)` give), a descriptor path, a symbolic link; and files that cannot be written
+//! (a missing folder, a full disk).
 
 use strata::{ExportFormat, NoProgress, WriteOptions};
 
@@ -283,4 +284,22 @@ async fn a_failed_write_names_the_destination_and_the_reason_in_every_format() {
     let kind = std::fs::metadata(full).expect("/dev/full is there");
     use std::os::unix::fs::FileTypeExt;
     assert!(kind.file_type().is_char_device(), "still a device");
+}
+
+/// A repository that cannot be made (a file stands where its folder would go) is refused as
+/// a failed write of that folder, not a failed read.
+#[tokio::test]
+async fn an_init_where_no_folder_can_be_made_says_it_cannot_write_there() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(dir.path().join("file"), "a file\n").expect("a file writes");
+    let at = dir.path().join("file").join("repo");
+    let Err(err) = strata::Repository::init(&at).await else {
+        panic!("the init is refused");
+    };
+    assert_eq!(err.kind(), strata::ErrorKind::Io, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cannot write ") && text.contains("file/repo/.strata"),
+        "{text}"
+    );
 }
