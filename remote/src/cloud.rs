@@ -444,7 +444,12 @@ pub fn open(
     let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
     let bucket = parsed.host_str().unwrap_or("").to_string();
     if bucket.is_empty() {
-        return Err(bad("it names no bucket: use s3://bucket/prefix".into()));
+        let form = match scheme {
+            "s3" | "s3a" => "s3://bucket/prefix",
+            "gs" => "gs://bucket/prefix",
+            _ => "az://container/prefix",
+        };
+        return Err(bad(format!("it names no bucket: use {form}")));
     }
     let prefix = parsed.path().trim_matches('/').to_string();
     for (k, v) in options {
@@ -546,7 +551,14 @@ pub fn open(
                 })?;
                 b = b.with_config(key, v);
             }
-            Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+            Arc::new(b.build().map_err(|e| {
+                let text = e.to_string();
+                if text.contains("Account must be specified") {
+                    bad("it names no storage account: set AZURE_STORAGE_ACCOUNT_NAME, or give -o account_name=NAME, or use abfss://container@ACCOUNT.dfs.core.windows.net/prefix (AZURE_STORAGE_USE_EMULATOR=true for Azurite)".into())
+                } else {
+                    bad(text)
+                }
+            })?)
         }
         other => return Err(bad(format!("unknown scheme '{other}'"))),
     };
@@ -586,6 +598,17 @@ mod tests {
         )
         .is_err());
         assert!(open("s3", "s3:///p", &opts).is_err());
+        // A URL without a bucket, or an Azure URL without an account, says what to give.
+        for (scheme, url, form) in [
+            ("s3", "s3:///p", "use s3://bucket/prefix"),
+            ("gs", "gs:///p", "use gs://bucket/prefix"),
+            ("az", "az:///p", "use az://container/prefix"),
+        ] {
+            let err = open(scheme, url, &BTreeMap::new())
+                .err()
+                .map(|e| e.to_string());
+            assert!(err.as_deref().is_some_and(|e| e.contains(form)), "{err:?}");
+        }
         let gs = BTreeMap::from([
             ("endpoint".to_string(), "http://127.0.0.1:1".to_string()),
             ("skip_signature".to_string(), "true".to_string()),

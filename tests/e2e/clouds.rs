@@ -193,6 +193,28 @@ fn a_missing_container_or_bucket_is_named_in_one_line() {
     assert!(err.contains("bucket does not exist"), "{err}");
 }
 
+/// A URL that names no bucket, or an Azure URL with no account anywhere (no variable, no
+/// option), is refused in one line that says what to give; nothing is configured.
+#[test]
+fn a_cloud_url_missing_its_bucket_or_account_says_what_to_give() {
+    let dir = Dir::with_people();
+    let before = dir.snapshot();
+    for (url, wanted) in [
+        ("s3:///p", "use s3://bucket/prefix"),
+        ("gs:///p", "use gs://bucket/prefix"),
+        ("az:///p", "use az://container/prefix"),
+        (
+            "az://container/p",
+            "set AZURE_STORAGE_ACCOUNT_NAME, or give -o account_name=NAME",
+        ),
+    ] {
+        let out = bare(&dir, &["remote", "add", "origin", url], &[]);
+        let err = out.fails_with_one_line();
+        assert!(err.contains(wanted), "{url}: {err}");
+    }
+    before.assert_same(&dir.snapshot(), "refused URLs");
+}
+
 #[test]
 fn secret_options_of_either_cloud_are_refused_and_never_shown() {
     let dir = Dir::with_people();
