@@ -835,7 +835,8 @@ type WriteValue<'a> = Box<dyn Fn(usize, &mut Vec<u8>) + 'a>;
 /// `+`), a string as it is. Other types go through arrow's formatter. A null is nothing.
 enum ColumnText<'a> {
     Direct {
-        array: &'a dyn crate::arrow::array::Array,
+        /// The column's nulls, when it has any.
+        nulls: Option<arrow_buffer::NullBuffer>,
         write: WriteValue<'a>,
         /// Whether a value may hold a comma, a quote or a line break: only text may, and
         /// not when none of the column's text holds one.
@@ -929,7 +930,10 @@ impl<'a> ColumnText<'a> {
                 });
             }
         };
-        Ok(ColumnText::Direct { array, write, text })
+        // Only a column with nulls is looked at for them (a bit each, not a call through the
+        // array's type).
+        let nulls = array.logical_nulls().filter(|n| n.null_count() > 0);
+        Ok(ColumnText::Direct { nulls, write, text })
     }
 
     /// Appends the value of `row` to `out`.
@@ -939,8 +943,8 @@ impl<'a> ColumnText<'a> {
         out: &mut Utf8Sink,
     ) -> std::result::Result<(), crate::arrow::error::ArrowError> {
         match self {
-            ColumnText::Direct { array, write, .. } => {
-                if array.is_valid(row) {
+            ColumnText::Direct { nulls, write, .. } => {
+                if nulls.as_ref().is_none_or(|n| n.is_valid(row)) {
                     write(row, &mut out.0);
                 }
                 Ok(())
