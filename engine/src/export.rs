@@ -828,6 +828,28 @@ fn csv_text(
 /// Appends the text of one row's value of a column to a buffer.
 type WriteValue<'a> = Box<dyn Fn(usize, &mut Vec<u8>) + 'a>;
 
+/// How a directly written column's value is written: the most common types by a branch on
+/// the type, others through a function of their own.
+enum Values<'a> {
+    Int64(&'a [i64]),
+    Float64(&'a [f64]),
+    Utf8(&'a crate::arrow::array::StringArray),
+    Other(WriteValue<'a>),
+}
+
+/// Appends a float's text as arrow (with `ryu`) displays it: `1e+16` is written `1e16`.
+fn write_float<F: zmij::Float>(v: F, out: &mut Vec<u8>) {
+    let mut buffer = zmij::Buffer::new();
+    let text = buffer.format(v).as_bytes();
+    match text.iter().position(|&b| b == b'+') {
+        Some(plus) => {
+            out.extend_from_slice(&text[..plus]);
+            out.extend_from_slice(&text[plus + 1..]);
+        }
+        None => out.extend_from_slice(text),
+    }
+}
+
 /// How [`csv_text`] writes one column's values. Integers, floats and strings, most of a
 /// table's text, are written directly, with the text arrow's formatter displays: an
 /// integer in decimal, a float as the shortest text that reads back as it (the `ryu` form
@@ -837,7 +859,7 @@ enum ColumnText<'a> {
     Direct {
         /// The column's nulls, when it has any.
         nulls: Option<arrow_buffer::NullBuffer>,
-        write: WriteValue<'a>,
+        write: Values<'a>,
         /// Whether a value may hold a comma, a quote or a line break: only text may, and
         /// not when none of the column's text holds one.
         text: bool,
@@ -871,18 +893,7 @@ impl<'a> ColumnText<'a> {
             T::Native: zmij::Float,
         {
             let a = a.as_primitive::<T>();
-            Box::new(move |row, out| {
-                let mut buffer = zmij::Buffer::new();
-                let text = buffer.format(a.value(row)).as_bytes();
-                // `1e+16` as `ryu` writes it: `1e16`.
-                match text.iter().position(|&b| b == b'+') {
-                    Some(plus) => {
-                        out.extend_from_slice(&text[..plus]);
-                        out.extend_from_slice(&text[plus + 1..]);
-                    }
-                    None => out.extend_from_slice(text),
-                }
-            })
+            Box::new(move |row, out| write_float(a.value(row), out))
         }
         /// A string column's values, and whether any may need quotes.
         fn text<'a, O: crate::arrow::array::OffsetSizeTrait>(
@@ -895,25 +906,38 @@ impl<'a> ColumnText<'a> {
                 quotes,
             )
         }
-        let (write, text): (WriteValue<'a>, bool) = match array.data_type() {
-            Int8 => (int::<Int8Type>(array), false),
-            Int16 => (int::<Int16Type>(array), false),
-            Int32 => (int::<Int32Type>(array), false),
-            Int64 => (int::<Int64Type>(array), false),
-            UInt8 => (int::<UInt8Type>(array), false),
-            UInt16 => (int::<UInt16Type>(array), false),
-            UInt32 => (int::<UInt32Type>(array), false),
-            UInt64 => (int::<UInt64Type>(array), false),
-            Float32 => (float::<Float32Type>(array), false),
-            Float64 => (float::<Float64Type>(array), false),
-            Utf8 => text::<i32>(array),
-            LargeUtf8 => text::<i64>(array),
+        let (write, text): (Values<'a>, bool) = match array.data_type() {
+            Int64 => (
+                Values::Int64(array.as_primitive::<Int64Type>().values()),
+                false,
+            ),
+            Float64 => (
+                Values::Float64(array.as_primitive::<Float64Type>().values()),
+                false,
+            ),
+            Utf8 => {
+                let a = array.as_string::<i32>();
+                let quotes = may_need_quotes(a.value_offsets(), a.value_data());
+                (Values::Utf8(a), quotes)
+            }
+            Int8 => (Values::Other(int::<Int8Type>(array)), false),
+            Int16 => (Values::Other(int::<Int16Type>(array)), false),
+            Int32 => (Values::Other(int::<Int32Type>(array)), false),
+            UInt8 => (Values::Other(int::<UInt8Type>(array)), false),
+            UInt16 => (Values::Other(int::<UInt16Type>(array)), false),
+            UInt32 => (Values::Other(int::<UInt32Type>(array)), false),
+            UInt64 => (Values::Other(int::<UInt64Type>(array)), false),
+            Float32 => (Values::Other(float::<Float32Type>(array)), false),
+            LargeUtf8 => {
+                let (write, quotes) = text::<i64>(array);
+                (Values::Other(write), quotes)
+            }
             Utf8View => {
                 let a = array.as_string_view();
                 (
-                    Box::new(move |row, out: &mut Vec<u8>| {
+                    Values::Other(Box::new(move |row, out: &mut Vec<u8>| {
                         out.extend_from_slice(a.value(row).as_bytes())
-                    }),
+                    })),
                     true,
                 )
             }
@@ -945,7 +969,15 @@ impl<'a> ColumnText<'a> {
         match self {
             ColumnText::Direct { nulls, write, .. } => {
                 if nulls.as_ref().is_none_or(|n| n.is_valid(row)) {
-                    write(row, &mut out.0);
+                    let out = &mut out.0;
+                    match write {
+                        Values::Int64(v) => {
+                            out.extend_from_slice(itoa::Buffer::new().format(v[row]).as_bytes())
+                        }
+                        Values::Float64(v) => write_float(v[row], out),
+                        Values::Utf8(a) => out.extend_from_slice(a.value(row).as_bytes()),
+                        Values::Other(write) => write(row, out),
+                    }
                 }
                 Ok(())
             }
