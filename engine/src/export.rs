@@ -895,16 +895,12 @@ impl<'a> ColumnText<'a> {
             let a = a.as_primitive::<T>();
             Box::new(move |row, out| write_float(a.value(row), out))
         }
-        /// A string column's values, and whether any may need quotes.
-        fn text<'a, O: crate::arrow::array::OffsetSizeTrait>(
-            a: &'a dyn crate::arrow::array::Array,
-        ) -> (WriteValue<'a>, bool) {
+        /// A string column, and whether any of its values may need quotes.
+        fn text<O: crate::arrow::array::OffsetSizeTrait>(
+            a: &dyn crate::arrow::array::Array,
+        ) -> (&crate::arrow::array::GenericStringArray<O>, bool) {
             let a = a.as_string::<O>();
-            let quotes = may_need_quotes(a.value_offsets(), a.value_data());
-            (
-                Box::new(move |row, out| out.extend_from_slice(a.value(row).as_bytes())),
-                quotes,
-            )
+            (a, may_need_quotes(a.value_offsets(), a.value_data()))
         }
         let (write, text): (Values<'a>, bool) = match array.data_type() {
             Int64 => (
@@ -916,8 +912,7 @@ impl<'a> ColumnText<'a> {
                 false,
             ),
             Utf8 => {
-                let a = array.as_string::<i32>();
-                let quotes = may_need_quotes(a.value_offsets(), a.value_data());
+                let (a, quotes) = text::<i32>(array);
                 (Values::Utf8(a), quotes)
             }
             Int8 => (Values::Other(int::<Int8Type>(array)), false),
@@ -929,8 +924,10 @@ impl<'a> ColumnText<'a> {
             UInt64 => (Values::Other(int::<UInt64Type>(array)), false),
             Float32 => (Values::Other(float::<Float32Type>(array)), false),
             LargeUtf8 => {
-                let (write, quotes) = text::<i64>(array);
-                (Values::Other(write), quotes)
+                let (a, quotes) = text::<i64>(array);
+                let write =
+                    move |row, out: &mut Vec<u8>| out.extend_from_slice(a.value(row).as_bytes());
+                (Values::Other(Box::new(write)), quotes)
             }
             Utf8View => {
                 let a = array.as_string_view();

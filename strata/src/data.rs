@@ -712,8 +712,7 @@ impl Repository {
     /// its destination and renamed into place when complete (through a symbolic link, the
     /// file it names); a device or a named pipe (`/dev/null`) is written as it is, and a
     /// file the process has open (`/dev/stdout`, `/dev/fd/N`) is appended to. `opts` is an
-    /// [`ExportFormat`],
-    /// or [`ExportOptions`] for a Parquet file's row group size.
+    /// [`ExportFormat`], or [`ExportOptions`] for a Parquet file's row group size.
     pub async fn export(
         &self,
         table: &str,

@@ -71,42 +71,29 @@ pub(crate) fn storage_kind(e: &object_store::Error) -> ErrorKind {
     }
 }
 
+/// The kinds of the operating-system errors in an error's chain, outermost first.
+fn io_kinds<'e>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = std::io::ErrorKind> + 'e {
+    std::iter::successors(Some(e), |err| err.source())
+        .filter_map(|err| err.downcast_ref::<std::io::Error>().map(|io| io.kind()))
+}
+
 /// The kind of an operating-system condition in an error's chain that no retry changes: no
 /// permission or a read-only file system (refused), a full disk or quota (the local disk).
 fn local_condition(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
     use std::io::ErrorKind as Os;
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = next {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                Os::PermissionDenied | Os::ReadOnlyFilesystem => {
-                    return Some(ErrorKind::PermissionDenied)
-                }
-                Os::StorageFull | Os::QuotaExceeded => return Some(ErrorKind::Io),
-                _ => {}
-            }
-        }
-        next = err.source();
-    }
-    None
+    io_kinds(e).find_map(|kind| match kind {
+        Os::PermissionDenied | Os::ReadOnlyFilesystem => Some(ErrorKind::PermissionDenied),
+        Os::StorageFull | Os::QuotaExceeded => Some(ErrorKind::Io),
+        _ => None,
+    })
 }
 
 /// Whether an error's chain holds a full disk (or a full quota): a write failed for want of
 /// space, which only freeing some changes.
 pub fn disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = next {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            ) {
-                return true;
-            }
-        }
-        next = err.source();
-    }
-    false
+    local_condition(e) == Some(ErrorKind::Io)
 }
 
 /// Options of a create-only put: the write fails if the key exists. Every immutable write and
