@@ -850,6 +850,49 @@ fn write_float<F: zmij::Float>(v: F, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends a float64's text as [`write_float`] does, quicker for a value with at most four
+/// decimals (a price, an amount, a reading: most floats a CSV file holds).
+///
+/// Such a value `v` is, to the bit, the float nearest to `n / 10^4` for the whole number
+/// `n = round(v * 10^4)`, so the decimal text of `n / 10^4` reads back as `v`. Below
+/// [`FEW_DECIMALS_BELOW`] the floats are closer together than a hundred-thousandth, so no
+/// text with fewer digits reads back as `v`: that text, its trailing zeros dropped (one
+/// kept after the point), is the shortest one, which is what `ryu` and `zmij` write (and in
+/// this range they write no exponent). Any other value, zero among them (for its sign), goes
+/// to [`write_float`].
+fn write_f64(v: f64, out: &mut Vec<u8>) {
+    const SCALE: f64 = 10_000.0;
+    let a = v.abs();
+    if (1.0 / SCALE..FEW_DECIMALS_BELOW).contains(&a) {
+        let n = (a * SCALE).round();
+        if n / SCALE == a {
+            let n = n as u64;
+            if v < 0.0 {
+                out.push(b'-');
+            }
+            out.extend_from_slice(itoa::Buffer::new().format(n / 10_000).as_bytes());
+            let mut frac = n % 10_000;
+            let mut digits = 4;
+            while digits > 1 && frac.is_multiple_of(10) {
+                frac /= 10;
+                digits -= 1;
+            }
+            let mut text = [b'.', b'0', b'0', b'0', b'0'];
+            for d in (1..=digits).rev() {
+                text[d] = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+            out.extend_from_slice(&text[..=digits]);
+            return;
+        }
+    }
+    write_float(v, out)
+}
+
+/// The magnitude below which [`write_f64`] writes a value with few decimals itself: 2^30,
+/// where one float is 2^-23 (about 1.2e-7) from the next.
+const FEW_DECIMALS_BELOW: f64 = 1_073_741_824.0;
+
 /// How [`csv_text`] writes one column's values. Integers, floats and strings, most of a
 /// table's text, are written directly, with the text arrow's formatter displays: an
 /// integer in decimal, a float as the shortest text that reads back as it (the `ryu` form
@@ -971,7 +1014,7 @@ impl<'a> ColumnText<'a> {
                         Values::Int64(v) => {
                             out.extend_from_slice(itoa::Buffer::new().format(v[row]).as_bytes())
                         }
-                        Values::Float64(v) => write_float(v[row], out),
+                        Values::Float64(v) => write_f64(v[row], out),
                         Values::Utf8(a) => out.extend_from_slice(a.value(row).as_bytes()),
                         Values::Other(write) => write(row, out),
                     }
@@ -1266,6 +1309,42 @@ mod tests {
             9_007_199_254_740_993.0,
         ]);
         f64s.extend((0..10_000).map(|i| f64::from(i) / 100.0));
+        // Values with few decimals (written by a quicker path), up to and beyond the edge
+        // of that path, either sign, and neighbours a bit away that it must leave alone.
+        let mut few = Vec::new();
+        for scale in [1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0] {
+            for _ in 0..20_000 {
+                let n = (bits() >> (bits() % 64)) as f64;
+                let v = n / scale;
+                few.extend([
+                    v,
+                    -v,
+                    f64::from_bits(v.to_bits() + 1),
+                    f64::from_bits(v.to_bits().saturating_sub(1)),
+                ]);
+            }
+        }
+        let edge = FEW_DECIMALS_BELOW;
+        few.extend([
+            edge,
+            edge - 0.0001,
+            edge - 0.5,
+            edge + 0.25,
+            0.0001,
+            0.00015,
+            0.00009999,
+            1e-4,
+            0.5,
+            99.99,
+            999_999_999.999_9,
+        ]);
+        assert!(
+            few.iter()
+                .filter(|v| (1e-4..edge).contains(&v.abs()))
+                .count()
+                > 50_000
+        );
+        f64s.extend(few);
         let mut f32s: Vec<f32> = (0..n).map(|_| f32::from_bits(bits() as u32)).collect();
         f32s.extend([
             0.0,
