@@ -1061,10 +1061,42 @@ impl<R: Read> Read for Decompressed<R> {
 /// The text of an Arrow error without the variant's prefix (`Parser error: `, `Json error: `).
 fn arrow_text(e: &ArrowError) -> String {
     match e {
-        ArrowError::ParseError(s) | ArrowError::JsonError(s) | ArrowError::CsvError(s) => s.clone(),
+        ArrowError::CsvError(s) => field_count_text(s).unwrap_or_else(|| s.clone()),
+        ArrowError::ParseError(s) | ArrowError::JsonError(s) => s.clone(),
         ArrowError::IoError(s, _) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// Arrow's two messages for a CSV line with more or fewer fields than the header (one from
+/// the reader, one from the schema inference), said the same way: which line, how many
+/// fields it has against the header's, and what to do. `None` for any other message.
+fn field_count_text(s: &str) -> Option<String> {
+    let number = |t: &str| t.trim().parse::<u64>().ok();
+    let (line, expected, found) = if let Some(rest) =
+        s.strip_prefix("incorrect number of fields for line ")
+    {
+        // "incorrect number of fields for line L, expected E got F" (or "got more than F")
+        let (line, rest) = rest.split_once(", expected ")?;
+        let (expected, found) = rest.split_once(" got ")?;
+        let found = match found.strip_prefix("more than ") {
+            Some(f) => format!("more than {}", number(f)?),
+            None => number(found)?.to_string(),
+        };
+        (number(line)?, number(expected)?, found)
+    } else {
+        // "Encountered unequal lengths between records on CSV file. Expected E records,
+        // found F records at line L"
+        let rest =
+            s.strip_prefix("Encountered unequal lengths between records on CSV file. Expected ")?;
+        let (expected, rest) = rest.split_once(" records, found ")?;
+        let (found, line) = rest.split_once(" records at line ")?;
+        (number(line)?, number(expected)?, number(found)?.to_string())
+    };
+    let fields = if found == "1" { "field" } else { "fields" };
+    Some(format!(
+        "line {line} has {found} {fields} but the header has {expected}: every line needs one field per column (a field that holds the delimiter, a quote or a line break goes in double quotes)"
+    ))
 }
 
 /// The name of a type in messages (`float64`), falling back to Arrow's.
@@ -1909,6 +1941,37 @@ mod tests {
             out.extend((0..rows.len()).map(|r| (id.value(r), name.value(r).to_string())));
         }
         Ok(out)
+    }
+
+    #[test]
+    fn arrows_messages_for_a_line_of_the_wrong_length_are_said_one_way() {
+        let said = |s: &str| field_count_text(s);
+        assert_eq!(
+            said("incorrect number of fields for line 7, expected 3 got more than 512").as_deref(),
+            Some(
+                "line 7 has more than 512 fields but the header has 3: every line needs one field \
+                 per column (a field that holds the delimiter, a quote or a line break goes in \
+                 double quotes)"
+            )
+        );
+        let short = said("incorrect number of fields for line 4, expected 2 got 1");
+        assert!(short.is_some_and(|t| t.starts_with("line 4 has 1 field but the header has 2:")));
+        let long = said(
+            "Encountered unequal lengths between records on CSV file. Expected 2 records, found 5 \
+             records at line 9",
+        );
+        assert!(long.is_some_and(|t| t.starts_with("line 9 has 5 fields but the header has 2:")));
+        // Other messages, and these without a line, are left as they are.
+        assert_eq!(said("Error reading CSV file"), None);
+        assert_eq!(
+            said(
+                "Encountered unequal lengths between records on CSV file. Expected 2 records, \
+                 found 5 records"
+            ),
+            None
+        );
+        let other = ArrowError::CsvError("Error reading CSV file".into());
+        assert_eq!(arrow_text(&other), "Error reading CSV file");
     }
 
     #[test]

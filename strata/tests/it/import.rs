@@ -67,6 +67,55 @@ async fn a_csv_header_that_names_a_column_twice_is_refused_naming_it() {
 }
 
 #[tokio::test]
+async fn a_csv_line_with_too_few_or_too_many_fields_is_refused_naming_the_line_and_counts() {
+    let t = TestRepo::new().await;
+    // Among the rows types are inferred from, and after them (read by another part of Arrow,
+    // with a message of its own): the same words either way.
+    let late = |last: &str| long_numbers_then(last);
+    for (name, text, line, has) in [
+        (
+            "few.csv",
+            "id,qty\n1,2\n3\n".to_string(),
+            "line 3",
+            "has 1 field ",
+        ),
+        (
+            "many.csv",
+            "id,qty\n1,2,3\n".to_string(),
+            "line 2",
+            "has 3 fields",
+        ),
+        (
+            "late_few.csv",
+            late("7").replace("100005,7\n", "100005\n"),
+            "line 100007",
+            "has 1 field ",
+        ),
+        ("late_many.csv", late("7,8"), "line 100007", "has 3 fields"),
+    ] {
+        let err = refused(&t, name, &text, &create_opts("id")).await;
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}");
+        assert_mentions(
+            &err.to_string(),
+            &[name, line, has, "the header has 2", "double quotes"],
+        );
+    }
+    // The same for an upsert into a table that exists.
+    let t = TestRepo::with_people().await;
+    let path = write_file(&t, "short.csv", "id,name,score\n4,dee\n");
+    let before = t.snapshot();
+    let err = t
+        .import_file("people", &path, None, &mode(WriteMode::Upsert), &NoProgress)
+        .await
+        .expect_err("refused");
+    before.assert_same(&t.snapshot(), "a refused upsert");
+    assert_mentions(
+        &err.to_string(),
+        &["line 2", "has 2 fields", "header has 3"],
+    );
+}
+
+#[tokio::test]
 async fn a_csv_header_with_an_empty_column_name_is_refused_naming_its_position() {
     let t = TestRepo::new().await;
     let err = refused(&t, "empty.csv", "id,,qty\n1,2,3\n", &create_opts("id")).await;
