@@ -401,6 +401,10 @@ impl Input {
                 what: "zstd",
             }),
         };
+        let reader: Box<dyn Read + Send> = match format {
+            Format::Csv => Box::new(QuoteCheck::new(reader, self.delimiter())),
+            _ => reader,
+        };
         Ok((reader, format))
     }
 
@@ -1035,6 +1039,157 @@ impl BatchReader {
             RecordBatch::try_new(self.target.clone(), columns).map_err(|e| self.input.bad(e))?;
         Ok(Some((batch, first)))
     }
+}
+
+/// A CSV file's text, passed through unchanged, failing at its end when a quoted field that
+/// starts in it is never closed. The CSV reader would otherwise take everything after the
+/// opening quote, line breaks and all, as that one field: the rest of the file quietly
+/// becomes one value of its last row. (pandas and DuckDB refuse such a file too.)
+///
+/// A quote starts a quoted field only at a field's start (the file's start, after its
+/// byte-order mark, or after a delimiter or a line break), as `csv_core` reads it; inside,
+/// a doubled quote is a quote, and a single one closes the field. Only the quotes are looked
+/// at (text up to the first quote is passed over by `memchr`'s vector search, the rest 64
+/// bytes at a time), and the line breaks of the text are counted once (for the message).
+struct QuoteCheck<R> {
+    inner: R,
+    delimiter: u8,
+    state: Quoting,
+    /// The last byte of the text read so far (`None` at the file's start).
+    last: Option<u8>,
+    /// Line breaks in the text read so far.
+    lines: u64,
+    /// The line the open quoted field starts on.
+    opened_on: u64,
+    /// Bytes of a byte-order mark still to be passed over at the file's start.
+    mark: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    Outside,
+    Inside,
+    /// Inside, just after a quote: a quote at this position of the text (0 for the next
+    /// text read) is a quote in the field; anything else means the field closed.
+    Closing(usize),
+}
+
+impl<R: Read> QuoteCheck<R> {
+    fn new(inner: R, delimiter: u8) -> Self {
+        QuoteCheck {
+            inner,
+            delimiter,
+            state: Quoting::Outside,
+            last: None,
+            lines: 0,
+            opened_on: 0,
+            mark: 3,
+        }
+    }
+
+    /// Follows the quoting through `text`, the next bytes of the file.
+    fn follow(&mut self, mut text: &[u8]) {
+        // A UTF-8 byte-order mark (`csv_core` passes over it): the first field starts after it.
+        while self.mark > 0 && !text.is_empty() {
+            if text[0] != [0xEF, 0xBB, 0xBF][3 - self.mark] {
+                self.mark = 0;
+                break;
+            }
+            text = &text[1..];
+            self.mark -= 1;
+        }
+        if text.is_empty() {
+            return;
+        }
+        self.mark = 0;
+        let mut opened_at = None;
+        // Text without a quote (most of many files) is passed over by one vector search.
+        let first = memchr::memchr(b'"', text).unwrap_or(text.len());
+        let mut at_block = first - first % 64;
+        for block in text[at_block..].chunks(64) {
+            let mut quotes = quote_mask(block);
+            while quotes != 0 {
+                let at = at_block + quotes.trailing_zeros() as usize;
+                quotes &= quotes - 1;
+                if let Quoting::Closing(next) = self.state {
+                    if at == next {
+                        self.state = Quoting::Inside;
+                        continue;
+                    }
+                    self.state = Quoting::Outside;
+                }
+                match self.state {
+                    Quoting::Inside => self.state = Quoting::Closing(at + 1),
+                    _ => {
+                        let before = match at {
+                            0 => self.last,
+                            _ => Some(text[at - 1]),
+                        };
+                        if before.is_none_or(|b| b == self.delimiter || b == b'\n' || b == b'\r') {
+                            self.state = Quoting::Inside;
+                            opened_at = Some(at);
+                        }
+                    }
+                }
+            }
+            at_block += block.len();
+        }
+        self.state = match self.state {
+            Quoting::Closing(next) if next >= text.len() => Quoting::Closing(0),
+            Quoting::Closing(_) => Quoting::Outside,
+            state => state,
+        };
+        // Still in a quoted field opened in this text (maybe just after a quote in it):
+        // where it starts, for the message.
+        if let (Quoting::Inside | Quoting::Closing(_), Some(at)) = (self.state, opened_at) {
+            self.opened_on = self.lines + count_lines(&text[..at]) + 1;
+        }
+        self.lines += count_lines(text);
+        self.last = text.last().copied();
+    }
+}
+
+impl<R: Read> Read for QuoteCheck<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.follow(&buf[..n]);
+        } else if !buf.is_empty() && self.state == Quoting::Inside {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the quoted field that starts on line {} is not closed by the end of the file; add the closing \" (a quote inside a quoted field is written twice, \"\")",
+                    self.opened_on
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// The positions of the quotes in `block` (at most 64 bytes) as bits, in a loop the
+/// compiler vectorizes: a block without one is passed over in a few instructions.
+fn quote_mask(block: &[u8]) -> u64 {
+    let mut mask = 0u64;
+    let parts = block.chunks_exact(16);
+    let rest = parts.remainder();
+    for (k, part) in parts.enumerate() {
+        let mut bits = 0u16;
+        for (i, &b) in part.iter().enumerate() {
+            bits |= u16::from(b == b'"') << i;
+        }
+        mask |= u64::from(bits) << (16 * k);
+    }
+    let done = block.len() - rest.len();
+    for (i, &b) in rest.iter().enumerate() {
+        mask |= u64::from(b == b'"') << (done + i);
+    }
+    mask
+}
+
+/// The line breaks (`\n`) in `text` (`memchr`'s vector count).
+fn count_lines(text: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', text).count() as u64
 }
 
 /// A decompressing reader whose errors say that the compressed data could not be read (an
@@ -1941,6 +2096,101 @@ mod tests {
             out.extend((0..rows.len()).map(|r| (id.value(r), name.value(r).to_string())));
         }
         Ok(out)
+    }
+
+    /// Where a CSV file's quoting stands at its end, following `csv_core`'s rules byte by
+    /// byte: the line of a quoted field still open, if one is.
+    fn open_quote_by_bytes(text: &[u8], delimiter: u8) -> Option<u64> {
+        let text = text.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(text);
+        let (mut line, mut opened) = (1u64, None);
+        let (mut field_start, mut inside) = (true, false);
+        let mut i = 0;
+        while i < text.len() {
+            let b = text[i];
+            if inside {
+                if b == b'"' {
+                    if text.get(i + 1) == Some(&b'"') {
+                        i += 1;
+                    } else {
+                        inside = false;
+                        opened = None;
+                    }
+                }
+            } else if b == b'"' && field_start {
+                inside = true;
+                opened = Some(line);
+            }
+            field_start = !inside && (b == delimiter || b == b'\n' || b == b'\r');
+            if b == b'\n' {
+                line += 1;
+            }
+            i += 1;
+        }
+        opened
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+        /// The check finds a quoted field left open exactly when reading the file byte by
+        /// byte does, and names its line, however the reads cut the file.
+        #[test]
+        fn an_open_quoted_field_is_found_as_reading_byte_by_byte_finds_it(
+            text in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b',', b'\t', b'"', b'"', b'\n', b'\r']),
+                0..300,
+            ),
+            bom in proptest::prelude::any::<bool>(),
+            tab in proptest::prelude::any::<bool>(),
+            reads in proptest::collection::vec(1usize..80, 1..20),
+        ) {
+            let mut text = text;
+            if bom {
+                text.splice(0..0, [0xEF, 0xBB, 0xBF]);
+            }
+            let delimiter = if tab { b'\t' } else { b',' };
+            let expected = open_quote_by_bytes(&text, delimiter);
+            // Reads of the sizes given, in turn.
+            struct Cut<'a> { text: &'a [u8], sizes: Vec<usize>, n: usize }
+            impl Read for Cut<'_> {
+                fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                    let size = self.sizes[self.n % self.sizes.len()].min(buf.len()).min(self.text.len());
+                    self.n += 1;
+                    buf[..size].copy_from_slice(&self.text[..size]);
+                    self.text = &self.text[size..];
+                    Ok(size)
+                }
+            }
+            let mut check = QuoteCheck::new(Cut { text: &text, sizes: reads, n: 0 }, delimiter);
+            let mut out = Vec::new();
+            let result = check.read_to_end(&mut out);
+            match expected {
+                None => {
+                    proptest::prop_assert!(result.is_ok(), "{:?}: {result:?}", String::from_utf8_lossy(&text));
+                    proptest::prop_assert_eq!(out, text);
+                }
+                Some(line) => {
+                    let err = result.expect_err("an open quoted field");
+                    let said = format!("starts on line {line} is not closed");
+                    proptest::prop_assert!(err.to_string().contains(&said), "{:?}: {err}", String::from_utf8_lossy(&text));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quotes_are_found_in_every_place_of_a_block() {
+        for len in 0..130 {
+            for at in 0..len {
+                let mut block = vec![b'x'; len];
+                block[at] = b'"';
+                let found: Vec<usize> = (0..64)
+                    .filter(|i| quote_mask(&block[..len.min(64)]) >> i & 1 == 1)
+                    .collect();
+                let expected: Vec<usize> = (at < 64).then_some(at).into_iter().collect();
+                assert_eq!(found, expected, "a quote at {at} of {len} bytes");
+            }
+        }
     }
 
     #[test]

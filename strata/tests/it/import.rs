@@ -116,6 +116,46 @@ async fn a_csv_line_with_too_few_or_too_many_fields_is_refused_naming_the_line_a
 }
 
 #[tokio::test]
+async fn a_quoted_field_never_closed_is_refused_naming_its_line() {
+    let t = TestRepo::new().await;
+    // Without the check, the rest of the file would be read as one value of row 2.
+    let text = "id,note\n1,\"fine, and \"\"quoted\"\"\"\n2,\"open\n3,x\n4,y\n";
+    let err = refused(&t, "open.csv", text, &create_opts("id")).await;
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_mentions(
+        &err.to_string(),
+        &["open.csv", "starts on line 3", "not closed", "\"\""],
+    );
+    // After the rows types are inferred from, in a file where many fields are quoted.
+    let mut long = String::from("id,name\n");
+    for i in 0..100_005 {
+        long.push_str(&format!("{i},\"n{i}\"\n"));
+    }
+    long.push_str("100005,\"last\n");
+    let err = refused(&t, "late_open.csv", &long, &create_opts("id")).await;
+    assert_mentions(&err.to_string(), &["starts on line 100007", "not closed"]);
+}
+
+#[tokio::test]
+async fn quoted_fields_keep_their_quotes_delimiters_and_line_breaks() {
+    let t = TestRepo::new().await;
+    // A byte-order mark, a quoted header, a doubled quote, a line break and a delimiter in
+    // quoted fields, a quote inside an unquoted field, text after a closing quote.
+    let text =
+        "\u{feff}\"id\",\"v\"\r\n1,\"a \"\"b\"\"\"\r\n2,\"x\r\ny, z\"\r\n3,5\"\r\n4,\"p\"q\r\n";
+    t.create("t", &["id"], text).await;
+    assert_eq!(
+        t.rows("t", None).await,
+        vec![
+            json!({"id": 1, "v": "a \"b\""}),
+            json!({"id": 2, "v": "x\r\ny, z"}),
+            json!({"id": 3, "v": "5\""}),
+            json!({"id": 4, "v": "pq"}),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_csv_header_with_an_empty_column_name_is_refused_naming_its_position() {
     let t = TestRepo::new().await;
     let err = refused(&t, "empty.csv", "id,,qty\n1,2,3\n", &create_opts("id")).await;
