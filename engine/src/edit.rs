@@ -284,7 +284,12 @@ impl Repository {
                 let inferred = input.infer(&opts.types)?;
                 notes = inferred.notes;
                 exact = inferred.exact;
-                let schema = TableSchema::from_arrow(&inferred.schema, &key)?;
+                let schema =
+                    TableSchema::from_arrow(&inferred.schema, &key).map_err(|e| match e {
+                        // The file's column: said with the file's name.
+                        Error::UnsupportedType { .. } => input.bad(e),
+                        e => e,
+                    })?;
                 let chunking = match (opts.chunk_rows, &existing) {
                     (Some(n), _) => ChunkParams::with_average(n),
                     (None, Some(t)) => t.chunking,

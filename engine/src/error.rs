@@ -117,7 +117,9 @@ pub enum Error {
         location: String,
     },
 
-    #[error("unsupported column type {data_type} for column '{column}'")]
+    #[error(
+        "column '{column}' is of type {data_type}, which a table cannot hold: a column holds integers, floats, bool, utf8, binary, date32, timestamps or decimal128 (nested lists and objects are not supported; flatten them into columns of their own first)"
+    )]
     UnsupportedType { column: String, data_type: String },
 
     #[error("invalid primary key: {reason}")]

@@ -137,6 +137,22 @@ async fn a_quoted_field_never_closed_is_refused_naming_its_line() {
 }
 
 #[tokio::test]
+async fn a_nested_column_is_refused_naming_the_file_the_column_and_what_to_do() {
+    let t = TestRepo::new().await;
+    for (name, text, shown) in [
+        ("objects.jsonl", "{\"id\":1,\"w\":{\"a\":1}}\n", "Struct"),
+        ("lists.jsonl", "{\"id\":1,\"w\":[1,2]}\n", "List"),
+    ] {
+        let err = refused(&t, name, text, &create_opts("id")).await;
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}");
+        assert_mentions(
+            &err.to_string(),
+            &[name, "'w'", shown, "cannot hold", "flatten"],
+        );
+    }
+}
+
+#[tokio::test]
 async fn quoted_fields_keep_their_quotes_delimiters_and_line_breaks() {
     let t = TestRepo::new().await;
     // A byte-order mark, a quoted header, a doubled quote, a line break and a delimiter in
