@@ -125,6 +125,7 @@ fn supported(column: &str, dt: &DataType) -> Result<()> {
         None => Err(Error::UnsupportedType {
             column: column.into(),
             data_type: dt.to_string(),
+            input: None,
         }),
     }
 }
@@ -272,6 +273,7 @@ impl Plan {
                 data_type: type_name(&c.data_type).ok_or_else(|| Error::UnsupportedType {
                     column: c.name.clone(),
                     data_type: c.data_type.to_string(),
+                    input: None,
                 })?,
                 nullable: c.nullable,
             });

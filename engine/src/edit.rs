@@ -287,7 +287,13 @@ impl Repository {
                 let schema =
                     TableSchema::from_arrow(&inferred.schema, &key).map_err(|e| match e {
                         // The file's column: said with the file's name.
-                        Error::UnsupportedType { .. } => input.bad(e),
+                        Error::UnsupportedType {
+                            column, data_type, ..
+                        } => Error::UnsupportedType {
+                            column,
+                            data_type,
+                            input: Some(input.name()),
+                        },
                         e => e,
                     })?;
                 let chunking = match (opts.chunk_rows, &existing) {

@@ -117,10 +117,16 @@ pub enum Error {
         location: String,
     },
 
+    /// `input`: the file (or data) the column came from, when it came from one.
     #[error(
-        "column '{column}' is of type {data_type}, which a table cannot hold: a column holds integers, floats, bool, utf8, binary, date32, timestamps or decimal128 (nested lists and objects are not supported; flatten them into columns of their own first)"
+        "{}column '{column}' is of type {data_type}, which a table cannot hold: a column holds integers, floats, bool, utf8, binary, date32, timestamps or decimal128 (nested lists and objects are not supported; flatten them into columns of their own first)",
+        .input.as_ref().map(|i| format!("{i}: ")).unwrap_or_default()
     )]
-    UnsupportedType { column: String, data_type: String },
+    UnsupportedType {
+        column: String,
+        data_type: String,
+        input: Option<String>,
+    },
 
     #[error("invalid primary key: {reason}")]
     InvalidPrimaryKey { reason: String },

@@ -155,6 +155,7 @@ fn columns(table: &str, schema: &TableSchema) -> Result<Vec<(String, DataType, b
             let dt = parse_type(&c.data_type).ok_or_else(|| Error::UnsupportedType {
                 column: c.name.clone(),
                 data_type: c.data_type.clone(),
+                input: None,
             })?;
             if iceberg_type(&dt).is_none() {
                 return Err(Error::Iceberg {

@@ -146,6 +146,7 @@ impl TableSchema {
             let dt = normalize_type(f.data_type()).ok_or_else(|| Error::UnsupportedType {
                 column: f.name().clone(),
                 data_type: f.data_type().to_string(),
+                input: None,
             })?;
             let is_key = primary_key.contains(f.name());
             if is_key && matches!(dt, DataType::Float32 | DataType::Float64) {
@@ -172,6 +173,7 @@ impl TableSchema {
             let dt = parse_type(&c.data_type).ok_or_else(|| Error::UnsupportedType {
                 column: c.name.clone(),
                 data_type: c.data_type.clone(),
+                input: None,
             })?;
             fields.push(Field::new(&c.name, dt, c.nullable));
         }

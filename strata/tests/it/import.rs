@@ -144,7 +144,7 @@ async fn a_nested_column_is_refused_naming_the_file_the_column_and_what_to_do() 
         ("lists.jsonl", "{\"id\":1,\"w\":[1,2]}\n", "List"),
     ] {
         let err = refused(&t, name, text, &create_opts("id")).await;
-        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{name}");
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{name}");
         assert_mentions(
             &err.to_string(),
             &[name, "'w'", shown, "cannot hold", "flatten"],
