@@ -363,6 +363,14 @@ pub enum Command {
         /// is much quicker to write.
         #[arg(long, value_name = "ROWS", value_parser = clap::value_parser!(u64).range(1..))]
         row_group_rows: Option<u64>,
+        /// CSV only: the field delimiter, one character, or \t or tab (default: a tab for a
+        /// .tsv file, else a comma).
+        #[arg(long, value_name = "C", value_parser = delimiter)]
+        delimiter: Option<u8>,
+        /// CSV and JSON Lines only: gzip, zstd or none (default: from the extension, .gz or
+        /// .zst).
+        #[arg(long, value_parser = compression)]
+        compression: Option<strata::Compression>,
         /// Read a remote in place, without a clone: a configured remote's name, a folder, or a
         /// URL (s3://bucket/prefix, gs://, az://). Works outside a repository.
         #[arg(long, value_name = "REMOTE|URL")]

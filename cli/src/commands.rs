@@ -407,8 +407,16 @@ async fn read_command(source: &Source<'_>, command: Command) -> Result<()> {
             format,
             rev,
             row_group_rows,
+            delimiter,
+            compression,
             ..
-        } => export(source, &table, &out, format, rev, row_group_rows).await,
+        } => {
+            let text = TextOptions {
+                delimiter,
+                compression,
+            };
+            export(source, &table, &out, format, rev, row_group_rows, text).await
+        }
         Command::Table(TableCommand::List { rev, json, .. }) => {
             list_tables(source, rev.as_deref(), json).await
         }
@@ -976,6 +984,12 @@ async fn tag(
     }
 }
 
+/// An export's `--delimiter` and `--compression`.
+struct TextOptions {
+    delimiter: Option<u8>,
+    compression: Option<strata::Compression>,
+}
+
 async fn export(
     repo: &Source<'_>,
     table: &str,
@@ -983,6 +997,7 @@ async fn export(
     format: Option<String>,
     rev: Option<String>,
     row_group_rows: Option<u64>,
+    text: TextOptions,
 ) -> Result<()> {
     let stdout = out.as_os_str() == "-";
     if !stdout && out.is_dir() {
@@ -1014,9 +1029,44 @@ async fn export(
             format.name()
         );
     }
+    let shown = || {
+        if stdout {
+            "standard output".to_string()
+        } else {
+            format!("'{}'", out.display())
+        }
+    };
+    // What the name implies (`.tsv`, `.gz`, `.zst`) is taken only for the format it names.
+    let named = !stdout && ExportFormat::from_path(out) == Some(format);
+    if text.delimiter.is_some() && format != ExportFormat::Csv {
+        bail!(
+            "--delimiter applies to CSV files, and {} is written as {}: leave it out, or pass --format csv",
+            shown(),
+            format.name()
+        );
+    }
+    let compression = match text.compression {
+        Some(c) => c,
+        None if named => strata::Compression::from_path(out),
+        None => strata::Compression::None,
+    };
+    if compression != strata::Compression::None
+        && !matches!(format, ExportFormat::Csv | ExportFormat::Jsonl)
+    {
+        bail!(
+            "{} would be compressed, but a {} file is not compressed as a whole (Parquet compresses inside the file): leave out the compression and the .gz or .zst of the name, or write csv or jsonl",
+            shown(),
+            format.name()
+        );
+    }
+    let delimiter = text
+        .delimiter
+        .or_else(|| named.then(|| strata::delimiter_from_path(out)).flatten());
     let opts = strata::ExportOptions {
         format,
         row_group_rows: row_group_rows.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        delimiter,
+        compression,
     };
     let bar = Bar::new(&format!("exporting {table}"));
     let dest = (!stdout).then_some(out);

@@ -25,6 +25,7 @@ use crate::id::ObjectId;
 use crate::tree::Entry;
 
 use crate::error::{Error, Result};
+use crate::import::Compression;
 use crate::progress::Progress;
 use crate::store::Objects;
 use crate::table::{decode_entry, read_entry, scan, TableObject};
@@ -61,15 +62,24 @@ impl ExportFormat {
         }
     }
 
-    /// The format implied by a file name, if any.
+    /// The format implied by a file name, if any, under a compression suffix
+    /// (`rows.csv.gz` is CSV); `.tsv` is CSV (with tabs: [`delimiter_from_path`]).
     pub fn from_path(path: &Path) -> Option<Self> {
-        path.extension()
-            .and_then(|e| e.to_str())
-            .and_then(|e| Self::parse(e).ok())
+        match crate::import::inner_extension(path).as_str() {
+            "tsv" => Some(ExportFormat::Csv),
+            ext => Self::parse(ext).ok(),
+        }
     }
 }
 
-/// How to write an export: the format, and for Parquet the size of its row groups.
+/// The field delimiter a file name implies: a tab for `.tsv` (under any compression suffix),
+/// else none (a comma).
+pub fn delimiter_from_path(path: &Path) -> Option<u8> {
+    (crate::import::inner_extension(path) == "tsv").then_some(b'\t')
+}
+
+/// How to write an export: the format, for Parquet the size of its row groups, for CSV its
+/// delimiter, and for text how it is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExportOptions {
     pub format: ExportFormat,
@@ -78,6 +88,10 @@ pub struct ExportOptions {
     /// row group, without decoding them (unless the chunk was written in another Parquet
     /// layout): the quickest export.
     pub row_group_rows: Option<usize>,
+    /// CSV only: the field delimiter (`None`: a comma).
+    pub delimiter: Option<u8>,
+    /// CSV and JSON Lines only: the text compressed as it is written, gzip or zstd.
+    pub compression: Compression,
 }
 
 impl From<ExportFormat> for ExportOptions {
@@ -85,6 +99,8 @@ impl From<ExportFormat> for ExportOptions {
         ExportOptions {
             format,
             row_group_rows: None,
+            delimiter: None,
+            compression: Compression::None,
         }
     }
 }
@@ -92,18 +108,43 @@ impl From<ExportFormat> for ExportOptions {
 impl ExportOptions {
     /// Refuses options that do not go together, before anything is read or written.
     pub fn check(&self) -> Result<()> {
+        let what = match self.format {
+            ExportFormat::Csv => "a CSV",
+            ExportFormat::Jsonl => "a JSON Lines",
+            ExportFormat::Arrow => "an Arrow IPC",
+            ExportFormat::Parquet => "a Parquet",
+        };
+        if let Some(d) = self.delimiter {
+            if self.format != ExportFormat::Csv {
+                return Err(Error::Invalid(format!(
+                    "a delimiter belongs to CSV files; {what} export has none: leave out the delimiter, or write CSV"
+                )));
+            }
+            if matches!(d, b'"' | b'\r' | b'\n') || !d.is_ascii() {
+                return Err(Error::Invalid(format!(
+                    "a CSV delimiter is one ASCII character other than a quote or a line break, not {:?}",
+                    char::from(d)
+                )));
+            }
+        }
+        if self.compression != Compression::None
+            && matches!(self.format, ExportFormat::Parquet | ExportFormat::Arrow)
+        {
+            return Err(Error::Invalid(format!(
+                "{what} export is not compressed as a whole ({}): leave out the compression (and the .gz or .zst of the name), or write CSV or JSON Lines",
+                if self.format == ExportFormat::Parquet {
+                    "Parquet compresses its pages inside the file, with zstd"
+                } else {
+                    "Arrow IPC files are read in place"
+                }
+            )));
+        }
         match self.row_group_rows {
             Some(0) => Err(Error::Invalid(
                 "a row group holds at least one row; give a positive number of rows".into(),
             )),
             Some(_) if self.format != ExportFormat::Parquet => Err(Error::Invalid(format!(
-                "row groups belong to Parquet files; {} export has none: leave out the row group size, or write Parquet",
-                match self.format {
-                    ExportFormat::Csv => "a CSV",
-                    ExportFormat::Jsonl => "a JSON Lines",
-                    ExportFormat::Arrow => "an Arrow IPC",
-                    ExportFormat::Parquet => "a Parquet",
-                }
+                "row groups belong to Parquet files; {what} export has none: leave out the row group size, or write Parquet"
             ))),
             _ => Ok(()),
         }
@@ -159,6 +200,7 @@ pub async fn export(
         inner: out,
         failed: failed.clone(),
     });
+    let out = compressed(out, opts.compression)?;
     let written = async {
         if format == ExportFormat::Parquet {
             match opts.row_group_rows {
@@ -169,7 +211,8 @@ pub async fn export(
                 Some(rows) => repack_to_parquet(objects, table, entries, out, rows, progress).await,
             }
         } else if matches!(format, ExportFormat::Csv | ExportFormat::Jsonl) {
-            write_text(objects, table, entries, format, out, progress).await
+            let delimiter = opts.delimiter.unwrap_or(b',');
+            write_text(objects, table, entries, format, delimiter, out, progress).await
         } else {
             write_arrow(objects, table, entries, &schema, out, progress).await
         }
@@ -189,6 +232,53 @@ pub async fn export(
         })?;
     }
     Ok(rows)
+}
+
+/// `out`, compressed as `compression` says. The compressed stream is finished when it is
+/// flushed: the text writer flushes its output once, at its end.
+fn compressed(
+    out: Box<dyn Write + Send>,
+    compression: Compression,
+) -> Result<Box<dyn Write + Send>> {
+    Ok(match compression {
+        Compression::None => out,
+        Compression::Gzip => Box::new(Compressed::Gzip(flate2::write::GzEncoder::new(
+            out,
+            flate2::Compression::default(),
+        ))),
+        Compression::Zstd => Box::new(Compressed::Zstd(
+            zstd::stream::write::Encoder::new(out, 3).map_err(|e| Error::Write {
+                path: DESTINATION.into(),
+                source: e,
+            })?,
+        )),
+    })
+}
+
+/// A compressing writer whose `flush` ends the compressed stream (see [`compressed`]).
+enum Compressed {
+    Gzip(flate2::write::GzEncoder<Box<dyn Write + Send>>),
+    Zstd(zstd::stream::write::Encoder<'static, Box<dyn Write + Send>>),
+}
+
+impl Write for Compressed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Compressed::Gzip(w) => w.write(buf),
+            Compressed::Zstd(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Compressed::Gzip(w) => w.try_finish()?,
+            Compressed::Zstd(w) => w.do_finish()?,
+        }
+        match self {
+            Compressed::Gzip(w) => w.get_mut().flush(),
+            Compressed::Zstd(w) => w.get_mut().flush(),
+        }
+    }
 }
 
 /// The destination as the writers below [`export`] name it (it names the path itself).
@@ -658,6 +748,7 @@ async fn write_text(
     table: &TableObject,
     entries: Vec<Entry>,
     format: ExportFormat,
+    delimiter: u8,
     out: Box<dyn Write + Send>,
     progress: &dyn Progress,
 ) -> Result<u64> {
@@ -684,7 +775,7 @@ async fn write_text(
                         .and_then(|mut p| p.pop())
                         .unwrap_or_default();
                     text.clear();
-                    format_text(&mut text, format, &batch, i == 0)?;
+                    format_text(&mut text, format, delimiter, &batch, i == 0)?;
                     Ok((text, batch.num_rows() as u64))
                 })
                 .await
@@ -708,24 +799,32 @@ async fn write_text(
         // No rows: the header line alone.
         let schema = table.schema.arrow()?;
         let mut text = Vec::new();
-        format_text(&mut text, format, &RecordBatch::new_empty(schema), true)?;
+        format_text(
+            &mut text,
+            format,
+            delimiter,
+            &RecordBatch::new_empty(schema),
+            true,
+        )?;
         out.write_all(&text).map_err(io)?;
     }
     out.flush().map_err(io)?;
     Ok(rows)
 }
 
-/// Appends one batch as CSV (after a header line when `header`) or JSON Lines to `buf`.
+/// Appends one batch as CSV (fields separated by `delimiter`, after a header line when
+/// `header`) or JSON Lines to `buf`.
 fn format_text(
     buf: &mut Vec<u8>,
     format: ExportFormat,
+    delimiter: u8,
     batch: &RecordBatch,
     header: bool,
 ) -> Result<()> {
     let err = |e| Error::arrow("writing the export", e);
     buf.reserve(batch.get_array_memory_size() + 1024);
     if format == ExportFormat::Csv {
-        csv_text(buf, batch, header).map_err(err)?;
+        csv_text(buf, batch, header, delimiter).map_err(err)?;
     } else {
         let mut w = crate::arrow::json::LineDelimitedWriter::new(&mut *buf);
         w.write(batch).map_err(err)?;
@@ -746,10 +845,11 @@ fn csv_text(
     buf: &mut Vec<u8>,
     batch: &RecordBatch,
     header: bool,
+    delimiter: u8,
 ) -> std::result::Result<(), crate::arrow::error::ArrowError> {
     use crate::arrow::error::ArrowError;
     use arrow_cast::display::FormatOptions;
-    let core = csv_core::WriterBuilder::new().build();
+    let core = csv_core::WriterBuilder::new().delimiter(delimiter).build();
     if header {
         let schema = batch.schema();
         let names: Vec<&[u8]> = schema
@@ -760,12 +860,13 @@ fn csv_text(
         if names.iter().all(|n| n.is_empty()) {
             let mut w = crate::arrow::csv::WriterBuilder::new()
                 .with_header(true)
+                .with_delimiter(delimiter)
                 .build(&mut *buf);
             return w.write(batch);
         }
         for (i, name) in names.iter().enumerate() {
             if i > 0 {
-                buf.push(b',');
+                buf.push(delimiter);
             }
             let start = buf.len();
             buf.extend_from_slice(name);
@@ -784,7 +885,7 @@ fn csv_text(
                     a.data_type()
                 )))
             } else {
-                ColumnText::new(a.as_ref(), &options)
+                ColumnText::new(a.as_ref(), &options, delimiter)
             }
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -796,7 +897,7 @@ fn csv_text(
         let row_start = out.0.len();
         for (c, column) in columns.iter().enumerate() {
             if c > 0 {
-                out.0.push(b',');
+                out.0.push(delimiter);
             }
             let start = out.0.len();
             column.write(row, &mut out).map_err(|e| {
@@ -815,6 +916,7 @@ fn csv_text(
             out.0.truncate(row_start);
             let mut w = crate::arrow::csv::WriterBuilder::new()
                 .with_header(false)
+                .with_delimiter(delimiter)
                 .build(&mut out.0);
             w.write(&batch.slice(row, 1))?;
         } else {
@@ -917,6 +1019,7 @@ impl<'a> ColumnText<'a> {
     fn new(
         array: &'a dyn crate::arrow::array::Array,
         options: &arrow_cast::display::FormatOptions<'a>,
+        delimiter: u8,
     ) -> std::result::Result<Self, crate::arrow::error::ArrowError> {
         use crate::arrow::array::AsArray;
         use crate::arrow::datatypes::{DataType::*, *};
@@ -941,10 +1044,17 @@ impl<'a> ColumnText<'a> {
         /// A string column, and whether any of its values may need quotes.
         fn text<O: crate::arrow::array::OffsetSizeTrait>(
             a: &dyn crate::arrow::array::Array,
+            delimiter: u8,
         ) -> (&crate::arrow::array::GenericStringArray<O>, bool) {
             let a = a.as_string::<O>();
-            (a, may_need_quotes(a.value_offsets(), a.value_data()))
+            (
+                a,
+                may_need_quotes(a.value_offsets(), a.value_data(), delimiter),
+            )
         }
+        // The text of a number, a boolean or a date holds none of these delimiters (nor a
+        // quote or a line break); with any other, every value is looked at.
+        let plain = matches!(delimiter, b',' | b'\t' | b';' | b'|');
         let (write, text): (Values<'a>, bool) = match array.data_type() {
             Int64 => (
                 Values::Int64(array.as_primitive::<Int64Type>().values()),
@@ -955,7 +1065,7 @@ impl<'a> ColumnText<'a> {
                 false,
             ),
             Utf8 => {
-                let (a, quotes) = text::<i32>(array);
+                let (a, quotes) = text::<i32>(array, delimiter);
                 (Values::Utf8(a), quotes)
             }
             Int8 => (Values::Other(int::<Int8Type>(array)), false),
@@ -967,7 +1077,7 @@ impl<'a> ColumnText<'a> {
             UInt64 => (Values::Other(int::<UInt64Type>(array)), false),
             Float32 => (Values::Other(float::<Float32Type>(array)), false),
             LargeUtf8 => {
-                let (a, quotes) = text::<i64>(array);
+                let (a, quotes) = text::<i64>(array, delimiter);
                 let write =
                     move |row, out: &mut Vec<u8>| out.extend_from_slice(a.value(row).as_bytes());
                 (Values::Other(Box::new(write)), quotes)
@@ -984,10 +1094,11 @@ impl<'a> ColumnText<'a> {
             dt => {
                 // Numbers, booleans and dates are displayed without a comma, quote or line
                 // break: only the other columns' values are looked at for quoting.
-                let may_quote = !matches!(
-                    dt,
-                    Float16 | Decimal128(..) | Decimal256(..) | Boolean | Date32 | Date64
-                );
+                let may_quote = !plain
+                    || !matches!(
+                        dt,
+                        Float16 | Decimal128(..) | Decimal256(..) | Boolean | Date32 | Date64
+                    );
                 return Ok(ColumnText::Formatted {
                     formatter: arrow_cast::display::ArrayFormatter::try_new(array, options)?,
                     may_quote,
@@ -997,6 +1108,7 @@ impl<'a> ColumnText<'a> {
         // Only a column with nulls is looked at for them (a bit each, not a call through the
         // array's type).
         let nulls = array.logical_nulls().filter(|n| n.null_count() > 0);
+        let text = text || !plain;
         Ok(ColumnText::Direct { nulls, write, text })
     }
 
@@ -1035,11 +1147,15 @@ impl<'a> ColumnText<'a> {
 }
 
 /// Whether any value of a string column whose values are `data` between `offsets` may need
-/// quotes: whether that text holds a byte that makes `csv_core`'s writer with its defaults
-/// (as [`csv_text`] builds it) quote a field: a comma, a quote or a line break. One pass over
-/// the column's text, in blocks the compiler turns into vector instructions, instead of
-/// looking at each value.
-fn may_need_quotes<O: crate::arrow::array::OffsetSizeTrait>(offsets: &[O], data: &[u8]) -> bool {
+/// quotes: whether that text holds a byte that makes `csv_core`'s writer (as [`csv_text`]
+/// builds it) quote a field: the delimiter, a quote or a line break. One pass over the
+/// column's text, in blocks the compiler turns into vector instructions, instead of looking
+/// at each value.
+fn may_need_quotes<O: crate::arrow::array::OffsetSizeTrait>(
+    offsets: &[O],
+    data: &[u8],
+    delimiter: u8,
+) -> bool {
     let (Some(first), Some(last)) = (offsets.first(), offsets.last()) else {
         return false;
     };
@@ -1048,7 +1164,7 @@ fn may_need_quotes<O: crate::arrow::array::OffsetSizeTrait>(offsets: &[O], data:
     };
     text.chunks(64).any(|block| {
         block.iter().fold(false, |any, &b| {
-            any | matches!(b, b',' | b'"' | b'\r' | b'\n')
+            any | (b == delimiter) | matches!(b, b'"' | b'\r' | b'\n')
         })
     })
 }
@@ -1097,10 +1213,11 @@ mod tests {
     use proptest::prelude::*;
 
     /// What arrow's CSV writer writes for the batch.
-    fn by_arrow(batch: &RecordBatch, header: bool) -> Vec<u8> {
+    fn by_arrow(batch: &RecordBatch, header: bool, delimiter: u8) -> Vec<u8> {
         let mut out = Vec::new();
         let mut w = crate::arrow::csv::WriterBuilder::new()
             .with_header(header)
+            .with_delimiter(delimiter)
             .build(&mut out);
         w.write(batch).expect("arrow writes it");
         drop(w);
@@ -1244,8 +1361,8 @@ mod tests {
         )
         .expect("batch");
         let mut ours = Vec::new();
-        csv_text(&mut ours, &batch, false).expect("ours");
-        let theirs = by_arrow(&batch, false);
+        csv_text(&mut ours, &batch, false, b',').expect("ours");
+        let theirs = by_arrow(&batch, false, b',');
         if ours != theirs {
             let (ours, theirs) = (
                 String::from_utf8_lossy(&ours),
@@ -1263,18 +1380,20 @@ mod tests {
 
     #[test]
     fn the_bytes_a_column_is_searched_for_are_those_csv_core_quotes_for() {
-        let core = csv_core::WriterBuilder::new().build();
-        for b in 0..=255u8 {
-            let text = [b'a'; 70].iter().copied().chain([b]).collect::<Vec<u8>>();
-            assert_eq!(
-                core.should_quote(&[b]),
-                may_need_quotes(&[0i32, 1, 71], &text),
-                "byte {b}"
-            );
+        for delimiter in [b',', b'\t', b';', b'|', b' ', b'x'] {
+            let core = csv_core::WriterBuilder::new().delimiter(delimiter).build();
+            for b in 0..=255u8 {
+                let text = [b'#'; 70].iter().copied().chain([b]).collect::<Vec<u8>>();
+                assert_eq!(
+                    core.should_quote(&[b]),
+                    may_need_quotes(&[0i32, 1, 71], &text, delimiter),
+                    "byte {b}, delimiter {delimiter}"
+                );
+            }
         }
         // Only the column's own text is looked at (a sliced array's neighbours are not).
-        assert!(!may_need_quotes(&[1i64, 3], b",ab,"));
-        assert!(!may_need_quotes::<i32>(&[], b""));
+        assert!(!may_need_quotes(&[1i64, 3], b",ab,", b','));
+        assert!(!may_need_quotes::<i32>(&[], b"", b','));
     }
 
     #[test]
@@ -1404,11 +1523,16 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
         #[test]
-        fn csv_text_is_what_arrows_writer_writes(batch in batch(), header in any::<bool>()) {
+        fn csv_text_is_what_arrows_writer_writes(
+            batch in batch(),
+            header in any::<bool>(),
+            // Delimiters that a number's, a date's or a text's characters may be too.
+            delimiter in prop::sample::select(vec![b',', b',', b'\t', b';', b'|', b' ', b'.', b'-', b'1', b'e', b'a', b':']),
+        ) {
             let mut ours = b"kept".to_vec();
-            csv_text(&mut ours, &batch, header).expect("ours");
+            csv_text(&mut ours, &batch, header, delimiter).expect("ours");
             let mut theirs = b"kept".to_vec();
-            theirs.extend(by_arrow(&batch, header));
+            theirs.extend(by_arrow(&batch, header, delimiter));
             prop_assert_eq!(
                 String::from_utf8_lossy(&ours),
                 String::from_utf8_lossy(&theirs)

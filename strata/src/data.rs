@@ -27,7 +27,7 @@ use crate::repository::Repository;
 
 pub use strata_engine::alter::SchemaChange;
 pub use strata_engine::edit::ImportMode as WriteMode;
-pub use strata_engine::export::{ExportFormat, ExportOptions};
+pub use strata_engine::export::{delimiter_from_path, ExportFormat, ExportOptions};
 pub use strata_engine::import::Compression;
 pub use strata_engine::import::Format as FileFormat;
 
@@ -712,7 +712,10 @@ impl Repository {
     /// its destination and renamed into place when complete (through a symbolic link, the
     /// file it names); a device or a named pipe (`/dev/null`) is written as it is, and a
     /// file the process has open (`/dev/stdout`, `/dev/fd/N`) is appended to. `opts` is an
-    /// [`ExportFormat`], or [`ExportOptions`] for a Parquet file's row group size.
+    /// [`ExportFormat`], or [`ExportOptions`] for a Parquet file's row group size, a CSV
+    /// file's delimiter, or a CSV or JSON Lines file compressed as it is written (gzip, zstd).
+    /// The file's name is not looked at: the command line reads `.tsv`, `.gz` and `.zst`
+    /// from it ([`ExportFormat::from_path`], [`delimiter_from_path`], [`Compression::from_path`]).
     pub async fn export(
         &self,
         table: &str,

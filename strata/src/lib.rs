@@ -41,9 +41,9 @@ pub use config::{
     global_config, global_config_path, set_global_config, ConfigEntry, ConfigScope, CONFIG_KEYS,
 };
 pub use data::{
-    parse_column_type, parse_delimiter, parse_type, AlterReport, Compression, ExportFormat,
-    ExportOptions, FileFormat, Key, KeyRange, KeyValue, Scan, ScanOptions, SchemaChange,
-    SchemaDiff, TableInfo, TableSummary, WriteMode, WriteOptions, WriteReport,
+    delimiter_from_path, parse_column_type, parse_delimiter, parse_type, AlterReport, Compression,
+    ExportFormat, ExportOptions, FileFormat, Key, KeyRange, KeyValue, Scan, ScanOptions,
+    SchemaChange, SchemaDiff, TableInfo, TableSummary, WriteMode, WriteOptions, WriteReport,
 };
 pub use diff::{Change, Diff, DiffOptions, RowDiff, SchemaEvent, TableEvent, TableStat};
 pub use error::{Error, Result, StorageFault, Suggestion};

@@ -179,6 +179,139 @@ fn a_row_group_size_is_refused_for_csv_and_when_zero_and_writes_nothing() {
     assert!(!dir.join("out.parquet").exists());
 }
 
+fn gunzip(bytes: &[u8]) -> String {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(bytes), &mut text)
+        .expect("a whole gzip stream of UTF-8");
+    text
+}
+
+fn unzstd(bytes: &[u8]) -> String {
+    String::from_utf8(zstd::decode_all(bytes).expect("a whole zstd stream")).expect("UTF-8")
+}
+
+#[test]
+fn a_tsv_gz_or_zst_name_writes_tabs_and_compresses_as_it_says_and_imports_back() {
+    let dir = Dir::with_people();
+    let tabs = PEOPLE_CSV.replace(',', "\t");
+    for (i, (name, read, expected)) in [
+        ("out.tsv", None, tabs.clone()),
+        (
+            "out.csv.gz",
+            Some(gunzip as fn(&[u8]) -> String),
+            PEOPLE_CSV.to_string(),
+        ),
+        ("out.TSV.gz", Some(gunzip), tabs.clone()),
+        ("out.csv.zst", Some(unzstd), PEOPLE_CSV.to_string()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = dir.strata(&["export", "people", name]).ok();
+        assert_eq!(
+            out.stderr,
+            format!("Exported 3 rows of 'people' to {name}\n")
+        );
+        let bytes = dir.read(name);
+        let text = match read {
+            Some(read) => read(&bytes),
+            None => String::from_utf8(bytes).expect("UTF-8"),
+        };
+        assert_eq!(text, expected, "{name}");
+        // The import reads each back the same way, by its name.
+        let table = format!("back{i}");
+        dir.strata(&["import", &table, name, "-k", "id"]).ok();
+        assert_eq!(dir.export_csv(&table, None), PEOPLE_CSV, "{name}");
+    }
+    dir.strata(&["export", "people", "out.jsonl.zst"]).ok();
+    let lines = unzstd(&dir.read("out.jsonl.zst"));
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    assert!(lines.starts_with("{\"id\":1,"), "{lines}");
+}
+
+#[test]
+fn the_delimiter_and_compression_flags_override_the_name_and_reach_standard_output() {
+    let dir = Dir::with_people();
+    let out = dir
+        .strata(&[
+            "export",
+            "people",
+            "-",
+            "--delimiter",
+            ";",
+            "--compression",
+            "gzip",
+        ])
+        .ok();
+    assert_eq!(gunzip(&out.stdout_bytes), PEOPLE_CSV.replace(',', ";"));
+    // A value holding the delimiter is quoted.
+    dir.strata_stdin(
+        &["import", "notes", "-", "--format", "csv", "-k", "id"],
+        b"id,note\n1,\"a;b\"\n2,\"c,d\"\n",
+    )
+    .ok();
+    let out = dir
+        .strata(&[
+            "export",
+            "notes",
+            "-",
+            "--format",
+            "csv",
+            "--delimiter",
+            ";",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "id;note\n1;\"a;b\"\n2;c,d\n");
+    // A flag wins over what the name says; `none` writes the text as it is.
+    dir.strata(&[
+        "export",
+        "people",
+        "plain.csv.gz",
+        "--compression",
+        "none",
+        "--delimiter",
+        "tab",
+    ])
+    .ok();
+    assert_eq!(
+        dir.read_string("plain.csv.gz"),
+        PEOPLE_CSV.replace(',', "\t")
+    );
+}
+
+#[test]
+fn a_delimiter_or_compression_for_a_format_without_one_is_refused_and_writes_nothing() {
+    let dir = Dir::with_people();
+    for (args, words) in [
+        (
+            &["export", "people", "out.parquet.gz"][..],
+            &[
+                "'out.parquet.gz' would be compressed",
+                "parquet",
+                "csv or jsonl",
+            ][..],
+        ),
+        (
+            &["export", "people", "out.arrow", "--compression", "zstd"],
+            &["'out.arrow' would be compressed", "arrow"],
+        ),
+        (
+            &["export", "people", "out.jsonl", "--delimiter", ";"],
+            &[
+                "--delimiter applies to CSV",
+                "'out.jsonl' is written as jsonl",
+            ],
+        ),
+    ] {
+        let line = dir.refused(args);
+        assert_mentions(&line, words);
+        assert!(!dir.join(args[2]).exists(), "{}", args[2]);
+    }
+    dir.refused_usage(&["export", "people", "out.csv", "--delimiter", "\""]);
+    dir.refused_usage(&["export", "people", "out.csv", "--compression", "lzma"]);
+    assert!(!dir.join("out.csv").exists());
+}
+
 #[test]
 fn export_into_a_missing_folder_is_refused_and_names_it() {
     let dir = Dir::with_people();

@@ -329,8 +329,8 @@ mod export {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out.parquet");
         let opts = ExportOptions {
-            format: ExportFormat::Parquet,
             row_group_rows,
+            ..ExportFormat::Parquet.into()
         };
         let n = export(
             objects,
@@ -412,8 +412,8 @@ mod export {
             ] {
                 let path = dir.path().join("out");
                 let opts = ExportOptions {
-                    format,
                     row_group_rows: Some(rows_per_group),
+                    ..format.into()
                 };
                 let e = export(
                     &objects,
