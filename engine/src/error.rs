@@ -60,6 +60,10 @@ pub enum Error {
     #[error("unknown revision '{rev}'")]
     UnknownRevision { rev: String },
 
+    /// A `~N` or `^N` that goes further back than the history does.
+    #[error("revision '{rev}' names no commit: {reason}; `strata log` shows the history")]
+    NoSuchAncestor { rev: String, reason: String },
+
     #[error(
         "ambiguous revision '{rev}': it matches {count} commits; give more characters of the id"
     )]
@@ -294,6 +298,7 @@ impl Error {
             Error::NotARepository { .. }
             | Error::UnknownTable { .. }
             | Error::UnknownRevision { .. }
+            | Error::NoSuchAncestor { .. }
             | Error::UnknownBranch { .. }
             | Error::UnknownTag { .. }
             | Error::UnknownColumn { .. } => K::NotFound,

@@ -1229,7 +1229,13 @@ async fn walk_ancestry(
     let unknown = || Error::UnknownRevision {
         rev: rev.to_string(),
     };
+    let past = |reason: String| Error::NoSuchAncestor {
+        rev: rev.to_string(),
+        reason,
+    };
     while !suffix.is_empty() {
+        // The revision up to here (`HEAD~2` of `HEAD~2^2`), for messages.
+        let here = &rev[..rev.len() - suffix.len()];
         let op = suffix.as_bytes()[0];
         let rest = &suffix[1..];
         let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
@@ -1241,9 +1247,15 @@ async fn walk_ancestry(
         suffix = &rest[digits..];
         match op {
             b'~' => {
-                for _ in 0..n {
+                for step in 0..n {
                     let c = Commit::read(objects, &id).await?;
-                    id = *c.parents.first().ok_or_else(unknown)?;
+                    id = *c.parents.first().ok_or_else(|| {
+                        let first = match step {
+                            0 => here.to_string(),
+                            _ => format!("{here}~{step}"),
+                        };
+                        past(format!("'{first}' is the first commit (it has no parent)"))
+                    })?;
                 }
             }
             b'^' => {
@@ -1251,7 +1263,13 @@ async fn walk_ancestry(
                     continue;
                 }
                 let c = Commit::read(objects, &id).await?;
-                id = *c.parents.get(n - 1).ok_or_else(unknown)?;
+                id = *c.parents.get(n - 1).ok_or_else(|| {
+                    past(match c.parents.len() {
+                        0 => format!("'{here}' is the first commit (it has no parent)"),
+                        1 => format!("'{here}' has one parent ('{here}^')"),
+                        k => format!("'{here}' has {k} parents ('{here}^1' to '{here}^{k}')"),
+                    })
+                })?;
             }
             _ => return Err(unknown()),
         }

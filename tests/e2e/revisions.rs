@@ -50,11 +50,24 @@ fn every_revision_form_names_the_expected_commit() {
 }
 
 #[test]
-fn a_revision_before_the_first_commit_is_unknown_and_changes_nothing() {
+fn a_revision_before_the_first_commit_says_where_history_ends_and_changes_nothing() {
     let dir = three_commits();
-    for rev in ["HEAD~3", "HEAD^^^", "HEAD^2", "main~10"] {
+    for (rev, reason) in [
+        ("HEAD~3", "'HEAD~2' is the first commit"),
+        ("HEAD^^^", "'HEAD^^' is the first commit"),
+        ("HEAD^2", "'HEAD' has one parent ('HEAD^')"),
+        ("main~10", "'main~2' is the first commit"),
+        ("HEAD~2~1", "'HEAD~2' is the first commit"),
+    ] {
         let line = dir.refused(&["log", rev]);
-        assert_mentions(&line, &[&format!("unknown revision '{rev}'")]);
+        assert_mentions(
+            &line,
+            &[
+                &format!("revision '{rev}' names no commit"),
+                reason,
+                "strata log",
+            ],
+        );
     }
 }
 
