@@ -200,7 +200,7 @@ pub async fn export(
         inner: out,
         failed: failed.clone(),
     });
-    let out = compressed(out, opts.compression)?;
+    let out = compressed(out, opts.compression);
     let written = async {
         if format == ExportFormat::Parquet {
             match opts.row_group_rows {
@@ -211,8 +211,12 @@ pub async fn export(
                 Some(rows) => repack_to_parquet(objects, table, entries, out, rows, progress).await,
             }
         } else if matches!(format, ExportFormat::Csv | ExportFormat::Jsonl) {
-            let delimiter = opts.delimiter.unwrap_or(b',');
-            write_text(objects, table, entries, format, delimiter, out, progress).await
+            let form = TextForm {
+                format,
+                delimiter: opts.delimiter.unwrap_or(b','),
+                frames: opts.compression == Compression::Zstd,
+            };
+            write_text(objects, table, entries, form, out, progress).await
         } else {
             write_arrow(objects, table, entries, &schema, out, progress).await
         }
@@ -234,50 +238,30 @@ pub async fn export(
     Ok(rows)
 }
 
-/// `out`, compressed as `compression` says. The compressed stream is finished when it is
-/// flushed: the text writer flushes its output once, at its end.
-fn compressed(
-    out: Box<dyn Write + Send>,
-    compression: Compression,
-) -> Result<Box<dyn Write + Send>> {
-    Ok(match compression {
-        Compression::None => out,
-        Compression::Gzip => Box::new(Compressed::Gzip(flate2::write::GzEncoder::new(
+/// `out`, compressed as `compression` says for gzip: one stream, finished when it is
+/// flushed (the text writer flushes its output once, at its end), so that every gzip reader
+/// reads it whole. zstd is written by [`write_text`] itself, a frame per batch.
+fn compressed(out: Box<dyn Write + Send>, compression: Compression) -> Box<dyn Write + Send> {
+    match compression {
+        Compression::Gzip => Box::new(Gzipped(flate2::write::GzEncoder::new(
             out,
             flate2::Compression::default(),
         ))),
-        Compression::Zstd => Box::new(Compressed::Zstd(
-            zstd::stream::write::Encoder::new(out, 3).map_err(|e| Error::Write {
-                path: DESTINATION.into(),
-                source: e,
-            })?,
-        )),
-    })
+        Compression::None | Compression::Zstd => out,
+    }
 }
 
-/// A compressing writer whose `flush` ends the compressed stream (see [`compressed`]).
-enum Compressed {
-    Gzip(flate2::write::GzEncoder<Box<dyn Write + Send>>),
-    Zstd(zstd::stream::write::Encoder<'static, Box<dyn Write + Send>>),
-}
+/// A gzip writer whose `flush` ends the stream (see [`compressed`]).
+struct Gzipped(flate2::write::GzEncoder<Box<dyn Write + Send>>);
 
-impl Write for Compressed {
+impl Write for Gzipped {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Compressed::Gzip(w) => w.write(buf),
-            Compressed::Zstd(w) => w.write(buf),
-        }
+        self.0.write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Compressed::Gzip(w) => w.try_finish()?,
-            Compressed::Zstd(w) => w.do_finish()?,
-        }
-        match self {
-            Compressed::Gzip(w) => w.get_mut().flush(),
-            Compressed::Zstd(w) => w.get_mut().flush(),
-        }
+        self.0.try_finish()?;
+        self.0.get_mut().flush()
     }
 }
 
@@ -740,6 +724,15 @@ async fn repack_to_parquet(
     Ok(rows)
 }
 
+/// How [`write_text`] writes: CSV or JSON Lines, a CSV file's delimiter, and whether each
+/// batch's text is written as a zstd frame of its own ([`zstd_frame`]).
+#[derive(Clone, Copy)]
+struct TextForm {
+    format: ExportFormat,
+    delimiter: u8,
+    frames: bool,
+}
+
 /// Writes the rows as CSV (with a header line) or JSON Lines. Formatting text costs more than
 /// decoding, so batches are formatted on the blocking pool, several at once, and written in
 /// key order.
@@ -747,11 +740,15 @@ async fn write_text(
     objects: &Objects,
     table: &TableObject,
     entries: Vec<Entry>,
-    format: ExportFormat,
-    delimiter: u8,
+    form: TextForm,
     out: Box<dyn Write + Send>,
     progress: &dyn Progress,
 ) -> Result<u64> {
+    let TextForm {
+        format,
+        delimiter,
+        frames,
+    } = form;
     let io = |e| Error::Write {
         path: DESTINATION.into(),
         source: e,
@@ -776,6 +773,13 @@ async fn write_text(
                         .unwrap_or_default();
                     text.clear();
                     format_text(&mut text, format, delimiter, &batch, i == 0)?;
+                    if frames {
+                        let frame = zstd_frame(&text)?;
+                        if let Ok(mut p) = pool.lock() {
+                            p.push(text);
+                        }
+                        text = frame;
+                    }
                     Ok((text, batch.num_rows() as u64))
                 })
                 .await
@@ -795,21 +799,41 @@ async fn write_text(
         rows += n;
         progress.advance(n);
     }
-    if !any && format == ExportFormat::Csv {
-        // No rows: the header line alone.
-        let schema = table.schema.arrow()?;
+    if !any {
+        // No rows: the header line alone (nothing for JSON Lines), in a frame of its own
+        // when compressed (an empty one for JSON Lines: a zstd reader wants one frame).
         let mut text = Vec::new();
-        format_text(
-            &mut text,
-            format,
-            delimiter,
-            &RecordBatch::new_empty(schema),
-            true,
-        )?;
+        if format == ExportFormat::Csv {
+            let schema = table.schema.arrow()?;
+            let empty = RecordBatch::new_empty(schema);
+            format_text(&mut text, format, delimiter, &empty, true)?;
+        }
+        if frames {
+            text = zstd_frame(&text)?;
+        }
         out.write_all(&text).map_err(io)?;
     }
     out.flush().map_err(io)?;
     Ok(rows)
+}
+
+/// `text` as one zstd frame (at level 1, as chunks are). A compressed export is its batches' frames one
+/// after the other, which a zstd reader reads as one stream: the batches are compressed as
+/// they are formatted, on every core, rather than by one writer after them.
+fn zstd_frame(text: &[u8]) -> Result<Vec<u8>> {
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let failed = |e| Error::Invalid(format!("compressing the export failed: {e}"));
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        let compressor = match &mut *c {
+            Some(compressor) => compressor,
+            None => c.insert(zstd::bulk::Compressor::new(1).map_err(failed)?),
+        };
+        compressor.compress(text).map_err(failed)
+    })
 }
 
 /// Appends one batch as CSV (fields separated by `delimiter`, after a header line when

@@ -230,6 +230,35 @@ fn a_tsv_gz_or_zst_name_writes_tabs_and_compresses_as_it_says_and_imports_back()
 }
 
 #[test]
+fn a_zstd_export_of_many_batches_or_of_none_is_one_stream_a_zstd_reader_reads_whole() {
+    let dir = Dir::repo();
+    let mut csv = String::from("id,v\n");
+    let mut keys = String::from("id\n");
+    for i in 0..100_000 {
+        csv.push_str(&format!("{i},value {i}\n"));
+        keys.push_str(&format!("{i}\n"));
+    }
+    dir.strata_stdin(
+        &["import", "big", "-", "--format", "csv", "-k", "id"],
+        csv.as_bytes(),
+    )
+    .ok();
+    // The chunks' batches become frames of their own, one after the other.
+    dir.strata(&["export", "big", "big.csv.zst"]).ok();
+    assert_eq!(unzstd(&dir.read("big.csv.zst")), csv);
+    // An empty table: the header alone, and for JSON Lines an empty stream, each still a
+    // whole zstd (or gzip) stream.
+    std::fs::write(dir.join("keys.csv"), keys).expect("write the keys");
+    dir.strata(&["delete", "big", "--keys", "keys.csv"]).ok();
+    dir.strata(&["export", "big", "none.csv.zst"]).ok();
+    assert_eq!(unzstd(&dir.read("none.csv.zst")), "id,v\n");
+    dir.strata(&["export", "big", "none.jsonl.zst"]).ok();
+    assert_eq!(unzstd(&dir.read("none.jsonl.zst")), "");
+    dir.strata(&["export", "big", "none.jsonl.gz"]).ok();
+    assert_eq!(gunzip(&dir.read("none.jsonl.gz")), "");
+}
+
+#[test]
 fn the_delimiter_and_compression_flags_override_the_name_and_reach_standard_output() {
     let dir = Dir::with_people();
     let out = dir
