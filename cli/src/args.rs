@@ -36,11 +36,12 @@ pub enum Command {
     /// Delete the rows whose keys a file lists.
     Delete {
         table: String,
-        /// File with the key columns (CSV with header, Parquet or JSON Lines).
+        /// File with the key columns (CSV with header, Parquet or JSON Lines), or - for
+        /// standard input (then --format is required).
         #[arg(long, value_name = "FILE")]
         keys: PathBuf,
         /// Format of the keys file (default: from its extension).
-        #[arg(long, value_parser = input_format)]
+        #[arg(long, value_parser = input_format, required_if_eq("keys", "-"))]
         format: Option<String>,
     },
     /// List, show, drop, rename or alter tables.

@@ -381,7 +381,14 @@ async fn import(repo: &Repository, args: ImportArgs) -> Result<()> {
 async fn delete(repo: &Repository, table: &str, keys: &Path, format: Option<String>) -> Result<()> {
     let format = file_format(format.as_deref())?;
     let bar = Bar::new(&format!("deleting from {table}"));
-    let result = repo.delete_from_file(table, keys, format, &bar).await;
+    let result = match format {
+        Some(format) if keys.as_os_str() == "-" => {
+            let stdin = Box::new(std::io::stdin());
+            repo.delete_from_reader(table, stdin, "standard input", format, &bar)
+                .await
+        }
+        _ => repo.delete_from_file(table, keys, format, &bar).await,
+    };
     bar.done();
     let s = result?;
     out!(

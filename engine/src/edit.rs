@@ -398,6 +398,25 @@ impl Repository {
         self.delete_input(table, &input, progress).await
     }
 
+    /// Deletes the rows whose keys `reader` gives (called `name` in messages), first copied
+    /// to a file of the repository's `tmp/` folder, as an import from a reader is.
+    pub async fn delete_keys_reader(
+        &self,
+        table: &str,
+        reader: &mut (dyn std::io::Read + Send),
+        name: &str,
+        format: crate::import::Format,
+        progress: &dyn Progress,
+    ) -> Result<EditSummary> {
+        let opts = ImportOptions {
+            format: Some(format),
+            ..Default::default()
+        };
+        let spool = self.spool(reader, name)?;
+        let input = Input::with_options(&spool.file, &read_options(&opts, Some(name)))?;
+        self.delete_input(table, &input, progress).await
+    }
+
     /// Deletes the rows whose keys `input` holds (exactly the key columns).
     pub async fn delete_input(
         &self,

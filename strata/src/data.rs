@@ -707,6 +707,25 @@ impl Repository {
             .into())
     }
 
+    /// Deletes the rows whose keys `reader` gives (exactly the key columns, in `format`;
+    /// called `name` in messages), as [`Repository::delete_from_file`] does with a file. What
+    /// it gives is first copied to a file of the repository's `tmp/` folder, removed after.
+    pub async fn delete_from_reader(
+        &self,
+        table: &str,
+        mut reader: Box<dyn std::io::Read + Send>,
+        name: &str,
+        format: FileFormat,
+        progress: &dyn Progress,
+    ) -> Result<WriteReport> {
+        let _lock = self.inner.lock_state().await?;
+        Ok(self
+            .inner
+            .delete_keys_reader(table, reader.as_mut(), name, format, progress)
+            .await?
+            .into())
+    }
+
     /// Writes a table at a revision (default: the working version) to a file, or to standard
     /// output (`None`), in key order; returns the number of rows. A file is written beside
     /// its destination and renamed into place when complete (through a symbolic link, the

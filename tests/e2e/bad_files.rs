@@ -279,6 +279,47 @@ fn a_delete_keys_file_listing_a_key_twice_is_refused_naming_the_key() {
 }
 
 #[test]
+fn delete_reads_its_keys_from_standard_input_given_their_format() {
+    let dir = Dir::with_people();
+    let out = dir
+        .strata_stdin(
+            &["delete", "people", "--keys", "-", "--format", "csv"],
+            b"id\n2\n9\n",
+        )
+        .ok();
+    assert_eq!(
+        out.stdout,
+        "Deleted 1 row from 'people'; 2 rows left (1 key matched no row)\n"
+    );
+    assert_eq!(
+        dir.export_csv("people", None),
+        "id,name,score\n1,ann,1.5\n3,cy,3.0\n"
+    );
+    // Nothing is left in the repository's tmp folder.
+    let tmp = dir.join(".strata/tmp");
+    assert!(
+        !tmp.exists() || std::fs::read_dir(&tmp).expect("tmp").next().is_none(),
+        "tmp is not empty"
+    );
+    // Without --format: a usage error that reads nothing.
+    let err = dir.refused_usage(&["delete", "people", "--keys", "-"]);
+    assert_mentions(&err, &["--format"]);
+    // Bad keys from standard input are named as such.
+    let before = dir.snapshot();
+    let stderr = dir
+        .strata_stdin(
+            &["delete", "people", "--keys", "-", "--format", "csv"],
+            b"id,name\n1,ann\n",
+        )
+        .fails();
+    assert_mentions(
+        &stderr,
+        &["standard input", "column 'name' is not a key column"],
+    );
+    before.assert_same(&dir.snapshot(), "a refused delete");
+}
+
+#[test]
 fn a_delete_keys_file_with_other_columns_is_refused_and_changes_nothing() {
     let dir = Dir::with_people();
     let line = dir.refused(&["delete", "people", "--keys", "people.csv"]);
