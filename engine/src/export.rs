@@ -200,7 +200,6 @@ pub async fn export(
         inner: out,
         failed: failed.clone(),
     });
-    let out = compressed(out, opts.compression);
     let written = async {
         if format == ExportFormat::Parquet {
             match opts.row_group_rows {
@@ -214,7 +213,7 @@ pub async fn export(
             let form = TextForm {
                 format,
                 delimiter: opts.delimiter.unwrap_or(b','),
-                frames: opts.compression == Compression::Zstd,
+                compression: opts.compression,
             };
             write_text(objects, table, entries, form, out, progress).await
         } else {
@@ -236,33 +235,6 @@ pub async fn export(
         })?;
     }
     Ok(rows)
-}
-
-/// `out`, compressed as `compression` says for gzip: one stream, finished when it is
-/// flushed (the text writer flushes its output once, at its end), so that every gzip reader
-/// reads it whole. zstd is written by [`write_text`] itself, a frame per batch.
-fn compressed(out: Box<dyn Write + Send>, compression: Compression) -> Box<dyn Write + Send> {
-    match compression {
-        Compression::Gzip => Box::new(Gzipped(flate2::write::GzEncoder::new(
-            out,
-            flate2::Compression::default(),
-        ))),
-        Compression::None | Compression::Zstd => out,
-    }
-}
-
-/// A gzip writer whose `flush` ends the stream (see [`compressed`]).
-struct Gzipped(flate2::write::GzEncoder<Box<dyn Write + Send>>);
-
-impl Write for Gzipped {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.try_finish()?;
-        self.0.get_mut().flush()
-    }
 }
 
 /// The destination as the writers below [`export`] name it (it names the path itself).
@@ -724,18 +696,19 @@ async fn repack_to_parquet(
     Ok(rows)
 }
 
-/// How [`write_text`] writes: CSV or JSON Lines, a CSV file's delimiter, and whether each
-/// batch's text is written as a zstd frame of its own ([`zstd_frame`]).
+/// How [`write_text`] writes: CSV or JSON Lines, a CSV file's delimiter, and how the text is
+/// compressed.
 #[derive(Clone, Copy)]
 struct TextForm {
     format: ExportFormat,
     delimiter: u8,
-    frames: bool,
+    compression: Compression,
 }
 
 /// Writes the rows as CSV (with a header line) or JSON Lines. Formatting text costs more than
 /// decoding, so batches are formatted on the blocking pool, several at once, and written in
-/// key order.
+/// key order. A compressed export is compressed there too, a batch at a time
+/// ([`Packed::of`]), so that compressing takes every core rather than the writer's alone.
 async fn write_text(
     objects: &Objects,
     table: &TableObject,
@@ -747,7 +720,7 @@ async fn write_text(
     let TextForm {
         format,
         delimiter,
-        frames,
+        compression,
     } = form;
     let io = |e| Error::Write {
         path: DESTINATION.into(),
@@ -773,14 +746,8 @@ async fn write_text(
                         .unwrap_or_default();
                     text.clear();
                     format_text(&mut text, format, delimiter, &batch, i == 0)?;
-                    if frames {
-                        let frame = zstd_frame(&text)?;
-                        if let Ok(mut p) = pool.lock() {
-                            p.push(text);
-                        }
-                        text = frame;
-                    }
-                    Ok((text, batch.num_rows() as u64))
+                    let packed = Packed::of(text, compression, &pool)?;
+                    Ok((packed, batch.num_rows() as u64))
                 })
                 .await
                 .map_err(|e| Error::Invalid(format!("formatting the export failed: {e}")))?
@@ -788,52 +755,171 @@ async fn write_text(
         })
         .buffered(ahead));
     let mut rows = 0u64;
+    let mut gzip = Gzip::new(compression == Compression::Gzip);
+    out.write_all(gzip.header()).map_err(io)?;
     let mut any = false;
-    while let Some(text) = texts.next().await {
-        let (text, n): (Vec<u8>, u64) = text?;
-        out.write_all(&text).map_err(io)?;
+    while let Some(packed) = texts.next().await {
+        let (packed, n): (Packed, u64) = packed?;
+        gzip.add(&packed);
+        out.write_all(&packed.bytes).map_err(io)?;
         if let Ok(mut p) = spare.lock() {
-            p.push(text);
+            p.push(packed.bytes);
         }
         any = true;
         rows += n;
         progress.advance(n);
     }
     if !any {
-        // No rows: the header line alone (nothing for JSON Lines), in a frame of its own
-        // when compressed (an empty one for JSON Lines: a zstd reader wants one frame).
+        // No rows: the header line alone (nothing for JSON Lines), compressed as a batch is
+        // (so a zstd export is still one whole frame).
         let mut text = Vec::new();
         if format == ExportFormat::Csv {
             let schema = table.schema.arrow()?;
             let empty = RecordBatch::new_empty(schema);
             format_text(&mut text, format, delimiter, &empty, true)?;
         }
-        if frames {
-            text = zstd_frame(&text)?;
-        }
-        out.write_all(&text).map_err(io)?;
+        let packed = Packed::of(text, compression, &Arc::default())?;
+        gzip.add(&packed);
+        out.write_all(&packed.bytes).map_err(io)?;
     }
+    out.write_all(&gzip.end()?).map_err(io)?;
     out.flush().map_err(io)?;
     Ok(rows)
 }
 
-/// `text` as one zstd frame (at level 1, as chunks are). A compressed export is its batches' frames one
-/// after the other, which a zstd reader reads as one stream: the batches are compressed as
-/// they are formatted, on every core, rather than by one writer after them.
-fn zstd_frame(text: &[u8]) -> Result<Vec<u8>> {
-    thread_local! {
-        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-            const { std::cell::RefCell::new(None) };
-    }
-    let failed = |e| Error::Invalid(format!("compressing the export failed: {e}"));
-    COMPRESSOR.with(|c| {
-        let mut c = c.borrow_mut();
-        let compressor = match &mut *c {
-            Some(compressor) => compressor,
-            None => c.insert(zstd::bulk::Compressor::new(1).map_err(failed)?),
+/// One batch's text, as it is written: as it is, a zstd frame, or deflate blocks.
+struct Packed {
+    bytes: Vec<u8>,
+    /// gzip: the CRC-32 and length of the text.
+    crc: Option<flate2::Crc>,
+    len: u64,
+}
+
+impl Packed {
+    /// `text` packed as `compression` says; its buffer goes back to `pool` when it is not
+    /// the one written.
+    ///
+    /// - zstd: a frame of its own (at level 1, as chunks are). The batches' frames one after
+    ///   the other are one stream to a zstd reader.
+    /// - gzip: raw deflate blocks ending in a sync flush (on a byte boundary, not final), as
+    ///   `pigz` makes them: the batches' blocks one after the other are one deflate stream,
+    ///   which [`Gzip`] puts between the gzip header and trailer (a single member, which every
+    ///   gzip reader reads).
+    fn of(
+        text: Vec<u8>,
+        compression: Compression,
+        pool: &Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    ) -> Result<Packed> {
+        thread_local! {
+            static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+                const { std::cell::RefCell::new(None) };
+            static DEFLATE: std::cell::RefCell<Option<flate2::Compress>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        let len = text.len() as u64;
+        let bytes = match compression {
+            Compression::None => {
+                return Ok(Packed {
+                    bytes: text,
+                    crc: None,
+                    len,
+                })
+            }
+            Compression::Zstd => ZSTD.with(|c| {
+                let failed = |e| Error::Invalid(format!("compressing the export failed: {e}"));
+                let mut c = c.borrow_mut();
+                let compressor = match &mut *c {
+                    Some(compressor) => compressor,
+                    None => c.insert(zstd::bulk::Compressor::new(1).map_err(failed)?),
+                };
+                compressor.compress(&text).map_err(failed)
+            })?,
+            Compression::Gzip => DEFLATE.with(|d| {
+                let failed = |e: flate2::CompressError| {
+                    Error::Invalid(format!("compressing the export failed: {e}"))
+                };
+                let mut d = d.borrow_mut();
+                let deflate = d.get_or_insert_with(|| {
+                    flate2::Compress::new(flate2::Compression::default(), false)
+                });
+                deflate.reset();
+                let mut out = Vec::with_capacity(text.len() / 2 + 4096);
+                loop {
+                    if out.capacity() - out.len() < 4096 {
+                        out.reserve(out.capacity());
+                    }
+                    let done = usize::try_from(deflate.total_in()).unwrap_or(usize::MAX);
+                    let rest = text.get(done..).unwrap_or_default();
+                    deflate
+                        .compress_vec(rest, &mut out, flate2::FlushCompress::Sync)
+                        .map_err(failed)?;
+                    let done = usize::try_from(deflate.total_in()).unwrap_or(usize::MAX);
+                    // The flush is complete when all is taken and room is left over.
+                    if done >= text.len() && out.len() < out.capacity() {
+                        break Ok::<_, Error>(out);
+                    }
+                }
+            })?,
         };
-        compressor.compress(text).map_err(failed)
-    })
+        let crc = (compression == Compression::Gzip).then(|| {
+            let mut crc = flate2::Crc::new();
+            crc.update(&text);
+            crc
+        });
+        if let Ok(mut p) = pool.lock() {
+            p.push(text);
+        }
+        Ok(Packed { bytes, crc, len })
+    }
+}
+
+/// The gzip member a gzip export is: its header, then the batches' deflate blocks, then a
+/// final empty block and the trailer (the CRC-32 and length of the whole text, from the
+/// batches' own). Nothing when the export is not gzip.
+struct Gzip {
+    on: bool,
+    crc: flate2::Crc,
+    len: u64,
+}
+
+impl Gzip {
+    fn new(on: bool) -> Self {
+        Gzip {
+            on,
+            crc: flate2::Crc::new(),
+            len: 0,
+        }
+    }
+
+    /// The header: no name, no time, an unknown system (as `flate2` writes it).
+    fn header(&self) -> &'static [u8] {
+        match self.on {
+            true => &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff],
+            false => &[],
+        }
+    }
+
+    fn add(&mut self, packed: &Packed) {
+        if let Some(crc) = &packed.crc {
+            self.crc.combine(crc);
+            self.len += packed.len;
+        }
+    }
+
+    /// The final (empty) deflate block and the trailer.
+    fn end(&self) -> Result<Vec<u8>> {
+        if !self.on {
+            return Ok(Vec::new());
+        }
+        let mut last = flate2::Compress::new(flate2::Compression::default(), false);
+        let mut out = Vec::with_capacity(64);
+        last.compress_vec(&[], &mut out, flate2::FlushCompress::Finish)
+            .map_err(|e| Error::Invalid(format!("compressing the export failed: {e}")))?;
+        out.extend_from_slice(&self.crc.sum().to_le_bytes());
+        // ISIZE: the length modulo 2^32.
+        out.extend_from_slice(&(self.len as u32).to_le_bytes());
+        Ok(out)
+    }
 }
 
 /// Appends one batch as CSV (fields separated by `delimiter`, after a header line when

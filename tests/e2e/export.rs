@@ -230,7 +230,7 @@ fn a_tsv_gz_or_zst_name_writes_tabs_and_compresses_as_it_says_and_imports_back()
 }
 
 #[test]
-fn a_zstd_export_of_many_batches_or_of_none_is_one_stream_a_zstd_reader_reads_whole() {
+fn a_compressed_export_of_many_batches_or_of_none_is_one_stream_a_reader_reads_whole() {
     let dir = Dir::repo();
     let mut csv = String::from("id,v\n");
     let mut keys = String::from("id\n");
@@ -243,9 +243,13 @@ fn a_zstd_export_of_many_batches_or_of_none_is_one_stream_a_zstd_reader_reads_wh
         csv.as_bytes(),
     )
     .ok();
-    // The chunks' batches become frames of their own, one after the other.
+    // The chunks' batches become frames of their own, one after the other; for gzip, deflate
+    // blocks of their own in one member, whose length and CRC-32 the decoder checks.
     dir.strata(&["export", "big", "big.csv.zst"]).ok();
     assert_eq!(unzstd(&dir.read("big.csv.zst")), csv);
+    dir.strata(&["export", "big", "big.csv.gz"]).ok();
+    // `gunzip` reads one member (a `GzDecoder`, not a `MultiGzDecoder`): the whole text.
+    assert_eq!(gunzip(&dir.read("big.csv.gz")), csv);
     // An empty table: the header alone, and for JSON Lines an empty stream, each still a
     // whole zstd (or gzip) stream.
     dir.strata_stdin(
