@@ -762,8 +762,12 @@ async fn write_text(
         let (packed, n): (Packed, u64) = packed?;
         gzip.add(&packed);
         out.write_all(&packed.bytes).map_err(io)?;
-        if let Ok(mut p) = spare.lock() {
-            p.push(packed.bytes);
+        // Uncompressed, what was written is the text's buffer, used again; compressed, that
+        // buffer went back when it was packed, and the packed bytes are let go.
+        if compression == Compression::None {
+            if let Ok(mut p) = spare.lock() {
+                p.push(packed.bytes);
+            }
         }
         any = true;
         rows += n;

@@ -416,7 +416,7 @@ impl Input {
         }
     }
 
-    pub(crate) fn bad(&self, e: impl std::fmt::Display) -> Error {
+    fn bad(&self, e: impl std::fmt::Display) -> Error {
         Error::BadInput {
             path: self.name(),
             message: e.to_string(),
