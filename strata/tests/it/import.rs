@@ -48,6 +48,19 @@ async fn refused(t: &TestRepo, name: &str, contents: &str, opts: &WriteOptions) 
     err
 }
 
+/// An upsert of `contents` into the `people` table of `t` that must be refused and change
+/// nothing.
+async fn refused_upsert(t: &TestRepo, name: &str, contents: &str) -> strata::Error {
+    let path = write_file(t, name, contents);
+    let before = t.snapshot();
+    let err = t
+        .import_file("people", &path, None, &mode(WriteMode::Upsert), &NoProgress)
+        .await
+        .expect_err("refused");
+    before.assert_same(&t.snapshot(), "a refused upsert");
+    err
+}
+
 async fn column_type(t: &TestRepo, column: &str) -> String {
     let info = t.table("t", None).await.expect("table t exists");
     info.columns
@@ -102,13 +115,7 @@ async fn a_csv_line_with_too_few_or_too_many_fields_is_refused_naming_the_line_a
     }
     // The same for an upsert into a table that exists.
     let t = TestRepo::with_people().await;
-    let path = write_file(&t, "short.csv", "id,name,score\n4,dee\n");
-    let before = t.snapshot();
-    let err = t
-        .import_file("people", &path, None, &mode(WriteMode::Upsert), &NoProgress)
-        .await
-        .expect_err("refused");
-    before.assert_same(&t.snapshot(), "a refused upsert");
+    let err = refused_upsert(&t, "short.csv", "id,name,score\n4,dee\n").await;
     assert_mentions(
         &err.to_string(),
         &["line 2", "has 2 fields", "header has 3"],
@@ -181,13 +188,7 @@ async fn a_csv_header_with_an_empty_column_name_is_refused_naming_its_position()
 #[tokio::test]
 async fn an_upsert_whose_header_repeats_a_column_is_refused() {
     let t = TestRepo::with_people().await;
-    let path = write_file(&t, "dup.csv", "id,name,name\n1,a,b\n");
-    let before = t.snapshot();
-    let err = t
-        .import_file("people", &path, None, &mode(WriteMode::Upsert), &NoProgress)
-        .await
-        .expect_err("refused");
-    before.assert_same(&t.snapshot(), "a refused upsert");
+    let err = refused_upsert(&t, "dup.csv", "id,name,name\n1,a,b\n").await;
     assert_mentions(&err.to_string(), &["'name'", "twice"]);
 }
 
