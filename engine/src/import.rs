@@ -21,6 +21,7 @@ use crate::arrow::ipc::reader::FileReader as IpcReader;
 use crate::arrow::ipc::writer::FileWriter as IpcWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use crate::csv_text::CsvText;
 use crate::error::{Error, Result};
 use crate::key::{encode_keys, format_key, key_prefix, Keys, Rows};
 use crate::progress::Progress;
@@ -943,12 +944,7 @@ impl BatchReader {
         let inner: Box<dyn Iterator<Item = _> + Send> = match format {
             Format::Csv => {
                 let (file, _) = input.text()?;
-                let reader = crate::arrow::csv::ReaderBuilder::new(read_schema.clone())
-                    .with_header(true)
-                    .with_delimiter(input.delimiter())
-                    .with_batch_size(BATCH_ROWS)
-                    .build(file)
-                    .map_err(|e| input.bad(e))?;
+                let reader = CsvText::new(file, read_schema.clone(), input.delimiter(), BATCH_ROWS);
                 let input = input.clone();
                 Box::new(reader.map(move |r| r.map_err(|e| input.bad(arrow_text(&e)))))
             }

@@ -16,6 +16,7 @@ mod avro;
 pub mod chunk;
 pub mod clock;
 pub mod commit;
+mod csv_text;
 pub mod diff;
 pub mod edit;
 pub mod error;
