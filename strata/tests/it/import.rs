@@ -179,6 +179,41 @@ async fn quoted_fields_keep_their_quotes_delimiters_and_line_breaks() {
 }
 
 #[tokio::test]
+async fn quotes_and_line_endings_after_many_plain_lines_are_read_and_numbered_from_the_start() {
+    let t = TestRepo::new().await;
+    // Plain lines (read by splitting), then a quoted field, a carriage return, a blank line and
+    // an empty field: the rest of the file is read by the CSV parser, as the start would be.
+    let mut text = String::from("id,v\n");
+    for i in 0..150_000 {
+        text.push_str(&format!("{i},n{i}\n"));
+    }
+    text.push_str("150000,\"a, \"\"b\"\"\nc\"\r\n\n150001,\r\n150002,z");
+    t.create("t", &["id"], &text).await;
+    let rows = t.rows("t", None).await;
+    assert_eq!(rows.len(), 150_003);
+    assert_eq!(rows[149_999], json!({"id": 149_999, "v": "n149999"}));
+    assert_eq!(
+        rows[150_000..],
+        [
+            json!({"id": 150_000, "v": "a, \"b\"\nc"}),
+            json!({"id": 150_001, "v": null}),
+            json!({"id": 150_002, "v": "z"}),
+        ]
+    );
+    // A short line after them is numbered from the file's start, as a record (the header is
+    // record 1; a blank line is none, a quoted line break is within one).
+    let short = text.replace("150001,\r\n", "150001\r\n");
+    let err = refused(
+        &TestRepo::new().await,
+        "short.csv",
+        &short,
+        &create_opts("id"),
+    )
+    .await;
+    assert_mentions(&err.to_string(), &["line 150003", "has 1 field "]);
+}
+
+#[tokio::test]
 async fn a_csv_header_with_an_empty_column_name_is_refused_naming_its_position() {
     let t = TestRepo::new().await;
     let err = refused(&t, "empty.csv", "id,,qty\n1,2,3\n", &create_opts("id")).await;
