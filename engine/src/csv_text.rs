@@ -16,11 +16,15 @@
 
 use std::io::{ErrorKind, Read};
 
-use crate::arrow::array::builder::StringBuilder;
-use crate::arrow::array::{ArrayRef, RecordBatch};
+use std::sync::Arc;
+
+use arrow_buffer::{Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use arrow_cast::parse::Parser;
+
+use crate::arrow::array::{ArrayRef, PrimitiveArray, RecordBatch, StringArray};
 use crate::arrow::csv::reader::Decoder;
 use crate::arrow::csv::ReaderBuilder;
-use crate::arrow::datatypes::SchemaRef;
+use crate::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use crate::arrow::error::ArrowError;
 
 /// Bytes read from the file at once.
@@ -34,6 +38,8 @@ pub(crate) struct CsvText<R> {
     delimiter: u8,
     batch_rows: usize,
     buf: Vec<u8>,
+    /// The end of the text read into `buf`.
+    end: usize,
     /// The first byte of `buf` not read into a batch yet.
     start: usize,
     /// `buf[start..clean]` holds no quote and no carriage return.
@@ -50,16 +56,104 @@ pub(crate) struct CsvText<R> {
     ends: Vec<usize>,
     /// The bytes of text of each column in the last full batch.
     sizes: Vec<usize>,
+    /// How each column of plain lines is read.
+    parses: Vec<Parse>,
+    /// The schema of batches of plain lines (their number columns parsed).
+    parsed: SchemaRef,
+}
+
+/// How a column of plain lines is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Parse {
+    /// As text (a text column, or one converted later).
+    Text,
+    /// As an int64, parsed as the import converts text; when `exact`, a value that the
+    /// number would not keep as written (a leading zero) is not taken.
+    Int64 { exact: bool },
+    /// As a float64, likewise.
+    Float64 { exact: bool },
+}
+
+/// A column of a batch of plain lines, as it is built.
+enum Column {
+    /// Text: the values' bytes one after another, where each ends, and which are null.
+    Text(Vec<u8>, Vec<i32>, NullBufferBuilder),
+    Int64(Vec<i64>, NullBufferBuilder, bool),
+    Float64(Vec<f64>, NullBufferBuilder, bool),
+}
+
+impl Column {
+    fn new(parse: Parse, rows: usize, bytes: usize) -> Self {
+        match parse {
+            Parse::Text => {
+                let mut ends = Vec::with_capacity(rows + 1);
+                ends.push(0);
+                // Room for a copy of 16 bytes past the last value (see `Lines::row`).
+                Column::Text(
+                    Vec::with_capacity(bytes + 16),
+                    ends,
+                    NullBufferBuilder::new(rows),
+                )
+            }
+            Parse::Int64 { exact } => Column::Int64(
+                Vec::with_capacity(rows),
+                NullBufferBuilder::new(rows),
+                exact,
+            ),
+            Parse::Float64 { exact } => Column::Float64(
+                Vec::with_capacity(rows),
+                NullBufferBuilder::new(rows),
+                exact,
+            ),
+        }
+    }
+
+    /// Keeps the first `rows` values (those of the lines taken).
+    fn truncate(&mut self, rows: usize) {
+        match self {
+            Column::Text(bytes, ends, nulls) => {
+                ends.truncate(rows + 1);
+                bytes.truncate(ends.last().map_or(0, |&e| e as usize));
+                nulls.truncate(rows);
+            }
+            Column::Int64(values, nulls, _) => {
+                values.truncate(rows);
+                nulls.truncate(rows);
+            }
+            Column::Float64(values, nulls, _) => {
+                values.truncate(rows);
+                nulls.truncate(rows);
+            }
+        }
+    }
+
+    fn finish(self) -> Result<ArrayRef, ArrowError> {
+        Ok(match self {
+            Column::Text(bytes, ends, mut nulls) => Arc::new(StringArray::try_new(
+                OffsetBuffer::new(ScalarBuffer::from(ends)),
+                Buffer::from_vec(bytes),
+                nulls.finish(),
+            )?),
+            Column::Int64(values, mut nulls, _) => Arc::new(PrimitiveArray::<Int64Type>::new(
+                values.into(),
+                nulls.finish(),
+            )),
+            Column::Float64(values, mut nulls, _) => Arc::new(PrimitiveArray::<Float64Type>::new(
+                values.into(),
+                nulls.finish(),
+            )),
+        })
+    }
 }
 
 impl<R: Read> CsvText<R> {
     pub(crate) fn new(reader: R, schema: SchemaRef, delimiter: u8, batch_rows: usize) -> Self {
         CsvText {
             reader,
-            schema,
             delimiter,
             batch_rows: batch_rows.max(1),
             buf: Vec::new(),
+            end: 0,
             start: 0,
             clean: 0,
             eof: false,
@@ -68,7 +162,31 @@ impl<R: Read> CsvText<R> {
             decoder: None,
             ends: Vec::new(),
             sizes: Vec::new(),
+            parses: Vec::new(),
+            parsed: schema.clone(),
+            schema,
         }
+    }
+
+    /// Plain lines read with each column parsed as `parses` says (one per column; text
+    /// otherwise). A line whose number does not parse, and every line after it, is read as
+    /// text by Arrow's reader (whose text the import converts, and refuses with the value and
+    /// its line).
+    pub(crate) fn parsing(mut self, parses: Vec<Parse>) -> Self {
+        let fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .zip(parses.iter().chain(std::iter::repeat(&Parse::Text)))
+            .map(|(f, p)| match p {
+                Parse::Text => f.as_ref().clone(),
+                Parse::Int64 { .. } => f.as_ref().clone().with_data_type(DataType::Int64),
+                Parse::Float64 { .. } => f.as_ref().clone().with_data_type(DataType::Float64),
+            })
+            .collect();
+        self.parsed = Arc::new(Schema::new(fields));
+        self.parses = parses;
+        self
     }
 
     /// Reads more of the file into `buf` (keeping `buf[start..]`), and extends the clean
@@ -76,36 +194,36 @@ impl<R: Read> CsvText<R> {
     /// is clean (Arrow's reader takes it as a line all the same).
     fn fill(&mut self) -> std::io::Result<()> {
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             // (Once Arrow's reader reads the text, `clean` no longer matters.)
             self.clean = self.clean.saturating_sub(self.start);
             self.start = 0;
         }
-        let was = self.buf.len();
-        self.buf.resize(was + READ_SIZE, 0);
+        // The buffer is cleared once, and grows only for a line longer than it.
+        if self.buf.len() < self.end + READ_SIZE {
+            self.buf.resize(self.end + READ_SIZE, 0);
+        }
+        let was = self.end;
         let n = loop {
             match self.reader.read(&mut self.buf[was..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(was);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         };
-        self.buf.truncate(was + n);
+        self.end = was + n;
         if n == 0 {
             self.eof = true;
-            if self.decoder.is_none()
-                && self.clean == was
-                && self.buf.last().is_some_and(|&b| b != b'\n')
+            if self.decoder.is_none() && self.clean == was && was > 0 && self.buf[was - 1] != b'\n'
             {
-                self.buf.push(b'\n');
+                self.buf[was] = b'\n';
+                self.end += 1;
                 self.clean += 1;
             }
         } else if self.clean == was {
-            self.clean =
-                memchr::memchr2(b'"', b'\r', &self.buf[was..]).map_or(self.buf.len(), |i| was + i);
+            self.clean = memchr::memchr2(b'"', b'\r', &self.buf[was..self.end])
+                .map_or(self.end, |i| was + i);
         }
         Ok(())
     }
@@ -115,7 +233,7 @@ impl<R: Read> CsvText<R> {
         if self.decoder.is_none() {
             let (columns, rows) = self.read_plain()?;
             if rows > 0 {
-                return RecordBatch::try_new(self.schema.clone(), columns).map(Some);
+                return RecordBatch::try_new(self.parsed.clone(), columns).map(Some);
             }
             if self.decoder.is_none() {
                 return Ok(None);
@@ -131,10 +249,12 @@ impl<R: Read> CsvText<R> {
         // Room for as much text per column as the last batch held, and a little more: a
         // column that outgrows its buffer is copied to a larger one.
         self.sizes.resize(n, self.batch_rows * 8);
-        let mut columns: Vec<StringBuilder> = self
+        self.parses.resize(n, Parse::Text);
+        let mut columns: Vec<Column> = self
             .sizes
             .iter()
-            .map(|&bytes| StringBuilder::with_capacity(self.batch_rows, bytes + bytes / 8))
+            .zip(&self.parses)
+            .map(|(&bytes, &parse)| Column::new(parse, self.batch_rows, bytes + bytes / 8))
             .collect();
         let mut rows = 0;
         while rows < self.batch_rows {
@@ -142,7 +262,7 @@ impl<R: Read> CsvText<R> {
             let end = match memchr::memrchr(b'\n', &self.buf[self.start..self.clean]) {
                 Some(i) => self.start + i + 1,
                 None => {
-                    if self.clean < self.buf.len() {
+                    if self.clean < self.end {
                         // The next line holds a quote or a carriage return.
                         self.hand_over();
                         break;
@@ -167,37 +287,46 @@ impl<R: Read> CsvText<R> {
                     (text, false)
                 }
             };
-            let (used, added, wrong) = split_lines(
-                text,
-                self.delimiter,
-                &mut self.header,
-                &mut columns,
-                &mut self.ends,
-                self.batch_rows - rows,
-            );
-            self.start += used;
-            self.records += added as u64;
-            rows += added;
-            if let Some(found) = wrong {
-                return Err(ArrowError::CsvError(format!(
-                    "incorrect number of fields for line {}, expected {n} got {found}",
-                    self.records + 1
-                )));
+            let mut lines = Lines {
+                delimiter: self.delimiter,
+                header: &mut self.header,
+                columns: &mut columns,
+                ends: &mut self.ends,
+                rows,
+            };
+            let split = lines.split(text, self.batch_rows);
+            self.start += split.used;
+            self.records += split.records as u64;
+            rows += split.rows;
+            match split.stop {
+                Some(Stop::Fields(found)) => {
+                    return Err(ArrowError::CsvError(format!(
+                        "incorrect number of fields for line {}, expected {n} got {found}",
+                        self.records + 1
+                    )));
+                }
+                Some(Stop::Number) => {
+                    self.hand_over();
+                    break;
+                }
+                None => {}
             }
-            if !whole && used == text.len() {
+            if !whole && split.used == text.len() {
                 self.hand_over();
                 break;
             }
         }
         if rows == self.batch_rows {
             for (size, column) in self.sizes.iter_mut().zip(&columns) {
-                *size = column.values_slice().len();
+                if let Column::Text(bytes, ..) = column {
+                    *size = bytes.len();
+                }
             }
         }
         let columns = columns
-            .iter_mut()
-            .map(|c| std::sync::Arc::new(c.finish()) as ArrayRef)
-            .collect();
+            .into_iter()
+            .map(Column::finish)
+            .collect::<Result<_, _>>()?;
         Ok((columns, rows))
     }
 
@@ -216,14 +345,14 @@ impl<R: Read> CsvText<R> {
         let records = self.records;
         let decoded = (|| {
             loop {
-                if self.start == self.buf.len() && !self.eof {
+                if self.start == self.end && !self.eof {
                     self.fill()?;
                 }
                 let decoder = self.decoder.as_mut().ok_or_else(|| {
                     ArrowError::CsvError("no reader for the rest of the file".into())
                 })?;
                 // Empty at the file's end, which tells the reader that its last line ended.
-                let used = decoder.decode(&self.buf[self.start..])?;
+                let used = decoder.decode(&self.buf[self.start..self.end])?;
                 self.start += used;
                 if used == 0 || decoder.capacity() == 0 {
                     return decoder.flush();
@@ -247,89 +376,265 @@ impl<R: Read> Iterator for CsvText<R> {
     }
 }
 
-/// Cuts `text`, whole lines without quotes or carriage returns, into fields appended to
-/// `columns`, up to `most` rows. Blank lines are passed over, as is the first non-blank one
-/// while `header`. Stops before a line whose fields are not one per column. Returns the
-/// bytes used, the records read (rows, and the header), and the number of fields of the
-/// line it stopped at, if it did.
-fn split_lines(
-    text: &str,
-    delimiter: u8,
-    header: &mut bool,
-    columns: &mut [StringBuilder],
-    ends: &mut Vec<usize>,
-    most: usize,
-) -> (usize, usize, Option<usize>) {
-    let n = columns.len();
-    let bytes = text.as_bytes();
-    let mut line_start = 0;
-    let mut records = 0;
-    let mut rows = 0;
-    ends.clear();
-    let mut block_start = 0;
-    for block in bytes.chunks(64) {
-        let mut stops = stop_mask(block, delimiter);
-        while stops != 0 {
-            let at = block_start + stops.trailing_zeros() as usize;
-            stops &= stops - 1;
-            if bytes[at] == delimiter {
-                ends.push(at);
-                continue;
-            }
-            if ends.is_empty() && at == line_start {
-                // A blank line.
-                line_start = at + 1;
-                continue;
-            }
-            ends.push(at);
-            if std::mem::take(header) {
-                records += 1;
-            } else {
-                if ends.len() != n {
-                    return (line_start, records, Some(ends.len()));
-                }
-                let mut from = line_start;
-                for (column, &to) in columns.iter_mut().zip(ends.iter()) {
-                    if to == from {
-                        column.append_null();
-                    } else {
-                        column.append_value(&text[from..to]);
-                    }
-                    from = to + 1;
-                }
-                records += 1;
-                rows += 1;
-            }
-            ends.clear();
-            line_start = at + 1;
-            if rows == most {
-                return (line_start, records, None);
-            }
-        }
-        block_start += block.len();
-    }
-    (line_start, records, None)
+/// What [`Lines::split`] read.
+struct Split {
+    /// Bytes of the text used.
+    used: usize,
+    /// Records read (rows, and the header).
+    records: usize,
+    /// Rows read.
+    rows: usize,
+    /// Why it stopped before the end of the text, or of the rows wanted.
+    stop: Option<Stop>,
 }
 
-/// The positions of `delimiter` and of line breaks in `block` (at most 64 bytes) as bits, in
-/// a loop the compiler vectorizes. (Fields are short: a vector search started again after
-/// each one, as `memchr` does, costs more than it saves.)
-fn stop_mask(block: &[u8], delimiter: u8) -> u64 {
-    let mut mask = 0u64;
-    let parts = block.chunks_exact(16);
-    let rest = parts.remainder();
-    for (k, part) in parts.enumerate() {
-        let mut bits = 0u16;
-        for (i, &b) in part.iter().enumerate() {
-            bits |= u16::from((b == delimiter) | (b == b'\n')) << i;
+/// A line the plain reading does not take.
+enum Stop {
+    /// It has this many fields, not one per column.
+    Fields(usize),
+    /// A number in it does not parse (or would not keep its text).
+    Number,
+}
+
+/// Where the fields of plain lines go.
+struct Lines<'a> {
+    delimiter: u8,
+    /// Whether the header line is still to be passed over.
+    header: &'a mut bool,
+    columns: &'a mut [Column],
+    ends: &'a mut Vec<usize>,
+    /// Rows in the columns.
+    rows: usize,
+}
+
+impl Lines<'_> {
+    /// Cuts `text`, whole lines without quotes or carriage returns, into fields appended to
+    /// the columns, until they hold `most` rows. Blank lines are passed over, as is the first
+    /// non-blank one while `header`. Stops before a line whose fields are not one per column,
+    /// or whose number does not parse.
+    fn split(&mut self, text: &str, most: usize) -> Split {
+        let bytes = text.as_bytes();
+        let delimiter = self.delimiter;
+        let mut split = Split {
+            used: 0,
+            records: 0,
+            rows: 0,
+            stop: None,
+        };
+        if self.rows >= most {
+            return split;
         }
-        mask |= u64::from(bits) << (16 * k);
+        self.ends.clear();
+        let mut block_start = 0;
+        for block in bytes.chunks(64) {
+            let (mut stops, breaks) = stop_masks(block, delimiter);
+            while stops != 0 {
+                let bit = stops & stops.wrapping_neg();
+                let at = block_start + bit.trailing_zeros() as usize;
+                stops ^= bit;
+                if breaks & bit == 0 {
+                    self.ends.push(at);
+                    continue;
+                }
+                if self.ends.is_empty() && at == split.used {
+                    // A blank line.
+                    split.used = at + 1;
+                    continue;
+                }
+                self.ends.push(at);
+                if std::mem::take(self.header) {
+                    split.records += 1;
+                } else {
+                    if let Err(stop) = self.row(text, split.used) {
+                        for column in self.columns.iter_mut() {
+                            column.truncate(self.rows);
+                        }
+                        split.stop = Some(stop);
+                        return split;
+                    }
+                    self.rows += 1;
+                    split.records += 1;
+                    split.rows += 1;
+                }
+                self.ends.clear();
+                split.used = at + 1;
+                if self.rows == most {
+                    return split;
+                }
+            }
+            block_start += block.len();
+        }
+        split
     }
-    let done = block.len() - rest.len();
-    for (i, &b) in rest.iter().enumerate() {
-        mask |= u64::from((b == delimiter) | (b == b'\n')) << (done + i);
+
+    /// Appends the line that starts at `start` and whose fields end at `ends` to the
+    /// columns. A line not taken may leave some of its values there (the caller takes
+    /// them back).
+    fn row(&mut self, text: &str, start: usize) -> Result<(), Stop> {
+        if self.ends.len() != self.columns.len() {
+            return Err(Stop::Fields(self.ends.len()));
+        }
+        let mut from = start;
+        for (column, &to) in self.columns.iter_mut().zip(self.ends.iter()) {
+            let field = &text[from..to];
+            match column {
+                Column::Text(bytes, ends, nulls) => {
+                    if field.is_empty() {
+                        nulls.append_null();
+                    } else {
+                        let at = bytes.len();
+                        // A short value is copied as 16 bytes (a copy of known length, without
+                        // a call), then cut to its length.
+                        match text.as_bytes().get(from..from + 16) {
+                            Some(sixteen) if field.len() <= 16 => {
+                                bytes.extend_from_slice(sixteen);
+                                bytes.truncate(at + field.len());
+                            }
+                            _ => bytes.extend_from_slice(field.as_bytes()),
+                        }
+                        nulls.append_non_null();
+                    }
+                    ends.push(i32::try_from(bytes.len()).map_err(|_| Stop::Number)?);
+                }
+                Column::Int64(values, nulls, exact) => {
+                    if field.is_empty() {
+                        values.push(0);
+                        nulls.append_null();
+                    } else {
+                        match parse_int(field) {
+                            Some(v) if !(*exact && keeps_no_text(field)) => values.push(v),
+                            _ => return Err(Stop::Number),
+                        }
+                        nulls.append_non_null();
+                    }
+                }
+                Column::Float64(values, nulls, exact) => {
+                    if field.is_empty() {
+                        values.push(0.0);
+                        nulls.append_null();
+                    } else {
+                        match parse_float(field) {
+                            Some(v) if !(*exact && keeps_no_text(field)) => values.push(v),
+                            _ => return Err(Stop::Number),
+                        }
+                        nulls.append_non_null();
+                    }
+                }
+            }
+            from = to + 1;
+        }
+        Ok(())
     }
-    mask
+}
+
+/// Whether a number would not keep `field` as written (the import's check of an inferred
+/// number column: [`crate::import::changed_as`]).
+fn keeps_no_text(field: &str) -> bool {
+    crate::import::changed_as(field, &DataType::Int64).is_some()
+}
+
+/// The positions of `delimiter` and of line breaks in `block` (at most 64 bytes) as bits,
+/// and those of the line breaks alone: eight bytes at a time, each compared in one word
+/// (fields are short: a vector search started again after each one, as `memchr` does, costs
+/// more than it saves).
+fn stop_masks(block: &[u8], delimiter: u8) -> (u64, u64) {
+    let mut padded = [if delimiter == 0 { 1 } else { 0 }; 64];
+    let block = match <&[u8; 64]>::try_from(block) {
+        Ok(full) => full,
+        Err(_) => {
+            padded[..block.len()].copy_from_slice(block);
+            &padded
+        }
+    };
+    let every = |b: u8| u64::from(b) * 0x0101_0101_0101_0101;
+    let (delimiters, breaks) = (every(delimiter), every(b'\n'));
+    let (mut stops, mut lines) = (0u64, 0u64);
+    for (k, part) in block.chunks_exact(8).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(part);
+        let word = u64::from_le_bytes(word);
+        let at_break = bytes_equal(word, breaks);
+        stops |= bits_of(bytes_equal(word, delimiters) | at_break) << (8 * k);
+        lines |= bits_of(at_break) << (8 * k);
+    }
+    (stops, lines)
+}
+
+/// The high bit of each byte of `word` that equals the same byte of `other`, exactly (no
+/// borrow crosses from one byte to the next).
+fn bytes_equal(word: u64, other: u64) -> u64 {
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = word ^ other;
+    !(((x & LOW) + LOW) | x | LOW)
+}
+
+/// The high bits of the eight bytes of `high` (nothing else set) as the low eight bits.
+fn bits_of(high: u64) -> u64 {
+    ((high >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+}
+
+/// `field` as an int64, as [`Int64Type::parse`] reads it: an optional sign and up to 18
+/// digits are read here, anything else by it.
+fn parse_int(field: &str) -> Option<i64> {
+    let b = field.as_bytes();
+    let (negative, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return Int64Type::parse(field);
+    }
+    let mut n = 0i64;
+    for &d in digits {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            return Int64Type::parse(field);
+        }
+        n = n * 10 + i64::from(d);
+    }
+    Some(if negative { -n } else { n })
+}
+
+/// `field` as a float64, as [`Float64Type::parse`] reads it. Digits with at most one point
+/// among them (one digit at least on either side of it), at most 15 digits in all and an
+/// optional `-` are read here: such a decimal is its digits as a whole number (exact in a
+/// float64, below 2^53) divided by a power of ten (exact too, up to 10^22), and the division
+/// of two exact values rounds correctly, so it is the float nearest the decimal, as a full
+/// parse finds it. Anything else is read by it.
+fn parse_float(field: &str) -> Option<f64> {
+    const TENS: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let b = field.as_bytes();
+    let (negative, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let mut n = 0u64;
+    let mut count = 0usize;
+    let mut point = None;
+    for (i, &d) in digits.iter().enumerate() {
+        let v = d.wrapping_sub(b'0');
+        if v <= 9 {
+            n = n * 10 + u64::from(v);
+            count += 1;
+            if count > 15 {
+                return Float64Type::parse(field);
+            }
+        } else if d == b'.' && point.is_none() && i > 0 {
+            point = Some(i);
+        } else {
+            return Float64Type::parse(field);
+        }
+    }
+    let decimals = match point {
+        Some(p) if p + 1 == digits.len() => return Float64Type::parse(field),
+        Some(p) => digits.len() - p - 1,
+        None if count == 0 => return Float64Type::parse(field),
+        None => 0,
+    };
+    let v = n as f64 / TENS[decimals];
+    Some(if negative { -v } else { v })
 }
 
 /// Arrow's message about a line, with the line counted `records` further on (its reader
@@ -360,7 +665,6 @@ mod tests {
     use crate::arrow::compute::concat_batches;
     use crate::arrow::datatypes::{DataType, Field, Schema};
     use proptest::prelude::*;
-    use std::sync::Arc;
 
     fn schema(n: usize) -> SchemaRef {
         Arc::new(Schema::new(
@@ -464,6 +768,82 @@ mod tests {
         assert_eq!(got, arrows(&text, 2, b';', 65_536).expect("read"));
     }
 
+    #[test]
+    fn numbers_parse_to_the_same_bits_as_arrows_parser() {
+        for v in [
+            "0",
+            "-0",
+            "-0.0",
+            "0.0",
+            "7",
+            "-7",
+            "12.5",
+            "0.1",
+            "0.3",
+            "123456789012345",
+            "1234567890.12345",
+            "999999999999999999",
+            "-999999999999999999",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "+5",
+            "5.",
+            ".5",
+            "-.5",
+            "1e3",
+            "1.5e3",
+            "inf",
+            "NaN",
+            "1..2",
+            "-",
+            "",
+            "12a",
+            "00012",
+            "0.000000000000001",
+            "8.589973e9",
+            "4503599627370497.5",
+        ] {
+            assert_eq!(parse_int(v), Int64Type::parse(v), "{v}");
+            assert_eq!(
+                parse_float(v).map(f64::to_bits),
+                Float64Type::parse(v).map(f64::to_bits),
+                "{v}"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+        #[test]
+        fn decimals_parse_to_the_same_bits_as_arrows_parser(
+            v in "-?[0-9]{0,19}(\\.[0-9]{0,19})?",
+        ) {
+            prop_assert_eq!(parse_int(&v), Int64Type::parse(&v));
+            prop_assert_eq!(
+                parse_float(&v).map(f64::to_bits),
+                Float64Type::parse(&v).map(f64::to_bits)
+            );
+        }
+
+        #[test]
+        fn masks_mark_every_delimiter_and_line_break(
+            block in proptest::collection::vec(
+                prop_oneof![Just(b','), Just(b'\n'), Just(0u8), Just(0x80u8), Just(0xffu8),
+                    Just(b';'), Just(b'a')],
+                0..=64,
+            ),
+            delimiter in prop_oneof![Just(b','), Just(b';'), Just(0u8), Just(0x80u8)],
+        ) {
+            let (mut stops, mut lines) = (0u64, 0u64);
+            for (i, &b) in block.iter().enumerate() {
+                stops |= u64::from(b == delimiter || b == b'\n') << i;
+                lines |= u64::from(b == b'\n') << i;
+            }
+            prop_assert_eq!(stop_masks(&block, delimiter), (stops, lines));
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         /// Random text of a few columns (quotes, carriage returns, blank lines, bytes that
@@ -496,5 +876,115 @@ mod tests {
                 _ => prop_assert!(false, "ours {:?}, arrow's {:?}", got, want),
             }
         }
+
+        /// Number columns parsed as the lines are cut: the same values as Arrow's text
+        /// converted afterwards (as the import converts it), or both refused.
+        #[test]
+        fn parses_numbers_as_the_import_converts_text(
+            rows in proptest::collection::vec(
+                (
+                    proptest::collection::vec(
+                        prop_oneof![
+                            6 => Just("7"), 4 => Just("12"), 3 => Just(""), 2 => Just("0"),
+                            2 => Just("-3.5"), 2 => Just(".5"), 1 => Just("07"),
+                            1 => Just("1e3"), 1 => Just("x"), 1 => Just("\"q\""),
+                        ],
+                        3,
+                    ),
+                    // Now and then a line of the wrong length.
+                    proptest::bool::weighted(0.03),
+                ),
+                0..40,
+            ),
+            kinds in proptest::collection::vec(0u8..5, 3),
+            batch in 1usize..6,
+        ) {
+            let parses: Vec<Parse> = kinds.iter().map(|k| match k {
+                0 => Parse::Text,
+                1 => Parse::Int64 { exact: false },
+                2 => Parse::Int64 { exact: true },
+                3 => Parse::Float64 { exact: false },
+                _ => Parse::Float64 { exact: true },
+            }).collect();
+            let mut text = String::from("a,b,c\n");
+            for (row, short) in &rows {
+                text.push_str(&row[..if *short { 2 } else { 3 }].join(","));
+                text.push('\n');
+            }
+            let s = schema(3);
+            let reader = ReaderBuilder::new(s.clone())
+                .with_header(true)
+                .with_batch_size(batch)
+                .build(text.as_bytes())
+                .map_err(|e| e.to_string());
+            let want = reader.and_then(|r| converted(r, &parses));
+            let got = converted(
+                CsvText::new(text.as_bytes(), s.clone(), b',', batch).parsing(parses.clone()),
+                &parses,
+            );
+            match (&got, &want) {
+                (Ok(g), Ok(w)) => prop_assert_eq!(g, w),
+                (Err(_), Err(_)) => {}
+                _ => prop_assert!(false, "ours {:?}, arrow's {:?}", got, want),
+            }
+        }
+    }
+
+    /// The columns of `batches`, each text column that `parses` makes a number converted as
+    /// the import converts it (a parse or a leading zero where `exact` refused), concatenated.
+    fn converted(
+        batches: impl Iterator<Item = Result<RecordBatch, ArrowError>>,
+        parses: &[Parse],
+    ) -> Result<Vec<ArrayRef>, String> {
+        let mut columns: Vec<Vec<ArrayRef>> = vec![Vec::new(); parses.len()];
+        for batch in batches {
+            let batch = batch.map_err(|e| e.to_string())?;
+            for (i, parse) in parses.iter().enumerate() {
+                let col = batch.column(i).clone();
+                let text = col
+                    .as_any()
+                    .downcast_ref::<crate::arrow::array::StringArray>();
+                let col: ArrayRef = match (parse, text) {
+                    (Parse::Text, _) | (_, None) => col,
+                    (Parse::Int64 { exact }, Some(text)) => {
+                        let mut out = Vec::new();
+                        for v in text.iter() {
+                            out.push(match v {
+                                None => None,
+                                Some(v) if *exact && keeps_no_text(v) => return Err("zero".into()),
+                                Some(v) => Some(Int64Type::parse(v).ok_or("not an int")?),
+                            });
+                        }
+                        Arc::new(PrimitiveArray::<Int64Type>::from(out))
+                    }
+                    (Parse::Float64 { exact }, Some(text)) => {
+                        let mut out = Vec::new();
+                        for v in text.iter() {
+                            out.push(match v {
+                                None => None,
+                                Some(v) if *exact && keeps_no_text(v) => return Err("zero".into()),
+                                Some(v) => Some(Float64Type::parse(v).ok_or("not a float")?),
+                            });
+                        }
+                        Arc::new(PrimitiveArray::<Float64Type>::from(out))
+                    }
+                };
+                columns[i].push(col);
+            }
+        }
+        columns
+            .iter()
+            .map(|parts| {
+                let parts: Vec<&dyn crate::arrow::array::Array> =
+                    parts.iter().map(|a| a.as_ref()).collect();
+                if parts.is_empty() {
+                    return Ok(
+                        Arc::new(crate::arrow::array::StringArray::from(Vec::<String>::new()))
+                            as ArrayRef,
+                    );
+                }
+                arrow_select::concat::concat(&parts).map_err(|e| e.to_string())
+            })
+            .collect()
     }
 }

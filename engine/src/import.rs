@@ -21,7 +21,7 @@ use crate::arrow::ipc::reader::FileReader as IpcReader;
 use crate::arrow::ipc::writer::FileWriter as IpcWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::csv_text::CsvText;
+use crate::csv_text::{CsvText, Parse};
 use crate::error::{Error, Result};
 use crate::key::{encode_keys, format_key, key_prefix, Keys, Rows};
 use crate::progress::Progress;
@@ -944,7 +944,21 @@ impl BatchReader {
         let inner: Box<dyn Iterator<Item = _> + Send> = match format {
             Format::Csv => {
                 let (file, _) = input.text()?;
-                let reader = CsvText::new(file, read_schema.clone(), input.delimiter(), BATCH_ROWS);
+                // Plain lines' int64 and float64 columns are parsed as they are cut (and
+                // checked as `convert_text` checks them).
+                let parses = file_cols
+                    .iter()
+                    .map(|c| {
+                        let ti = target.index_of(c).expect("checked above");
+                        match target.field(ti).data_type() {
+                            DataType::Int64 => Parse::Int64 { exact: exact[ti] },
+                            DataType::Float64 => Parse::Float64 { exact: exact[ti] },
+                            _ => Parse::Text,
+                        }
+                    })
+                    .collect();
+                let reader = CsvText::new(file, read_schema.clone(), input.delimiter(), BATCH_ROWS)
+                    .parsing(parses);
                 let input = input.clone();
                 Box::new(reader.map(move |r| r.map_err(|e| input.bad(arrow_text(&e)))))
             }
@@ -1403,7 +1417,7 @@ fn is_whole_number(s: &str) -> bool {
 
 /// Why a number of type `to` would not keep the text `v` as written, if it would not: a
 /// leading zero (`00123`, an identifier or a code more often than a quantity) is dropped.
-fn changed_as(v: &str, to: &DataType) -> Option<&'static str> {
+pub(crate) fn changed_as(v: &str, to: &DataType) -> Option<&'static str> {
     if !(to.is_integer() || to.is_floating()) {
         return None;
     }
