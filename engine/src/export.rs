@@ -1080,9 +1080,10 @@ fn write_f64(v: f64, out: &mut Vec<u8>) {
     const SCALE: f64 = 10_000.0;
     let a = v.abs();
     if (1.0 / SCALE..FEW_DECIMALS_BELOW).contains(&a) {
-        let n = (a * SCALE).round();
-        if n / SCALE == a {
-            let n = n as u64;
+        // The nearest whole number when there is one within a hundredth (a cast, not a
+        // call to `round`): any other is refused by the check.
+        let n = (a * SCALE + 0.5) as u64;
+        if n as f64 / SCALE == a {
             if v < 0.0 {
                 out.push(b'-');
             }
@@ -1093,16 +1094,33 @@ fn write_f64(v: f64, out: &mut Vec<u8>) {
                 frac /= 10;
                 digits -= 1;
             }
+            // The point and the decimals, written as five bytes and cut to their length.
             let mut text = [b'.', b'0', b'0', b'0', b'0'];
             for d in (1..=digits).rev() {
                 text[d] = b'0' + (frac % 10) as u8;
                 frac /= 10;
             }
-            out.extend_from_slice(&text[..=digits]);
+            out.extend_from_slice(&text);
+            out.truncate(out.len() - (4 - digits));
             return;
         }
     }
     write_float(v, out)
+}
+
+/// Appends `data[start..end]` (a string's bytes among its column's): when it is at most 16
+/// bytes and 16 are there to copy, as a copy of 16 bytes cut to its length (a copy of known
+/// length is a move or two, where one of any length is a call to `memcpy`: for a value of a
+/// few bytes, that call was much of its cost).
+fn append_slice(out: &mut Vec<u8>, data: &[u8], start: usize, end: usize) {
+    let len = end - start;
+    match data.get(start..start + 16) {
+        Some(sixteen) if len <= 16 => {
+            out.extend_from_slice(sixteen);
+            out.truncate(out.len() - (16 - len));
+        }
+        _ => out.extend_from_slice(&data[start..end]),
+    }
 }
 
 /// The magnitude below which [`write_f64`] writes a value with few decimals itself: 2^30,
@@ -1241,7 +1259,15 @@ impl<'a> ColumnText<'a> {
                             out.extend_from_slice(itoa::Buffer::new().format(v[row]).as_bytes())
                         }
                         Values::Float64(v) => write_f64(v[row], out),
-                        Values::Utf8(a) => out.extend_from_slice(a.value(row).as_bytes()),
+                        Values::Utf8(a) => {
+                            let offsets = a.value_offsets();
+                            append_slice(
+                                out,
+                                a.value_data(),
+                                offsets[row] as usize,
+                                offsets[row + 1] as usize,
+                            )
+                        }
                         Values::Other(write) => write(row, out),
                     }
                 }
