@@ -758,6 +758,15 @@ mod tests {
     }
 
     #[test]
+    fn a_line_longer_than_a_read_is_read_whole() {
+        let long = "v".repeat(3 * READ_SIZE + 7);
+        let text = format!("k,v\n1,{long}\n2,x\n3,{long}");
+        let got = ours(text.as_bytes(), 2, b',', 2).expect("read");
+        assert_eq!(got, arrows(text.as_bytes(), 2, b',', 2).expect("read"));
+        assert_eq!(got.num_rows(), 3);
+    }
+
+    #[test]
     fn long_files_cross_many_reads() {
         let mut text = b"k;v\n".to_vec();
         for i in 0..300_000 {
