@@ -630,12 +630,7 @@ impl Input {
                         .map(|f| Field::new(f.name(), DataType::Utf8, true))
                         .collect::<Vec<_>>(),
                 ));
-                let reader = crate::arrow::csv::ReaderBuilder::new(text)
-                    .with_header(true)
-                    .with_delimiter(self.delimiter())
-                    .with_batch_size(BATCH_ROWS)
-                    .build(file)
-                    .map_err(|e| self.bad(arrow_text(&e)))?;
+                let reader = CsvText::new(file, text, self.delimiter(), BATCH_ROWS);
                 let n = schema.fields().len();
                 let mut found: Vec<Option<String>> = vec![None; n];
                 // Text columns: whether every value is a whole number, and the first one
