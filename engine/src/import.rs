@@ -737,11 +737,9 @@ impl Input {
         let (mut file, format) = self.text()?;
         match format {
             Format::Csv => {
-                let (schema, _) = crate::arrow::csv::reader::Format::default()
-                    .with_header(true)
-                    .with_delimiter(self.delimiter())
-                    .infer_schema(&mut file, Some(INFER_ROWS))
-                    .map_err(|e| self.bad(arrow_text(&e)))?;
+                let (schema, _) =
+                    crate::csv_text::infer_schema(&mut file, self.delimiter(), INFER_ROWS)
+                        .map_err(|e| self.bad(arrow_text(&e)))?;
                 if schema.fields().is_empty() {
                     return Err(self.bad("the file is empty; a CSV file needs a header line"));
                 }
@@ -778,10 +776,7 @@ impl Input {
                 ..
             } => {
                 let (mut file, _) = self.text()?;
-                crate::arrow::csv::reader::Format::default()
-                    .with_header(true)
-                    .with_delimiter(self.delimiter())
-                    .infer_schema(&mut file, Some(0))
+                crate::csv_text::infer_schema(&mut file, self.delimiter(), 0)
                     .map_err(|e| self.bad(arrow_text(&e)))?
                     .0
             }
