@@ -19,7 +19,7 @@
 //!   ext4, XFS, Btrfs, F2FS (and tmpfs, where nothing survives a restart anyway). A network
 //!   or layered file system (NFS, SMB, FUSE, overlayfs) keeps the per-file `fsync`;
 //! - little else waiting to be written: `syncfs` also writes back what other programs left
-//!   in memory on that file system. While more than [`UNWRITTEN_LIMIT`] of the machine's
+//!   in memory on that file system. While [`UNWRITTEN_LIMIT`] or more of the machine's
 //!   memory waits to be written (`Dirty` + `Writeback` in `/proc/meminfo`), writes use the
 //!   per-file `fsync`, so that a commit does not wait for someone else's gigabytes.
 //!
@@ -57,7 +57,7 @@ use object_store::{
     PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
 };
 
-/// While more than this much of the machine's memory waits to be written to disk, a flush
+/// While this much of the machine's memory or more waits to be written to disk, a flush
 /// is a per-file `fsync` rather than a `syncfs` (which would write all of it back first).
 pub const UNWRITTEN_LIMIT: u64 = 32 << 20;
 
@@ -468,7 +468,7 @@ struct Flusher {
     flushes: AtomicU64,
     /// When the machine's unwritten memory was last read, and whether it was small.
     unwritten: Mutex<Option<(Instant, bool)>>,
-    /// Above how many bytes of it flushes are per file ([`UNWRITTEN_LIMIT`]).
+    /// From how many bytes of it on flushes are per file ([`UNWRITTEN_LIMIT`]; 0: always).
     unwritten_limit: AtomicU64,
 }
 
@@ -598,7 +598,7 @@ impl Flusher {
         let small = std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|text| unwritten_bytes(&text))
-            .is_some_and(|bytes| bytes <= self.unwritten_limit.load(Ordering::Relaxed));
+            .is_some_and(|bytes| bytes < self.unwritten_limit.load(Ordering::Relaxed));
         *last = Some((Instant::now(), small));
         small
     }
