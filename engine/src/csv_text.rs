@@ -1,14 +1,15 @@
-//! A CSV file's text as batches of text columns, read as Arrow's CSV reader reads it.
+//! A CSV file's text as batches of columns, read as Arrow's CSV reader reads it, and its
+//! column types inferred as Arrow infers them.
 //!
 //! Most CSV files hold no quote at all, and end their lines with `\n` alone. Such lines are
-//! cut into fields here, by one vector search for the delimiter and the line break across
-//! the text, and each field is copied once, straight into its column. Arrow's reader
-//! (`csv_core`'s state machine, byte by byte) first copies every field into a record buffer,
-//! then again into the columns: on a 10M-row file that is about a sixth of an import's
-//! work.
+//! cut into fields here (the delimiters and line breaks of 64 bytes at a time found as a bit
+//! mask), each text field copied once, straight into its column, and each int64 or float64
+//! field parsed as it is cut. Arrow's reader (`csv_core`'s state machine, byte by byte) first
+//! copies every field into a record buffer, then again into a text column, which the import
+//! then parsed.
 //!
 //! From the first line that holds anything else (a quote, a carriage return, text that is
-//! not UTF-8, the wrong number of fields) to the end of the file, the text goes to Arrow's
+//! not UTF-8, a number that does not parse) to the end of the file, the text goes to Arrow's
 //! reader, unchanged: it reads quoting, every line ending, and says what is wrong with a line
 //! (its line numbers counted from the file's start, as if it had read all of it). Blank
 //! lines are passed over, and an empty field is a null, as Arrow's reader has them; the
@@ -20,13 +21,15 @@ use std::sync::{Arc, LazyLock};
 
 use regex::RegexSet;
 
-use arrow_buffer::{Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use arrow_buffer::{ArrowNativeType, Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_cast::parse::Parser;
 
 use crate::arrow::array::{ArrayRef, PrimitiveArray, RecordBatch, StringArray};
 use crate::arrow::csv::reader::Decoder;
 use crate::arrow::csv::ReaderBuilder;
-use crate::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use crate::arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, Float64Type, Int64Type, Schema, SchemaRef,
+};
 use crate::arrow::error::ArrowError;
 
 /// Bytes read from the file at once.
@@ -80,8 +83,53 @@ pub(crate) enum Parse {
 enum Column {
     /// Text: the values' bytes one after another, where each ends, and which are null.
     Text(Vec<u8>, Vec<i32>, NullBufferBuilder),
-    Int64(Vec<i64>, NullBufferBuilder, bool),
-    Float64(Vec<f64>, NullBufferBuilder, bool),
+    Int64(Numbers<i64>),
+    Float64(Numbers<f64>),
+}
+
+/// A number column of a batch of plain lines, as it is built.
+struct Numbers<T> {
+    values: Vec<T>,
+    nulls: NullBufferBuilder,
+    /// Whether a value the number would not keep as written is refused (see [`Parse`]).
+    exact: bool,
+}
+
+impl<T: ArrowNativeType> Numbers<T> {
+    fn new(rows: usize, exact: bool) -> Self {
+        Numbers {
+            values: Vec::with_capacity(rows),
+            nulls: NullBufferBuilder::new(rows),
+            exact,
+        }
+    }
+
+    /// Appends `field` parsed by `parse` (an empty one is a null).
+    fn push(&mut self, field: &str, parse: fn(&str) -> Option<T>) -> Result<(), Stop> {
+        if field.is_empty() {
+            self.values.push(T::default());
+            self.nulls.append_null();
+            return Ok(());
+        }
+        match parse(field) {
+            Some(v) if !(self.exact && keeps_no_text(field)) => self.values.push(v),
+            _ => return Err(Stop::Number),
+        }
+        self.nulls.append_non_null();
+        Ok(())
+    }
+
+    fn truncate(&mut self, rows: usize) {
+        self.values.truncate(rows);
+        self.nulls.truncate(rows);
+    }
+
+    fn finish<P: ArrowPrimitiveType<Native = T>>(mut self) -> ArrayRef {
+        Arc::new(PrimitiveArray::<P>::new(
+            self.values.into(),
+            self.nulls.finish(),
+        ))
+    }
 }
 
 impl Column {
@@ -97,16 +145,8 @@ impl Column {
                     NullBufferBuilder::new(rows),
                 )
             }
-            Parse::Int64 { exact } => Column::Int64(
-                Vec::with_capacity(rows),
-                NullBufferBuilder::new(rows),
-                exact,
-            ),
-            Parse::Float64 { exact } => Column::Float64(
-                Vec::with_capacity(rows),
-                NullBufferBuilder::new(rows),
-                exact,
-            ),
+            Parse::Int64 { exact } => Column::Int64(Numbers::new(rows, exact)),
+            Parse::Float64 { exact } => Column::Float64(Numbers::new(rows, exact)),
         }
     }
 
@@ -118,14 +158,8 @@ impl Column {
                 bytes.truncate(ends.last().map_or(0, |&e| e as usize));
                 nulls.truncate(rows);
             }
-            Column::Int64(values, nulls, _) => {
-                values.truncate(rows);
-                nulls.truncate(rows);
-            }
-            Column::Float64(values, nulls, _) => {
-                values.truncate(rows);
-                nulls.truncate(rows);
-            }
+            Column::Int64(numbers) => numbers.truncate(rows),
+            Column::Float64(numbers) => numbers.truncate(rows),
         }
     }
 
@@ -136,14 +170,8 @@ impl Column {
                 Buffer::from_vec(bytes),
                 nulls.finish(),
             )?),
-            Column::Int64(values, mut nulls, _) => Arc::new(PrimitiveArray::<Int64Type>::new(
-                values.into(),
-                nulls.finish(),
-            )),
-            Column::Float64(values, mut nulls, _) => Arc::new(PrimitiveArray::<Float64Type>::new(
-                values.into(),
-                nulls.finish(),
-            )),
+            Column::Int64(numbers) => numbers.finish::<Int64Type>(),
+            Column::Float64(numbers) => numbers.finish::<Float64Type>(),
         })
     }
 }
@@ -498,30 +526,8 @@ impl Lines<'_> {
                     }
                     ends.push(i32::try_from(bytes.len()).map_err(|_| Stop::Number)?);
                 }
-                Column::Int64(values, nulls, exact) => {
-                    if field.is_empty() {
-                        values.push(0);
-                        nulls.append_null();
-                    } else {
-                        match parse_int(field) {
-                            Some(v) if !(*exact && keeps_no_text(field)) => values.push(v),
-                            _ => return Err(Stop::Number),
-                        }
-                        nulls.append_non_null();
-                    }
-                }
-                Column::Float64(values, nulls, exact) => {
-                    if field.is_empty() {
-                        values.push(0.0);
-                        nulls.append_null();
-                    } else {
-                        match parse_float(field) {
-                            Some(v) if !(*exact && keeps_no_text(field)) => values.push(v),
-                            _ => return Err(Stop::Number),
-                        }
-                        nulls.append_non_null();
-                    }
-                }
+                Column::Int64(numbers) => numbers.push(field, parse_int)?,
+                Column::Float64(numbers) => numbers.push(field, parse_float)?,
             }
             from = to + 1;
         }
