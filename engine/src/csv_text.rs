@@ -542,11 +542,38 @@ fn keeps_no_text(field: &str) -> bool {
 }
 
 /// The positions of `delimiter` and of line breaks in `block` (at most 64 bytes) as bits,
-/// and those of the line breaks alone: eight bytes at a time, each compared in one word
-/// (fields are short: a vector search started again after each one, as `memchr` does, costs
-/// more than it saves).
+/// and those of the line breaks alone (fields are short: a vector search started again
+/// after each one, as `memchr` does, costs more than it saves).
 fn stop_masks(block: &[u8], delimiter: u8) -> (u64, u64) {
-    let mut padded = [if delimiter == 0 { 1 } else { 0 }; 64];
+    let (delimiters, breaks) = (every_byte(delimiter), every_byte(b'\n'));
+    let (mut stops, mut lines) = (0u64, 0u64);
+    for (k, word) in words(block, if delimiter == 0 { 1 } else { 0 })
+        .into_iter()
+        .enumerate()
+    {
+        let at_break = bytes_equal(word, breaks);
+        stops |= bits_of(bytes_equal(word, delimiters) | at_break) << (8 * k);
+        lines |= bits_of(at_break) << (8 * k);
+    }
+    (stops, lines)
+}
+
+/// The positions of `byte` in `block` (at most 64 bytes) as bits.
+pub(crate) fn byte_mask(block: &[u8], byte: u8) -> u64 {
+    let every = every_byte(byte);
+    words(block, byte.wrapping_add(1))
+        .into_iter()
+        .enumerate()
+        .fold(0, |mask, (k, word)| {
+            mask | bits_of(bytes_equal(word, every)) << (8 * k)
+        })
+}
+
+/// `block` (at most 64 bytes, then `pad`) as eight words, to be compared eight bytes at a
+/// time (a loop of per-byte compares, which the compiler leaves scalar, took twice the
+/// instructions).
+fn words(block: &[u8], pad: u8) -> [u64; 8] {
+    let mut padded = [pad; 64];
     let block = match <&[u8; 64]>::try_from(block) {
         Ok(full) => full,
         Err(_) => {
@@ -554,18 +581,18 @@ fn stop_masks(block: &[u8], delimiter: u8) -> (u64, u64) {
             &padded
         }
     };
-    let every = |b: u8| u64::from(b) * 0x0101_0101_0101_0101;
-    let (delimiters, breaks) = (every(delimiter), every(b'\n'));
-    let (mut stops, mut lines) = (0u64, 0u64);
-    for (k, part) in block.chunks_exact(8).enumerate() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(part);
-        let word = u64::from_le_bytes(word);
-        let at_break = bytes_equal(word, breaks);
-        stops |= bits_of(bytes_equal(word, delimiters) | at_break) << (8 * k);
-        lines |= bits_of(at_break) << (8 * k);
+    let mut words = [0u64; 8];
+    for (word, part) in words.iter_mut().zip(block.chunks_exact(8)) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(part);
+        *word = u64::from_le_bytes(bytes);
     }
-    (stops, lines)
+    words
+}
+
+/// `byte` in each byte of a word.
+fn every_byte(byte: u8) -> u64 {
+    u64::from(byte) * 0x0101_0101_0101_0101
 }
 
 /// The high bit of each byte of `word` that equals the same byte of `other`, exactly (no

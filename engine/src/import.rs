@@ -21,7 +21,7 @@ use crate::arrow::ipc::reader::FileReader as IpcReader;
 use crate::arrow::ipc::writer::FileWriter as IpcWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::csv_text::{CsvText, Parse};
+use crate::csv_text::{byte_mask, CsvText, Parse};
 use crate::error::{Error, Result};
 use crate::key::{encode_keys, format_key, key_prefix, Keys, Rows};
 use crate::progress::Progress;
@@ -1107,7 +1107,7 @@ impl<R: Read> QuoteCheck<R> {
         let first = memchr::memchr(b'"', text).unwrap_or(text.len());
         let mut at_block = first - first % 64;
         for block in text[at_block..].chunks(64) {
-            let mut quotes = quote_mask(block);
+            let mut quotes = byte_mask(block, b'"');
             while quotes != 0 {
                 let at = at_block + quotes.trailing_zeros() as usize;
                 quotes &= quotes - 1;
@@ -1165,26 +1165,6 @@ impl<R: Read> Read for QuoteCheck<R> {
         }
         Ok(n)
     }
-}
-
-/// The positions of the quotes in `block` (at most 64 bytes) as bits, in a loop the
-/// compiler vectorizes: a block without one is passed over in a few instructions.
-fn quote_mask(block: &[u8]) -> u64 {
-    let mut mask = 0u64;
-    let parts = block.chunks_exact(16);
-    let rest = parts.remainder();
-    for (k, part) in parts.enumerate() {
-        let mut bits = 0u16;
-        for (i, &b) in part.iter().enumerate() {
-            bits |= u16::from(b == b'"') << i;
-        }
-        mask |= u64::from(bits) << (16 * k);
-    }
-    let done = block.len() - rest.len();
-    for (i, &b) in rest.iter().enumerate() {
-        mask |= u64::from(b == b'"') << (done + i);
-    }
-    mask
 }
 
 /// The line breaks (`\n`) in `text` (`memchr`'s vector count).
@@ -2185,7 +2165,7 @@ mod tests {
                 let mut block = vec![b'x'; len];
                 block[at] = b'"';
                 let found: Vec<usize> = (0..64)
-                    .filter(|i| quote_mask(&block[..len.min(64)]) >> i & 1 == 1)
+                    .filter(|i| byte_mask(&block[..len.min(64)], b'"') >> i & 1 == 1)
                     .collect();
                 let expected: Vec<usize> = (at < 64).then_some(at).into_iter().collect();
                 assert_eq!(found, expected, "a quote at {at} of {len} bytes");
