@@ -936,17 +936,14 @@ impl BatchReader {
                 let (file, _) = input.text()?;
                 // Plain lines' int64 and float64 columns are parsed as they are cut (and
                 // checked as `convert_text` checks them).
-                let parses = file_cols
-                    .iter()
-                    .map(|c| {
-                        let ti = target.index_of(c).expect("checked above");
-                        match target.field(ti).data_type() {
-                            DataType::Int64 => Parse::Int64 { exact: exact[ti] },
-                            DataType::Float64 => Parse::Float64 { exact: exact[ti] },
-                            _ => Parse::Text,
-                        }
-                    })
-                    .collect();
+                let mut parses = vec![Parse::Text; file_cols.len()];
+                for (ti, &fi) in mapping.iter().enumerate() {
+                    parses[fi] = match target.field(ti).data_type() {
+                        DataType::Int64 => Parse::Int64 { exact: exact[ti] },
+                        DataType::Float64 => Parse::Float64 { exact: exact[ti] },
+                        _ => Parse::Text,
+                    };
+                }
                 let reader = CsvText::new(file, read_schema.clone(), input.delimiter(), BATCH_ROWS)
                     .parsing(parses);
                 let input = input.clone();
