@@ -519,9 +519,21 @@ fn decode_chunk_inner(
             ))
         }
     };
-    let reader =
-        ParquetRecordBatchReader::try_new_with_row_groups(&levels, &row_groups, 1 << 20, selection)
-            .map_err(|e| corrupt(e.to_string()))?;
+    // One batch of exactly the rows asked for: the reader reserves room for a whole batch in
+    // each column before it decodes, and room for more rows than the chunk holds is fresh
+    // memory (megabytes, mapped anew and cleared by the kernel) for every chunk decoded.
+    let batch_rows = match rows {
+        Some(rows) => rows.len(),
+        None => RowGroups::num_rows(&row_groups),
+    }
+    .max(1);
+    let reader = ParquetRecordBatchReader::try_new_with_row_groups(
+        &levels,
+        &row_groups,
+        batch_rows,
+        selection,
+    )
+    .map_err(|e| corrupt(e.to_string()))?;
     let mut batches = Vec::new();
     for b in reader {
         batches.push(b.map_err(|e| corrupt(e.to_string()))?);
