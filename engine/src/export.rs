@@ -926,6 +926,35 @@ impl Gzip {
     }
 }
 
+/// About how many bytes `batch`'s text takes: its strings' bytes, and a few more than a
+/// number's usual digits for each other value. A batch's memory size is no measure of it: its
+/// arrays may hold room their decoder reserved and never used (megabytes for a few rows).
+fn text_estimate(batch: &RecordBatch) -> usize {
+    use crate::arrow::array::{Array, AsArray};
+    use crate::arrow::datatypes::DataType;
+    let rows = batch.num_rows();
+    let values: usize = batch
+        .columns()
+        .iter()
+        .map(|a| match a.data_type() {
+            DataType::Utf8 => string_bytes(a.as_string::<i32>().value_offsets()),
+            DataType::LargeUtf8 => string_bytes(a.as_string::<i64>().value_offsets()),
+            DataType::Binary => 2 * string_bytes(a.as_binary::<i32>().value_offsets()),
+            DataType::LargeBinary => 2 * string_bytes(a.as_binary::<i64>().value_offsets()),
+            _ => 16 * rows,
+        } + 2 * rows)
+        .sum();
+    values + 1024
+}
+
+/// The bytes between the first and the last of `offsets`.
+fn string_bytes<O: crate::arrow::array::OffsetSizeTrait>(offsets: &[O]) -> usize {
+    match (offsets.first(), offsets.last()) {
+        (Some(first), Some(last)) => (*last - *first).as_usize(),
+        _ => 0,
+    }
+}
+
 /// Appends one batch as CSV (fields separated by `delimiter`, after a header line when
 /// `header`) or JSON Lines to `buf`.
 fn format_text(
@@ -936,7 +965,12 @@ fn format_text(
     header: bool,
 ) -> Result<()> {
     let err = |e| Error::arrow("writing the export", e);
-    buf.reserve(batch.get_array_memory_size() + 1024);
+    // A buffer used again is cleared, not shrunk: one big enough is kept as it is, and one too
+    // small is replaced rather than grown, as growing copies its whole old allocation.
+    let estimate = text_estimate(batch);
+    if buf.capacity() < estimate {
+        *buf = Vec::with_capacity(estimate);
+    }
     if format == ExportFormat::Csv {
         csv_text(buf, batch, header, delimiter).map_err(err)?;
     } else {
