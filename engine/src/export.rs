@@ -738,7 +738,7 @@ async fn write_text(
             let pool = pool.clone();
             async move {
                 let batch = batch?;
-                tokio::task::spawn_blocking(move || {
+                crate::cpu::run(move || {
                     let mut text = pool
                         .lock()
                         .ok()

@@ -16,6 +16,7 @@ mod avro;
 pub mod chunk;
 pub mod clock;
 pub mod commit;
+mod cpu;
 mod csv_text;
 pub mod diff;
 pub mod edit;

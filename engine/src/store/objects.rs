@@ -281,14 +281,22 @@ impl Objects {
         let local = self.local_file(ObjectKind::Chunk, &id);
         let delta_file = delta.and_then(|d| Some((d, self.local_file(ObjectKind::Chunk, &d)?)));
         let task = match (local, delta, delta_file) {
+            // The files are read on the blocking pool as they are asked for, and decoded once
+            // a core is free (see `crate::cpu`).
             (Some((file, location)), None, _) => {
-                tokio::task::spawn_blocking(move || decode(read_local(&file, &id, location)?, None))
+                let bytes = tokio::task::spawn_blocking(move || read_local(&file, &id, location))
+                    .await
+                    .map_err(|e| Error::Invalid(format!("reading a chunk failed: {e}")))??;
+                crate::cpu::run(move || decode(bytes, None)).await
             }
             (Some((file, location)), Some(_), Some((d, (delta_file, _)))) => {
-                tokio::task::spawn_blocking(move || {
+                let (delta, bytes) = tokio::task::spawn_blocking(move || -> Result<_> {
                     let delta = read_local(&delta_file, &d, location.clone())?;
-                    decode(read_local(&file, &id, location)?, Some(delta))
+                    Ok((delta, read_local(&file, &id, location)?))
                 })
+                .await
+                .map_err(|e| Error::Invalid(format!("reading a chunk failed: {e}")))??;
+                crate::cpu::run(move || decode(bytes, Some(delta))).await
             }
             _ => {
                 let delta_bytes = async {
@@ -299,17 +307,17 @@ impl Objects {
                 };
                 let (delta_bytes, bytes) =
                     futures::try_join!(delta_bytes, self.get_unchecked(ObjectKind::Chunk, &id))?;
-                tokio::task::spawn_blocking(move || {
+                crate::cpu::run(move || {
                     if let (Some(d), Some(b)) = (&delta, &delta_bytes) {
                         verify(d, b)?;
                     }
                     verify(&id, &bytes)?;
                     decode(bytes, delta_bytes)
                 })
+                .await
             }
         };
-        task.await
-            .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
+        task.map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
     }
 
     /// Reads an object's bytes without checking them: the caller must [`verify`] them (off the
