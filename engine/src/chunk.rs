@@ -521,12 +521,13 @@ fn decode_chunk_inner(
     };
     // One batch of exactly the rows asked for: the reader reserves room for a whole batch in
     // each column before it decodes, and room for more rows than the chunk holds is fresh
-    // memory (megabytes, mapped anew and cleared by the kernel) for every chunk decoded.
+    // memory (megabytes, mapped anew and cleared by the kernel) for every chunk decoded. A
+    // footer's row count is not trusted beyond 2^20 rows a batch (a chunk holds far fewer).
     let batch_rows = match rows {
         Some(rows) => rows.len(),
         None => RowGroups::num_rows(&row_groups),
     }
-    .max(1);
+    .clamp(1, 1 << 20);
     let reader = ParquetRecordBatchReader::try_new_with_row_groups(
         &levels,
         &row_groups,
