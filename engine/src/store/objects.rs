@@ -281,22 +281,31 @@ impl Objects {
         let local = self.local_file(ObjectKind::Chunk, &id);
         let delta_file = delta.and_then(|d| Some((d, self.local_file(ObjectKind::Chunk, &d)?)));
         let task = match (local, delta, delta_file) {
-            // The files are read on the blocking pool as they are asked for, and decoded once
-            // a core is free (see `crate::cpu`).
+            // The files are read on the blocking pool as they are asked for, then checked and
+            // decoded on the engine's threads, one per core (see `crate::cpu`).
             (Some((file, location)), None, _) => {
-                let bytes = tokio::task::spawn_blocking(move || read_local(&file, &id, location))
+                let bytes = tokio::task::spawn_blocking(move || read_file(&file, &id, location))
                     .await
                     .map_err(|e| Error::Invalid(format!("reading a chunk failed: {e}")))??;
-                crate::cpu::run(move || decode(bytes, None)).await
+                crate::cpu::run(move || {
+                    verify(&id, &bytes)?;
+                    decode(bytes, None)
+                })
+                .await
             }
             (Some((file, location)), Some(_), Some((d, (delta_file, _)))) => {
                 let (delta, bytes) = tokio::task::spawn_blocking(move || -> Result<_> {
-                    let delta = read_local(&delta_file, &d, location.clone())?;
-                    Ok((delta, read_local(&file, &id, location)?))
+                    let delta = read_file(&delta_file, &d, location.clone())?;
+                    Ok((delta, read_file(&file, &id, location)?))
                 })
                 .await
                 .map_err(|e| Error::Invalid(format!("reading a chunk failed: {e}")))??;
-                crate::cpu::run(move || decode(bytes, Some(delta))).await
+                crate::cpu::run(move || {
+                    verify(&d, &delta)?;
+                    verify(&id, &bytes)?;
+                    decode(bytes, Some(delta))
+                })
+                .await
             }
             _ => {
                 let delta_bytes = async {
@@ -420,6 +429,13 @@ impl Objects {
 /// it: the same outcomes as reading it through the store and checking it give. No file is a
 /// missing object, any other bytes a damaged one.
 fn read_local(file: &std::path::Path, id: &ObjectId, location: String) -> Result<Bytes> {
+    let bytes = read_file(file, id, location)?;
+    verify(id, &bytes)?;
+    Ok(bytes)
+}
+
+/// Reads the file of object `id`, unchecked: the caller must [`verify`] its bytes.
+fn read_file(file: &std::path::Path, id: &ObjectId, location: String) -> Result<Bytes> {
     let bytes = match std::fs::read(file) {
         Ok(b) => Bytes::from(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -435,7 +451,6 @@ fn read_local(file: &std::path::Path, id: &ObjectId, location: String) -> Result
             })
         }
     };
-    verify(id, &bytes)?;
     Ok(bytes)
 }
 
