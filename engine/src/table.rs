@@ -325,7 +325,7 @@ impl<'a> Chunker<'a> {
         let (send, entry) = tokio::sync::oneshot::channel();
         let created = self.created.clone();
         let put = tokio::spawn(async move {
-            let (bytes, id) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let (bytes, id) = crate::cpu::run(move || -> Result<_> {
                 let batch = crate::arrow::compute::concat_batches(&schema, &batches)
                     .map_err(|e| Error::arrow("assembling a chunk", e))?;
                 let bytes = encode_chunk_on(&batch, threads)?;
