@@ -56,37 +56,6 @@ fn a_flipped_byte_in_a_chunk_fails_an_upsert_that_must_rewrite_it() {
 }
 
 #[test]
-fn a_flipped_byte_in_a_chunks_delta_fails_the_export_naming_the_delta() {
-    let dir = Dir::repo();
-    let mut rows = String::from("id,name\n");
-    for i in 0..50_000 {
-        rows.push_str(&format!("{i},name{i}\n"));
-    }
-    dir.write("rows.csv", rows);
-    dir.strata(&["import", "t", "rows.csv", "--primary-key", "id"])
-        .ok();
-    dir.strata(&["commit", "-m", "rows"]).ok();
-    let before = dir.chunk_files();
-    dir.write("up.csv", "id,name\n25000,changed\n");
-    dir.strata(&["import", "t", "up.csv", "--mode", "upsert"])
-        .ok();
-    let after = dir.chunk_files();
-    let new: Vec<_> = after.iter().filter(|f| !before.contains(f)).collect();
-    assert_eq!(new.len(), 1, "a one-row upsert stores one delta: {new:?}");
-    assert_eq!(after.len(), before.len() + 1, "its chunk is kept beside it");
-    let id = object_id_of(new[0]);
-    flip_a_byte(new[0]);
-    let line = dir
-        .strata(&["export", "t", "out.csv"])
-        .fails_with_one_line();
-    assert_mentions(&line, &[&format!("object {id} is corrupt")]);
-    assert!(
-        !dir.join("out.csv").exists(),
-        "a failed export must not leave a file"
-    );
-}
-
-#[test]
 fn a_flipped_byte_in_a_table_object_fails_table_list_naming_it() {
     let dir = Dir::with_people();
     let (id, path) = table_file(&dir, "people");
