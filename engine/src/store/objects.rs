@@ -263,10 +263,10 @@ impl Objects {
     }
 
     /// Reads a chunk and its delta `delta` (if it has one), checks that their bytes hash to
-    /// their ids, and hands them to `decode`, all on the blocking pool. From a folder on this
-    /// machine the files are read in that same task, without a round trip through the async
-    /// runtime (a scan reads hundreds of chunks a second, and the hops cost a fifth of its
-    /// time); from a remote store both requests run at once.
+    /// their ids, and hands them to `decode` on the engine's threads (`crate::cpu`). From a
+    /// folder on this machine both files are read in one task of the blocking pool, without a
+    /// round trip through the async runtime between them (a scan reads hundreds of chunks a
+    /// second); from a remote store both requests run at once.
     pub async fn read_chunk_and_delta<T, F>(
         &self,
         id: &ObjectId,
@@ -280,32 +280,24 @@ impl Objects {
         let (id, delta) = (*id, delta.copied());
         let local = self.local_file(ObjectKind::Chunk, &id);
         let delta_file = delta.and_then(|d| Some((d, self.local_file(ObjectKind::Chunk, &d)?)));
-        let task = match (local, delta, delta_file) {
-            // The files are read on the blocking pool as they are asked for, then checked and
-            // decoded on the engine's threads, one per core (see `crate::cpu`).
-            (Some((file, location)), None, _) => {
-                let bytes = tokio::task::spawn_blocking(move || read_file(&file, &id, location))
-                    .await
-                    .map_err(|e| Error::Invalid(format!("reading a chunk failed: {e}")))??;
-                crate::cpu::run(move || {
-                    verify(&id, &bytes)?;
-                    decode(bytes, None)
+        // A folder's files are read on the blocking pool as they are asked for; then, from
+        // either store, the bytes are checked and decoded on the engine's threads, one per
+        // core (see `crate::cpu`).
+        let (bytes, delta_bytes) = match (local, delta_file) {
+            (Some((file, location)), None) if delta.is_none() => {
+                tokio::task::spawn_blocking(move || -> Result<_> {
+                    Ok((read_file(&file, &id, location)?, None))
                 })
                 .await
+                .map_err(|e| Error::Invalid(format!("reading a chunk failed: {e}")))??
             }
-            (Some((file, location)), Some(_), Some((d, (delta_file, _)))) => {
-                let (delta, bytes) = tokio::task::spawn_blocking(move || -> Result<_> {
+            (Some((file, location)), Some((d, (delta_file, _)))) => {
+                tokio::task::spawn_blocking(move || -> Result<_> {
                     let delta = read_file(&delta_file, &d, location.clone())?;
-                    Ok((delta, read_file(&file, &id, location)?))
+                    Ok((read_file(&file, &id, location)?, Some(delta)))
                 })
                 .await
-                .map_err(|e| Error::Invalid(format!("reading a chunk failed: {e}")))??;
-                crate::cpu::run(move || {
-                    verify(&d, &delta)?;
-                    verify(&id, &bytes)?;
-                    decode(bytes, Some(delta))
-                })
-                .await
+                .map_err(|e| Error::Invalid(format!("reading a chunk failed: {e}")))??
             }
             _ => {
                 let delta_bytes = async {
@@ -316,17 +308,18 @@ impl Objects {
                 };
                 let (delta_bytes, bytes) =
                     futures::try_join!(delta_bytes, self.get_unchecked(ObjectKind::Chunk, &id))?;
-                crate::cpu::run(move || {
-                    if let (Some(d), Some(b)) = (&delta, &delta_bytes) {
-                        verify(d, b)?;
-                    }
-                    verify(&id, &bytes)?;
-                    decode(bytes, delta_bytes)
-                })
-                .await
+                (bytes, delta_bytes)
             }
         };
-        task.map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
+        crate::cpu::run(move || {
+            if let (Some(d), Some(b)) = (&delta, &delta_bytes) {
+                verify(d, b)?;
+            }
+            verify(&id, &bytes)?;
+            decode(bytes, delta_bytes)
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("chunk decoder failed: {e}")))?
     }
 
     /// Reads an object's bytes without checking them: the caller must [`verify`] them (off the
